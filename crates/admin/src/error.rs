@@ -1,0 +1,68 @@
+//! Errors of the admin API: a status and the platform's JSON error shape.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use stratus_control::ControlError;
+use crate::model::{ErrorInfo, ErrorResponse};
+
+/// An error answer of the admin API.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let (status, code) = match &e {
+            ControlError::Manifest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest"),
+            ControlError::Upload(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_upload"),
+            ControlError::Component { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_component"),
+            ControlError::Limit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "over_limit"),
+            ControlError::RouteConflict(_) => (StatusCode::CONFLICT, "route_conflict"),
+            ControlError::AmbiguousFunction { .. } => (StatusCode::CONFLICT, "ambiguous_function"),
+            ControlError::AppNotFound(_) => (StatusCode::NOT_FOUND, "app_not_found"),
+            ControlError::VersionNotFound { .. } => (StatusCode::NOT_FOUND, "version_not_found"),
+            ControlError::FunctionNotFound(_) => (StatusCode::NOT_FOUND, "function_not_found"),
+            ControlError::NoEarlierVersion(_) => (StatusCode::CONFLICT, "no_earlier_version"),
+            ControlError::Store(_) | ControlError::Internal(_) => {
+                tracing::error!("admin request failed: {e}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorResponse {
+            error: ErrorInfo {
+                code: self.code.to_string(),
+                message: self.message,
+                invocation_id: None,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

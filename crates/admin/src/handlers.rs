@@ -1,0 +1,275 @@
+//! Handlers of the admin API.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, header};
+use serde::Deserialize;
+use stratus_control::Upload;
+use stratus_gateway::{PlatformError, new_invocation_id};
+
+use crate::AdminState;
+use crate::error::ApiError;
+use crate::model::{
+    ActivateResponse, AppDetail, AppSummary, DeployResponse, ErrorResponse, FunctionInfo, Health,
+    VersionSummary,
+};
+
+/// Liveness: the process is up and answering.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+pub async fn healthz(State(state): State<AdminState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        live_apps: live_apps(&state),
+    })
+}
+
+/// Readiness: the stored live versions are loaded and serving.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn readyz(State(state): State<AdminState>) -> Response {
+    let ready = state.node.is_ready();
+    let body = Health {
+        status: if ready { "ready" } else { "starting" }.into(),
+        live_apps: live_apps(&state),
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+fn live_apps(state: &AdminState) -> usize {
+    let live = state.node.gateway().live();
+    let mut apps: Vec<&str> = live.functions().map(|f| f.app.as_str()).collect();
+    apps.sort_unstable();
+    apps.dedup();
+    apps.len()
+}
+
+/// Creates and activates a new version of the app named in the manifest.
+#[utoipa::path(post, path = "/v1/apps",
+    request_body(content = crate::model::DeployForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, body = DeployResponse),
+        (status = 409, description = "a route is served by another app", body = ErrorResponse),
+        (status = 413, description = "the upload is too large", body = ErrorResponse),
+        (status = 422, description = "invalid manifest or component", body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn deploy(
+    State(state): State<AdminState>,
+    multipart: Multipart,
+) -> Result<(StatusCode, Json<DeployResponse>), ApiError> {
+    let started = Instant::now();
+    let upload = read_upload(multipart, state.max_upload).await?;
+    let receive_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let report = state.node.deploy(upload).await?;
+    let mut response = DeployResponse::from(report);
+    response.timings.receive_ms = receive_ms;
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+async fn read_upload(mut multipart: Multipart, max_upload: usize) -> Result<Upload, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_too_large",
+            format!("the upload is larger than this node accepts ({max_upload} bytes; see --max-upload)"),
+        )
+    };
+    let mut upload = Upload::default();
+    let mut manifest = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+            Err(e) => return Err(ApiError::bad_request(format!("malformed upload: {}", e.body_text()))),
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        let file_name = field.file_name().map(str::to_string);
+        let bytes = match field.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
+            Err(e) => return Err(ApiError::bad_request(format!("malformed upload: {}", e.body_text()))),
+        };
+        match (name.as_str(), file_name) {
+            ("manifest", _) => {
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| ApiError::bad_request("the manifest part is not UTF-8 text"))?;
+                manifest = Some(text);
+            }
+            ("component", Some(path)) => {
+                upload.components.insert(path, bytes);
+            }
+            ("component", None) => {
+                return Err(ApiError::bad_request(
+                    "a `component` part has no file name; set it to the manifest's `component` value",
+                ));
+            }
+            (other, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "unexpected upload part \"{other}\"; send one `manifest` part and `component` parts"
+                )));
+            }
+        }
+    }
+    upload.manifest =
+        manifest.ok_or_else(|| ApiError::bad_request("the upload has no `manifest` part"))?;
+    Ok(upload)
+}
+
+/// Lists apps.
+#[utoipa::path(get, path = "/v1/apps", responses((status = 200, body = [AppSummary])),
+    security(("bearer" = [])))]
+pub async fn list_apps(State(state): State<AdminState>) -> Result<Json<Vec<AppSummary>>, ApiError> {
+    let apps = state.node.apps().await?;
+    Ok(Json(apps.into_iter().map(AppSummary::from).collect()))
+}
+
+/// Shows an app with the functions and routes of its live version.
+#[utoipa::path(get, path = "/v1/apps/{app}", params(("app" = String, Path)),
+    responses((status = 200, body = AppDetail), (status = 404, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn show_app(
+    State(state): State<AdminState>,
+    Path(app): Path<String>,
+) -> Result<Json<AppDetail>, ApiError> {
+    let record = state.node.app(&app).await?;
+    let functions = match record.live_version {
+        Some(live) => state
+            .node
+            .versions(&app)
+            .await?
+            .into_iter()
+            .find(|v| v.number == live)
+            .map(|v| v.functions.iter().map(FunctionInfo::from).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    Ok(Json(AppDetail {
+        app: record.into(),
+        functions,
+    }))
+}
+
+/// Deletes an app and all its versions.
+#[utoipa::path(delete, path = "/v1/apps/{app}", params(("app" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn delete_app(
+    State(state): State<AdminState>,
+    Path(app): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.node.delete_app(&app).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lists an app's versions, newest first.
+#[utoipa::path(get, path = "/v1/apps/{app}/versions", params(("app" = String, Path)),
+    responses((status = 200, body = [VersionSummary]), (status = 404, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn list_versions(
+    State(state): State<AdminState>,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<VersionSummary>>, ApiError> {
+    let versions = state.node.versions(&app).await?;
+    Ok(Json(versions.into_iter().map(VersionSummary::from).collect()))
+}
+
+/// Makes a given version live, atomically.
+#[utoipa::path(post, path = "/v1/apps/{app}/versions/{version}/activate",
+    params(("app" = String, Path), ("version" = u32, Path)),
+    responses((status = 200, body = ActivateResponse), (status = 404, body = ErrorResponse),
+        (status = 409, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn activate_version(
+    State(state): State<AdminState>,
+    Path((app, version)): Path<(String, u32)>,
+) -> Result<Json<ActivateResponse>, ApiError> {
+    let live_version = state.node.activate(&app, Some(version)).await?;
+    Ok(Json(ActivateResponse { app, live_version }))
+}
+
+/// Makes the version before the live one live again.
+#[utoipa::path(post, path = "/v1/apps/{app}/rollback", params(("app" = String, Path)),
+    responses((status = 200, body = ActivateResponse), (status = 404, body = ErrorResponse),
+        (status = 409, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn rollback(
+    State(state): State<AdminState>,
+    Path(app): Path<String>,
+) -> Result<Json<ActivateResponse>, ApiError> {
+    let live_version = state.node.activate(&app, None).await?;
+    Ok(Json(ActivateResponse { app, live_version }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct InvokeParams {
+    /// Path the function sees (default: `/`).
+    path: Option<String>,
+    /// Method the function sees (default: `POST`).
+    method: Option<String>,
+}
+
+/// Calls a function synchronously and answers with its response. The
+/// function is named `NAME`, or `APP/NAME` (URL-encoded) when several apps
+/// have a function of that name.
+#[utoipa::path(post, path = "/v1/functions/{function}/invocations",
+    params(("function" = String, Path), InvokeParams),
+    request_body(content = String, content_type = "application/octet-stream"),
+    responses((status = 200, description = "the function's own response"),
+        (status = 404, body = ErrorResponse), (status = 413, body = ErrorResponse),
+        (status = 502, body = ErrorResponse), (status = 504, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn invoke(
+    State(state): State<AdminState>,
+    Path(function): Path<String>,
+    Query(params): Query<InvokeParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let target = state.node.find_function(&function)?;
+    let id = new_invocation_id();
+    if body.len() as u64 > target.max_body {
+        let response = PlatformError::body_too_large(target.max_body).into_response(&id);
+        return Ok(response.map(Body::new));
+    }
+    let method = match params.method.as_deref() {
+        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+            .map_err(|_| ApiError::bad_request(format!("\"{m}\" is not an HTTP method")))?,
+        None => Method::POST,
+    };
+    let path = params.path.unwrap_or_else(|| "/".to_string());
+    if !path.starts_with('/') {
+        return Err(ApiError::bad_request(format!("the path \"{path}\" must start with '/'")));
+    }
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(&path)
+        .body(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid path \"{path}\": {e}")))?;
+    for (name, value) in &headers {
+        // The admin credentials are for the node, never for the function.
+        if name != header::AUTHORIZATION && name != header::HOST && name != header::CONTENT_LENGTH {
+            request.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    let response = state.node.gateway().invoke_buffered(&target, request, &id).await;
+    Ok(response.map(Body::new))
+}
+
+/// Unknown admin paths answer in the platform's error shape too.
+pub async fn not_found(uri: http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no admin endpoint at {}; see /v1/openapi.json", uri.path()),
+    )
+}

@@ -1,0 +1,64 @@
+//! The admin API: REST and JSON under `/v1`, the only way anything (the CLI
+//! included) changes a node, so a CI pipeline can do with curl whatever the
+//! CLI does.
+//!
+//! Handlers are thin: they translate HTTP to calls on the control plane's
+//! [`Node`](stratus_control::Node) and its typed errors back to statuses and
+//! the platform's JSON error shape. The OpenAPI document served at
+//! `/v1/openapi.json` is generated from the handler annotations and the
+//! response types in [`model`], so it cannot drift from the code.
+
+mod auth;
+mod error;
+mod handlers;
+mod metrics;
+pub mod model;
+mod openapi;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use stratus_control::Node;
+
+pub use openapi::openapi_json;
+
+/// What the admin router needs.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    pub node: Arc<Node>,
+    pub token: Arc<str>,
+    /// Largest accepted deploy upload, in bytes.
+    pub max_upload: usize,
+}
+
+/// The admin API as a router, ready to serve.
+pub fn router(state: AdminState) -> Router {
+    let v1 = Router::new()
+        .route("/apps", get(handlers::list_apps).post(handlers::deploy))
+        .route("/apps/{app}", get(handlers::show_app).delete(handlers::delete_app))
+        .route("/apps/{app}/versions", get(handlers::list_versions))
+        .route(
+            "/apps/{app}/versions/{version}/activate",
+            post(handlers::activate_version),
+        )
+        .route("/apps/{app}/rollback", post(handlers::rollback))
+        .route(
+            "/functions/{function}/invocations",
+            post(handlers::invoke),
+        )
+        .layer(DefaultBodyLimit::max(state.max_upload))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(metrics::render))
+        .route("/v1/openapi.json", get(openapi::serve))
+        .nest("/v1", v1)
+        .fallback(handlers::not_found)
+        .with_state(state)
+}

@@ -1,0 +1,52 @@
+//! Prometheus metrics of the node, rendered on demand from its counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::AdminState;
+
+pub async fn render(State(state): State<AdminState>) -> Response {
+    let stats = state.node.stats();
+    let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let mut registry = Registry::with_prefix("stratus");
+    registry.register(
+        "components_compiled",
+        "Components compiled to native code",
+        ConstCounter::new(read(&stats.compiled)),
+    );
+    registry.register(
+        "components_loaded_from_cache",
+        "Components whose native code was loaded from the compile cache",
+        ConstCounter::new(read(&stats.loaded_from_cache)),
+    );
+    registry.register("deploys", "Versions deployed", ConstCounter::new(read(&stats.deploys)));
+    registry.register(
+        "activations",
+        "Versions activated by rollback or explicit activation",
+        ConstCounter::new(read(&stats.activations)),
+    );
+    let live = state.node.gateway().live();
+    registry.register(
+        "live_functions",
+        "Functions of live versions",
+        ConstGauge::new(live.functions().count() as i64),
+    );
+    let mut text = String::new();
+    if let Err(e) = encode(&mut text, &registry) {
+        tracing::error!("cannot encode metrics: {e}");
+    }
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

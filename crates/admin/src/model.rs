@@ -1,0 +1,195 @@
+//! The JSON bodies of the admin API. They are the API's contract (and the
+//! source of its OpenAPI schemas), kept separate from the store's records so
+//! the storage layout can change without breaking clients.
+
+use serde::{Deserialize, Serialize};
+use stratus_manifest::FunctionSpec;
+use stratus_store::{AppRecord, FunctionRecord, VersionRecord};
+use utoipa::ToSchema;
+
+/// An app in the list of apps.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AppSummary {
+    pub name: String,
+    /// The version serving traffic; absent if none is live.
+    pub live_version: Option<u32>,
+    /// How many versions the app has.
+    pub versions: u32,
+    /// Unix time in milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An app with the functions of its live version.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AppDetail {
+    #[serde(flatten)]
+    pub app: AppSummary,
+    pub functions: Vec<FunctionInfo>,
+}
+
+/// A function of one version, with its limits.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FunctionInfo {
+    pub name: String,
+    pub component_sha256: String,
+    pub routes: Vec<String>,
+    pub memory_bytes: u64,
+    pub timeout_ms: u64,
+    pub max_body_bytes: u64,
+    pub max_concurrency: u32,
+}
+
+/// One version of an app.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VersionSummary {
+    pub version: u32,
+    pub created_at: i64,
+    pub live: bool,
+    pub functions: Vec<FunctionInfo>,
+}
+
+/// The answer to a deploy.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeployResponse {
+    pub app: String,
+    pub version: u32,
+    pub functions: Vec<DeployedFunction>,
+    pub timings: DeployTimings,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeployedFunction {
+    pub name: String,
+    pub sha256: String,
+    pub size: u64,
+    pub routes: Vec<String>,
+    /// False when identical bytes were already stored.
+    pub stored_new: bool,
+    /// True when no compilation was needed (cached native code).
+    pub compiled_from_cache: bool,
+}
+
+/// Milliseconds spent in each phase of a deploy on the node.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeployTimings {
+    /// Receiving the upload.
+    pub receive_ms: f64,
+    pub validate_ms: f64,
+    pub compile_ms: f64,
+    /// Writing blobs and the version, and activating it.
+    pub commit_ms: f64,
+}
+
+/// The multipart form of a deploy: one `manifest` part (the stratus.toml
+/// text) and one `component` part per component, whose file name is the
+/// manifest's `component` value.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct DeployForm {
+    pub manifest: String,
+    #[schema(format = Binary)]
+    pub component: Vec<String>,
+}
+
+/// The answer to an activation or rollback.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActivateResponse {
+    pub app: String,
+    pub live_version: u32,
+}
+
+/// The platform's error shape.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorInfo,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorInfo {
+    /// Stable machine-readable code, e.g. `app_not_found`.
+    pub code: String,
+    /// One sentence for humans.
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invocation_id: Option<String>,
+}
+
+/// `/healthz` and `/readyz`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    /// Apps whose live version is serving.
+    pub live_apps: usize,
+}
+
+impl From<AppRecord> for AppSummary {
+    fn from(r: AppRecord) -> Self {
+        AppSummary {
+            name: r.name,
+            live_version: r.live_version,
+            versions: r.versions,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+impl From<&FunctionRecord> for FunctionInfo {
+    fn from(r: &FunctionRecord) -> Self {
+        // Specs are written by this node from a validated manifest; if one
+        // ever fails to read back, show the function without limits rather
+        // than failing the whole listing.
+        let spec: Option<FunctionSpec> = serde_json::from_value(r.spec.clone()).ok();
+        FunctionInfo {
+            name: r.name.clone(),
+            component_sha256: r.component_sha256.clone(),
+            routes: spec
+                .as_ref()
+                .map(|s| s.routes.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            memory_bytes: spec.as_ref().map_or(0, |s| s.memory.0),
+            timeout_ms: spec.as_ref().map_or(0, |s| s.timeout.as_millis() as u64),
+            max_body_bytes: spec.as_ref().map_or(0, |s| s.max_body.0),
+            max_concurrency: spec.as_ref().map_or(0, |s| s.max_concurrency),
+        }
+    }
+}
+
+impl From<VersionRecord> for VersionSummary {
+    fn from(r: VersionRecord) -> Self {
+        VersionSummary {
+            version: r.number,
+            created_at: r.created_at,
+            live: r.live,
+            functions: r.functions.iter().map(FunctionInfo::from).collect(),
+        }
+    }
+}
+
+impl From<stratus_control::DeployReport> for DeployResponse {
+    fn from(r: stratus_control::DeployReport) -> Self {
+        DeployResponse {
+            app: r.app,
+            version: r.version,
+            functions: r
+                .functions
+                .into_iter()
+                .map(|f| DeployedFunction {
+                    name: f.name,
+                    sha256: f.sha256,
+                    size: f.size,
+                    routes: f.routes,
+                    stored_new: f.stored_new,
+                    compiled_from_cache: f.compiled_from_cache,
+                })
+                .collect(),
+            timings: DeployTimings {
+                receive_ms: 0.0,
+                validate_ms: r.timings.validate_ms,
+                compile_ms: r.timings.compile_ms,
+                commit_ms: r.timings.commit_ms,
+            },
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The processes under load, and the in-process instantiate measurement.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use stratus_runtime::{Function, FunctionLimits, Runtime, RuntimeConfig};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `target/release/stratus`, next to this benchmark's own binary.
+fn stratus_bin() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let bin = me.with_file_name("stratus");
+    if !bin.exists() {
+        bail!(
+            "{} is missing; build it with `cargo build --release -p stratus -p stratus-bench`",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+fn hello_component() -> anyhow::Result<PathBuf> {
+    let path = repo_root().join("examples/target/wasm32-wasip2/release/hello.wasm");
+    if !path.exists() {
+        bail!(
+            "{} is missing; build the examples with `cargo build --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Reads a child's stdout until a line starting with each prefix was seen;
+/// returns the rest of those lines, in the order of `prefixes`.
+fn wait_for_lines(child: &mut Child, prefixes: &[&str]) -> anyhow::Result<Vec<String>> {
+    let stdout = child.stdout.take().context("child stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut found: Vec<Option<String>> = vec![None; prefixes.len()];
+    while found.iter().any(Option::is_none) {
+        let line = lines
+            .next()
+            .and_then(Result::ok)
+            .with_context(|| format!("the process never printed all of {prefixes:?}"))?;
+        for (slot, prefix) in found.iter_mut().zip(prefixes) {
+            if let Some(rest) = line.trim().strip_prefix(prefix) {
+                *slot = Some(rest.trim().to_string());
+            }
+        }
+    }
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(found.into_iter().flatten().collect())
+}
+
+pub struct StratusNode {
+    child: Child,
+    pub url: String,
+    _data: tempfile::TempDir,
+}
+
+impl StratusNode {
+    pub fn start() -> anyhow::Result<StratusNode> {
+        let bin = stratus_bin()?;
+        hello_component()?;
+        let data = tempfile::tempdir()?;
+        let mut child = Command::new(&bin)
+            .arg("server")
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--admin-token", "bench"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting stratus server")?;
+        let found = wait_for_lines(&mut child, &["gateway:", "admin:"])?;
+        let (gateway, admin) = (found[0].clone(), found[1].clone());
+        let status = Command::new(&bin)
+            .args(["deploy", "examples/hello"])
+            .current_dir(repo_root())
+            .env("STRATUS_SERVER", &admin)
+            .env("STRATUS_TOKEN", "bench")
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("deploying the hello example failed");
+        }
+        Ok(StratusNode {
+            child,
+            url: format!("{gateway}/hello"),
+            _data: data,
+        })
+    }
+}
+
+impl Drop for StratusNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct RawHyper {
+    child: Child,
+    pub url: String,
+}
+
+impl RawHyper {
+    pub fn start() -> anyhow::Result<RawHyper> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("raw-hyper")
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the raw hyper server")?;
+        let url = wait_for_lines(&mut child, &["listening on"])?.remove(0);
+        Ok(RawHyper { child, url })
+    }
+}
+
+impl Drop for RawHyper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct InstantiateResult {
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+/// Instantiates the hello component `n` times from its `ProxyPre`, each in
+/// a fresh store, exactly as a request does before calling the handler.
+pub fn measure_instantiate(n: u32) -> anyhow::Result<InstantiateResult> {
+    let bytes = std::fs::read(hello_component()?)?;
+    let cache = tempfile::tempdir()?;
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::new(cache.path()))?);
+    let (component, _) = runtime.prepare("bench", &bytes)?;
+    let limits = FunctionLimits {
+        memory: 16 << 20,
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let function = Function::new(runtime, component, limits, Vec::new());
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut samples = Vec::with_capacity(n as usize);
+    tokio.block_on(async {
+        for _ in 0..n.min(100) {
+            function.probe_instantiate().await?;
+        }
+        let started = Instant::now();
+        for _ in 0..n {
+            samples.push(function.probe_instantiate().await?);
+        }
+        let total = started.elapsed();
+        samples.sort_unstable();
+        let at = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+        Ok(InstantiateResult {
+            mean_us: total.as_secs_f64() * 1e6 / f64::from(n.max(1)),
+            p50_us: at(0.5).as_secs_f64() * 1e6,
+            p99_us: at(0.99).as_secs_f64() * 1e6,
+        })
+    })
+}

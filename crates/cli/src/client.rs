@@ -1,0 +1,120 @@
+//! A small client of the admin API that turns every failure into one
+//! sentence: unreachable node, rejected token, or the server's own message.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::args::ClientOpts;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(opts: &ClientOpts) -> anyhow::Result<Client> {
+        let base = opts.server.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            anyhow::bail!("--server must be an http:// URL, got \"{}\"", opts.server);
+        }
+        let token = opts.token.clone().or_else(|| read_local_token(Path::new("./.stratus")));
+        let http = reqwest::Client::builder()
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Client { http, base, token })
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    /// Sends a request; connection failures and non-2xx answers become errors.
+    pub async fn send(&self, request: RequestBuilder) -> anyhow::Result<Response> {
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(api_error(response, self.token.is_some()).await)
+        }
+    }
+
+    /// Sends a request without treating error statuses as failures (invoke
+    /// prints the function's answer whatever its status).
+    pub async fn send_raw(&self, request: RequestBuilder) -> anyhow::Result<Response> {
+        request.send().await.map_err(|e| self.unreachable(e))
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response = self.send(self.request(Method::GET, path)).await?;
+        read_json(response).await
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
+        if e.is_connect() {
+            anyhow!(
+                "cannot reach the Stratus admin API at {}; is `stratus server` running there? \
+                 (set --server or STRATUS_SERVER)",
+                self.base
+            )
+        } else if e.is_timeout() {
+            anyhow!("the Stratus admin API at {} did not answer in time", self.base)
+        } else {
+            anyhow!("request to {} failed: {}", self.base, root_cause(&e))
+        }
+    }
+}
+
+pub async fn read_json<T: DeserializeOwned>(response: Response) -> anyhow::Result<T> {
+    let url = response.url().path().to_string();
+    let bytes = response.bytes().await.context("reading the server's answer")?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow!("the server's answer to {url} is not what this CLI expects ({e}); are the CLI and server versions the same?"))
+}
+
+/// The server's JSON error message when there is one, else the status.
+pub async fn api_error(response: Response, had_token: bool) -> anyhow::Error {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string));
+    match (status, message) {
+        (StatusCode::UNAUTHORIZED, _) if !had_token => anyhow!(
+            "the server needs an admin token; pass --token or set STRATUS_TOKEN \
+             (`stratus server` prints where it stored the token)"
+        ),
+        (StatusCode::UNAUTHORIZED, _) => {
+            anyhow!("the server rejected the admin token; check --token or STRATUS_TOKEN")
+        }
+        (_, Some(message)) => anyhow!("{message}"),
+        (status, None) => {
+            let snippet: String = text.chars().take(200).collect();
+            anyhow!("the server answered {status}: {}", snippet.trim())
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = e;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+/// The token a local `stratus server` stored in its default data dir, so
+/// commands run next to it need no flags.
+fn read_local_token(data_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(data_dir.join("admin-token"))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}

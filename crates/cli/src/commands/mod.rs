@@ -1,0 +1,5 @@
+//! Client commands: each one call (or a few) to the admin API.
+
+pub mod apps;
+pub mod deploy;
+pub mod invoke;

@@ -1,0 +1,300 @@
+//! Running a node: `stratus server` (long-lived, persistent data dir) and
+//! `stratus up` (a throwaway node for the developer loop).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use stratus_admin::AdminState;
+use stratus_control::{Node, Upload};
+use stratus_gateway::Gateway;
+use stratus_manifest::Manifest;
+use stratus_runtime::{Runtime, RuntimeConfig};
+use stratus_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::args::{NodeOpts, ServerArgs, UpArgs};
+
+/// Node options checked and converted before any socket is bound.
+struct NodeConfig {
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+    max_upload: usize,
+    max_instances: u32,
+}
+
+impl NodeConfig {
+    fn from_opts(opts: &NodeOpts) -> anyhow::Result<NodeConfig> {
+        let max_upload = stratus_manifest::ByteSize::parse(&opts.max_upload)
+            .map(|size| size.bytes())
+            .map_err(|e| anyhow::anyhow!("--max-upload: {e}"))?;
+        if opts.max_instances == 0 {
+            bail!("--max-instances must be at least 1");
+        }
+        if opts.listen == opts.admin_listen && opts.listen.port() != 0 {
+            bail!("--listen and --admin-listen must differ (both are {})", opts.listen);
+        }
+        Ok(NodeConfig {
+            listen: opts.listen,
+            admin_listen: opts.admin_listen,
+            max_upload: usize::try_from(max_upload).unwrap_or(usize::MAX),
+            max_instances: opts.max_instances,
+        })
+    }
+}
+
+/// A node whose sockets are bound and whose stored apps are live.
+struct RunningNode {
+    node: Arc<Node>,
+    gateway_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    gateway_listener: TcpListener,
+    admin_listener: TcpListener,
+    token: String,
+    max_upload: usize,
+}
+
+async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Result<RunningNode> {
+    let store = Store::open(data_dir)
+        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    let mut runtime_config = RuntimeConfig::new(data_dir.join("compiled"));
+    runtime_config.max_instances = config.max_instances;
+    let runtime = Runtime::new(runtime_config).context("cannot start the WebAssembly runtime")?;
+    let gateway = Gateway::new();
+    let node = Arc::new(Node::new(Arc::new(store), Arc::new(runtime), gateway));
+
+    let gateway_listener = bind(config.listen, "--listen").await?;
+    let admin_listener = bind(config.admin_listen, "--admin-listen").await?;
+    let gateway_addr = gateway_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    node.load_live().await.context("cannot load the deployed apps")?;
+    Ok(RunningNode {
+        node,
+        gateway_addr,
+        admin_addr,
+        gateway_listener,
+        admin_listener,
+        token,
+        max_upload: config.max_upload,
+    })
+}
+
+async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("{addr} is already in use; choose another address with {flag}")
+        } else {
+            anyhow::anyhow!("cannot listen on {addr} ({flag}): {e}")
+        }
+    })
+}
+
+impl RunningNode {
+    /// Serves until SIGINT/SIGTERM, then drains both servers and returns.
+    async fn serve(self) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let gateway = self
+            .node
+            .gateway()
+            .clone()
+            .serve(self.gateway_listener, stopped(stop_rx.clone()));
+        let router = stratus_admin::router(AdminState {
+            node: self.node.clone(),
+            token: self.token.into(),
+            max_upload: self.max_upload,
+        });
+        let admin = axum::serve(self.admin_listener, router)
+            .with_graceful_shutdown(stopped(stop_rx))
+            .into_future();
+        let gateway = tokio::spawn(gateway);
+        let admin = tokio::spawn(admin);
+
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        let _ = stop_tx.send(true);
+        let (g, a) = tokio::join!(gateway, admin);
+        g.context("gateway task failed")?.context("gateway failed")?;
+        a.context("admin task failed")?.context("admin API failed")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// `stratus server`.
+pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let config = NodeConfig::from_opts(&args.node)?;
+    let data_dir = args.data_dir;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let (token, token_source) = resolve_token(args.node.admin_token, &data_dir)?;
+    let running = start(config, &data_dir, token).await?;
+    let live = running.node.gateway().live();
+    println!("Stratus node ready");
+    println!("  gateway: http://{}", running.gateway_addr);
+    println!("  admin:   http://{}", running.admin_addr);
+    println!("  token:   {token_source}");
+    println!(
+        "  data:    {} ({} functions live)",
+        data_dir.display(),
+        live.functions().count()
+    );
+    running.serve().await
+}
+
+/// The admin token: given, or stored in the data dir (created on first
+/// start with mode 0600). Returns it with a note on where it came from.
+fn resolve_token(given: Option<String>, data_dir: &Path) -> anyhow::Result<(String, String)> {
+    if let Some(token) = given {
+        if token.trim().is_empty() {
+            bail!("--admin-token (STRATUS_ADMIN_TOKEN) is empty");
+        }
+        return Ok((token, "given by --admin-token / STRATUS_ADMIN_TOKEN".into()));
+    }
+    let path = data_dir.join("admin-token");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let token = existing.trim().to_string();
+        if !token.is_empty() {
+            return Ok((token, format!("stored in {}", path.display())));
+        }
+    }
+    let token = random_token();
+    write_private(&path, &token)
+        .with_context(|| format!("cannot store the admin token in {}", path.display()))?;
+    Ok((token, format!("generated and stored in {}", path.display())))
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    hex::encode(bytes)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// `stratus up`: a node on a temporary data dir serving the apps in DIRS.
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let config = NodeConfig::from_opts(&args.node)?;
+    let mut uploads = Vec::new();
+    for dir in &args.dirs {
+        uploads.push(prepare_app(dir, !args.no_build).await?);
+    }
+    let data_dir = tempfile::Builder::new()
+        .prefix("stratus-up-")
+        .tempdir()
+        .context("cannot create a temporary data directory")?;
+    let token = args.node.admin_token.clone().unwrap_or_else(random_token);
+    let running = start(config, data_dir.path(), token.clone()).await?;
+    println!("Stratus is up (data in {}, removed on exit)", data_dir.path().display());
+    for (dir, upload) in args.dirs.iter().zip(uploads) {
+        let report = running
+            .node
+            .deploy(upload)
+            .await
+            .with_context(|| format!("cannot deploy the app in {}", dir.display()))?;
+        println!("\napp {} (version {}):", report.app, report.version);
+        for f in &report.functions {
+            for route in &f.routes {
+                let path = route.strip_suffix("/...").map_or(route.clone(), |p| format!("{p}/"));
+                println!("  {:<12} http://{}{}", f.name, running.gateway_addr, path);
+            }
+        }
+    }
+    println!("\n  admin:   http://{} (token {token})", running.admin_addr);
+    println!("Press Ctrl-C to stop.");
+    running.serve().await
+}
+
+/// Loads a manifest, runs its build commands, and reads its components.
+pub async fn prepare_app(dir: &Path, build: bool) -> anyhow::Result<Upload> {
+    let path = manifest_path(dir);
+    let loaded = Manifest::load(&path)?;
+    if build {
+        for f in &loaded.manifest.functions {
+            if let Some(command) = &f.build {
+                run_build(&loaded.dir, &f.name, command).await?;
+            }
+        }
+    }
+    read_components(&loaded)
+}
+
+pub fn manifest_path(dir: &Path) -> PathBuf {
+    if dir.is_file() {
+        dir.to_path_buf()
+    } else {
+        dir.join("stratus.toml")
+    }
+}
+
+pub fn read_components(loaded: &stratus_manifest::LoadedManifest) -> anyhow::Result<Upload> {
+    loaded.check_components_exist()?;
+    let manifest = std::fs::read_to_string(&loaded.path)
+        .with_context(|| format!("cannot read {}", loaded.path.display()))?;
+    let mut upload = Upload {
+        manifest,
+        ..Upload::default()
+    };
+    for f in &loaded.manifest.functions {
+        let path = loaded.component_path(f);
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!("function \"{}\": cannot read its component {}", f.name, path.display())
+        })?;
+        upload.components.insert(f.component.clone(), bytes.into());
+    }
+    Ok(upload)
+}
+
+async fn run_build(dir: &Path, function: &str, command: &str) -> anyhow::Result<()> {
+    eprintln!("building {function}: {command}");
+    let status = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .status()
+        .await
+        .with_context(|| format!("cannot run the build command of function \"{function}\""))?;
+    if !status.success() {
+        bail!(
+            "the build command of function \"{function}\" failed ({status}): {command} (in {})",
+            dir.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! The harness shared by the integration tests: builds the guest components
+//! once, starts the real `stratus server` binary on ephemeral loopback ports
+//! and talks to it over HTTP and through the real CLI.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Builds a guest workspace for wasm32-wasip2 (once per test binary; cargo's
+/// own lock serializes test binaries).
+fn build_guests(workspace: &str) -> PathBuf {
+    let root = repo_root();
+    let manifest = root.join(workspace).join("Cargo.toml");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .status()
+        .expect("run cargo to build the guests");
+    assert!(status.success(), "building {} failed", manifest.display());
+    root.join(workspace).join("target/wasm32-wasip2/release")
+}
+
+pub fn test_guest(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| build_guests("tests/guests")).join(format!("{name}.wasm"))
+}
+
+pub fn example_guest(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| build_guests("examples")).join(format!("{name}.wasm"))
+}
+
+/// A running `stratus server` process, killed on drop.
+pub struct Server {
+    pub child: Option<Child>,
+    pub gateway: String,
+    pub admin: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let mut server = Self::start_in(&data_dir, extra);
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// Starts a server on an existing data dir (restart tests).
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratus"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--admin-token", TOKEN, "--max-instances", "64"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        // Forward the node's log to the test output (shown on failure).
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[node] {line}");
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("[node stdout] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let (mut gateway, mut admin) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while gateway.is_none() || admin.is_none() {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("the server did not print its addresses");
+            if let Some(url) = line.trim().strip_prefix("gateway:") {
+                gateway = Some(url.trim().to_string());
+            }
+            if let Some(url) = line.trim().strip_prefix("admin:") {
+                admin = Some(url.trim().to_string());
+            }
+        }
+        Server {
+            child: Some(child),
+            gateway: gateway.unwrap(),
+            admin: admin.unwrap(),
+            data_dir: data_dir.to_path_buf(),
+            _tmp: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Runs the real CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_in(&repo_root(), args)
+    }
+
+    pub fn cli_in(&self, dir: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_stratus"))
+            .args(args)
+            .current_dir(dir)
+            .env("STRATUS_SERVER", &self.admin)
+            .env("STRATUS_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    }
+
+    /// Deploys through the CLI and asserts success.
+    pub fn deploy(&self, app_dir: &Path) -> String {
+        let out = self.cli(&["deploy", app_dir.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "deploy failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// Deploys through the CLI and returns the error line it printed.
+    pub fn deploy_err(&self, app_dir: &Path) -> String {
+        let out = self.cli(&["deploy", app_dir.to_str().unwrap()]);
+        assert!(!out.status.success(), "deploy unexpectedly succeeded");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("{}{path}", self.admin)
+    }
+
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self
+            .http
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An app directory with a stratus.toml written by the test.
+pub struct AppDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl AppDir {
+    pub fn new(manifest: &str) -> AppDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stratus.toml"), manifest).unwrap();
+        AppDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.dir.path().join(name), bytes).unwrap();
+    }
+}
+
+/// A manifest with one function named `name` serving the testbed component.
+pub fn testbed_app(app: &str, function: &str, routes: &[&str], extra: &str) -> AppDir {
+    let routes: Vec<String> = routes.iter().map(|r| format!("\"{r}\"")).collect();
+    AppDir::new(&format!(
+        "[app]\nname = \"{app}\"\n\n[[function]]\nname = \"{function}\"\ncomponent = \"{}\"\nroutes = [{}]\n{extra}\n",
+        test_guest("testbed").display(),
+        routes.join(", ")
+    ))
+}
+
+pub async fn json(response: reqwest::Response) -> serde_json::Value {
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}

@@ -1,0 +1,196 @@
+//! Versions over time: rollback, atomic activation, restart persistence
+//! without recompiling, authentication and graceful shutdown.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn versioned(version: &str) -> AppDir {
+    testbed_app("shop", "cart", &["/cart/..."], &format!("env = {{ WHO = \"v{version}\" }}"))
+}
+
+#[tokio::test]
+async fn rollback_and_activate_switch_the_live_version() {
+    let server = Server::start();
+    server.deploy(versioned("1").path());
+    let out = server.deploy(versioned("2").path());
+    assert!(out.contains("version 2"), "{out}");
+    assert_eq!(server.get("/cart/env?name=WHO").await.text().await.unwrap(), "v2");
+
+    let out = server.cli(&["rollback", "shop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("now serving version 1"), "{}", stdout(&out));
+    assert_eq!(server.get("/cart/env?name=WHO").await.text().await.unwrap(), "v1");
+
+    let out = server.cli(&["versions", "shop", "--format", "json"]);
+    let versions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let live: Vec<u64> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["live"] == true)
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(live, vec![1]);
+
+    let out = server.cli(&["rollback", "shop", "--to", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.get("/cart/env?name=WHO").await.text().await.unwrap(), "v2");
+
+    // Rolling back past the first version is refused with a sentence.
+    server.cli(&["rollback", "shop", "--to", "1"]);
+    let out = server.cli(&["rollback", "shop"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no earlier version"), "{}", stderr(&out));
+
+    let out = server.cli(&["apps", "--format", "json"]);
+    let apps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(apps[0]["name"], "shop");
+    assert_eq!(apps[0]["versions"], 2);
+}
+
+#[tokio::test]
+async fn requests_in_flight_finish_on_the_version_they_started_on() {
+    let server = Server::start();
+    server.deploy(versioned("1").path());
+    let http = server.http.clone();
+    let url = server.url("/cart/sleep?ms=1500");
+    let in_flight = tokio::spawn(async move { http.get(url).send().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.deploy(versioned("2").path());
+    assert_eq!(server.get("/cart/env?name=WHO").await.text().await.unwrap(), "v2");
+    let old = in_flight.await.unwrap();
+    assert_eq!(old.status(), 200);
+    assert_eq!(old.headers()["x-who"], "v1");
+}
+
+#[tokio::test]
+async fn a_refused_deploy_leaves_the_live_version_serving() {
+    let server = Server::start();
+    server.deploy(versioned("1").path());
+    let broken = AppDir::new(
+        "[app]\nname = \"shop\"\n\n[[function]]\nname = \"cart\"\ncomponent = \"cart.wasm\"\nroutes = [\"/cart/...\"]\n",
+    );
+    broken.write("cart.wasm", &wat::parse_str("(module)").unwrap());
+    let err = server.deploy_err(broken.path());
+    assert!(err.contains("core WebAssembly module"), "{err}");
+    assert_eq!(server.get("/cart/env?name=WHO").await.text().await.unwrap(), "v1");
+    let out = server.cli(&["versions", "shop", "--format", "json"]);
+    let versions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(versions.as_array().unwrap().len(), 1, "no trace of the refused deploy");
+}
+
+#[tokio::test]
+async fn restart_serves_the_same_apps_without_recompiling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let app = versioned("1");
+    let mut first = Server::start_in(&data, &[]);
+    first.deploy(app.path());
+    assert_eq!(first.metric("stratus_components_compiled_total").await, 1);
+    assert!(first.terminate().success());
+
+    let second = Server::start_in(&data, &[]);
+    let response = second.get("/cart/env?name=WHO").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "v1");
+    assert_eq!(second.metric("stratus_components_compiled_total").await, 0);
+    assert_eq!(second.metric("stratus_components_loaded_from_cache_total").await, 1);
+
+    // Same bytes deployed again: stored once, compiled zero more times.
+    let out = second.deploy(versioned("2").path());
+    assert!(out.contains("cached"), "{out}");
+    assert_eq!(second.metric("stratus_components_compiled_total").await, 0);
+    let blobs = walk_files(&data.join("components"));
+    assert_eq!(blobs, 1, "identical components are stored once");
+}
+
+fn walk_files(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            n += walk_files(&path);
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn the_admin_api_requires_the_token() {
+    let server = Server::start();
+    let response = server.http.get(server.admin_url("/v1/apps")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(json(response).await["error"]["code"], "unauthorized");
+
+    let response = server
+        .http
+        .get(server.admin_url("/v1/apps"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let ok = server.http.get(server.admin_url("/v1/apps")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+
+    // Health, readiness and the API description need no token.
+    for path in ["/healthz", "/readyz", "/v1/openapi.json", "/metrics"] {
+        let response = server.http.get(server.admin_url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    let spec = json(server.http.get(server.admin_url("/v1/openapi.json")).send().await.unwrap()).await;
+    assert!(spec["paths"]["/v1/apps"]["post"].is_object());
+
+    // The CLI without a token says what to do, in one sentence.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["apps"])
+        .current_dir(std::env::temp_dir())
+        .env("STRATUS_SERVER", &server.admin)
+        .env_remove("STRATUS_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("needs an admin token"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
+    let mut server = Server::start();
+    server.deploy(versioned("1").path());
+    let http = server.http.clone();
+    let url = server.url("/cart/sleep?ms=1000");
+    let in_flight = tokio::spawn(async move { http.get(url).send().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = tokio::task::block_in_place(|| server.terminate());
+    assert!(status.success(), "exit status {status}");
+    let response = in_flight.await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "slept 1000");
+}
+
+#[tokio::test]
+async fn invoke_calls_a_function_directly() {
+    let server = Server::start();
+    server.deploy(versioned("1").path());
+    let out = server.cli(&["invoke", "cart", "--path", "/cart/echo", "--data", "ping"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ping");
+
+    let out = server.cli(&["invoke", "cart", "--path", "/cart/panic"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("trapped"), "{}", stderr(&out));
+
+    let out = server.cli(&["invoke", "nope"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("function \"nope\" is not live"), "{}", stderr(&out));
+}

@@ -1,0 +1,210 @@
+//! Serving requests through the gateway: routing, limits and failures, each
+//! answered with the platform's JSON error shape and an invocation id.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const ID: &str = "x-stratus-invocation-id";
+
+#[tokio::test]
+async fn hello_example_deploys_through_the_cli_and_serves() {
+    let server = Server::start();
+    example_guest("hello");
+    let out = server.deploy(&repo_root().join("examples/hello"));
+    assert!(out.contains("Deployed hello version 1"), "{out}");
+    assert!(out.contains("validation") && out.contains("compilation"), "{out}");
+
+    let response = server.get("/hello").await;
+    assert_eq!(response.status(), 200);
+    let id = response.headers()[ID].to_str().unwrap().to_string();
+    assert_eq!(id.len(), 32, "invocation id: {id}");
+    let body = response.text().await.unwrap();
+    assert!(body.starts_with("Hello from Stratus!"), "{body}");
+
+    // Every response has its own id.
+    let second = server.get("/hello/again").await;
+    assert_eq!(second.status(), 200);
+    assert_ne!(second.headers()[ID].to_str().unwrap(), id);
+}
+
+#[tokio::test]
+async fn json_api_example_gets_its_env() {
+    let server = Server::start();
+    example_guest("json_api");
+    server.deploy(&repo_root().join("examples/json-api"));
+    let response = server
+        .http
+        .post(server.url("/api/stats"))
+        .body("[1, 2, 3, 10]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-api-name"], "stats");
+    let body = json(response).await;
+    assert_eq!(body["count"], 4);
+    assert_eq!(body["max"], 10.0);
+}
+
+#[tokio::test]
+async fn longest_route_wins_and_exact_beats_prefix() {
+    let server = Server::start();
+    let broad = testbed_app("broad", "broad", &["/t/..."], "env = { WHO = \"broad\" }");
+    let deep = testbed_app("deep", "deep", &["/t/deep/..."], "env = { WHO = \"deep\" }");
+    let exact = testbed_app("exact", "exact", &["/t/deep/env"], "env = { WHO = \"exact\" }");
+    for app in [&broad, &deep, &exact] {
+        server.deploy(app.path());
+    }
+    let who = |path: &'static str| {
+        let server = &server;
+        async move { server.get(path).await.text().await.unwrap() }
+    };
+    assert_eq!(who("/t/env?name=WHO").await, "broad");
+    assert_eq!(who("/t/x/y/env?name=WHO").await, "broad");
+    assert_eq!(who("/t/deep/more/env?name=WHO").await, "deep");
+    assert_eq!(who("/t/deep/env?name=WHO").await, "exact");
+
+    // A path outside every route is a JSON 404 with an invocation id.
+    let response = server.get("/nowhere").await;
+    assert_eq!(response.status(), 404);
+    assert!(response.headers().contains_key(ID));
+    let body = json(response).await;
+    assert_eq!(body["error"]["code"], "no_route");
+    assert!(body["error"]["message"].as_str().unwrap().contains("/nowhere"));
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_declared_or_chunked() {
+    let server = Server::start();
+    let app = testbed_app("small", "small", &["/s/..."], "max_body = \"1KiB\"");
+    server.deploy(app.path());
+
+    let ok = server.http.post(server.url("/s/echo")).body(vec![b'a'; 1024]).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.bytes().await.unwrap().len(), 1024);
+
+    let declared = server.http.post(server.url("/s/echo")).body(vec![b'a'; 2048]).send().await.unwrap();
+    assert_eq!(declared.status(), 413);
+    assert!(declared.headers().contains_key(ID));
+    let body = json(declared).await;
+    assert_eq!(body["error"]["code"], "body_too_large");
+    assert!(body["error"]["message"].as_str().unwrap().contains("max_body"));
+
+    // No content-length: the body arrives chunked.
+    let stream = futures_stream(vec![vec![b'b'; 800], vec![b'b'; 800]]);
+    let chunked = server
+        .http
+        .post(server.url("/s/echo"))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chunked.status(), 413);
+}
+
+fn futures_stream(
+    chunks: Vec<Vec<u8>>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    tokio_stream::iter(chunks.into_iter().map(Ok))
+}
+
+#[tokio::test]
+async fn traps_and_bad_answers_are_502_and_do_not_hurt_other_requests() {
+    let server = Server::start();
+    let app = testbed_app("faulty", "faulty", &["/f/..."], "");
+    server.deploy(app.path());
+
+    let panic = server.get("/f/panic").await;
+    assert_eq!(panic.status(), 502);
+    assert!(panic.headers().contains_key(ID));
+    let body = json(panic).await;
+    assert_eq!(body["error"]["code"], "function_trapped");
+    assert!(body["error"]["message"].as_str().unwrap().contains("faulty"));
+
+    let silent = server.get("/f/noresponse").await;
+    assert_eq!(silent.status(), 502);
+    assert_eq!(json(silent).await["error"]["code"], "bad_response");
+
+    // The node and the function carry on.
+    let echo = server.http.post(server.url("/f/echo")).body("still here").send().await.unwrap();
+    assert_eq!(echo.status(), 200);
+    assert_eq!(echo.text().await.unwrap(), "still here");
+}
+
+#[tokio::test]
+async fn timeouts_are_504_for_spinning_and_sleeping_guests() {
+    let server = Server::start();
+    let app = testbed_app("slow", "slow", &["/slow/..."], "timeout = \"500ms\"");
+    server.deploy(app.path());
+
+    for path in ["/slow/spin", "/slow/sleep?ms=10000"] {
+        let started = Instant::now();
+        let response = server.get(path).await;
+        let took = started.elapsed();
+        assert_eq!(response.status(), 504, "{path}");
+        assert!(response.headers().contains_key(ID));
+        let body = json(response).await;
+        assert_eq!(body["error"]["code"], "timeout");
+        assert!(body["error"]["message"].as_str().unwrap().contains("timeout"));
+        assert!(took < Duration::from_secs(3), "{path} took {took:?}");
+    }
+    let ok = server.get("/slow/sleep?ms=10").await;
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn memory_beyond_the_cap_is_a_trap_that_says_so() {
+    let server = Server::start();
+    let app = testbed_app("hungry", "hungry", &["/m/..."], "memory = \"16MiB\"");
+    server.deploy(app.path());
+
+    let fits = server.get("/m/alloc?mb=4").await;
+    assert_eq!(fits.status(), 200);
+    let too_much = server.get("/m/alloc?mb=64").await;
+    assert_eq!(too_much.status(), 502);
+    let body = json(too_much).await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("memory limit of 16 MiB"), "{message}");
+}
+
+#[tokio::test]
+async fn concurrent_requests_to_several_apps_all_succeed() {
+    let server = Server::start();
+    let a = testbed_app("alpha", "alpha", &["/alpha/..."], "env = { WHO = \"alpha\" }");
+    let b = testbed_app("beta", "beta", &["/beta/..."], "env = { WHO = \"beta\" }");
+    server.deploy(a.path());
+    server.deploy(b.path());
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (http, url, want) = if i % 2 == 0 {
+            (server.http.clone(), server.url("/alpha/env?name=WHO"), "alpha")
+        } else {
+            (server.http.clone(), server.url("/beta/env?name=WHO"), "beta")
+        };
+        tasks.push(tokio::spawn(async move {
+            let response = http.get(url).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.text().await.unwrap(), want);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn guests_have_no_filesystem_and_no_outbound_network() {
+    let server = Server::start();
+    let app = testbed_app("sandbox", "sandbox", &["/sb/..."], "");
+    server.deploy(app.path());
+    // The environment holds only what the manifest grants.
+    let home = server.get("/sb/env?name=HOME").await;
+    assert_eq!(home.status(), 404);
+    let path = server.get("/sb/env?name=PATH").await;
+    assert_eq!(path.status(), 404);
+}

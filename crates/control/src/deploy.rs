@@ -1,0 +1,255 @@
+//! Turning an upload (manifest + component bytes) into a new live version.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use stratus_gateway::LiveFunction;
+use stratus_manifest::{FunctionSpec, Manifest};
+use stratus_runtime::{Function, FunctionLimits, PreparedComponent};
+use stratus_store::NewFunction;
+
+use crate::error::ControlError;
+use crate::node::Node;
+
+/// What a client sends to deploy: the manifest text and the bytes of each
+/// component, keyed by the manifest's `component` value.
+#[derive(Debug, Default)]
+pub struct Upload {
+    pub manifest: String,
+    pub components: BTreeMap<String, Bytes>,
+}
+
+/// The outcome of a deploy, for the CLI to print and CI to parse.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployReport {
+    pub app: String,
+    pub version: u32,
+    pub functions: Vec<DeployedFunction>,
+    pub timings: DeployTimings,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployedFunction {
+    pub name: String,
+    pub sha256: String,
+    pub size: u64,
+    pub routes: Vec<String>,
+    /// False when identical bytes were already stored (deduplicated).
+    pub stored_new: bool,
+    /// True when the compiled code came from the cache.
+    pub compiled_from_cache: bool,
+}
+
+/// Milliseconds spent in each deploy phase on the node.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct DeployTimings {
+    pub validate_ms: f64,
+    pub compile_ms: f64,
+    pub commit_ms: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A function whose component is compiled and ready, not yet live.
+pub(crate) struct Prepared {
+    pub spec: FunctionSpec,
+    pub component: Arc<PreparedComponent>,
+}
+
+impl Node {
+    /// Validates, compiles, stores and activates a new version of an app.
+    /// Nothing is stored and nothing changes in serving unless every step
+    /// succeeds.
+    pub async fn deploy(&self, upload: Upload) -> Result<DeployReport, ControlError> {
+        let manifest = Manifest::parse(&upload.manifest, "stratus.toml")?;
+        let app = manifest.app.name.clone();
+        check_upload_matches(&manifest, &upload)?;
+        self.check_limits(&manifest)?;
+
+        // Compiling is CPU-bound work of up to seconds: keep it off the
+        // async workers that serve requests.
+        let runtime = self.runtime.clone();
+        let functions = manifest.functions.clone();
+        let components = upload.components.clone();
+        let compiled = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut validate = Duration::ZERO;
+            let mut compile = Duration::ZERO;
+            for spec in functions {
+                let bytes = &components[&spec.component];
+                let sha256 = stratus_store::sha256_hex(bytes);
+                let (component, timings) =
+                    runtime
+                        .prepare(&sha256, bytes)
+                        .map_err(|source| ControlError::Component {
+                            function: spec.name.clone(),
+                            source,
+                        })?;
+                validate += timings.validate;
+                compile += timings.compile;
+                out.push((Prepared { spec, component }, timings.from_cache));
+            }
+            Ok::<_, ControlError>((out, validate, compile))
+        })
+        .await
+        .map_err(ControlError::internal)??;
+        let (prepared, validate, compile) = compiled;
+        self.count_compiles(prepared.iter().map(|(_, cached)| *cached));
+
+        let _serialized = self.deploy_lock.lock().await;
+        let commit_started = Instant::now();
+        // The version number is only known after the commit, so build the
+        // live set with a placeholder first purely to detect route
+        // conflicts before anything is written.
+        let probe: Vec<_> = prepared
+            .iter()
+            .map(|(p, _)| self.live_function(&app, 0, &p.spec, p.component.clone()))
+            .collect();
+        self.gateway
+            .live()
+            .with_app(&app, probe)
+            .map_err(ControlError::RouteConflict)?;
+
+        let mut report_functions = Vec::new();
+        let mut new_functions = Vec::new();
+        let mut created_blobs = Vec::new();
+        for (p, cached) in &prepared {
+            let bytes = &upload.components[&p.spec.component];
+            let store = self.store.clone();
+            let data = bytes.clone();
+            let blob = tokio::task::spawn_blocking(move || store.put_blob(&data))
+                .await
+                .map_err(ControlError::internal)??;
+            if blob.created {
+                created_blobs.push(blob.sha256.clone());
+            }
+            report_functions.push(DeployedFunction {
+                name: p.spec.name.clone(),
+                sha256: blob.sha256.clone(),
+                size: bytes.len() as u64,
+                routes: p.spec.routes.iter().map(ToString::to_string).collect(),
+                stored_new: blob.created,
+                compiled_from_cache: *cached,
+            });
+            new_functions.push(NewFunction {
+                name: p.spec.name.clone(),
+                component_sha256: blob.sha256,
+                spec: serde_json::to_value(&p.spec).map_err(ControlError::internal)?,
+            });
+        }
+
+        let store = self.store.clone();
+        let (app_name, manifest_text) = (app.clone(), upload.manifest.clone());
+        let committed = tokio::task::spawn_blocking(move || {
+            store.create_version(&app_name, &manifest_text, &new_functions, true)
+        })
+        .await
+        .map_err(ControlError::internal)?;
+        let version = match committed {
+            Ok(record) => record.number,
+            Err(e) => {
+                self.forget_blobs(&created_blobs);
+                return Err(e.into());
+            }
+        };
+
+        let live: Vec<_> = prepared
+            .into_iter()
+            .map(|(p, _)| self.live_function(&app, version, &p.spec, p.component))
+            .collect();
+        let set = self
+            .gateway
+            .live()
+            .with_app(&app, live)
+            .map_err(ControlError::RouteConflict)?;
+        self.gateway.activate(set);
+        self.stats.deploys.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(app = %app, version, "deployed and activated");
+
+        Ok(DeployReport {
+            app,
+            version,
+            functions: report_functions,
+            timings: DeployTimings {
+                validate_ms: ms(validate),
+                compile_ms: ms(compile),
+                commit_ms: ms(commit_started.elapsed()),
+            },
+        })
+    }
+
+    /// Builds the live form of one function of one version.
+    pub(crate) fn live_function(
+        &self,
+        app: &str,
+        version: u32,
+        spec: &FunctionSpec,
+        component: Arc<PreparedComponent>,
+    ) -> Arc<LiveFunction> {
+        let limits = FunctionLimits {
+            memory: spec.memory.0,
+            timeout: spec.timeout,
+        };
+        let env = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Arc::new(LiveFunction {
+            app: app.to_string(),
+            name: spec.name.clone(),
+            version,
+            routes: spec.routes.clone(),
+            max_body: spec.max_body.0,
+            function: Function::new(self.runtime.clone(), component, limits, env),
+        })
+    }
+
+    fn check_limits(&self, manifest: &Manifest) -> Result<(), ControlError> {
+        let max = self.runtime.config().max_memory;
+        for f in &manifest.functions {
+            if f.memory.0 > max {
+                return Err(ControlError::Limit {
+                    function: f.name.clone(),
+                    message: format!(
+                        "memory {} MiB is more than this node allows ({} MiB)",
+                        f.memory.0 >> 20,
+                        max >> 20
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes blobs this deploy wrote when its commit failed, so a refused
+    /// deploy leaves no trace on disk either.
+    fn forget_blobs(&self, created: &[String]) {
+        for sha in created {
+            let path = self.store.blob_path(sha);
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), "could not remove blob of a failed deploy: {e}");
+            }
+        }
+    }
+}
+
+/// Every function's component must be in the upload, and nothing else.
+fn check_upload_matches(manifest: &Manifest, upload: &Upload) -> Result<(), ControlError> {
+    for f in &manifest.functions {
+        if !upload.components.contains_key(&f.component) {
+            return Err(ControlError::Upload(format!(
+                "function \"{}\": its component \"{}\" (the `component` key) was not uploaded",
+                f.name, f.component
+            )));
+        }
+    }
+    let named: Vec<&str> = manifest.functions.iter().map(|f| f.component.as_str()).collect();
+    if let Some(extra) = upload.components.keys().find(|k| !named.contains(&k.as_str())) {
+        return Err(ControlError::Upload(format!(
+            "the upload contains component \"{extra}\", which no function in the manifest names"
+        )));
+    }
+    Ok(())
+}

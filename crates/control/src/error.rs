@@ -1,0 +1,48 @@
+//! Why a control-plane operation was refused. Each variant maps to one HTTP
+//! status in the admin API; the message is written for the person deploying.
+
+/// A refused or failed control-plane operation.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The manifest does not parse or validate.
+    #[error("{0}")]
+    Manifest(#[from] stratus_manifest::ManifestError),
+    /// A component is missing from the upload, or one was sent that the
+    /// manifest does not name.
+    #[error("{0}")]
+    Upload(String),
+    /// A function's component cannot run on this node.
+    #[error("function \"{function}\": {source}")]
+    Component {
+        function: String,
+        #[source]
+        source: stratus_runtime::RuntimeError,
+    },
+    /// A function asks for more than the node allows.
+    #[error("function \"{function}\": {message}")]
+    Limit { function: String, message: String },
+    /// A route is already served by another app.
+    #[error("{0}")]
+    RouteConflict(stratus_gateway::RouteConflict),
+    #[error("app \"{0}\" does not exist")]
+    AppNotFound(String),
+    #[error("app \"{app}\" has no version {version}")]
+    VersionNotFound { app: String, version: u32 },
+    #[error("app \"{0}\" has no earlier version to roll back to")]
+    NoEarlierVersion(String),
+    #[error("function \"{0}\" is not live in any app")]
+    FunctionNotFound(String),
+    #[error("function name \"{name}\" is used by several apps ({}); name the app too", apps.join(", "))]
+    AmbiguousFunction { name: String, apps: Vec<String> },
+    /// The store failed (disk full, permissions, corruption).
+    #[error("{0}")]
+    Store(#[from] stratus_store::StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ControlError {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
+        ControlError::Internal(e.to_string())
+    }
+}

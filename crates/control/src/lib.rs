@@ -1,0 +1,17 @@
+//! The control plane of one node: deploy, activate, roll back and delete
+//! apps, keeping three things in step — the durable store (what was
+//! deployed), the runtime (compiled, pre-instantiated components) and the
+//! gateway's live set (what serves traffic).
+//!
+//! Every change follows the same order: do all the work that can fail
+//! (parse, validate, compile, check routes) first, then commit to the store
+//! in one transaction, then swap the live set in one atomic store. A change
+//! that fails therefore leaves no trace and the previous version serving.
+
+mod deploy;
+mod error;
+mod node;
+
+pub use deploy::{DeployReport, DeployTimings, DeployedFunction, Upload};
+pub use error::ControlError;
+pub use node::{Node, NodeStats};

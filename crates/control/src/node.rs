@@ -1,0 +1,272 @@
+//! The node: store, runtime and gateway, and the operations that keep them
+//! in step (start-up, activation, deletion).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use stratus_gateway::{Gateway, LiveFunction};
+use stratus_manifest::FunctionSpec;
+use stratus_runtime::Runtime;
+use stratus_store::{AppRecord, FunctionRecord, Store, StoreError, VersionRecord};
+
+use crate::error::ControlError;
+
+/// Counters the admin API exposes as metrics.
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    /// Components compiled to native code (deploys of new bytes, or a
+    /// start-up that found no cached artifact).
+    pub compiled: AtomicU64,
+    /// Components whose native code was loaded from the on-disk cache.
+    pub loaded_from_cache: AtomicU64,
+    pub deploys: AtomicU64,
+    pub activations: AtomicU64,
+}
+
+/// One node's control plane. Shared behind an `Arc` by the admin API.
+#[derive(Debug)]
+pub struct Node {
+    pub(crate) store: Arc<Store>,
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) gateway: Arc<Gateway>,
+    /// Serializes changes to the live set (deploy, activate, delete) so two
+    /// of them never build on the same old set.
+    pub(crate) deploy_lock: tokio::sync::Mutex<()>,
+    pub(crate) stats: NodeStats,
+    ready: AtomicBool,
+}
+
+impl Node {
+    pub fn new(store: Arc<Store>, runtime: Arc<Runtime>, gateway: Arc<Gateway>) -> Node {
+        Node {
+            store,
+            runtime,
+            gateway,
+            deploy_lock: tokio::sync::Mutex::new(()),
+            stats: NodeStats::default(),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// True once the live versions stored at start-up are serving.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Start-up: loads every app's live version (from the compile cache when
+    /// possible) and makes it serve. An app that cannot be loaded is logged
+    /// and skipped so one bad app does not keep the others down.
+    pub async fn load_live(&self) -> Result<usize, ControlError> {
+        let store = self.store.clone();
+        let live = blocking(move || store.live_functions()).await??;
+        let mut by_app: BTreeMap<(String, u32), Vec<FunctionRecord>> = BTreeMap::new();
+        for f in live {
+            by_app.entry((f.app, f.version)).or_default().push(f.function);
+        }
+        let _serialized = self.deploy_lock.lock().await;
+        let mut loaded = 0;
+        for ((app, version), records) in by_app {
+            match self.load_version(&app, version, records).await {
+                Ok(functions) => match self.gateway.live().with_app(&app, functions) {
+                    Ok(set) => {
+                        self.gateway.activate(set);
+                        loaded += 1;
+                    }
+                    Err(conflict) => tracing::error!(app = %app, "not serving app: {conflict}"),
+                },
+                Err(e) => tracing::error!(app = %app, version, "not serving app: {e}"),
+            }
+        }
+        self.ready.store(true, Ordering::Relaxed);
+        Ok(loaded)
+    }
+
+    /// Makes `version` of `app` live; with `None`, the version before the
+    /// live one (a rollback). Returns the version now live.
+    pub async fn activate(&self, app: &str, version: Option<u32>) -> Result<u32, ControlError> {
+        let _serialized = self.deploy_lock.lock().await;
+        let versions = self.versions(app).await?;
+        let target = match version {
+            Some(v) => v,
+            None => {
+                let live = versions.iter().find(|v| v.live).map(|v| v.number);
+                versions
+                    .iter()
+                    .map(|v| v.number)
+                    .filter(|n| live.is_none_or(|live| *n < live))
+                    .max()
+                    .ok_or_else(|| ControlError::NoEarlierVersion(app.to_string()))?
+            }
+        };
+        let record = versions
+            .into_iter()
+            .find(|v| v.number == target)
+            .ok_or_else(|| ControlError::VersionNotFound {
+                app: app.to_string(),
+                version: target,
+            })?;
+        let functions = self.load_version(app, target, record.functions).await?;
+        let set = self
+            .gateway
+            .live()
+            .with_app(app, functions)
+            .map_err(ControlError::RouteConflict)?;
+        let store = self.store.clone();
+        let name = app.to_string();
+        blocking(move || store.set_live(&name, target))
+            .await?
+            .map_err(|e| not_found(e, app))?;
+        self.gateway.activate(set);
+        self.stats.activations.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(app, version = target, "activated");
+        Ok(target)
+    }
+
+    /// Stops serving an app and deletes it with all its versions.
+    pub async fn delete_app(&self, app: &str) -> Result<(), ControlError> {
+        let _serialized = self.deploy_lock.lock().await;
+        let store = self.store.clone();
+        let name = app.to_string();
+        blocking(move || store.delete_app(&name))
+            .await?
+            .map_err(|e| not_found(e, app))?;
+        let set = self
+            .gateway
+            .live()
+            .with_app(app, Vec::new())
+            .map_err(ControlError::RouteConflict)?;
+        self.gateway.activate(set);
+        tracing::info!(app, "deleted");
+        Ok(())
+    }
+
+    pub async fn apps(&self) -> Result<Vec<AppRecord>, ControlError> {
+        let store = self.store.clone();
+        Ok(blocking(move || store.list_apps()).await??)
+    }
+
+    pub async fn app(&self, app: &str) -> Result<AppRecord, ControlError> {
+        let store = self.store.clone();
+        let name = app.to_string();
+        blocking(move || store.app(&name))
+            .await??
+            .ok_or_else(|| ControlError::AppNotFound(app.to_string()))
+    }
+
+    pub async fn versions(&self, app: &str) -> Result<Vec<VersionRecord>, ControlError> {
+        let store = self.store.clone();
+        let name = app.to_string();
+        blocking(move || store.list_versions(&name))
+            .await?
+            .map_err(|e| not_found(e, app))
+    }
+
+    /// Finds a live function by name, or by `app/function` when the name is
+    /// used by several apps.
+    pub fn find_function(&self, name: &str) -> Result<Arc<LiveFunction>, ControlError> {
+        let live = self.gateway.live();
+        let (app, function) = match name.split_once('/') {
+            Some((app, function)) => (Some(app), function),
+            None => (None, name),
+        };
+        let candidates: Vec<_> = live
+            .by_name(function)
+            .iter()
+            .filter(|f| app.is_none_or(|a| f.app == a))
+            .cloned()
+            .collect();
+        match candidates.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(ControlError::FunctionNotFound(name.to_string())),
+            many => Err(ControlError::AmbiguousFunction {
+                name: name.to_string(),
+                apps: many.iter().map(|f| f.app.clone()).collect(),
+            }),
+        }
+    }
+
+    /// Prepares every function of a stored version for serving.
+    async fn load_version(
+        &self,
+        app: &str,
+        version: u32,
+        records: Vec<FunctionRecord>,
+    ) -> Result<Vec<Arc<LiveFunction>>, ControlError> {
+        let runtime = self.runtime.clone();
+        let store = self.store.clone();
+        let prepared = blocking(move || {
+            records
+                .into_iter()
+                .map(|record| {
+                    let spec: FunctionSpec = serde_json::from_value(record.spec.clone())
+                        .map_err(|e| {
+                            ControlError::Internal(format!(
+                                "stored spec of function \"{}\" is unreadable: {e}",
+                                record.name
+                            ))
+                        })?;
+                    let sha = record.component_sha256.clone();
+                    let (component, timings) = runtime
+                        .load(&sha, || store.read_blob(&sha).map_err(std::io::Error::other))
+                        .map_err(|source| ControlError::Component {
+                            function: record.name.clone(),
+                            source,
+                        })?;
+                    Ok::<_, ControlError>((spec, component, timings.from_cache))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await??;
+        self.count_compiles(prepared.iter().map(|(_, _, cached)| *cached));
+        Ok(prepared
+            .into_iter()
+            .map(|(spec, component, _)| self.live_function(app, version, &spec, component))
+            .collect())
+    }
+
+    pub(crate) fn count_compiles(&self, from_cache: impl Iterator<Item = bool>) {
+        for cached in from_cache {
+            let counter = if cached {
+                &self.stats.loaded_from_cache
+            } else {
+                &self.stats.compiled
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs blocking store or compile work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ControlError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ControlError::internal)
+}
+
+/// The store's not-found errors become the control plane's, so the admin
+/// API answers 404 rather than 500.
+fn not_found(e: StoreError, app: &str) -> ControlError {
+    match e {
+        StoreError::AppNotFound(_) => ControlError::AppNotFound(app.to_string()),
+        StoreError::VersionNotFound { number, .. } => ControlError::VersionNotFound {
+            app: app.to_string(),
+            version: number,
+        },
+        other => ControlError::Store(other),
+    }
+}

@@ -1,0 +1,119 @@
+//! The set of functions currently serving: what one atomic swap replaces.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use stratus_manifest::Route;
+use stratus_runtime::Function;
+
+/// One function of an app's live version, with what routing needs.
+#[derive(Debug)]
+pub struct LiveFunction {
+    pub app: String,
+    pub name: String,
+    pub version: u32,
+    pub routes: Vec<Route>,
+    /// Largest request body accepted (manifest `max_body`).
+    pub max_body: u64,
+    pub function: Function,
+}
+
+/// Every live function, indexed by route and by name.
+#[derive(Debug, Default, Clone)]
+pub struct LiveSet {
+    routes: RouteTable,
+    by_name: HashMap<String, Vec<Arc<LiveFunction>>>,
+    /// app name -> live version
+    apps: HashMap<String, u32>,
+}
+
+use crate::routes::RouteTable;
+
+/// Two functions of different apps claiming the same route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConflict {
+    pub route: String,
+    pub existing_app: String,
+    pub existing_function: String,
+    pub new_app: String,
+    pub new_function: String,
+}
+
+impl std::fmt::Display for RouteConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "route \"{}\" of function \"{}\" in app \"{}\" is already served by function \"{}\" of app \"{}\"",
+            self.route, self.new_function, self.new_app, self.existing_function, self.existing_app
+        )
+    }
+}
+
+impl LiveSet {
+    /// Builds a live set from whole app versions. Fails on the first route
+    /// claimed twice, naming both claimants.
+    pub fn build(
+        functions: impl IntoIterator<Item = Arc<LiveFunction>>,
+    ) -> Result<LiveSet, RouteConflict> {
+        let mut set = LiveSet::default();
+        for function in functions {
+            set.add(function)?;
+        }
+        Ok(set)
+    }
+
+    fn add(&mut self, function: Arc<LiveFunction>) -> Result<(), RouteConflict> {
+        for route in &function.routes {
+            if let Some(existing) = self.routes.insert(route, function.clone()) {
+                return Err(RouteConflict {
+                    route: route.to_string(),
+                    existing_app: existing.app.clone(),
+                    existing_function: existing.name.clone(),
+                    new_app: function.app.clone(),
+                    new_function: function.name.clone(),
+                });
+            }
+        }
+        self.apps.insert(function.app.clone(), function.version);
+        self.by_name
+            .entry(function.name.clone())
+            .or_default()
+            .push(function);
+        Ok(())
+    }
+
+    /// The same set with `app`'s functions replaced by `functions` (or
+    /// removed when `functions` is empty).
+    pub fn with_app(
+        &self,
+        app: &str,
+        functions: impl IntoIterator<Item = Arc<LiveFunction>>,
+    ) -> Result<LiveSet, RouteConflict> {
+        let others = self.functions().filter(|f| f.app != app).cloned();
+        LiveSet::build(others.chain(functions))
+    }
+
+    /// Every live function.
+    pub fn functions(&self) -> impl Iterator<Item = &Arc<LiveFunction>> {
+        self.by_name.values().flatten()
+    }
+
+    /// The function serving a request path, by longest route match.
+    pub fn route(&self, path: &str) -> Option<&Arc<LiveFunction>> {
+        self.routes.lookup(path)
+    }
+
+    /// Live functions with this name (one per app that has it).
+    pub fn by_name(&self, name: &str) -> &[Arc<LiveFunction>] {
+        self.by_name.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The live version of an app, if it has one.
+    pub fn app_version(&self, app: &str) -> Option<u32> {
+        self.apps.get(app).copied()
+    }
+
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+}

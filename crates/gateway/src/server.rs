@@ -1,0 +1,231 @@
+//! The gateway's accept loop and per-request dispatch.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderValue, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use stratus_runtime::{BodyError, CapturedOutput, OutputKind, ResponseBody};
+use tokio::net::TcpListener;
+
+use crate::error::PlatformError;
+use crate::live::{LiveFunction, LiveSet};
+
+/// The response header carrying the invocation id, on every answer.
+pub const INVOCATION_ID_HEADER: &str = "x-stratus-invocation-id";
+
+/// How long shutdown waits for in-flight requests before closing anyway.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// The HTTP gateway: the live set plus the logic to serve from it.
+#[derive(Debug, Default)]
+pub struct Gateway {
+    live: ArcSwap<LiveSet>,
+    draining: AtomicBool,
+}
+
+impl Gateway {
+    pub fn new() -> Arc<Gateway> {
+        Arc::new(Gateway::default())
+    }
+
+    /// A snapshot of the functions serving right now.
+    pub fn live(&self) -> Arc<LiveSet> {
+        self.live.load_full()
+    }
+
+    /// Makes `set` the serving set in one atomic step.
+    pub fn activate(&self, set: LiveSet) {
+        self.live.store(Arc::new(set));
+    }
+
+    /// Accepts connections until `shutdown` resolves, then stops accepting
+    /// and waits (up to a limit) for requests in flight to finish.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, _peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off
+                        // rather than spin, keep serving existing clients.
+                        tracing::warn!("gateway accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let gateway = self.clone();
+            let service = service_fn(move |request| {
+                let gateway = gateway.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(request).await) }
+            });
+            let connection = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!("gateway connection ended: {e}");
+                }
+            });
+        }
+        self.draining.store(true, Ordering::Relaxed);
+        drop(listener);
+        if tokio::time::timeout(DRAIN_LIMIT, graceful.shutdown()).await.is_err() {
+            tracing::warn!("gave up waiting for in-flight requests after {DRAIN_LIMIT:?}");
+        }
+        Ok(())
+    }
+
+    /// Serves one gateway request: route, check the body, invoke.
+    pub async fn handle(&self, request: hyper::Request<Incoming>) -> hyper::Response<ResponseBody> {
+        let id = new_invocation_id();
+        let live = self.live();
+        if self.draining.load(Ordering::Relaxed) {
+            return with_id(PlatformError::draining().into_response(&id), &id);
+        }
+        let Some(function) = live.route(request.uri().path()).cloned() else {
+            let error = PlatformError::no_route(request.uri().path());
+            return with_id(error.into_response(&id), &id);
+        };
+        let limit = function.max_body;
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let response = match declared {
+            Some(length) if length > limit => PlatformError::body_too_large(limit).into_response(&id),
+            // A declared length is enforced by hyper's framing: stream it.
+            Some(_) => self.invoke(&function, request, &id).await,
+            None if request.body().is_end_stream() => self.invoke(&function, request, &id).await,
+            // Chunked: the size is unknown until read, so read it (bounded)
+            // before the function starts rather than cut it off midway.
+            None => {
+                let (parts, body) = request.into_parts();
+                match Limited::new(body, limit as usize).collect().await {
+                    Ok(collected) => {
+                        let request = hyper::Request::from_parts(parts, collected.to_bytes());
+                        self.invoke_buffered(&function, request, &id).await
+                    }
+                    Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                        PlatformError::body_too_large(limit).into_response(&id)
+                    }
+                    Err(e) => PlatformError::new(
+                        http::StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        format!("could not read the request body: {e}"),
+                    )
+                    .into_response(&id),
+                }
+            }
+        };
+        with_id(response, &id)
+    }
+
+    /// Invokes a function with an in-memory body (admin `invoke`, chunked
+    /// gateway requests). The response carries the invocation id.
+    pub async fn invoke_buffered(
+        &self,
+        function: &LiveFunction,
+        request: hyper::Request<Bytes>,
+        id: &str,
+    ) -> hyper::Response<ResponseBody> {
+        let request =
+            request.map(|bytes| Full::new(bytes).map_err(|never| -> BodyError { match never {} }));
+        with_id(self.invoke(function, request, id).await, id)
+    }
+
+    async fn invoke<B>(
+        &self,
+        function: &LiveFunction,
+        mut request: hyper::Request<B>,
+        id: &str,
+    ) -> hyper::Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BodyError>,
+    {
+        // wasi:http needs an authority; HTTP/1.0 clients may send none.
+        if !request.headers().contains_key(header::HOST) && request.uri().authority().is_none() {
+            request
+                .headers_mut()
+                .insert(header::HOST, HeaderValue::from_static("localhost"));
+        }
+        let output = CapturedOutput::new(stratus_runtime::OUTPUT_CAPACITY);
+        let result = function.function.handle(request, &output).await;
+        let (chunks, truncated) = output.take();
+        match result {
+            Ok((response, _info)) => {
+                log_output(function, id, &chunks, truncated, false);
+                response
+            }
+            Err(error) => {
+                log_output(function, id, &chunks, truncated, true);
+                tracing::warn!(
+                    invocation_id = id,
+                    app = %function.app,
+                    function = %function.name,
+                    "invocation failed: {error}"
+                );
+                PlatformError::from_invoke(&function.name, &error).into_response(id)
+            }
+        }
+    }
+}
+
+fn with_id(mut response: hyper::Response<ResponseBody>, id: &str) -> hyper::Response<ResponseBody> {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(INVOCATION_ID_HEADER, value);
+    }
+    response
+}
+
+/// Time-ordered (UUIDv7), so ids sort by when the request arrived.
+pub fn new_invocation_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// Until invocation logs are stored, a function's output goes to the node's
+/// log: at debug level normally, at warn when the invocation failed (a
+/// panic message is the most useful clue there is).
+fn log_output(
+    function: &LiveFunction,
+    id: &str,
+    chunks: &[(OutputKind, Bytes)],
+    truncated: bool,
+    failed: bool,
+) {
+    for (kind, bytes) in chunks {
+        let text = String::from_utf8_lossy(bytes);
+        for line in text.lines() {
+            if failed {
+                tracing::warn!(invocation_id = id, function = %function.name, stream = ?kind, "{line}");
+            } else {
+                tracing::debug!(invocation_id = id, function = %function.name, stream = ?kind, "{line}");
+            }
+        }
+    }
+    if truncated {
+        tracing::debug!(invocation_id = id, "function output truncated");
+    }
+}

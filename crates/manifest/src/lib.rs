@@ -1,0 +1,37 @@
+//! Parsing and validating `stratus.toml`, the app manifest.
+//!
+//! The manifest is the one file a user writes to describe an app: its name,
+//! and for each function the component to run, the routes it serves and the
+//! limits it runs under. Every part of Stratus that needs this information —
+//! the CLI before it builds and uploads, the control plane before it deploys,
+//! the gateway when it routes — takes it from the types here, so a manifest
+//! is checked once, in one place, and a bad one is refused before anything
+//! is built, uploaded or bound.
+//!
+//! Errors are for the person editing the file: each names the file, line,
+//! column and key, and says what to write instead. Keys that later versions
+//! of Stratus implement (`allowed_outbound`, `keyvalue`, `triggers`) are
+//! refused as such, rather than as unknown keys.
+//!
+//! The validated types ([`Manifest`], [`FunctionSpec`]) serialize to JSON in
+//! a stable form (sizes in bytes, the timeout in milliseconds, routes as
+//! strings), which is how the node stores a deployed function's spec.
+
+mod error;
+mod model;
+mod raw;
+mod route;
+mod units;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{Location, ManifestError};
+pub use model::{
+    AppSpec, DEFAULT_MAX_BODY, DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT,
+    FunctionSpec, LoadedManifest, MANIFEST_FILE, MAX_MAX_BODY, MAX_MAX_CONCURRENCY, MAX_MEMORY,
+    MAX_TIMEOUT, MIN_MEMORY, Manifest,
+};
+pub use route::{Route, RouteError};
+pub use units::{ByteSize, SizeError};

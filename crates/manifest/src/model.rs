@@ -1,0 +1,161 @@
+//! The validated manifest: what the rest of Stratus works with.
+//!
+//! These types exist only in a valid state when they come from
+//! [`Manifest::parse`]. They are also the form the node stores: each
+//! function's spec is kept as JSON (sizes in bytes, the timeout in
+//! milliseconds, routes as strings) and read back as is, without parsing the
+//! manifest again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ManifestError;
+use crate::route::Route;
+use crate::units::ByteSize;
+
+/// The file name `Manifest::load` looks for when given a directory.
+pub const MANIFEST_FILE: &str = "stratus.toml";
+
+/// Linear-memory cap when `memory` is not set.
+pub const DEFAULT_MEMORY: ByteSize = ByteSize::mib(128);
+/// Wall-clock limit per invocation when `timeout` is not set.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Request body limit when `max_body` is not set.
+pub const DEFAULT_MAX_BODY: ByteSize = ByteSize::mib(10);
+/// Concurrent invocations per function when `max_concurrency` is not set.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 100;
+
+/// Smallest accepted `memory`: less cannot hold a typical guest's stack and data.
+pub const MIN_MEMORY: ByteSize = ByteSize::mib(1);
+/// Largest accepted `memory`: the 32-bit linear-memory limit.
+pub const MAX_MEMORY: ByteSize = ByteSize::gib(4);
+/// Largest accepted `timeout`.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Largest accepted `max_body`.
+pub const MAX_MAX_BODY: ByteSize = ByteSize::gib(1);
+/// Largest accepted `max_concurrency`.
+pub const MAX_MAX_CONCURRENCY: u32 = 10_000;
+
+/// A validated app manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub app: AppSpec,
+    /// In manifest order; never empty, names unique, routes unique.
+    pub functions: Vec<FunctionSpec>,
+}
+
+/// The `[app]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSpec {
+    pub name: String,
+}
+
+/// One `[[function]]` table, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionSpec {
+    pub name: String,
+    /// Path of the `.wasm` component, relative to the manifest's directory.
+    pub component: String,
+    /// Shell command that builds the component, run in the manifest's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    /// May be empty: such a function is reachable only by `invoke` or triggers.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Linear-memory cap; stored as bytes.
+    pub memory: ByteSize,
+    /// Wall-clock limit per invocation; a whole number of milliseconds,
+    /// stored as `timeout_ms`.
+    #[serde(rename = "timeout_ms", with = "crate::units::duration_ms")]
+    pub timeout: Duration,
+    /// Maximum request body; stored as bytes.
+    pub max_body: ByteSize,
+    pub max_concurrency: u32,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// Parses and validates manifest text. `source_name` is how the file is
+    /// named in error messages (e.g. `"examples/hello/stratus.toml"`).
+    pub fn parse(text: &str, source_name: &str) -> Result<Manifest, ManifestError> {
+        crate::validate::parse(text, source_name)
+    }
+
+    /// Reads and validates the manifest at `path`. A directory is taken to
+    /// mean its `stratus.toml`. Component files are not checked here (see
+    /// [`LoadedManifest::check_components_exist`]), so a manifest can be
+    /// loaded before its build runs.
+    pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
+        let path = if path.is_dir() {
+            path.join(MANIFEST_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ManifestError::NotFound { path: path.clone() }
+            } else {
+                ManifestError::Read {
+                    path: path.clone(),
+                    source,
+                }
+            }
+        })?;
+        let manifest = Manifest::parse(&text, &path.display().to_string())?;
+        let dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Ok(LoadedManifest {
+            manifest,
+            dir,
+            path,
+        })
+    }
+
+    /// The function called `name`, if the app has one.
+    pub fn function(&self, name: &str) -> Option<&FunctionSpec> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+}
+
+/// A manifest read from disk, with where it was found so that relative
+/// component paths can be resolved.
+#[derive(Debug, Clone)]
+pub struct LoadedManifest {
+    pub manifest: Manifest,
+    /// The directory holding the manifest; component paths and `build`
+    /// commands are relative to it.
+    pub dir: PathBuf,
+    /// The manifest file itself (named in errors).
+    pub path: PathBuf,
+}
+
+impl LoadedManifest {
+    /// Where the component of `function` is on disk.
+    pub fn component_path(&self, function: &FunctionSpec) -> PathBuf {
+        self.dir.join(&function.component)
+    }
+
+    /// Fails on the first function whose component file is missing, naming
+    /// the function, the resolved path and, if it has one, the `build`
+    /// command that would produce it.
+    pub fn check_components_exist(&self) -> Result<(), ManifestError> {
+        for function in &self.manifest.functions {
+            let path = self.component_path(function);
+            if !path.is_file() {
+                return Err(ManifestError::MissingComponent {
+                    manifest: self.path.clone(),
+                    function: function.name.clone(),
+                    path,
+                    build: function.build.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}

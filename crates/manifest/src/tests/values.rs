@@ -1,0 +1,178 @@
+//! Single values: sizes, timeouts, concurrency, env, routes and names.
+
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn accepts_sizes_in_every_form() {
+    let table = [
+        ("memory = \"64MiB\"", ByteSize::mib(64)),
+        ("memory = \"1GiB\"", ByteSize::gib(1)),
+        ("memory = \"4GiB\"", ByteSize::gib(4)),
+        ("memory = 1048576", ByteSize::mib(1)),
+        ("memory = \"2MB\"", ByteSize(2_000_000)),
+        ("memory = \"2048KiB\"", ByteSize::mib(2)),
+        ("memory = \"1 GB\"", ByteSize(1_000_000_000)),
+        ("max_body = 1000000", ByteSize(1_000_000)),
+        ("max_body = \"1MB\"", ByteSize(1_000_000)),
+        ("max_body = 0", ByteSize(0)),
+        ("max_body = \"1GiB\"", ByteSize::gib(1)),
+    ];
+    for (line, want) in table {
+        let m = parse(&one_function(&format!("component = \"f.wasm\"\n{line}"))).unwrap();
+        let f = &m.functions[0];
+        let got = if line.starts_with("memory") {
+            f.memory
+        } else {
+            f.max_body
+        };
+        assert_eq!(got, want, "{line}");
+    }
+}
+
+#[test]
+fn refuses_bad_sizes_naming_file_line_column_and_key() {
+    let table = [
+        (
+            "memory = \"12XB\"",
+            "6:10: function \"f\": memory \"12XB\" is not a size; use e.g. \"64MiB\" or \"1GiB\"",
+        ),
+        (
+            "memory = \"64\"",
+            "6:10: function \"f\": memory \"64\" has no unit; use e.g. \"64MiB\", or an integer for a number of bytes",
+        ),
+        (
+            "memory = -5",
+            "6:10: function \"f\": memory -5 is not a size; use e.g. \"64MiB\" or \"1GiB\"",
+        ),
+        (
+            "memory = 1.5",
+            "6:10: function \"f\": memory must be a size such as \"64MiB\" or an integer number of bytes, not a float (1.5)",
+        ),
+        (
+            "memory = \"512KiB\"",
+            "6:10: function \"f\": memory \"512KiB\" is below the minimum of 1MiB",
+        ),
+        (
+            "memory = \"5GiB\"",
+            "6:10: function \"f\": memory \"5GiB\" is above the maximum of 4GiB",
+        ),
+        (
+            "max_body = \"2GiB\"",
+            "6:12: function \"f\": max_body \"2GiB\" is above the maximum of 1GiB",
+        ),
+        (
+            "max_body = \"99999999999999GiB\"",
+            "6:12: function \"f\": max_body \"99999999999999GiB\" is too large; the maximum is 1GiB",
+        ),
+    ];
+    for (line, want) in table {
+        assert_eq!(function_error(line), format!("{FILE}:{want}"), "{line}");
+    }
+}
+
+#[test]
+fn checks_timeouts() {
+    for (line, want) in [
+        ("timeout = \"500ms\"", Duration::from_millis(500)),
+        ("timeout = \"1m\"", Duration::from_secs(60)),
+        ("timeout = \"15m\"", Duration::from_secs(900)),
+    ] {
+        let m = parse(&one_function(&format!("component = \"f.wasm\"\n{line}"))).unwrap();
+        assert_eq!(m.functions[0].timeout, want, "{line}");
+    }
+    let table = [
+        (
+            "timeout = \"0s\"",
+            "6:11: function \"f\": timeout \"0s\" must be greater than zero",
+        ),
+        (
+            "timeout = \"16m\"",
+            "6:11: function \"f\": timeout \"16m\" is above the maximum of 15m",
+        ),
+        (
+            "timeout = 30",
+            "6:11: function \"f\": timeout 30 has no unit; write e.g. \"30s\" or \"30ms\"",
+        ),
+        (
+            "timeout = \"soon\"",
+            "6:11: function \"f\": timeout \"soon\" is not a duration; use e.g. \"500ms\", \"2s\" or \"1m\"",
+        ),
+        (
+            "timeout = \"1500us\"",
+            "6:11: function \"f\": timeout \"1500us\" is finer than a millisecond; use whole milliseconds",
+        ),
+    ];
+    for (line, want) in table {
+        assert_eq!(function_error(line), format!("{FILE}:{want}"), "{line}");
+    }
+}
+
+#[test]
+fn checks_max_concurrency() {
+    let m = parse(&one_function(
+        "component = \"f.wasm\"\nmax_concurrency = 10000",
+    ))
+    .unwrap();
+    assert_eq!(m.functions[0].max_concurrency, 10_000);
+    for n in ["0", "10001", "-1", "99999999999"] {
+        assert_eq!(
+            function_error(&format!("max_concurrency = {n}")),
+            format!(
+                "{FILE}:6:19: function \"f\": max_concurrency {n} is out of range; use an integer from 1 to 10000"
+            )
+        );
+    }
+    assert_eq!(
+        function_error("max_concurrency = \"50\""),
+        format!(
+            "{FILE}:6:19: function \"f\": max_concurrency must be an integer, not a string (\"50\")"
+        )
+    );
+}
+
+#[test]
+fn checks_env() {
+    let table = [
+        (
+            "env = { \"A=B\" = \"x\" }",
+            "6:9: function \"f\": env has '=' in a variable name (\"A=B\")",
+        ),
+        (
+            "env = { \"\" = \"x\" }",
+            "6:9: function \"f\": env has an empty variable name (\"\")",
+        ),
+        (
+            "env = { PORT = 80 }",
+            "6:16: function \"f\": env variable PORT must be a string (quote it), not an integer (80)",
+        ),
+        (
+            "env = \"A=B\"",
+            "6:7: invalid type: string \"A=B\", expected a table of environment variables, e.g. env = { KEY = \"value\" }",
+        ),
+    ];
+    for (line, want) in table {
+        assert_eq!(function_error(line), format!("{FILE}:{want}"), "{line}");
+    }
+}
+
+#[test]
+fn refuses_bad_routes_at_their_position() {
+    assert_eq!(
+        function_error("routes = [\"/ok\", \"price\"]"),
+        format!(
+            "{FILE}:6:18: function \"f\": route \"price\" must start with '/'; use \"/x\" for an exact path, \"/x/...\" for a path and everything below it, or \"/...\" for everything"
+        )
+    );
+    assert_eq!(
+        function_error("routes = \"/x\""),
+        format!(
+            "{FILE}:6:10: invalid type: string \"/x\", expected a list of routes, e.g. routes = [\"/x\", \"/x/...\"]"
+        )
+    );
+    assert_eq!(
+        function_error("routes = [1]"),
+        format!("{FILE}:6:11: function \"f\": routes must be a string, not an integer (1)")
+    );
+}

@@ -1,0 +1,257 @@
+//! From the manifest as written ([`crate::raw`]) to the validated model, in
+//! one place: every type check, range check, default and uniqueness rule.
+//!
+//! Checks stop at the first problem: functions are checked in file order,
+//! the keys of each in a fixed order (its name first, so later messages can
+//! name the function).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+use toml::Spanned;
+
+use crate::error::{Location, ManifestError};
+use crate::model::{
+    AppSpec, DEFAULT_MAX_BODY, DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT,
+    FunctionSpec, MAX_MAX_BODY, MAX_MEMORY, MIN_MEMORY, Manifest,
+};
+use crate::raw::{RawFunction, RawManifest};
+use crate::route::Route;
+use crate::units::ByteSize;
+
+mod values;
+
+/// Accepted names, appended to every name error.
+const NAME_RULE: &str =
+    "names are 1-63 characters of lowercase ASCII letters, digits and '-', starting with a letter";
+
+/// The manifest text and the name it is reported under.
+struct Source<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
+    let src = Source { file, text };
+    let raw: RawManifest = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
+
+    let Some(app) = raw.app else {
+        return Err(src.invalid(
+            0..0,
+            "app",
+            "the manifest has no [app] table; add one naming the app, e.g. [app] name = \"shop\""
+                .into(),
+        ));
+    };
+    let app_span = app.span();
+    let name = match &app.get_ref().name {
+        Some(name) => src.name(name, "app ")?,
+        None => {
+            return Err(src.invalid(
+                app_span,
+                "name",
+                "[app] has no `name`; add one, e.g. name = \"shop\"".into(),
+            ));
+        }
+    };
+
+    let (functions_span, raw_functions) = match raw.function {
+        Some(functions) => (functions.span(), functions.into_inner().0),
+        None => (app_span, Vec::new()),
+    };
+    if raw_functions.is_empty() {
+        return Err(src.invalid(
+            functions_span,
+            "function",
+            format!(
+                "app \"{name}\" has no functions; add a [[function]] table with a `name` and a `component`"
+            ),
+        ));
+    }
+
+    let mut functions = Vec::with_capacity(raw_functions.len());
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut routes: HashMap<Route, (String, usize)> = HashMap::new();
+    for (index, raw_function) in raw_functions.into_iter().enumerate() {
+        let checked = src.function(index, raw_function)?;
+        let function = checked.spec;
+        let name_location = src.location(checked.name_span);
+        if let Some(&first_line) = names.get(&function.name) {
+            return Err(ManifestError::DuplicateFunction {
+                location: name_location,
+                name: function.name,
+                first_line,
+            });
+        }
+        names.insert(function.name.clone(), name_location.line);
+        for (route, span) in function.routes.iter().zip(checked.route_spans) {
+            let location = src.location(span);
+            if let Some((other, first_line)) = routes.get(route) {
+                return Err(ManifestError::DuplicateRoute {
+                    location,
+                    route: route.to_string(),
+                    function: function.name.clone(),
+                    other_function: other.clone(),
+                    first_line: *first_line,
+                });
+            }
+            routes.insert(route.clone(), (function.name.clone(), location.line));
+        }
+        functions.push(function);
+    }
+
+    Ok(Manifest {
+        app: AppSpec { name },
+        functions,
+    })
+}
+
+/// A validated function and the positions the app-wide checks report.
+struct CheckedFunction {
+    spec: FunctionSpec,
+    name_span: Range<usize>,
+    route_spans: Vec<Range<usize>>,
+}
+
+impl Source<'_> {
+    fn location(&self, span: Range<usize>) -> Location {
+        Location::at(self.file, self.text, span.start)
+    }
+
+    /// The value as the user wrote it (`"12XB"` with its quotes, `5`).
+    fn written(&self, span: &Range<usize>) -> &str {
+        self.text.get(span.clone()).unwrap_or("")
+    }
+
+    fn invalid(&self, span: Range<usize>, key: &str, message: String) -> ManifestError {
+        ManifestError::Invalid {
+            location: self.location(span),
+            key: key.to_owned(),
+            message,
+        }
+    }
+
+    fn toml_error(&self, error: &toml::de::Error) -> ManifestError {
+        ManifestError::Toml {
+            location: self.location(error.span().unwrap_or(0..0)),
+            message: error.message().trim_end().to_owned(),
+        }
+    }
+
+    fn function(
+        &self,
+        index: usize,
+        raw: Spanned<RawFunction>,
+    ) -> Result<CheckedFunction, ManifestError> {
+        let table_span = raw.span();
+        let raw = raw.into_inner();
+        let Some(raw_name) = &raw.name else {
+            return Err(self.invalid(
+                table_span,
+                "name",
+                format!(
+                    "[[function]] number {} has no `name`; add one, e.g. name = \"hello\"",
+                    index + 1
+                ),
+            ));
+        };
+        let name = self.name(raw_name, &format!("[[function]] number {} ", index + 1))?;
+        let p = format!("function \"{name}\": ");
+
+        if let Some(key) = raw.unsupported.first() {
+            return Err(ManifestError::Unsupported {
+                location: self.location(key.span()),
+                function: name,
+                key: (*key.get_ref()).to_owned(),
+            });
+        }
+
+        let component = match &raw.component {
+            Some(value) => self.string(value, &p, "component")?,
+            None => {
+                return Err(self.invalid(
+                    table_span,
+                    "component",
+                    format!(
+                        "{p}no `component`; add the path of its .wasm file, e.g. component = \"target/wasm32-wasip2/release/{}.wasm\"",
+                        name.replace('-', "_")
+                    ),
+                ));
+            }
+        };
+        if component.trim().is_empty() {
+            let span = raw
+                .component
+                .as_ref()
+                .map(Spanned::span)
+                .unwrap_or(table_span);
+            return Err(self.invalid(
+                span,
+                "component",
+                format!("{p}component is empty; give the path of its .wasm file"),
+            ));
+        }
+
+        let build = match &raw.build {
+            None => None,
+            Some(value) => {
+                let command = self.string(value, &p, "build")?;
+                if command.trim().is_empty() {
+                    return Err(self.invalid(
+                        value.span(),
+                        "build",
+                        format!("{p}build is empty; remove it or give the command that builds the component"),
+                    ));
+                }
+                Some(command.to_owned())
+            }
+        };
+
+        let mut routes = Vec::new();
+        let mut route_spans = Vec::new();
+        for value in raw.routes.iter().flat_map(|list| &list.get_ref().0) {
+            let text = self.string(value, &p, "routes")?;
+            let route = Route::parse(text)
+                .map_err(|e| self.invalid(value.span(), "routes", format!("{p}{e}")))?;
+            routes.push(route);
+            route_spans.push(value.span());
+        }
+
+        let memory = match &raw.memory {
+            None => DEFAULT_MEMORY,
+            Some(value) => self.size(value, &p, "memory", MIN_MEMORY, MAX_MEMORY)?,
+        };
+        let timeout = match &raw.timeout {
+            None => DEFAULT_TIMEOUT,
+            Some(value) => self.timeout(value, &p)?,
+        };
+        let max_body = match &raw.max_body {
+            None => DEFAULT_MAX_BODY,
+            Some(value) => self.size(value, &p, "max_body", ByteSize(0), MAX_MAX_BODY)?,
+        };
+        let max_concurrency = match &raw.max_concurrency {
+            None => DEFAULT_MAX_CONCURRENCY,
+            Some(value) => self.max_concurrency(value, &p)?,
+        };
+        let env = match &raw.env {
+            None => BTreeMap::new(),
+            Some(env) => self.env(env, &p)?,
+        };
+
+        Ok(CheckedFunction {
+            name_span: raw_name.span(),
+            route_spans,
+            spec: FunctionSpec {
+                name,
+                component: component.to_owned(),
+                build,
+                routes,
+                memory,
+                timeout,
+                max_body,
+                max_concurrency,
+                env,
+            },
+        })
+    }
+}

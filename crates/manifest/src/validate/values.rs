@@ -1,0 +1,234 @@
+//! Checks of single values: types, units and ranges, each with a message
+//! that names the key, the function and what to write instead.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use toml::{Spanned, Value};
+
+use super::{NAME_RULE, Source};
+use crate::error::ManifestError;
+use crate::model::{MAX_MAX_CONCURRENCY, MAX_TIMEOUT};
+use crate::raw::RawEnv;
+use crate::units::{ByteSize, SizeError};
+
+impl Source<'_> {
+    /// `prefix` names the owner and ends with a separator ("app ",
+    /// "function \"x\": "), so messages read "app name ..." and
+    /// "function \"x\": memory ...".
+    pub(super) fn wrong_type(
+        &self,
+        value: &Spanned<Value>,
+        prefix: &str,
+        key: &str,
+        want: &str,
+    ) -> ManifestError {
+        let span = value.span();
+        let message = format!(
+            "{prefix}{key} must be {want}, not {} ({})",
+            with_article(value.get_ref().type_str()),
+            self.written(&span)
+        );
+        self.invalid(span, key, message)
+    }
+
+    pub(super) fn string<'v>(
+        &self,
+        value: &'v Spanned<Value>,
+        prefix: &str,
+        key: &str,
+    ) -> Result<&'v str, ManifestError> {
+        match value.get_ref() {
+            Value::String(s) => Ok(s),
+            _ => Err(self.wrong_type(value, prefix, key, "a string")),
+        }
+    }
+
+    pub(super) fn name(
+        &self,
+        value: &Spanned<Value>,
+        prefix: &str,
+    ) -> Result<String, ManifestError> {
+        let name = self.string(value, prefix, "name")?;
+        let problem = if name.is_empty() {
+            Some("is empty".to_owned())
+        } else if name.len() > 63 {
+            Some("is longer than 63 characters".to_owned())
+        } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            Some("does not start with a lowercase letter".to_owned())
+        } else {
+            name.chars()
+                .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+                .map(|c| format!("contains {c:?}"))
+        };
+        match problem {
+            None => Ok(name.to_owned()),
+            Some(problem) => Err(self.invalid(
+                value.span(),
+                "name",
+                format!(
+                    "{prefix}name {} {problem}; {NAME_RULE}",
+                    self.written(&value.span())
+                ),
+            )),
+        }
+    }
+
+    pub(super) fn size(
+        &self,
+        value: &Spanned<Value>,
+        p: &str,
+        key: &str,
+        min: ByteSize,
+        max: ByteSize,
+    ) -> Result<ByteSize, ManifestError> {
+        let span = value.span();
+        let written = self.written(&span);
+        let size = match value.get_ref() {
+            Value::Integer(n) => u64::try_from(*n).map(ByteSize).map_err(|_| {
+                format!("{p}{key} {written} is not a size; use e.g. \"64MiB\" or \"1GiB\"")
+            }),
+            Value::String(s) => ByteSize::parse(s).map_err(|e| match e {
+                SizeError::MissingUnit(_) => format!(
+                    "{p}{key} {written} has no unit; use e.g. \"64MiB\", or an integer for a number of bytes"
+                ),
+                SizeError::TooLarge(_) => format!("{p}{key} {written} is too large; the maximum is {max}"),
+                SizeError::NotANumber(_) | SizeError::UnknownUnit { .. } => {
+                    format!("{p}{key} {written} is not a size; use e.g. \"64MiB\" or \"1GiB\"")
+                }
+            }),
+            _ => {
+                return Err(self.wrong_type(value, p, key, "a size such as \"64MiB\" or an integer number of bytes"));
+            }
+        }
+        .map_err(|message| self.invalid(span.clone(), key, message))?;
+        if size < min {
+            return Err(self.invalid(
+                span,
+                key,
+                format!("{p}{key} {written} is below the minimum of {min}"),
+            ));
+        }
+        if size > max {
+            return Err(self.invalid(
+                span,
+                key,
+                format!("{p}{key} {written} is above the maximum of {max}"),
+            ));
+        }
+        Ok(size)
+    }
+
+    pub(super) fn timeout(
+        &self,
+        value: &Spanned<Value>,
+        p: &str,
+    ) -> Result<Duration, ManifestError> {
+        let span = value.span();
+        let written = self.written(&span);
+        let fail = |message: String| Err(self.invalid(span.clone(), "timeout", message));
+        let text = match value.get_ref() {
+            Value::String(text) => text,
+            Value::Integer(n) => {
+                return fail(format!(
+                    "{p}timeout {written} has no unit; write e.g. \"{n}s\" or \"{n}ms\""
+                ));
+            }
+            _ => return Err(self.wrong_type(value, p, "timeout", "a duration such as \"2s\"")),
+        };
+        let Ok(timeout) = humantime::parse_duration(text) else {
+            return fail(format!(
+                "{p}timeout {written} is not a duration; use e.g. \"500ms\", \"2s\" or \"1m\""
+            ));
+        };
+        if timeout.is_zero() {
+            return fail(format!("{p}timeout {written} must be greater than zero"));
+        }
+        if timeout > MAX_TIMEOUT {
+            return fail(format!(
+                "{p}timeout {written} is above the maximum of {}",
+                humantime::format_duration(MAX_TIMEOUT)
+            ));
+        }
+        if !timeout.subsec_nanos().is_multiple_of(1_000_000) {
+            return fail(format!(
+                "{p}timeout {written} is finer than a millisecond; use whole milliseconds"
+            ));
+        }
+        Ok(timeout)
+    }
+
+    pub(super) fn max_concurrency(
+        &self,
+        value: &Spanned<Value>,
+        p: &str,
+    ) -> Result<u32, ManifestError> {
+        let Value::Integer(n) = value.get_ref() else {
+            return Err(self.wrong_type(value, p, "max_concurrency", "an integer"));
+        };
+        u32::try_from(*n)
+            .ok()
+            .filter(|n| (1..=MAX_MAX_CONCURRENCY).contains(n))
+            .ok_or_else(|| {
+                self.invalid(
+                    value.span(),
+                    "max_concurrency",
+                    format!("{p}max_concurrency {n} is out of range; use an integer from 1 to {MAX_MAX_CONCURRENCY}"),
+                )
+            })
+    }
+
+    pub(super) fn env(
+        &self,
+        env: &Spanned<RawEnv>,
+        p: &str,
+    ) -> Result<BTreeMap<String, String>, ManifestError> {
+        let mut vars = BTreeMap::new();
+        for (key, value) in &env.get_ref().0 {
+            let name = key.get_ref();
+            let problem = if name.is_empty() {
+                Some("an empty variable name")
+            } else if name.contains('=') {
+                Some("'=' in a variable name")
+            } else if name.contains('\0') {
+                Some("a NUL character in a variable name")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(self.invalid(
+                    key.span(),
+                    "env",
+                    format!("{p}env has {problem} ({name:?})"),
+                ));
+            }
+            let Value::String(text) = value.get_ref() else {
+                let message = format!(
+                    "{p}env variable {name} must be a string (quote it), not {} ({})",
+                    with_article(value.get_ref().type_str()),
+                    self.written(&value.span())
+                );
+                return Err(self.invalid(value.span(), "env", message));
+            };
+            if text.contains('\0') {
+                return Err(self.invalid(
+                    value.span(),
+                    "env",
+                    format!("{p}env variable {name} has a NUL character in its value"),
+                ));
+            }
+            vars.insert(name.clone(), text.clone());
+        }
+        Ok(vars)
+    }
+}
+
+/// "an integer", "a string": for messages about a value of the wrong type.
+fn with_article(type_name: &str) -> String {
+    let article = if type_name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {type_name}")
+}

@@ -1,0 +1,185 @@
+//! Compiling components once and keeping the native code on disk.
+//!
+//! Compilation is the expensive step (hundreds of milliseconds for a small
+//! component), so it happens at deploy and its result is cached under
+//! `<cache_dir>/<engine hash>/<component sha256>.cwasm`. The engine hash is
+//! part of the path because an artifact only loads on an engine with the
+//! same version and settings; after an upgrade the old directory is simply
+//! not looked at and components are compiled again.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::Component;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::engine::Runtime;
+use crate::error::{RuntimeError, ValidationError};
+use crate::host::InstanceState;
+use crate::validate;
+
+/// A component compiled, checked and pre-instantiated: ready to serve.
+pub struct PreparedComponent {
+    pub(crate) pre: ProxyPre<InstanceState>,
+    sha256: String,
+}
+
+impl std::fmt::Debug for PreparedComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedComponent")
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedComponent {
+    /// The SHA-256 of the component's bytes (hex).
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
+/// Where the time of preparing a component went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompileTimings {
+    /// Checking the bytes, the exports and the imports.
+    pub validate: Duration,
+    /// Compiling to native code (zero when the cache had it).
+    pub compile: Duration,
+    /// Whether the native code came from the on-disk cache.
+    pub from_cache: bool,
+}
+
+impl Runtime {
+    /// Prepares a component from its bytes: validates it, compiles it (or
+    /// loads the cached artifact) and pre-instantiates it against the node's
+    /// host interfaces. This is the deploy path.
+    pub fn prepare(
+        &self,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<(Arc<PreparedComponent>, CompileTimings), RuntimeError> {
+        let started = Instant::now();
+        validate::check_bytes(bytes)?;
+        let mut timings = CompileTimings {
+            validate: started.elapsed(),
+            ..CompileTimings::default()
+        };
+
+        let artifact = self.artifact_path(sha256);
+        let compile_started = Instant::now();
+        let component = match self.load_artifact(&artifact) {
+            Some(component) => {
+                timings.from_cache = true;
+                component
+            }
+            None => self.compile_to(&artifact, bytes)?,
+        };
+        timings.compile = compile_started.elapsed();
+
+        let check_started = Instant::now();
+        let prepared = self.pre_instantiate(sha256, &component)?;
+        timings.validate += check_started.elapsed();
+        Ok((prepared, timings))
+    }
+
+    /// Loads a component that was deployed before: from the cache when the
+    /// artifact is there, otherwise by compiling the stored bytes again.
+    /// This is the start-up path; `read_bytes` is only called on a miss.
+    pub fn load(
+        &self,
+        sha256: &str,
+        read_bytes: impl FnOnce() -> std::io::Result<Vec<u8>>,
+    ) -> Result<(Arc<PreparedComponent>, CompileTimings), RuntimeError> {
+        let artifact = self.artifact_path(sha256);
+        if let Some(component) = self.load_artifact(&artifact) {
+            let started = Instant::now();
+            let prepared = self.pre_instantiate(sha256, &component)?;
+            let timings = CompileTimings {
+                validate: started.elapsed(),
+                compile: Duration::ZERO,
+                from_cache: true,
+            };
+            return Ok((prepared, timings));
+        }
+        let bytes = read_bytes().map_err(|source| RuntimeError::Io {
+            action: "read component",
+            path: PathBuf::from(sha256),
+            source,
+        })?;
+        self.prepare(sha256, &bytes)
+    }
+
+    fn artifact_path(&self, sha256: &str) -> PathBuf {
+        self.config
+            .cache_dir
+            .join(self.engine_hash())
+            .join(format!("{sha256}.cwasm"))
+    }
+
+    fn load_artifact(&self, path: &Path) -> Option<Component> {
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the cache directory is private to the node and only ever
+        // holds artifacts this engine configuration wrote (the path contains
+        // the engine hash); wasmtime additionally checks the artifact header
+        // for version and settings compatibility.
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Component::deserialize_file(&self.engine, path) };
+        match loaded {
+            Ok(component) => Some(component),
+            Err(e) => {
+                // A torn or foreign file: compile again rather than fail.
+                tracing::warn!(path = %path.display(), "ignoring unusable compiled artifact: {e:#}");
+                None
+            }
+        }
+    }
+
+    fn compile_to(&self, artifact: &Path, bytes: &[u8]) -> Result<Component, RuntimeError> {
+        let native = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(|e| ValidationError::Malformed(format!("{e:#}")))?;
+        write_atomically(artifact, &native)?;
+        self.load_artifact(artifact).ok_or_else(|| RuntimeError::Io {
+            action: "load the compiled artifact",
+            path: artifact.to_path_buf(),
+            source: std::io::Error::other("wasmtime refused the artifact it just wrote"),
+        })
+    }
+
+    fn pre_instantiate(
+        &self,
+        sha256: &str,
+        component: &Component,
+    ) -> Result<Arc<PreparedComponent>, RuntimeError> {
+        validate::check_world(&self.engine, component)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| ValidationError::Link(format!("{e:#}")))?;
+        let pre = ProxyPre::new(instance_pre).map_err(|e| ValidationError::Link(format!("{e:#}")))?;
+        Ok(Arc::new(PreparedComponent {
+            pre,
+            sha256: sha256.to_string(),
+        }))
+    }
+}
+
+/// Temp file + rename, so a crash mid-write never leaves a truncated
+/// artifact under the final name.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+    let io = |action, source| RuntimeError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| io("create the cache directory for", e))?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| io("write", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io("rename into place", e))
+}

@@ -1,0 +1,35 @@
+//! The execution core of a Stratus node.
+//!
+//! Everything that touches wasmtime lives here, so the rest of the node can
+//! treat a function as "something that turns an HTTP request into an HTTP
+//! response within limits". The crate owns:
+//!
+//! - the [`Runtime`]: one wasmtime `Engine` per node, configured once with the
+//!   component model, the pooling allocator, copy-on-write memory images,
+//!   async support and epoch interruption, plus the thread that ticks epochs;
+//! - the compile cache: a component is compiled once, at deploy, and the
+//!   native artifact is kept on disk keyed by (component SHA-256, engine
+//!   settings) so a restart loads it instead of compiling again;
+//! - deploy-time validation: is it a component at all, does it export
+//!   `wasi:http/incoming-handler`, does it import only what the node provides;
+//! - per-request execution ([`Function::handle`]): a fresh `Store` and instance
+//!   from a pre-instantiated `ProxyPre`, with a memory cap, a wall-clock
+//!   deadline, an empty filesystem, denied sockets and denied outbound HTTP.
+
+mod capture;
+mod compile;
+mod engine;
+mod error;
+mod function;
+mod host;
+mod validate;
+
+pub use capture::{CapturedOutput, OutputKind};
+pub use compile::{CompileTimings, PreparedComponent};
+pub use engine::{Runtime, RuntimeConfig};
+pub use error::{InvokeError, RuntimeError, ValidationError};
+pub use function::{Function, FunctionLimits, Invocation, OUTPUT_CAPACITY, ResponseBody};
+
+/// The error type of request and response bodies exchanged with guests.
+pub use wasmtime_wasi_http::Error as BodyError;
+pub use validate::PROVIDED_INTERFACES;

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds Stratus and the example apps and serves them on a local node:
+# gateway http://127.0.0.1:8080, admin API http://127.0.0.1:8081. Ctrl-C stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+exec cargo run --release --quiet --bin stratus -- up examples/hello examples/json-api "$@"

@@ -1,0 +1,185 @@
+//! A `wasi:http` guest for the node's integration tests. It dispatches on the
+//! LAST segment of the request path, so a test can mount it under any route
+//! (`/t/echo`, `/x/y/echo` and `/echo` all mean `echo`):
+//!
+//! | last segment | behaviour |
+//! | --- | --- |
+//! | `echo` | 200, body = request body; `x-echo-method`, `x-echo-path` (path with query) |
+//! | `panic` | `panic!("testbed panic requested")`: the component traps |
+//! | `spin` | an endless CPU loop; never returns |
+//! | `sleep?ms=N` | sleeps N ms on a monotonic-clock pollable, then 200 `slept N` |
+//! | `alloc?mb=N` | allocates and touches N MiB, then 200 `allocated N MiB` (traps if memory is capped lower) |
+//! | `noresponse` | returns without ever calling `ResponseOutparam::set` |
+//! | `env?name=X` | 200 with the value of env var X, or 404 `unset` |
+//! | `stdout` | prints `hello stdout` / `hello stderr`, then 200 `printed` |
+//! | `status?code=N` | answers status N with an empty body |
+//! | anything else | 200 `testbed` |
+//!
+//! A missing or malformed query parameter answers 400.
+
+use std::io::{Read as _, Write as _};
+
+use wasip2::exports::http::incoming_handler::Guest;
+use wasip2::http::types::{
+    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse,
+    ResponseOutparam,
+};
+
+struct Testbed;
+
+wasip2::http::proxy::export!(Testbed);
+
+impl Guest for Testbed {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let path_with_query = request.path_with_query().unwrap_or_else(|| "/".to_string());
+        let (path, query) = match path_with_query.split_once('?') {
+            Some((path, query)) => (path, query),
+            None => (path_with_query.as_str(), ""),
+        };
+        let command = path.rsplit('/').find(|segment| !segment.is_empty()).unwrap_or("");
+
+        match command {
+            "echo" => {
+                let method = request.method();
+                let body = read_body(&request);
+                let mut headers = vec![
+                    header("x-echo-method", method_name(&method)),
+                    header("x-echo-path", &path_with_query),
+                ];
+                // Keep the request's content type, so echoing JSON stays JSON.
+                if let Some(content_type) =
+                    request.headers().get("content-type").into_iter().next()
+                {
+                    headers.push(("content-type".to_string(), content_type));
+                }
+                send(response_out, 200, headers, &body);
+            }
+            "panic" => panic!("testbed panic requested"),
+            "spin" => spin(),
+            "sleep" => match number_param(query, "ms") {
+                Some(ms) => {
+                    let pollable = wasip2::clocks::monotonic_clock::subscribe_duration(
+                        ms.saturating_mul(1_000_000),
+                    );
+                    wasip2::io::poll::poll(&[&pollable]);
+                    send_text(response_out, 200, &format!("slept {ms}"));
+                }
+                None => send_text(response_out, 400, "sleep needs ?ms=N"),
+            },
+            "alloc" => match number_param(query, "mb") {
+                Some(mb) => {
+                    let len = usize::try_from(mb)
+                        .ok()
+                        .and_then(|mb| mb.checked_mul(1024 * 1024))
+                        .unwrap_or(usize::MAX);
+                    // Aborts (traps) when the memory cap refuses to grow.
+                    let buffer = vec![0xA5_u8; len];
+                    std::hint::black_box(&buffer);
+                    send_text(response_out, 200, &format!("allocated {mb} MiB"));
+                }
+                None => send_text(response_out, 400, "alloc needs ?mb=N"),
+            },
+            "noresponse" => {
+                // Dropping the outparam without setting it: a malformed answer.
+                drop(response_out);
+            }
+            "env" => match query_param(query, "name") {
+                Some(name) if !name.is_empty() => match std::env::var_os(&name) {
+                    Some(value) => send_text(response_out, 200, &value.to_string_lossy()),
+                    None => send_text(response_out, 404, "unset"),
+                },
+                _ => send_text(response_out, 400, "env needs ?name=X"),
+            },
+            "stdout" => {
+                println!("hello stdout");
+                eprintln!("hello stderr");
+                let _ = std::io::stdout().flush();
+                send_text(response_out, 200, "printed");
+            }
+            "status" => match number_param(query, "code") {
+                Some(code @ 100..=999) => send(response_out, code as u16, Vec::new(), b""),
+                _ => send_text(response_out, 400, "status needs ?code=N (100..=999)"),
+            },
+            _ => send_text(response_out, 200, "testbed"),
+        }
+    }
+}
+
+/// Burns CPU forever; only the host's deadline (epoch interruption) stops it.
+fn spin() -> ! {
+    let mut counter: u64 = 0;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Reads the whole request body from its `wasi:io` input stream.
+fn read_body(request: &IncomingRequest) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let Ok(body) = request.consume() else {
+        return bytes;
+    };
+    if let Ok(mut stream) = body.stream() {
+        stream.read_to_end(&mut bytes).expect("read request body");
+        // The stream is a child of the body: drop it before finishing the body.
+        drop(stream);
+    }
+    drop(IncomingBody::finish(body));
+    bytes
+}
+
+fn send_text(response_out: ResponseOutparam, status: u16, text: &str) {
+    let headers = vec![header("content-type", "text/plain; charset=utf-8")];
+    send(response_out, status, headers, text.as_bytes());
+}
+
+fn send(
+    response_out: ResponseOutparam,
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    body: &[u8],
+) {
+    let fields = Fields::from_list(&headers).expect("valid response headers");
+    let response = OutgoingResponse::new(fields);
+    response.set_status_code(status).expect("valid status code");
+    let out_body = response.body().expect("body is taken only once");
+    ResponseOutparam::set(response_out, Ok(response));
+    {
+        let mut out = out_body.write().expect("stream is taken only once");
+        out.write_all(body).expect("write response body");
+        out.flush().expect("flush response body");
+    } // the stream must be dropped before the body is finished
+    OutgoingBody::finish(out_body, None).expect("finish response body");
+}
+
+fn header(name: &str, value: &str) -> (String, Vec<u8>) {
+    (name.to_string(), value.as_bytes().to_vec())
+}
+
+fn number_param(query: &str, name: &str) -> Option<u64> {
+    query_param(query, name)?.trim().parse().ok()
+}
+
+/// The first value of query parameter `name` (no percent-decoding: the tests
+/// only pass plain names and numbers).
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then(|| value.to_string())
+    })
+}
+
+fn method_name(method: &Method) -> &str {
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(other) => other,
+    }
+}
