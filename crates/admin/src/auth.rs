@@ -9,7 +9,11 @@ use crate::AdminState;
 use crate::error::ApiError;
 
 /// Rejects requests without `Authorization: Bearer <the node's token>`.
-pub async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<AdminState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(AUTHORIZATION)

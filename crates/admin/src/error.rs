@@ -1,10 +1,10 @@
 //! Errors of the admin API: a status and the platform's JSON error shape.
 
+use crate::model::{ErrorInfo, ErrorResponse};
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use stratus_control::ControlError;
-use crate::model::{ErrorInfo, ErrorResponse};
 
 /// An error answer of the admin API.
 #[derive(Debug)]
@@ -37,7 +37,9 @@ impl From<ControlError> for ApiError {
         let (status, code) = match &e {
             ControlError::Manifest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest"),
             ControlError::Upload(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_upload"),
-            ControlError::Component { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_component"),
+            ControlError::Component { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_component")
+            }
             ControlError::Limit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "over_limit"),
             ControlError::RouteConflict(_) => (StatusCode::CONFLICT, "route_conflict"),
             ControlError::AmbiguousFunction { .. } => (StatusCode::CONFLICT, "ambiguous_function"),

@@ -80,7 +80,9 @@ async fn read_upload(mut multipart: Multipart, max_upload: usize) -> Result<Uplo
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "upload_too_large",
-            format!("the upload is larger than this node accepts ({max_upload} bytes; see --max-upload)"),
+            format!(
+                "the upload is larger than this node accepts ({max_upload} bytes; see --max-upload)"
+            ),
         )
     };
     let mut upload = Upload::default();
@@ -90,14 +92,24 @@ async fn read_upload(mut multipart: Multipart, max_upload: usize) -> Result<Uplo
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
-            Err(e) => return Err(ApiError::bad_request(format!("malformed upload: {}", e.body_text()))),
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "malformed upload: {}",
+                    e.body_text()
+                )));
+            }
         };
         let name = field.name().unwrap_or_default().to_string();
         let file_name = field.file_name().map(str::to_string);
         let bytes = match field.bytes().await {
             Ok(bytes) => bytes,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(too_large()),
-            Err(e) => return Err(ApiError::bad_request(format!("malformed upload: {}", e.body_text()))),
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "malformed upload: {}",
+                    e.body_text()
+                )));
+            }
         };
         match (name.as_str(), file_name) {
             ("manifest", _) => {
@@ -180,7 +192,9 @@ pub async fn list_versions(
     Path(app): Path<String>,
 ) -> Result<Json<Vec<VersionSummary>>, ApiError> {
     let versions = state.node.versions(&app).await?;
-    Ok(Json(versions.into_iter().map(VersionSummary::from).collect()))
+    Ok(Json(
+        versions.into_iter().map(VersionSummary::from).collect(),
+    ))
 }
 
 /// Makes a given version live, atomically.
@@ -248,7 +262,9 @@ pub async fn invoke(
     };
     let path = params.path.unwrap_or_else(|| "/".to_string());
     if !path.starts_with('/') {
-        return Err(ApiError::bad_request(format!("the path \"{path}\" must start with '/'")));
+        return Err(ApiError::bad_request(format!(
+            "the path \"{path}\" must start with '/'"
+        )));
     }
     let mut request = http::Request::builder()
         .method(method)
@@ -261,7 +277,11 @@ pub async fn invoke(
             request.headers_mut().append(name.clone(), value.clone());
         }
     }
-    let response = state.node.gateway().invoke_buffered(&target, request, &id).await;
+    let response = state
+        .node
+        .gateway()
+        .invoke_buffered(&target, request, &id)
+        .await;
     Ok(response.map(Body::new))
 }
 

@@ -37,17 +37,17 @@ pub struct AdminState {
 pub fn router(state: AdminState) -> Router {
     let v1 = Router::new()
         .route("/apps", get(handlers::list_apps).post(handlers::deploy))
-        .route("/apps/{app}", get(handlers::show_app).delete(handlers::delete_app))
+        .route(
+            "/apps/{app}",
+            get(handlers::show_app).delete(handlers::delete_app),
+        )
         .route("/apps/{app}/versions", get(handlers::list_versions))
         .route(
             "/apps/{app}/versions/{version}/activate",
             post(handlers::activate_version),
         )
         .route("/apps/{app}/rollback", post(handlers::rollback))
-        .route(
-            "/functions/{function}/invocations",
-            post(handlers::invoke),
-        )
+        .route("/functions/{function}/invocations", post(handlers::invoke))
         .layer(DefaultBodyLimit::max(state.max_upload))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -25,7 +25,11 @@ pub async fn render(State(state): State<AdminState>) -> Response {
         "Components whose native code was loaded from the compile cache",
         ConstCounter::new(read(&stats.loaded_from_cache)),
     );
-    registry.register("deploys", "Versions deployed", ConstCounter::new(read(&stats.deploys)));
+    registry.register(
+        "deploys",
+        "Versions deployed",
+        ConstCounter::new(read(&stats.deploys)),
+    );
     registry.register(
         "activations",
         "Versions activated by rollback or explicit activation",

@@ -74,7 +74,10 @@ fn main() -> anyhow::Result<()> {
     println!("| target | requests/s | p50 | p99 | errors |");
     println!("| --- | ---: | ---: | ---: | ---: |");
     for (name, r) in [
-        ("Stratus gateway, hello example (fresh instance per request)", &gateway),
+        (
+            "Stratus gateway, hello example (fresh instance per request)",
+            &gateway,
+        ),
         ("raw hyper hello world (ceiling)", &ceiling),
     ] {
         println!(

@@ -149,7 +149,9 @@ pub fn measure_instantiate(n: u32) -> anyhow::Result<InstantiateResult> {
         timeout: std::time::Duration::from_secs(5),
     };
     let function = Function::new(runtime, component, limits, Vec::new());
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut samples = Vec::with_capacity(n as usize);
     tokio.block_on(async {
         for _ in 0..n.min(100) {

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "stratus", version, about = "A self-hosted serverless platform for WebAssembly components")]
+#[command(
+    name = "stratus",
+    version,
+    about = "A self-hosted serverless platform for WebAssembly components"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub client: ClientOpts,
@@ -19,7 +23,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct ClientOpts {
     /// The node's admin API.
-    #[arg(long, global = true, env = "STRATUS_SERVER", default_value = "http://127.0.0.1:8081")]
+    #[arg(
+        long,
+        global = true,
+        env = "STRATUS_SERVER",
+        default_value = "http://127.0.0.1:8081"
+    )]
     pub server: String,
     /// Admin API token (default: read from ./.stratus/admin-token when present).
     #[arg(long, global = true, env = "STRATUS_TOKEN", hide_env_values = true)]

@@ -21,7 +21,10 @@ impl Client {
         if !base.starts_with("http://") && !base.starts_with("https://") {
             anyhow::bail!("--server must be an http:// URL, got \"{}\"", opts.server);
         }
-        let token = opts.token.clone().or_else(|| read_local_token(Path::new("./.stratus")));
+        let token = opts
+            .token
+            .clone()
+            .or_else(|| read_local_token(Path::new("./.stratus")));
         let http = reqwest::Client::builder()
             .build()
             .context("cannot build the HTTP client")?;
@@ -65,7 +68,10 @@ impl Client {
                 self.base
             )
         } else if e.is_timeout() {
-            anyhow!("the Stratus admin API at {} did not answer in time", self.base)
+            anyhow!(
+                "the Stratus admin API at {} did not answer in time",
+                self.base
+            )
         } else {
             anyhow!("request to {} failed: {}", self.base, root_cause(&e))
         }
@@ -74,7 +80,10 @@ impl Client {
 
 pub async fn read_json<T: DeserializeOwned>(response: Response) -> anyhow::Result<T> {
     let url = response.url().path().to_string();
-    let bytes = response.bytes().await.context("reading the server's answer")?;
+    let bytes = response
+        .bytes()
+        .await
+        .context("reading the server's answer")?;
     serde_json::from_slice(&bytes)
         .map_err(|e| anyhow!("the server's answer to {url} is not what this CLI expects ({e}); are the CLI and server versions the same?"))
 }

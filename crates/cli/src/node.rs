@@ -34,7 +34,10 @@ impl NodeConfig {
             bail!("--max-instances must be at least 1");
         }
         if opts.listen == opts.admin_listen && opts.listen.port() != 0 {
-            bail!("--listen and --admin-listen must differ (both are {})", opts.listen);
+            bail!(
+                "--listen and --admin-listen must differ (both are {})",
+                opts.listen
+            );
         }
         Ok(NodeConfig {
             listen: opts.listen,
@@ -69,7 +72,9 @@ async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Re
     let admin_listener = bind(config.admin_listen, "--admin-listen").await?;
     let gateway_addr = gateway_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
-    node.load_live().await.context("cannot load the deployed apps")?;
+    node.load_live()
+        .await
+        .context("cannot load the deployed apps")?;
     Ok(RunningNode {
         node,
         gateway_addr,
@@ -118,8 +123,10 @@ impl RunningNode {
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = stop_tx.send(true);
         let (g, a) = tokio::join!(gateway, admin);
-        g.context("gateway task failed")?.context("gateway failed")?;
-        a.context("admin task failed")?.context("admin API failed")?;
+        g.context("gateway task failed")?
+            .context("gateway failed")?;
+        a.context("admin task failed")?
+            .context("admin API failed")?;
         tracing::info!("stopped");
         Ok(())
     }
@@ -221,7 +228,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         .context("cannot create a temporary data directory")?;
     let token = args.node.admin_token.clone().unwrap_or_else(random_token);
     let running = start(config, data_dir.path(), token.clone()).await?;
-    println!("Stratus is up (data in {}, removed on exit)", data_dir.path().display());
+    println!(
+        "Stratus is up (data in {}, removed on exit)",
+        data_dir.path().display()
+    );
     for (dir, upload) in args.dirs.iter().zip(uploads) {
         let report = running
             .node
@@ -231,7 +241,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         println!("\napp {} (version {}):", report.app, report.version);
         for f in &report.functions {
             for route in &f.routes {
-                let path = route.strip_suffix("/...").map_or(route.clone(), |p| format!("{p}/"));
+                let path = route
+                    .strip_suffix("/...")
+                    .map_or(route.clone(), |p| format!("{p}/"));
                 println!("  {:<12} http://{}{}", f.name, running.gateway_addr, path);
             }
         }
@@ -274,7 +286,11 @@ pub fn read_components(loaded: &stratus_manifest::LoadedManifest) -> anyhow::Res
     for f in &loaded.manifest.functions {
         let path = loaded.component_path(f);
         let bytes = std::fs::read(&path).with_context(|| {
-            format!("function \"{}\": cannot read its component {}", f.name, path.display())
+            format!(
+                "function \"{}\": cannot read its component {}",
+                f.name,
+                path.display()
+            )
         })?;
         upload.components.insert(f.component.clone(), bytes.into());
     }

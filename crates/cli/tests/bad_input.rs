@@ -27,7 +27,10 @@ fn garbage_bytes() {
 fn a_core_module() {
     let server = Server::start();
     let err = server.deploy_err(app_with_component(&wat::parse_str("(module)").unwrap()).path());
-    assert!(err.contains("core WebAssembly module, not a component"), "{err}");
+    assert!(
+        err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
     assert!(err.contains("wasm32-wasip2"), "{err}");
 }
 
@@ -36,7 +39,10 @@ fn a_command_component_of_the_wrong_world() {
     let server = Server::start();
     let bytes = std::fs::read(test_guest("cli-command")).unwrap();
     let err = server.deploy_err(app_with_component(&bytes).path());
-    assert!(err.contains("does not export `wasi:http/incoming-handler"), "{err}");
+    assert!(
+        err.contains("does not export `wasi:http/incoming-handler"),
+        "{err}"
+    );
     assert!(err.contains("wasi:cli/run"), "{err}");
 }
 
@@ -66,7 +72,13 @@ fn the_server_validates_manifests_too() {
     assert_eq!(response.status(), 422);
     let body: serde_json::Value = response.json().unwrap();
     assert_eq!(body["error"]["code"], "invalid_manifest");
-    assert!(body["error"]["message"].as_str().unwrap().contains("colour"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("colour"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -85,21 +97,35 @@ fn a_route_claimed_by_another_app() {
     let server = Server::start();
     server.deploy(testbed_app("first", "one", &["/shared/..."], "").path());
     let err = server.deploy_err(testbed_app("second", "two", &["/shared/..."], "").path());
-    assert!(err.contains("\"first\"") && err.contains("\"second\""), "{err}");
+    assert!(
+        err.contains("\"first\"") && err.contains("\"second\""),
+        "{err}"
+    );
     assert!(err.contains("/shared/..."), "{err}");
     let out = server.cli(&["apps", "--format", "json"]);
     let apps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(apps.as_array().unwrap().len(), 1, "the refused app left no trace");
+    assert_eq!(
+        apps.as_array().unwrap().len(),
+        1,
+        "the refused app left no trace"
+    );
 }
 
 #[test]
 fn an_unknown_app() {
     let server = Server::start();
-    for args in [&["versions", "ghost"][..], &["rollback", "ghost"], &["delete", "ghost"]] {
+    for args in [
+        &["versions", "ghost"][..],
+        &["rollback", "ghost"],
+        &["delete", "ghost"],
+    ] {
         let out = server.cli(args);
         assert!(!out.status.success());
         let err = stderr(&out);
-        assert!(err.contains("app \"ghost\" does not exist"), "{args:?}: {err}");
+        assert!(
+            err.contains("app \"ghost\" does not exist"),
+            "{args:?}: {err}"
+        );
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
@@ -119,7 +145,10 @@ fn an_unreachable_server() {
         .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("cannot reach the Stratus admin API at http://127.0.0.1:9"), "{err}");
+    assert!(
+        err.contains("cannot reach the Stratus admin API at http://127.0.0.1:9"),
+        "{err}"
+    );
 }
 
 #[test]

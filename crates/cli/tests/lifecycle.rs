@@ -10,7 +10,12 @@ use std::time::Duration;
 use common::*;
 
 fn versioned(version: &str) -> AppDir {
-    testbed_app("shop", "cart", &["/cart/..."], &format!("env = {{ WHO = \"v{version}\" }}"))
+    testbed_app(
+        "shop",
+        "cart",
+        &["/cart/..."],
+        &format!("env = {{ WHO = \"v{version}\" }}"),
+    )
 }
 
 #[tokio::test]
@@ -19,12 +24,22 @@ async fn rollback_and_activate_switch_the_live_version() {
     server.deploy(versioned("1").path());
     let out = server.deploy(versioned("2").path());
     assert!(out.contains("version 2"), "{out}");
-    assert_eq!(server.get("/cart/env?name=WHO").await.text().await.unwrap(), "v2");
+    assert_eq!(
+        server.get("/cart/env?name=WHO").await.text().await.unwrap(),
+        "v2"
+    );
 
     let out = server.cli(&["rollback", "shop"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("now serving version 1"), "{}", stdout(&out));
-    assert_eq!(server.get("/cart/env?name=WHO").await.text().await.unwrap(), "v1");
+    assert!(
+        stdout(&out).contains("now serving version 1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        server.get("/cart/env?name=WHO").await.text().await.unwrap(),
+        "v1"
+    );
 
     let out = server.cli(&["versions", "shop", "--format", "json"]);
     let versions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -39,13 +54,20 @@ async fn rollback_and_activate_switch_the_live_version() {
 
     let out = server.cli(&["rollback", "shop", "--to", "2"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(server.get("/cart/env?name=WHO").await.text().await.unwrap(), "v2");
+    assert_eq!(
+        server.get("/cart/env?name=WHO").await.text().await.unwrap(),
+        "v2"
+    );
 
     // Rolling back past the first version is refused with a sentence.
     server.cli(&["rollback", "shop", "--to", "1"]);
     let out = server.cli(&["rollback", "shop"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("no earlier version"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no earlier version"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = server.cli(&["apps", "--format", "json"]);
     let apps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -62,7 +84,10 @@ async fn requests_in_flight_finish_on_the_version_they_started_on() {
     let in_flight = tokio::spawn(async move { http.get(url).send().await.unwrap() });
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.deploy(versioned("2").path());
-    assert_eq!(server.get("/cart/env?name=WHO").await.text().await.unwrap(), "v2");
+    assert_eq!(
+        server.get("/cart/env?name=WHO").await.text().await.unwrap(),
+        "v2"
+    );
     let old = in_flight.await.unwrap();
     assert_eq!(old.status(), 200);
     assert_eq!(old.headers()["x-who"], "v1");
@@ -78,10 +103,17 @@ async fn a_refused_deploy_leaves_the_live_version_serving() {
     broken.write("cart.wasm", &wat::parse_str("(module)").unwrap());
     let err = server.deploy_err(broken.path());
     assert!(err.contains("core WebAssembly module"), "{err}");
-    assert_eq!(server.get("/cart/env?name=WHO").await.text().await.unwrap(), "v1");
+    assert_eq!(
+        server.get("/cart/env?name=WHO").await.text().await.unwrap(),
+        "v1"
+    );
     let out = server.cli(&["versions", "shop", "--format", "json"]);
     let versions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(versions.as_array().unwrap().len(), 1, "no trace of the refused deploy");
+    assert_eq!(
+        versions.as_array().unwrap().len(),
+        1,
+        "no trace of the refused deploy"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +131,12 @@ async fn restart_serves_the_same_apps_without_recompiling() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "v1");
     assert_eq!(second.metric("stratus_components_compiled_total").await, 0);
-    assert_eq!(second.metric("stratus_components_loaded_from_cache_total").await, 1);
+    assert_eq!(
+        second
+            .metric("stratus_components_loaded_from_cache_total")
+            .await,
+        1
+    );
 
     // Same bytes deployed again: stored once, compiled zero more times.
     let out = second.deploy(versioned("2").path());
@@ -125,7 +162,12 @@ fn walk_files(dir: &std::path::Path) -> usize {
 #[tokio::test]
 async fn the_admin_api_requires_the_token() {
     let server = Server::start();
-    let response = server.http.get(server.admin_url("/v1/apps")).send().await.unwrap();
+    let response = server
+        .http
+        .get(server.admin_url("/v1/apps"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     assert_eq!(json(response).await["error"]["code"], "unauthorized");
 
@@ -138,15 +180,34 @@ async fn the_admin_api_requires_the_token() {
         .unwrap();
     assert_eq!(response.status(), 401);
 
-    let ok = server.http.get(server.admin_url("/v1/apps")).bearer_auth(TOKEN).send().await.unwrap();
+    let ok = server
+        .http
+        .get(server.admin_url("/v1/apps"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
 
     // Health, readiness and the API description need no token.
     for path in ["/healthz", "/readyz", "/v1/openapi.json", "/metrics"] {
-        let response = server.http.get(server.admin_url(path)).send().await.unwrap();
+        let response = server
+            .http
+            .get(server.admin_url(path))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "{path}");
     }
-    let spec = json(server.http.get(server.admin_url("/v1/openapi.json")).send().await.unwrap()).await;
+    let spec = json(
+        server
+            .http
+            .get(server.admin_url("/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(spec["paths"]["/v1/apps"]["post"].is_object());
 
     // The CLI without a token says what to do, in one sentence.
@@ -192,5 +253,9 @@ async fn invoke_calls_a_function_directly() {
 
     let out = server.cli(&["invoke", "nope"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("function \"nope\" is not live"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("function \"nope\" is not live"),
+        "{}",
+        stderr(&out)
+    );
 }

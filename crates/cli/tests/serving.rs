@@ -17,7 +17,10 @@ async fn hello_example_deploys_through_the_cli_and_serves() {
     example_guest("hello");
     let out = server.deploy(&repo_root().join("examples/hello"));
     assert!(out.contains("Deployed hello version 1"), "{out}");
-    assert!(out.contains("validation") && out.contains("compilation"), "{out}");
+    assert!(
+        out.contains("validation") && out.contains("compilation"),
+        "{out}"
+    );
 
     let response = server.get("/hello").await;
     assert_eq!(response.status(), 200);
@@ -56,7 +59,12 @@ async fn longest_route_wins_and_exact_beats_prefix() {
     let server = Server::start();
     let broad = testbed_app("broad", "broad", &["/t/..."], "env = { WHO = \"broad\" }");
     let deep = testbed_app("deep", "deep", &["/t/deep/..."], "env = { WHO = \"deep\" }");
-    let exact = testbed_app("exact", "exact", &["/t/deep/env"], "env = { WHO = \"exact\" }");
+    let exact = testbed_app(
+        "exact",
+        "exact",
+        &["/t/deep/env"],
+        "env = { WHO = \"exact\" }",
+    );
     for app in [&broad, &deep, &exact] {
         server.deploy(app.path());
     }
@@ -75,7 +83,12 @@ async fn longest_route_wins_and_exact_beats_prefix() {
     assert!(response.headers().contains_key(ID));
     let body = json(response).await;
     assert_eq!(body["error"]["code"], "no_route");
-    assert!(body["error"]["message"].as_str().unwrap().contains("/nowhere"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nowhere")
+    );
 }
 
 #[tokio::test]
@@ -84,16 +97,33 @@ async fn oversized_bodies_get_413_declared_or_chunked() {
     let app = testbed_app("small", "small", &["/s/..."], "max_body = \"1KiB\"");
     server.deploy(app.path());
 
-    let ok = server.http.post(server.url("/s/echo")).body(vec![b'a'; 1024]).send().await.unwrap();
+    let ok = server
+        .http
+        .post(server.url("/s/echo"))
+        .body(vec![b'a'; 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.bytes().await.unwrap().len(), 1024);
 
-    let declared = server.http.post(server.url("/s/echo")).body(vec![b'a'; 2048]).send().await.unwrap();
+    let declared = server
+        .http
+        .post(server.url("/s/echo"))
+        .body(vec![b'a'; 2048])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(declared.status(), 413);
     assert!(declared.headers().contains_key(ID));
     let body = json(declared).await;
     assert_eq!(body["error"]["code"], "body_too_large");
-    assert!(body["error"]["message"].as_str().unwrap().contains("max_body"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_body")
+    );
 
     // No content-length: the body arrives chunked.
     let stream = futures_stream(vec![vec![b'b'; 800], vec![b'b'; 800]]);
@@ -124,14 +154,25 @@ async fn traps_and_bad_answers_are_502_and_do_not_hurt_other_requests() {
     assert!(panic.headers().contains_key(ID));
     let body = json(panic).await;
     assert_eq!(body["error"]["code"], "function_trapped");
-    assert!(body["error"]["message"].as_str().unwrap().contains("faulty"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("faulty")
+    );
 
     let silent = server.get("/f/noresponse").await;
     assert_eq!(silent.status(), 502);
     assert_eq!(json(silent).await["error"]["code"], "bad_response");
 
     // The node and the function carry on.
-    let echo = server.http.post(server.url("/f/echo")).body("still here").send().await.unwrap();
+    let echo = server
+        .http
+        .post(server.url("/f/echo"))
+        .body("still here")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(echo.status(), 200);
     assert_eq!(echo.text().await.unwrap(), "still here");
 }
@@ -150,7 +191,12 @@ async fn timeouts_are_504_for_spinning_and_sleeping_guests() {
         assert!(response.headers().contains_key(ID));
         let body = json(response).await;
         assert_eq!(body["error"]["code"], "timeout");
-        assert!(body["error"]["message"].as_str().unwrap().contains("timeout"));
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("timeout")
+        );
         assert!(took < Duration::from_secs(3), "{path} took {took:?}");
     }
     let ok = server.get("/slow/sleep?ms=10").await;
@@ -175,16 +221,29 @@ async fn memory_beyond_the_cap_is_a_trap_that_says_so() {
 #[tokio::test]
 async fn concurrent_requests_to_several_apps_all_succeed() {
     let server = Server::start();
-    let a = testbed_app("alpha", "alpha", &["/alpha/..."], "env = { WHO = \"alpha\" }");
+    let a = testbed_app(
+        "alpha",
+        "alpha",
+        &["/alpha/..."],
+        "env = { WHO = \"alpha\" }",
+    );
     let b = testbed_app("beta", "beta", &["/beta/..."], "env = { WHO = \"beta\" }");
     server.deploy(a.path());
     server.deploy(b.path());
     let mut tasks = Vec::new();
     for i in 0..200 {
         let (http, url, want) = if i % 2 == 0 {
-            (server.http.clone(), server.url("/alpha/env?name=WHO"), "alpha")
+            (
+                server.http.clone(),
+                server.url("/alpha/env?name=WHO"),
+                "alpha",
+            )
         } else {
-            (server.http.clone(), server.url("/beta/env?name=WHO"), "beta")
+            (
+                server.http.clone(),
+                server.url("/beta/env?name=WHO"),
+                "beta",
+            )
         };
         tasks.push(tokio::spawn(async move {
             let response = http.get(url).send().await.unwrap();

@@ -168,7 +168,9 @@ impl Node {
             .with_app(&app, live)
             .map_err(ControlError::RouteConflict)?;
         self.gateway.activate(set);
-        self.stats.deploys.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .deploys
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(app = %app, version, "deployed and activated");
 
         Ok(DeployReport {
@@ -195,7 +197,11 @@ impl Node {
             memory: spec.memory.0,
             timeout: spec.timeout,
         };
-        let env = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let env = spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Arc::new(LiveFunction {
             app: app.to_string(),
             name: spec.name.clone(),
@@ -245,8 +251,16 @@ fn check_upload_matches(manifest: &Manifest, upload: &Upload) -> Result<(), Cont
             )));
         }
     }
-    let named: Vec<&str> = manifest.functions.iter().map(|f| f.component.as_str()).collect();
-    if let Some(extra) = upload.components.keys().find(|k| !named.contains(&k.as_str())) {
+    let named: Vec<&str> = manifest
+        .functions
+        .iter()
+        .map(|f| f.component.as_str())
+        .collect();
+    if let Some(extra) = upload
+        .components
+        .keys()
+        .find(|k| !named.contains(&k.as_str()))
+    {
         return Err(ControlError::Upload(format!(
             "the upload contains component \"{extra}\", which no function in the manifest names"
         )));

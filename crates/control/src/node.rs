@@ -74,7 +74,10 @@ impl Node {
         let live = blocking(move || store.live_functions()).await??;
         let mut by_app: BTreeMap<(String, u32), Vec<FunctionRecord>> = BTreeMap::new();
         for f in live {
-            by_app.entry((f.app, f.version)).or_default().push(f.function);
+            by_app
+                .entry((f.app, f.version))
+                .or_default()
+                .push(f.function);
         }
         let _serialized = self.deploy_lock.lock().await;
         let mut loaded = 0;
@@ -211,8 +214,8 @@ impl Node {
             records
                 .into_iter()
                 .map(|record| {
-                    let spec: FunctionSpec = serde_json::from_value(record.spec.clone())
-                        .map_err(|e| {
+                    let spec: FunctionSpec =
+                        serde_json::from_value(record.spec.clone()).map_err(|e| {
                             ControlError::Internal(format!(
                                 "stored spec of function \"{}\" is unreadable: {e}",
                                 record.name
@@ -220,7 +223,9 @@ impl Node {
                         })?;
                     let sha = record.component_sha256.clone();
                     let (component, timings) = runtime
-                        .load(&sha, || store.read_blob(&sha).map_err(std::io::Error::other))
+                        .load(&sha, || {
+                            store.read_blob(&sha).map_err(std::io::Error::other)
+                        })
                         .map_err(|source| ControlError::Component {
                             function: record.name.clone(),
                             source,

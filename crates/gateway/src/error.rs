@@ -56,7 +56,9 @@ impl PlatformError {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("the request body is larger than the function's limit of {limit} bytes (the `max_body` key)"),
+            format!(
+                "the request body is larger than the function's limit of {limit} bytes (the `max_body` key)"
+            ),
         )
     }
 
@@ -104,7 +106,10 @@ impl PlatformError {
         let mut response = hyper::Response::new(full_body(json));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

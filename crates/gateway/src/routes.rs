@@ -21,7 +21,11 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Adds a route; returns the function that already held it, if any.
-    pub fn insert(&mut self, route: &Route, target: Arc<LiveFunction>) -> Option<Arc<LiveFunction>> {
+    pub fn insert(
+        &mut self,
+        route: &Route,
+        target: Arc<LiveFunction>,
+    ) -> Option<Arc<LiveFunction>> {
         match route {
             Route::Exact(path) => self.exact.insert(path.clone(), target),
             Route::Prefix(prefix) => self.prefix.insert(prefix.clone(), target),

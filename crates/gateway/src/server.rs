@@ -90,7 +90,10 @@ impl Gateway {
         }
         self.draining.store(true, Ordering::Relaxed);
         drop(listener);
-        if tokio::time::timeout(DRAIN_LIMIT, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(DRAIN_LIMIT, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("gave up waiting for in-flight requests after {DRAIN_LIMIT:?}");
         }
         Ok(())
@@ -114,7 +117,9 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let response = match declared {
-            Some(length) if length > limit => PlatformError::body_too_large(limit).into_response(&id),
+            Some(length) if length > limit => {
+                PlatformError::body_too_large(limit).into_response(&id)
+            }
             // A declared length is enforced by hyper's framing: stream it.
             Some(_) => self.invoke(&function, request, &id).await,
             None if request.body().is_end_stream() => self.invoke(&function, request, &id).await,

@@ -78,7 +78,9 @@ impl CapturedOutput {
         }
         if kept > 0 {
             buffer.len += kept;
-            buffer.chunks.push((stream, Bytes::copy_from_slice(&bytes[..kept])));
+            buffer
+                .chunks
+                .push((stream, Bytes::copy_from_slice(&bytes[..kept])));
         }
     }
 }
@@ -125,7 +127,11 @@ impl Pollable for Writer {
 }
 
 impl tokio::io::AsyncWrite for Writer {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.output.append(self.stream, buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -148,7 +154,10 @@ mod tests {
         output.append(OutputKind::Stderr, b"world");
         let (chunks, truncated) = output.take();
         assert!(truncated);
-        assert_eq!(chunks[0], (OutputKind::Stdout, Bytes::from_static(b"hello ")));
+        assert_eq!(
+            chunks[0],
+            (OutputKind::Stdout, Bytes::from_static(b"hello "))
+        );
         assert_eq!(chunks[1], (OutputKind::Stderr, Bytes::from_static(b"wo")));
     }
 }

@@ -144,11 +144,12 @@ impl Runtime {
             .precompile_component(bytes)
             .map_err(|e| ValidationError::Malformed(format!("{e:#}")))?;
         write_atomically(artifact, &native)?;
-        self.load_artifact(artifact).ok_or_else(|| RuntimeError::Io {
-            action: "load the compiled artifact",
-            path: artifact.to_path_buf(),
-            source: std::io::Error::other("wasmtime refused the artifact it just wrote"),
-        })
+        self.load_artifact(artifact)
+            .ok_or_else(|| RuntimeError::Io {
+                action: "load the compiled artifact",
+                path: artifact.to_path_buf(),
+                source: std::io::Error::other("wasmtime refused the artifact it just wrote"),
+            })
     }
 
     fn pre_instantiate(
@@ -161,7 +162,8 @@ impl Runtime {
             .linker
             .instantiate_pre(component)
             .map_err(|e| ValidationError::Link(format!("{e:#}")))?;
-        let pre = ProxyPre::new(instance_pre).map_err(|e| ValidationError::Link(format!("{e:#}")))?;
+        let pre =
+            ProxyPre::new(instance_pre).map_err(|e| ValidationError::Link(format!("{e:#}")))?;
         Ok(Arc::new(PreparedComponent {
             pre,
             sha256: sha256.to_string(),

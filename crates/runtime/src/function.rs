@@ -191,7 +191,11 @@ impl Function {
     }
 }
 
-fn classify_trap(error: wasmtime::Error, memory_exceeded: bool, limits: FunctionLimits) -> InvokeError {
+fn classify_trap(
+    error: wasmtime::Error,
+    memory_exceeded: bool,
+    limits: FunctionLimits,
+) -> InvokeError {
     if error.is::<wasmtime::PoolConcurrencyLimitError>() {
         return InvokeError::Capacity;
     }
@@ -203,7 +207,13 @@ fn classify_trap(error: wasmtime::Error, memory_exceeded: bool, limits: Function
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => InvokeError::Timeout(limits.timeout),
         Some(trap) => InvokeError::Trap(trap.to_string()),
-        None => InvokeError::Trap(format!("{error:#}").lines().next().unwrap_or("").to_string()),
+        None => InvokeError::Trap(
+            format!("{error:#}")
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        ),
     }
 }
 

@@ -30,6 +30,6 @@ pub use engine::{Runtime, RuntimeConfig};
 pub use error::{InvokeError, RuntimeError, ValidationError};
 pub use function::{Function, FunctionLimits, Invocation, OUTPUT_CAPACITY, ResponseBody};
 
+pub use validate::PROVIDED_INTERFACES;
 /// The error type of request and response bodies exchanged with guests.
 pub use wasmtime_wasi_http::Error as BodyError;
-pub use validate::PROVIDED_INTERFACES;

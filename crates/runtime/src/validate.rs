@@ -74,7 +74,10 @@ pub(crate) fn check_world(engine: &Engine, component: &Component) -> Result<(), 
         });
     }
 
-    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
     if !exports.iter().any(|name| is_wasi_02(name, HANDLER)) {
         let found = if exports.is_empty() {
             " (it exports nothing)".to_string()
@@ -114,10 +117,16 @@ mod tests {
     #[test]
     fn raw_bytes_are_classified() {
         let module = wat::parse_str("(module)").unwrap();
-        assert!(matches!(check_bytes(&module), Err(ValidationError::CoreModule)));
+        assert!(matches!(
+            check_bytes(&module),
+            Err(ValidationError::CoreModule)
+        ));
         let component = wat::parse_str("(component)").unwrap();
         assert!(check_bytes(&component).is_ok());
-        assert!(matches!(check_bytes(b"garbage"), Err(ValidationError::NotWasm)));
+        assert!(matches!(
+            check_bytes(b"garbage"),
+            Err(ValidationError::NotWasm)
+        ));
         assert!(matches!(check_bytes(b""), Err(ValidationError::NotWasm)));
     }
 }

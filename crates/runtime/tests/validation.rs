@@ -1,5 +1,7 @@
 //! Deploy-time validation of components, with the messages users see.
 
+#![allow(clippy::unwrap_used)]
+
 use stratus_runtime::{Runtime, RuntimeConfig, RuntimeError, ValidationError};
 
 fn runtime(dir: &std::path::Path) -> Runtime {
@@ -26,7 +28,10 @@ fn garbage_is_not_wasm() {
 #[test]
 fn core_module_is_told_how_to_make_a_component() {
     let msg = message(&wat::parse_str("(module)").unwrap());
-    assert!(msg.contains("core WebAssembly module, not a component"), "{msg}");
+    assert!(
+        msg.contains("core WebAssembly module, not a component"),
+        "{msg}"
+    );
     assert!(msg.contains("wasm32-wasip2"), "{msg}");
 }
 
@@ -42,15 +47,23 @@ fn every_unsupported_import_is_named() {
     let msg = message(&wasm);
     assert!(msg.contains("wasi:keyvalue/store@0.2.0-draft"), "{msg}");
     assert!(msg.contains("acme:billing/charge@1.0.0"), "{msg}");
-    assert!(!msg.contains("wasi:io/error"), "provided imports are not offending: {msg}");
+    assert!(
+        !msg.contains("wasi:io/error"),
+        "provided imports are not offending: {msg}"
+    );
 }
 
 #[test]
 fn a_component_without_the_handler_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime(dir.path());
-    let err = rt.prepare("empty", &wat::parse_str("(component)").unwrap()).unwrap_err();
-    assert!(matches!(err, RuntimeError::Invalid(ValidationError::NoHttpHandler { .. })));
+    let err = rt
+        .prepare("empty", &wat::parse_str("(component)").unwrap())
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        RuntimeError::Invalid(ValidationError::NoHttpHandler { .. })
+    ));
     assert!(err.to_string().contains("exports nothing"), "{err}");
 }
 

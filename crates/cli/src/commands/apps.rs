@@ -12,18 +12,23 @@ use crate::output;
 pub async fn list(opts: &ClientOpts, args: ListArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(opts)?;
     let apps: Vec<AppSummary> = client.get_json("/v1/apps").await?;
-    output::print(args.format, &apps, &["APP", "LIVE", "VERSIONS", "UPDATED (UTC)"], || {
-        apps.iter()
-            .map(|a| {
-                vec![
-                    a.name.clone(),
-                    a.live_version.map_or("-".into(), |v| v.to_string()),
-                    a.versions.to_string(),
-                    output::timestamp(a.updated_at),
-                ]
-            })
-            .collect()
-    })?;
+    output::print(
+        args.format,
+        &apps,
+        &["APP", "LIVE", "VERSIONS", "UPDATED (UTC)"],
+        || {
+            apps.iter()
+                .map(|a| {
+                    vec![
+                        a.name.clone(),
+                        a.live_version.map_or("-".into(), |v| v.to_string()),
+                        a.versions.to_string(),
+                        output::timestamp(a.updated_at),
+                    ]
+                })
+                .collect()
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -66,7 +66,12 @@ pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode
                 },
                 f.sha256.chars().take(12).collect(),
                 output::bytes(f.size),
-                if f.compiled_from_cache { "cached" } else { "compiled" }.to_string(),
+                if f.compiled_from_cache {
+                    "cached"
+                } else {
+                    "compiled"
+                }
+                .to_string(),
             ]
         })
         .collect::<Vec<_>>();

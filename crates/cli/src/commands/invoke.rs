@@ -16,7 +16,10 @@ pub async fn run(opts: &ClientOpts, args: InvokeArgs) -> anyhow::Result<ExitCode
     let path = format!("/v1/functions/{}/invocations", segment(&args.function));
     let mut request = client
         .request(Method::POST, &path)
-        .query(&[("path", args.path.as_str()), ("method", args.method.as_str())])
+        .query(&[
+            ("path", args.path.as_str()),
+            ("method", args.method.as_str()),
+        ])
         .body(body);
     for header in &args.header {
         let Some((name, value)) = header.split_once(':') else {
@@ -33,13 +36,17 @@ pub async fn run(opts: &ClientOpts, args: InvokeArgs) -> anyhow::Result<ExitCode
         }
         println!();
     }
-    let bytes = response.bytes().await.context("reading the function's response")?;
+    let bytes = response
+        .bytes()
+        .await
+        .context("reading the function's response")?;
     // A platform error (no route, trap, timeout, unknown function...) is
     // shown as one sentence; a function's own error answer is printed as is.
-    if !status.is_success() && !args.include {
-        if let Some(message) = platform_error_message(&bytes) {
-            bail!("{message} ({status})");
-        }
+    if !status.is_success()
+        && !args.include
+        && let Some(message) = platform_error_message(&bytes)
+    {
+        bail!("{message} ({status})");
     }
     std::io::stdout().write_all(&bytes)?;
     Ok(if status.is_success() {
@@ -54,11 +61,15 @@ fn read_data(data: Option<&str>) -> anyhow::Result<Vec<u8>> {
         None => Ok(Vec::new()),
         Some("@-") => {
             let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).context("reading stdin")?;
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("reading stdin")?;
             Ok(buf)
         }
         Some(arg) => match arg.strip_prefix('@') {
-            Some(file) => std::fs::read(file).with_context(|| format!("cannot read --data file {file}")),
+            Some(file) => {
+                std::fs::read(file).with_context(|| format!("cannot read --data file {file}"))
+            }
             None => Ok(arg.as_bytes().to_vec()),
         },
     }

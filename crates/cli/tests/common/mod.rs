@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 pub const TOKEN: &str = "test-token-0123456789";
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Builds a guest workspace for wasm32-wasip2 (once per test binary; cargo's
@@ -22,7 +25,14 @@ fn build_guests(workspace: &str) -> PathBuf {
     let root = repo_root();
     let manifest = root.join(workspace).join("Cargo.toml");
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--quiet",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
@@ -35,12 +45,14 @@ fn build_guests(workspace: &str) -> PathBuf {
 
 pub fn test_guest(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| build_guests("tests/guests")).join(format!("{name}.wasm"))
+    DIR.get_or_init(|| build_guests("tests/guests"))
+        .join(format!("{name}.wasm"))
 }
 
 pub fn example_guest(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| build_guests("examples")).join(format!("{name}.wasm"))
+    DIR.get_or_init(|| build_guests("examples"))
+        .join(format!("{name}.wasm"))
 }
 
 /// A running `stratus server` process, killed on drop.
@@ -193,7 +205,10 @@ impl Server {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

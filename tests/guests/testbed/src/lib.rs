@@ -139,6 +139,11 @@ fn send(
     headers: Vec<(String, Vec<u8>)>,
     body: &[u8],
 ) {
+    // Tells tests which deployment (version) answered.
+    let mut headers = headers;
+    if let Ok(who) = std::env::var("WHO") {
+        headers.push(header("x-who", &who));
+    }
     let fields = Fields::from_list(&headers).expect("valid response headers");
     let response = OutgoingResponse::new(fields);
     response.set_status_code(status).expect("valid status code");
