@@ -5,6 +5,7 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use stratus_control::ControlError;
+use stratus_runtime::RuntimeError;
 
 /// An error answer of the admin API.
 #[derive(Debug)]

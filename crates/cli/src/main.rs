@@ -52,11 +52,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Servers log at info by default; client commands only show warnings so
-/// their output stays the answer. `RUST_LOG` overrides both.
+/// `server` logs at info by default; `up` and the client commands only show
+/// warnings so what they print (URLs, answers) stands out. `RUST_LOG`
+/// overrides both.
 fn init_tracing(command: &Command) {
     let default = match command {
-        Command::Server(_) | Command::Up(_) => "info",
+        Command::Server(_) => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -21,7 +21,7 @@ pub struct LiveFunction {
 /// Every live function, indexed by route and by name.
 #[derive(Debug, Default, Clone)]
 pub struct LiveSet {
-    routes: RouteTable,
+    routes: RouteTable<Arc<LiveFunction>>,
     by_name: HashMap<String, Vec<Arc<LiveFunction>>>,
     /// app name -> live version
     apps: HashMap<String, u32>,
@@ -113,7 +113,7 @@ impl LiveSet {
         self.apps.get(app).copied()
     }
 
-    pub fn routes(&self) -> &RouteTable {
+    pub fn routes(&self) -> &RouteTable<Arc<LiveFunction>> {
         &self.routes
     }
 }

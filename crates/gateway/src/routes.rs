@@ -5,35 +5,38 @@
 //! two.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use stratus_manifest::Route;
 
-use crate::live::LiveFunction;
-
-/// An immutable routing table; rebuilt (not mutated) on every activation.
-#[derive(Debug, Default, Clone)]
-pub struct RouteTable {
-    exact: HashMap<String, Arc<LiveFunction>>,
+/// A routing table from routes to targets (live functions in the node);
+/// rebuilt, not mutated, on every activation.
+#[derive(Debug, Clone)]
+pub struct RouteTable<T> {
+    exact: HashMap<String, T>,
     /// Keyed by the prefix without its `/...` suffix; `""` is the catch-all.
-    prefix: HashMap<String, Arc<LiveFunction>>,
+    prefix: HashMap<String, T>,
 }
 
-impl RouteTable {
-    /// Adds a route; returns the function that already held it, if any.
-    pub fn insert(
-        &mut self,
-        route: &Route,
-        target: Arc<LiveFunction>,
-    ) -> Option<Arc<LiveFunction>> {
+impl<T> Default for RouteTable<T> {
+    fn default() -> Self {
+        RouteTable {
+            exact: HashMap::new(),
+            prefix: HashMap::new(),
+        }
+    }
+}
+
+impl<T> RouteTable<T> {
+    /// Adds a route; returns the target that already held it, if any.
+    pub fn insert(&mut self, route: &Route, target: T) -> Option<T> {
         match route {
             Route::Exact(path) => self.exact.insert(path.clone(), target),
             Route::Prefix(prefix) => self.prefix.insert(prefix.clone(), target),
         }
     }
 
-    /// The function owning `route` exactly (same form and path), if any.
-    pub fn owner(&self, route: &Route) -> Option<&Arc<LiveFunction>> {
+    /// The target owning `route` exactly (same form and path), if any.
+    pub fn owner(&self, route: &Route) -> Option<&T> {
         match route {
             Route::Exact(path) => self.exact.get(path),
             Route::Prefix(prefix) => self.prefix.get(prefix),
@@ -42,7 +45,7 @@ impl RouteTable {
 
     /// The most specific match for a request path: an exact route for the
     /// path itself, else the longest prefix route covering it.
-    pub fn lookup(&self, path: &str) -> Option<&Arc<LiveFunction>> {
+    pub fn lookup(&self, path: &str) -> Option<&T> {
         if let Some(hit) = self.exact.get(path) {
             return Some(hit);
         }
@@ -68,5 +71,57 @@ impl RouteTable {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(routes: &[&str]) -> RouteTable<String> {
+        let mut t = RouteTable::default();
+        for r in routes {
+            let route = Route::parse(r).unwrap();
+            assert!(t.insert(&route, r.to_string()).is_none());
+        }
+        t
+    }
+
+    #[test]
+    fn longest_match_wins_and_exact_beats_prefix() {
+        let t = table(&["/...", "/a/...", "/a/b/...", "/a/b", "/x"]);
+        let at = |p| t.lookup(p).map(String::as_str);
+        assert_eq!(at("/a/b"), Some("/a/b"));
+        assert_eq!(at("/a/b/"), Some("/a/b/..."));
+        assert_eq!(at("/a/b/c/d"), Some("/a/b/..."));
+        assert_eq!(at("/a/bc"), Some("/a/..."));
+        assert_eq!(at("/a"), Some("/a/..."));
+        assert_eq!(at("/x"), Some("/x"));
+        assert_eq!(at("/x/y"), Some("/..."));
+        assert_eq!(at("/"), Some("/..."));
+    }
+
+    #[test]
+    fn without_a_catch_all_unknown_paths_miss() {
+        let t = table(&["/a/...", "/exact"]);
+        assert_eq!(t.lookup("/b"), None);
+        assert_eq!(t.lookup("/exact/more"), None);
+        assert_eq!(t.lookup("/ab"), None);
+        assert_eq!(t.lookup("/a"), Some(&"/a/...".to_string()));
+    }
+
+    #[test]
+    fn a_route_claimed_twice_returns_the_first_owner() {
+        let mut t = table(&["/a/..."]);
+        let again = Route::parse("/a/...").unwrap();
+        assert_eq!(
+            t.insert(&again, "second".into()),
+            Some("/a/...".to_string())
+        );
+        // Exact and prefix forms of the same path are different routes.
+        assert!(
+            t.insert(&Route::parse("/a").unwrap(), "exact".into())
+                .is_none()
+        );
     }
 }

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use stratus_runtime::{BodyError, CapturedOutput, OutputKind, ResponseBody};
 use tokio::net::TcpListener;
@@ -23,6 +23,9 @@ use crate::live::{LiveFunction, LiveSet};
 
 /// The response header carrying the invocation id, on every answer.
 pub const INVOCATION_ID_HEADER: &str = "x-stratus-invocation-id";
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long shutdown waits for in-flight requests before closing anyway.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
@@ -80,6 +83,10 @@ impl Gateway {
             });
             let connection = http1::Builder::new()
                 .keep_alive(true)
+                // A client that trickles its headers cannot hold a
+                // connection (and its task) forever.
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
