@@ -38,8 +38,15 @@ impl From<ControlError> for ApiError {
         let (status, code) = match &e {
             ControlError::Manifest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest"),
             ControlError::Upload(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_upload"),
+            ControlError::Component {
+                source: RuntimeError::Invalid(_),
+                ..
+            } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_component"),
+            // The component was fine but the node could not store its
+            // compiled code (disk full, permissions): the node's fault.
             ControlError::Component { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_component")
+                tracing::error!("admin request failed: {e}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
             ControlError::Limit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "over_limit"),
             ControlError::RouteConflict(_) => (StatusCode::CONFLICT, "route_conflict"),
