@@ -259,3 +259,74 @@ async fn invoke_calls_a_function_directly() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn show_and_delete_an_app() {
+    let server = Server::start();
+    server.deploy(versioned("1").path());
+    let detail = json(
+        server
+            .http
+            .get(server.admin_url("/v1/apps/shop"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(detail["name"], "shop");
+    assert_eq!(detail["live_version"], 1);
+    assert_eq!(detail["functions"][0]["name"], "cart");
+    assert_eq!(detail["functions"][0]["routes"][0], "/cart/...");
+
+    let out = server.cli(&["delete", "shop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.get("/cart/env?name=WHO").await.status(), 404);
+    let out = server.cli(&["apps", "--format", "json"]);
+    assert_eq!(stdout(&out).trim(), "[]");
+    assert_eq!(
+        walk_files(&server.data_dir.join("components")),
+        0,
+        "blobs are removed"
+    );
+}
+
+#[test]
+fn up_serves_an_app_ready_to_curl_and_cleans_up() {
+    use std::io::{BufRead, BufReader};
+    example_guest("hello");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["up", "examples/hello", "--no-build"])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .current_dir(repo_root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut data_dir = None;
+    let mut url = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("Stratus is up (data in ") {
+            data_dir = rest.split(',').next().map(std::path::PathBuf::from);
+        }
+        if let Some(at) = line.find("http://") {
+            url = Some(line[at..].trim().to_string());
+            break;
+        }
+    }
+    let url = url.expect("up printed a URL");
+    assert!(url.ends_with("/hello"), "{url}");
+    let body = reqwest::blocking::get(&url).unwrap().text().unwrap();
+    assert!(body.starts_with("Hello from Stratus!"), "{body}");
+
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let data_dir = data_dir.expect("up printed its data dir");
+    assert!(!data_dir.exists(), "{} was not removed", data_dir.display());
+}

@@ -81,7 +81,12 @@ impl Node {
             let mut validate = Duration::ZERO;
             let mut compile = Duration::ZERO;
             for spec in functions {
-                let bytes = &components[&spec.component];
+                let bytes = components.get(&spec.component).ok_or_else(|| {
+                    ControlError::Upload(format!(
+                        "component \"{}\" was not uploaded",
+                        spec.component
+                    ))
+                })?;
                 let sha256 = stratus_store::sha256_hex(bytes);
                 let (component, timings) =
                     runtime
@@ -119,7 +124,12 @@ impl Node {
         let mut new_functions = Vec::new();
         let mut created_blobs = Vec::new();
         for (p, cached) in &prepared {
-            let bytes = &upload.components[&p.spec.component];
+            let Some(bytes) = upload.components.get(&p.spec.component) else {
+                return Err(ControlError::Upload(format!(
+                    "component \"{}\" was not uploaded",
+                    p.spec.component
+                )));
+            };
             let store = self.store.clone();
             let data = bytes.clone();
             let blob = tokio::task::spawn_blocking(move || store.put_blob(&data))
