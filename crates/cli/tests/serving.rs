@@ -267,3 +267,34 @@ async fn guests_have_no_filesystem_and_no_outbound_network() {
     let path = server.get("/sb/env?name=PATH").await;
     assert_eq!(path.status(), 404);
 }
+
+#[tokio::test]
+async fn a_full_instance_pool_is_503_with_retry_after_never_500() {
+    let server = Server::start_with(&["--max-instances", "2"]);
+    let app = testbed_app("pool", "pool", &["/p/..."], "");
+    server.deploy(app.path());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (http, url) = (server.http.clone(), server.url("/p/sleep?ms=700"));
+        tasks.push(tokio::spawn(
+            async move { http.get(url).send().await.unwrap() },
+        ));
+    }
+    let (mut ok, mut shed) = (0, 0);
+    for task in tasks {
+        let response = task.await.unwrap();
+        match response.status().as_u16() {
+            200 => ok += 1,
+            503 => {
+                assert!(response.headers().contains_key("retry-after"));
+                assert_eq!(json(response).await["error"]["code"], "over_capacity");
+                shed += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(ok >= 2, "the pool's two slots served: {ok}");
+    assert!(shed >= 1, "requests beyond the pool were shed: {shed}");
+    // Once the slots are free again, requests succeed.
+    assert_eq!(server.get("/p/echo").await.status(), 200);
+}

@@ -70,6 +70,8 @@ impl Server {
         Self::start_with(&[])
     }
 
+    /// Starts a server with extra flags; `--max-instances 64` unless given
+    /// (a smaller pool keeps parallel test servers light).
     pub fn start_with(extra: &[&str]) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
@@ -85,7 +87,12 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .args(["--admin-token", TOKEN, "--max-instances", "64"])
+            .args(["--admin-token", TOKEN])
+            .args(if extra.contains(&"--max-instances") {
+                &[][..]
+            } else {
+                &["--max-instances", "64"][..]
+            })
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
