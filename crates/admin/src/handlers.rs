@@ -25,6 +25,7 @@ pub async fn healthz(State(state): State<AdminState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         live_apps: live_apps(&state),
+        problems: Vec::new(),
     })
 }
 
@@ -36,6 +37,7 @@ pub async fn readyz(State(state): State<AdminState>) -> Response {
     let body = Health {
         status: if ready { "ready" } else { "starting" }.into(),
         live_apps: live_apps(&state),
+        problems: state.node.problems(),
     };
     let status = if ready {
         StatusCode::OK

@@ -121,6 +121,9 @@ pub struct Health {
     pub status: String,
     /// Apps whose live version is serving.
     pub live_apps: usize,
+    /// What keeps the node from serving everything it should.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 impl From<AppRecord> for AppSummary {

@@ -330,3 +330,72 @@ fn up_serves_an_app_ready_to_curl_and_cleans_up() {
     let data_dir = data_dir.expect("up printed its data dir");
     assert!(!data_dir.exists(), "{} was not removed", data_dir.display());
 }
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_corrupt_compile_cache_is_rebuilt_on_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut first = Server::start_in(&data, &[]);
+    first.deploy(versioned("1").path());
+    assert!(first.terminate().success());
+    for artifact in files_under(&data.join("compiled")) {
+        std::fs::write(&artifact, b"torn write").unwrap();
+    }
+    let second = Server::start_in(&data, &[]);
+    assert_eq!(
+        second.get("/cart/env?name=WHO").await.text().await.unwrap(),
+        "v1"
+    );
+    assert_eq!(second.metric("stratus_components_compiled_total").await, 1);
+}
+
+#[tokio::test]
+async fn an_app_that_cannot_load_is_reported_and_the_others_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut first = Server::start_in(&data, &[]);
+    first.deploy(versioned("1").path());
+    example_guest("hello");
+    first.deploy(&repo_root().join("examples/hello"));
+    assert!(first.terminate().success());
+    // Lose the compiled code, and let the cart's stored bytes rot.
+    std::fs::remove_dir_all(data.join("compiled")).unwrap();
+    let testbed = std::fs::read(test_guest("testbed")).unwrap();
+    for blob in files_under(&data.join("components")) {
+        if std::fs::read(&blob).unwrap() == testbed {
+            std::fs::write(&blob, b"bit rot").unwrap();
+        }
+    }
+    let second = Server::start_in(&data, &[]);
+    let ready = json(
+        second
+            .http
+            .get(second.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let problems = ready["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{ready}");
+    let problem = problems[0].as_str().unwrap();
+    assert!(problem.contains("app \"shop\" is not serving"), "{problem}");
+    assert!(problem.contains("not WebAssembly"), "{problem}");
+    assert_eq!(ready["live_apps"], 1);
+    // The other app serves; the broken one's route answers a JSON 404.
+    assert_eq!(second.get("/hello").await.status(), 200);
+    assert_eq!(second.get("/cart/env?name=WHO").await.status(), 404);
+}

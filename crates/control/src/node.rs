@@ -35,6 +35,9 @@ pub struct Node {
     pub(crate) deploy_lock: tokio::sync::Mutex<()>,
     pub(crate) stats: NodeStats,
     ready: AtomicBool,
+    /// Apps whose stored live version could not be loaded at start-up, with
+    /// why; reported by `/readyz` so an operator sees them.
+    problems: std::sync::Mutex<Vec<String>>,
 }
 
 impl Node {
@@ -46,6 +49,7 @@ impl Node {
             deploy_lock: tokio::sync::Mutex::new(()),
             stats: NodeStats::default(),
             ready: AtomicBool::new(false),
+            problems: std::sync::Mutex::default(),
         }
     }
 
@@ -88,13 +92,25 @@ impl Node {
                         self.gateway.activate(set);
                         loaded += 1;
                     }
-                    Err(conflict) => tracing::error!(app = %app, "not serving app: {conflict}"),
+                    Err(conflict) => self.report_problem(&app, &conflict.to_string()),
                 },
-                Err(e) => tracing::error!(app = %app, version, "not serving app: {e}"),
+                Err(e) => self.report_problem(&app, &e.to_string()),
             }
         }
         self.ready.store(true, Ordering::Relaxed);
         Ok(loaded)
+    }
+
+    /// Problems that keep stored apps from serving (empty when all is well).
+    pub fn problems(&self) -> Vec<String> {
+        self.problems.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    fn report_problem(&self, app: &str, problem: &str) {
+        tracing::error!(app, "not serving app: {problem}");
+        if let Ok(mut problems) = self.problems.lock() {
+            problems.push(format!("app \"{app}\" is not serving: {problem}"));
+        }
     }
 
     /// Makes `version` of `app` live; with `None`, the version before the
