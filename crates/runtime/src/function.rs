@@ -143,7 +143,8 @@ impl Function {
     }
 
     /// Instantiates the component once and drops the instance, returning
-    /// the time it took. Used by benchmarks and readiness probes.
+    /// the time it took: the per-request cost before the handler runs,
+    /// measured by the benchmark program.
     pub async fn probe_instantiate(&self) -> Result<Duration, InvokeError> {
         let output = CapturedOutput::new(0);
         let started = Instant::now();

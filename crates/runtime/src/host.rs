@@ -63,7 +63,6 @@ impl WasiHttpView for InstanceState {
 pub(crate) struct MemoryCap {
     limit: u64,
     pub(crate) exceeded: bool,
-    pub(crate) peak: u64,
 }
 
 impl MemoryCap {
@@ -71,7 +70,6 @@ impl MemoryCap {
         MemoryCap {
             limit,
             exceeded: false,
-            peak: 0,
         }
     }
 }
@@ -88,7 +86,6 @@ impl ResourceLimiter for MemoryCap {
             self.exceeded = true;
             return Ok(false);
         }
-        self.peak = self.peak.max(desired);
         Ok(true)
     }
 
