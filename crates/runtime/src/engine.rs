@@ -11,7 +11,13 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Linker;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Bytes of each linear memory and async stack kept mapped between
+/// instances (reset with `memset`, not `madvise`).
+const KEEP_RESIDENT: usize = 1 << 20;
+/// How many slots' excess memory is decommitted per syscall.
+const DECOMMIT_BATCH: usize = 32;
 
 use crate::error::RuntimeError;
 use crate::host::InstanceState;
@@ -79,10 +85,17 @@ impl Runtime {
             .total_tables(config.max_instances.saturating_mul(2))
             .total_stacks(config.max_instances)
             .max_memory_size(max_memory)
-            // Keeping the first pages of a slot resident avoids a page-fault
-            // storm on every request for small functions.
-            .linear_memory_keep_resident(64 << 10)
-            .table_keep_resident(16 << 10);
+            // Reset a slot's memory by zeroing the pages the last instance
+            // dirtied (found with the PAGEMAP_SCAN ioctl on Linux 6.7+)
+            // instead of unmapping them: the next request then takes no
+            // page faults on memory that small functions touch every time.
+            .pagemap_scan(Enabled::Auto)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(KEEP_RESIDENT)
+            // Decommit memory beyond what is kept resident in batches: one
+            // syscall for many slots rather than one per request.
+            .decommit_batch_size(DECOMMIT_BATCH);
 
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
