@@ -147,16 +147,7 @@ async fn restart_serves_the_same_apps_without_recompiling() {
 }
 
 fn walk_files(dir: &std::path::Path) -> usize {
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            n += walk_files(&path);
-        } else {
-            n += 1;
-        }
-    }
-    n
+    files_under(dir).len()
 }
 
 #[tokio::test]
@@ -288,6 +279,11 @@ async fn show_and_delete_an_app() {
         walk_files(&server.data_dir.join("components")),
         0,
         "blobs are removed"
+    );
+    assert_eq!(
+        walk_files(&server.data_dir.join("compiled")),
+        0,
+        "compiled code is removed"
     );
 }
 

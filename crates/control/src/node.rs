@@ -158,10 +158,24 @@ impl Node {
     pub async fn delete_app(&self, app: &str) -> Result<(), ControlError> {
         let _serialized = self.deploy_lock.lock().await;
         let store = self.store.clone();
+        let runtime = self.runtime.clone();
         let name = app.to_string();
-        blocking(move || store.delete_app(&name))
-            .await?
-            .map_err(|e| not_found(e, app))?;
+        blocking(move || {
+            let components: Vec<String> = store
+                .list_versions(&name)?
+                .into_iter()
+                .flat_map(|v| v.functions)
+                .map(|f| f.component_sha256)
+                .collect();
+            store.delete_app(&name)?;
+            // Compiled code of components no other app uses goes with them.
+            for sha in components.iter().filter(|sha| !store.has_blob(sha)) {
+                runtime.forget(sha);
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await?
+        .map_err(|e| not_found(e, app))?;
         let set = self
             .gateway
             .live()

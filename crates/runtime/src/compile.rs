@@ -111,6 +111,17 @@ impl Runtime {
         self.prepare(sha256, &bytes)
     }
 
+    /// Removes the cached native code of a component that is no longer
+    /// deployed. Best effort: a leftover artifact is only wasted disk.
+    pub fn forget(&self, sha256: &str) {
+        let path = self.artifact_path(sha256);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), "cannot remove compiled artifact: {e}");
+        }
+    }
+
     fn artifact_path(&self, sha256: &str) -> PathBuf {
         self.config
             .cache_dir
