@@ -262,10 +262,26 @@ async fn guests_have_no_filesystem_and_no_outbound_network() {
     let app = testbed_app("sandbox", "sandbox", &["/sb/..."], "");
     server.deploy(app.path());
     // The environment holds only what the manifest grants.
-    let home = server.get("/sb/env?name=HOME").await;
-    assert_eq!(home.status(), 404);
-    let path = server.get("/sb/env?name=PATH").await;
-    assert_eq!(path.status(), 404);
+    assert_eq!(server.get("/sb/env?name=HOME").await.status(), 404);
+    assert_eq!(server.get("/sb/env?name=PATH").await.status(), 404);
+
+    let text = |path: String| {
+        let server = &server;
+        async move {
+            let response = server.get(&path).await;
+            assert_eq!(response.status(), 200, "{path}");
+            response.text().await.unwrap()
+        }
+    };
+    let fs = text("/sb/fs".into()).await;
+    assert!(fs.starts_with("denied:"), "{fs}");
+    // A port that is really listening (the admin API): the denial is the
+    // sandbox's, not a refused connection.
+    let listening = server.admin.trim_start_matches("http://").to_string();
+    let connect = text(format!("/sb/connect?to={listening}")).await;
+    assert!(connect.starts_with("denied:"), "{connect}");
+    let fetch = text(format!("/sb/fetch?to={listening}")).await;
+    assert!(fetch.contains("HttpRequestDenied"), "{fetch}");
 }
 
 #[tokio::test]

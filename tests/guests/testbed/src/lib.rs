@@ -13,6 +13,9 @@
 //! | `env?name=X` | 200 with the value of env var X, or 404 `unset` |
 //! | `stdout` | prints `hello stdout` / `hello stderr`, then 200 `printed` |
 //! | `status?code=N` | answers status N with an empty body |
+//! | `fs` | lists `/`: 200 `denied: …` when the host gives no directory |
+//! | `connect?to=HOST:PORT` | opens a TCP connection: 200 `denied: …` or `connected` |
+//! | `fetch?to=HOST:PORT` | outbound HTTP GET: 200 `denied: <error code>` or `reached: <status>` |
 //! | anything else | 200 `testbed` |
 //!
 //! A missing or malformed query parameter answers 400.
@@ -100,8 +103,50 @@ impl Guest for Testbed {
                 Some(code @ 100..=999) => send(response_out, code as u16, Vec::new(), b""),
                 _ => send_text(response_out, 400, "status needs ?code=N (100..=999)"),
             },
+            "fs" => {
+                let outcome = match std::fs::read_dir("/") {
+                    Ok(_) => "listed".to_string(),
+                    Err(e) => format!("denied: {e}"),
+                };
+                send_text(response_out, 200, &outcome);
+            }
+            "connect" => match query_param(query, "to") {
+                Some(to) => {
+                    let outcome = match std::net::TcpStream::connect(to.as_str()) {
+                        Ok(_) => "connected".to_string(),
+                        Err(e) => format!("denied: {e}"),
+                    };
+                    send_text(response_out, 200, &outcome);
+                }
+                None => send_text(response_out, 400, "connect needs ?to=HOST:PORT"),
+            },
+            "fetch" => match query_param(query, "to") {
+                Some(to) => send_text(response_out, 200, &fetch(&to)),
+                None => send_text(response_out, 400, "fetch needs ?to=HOST:PORT"),
+            },
             _ => send_text(response_out, 200, "testbed"),
         }
+    }
+}
+
+/// An outbound `GET http://<to>/` through `wasi:http/outgoing-handler`.
+fn fetch(to: &str) -> String {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{OutgoingRequest, Scheme};
+
+    let request = OutgoingRequest::new(Fields::new());
+    let _ = request.set_scheme(Some(&Scheme::Http));
+    let _ = request.set_authority(Some(to));
+    let _ = request.set_path_with_query(Some("/"));
+    let future = match outgoing_handler::handle(request, None) {
+        Ok(future) => future,
+        Err(code) => return format!("denied: {code:?}"),
+    };
+    future.subscribe().block();
+    match future.get() {
+        Some(Ok(Ok(response))) => format!("reached: {}", response.status()),
+        Some(Ok(Err(code))) => format!("denied: {code:?}"),
+        other => format!("denied: {other:?}"),
     }
 }
 
