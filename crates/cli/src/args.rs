@@ -72,6 +72,13 @@ pub struct NodeOpts {
     /// Instances that may run at once across all functions (pool size).
     #[arg(long, default_value_t = 1000)]
     pub max_instances: u32,
+    /// How long a request may wait for capacity before a 429, e.g. "1s".
+    #[arg(long, default_value = "1s")]
+    pub queue_timeout: String,
+    /// Memory that running instances may reserve together (the sum of their
+    /// `memory` caps), e.g. "8GiB"; default: half of the machine's memory.
+    #[arg(long)]
+    pub memory_budget: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use stratus_admin::AdminState;
 use stratus_control::{Node, Upload};
-use stratus_gateway::Gateway;
+use stratus_gateway::{Admission, Gateway};
 use stratus_manifest::Manifest;
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_store::Store;
@@ -23,6 +23,8 @@ struct NodeConfig {
     admin_listen: SocketAddr,
     max_upload: usize,
     max_instances: u32,
+    queue_timeout: std::time::Duration,
+    memory_budget: u64,
 }
 
 impl NodeConfig {
@@ -39,11 +41,25 @@ impl NodeConfig {
                 opts.listen
             );
         }
+        let queue_timeout = humantime::parse_duration(&opts.queue_timeout).map_err(|e| {
+            anyhow::anyhow!(
+                "--queue-timeout \"{}\": {e}; use e.g. \"1s\" or \"250ms\"",
+                opts.queue_timeout
+            )
+        })?;
+        let memory_budget = match &opts.memory_budget {
+            Some(text) => stratus_manifest::ByteSize::parse(text)
+                .map(|size| size.bytes())
+                .map_err(|e| anyhow::anyhow!("--memory-budget: {e}"))?,
+            None => half_of_physical_memory(),
+        };
         Ok(NodeConfig {
             listen: opts.listen,
             admin_listen: opts.admin_listen,
             max_upload: usize::try_from(max_upload).unwrap_or(usize::MAX),
             max_instances: opts.max_instances,
+            queue_timeout,
+            memory_budget,
         })
     }
 }
@@ -65,7 +81,11 @@ async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Re
     let mut runtime_config = RuntimeConfig::new(data_dir.join("compiled"));
     runtime_config.max_instances = config.max_instances;
     let runtime = Runtime::new(runtime_config).context("cannot start the WebAssembly runtime")?;
-    let gateway = Gateway::new();
+    let gateway = Gateway::new(Admission::new(
+        config.max_instances,
+        config.memory_budget,
+        config.queue_timeout,
+    ));
     let node = Arc::new(Node::new(Arc::new(store), Arc::new(runtime), gateway));
 
     let gateway_listener = bind(config.listen, "--listen").await?;
@@ -84,6 +104,19 @@ async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Re
         token,
         max_upload: config.max_upload,
     })
+}
+
+/// The default memory budget: half of `MemTotal`, leaving the rest to the
+/// node itself, compiled code and the OS (8 GiB where it cannot be read).
+fn half_of_physical_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024 / 2)
+        })
+        .unwrap_or(8 << 30)
 }
 
 async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {

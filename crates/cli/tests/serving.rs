@@ -285,32 +285,99 @@ async fn guests_have_no_filesystem_and_no_outbound_network() {
 }
 
 #[tokio::test]
-async fn a_full_instance_pool_is_503_with_retry_after_never_500() {
-    let server = Server::start_with(&["--max-instances", "2"]);
+async fn a_full_node_sheds_with_429_and_retry_after_never_500() {
+    let server = Server::start_with(&["--max-instances", "2", "--queue-timeout", "300ms"]);
     let app = testbed_app("pool", "pool", &["/p/..."], "");
     server.deploy(app.path());
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let (http, url) = (server.http.clone(), server.url("/p/sleep?ms=700"));
-        tasks.push(tokio::spawn(
-            async move { http.get(url).send().await.unwrap() },
-        ));
-    }
-    let (mut ok, mut shed) = (0, 0);
-    for task in tasks {
-        let response = task.await.unwrap();
-        match response.status().as_u16() {
-            200 => ok += 1,
-            503 => {
-                assert!(response.headers().contains_key("retry-after"));
-                assert_eq!(json(response).await["error"]["code"], "over_capacity");
-                shed += 1;
-            }
-            other => panic!("unexpected status {other}"),
-        }
-    }
-    assert!(ok >= 2, "the pool's two slots served: {ok}");
-    assert!(shed >= 1, "requests beyond the pool were shed: {shed}");
+    let statuses = flood(&server, "/p/sleep?ms=700", 8).await;
+    let ok = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let shed: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    assert_eq!(ok + shed.len(), 8, "only 200 and 429: {statuses:?}");
+    assert_eq!(ok, 2, "the node's two slots served: {statuses:?}");
+    assert!(
+        shed.iter().all(|(_, code)| code == "over_capacity"),
+        "{statuses:?}"
+    );
     // Once the slots are free again, requests succeed.
     assert_eq!(server.get("/p/echo").await.status(), 200);
+}
+
+#[tokio::test]
+async fn max_concurrency_queues_briefly_then_sheds_with_429() {
+    let server = Server::start_with(&["--queue-timeout", "300ms"]);
+    let app = testbed_app("limited", "limited", &["/l/..."], "max_concurrency = 2");
+    server.deploy(app.path());
+    let statuses = flood(&server, "/l/sleep?ms=1000", 10).await;
+    let ok = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let shed = statuses
+        .iter()
+        .filter(|(s, c)| *s == 429 && c == "over_concurrency")
+        .count();
+    assert_eq!((ok, shed), (2, 8), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn a_flood_on_one_function_does_not_starve_another() {
+    let server = Server::start_with(&["--max-instances", "8"]);
+    let hot = testbed_app("hot", "hot", &["/hot/..."], "max_concurrency = 4");
+    let calm = testbed_app("calm", "calm", &["/calm/..."], "");
+    server.deploy(hot.path());
+    server.deploy(calm.path());
+    let flood = {
+        let (http, url) = (server.http.clone(), server.url("/hot/sleep?ms=500"));
+        tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            for _ in 0..40 {
+                let (http, url) = (http.clone(), url.clone());
+                tasks.push(tokio::spawn(async move {
+                    http.get(url).send().await.unwrap().status()
+                }));
+            }
+            for task in tasks {
+                let status = task.await.unwrap().as_u16();
+                assert!(status == 200 || status == 429, "{status}");
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let response = server.get("/calm/echo").await;
+        assert_eq!(response.status(), 200);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(300),
+            "calm waited {took:?} behind the flood"
+        );
+    }
+    flood.await.unwrap();
+}
+
+/// Sends `n` concurrent GETs; returns each status with its error code.
+async fn flood(server: &Server, path: &str, n: usize) -> Vec<(u16, String)> {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (http, url) = (server.http.clone(), server.url(path));
+        tasks.push(tokio::spawn(async move {
+            let response = http.get(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            if status == 429 {
+                assert_eq!(response.headers()["retry-after"], "1");
+            }
+            let code = if status == 200 {
+                String::new()
+            } else {
+                json(response).await["error"]["code"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            };
+            (status, code)
+        }));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
 }

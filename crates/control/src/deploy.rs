@@ -10,6 +10,7 @@ use stratus_gateway::LiveFunction;
 use stratus_manifest::{FunctionSpec, Manifest};
 use stratus_runtime::{Function, FunctionLimits, PreparedComponent};
 use stratus_store::NewFunction;
+use tokio::sync::Semaphore;
 
 use crate::error::ControlError;
 use crate::node::Node;
@@ -212,12 +213,23 @@ impl Node {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        // Successive versions share one concurrency count, so requests still
+        // running on the old version count against the new one's limit.
+        let slots = self
+            .gateway
+            .live()
+            .function(app, &spec.name)
+            .filter(|live| live.max_concurrency == spec.max_concurrency)
+            .map(|live| live.slots.clone())
+            .unwrap_or_else(|| Arc::new(Semaphore::new(spec.max_concurrency as usize)));
         Arc::new(LiveFunction {
             app: app.to_string(),
             name: spec.name.clone(),
             version,
             routes: spec.routes.clone(),
             max_body: spec.max_body.0,
+            slots,
+            max_concurrency: spec.max_concurrency,
             function: Function::new(self.runtime.clone(), component, limits, env),
         })
     }

@@ -62,6 +62,26 @@ impl PlatformError {
         )
     }
 
+    pub fn shed(function: &str, shed: crate::Shed, waited_ms: u128) -> Self {
+        let (code, why) = match shed {
+            crate::Shed::FunctionBusy => (
+                "over_concurrency",
+                format!("function \"{function}\" is at its `max_concurrency`"),
+            ),
+            crate::Shed::NodeBusy => (
+                "over_capacity",
+                "the node has no free instance slot or memory".to_string(),
+            ),
+        };
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            code,
+            format!("{why} and the request waited {waited_ms} ms; retry later"),
+        );
+        e.retry_after = Some(1);
+        e
+    }
+
     pub fn draining() -> Self {
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

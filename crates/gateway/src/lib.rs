@@ -7,11 +7,13 @@
 //! snapshot when it arrives, so requests in flight finish on the version they
 //! started on and no request ever sees half a deploy.
 
+mod admission;
 mod error;
 mod live;
 mod routes;
 mod server;
 
+pub use admission::{Admission, Admitted, Shed};
 pub use error::{ErrorBody, ErrorDetail, PlatformError, full_body};
 pub use live::{LiveFunction, LiveSet, RouteConflict};
 pub use routes::RouteTable;

@@ -15,6 +15,11 @@ pub struct LiveFunction {
     pub routes: Vec<Route>,
     /// Largest request body accepted (manifest `max_body`).
     pub max_body: u64,
+    /// Invocations of this function that may run at once (manifest
+    /// `max_concurrency`). Shared by successive versions of the function so
+    /// a deploy does not reset the count while old requests still run.
+    pub slots: Arc<tokio::sync::Semaphore>,
+    pub max_concurrency: u32,
     pub function: Function,
 }
 
@@ -101,6 +106,11 @@ impl LiveSet {
     /// The function serving a request path, by longest route match.
     pub fn route(&self, path: &str) -> Option<&Arc<LiveFunction>> {
         self.routes.lookup(path)
+    }
+
+    /// The live function `name` of `app`, if any.
+    pub fn function(&self, app: &str, name: &str) -> Option<&Arc<LiveFunction>> {
+        self.by_name(name).iter().find(|f| f.app == app)
     }
 
     /// Live functions with this name (one per app that has it).

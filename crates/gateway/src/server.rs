@@ -18,6 +18,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use stratus_runtime::{BodyError, CapturedOutput, OutputKind, ResponseBody};
 use tokio::net::TcpListener;
 
+use crate::admission::{Admission, Admitted};
 use crate::error::PlatformError;
 use crate::live::{LiveFunction, LiveSet};
 
@@ -31,15 +32,20 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 /// The HTTP gateway: the live set plus the logic to serve from it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Gateway {
     live: ArcSwap<LiveSet>,
+    admission: Admission,
     draining: AtomicBool,
 }
 
 impl Gateway {
-    pub fn new() -> Arc<Gateway> {
-        Arc::new(Gateway::default())
+    pub fn new(admission: Admission) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            live: ArcSwap::default(),
+            admission,
+            draining: AtomicBool::new(false),
+        })
     }
 
     /// A snapshot of the functions serving right now.
@@ -183,13 +189,23 @@ impl Gateway {
                 .headers_mut()
                 .insert(header::HOST, HeaderValue::from_static("localhost"));
         }
+        let memory = function.function.limits().memory;
+        let admitted = match self.admission.admit(&function.slots, memory).await {
+            Ok(admitted) => admitted,
+            Err(shed) => {
+                let waited = self.admission.queue_timeout().as_millis();
+                return PlatformError::shed(&function.name, shed, waited).into_response(id);
+            }
+        };
         let output = CapturedOutput::new(stratus_runtime::OUTPUT_CAPACITY);
         let result = function.function.handle(request, &output).await;
         let (chunks, truncated) = output.take();
         match result {
             Ok((response, _info)) => {
                 log_output(function, id, &chunks, truncated, false);
-                response
+                // The guest may still be streaming the body: its slots stay
+                // taken until the body is done.
+                response.map(|body| Holding::wrap(body, admitted))
             }
             Err(error) => {
                 log_output(function, id, &chunks, truncated, true);
@@ -239,5 +255,42 @@ fn log_output(
     }
     if truncated {
         tracing::debug!(invocation_id = id, "function output truncated");
+    }
+}
+
+/// A response body that keeps the invocation's admission permits until the
+/// body has been sent (or dropped).
+struct Holding {
+    body: ResponseBody,
+    _admitted: Admitted,
+}
+
+impl Holding {
+    fn wrap(body: ResponseBody, admitted: Admitted) -> ResponseBody {
+        Holding {
+            body,
+            _admitted: admitted,
+        }
+        .boxed_unsync()
+    }
+}
+
+impl Body for Holding {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BodyError>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
