@@ -35,11 +35,36 @@ pub async fn render(State(state): State<AdminState>) -> Response {
         "Versions activated by rollback or explicit activation",
         ConstCounter::new(read(&stats.activations)),
     );
+    let residency = state.node.runtime().residency();
+    registry.register(
+        "cold_starts",
+        "Requests whose function's compiled code had to be loaded first",
+        ConstCounter::new(read(&residency.cold_starts)),
+    );
+    registry.register(
+        "warm_starts",
+        "Requests whose function's compiled code was in memory",
+        ConstCounter::new(read(&residency.warm_starts)),
+    );
+    registry.register(
+        "evictions",
+        "Times an idle function's compiled code was dropped (scale to zero)",
+        ConstCounter::new(read(&residency.evictions)),
+    );
     let live = state.node.gateway().live();
     registry.register(
         "live_functions",
         "Functions of live versions",
         ConstGauge::new(live.functions().count() as i64),
+    );
+    registry.register(
+        "resident_functions",
+        "Live functions whose compiled code is in memory",
+        ConstGauge::new(
+            live.functions()
+                .filter(|f| f.function.is_resident())
+                .count() as i64,
+        ),
     );
     let mut text = String::new();
     if let Err(e) = encode(&mut text, &registry) {

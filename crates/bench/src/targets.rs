@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use stratus_runtime::{Function, FunctionLimits, Runtime, RuntimeConfig};
+use stratus_runtime::{Function, FunctionLimits, FunctionOptions, Runtime, RuntimeConfig};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -148,7 +148,13 @@ pub fn measure_instantiate(n: u32) -> anyhow::Result<InstantiateResult> {
         memory: 16 << 20,
         timeout: std::time::Duration::from_secs(5),
     };
-    let function = Function::new(runtime, component, limits, Vec::new());
+    let options = FunctionOptions {
+        limits,
+        env: Vec::new(),
+        min_warm: true,
+        source: hello_component()?,
+    };
+    let function = Function::new(runtime, component, options);
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -79,6 +79,10 @@ pub struct NodeOpts {
     /// `memory` caps), e.g. "8GiB"; default: half of the machine's memory.
     #[arg(long)]
     pub memory_budget: Option<String>,
+    /// Drop a function's compiled code after it has been idle this long
+    /// (scale to zero; "0s" keeps everything resident), e.g. "5m".
+    #[arg(long, default_value = "5m")]
+    pub idle_ttl: String,
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,7 @@ struct NodeConfig {
     max_instances: u32,
     queue_timeout: std::time::Duration,
     memory_budget: u64,
+    idle_ttl: std::time::Duration,
 }
 
 impl NodeConfig {
@@ -47,6 +48,12 @@ impl NodeConfig {
                 opts.queue_timeout
             )
         })?;
+        let idle_ttl = humantime::parse_duration(&opts.idle_ttl).map_err(|e| {
+            anyhow::anyhow!(
+                "--idle-ttl \"{}\": {e}; use e.g. \"5m\" or \"0s\"",
+                opts.idle_ttl
+            )
+        })?;
         let memory_budget = match &opts.memory_budget {
             Some(text) => stratus_manifest::ByteSize::parse(text)
                 .map(|size| size.bytes())
@@ -60,6 +67,7 @@ impl NodeConfig {
             max_instances: opts.max_instances,
             queue_timeout,
             memory_budget,
+            idle_ttl,
         })
     }
 }
@@ -95,6 +103,9 @@ async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Re
     node.load_live()
         .await
         .context("cannot load the deployed apps")?;
+    if !config.idle_ttl.is_zero() {
+        node.spawn_evictor(config.idle_ttl);
+    }
     Ok(RunningNode {
         node,
         gateway_addr,

@@ -381,3 +381,38 @@ async fn flood(server: &Server, path: &str, n: usize) -> Vec<(u16, String)> {
     }
     out
 }
+
+#[tokio::test]
+async fn idle_functions_scale_to_zero_and_come_back_cold_unless_min_warm() {
+    let server = Server::start_with(&["--idle-ttl", "300ms"]);
+    let idle = testbed_app("idle", "idle", &["/idle/..."], "");
+    let warm = testbed_app("warm", "warm", &["/warm/..."], "min_warm = true");
+    server.deploy(idle.path());
+    server.deploy(warm.path());
+    assert_eq!(server.get("/idle/echo").await.status(), 200);
+    assert_eq!(server.get("/warm/echo").await.status(), 200);
+    assert_eq!(server.metric("stratus_cold_starts_total").await, 0);
+    assert_eq!(server.metric("stratus_warm_starts_total").await, 2);
+
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        server.metric("stratus_resident_functions").await,
+        1,
+        "only min_warm stays"
+    );
+    assert_eq!(server.metric("stratus_evictions_total").await, 1);
+
+    let back = server
+        .http
+        .post(server.url("/idle/echo"))
+        .body("again")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 200);
+    assert_eq!(back.text().await.unwrap(), "again");
+    assert_eq!(server.get("/warm/echo").await.status(), 200);
+    assert_eq!(server.metric("stratus_cold_starts_total").await, 1);
+    assert_eq!(server.metric("stratus_warm_starts_total").await, 3);
+    assert_eq!(server.metric("stratus_resident_functions").await, 2);
+}

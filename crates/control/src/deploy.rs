@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use stratus_gateway::LiveFunction;
 use stratus_manifest::{FunctionSpec, Manifest};
-use stratus_runtime::{Function, FunctionLimits, PreparedComponent};
+use stratus_runtime::{Function, FunctionLimits, FunctionOptions, PreparedComponent};
 use stratus_store::NewFunction;
 use tokio::sync::Semaphore;
 
@@ -230,7 +230,16 @@ impl Node {
             max_body: spec.max_body.0,
             slots,
             max_concurrency: spec.max_concurrency,
-            function: Function::new(self.runtime.clone(), component, limits, env),
+            function: Function::new(
+                self.runtime.clone(),
+                component.clone(),
+                FunctionOptions {
+                    limits,
+                    env,
+                    min_warm: spec.min_warm,
+                    source: self.store.blob_path(component.sha256()),
+                },
+            ),
         })
     }
 

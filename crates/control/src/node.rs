@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use stratus_gateway::{Gateway, LiveFunction};
 use stratus_manifest::FunctionSpec;
@@ -111,6 +112,28 @@ impl Node {
         if let Ok(mut problems) = self.problems.lock() {
             problems.push(format!("app \"{app}\" is not serving: {problem}"));
         }
+    }
+
+    /// Scale to zero: every `ttl / 4` (bounded to 50 ms .. 10 s), drops the
+    /// compiled code of functions idle for `ttl`. Runs until the node is
+    /// dropped.
+    pub fn spawn_evictor(self: &Arc<Self>, ttl: Duration) {
+        let node = Arc::downgrade(self);
+        let period = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(node) = node.upgrade() else { break };
+                let live = node.gateway.live();
+                for f in live.functions() {
+                    if f.function.evict_if_idle(ttl) {
+                        tracing::debug!(app = %f.app, function = %f.name, "idle: compiled code dropped");
+                    }
+                }
+            }
+        });
     }
 
     /// Makes `version` of `app` live; with `None`, the version before the

@@ -74,6 +74,9 @@ pub struct FunctionSpec {
     /// Maximum request body; stored as bytes.
     pub max_body: ByteSize,
     pub max_concurrency: u32,
+    /// Keep the compiled code resident while idle (no cold starts).
+    #[serde(default)]
+    pub min_warm: bool,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }

@@ -47,6 +47,7 @@ pub(crate) struct RawFunction {
     pub timeout: Option<Spanned<Value>>,
     pub max_body: Option<Spanned<Value>>,
     pub max_concurrency: Option<Spanned<Value>>,
+    pub min_warm: Option<Spanned<Value>>,
     pub env: Option<Spanned<RawEnv>>,
     /// Recognised keys that this version does not implement, with the span
     /// of each key.
@@ -64,6 +65,7 @@ pub(crate) const FUNCTION_KEYS: &[&str] = &[
     "timeout",
     "max_body",
     "max_concurrency",
+    "min_warm",
     "env",
 ];
 
@@ -111,6 +113,7 @@ enum FunctionKey {
     Timeout,
     MaxBody,
     MaxConcurrency,
+    MinWarm,
     Env,
     Unsupported(&'static str),
 }
@@ -126,6 +129,7 @@ impl FunctionKey {
             "timeout" => FunctionKey::Timeout,
             "max_body" => FunctionKey::MaxBody,
             "max_concurrency" => FunctionKey::MaxConcurrency,
+            "min_warm" => FunctionKey::MinWarm,
             "env" => FunctionKey::Env,
             _ => {
                 let later = UNSUPPORTED_FUNCTION_KEYS.iter().find(|k| **k == key)?;
@@ -173,6 +177,7 @@ impl<'de> Deserialize<'de> for RawFunction {
                         FunctionKey::Timeout => f.timeout = Some(map.next_value()?),
                         FunctionKey::MaxBody => f.max_body = Some(map.next_value()?),
                         FunctionKey::MaxConcurrency => f.max_concurrency = Some(map.next_value()?),
+                        FunctionKey::MinWarm => f.min_warm = Some(map.next_value()?),
                         FunctionKey::Env => f.env = Some(map.next_value()?),
                         FunctionKey::Unsupported(name) => {
                             map.next_value::<IgnoredAny>()?;

@@ -21,6 +21,7 @@ const DECOMMIT_BATCH: usize = 32;
 
 use crate::error::RuntimeError;
 use crate::host::InstanceState;
+use crate::residency::ResidencyStats;
 
 /// Settings that shape the engine. They are fixed for the life of a node;
 /// changing any of them changes [`Runtime::engine_hash`] and therefore the
@@ -60,6 +61,7 @@ pub struct Runtime {
     pub(crate) config: RuntimeConfig,
     engine_hash: String,
     ticker_stop: Arc<AtomicBool>,
+    pub(crate) residency: ResidencyStats,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -119,6 +121,7 @@ impl Runtime {
             config,
             engine_hash,
             ticker_stop,
+            residency: ResidencyStats::default(),
         })
     }
 
@@ -126,6 +129,11 @@ impl Runtime {
     /// loadable by this engine (wasmtime version, target, settings).
     pub fn engine_hash(&self) -> &str {
         &self.engine_hash
+    }
+
+    /// Cold starts, warm starts and evictions so far.
+    pub fn residency(&self) -> &ResidencyStats {
+        &self.residency
     }
 
     /// The settings the runtime was built with.

@@ -6,6 +6,7 @@
 //! function's limits and classifies every failure so the gateway can answer
 //! with the right status instead of dropping the connection.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use crate::compile::PreparedComponent;
 use crate::engine::Runtime;
 use crate::error::InvokeError;
 use crate::host::InstanceState;
+use crate::residency::Resident;
 
 /// The body type of a function's response: streamed from the guest.
 pub type ResponseBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -32,10 +34,23 @@ pub struct FunctionLimits {
     pub timeout: Duration,
 }
 
+/// How a function runs, from its manifest entry.
+#[derive(Debug, Clone)]
+pub struct FunctionOptions {
+    pub limits: FunctionLimits,
+    /// The function's environment (manifest `env`).
+    pub env: Vec<(String, String)>,
+    /// Keep the compiled code resident while idle (manifest `min_warm`).
+    pub min_warm: bool,
+    /// Where the component's bytes are, to compile again should the cached
+    /// artifact be gone when the function comes back from idle.
+    pub source: PathBuf,
+}
+
 /// A deployed function of one app version, ready to serve requests.
 pub struct Function {
     runtime: Arc<Runtime>,
-    component: Arc<PreparedComponent>,
+    code: Resident,
     limits: FunctionLimits,
     env: Vec<(String, String)>,
 }
@@ -43,7 +58,7 @@ pub struct Function {
 impl std::fmt::Debug for Function {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Function")
-            .field("component", &self.component.sha256())
+            .field("component", &self.code.sha256())
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -63,14 +78,13 @@ impl Function {
     pub fn new(
         runtime: Arc<Runtime>,
         component: Arc<PreparedComponent>,
-        limits: FunctionLimits,
-        env: Vec<(String, String)>,
+        options: FunctionOptions,
     ) -> Function {
         Function {
             runtime,
-            component,
-            limits,
-            env,
+            code: Resident::new(component, options.source, options.min_warm),
+            limits: options.limits,
+            env: options.env,
         }
     }
 
@@ -78,8 +92,19 @@ impl Function {
         &self.limits
     }
 
-    pub fn component(&self) -> &PreparedComponent {
-        &self.component
+    /// The SHA-256 of the function's component.
+    pub fn sha256(&self) -> &str {
+        self.code.sha256()
+    }
+
+    /// Whether the compiled code is in memory (not scaled to zero).
+    pub fn is_resident(&self) -> bool {
+        self.code.is_resident()
+    }
+
+    /// Drops the compiled code if the function has been idle for `ttl`.
+    pub fn evict_if_idle(&self, ttl: Duration) -> bool {
+        self.code.evict_if_idle(&self.runtime, ttl)
     }
 
     /// Serves one request in a fresh instance. The returned response may
@@ -96,6 +121,7 @@ impl Function {
     {
         let started = Instant::now();
         let deadline = started + self.limits.timeout;
+        let component = self.code.get(&self.runtime).await?;
         let mut store = self.new_store(deadline, output);
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -107,7 +133,7 @@ impl Function {
             .new_response_outparam(sender)
             .map_err(|e| InvokeError::Internal(format!("{e:#}")))?;
 
-        let pre = self.component.pre.clone();
+        let pre = component.pre.clone();
         let (instantiated_tx, mut instantiated_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let run = async {
@@ -149,7 +175,8 @@ impl Function {
         let output = CapturedOutput::new(0);
         let started = Instant::now();
         let mut store = self.new_store(started + self.limits.timeout, &output);
-        self.component
+        let component = self.code.get(&self.runtime).await?;
+        component
             .pre
             .instantiate_async(&mut store)
             .await

@@ -22,13 +22,17 @@ mod engine;
 mod error;
 mod function;
 mod host;
+mod residency;
 mod validate;
 
 pub use capture::{CapturedOutput, OutputKind};
 pub use compile::{CompileTimings, PreparedComponent};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{InvokeError, RuntimeError, ValidationError};
-pub use function::{Function, FunctionLimits, Invocation, OUTPUT_CAPACITY, ResponseBody};
+pub use function::{
+    Function, FunctionLimits, FunctionOptions, Invocation, OUTPUT_CAPACITY, ResponseBody,
+};
+pub use residency::ResidencyStats;
 
 pub use validate::PROVIDED_INTERFACES;
 /// The error type of request and response bodies exchanged with guests.

@@ -109,7 +109,7 @@ fn function_spec_json_round_trips_exactly() {
     let json = serde_json::to_string(f).unwrap();
     assert_eq!(
         json,
-        r#"{"name":"pricing","component":"target/wasm32-wasip2/release/pricing.wasm","build":"cargo build --release --target wasm32-wasip2","routes":["/pricing/...","/price"],"memory":67108864,"timeout_ms":2000,"max_body":1000000,"max_concurrency":50,"env":{"CURRENCY":"EUR","WITH SPACE":"ok"}}"#
+        r#"{"name":"pricing","component":"target/wasm32-wasip2/release/pricing.wasm","build":"cargo build --release --target wasm32-wasip2","routes":["/pricing/...","/price"],"memory":67108864,"timeout_ms":2000,"max_body":1000000,"max_concurrency":50,"min_warm":false,"env":{"CURRENCY":"EUR","WITH SPACE":"ok"}}"#
     );
     let back: FunctionSpec = serde_json::from_str(&json).unwrap();
     assert_eq!(&back, f);

@@ -133,6 +133,21 @@ fn checks_max_concurrency() {
 }
 
 #[test]
+fn checks_min_warm() {
+    let m = parse(&one_function("component = \"f.wasm\"\nmin_warm = true")).unwrap();
+    assert!(m.functions[0].min_warm);
+    let m = parse(&one_function("component = \"f.wasm\"")).unwrap();
+    assert!(!m.functions[0].min_warm, "off by default");
+    let err = function_error("min_warm = \"yes\"");
+    assert!(
+        err.starts_with(&format!(
+            "{FILE}:6:12: function \"f\": min_warm must be true or false"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn checks_env() {
     let table = [
         (

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
-use toml::Spanned;
+use toml::{Spanned, Value};
 
 use crate::error::{Location, ManifestError};
 use crate::model::{
@@ -233,6 +233,13 @@ impl Source<'_> {
             None => DEFAULT_MAX_CONCURRENCY,
             Some(value) => self.max_concurrency(value, &p)?,
         };
+        let min_warm = match &raw.min_warm {
+            None => false,
+            Some(value) => match value.get_ref() {
+                Value::Boolean(b) => *b,
+                _ => return Err(self.wrong_type(value, &p, "min_warm", "true or false")),
+            },
+        };
         let env = match &raw.env {
             None => BTreeMap::new(),
             Some(env) => self.env(env, &p)?,
@@ -250,6 +257,7 @@ impl Source<'_> {
                 timeout,
                 max_body,
                 max_concurrency,
+                min_warm,
                 env,
             },
         })
