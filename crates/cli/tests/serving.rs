@@ -416,3 +416,52 @@ async fn idle_functions_scale_to_zero_and_come_back_cold_unless_min_warm() {
     assert_eq!(server.metric("stratus_warm_starts_total").await, 3);
     assert_eq!(server.metric("stratus_resident_functions").await, 2);
 }
+
+#[tokio::test]
+async fn every_response_carries_a_cost_receipt() {
+    let server = Server::start();
+    let app = testbed_app("metered", "metered", &["/r/..."], "memory = \"64MiB\"");
+    server.deploy(app.path());
+    let billed = |response: &reqwest::Response| -> (u64, u64) {
+        let text = response.headers()["x-stratus-billed"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let field = |name: &str| -> u64 {
+            text.split(", ")
+                .find_map(|kv| kv.strip_prefix(name))
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+                .parse()
+                .unwrap()
+        };
+        (field("duration-ms="), field("memory-mib="))
+    };
+
+    let small = server.get("/r/echo").await;
+    let timing = small.headers()["server-timing"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        timing.starts_with("queue;dur=") && timing.contains("exec;dur="),
+        "{timing}"
+    );
+    let (small_ms, small_mib) = billed(&small);
+    assert!(small_ms >= 1 && small_mib >= 1, "{small_ms} {small_mib}");
+
+    let big = server.get("/r/alloc?mb=24").await;
+    assert_eq!(big.status(), 200);
+    let (_, big_mib) = billed(&big);
+    assert!(
+        big_mib >= 24 && big_mib <= 64,
+        "peak memory billed: {big_mib} MiB"
+    );
+    assert!(big_mib > small_mib + 20, "{big_mib} vs {small_mib}");
+
+    let slow = server.get("/r/sleep?ms=200").await;
+    let (slow_ms, _) = billed(&slow);
+    assert!(
+        (200..1000).contains(&slow_ms),
+        "billed {slow_ms} ms for a 200 ms sleep"
+    );
+}

@@ -15,7 +15,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use stratus_runtime::{BodyError, CapturedOutput, OutputKind, ResponseBody};
+use stratus_runtime::{BodyError, CapturedOutput, Invocation, OutputKind, ResponseBody};
 use tokio::net::TcpListener;
 
 use crate::admission::{Admission, Admitted};
@@ -201,8 +201,9 @@ impl Gateway {
         let result = function.function.handle(request, &output).await;
         let (chunks, truncated) = output.take();
         match result {
-            Ok((response, _info)) => {
+            Ok((mut response, info)) => {
                 log_output(function, id, &chunks, truncated, false);
+                add_receipt(response.headers_mut(), admitted.waited, &info);
                 // The guest may still be streaming the body: its slots stay
                 // taken until the body is done.
                 response.map(|body| Holding::wrap(body, admitted))
@@ -220,6 +221,31 @@ impl Gateway {
         }
     }
 }
+
+/// The cost receipt: where the time went (`server-timing`, shown by browser
+/// dev tools) and what the invocation is billed for (`x-stratus-billed`):
+/// its duration up to the response, rounded up to the millisecond, and its
+/// peak linear memory, rounded up to the MiB.
+fn add_receipt(headers: &mut http::HeaderMap, queued: Duration, info: &Invocation) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let timing = format!(
+        "queue;dur={:.3}, instantiate;dur={:.3}, exec;dur={:.3}",
+        ms(queued),
+        ms(info.instantiate),
+        ms(info.execution)
+    );
+    let billed_ms = (ms(info.instantiate + info.execution).ceil() as u64).max(1);
+    let billed_mib = info.peak_memory.div_ceil(1 << 20).max(1);
+    let billed = format!("duration-ms={billed_ms}, memory-mib={billed_mib}");
+    for (name, value) in [("server-timing", timing), (BILLED_HEADER, billed)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// The response header with what an invocation is billed for.
+pub const BILLED_HEADER: &str = "x-stratus-billed";
 
 fn with_id(mut response: hyper::Response<ResponseBody>, id: &str) -> hyper::Response<ResponseBody> {
     if let Ok(value) = HeaderValue::from_str(id) {

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -64,11 +65,16 @@ impl std::fmt::Debug for Function {
     }
 }
 
-/// What the gateway learns about an invocation besides the response.
+/// What the gateway learns about an invocation besides the response: the
+/// makings of its cost receipt.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Invocation {
-    /// Time to create the store and instantiate the component.
+    /// Time to load the code if needed, create the store and instantiate.
     pub instantiate: Duration,
+    /// Time from instantiation until the guest handed over its response.
+    pub execution: Duration,
+    /// Peak linear memory of the instance so far, in bytes.
+    pub peak_memory: u64,
 }
 
 /// The bytes each invocation may write to stdout and stderr together.
@@ -122,7 +128,8 @@ impl Function {
         let started = Instant::now();
         let deadline = started + self.limits.timeout;
         let component = self.code.get(&self.runtime).await?;
-        let mut store = self.new_store(deadline, output);
+        let peak_memory = Arc::new(AtomicU64::new(0));
+        let mut store = self.new_store(deadline, peak_memory.clone(), output);
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let http = &mut store.data_mut().http();
@@ -152,11 +159,16 @@ impl Function {
         let guard = AbortOnDrop(Some(task));
 
         let answer = tokio::time::timeout_at(deadline.into(), receiver).await;
+        let answered = Instant::now();
         let instantiate = match instantiated_rx.try_recv() {
             Ok(at) => at.saturating_duration_since(started),
             Err(_) => Duration::ZERO,
         };
-        let info = Invocation { instantiate };
+        let info = Invocation {
+            instantiate,
+            execution: answered.saturating_duration_since(started + instantiate),
+            peak_memory: peak_memory.load(Ordering::Relaxed),
+        };
         match answer {
             Ok(Ok(Ok(response))) => {
                 guard.detach();
@@ -174,7 +186,8 @@ impl Function {
     pub async fn probe_instantiate(&self) -> Result<Duration, InvokeError> {
         let output = CapturedOutput::new(0);
         let started = Instant::now();
-        let mut store = self.new_store(started + self.limits.timeout, &output);
+        let peak = Arc::new(AtomicU64::new(0));
+        let mut store = self.new_store(started + self.limits.timeout, peak, &output);
         let component = self.code.get(&self.runtime).await?;
         component
             .pre
@@ -184,8 +197,13 @@ impl Function {
         Ok(started.elapsed())
     }
 
-    fn new_store(&self, deadline: Instant, output: &CapturedOutput) -> Store<InstanceState> {
-        let state = InstanceState::new(&self.env, self.limits.memory, output);
+    fn new_store(
+        &self,
+        deadline: Instant,
+        peak_memory: Arc<AtomicU64>,
+        output: &CapturedOutput,
+    ) -> Store<InstanceState> {
+        let state = InstanceState::new(&self.env, self.limits.memory, peak_memory, output);
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.limits);
         // Every epoch tick the guest yields to other tasks, and once the

@@ -3,6 +3,9 @@
 //! Built fresh for every invocation and dropped with it, so nothing a guest
 //! does (environment, open resources, memory) outlives its request.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -19,7 +22,12 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
-    pub(crate) fn new(env: &[(String, String)], memory_cap: u64, output: &CapturedOutput) -> Self {
+    pub(crate) fn new(
+        env: &[(String, String)],
+        memory_cap: u64,
+        peak_memory: Arc<AtomicU64>,
+        output: &CapturedOutput,
+    ) -> Self {
         let mut wasi = WasiCtx::builder();
         wasi.envs(env)
             .stdout(output.stdout())
@@ -32,7 +40,7 @@ impl InstanceState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            limits: MemoryCap::new(memory_cap),
+            limits: MemoryCap::new(memory_cap, peak_memory),
             hooks: DenyOutbound,
         }
     }
@@ -59,17 +67,24 @@ impl WasiHttpView for InstanceState {
 
 /// Caps one instance's linear memory at the function's `memory` setting and
 /// remembers whether the cap was hit, so a trap that follows can be reported
-/// as "out of memory" rather than as an anonymous `unreachable`.
+/// as "out of memory" rather than as an anonymous `unreachable`. It also
+/// records the peak, which is what an invocation is billed for; the peak is
+/// shared because the store lives in the invocation's task.
 pub(crate) struct MemoryCap {
     limit: u64,
     pub(crate) exceeded: bool,
+    /// Sum of the sizes of the instance's linear memories at their largest.
+    peak: Arc<AtomicU64>,
+    current: u64,
 }
 
 impl MemoryCap {
-    fn new(limit: u64) -> Self {
+    fn new(limit: u64, peak: Arc<AtomicU64>) -> Self {
         MemoryCap {
             limit,
             exceeded: false,
+            peak,
+            current: 0,
         }
     }
 }
@@ -77,15 +92,17 @@ impl MemoryCap {
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let desired = desired as u64;
+        let (current, desired) = (current as u64, desired as u64);
         if desired > self.limit {
             self.exceeded = true;
             return Ok(false);
         }
+        self.current = self.current + desired - current.min(desired);
+        self.peak.fetch_max(self.current, Ordering::Relaxed);
         Ok(true)
     }
 
