@@ -453,7 +453,7 @@ async fn every_response_carries_a_cost_receipt() {
     assert_eq!(big.status(), 200);
     let (_, big_mib) = billed(&big);
     assert!(
-        big_mib >= 24 && big_mib <= 64,
+        (24..=64).contains(&big_mib),
         "peak memory billed: {big_mib} MiB"
     );
     assert!(big_mib > small_mib + 20, "{big_mib} vs {small_mib}");
