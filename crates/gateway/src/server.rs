@@ -245,7 +245,7 @@ fn add_receipt(headers: &mut http::HeaderMap, queued: Duration, info: &Invocatio
 }
 
 /// The response header with what an invocation is billed for.
-pub const BILLED_HEADER: &str = "x-stratus-billed";
+const BILLED_HEADER: &str = "x-stratus-billed";
 
 fn with_id(mut response: hyper::Response<ResponseBody>, id: &str) -> hyper::Response<ResponseBody> {
     if let Ok(value) = HeaderValue::from_str(id) {
