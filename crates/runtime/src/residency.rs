@@ -76,20 +76,12 @@ impl Resident {
         runtime: &Arc<Runtime>,
     ) -> Result<Arc<PreparedComponent>, InvokeError> {
         self.touch();
-        if let Some(code) = self.code.load_full() {
-            runtime
-                .residency
-                .warm_starts
-                .fetch_add(1, Ordering::Relaxed);
+        if let Some(code) = self.warm(runtime) {
             return Ok(code);
         }
         let _one_at_a_time = self.reloading.lock().await;
-        if let Some(code) = self.code.load_full() {
-            // Another request reloaded it while this one waited.
-            runtime
-                .residency
-                .warm_starts
-                .fetch_add(1, Ordering::Relaxed);
+        // Another request may have reloaded it while this one waited.
+        if let Some(code) = self.warm(runtime) {
             return Ok(code);
         }
         let (runtime_ref, sha256, source) =
@@ -107,6 +99,16 @@ impl Resident {
             .cold_starts
             .fetch_add(1, Ordering::Relaxed);
         Ok(code)
+    }
+
+    /// The resident code, counted as a warm start.
+    fn warm(&self, runtime: &Runtime) -> Option<Arc<PreparedComponent>> {
+        let code = self.code.load_full()?;
+        runtime
+            .residency
+            .warm_starts
+            .fetch_add(1, Ordering::Relaxed);
+        Some(code)
     }
 
     /// Drops the code if unused for `ttl` (and not `min_warm`).
