@@ -34,6 +34,11 @@ struct Args {
     /// Instantiations for the per-request instantiate measurement.
     #[arg(long, default_value_t = 5000)]
     instantiations: u32,
+    /// Also measure `wasmtime serve` (this binary of wasmtime-cli 48.0.8) on
+    /// the same component, with a fresh instance per request and with
+    /// `--max-instance-reuse-count=128`.
+    #[arg(long)]
+    wasmtime: Option<std::path::PathBuf>,
     #[command(subcommand)]
     mode: Option<Mode>,
 }
@@ -64,6 +69,20 @@ fn main() -> anyhow::Result<()> {
     let ceiling = load::run(&raw.url, &load)?;
     drop(node);
     drop(raw);
+    let mut peers = Vec::new();
+    if let Some(bin) = &args.wasmtime {
+        for (name, reuse) in [
+            ("wasmtime serve -Scli (fresh instance per request)", None),
+            (
+                "wasmtime serve -Scli --max-instance-reuse-count=128",
+                Some(128),
+            ),
+        ] {
+            let peer = targets::WasmtimeServe::start(bin, reuse)?;
+            eprintln!("measuring {} ({name})…", peer.url);
+            peers.push((name, load::run(&peer.url, &load)?));
+        }
+    }
     eprintln!("measuring per-request instantiation…");
     let instantiate = targets::measure_instantiate(args.instantiations)?;
 
@@ -73,13 +92,14 @@ fn main() -> anyhow::Result<()> {
     );
     println!("| target | requests/s | p50 | p99 | errors |");
     println!("| --- | ---: | ---: | ---: | ---: |");
-    for (name, r) in [
+    let rows = [
         (
             "Stratus gateway, hello example (fresh instance per request)",
-            &gateway,
+            gateway,
         ),
-        ("raw hyper hello world (ceiling)", &ceiling),
-    ] {
+        ("raw hyper hello world (ceiling)", ceiling),
+    ];
+    for (name, r) in rows.iter().chain(peers.iter()) {
         println!(
             "| {name} | {:.0} | {} | {} | {} |",
             r.rps,

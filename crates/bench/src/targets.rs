@@ -107,6 +107,52 @@ impl Drop for StratusNode {
     }
 }
 
+/// `wasmtime serve` on the same component: the peer to compare against.
+/// Install it outside the repository (`cargo install wasmtime-cli --version
+/// 48.0.8 --locked`); never commit it.
+pub struct WasmtimeServe {
+    child: Child,
+    pub url: String,
+}
+
+impl WasmtimeServe {
+    pub fn start(bin: &Path, reuse: Option<u32>) -> anyhow::Result<WasmtimeServe> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut command = Command::new(bin);
+        command.args(["serve", "-Scli", "--addr", &addr]);
+        if let Some(n) = reuse {
+            command.arg(format!("--max-instance-reuse-count={n}"));
+        }
+        let child = command
+            .arg(hello_component()?)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            if Instant::now() > deadline {
+                bail!("wasmtime serve did not start listening on {addr}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(WasmtimeServe {
+            child,
+            url: format!("http://{addr}/hello"),
+        })
+    }
+}
+
+impl Drop for WasmtimeServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub struct RawHyper {
     child: Child,
     pub url: String,
