@@ -15,42 +15,43 @@ pub async fn render(State(state): State<AdminState>) -> Response {
     let stats = state.node.stats();
     let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let mut registry = Registry::with_prefix("stratus");
-    registry.register(
-        "components_compiled",
-        "Components compiled to native code",
-        ConstCounter::new(read(&stats.compiled)),
-    );
-    registry.register(
-        "components_loaded_from_cache",
-        "Components whose native code was loaded from the compile cache",
-        ConstCounter::new(read(&stats.loaded_from_cache)),
-    );
-    registry.register(
-        "deploys",
-        "Versions deployed",
-        ConstCounter::new(read(&stats.deploys)),
-    );
-    registry.register(
-        "activations",
-        "Versions activated by rollback or explicit activation",
-        ConstCounter::new(read(&stats.activations)),
-    );
     let residency = state.node.runtime().residency();
-    registry.register(
-        "cold_starts",
-        "Requests whose function's compiled code had to be loaded first",
-        ConstCounter::new(read(&residency.cold_starts)),
-    );
-    registry.register(
-        "warm_starts",
-        "Requests whose function's compiled code was in memory",
-        ConstCounter::new(read(&residency.warm_starts)),
-    );
-    registry.register(
-        "evictions",
-        "Times an idle function's compiled code was dropped (scale to zero)",
-        ConstCounter::new(read(&residency.evictions)),
-    );
+    let counters: [(&str, &str, &AtomicU64); 7] = [
+        (
+            "components_compiled",
+            "Components compiled to native code",
+            &stats.compiled,
+        ),
+        (
+            "components_loaded_from_cache",
+            "Components whose native code was loaded from the compile cache",
+            &stats.loaded_from_cache,
+        ),
+        ("deploys", "Versions deployed", &stats.deploys),
+        (
+            "activations",
+            "Versions activated by rollback or explicit activation",
+            &stats.activations,
+        ),
+        (
+            "cold_starts",
+            "Requests whose function's compiled code had to be loaded first",
+            &residency.cold_starts,
+        ),
+        (
+            "warm_starts",
+            "Requests whose function's compiled code was in memory",
+            &residency.warm_starts,
+        ),
+        (
+            "evictions",
+            "Times an idle function's compiled code was dropped (scale to zero)",
+            &residency.evictions,
+        ),
+    ];
+    for (name, help, counter) in counters {
+        registry.register(name, help, ConstCounter::new(read(counter)));
+    }
     let live = state.node.gateway().live();
     registry.register(
         "live_functions",

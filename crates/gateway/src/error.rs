@@ -103,7 +103,7 @@ impl PlatformError {
                 (StatusCode::BAD_GATEWAY, "bad_response")
             }
             InvokeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-            InvokeError::Capacity => (StatusCode::SERVICE_UNAVAILABLE, "over_capacity"),
+            InvokeError::Capacity => (StatusCode::SERVICE_UNAVAILABLE, "pool_exhausted"),
             InvokeError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let mut e = Self::new(status, code, format!("function \"{function}\": {error}"));

@@ -142,8 +142,10 @@ impl Gateway {
                 let (parts, body) = request.into_parts();
                 match Limited::new(body, limit as usize).collect().await {
                     Ok(collected) => {
-                        let request = hyper::Request::from_parts(parts, collected.to_bytes());
-                        self.invoke_buffered(&function, request, &id).await
+                        let body = Full::new(collected.to_bytes())
+                            .map_err(|never| -> BodyError { match never {} });
+                        self.invoke(&function, hyper::Request::from_parts(parts, body), &id)
+                            .await
                     }
                     Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                         PlatformError::body_too_large(limit).into_response(&id)
