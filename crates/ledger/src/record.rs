@@ -1,0 +1,155 @@
+//! What the ledger stores.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// What started an invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// A request to the gateway.
+    Http,
+    /// A direct call through the admin API (`stratus invoke`).
+    Api,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Http => "http",
+            Trigger::Api => "api",
+        }
+    }
+}
+
+/// One invocation, as metered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InvocationRecord {
+    pub id: String,
+    pub app: String,
+    pub function: String,
+    pub version: u32,
+    pub trigger: Trigger,
+    /// When the request was admitted.
+    #[serde(serialize_with = "serialize_time")]
+    pub started_at: SystemTime,
+    /// From admission until the guest finished (or its response was done,
+    /// whichever came last): the billed duration.
+    pub wall: Duration,
+    /// CPU time spent running the guest and the host calls it made.
+    pub cpu: Duration,
+    /// Peak linear memory in bytes.
+    pub peak_memory: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// The HTTP status the caller got.
+    pub status: u16,
+    /// The platform error code when the invocation failed (`timeout`,
+    /// `function_trapped`, …), including a trap after the response started.
+    pub error: Option<String>,
+    /// Whether the function's code had to be loaded (scaled from zero).
+    pub cold: bool,
+}
+
+impl InvocationRecord {
+    /// The billed duration in whole milliseconds, rounded up, at least 1
+    /// (the rounding Lambda uses).
+    pub fn billed_ms(&self) -> u64 {
+        billed_ms(self.wall)
+    }
+
+    /// The billed memory in whole MiB, rounded up, at least 1.
+    pub fn billed_mib(&self) -> u64 {
+        billed_mib(self.peak_memory)
+    }
+}
+
+pub(crate) fn billed_ms(wall: Duration) -> u64 {
+    (wall.as_micros().div_ceil(1000) as u64).max(1)
+}
+
+pub(crate) fn billed_mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20).max(1)
+}
+
+/// Which stream a log line was written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> LogStream {
+        if text == "stderr" {
+            LogStream::Stderr
+        } else {
+            LogStream::Stdout
+        }
+    }
+}
+
+/// One line a function wrote during an invocation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogLine {
+    pub invocation_id: String,
+    pub app: String,
+    pub function: String,
+    #[serde(serialize_with = "serialize_time")]
+    pub at: SystemTime,
+    pub stream: LogStream,
+    pub text: String,
+}
+
+pub(crate) fn unix_micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn from_unix_micros(us: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
+}
+
+/// RFC 3339 with milliseconds, UTC: what people and log tools read.
+pub fn format_time(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, day) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// algorithm), so timestamps need no date crate.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn serialize_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_time(*t))
+}

@@ -1,0 +1,101 @@
+//! The ledger's schema and migrations (`PRAGMA user_version` counts the
+//! migrations applied; append, never edit a shipped one).
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::error::{DbContext, LedgerError};
+
+const MIGRATIONS: &[&str] = &[
+    // Version 1: raw invocation records, hourly roll-ups, log lines.
+    "
+    CREATE TABLE invocation (
+        id          TEXT    PRIMARY KEY,
+        app         TEXT    NOT NULL,
+        function    TEXT    NOT NULL,
+        version     INTEGER NOT NULL,
+        trigger     TEXT    NOT NULL,
+        started_us  INTEGER NOT NULL,
+        wall_us     INTEGER NOT NULL,
+        cpu_us      INTEGER NOT NULL,
+        peak_memory INTEGER NOT NULL,
+        bytes_in    INTEGER NOT NULL,
+        bytes_out   INTEGER NOT NULL,
+        status      INTEGER NOT NULL,
+        error       TEXT,
+        cold        INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX invocation_by_time ON invocation(started_us);
+    -- Usage is read from here: one row per function and hour, kept far
+    -- longer than raw records. mib_ms is the billed memory (MiB, rounded
+    -- up) times the billed duration (ms, rounded up), summed.
+    CREATE TABLE usage_hourly (
+        hour        INTEGER NOT NULL,
+        app         TEXT    NOT NULL,
+        function    TEXT    NOT NULL,
+        requests    INTEGER NOT NULL,
+        errors      INTEGER NOT NULL,
+        cold_starts INTEGER NOT NULL,
+        mib_ms      INTEGER NOT NULL,
+        cpu_us      INTEGER NOT NULL,
+        wall_us     INTEGER NOT NULL,
+        bytes_in    INTEGER NOT NULL,
+        bytes_out   INTEGER NOT NULL,
+        PRIMARY KEY (hour, app, function)
+    ) WITHOUT ROWID;
+    CREATE TABLE log_line (
+        seq           INTEGER PRIMARY KEY,
+        at_us         INTEGER NOT NULL,
+        invocation_id TEXT    NOT NULL,
+        app           TEXT    NOT NULL,
+        function      TEXT    NOT NULL,
+        stream        TEXT    NOT NULL,
+        text          TEXT    NOT NULL
+    );
+    CREATE INDEX log_by_function ON log_line(app, function, at_us);
+    CREATE INDEX log_by_invocation ON log_line(invocation_id);
+    CREATE INDEX log_by_time ON log_line(at_us);
+    ",
+];
+
+const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+pub(crate) fn open(path: &Path) -> Result<Connection, LedgerError> {
+    let open_error = |source| LedgerError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open_error)?;
+    // WAL so readers (usage, logs) never block the writer; FULL so a batch
+    // acknowledged as written survives power loss, not only a crash. Group
+    // commit keeps the fsync count low.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_error)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(open_error)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(open_error)?;
+    Ok(conn)
+}
+
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LedgerError> {
+    let found: u32 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .during("reading the schema version")?;
+    if found > SCHEMA_VERSION {
+        return Err(LedgerError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (from, sql) in (found..).zip(&MIGRATIONS[found as usize..]) {
+        let tx = conn.transaction().during("migrating the schema")?;
+        tx.execute_batch(sql).during("migrating the schema")?;
+        tx.pragma_update(None, "user_version", from + 1)
+            .during("migrating the schema")?;
+        tx.commit().during("migrating the schema")?;
+    }
+    Ok(())
+}

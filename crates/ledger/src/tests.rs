@@ -1,0 +1,201 @@
+use std::time::{Duration, SystemTime};
+
+use crate::writer::prune;
+use crate::*;
+
+fn record(id: &str, function: &str, wall_ms: u64, peak_mib: u64) -> InvocationRecord {
+    InvocationRecord {
+        id: id.into(),
+        app: "shop".into(),
+        function: function.into(),
+        version: 1,
+        trigger: Trigger::Http,
+        started_at: SystemTime::now(),
+        wall: Duration::from_millis(wall_ms),
+        cpu: Duration::from_micros(250),
+        peak_memory: peak_mib << 20,
+        bytes_in: 10,
+        bytes_out: 20,
+        status: 200,
+        error: None,
+        cold: false,
+    }
+}
+
+fn line(id: &str, function: &str, text: &str) -> LogLine {
+    LogLine {
+        invocation_id: id.into(),
+        app: "shop".into(),
+        function: function.into(),
+        at: SystemTime::now(),
+        stream: LogStream::Stdout,
+        text: text.into(),
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Ledger {
+    Ledger::open(
+        &dir.path().join(Ledger::FILE),
+        Retention::default(),
+        PriceSheet::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn usage_adds_up_what_was_recorded_and_prices_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    let recorder = ledger.recorder();
+    for i in 0..1000 {
+        recorder.record(record(&format!("a{i}"), "cart", 100, 128), vec![]);
+    }
+    let mut failed = record("b", "pay", 1, 1);
+    failed.error = Some("timeout".into());
+    failed.status = 504;
+    recorder.record(failed, vec![]);
+    assert!(ledger.flush(Duration::from_secs(10)));
+
+    for since in [None, Some(SystemTime::now() - Duration::from_secs(60))] {
+        let report = ledger
+            .usage(&UsageQuery { app: None, since })
+            .unwrap();
+        assert_eq!(report.total.requests, 1001);
+        assert_eq!(report.total.errors, 1);
+        let cart = &report.functions[0];
+        assert_eq!((cart.function.as_str(), cart.requests), ("cart", 1000));
+        // 1000 × 0.125 GB × 0.1 s = 12.5 GB-s.
+        assert!((cart.gb_seconds - 12.5).abs() < 1e-9, "{}", cart.gb_seconds);
+        let expected = 1000.0 * 0.2 / 1e6 + 12.5 * 0.000_016_666_7;
+        assert!((cart.cost - expected).abs() < 1e-12, "{}", cart.cost);
+        assert_eq!(cart.bytes_out, 20_000);
+        assert!((cart.cpu_seconds - 0.25).abs() < 1e-9);
+    }
+    let exact = ledger
+        .usage(&UsageQuery {
+            app: None,
+            since: Some(SystemTime::now() - Duration::from_secs(60)),
+        })
+        .unwrap();
+    assert_eq!(exact.granularity, "invocation");
+    let other_app = ledger
+        .usage(&UsageQuery {
+            app: Some("blog".into()),
+            since: None,
+        })
+        .unwrap();
+    assert_eq!(other_app.total.requests, 0);
+    let future = ledger
+        .usage(&UsageQuery {
+            app: None,
+            since: Some(SystemTime::now() + Duration::from_secs(60)),
+        })
+        .unwrap();
+    assert_eq!(future.total.requests, 0);
+}
+
+#[test]
+fn records_and_logs_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ledger = open(&dir);
+        ledger
+            .recorder()
+            .record(record("x1", "cart", 5, 2), vec![line("x1", "cart", "hello")]);
+        assert!(ledger.flush(Duration::from_secs(10)));
+    }
+    let ledger = open(&dir);
+    let found = ledger.invocation("x1").unwrap().unwrap();
+    assert_eq!(found.function, "cart");
+    assert_eq!(found.wall, Duration::from_millis(5));
+    let logs = ledger
+        .logs(&LogQuery {
+            app: "shop".into(),
+            function: "cart".into(),
+            since: None,
+            invocation: Some("x1".into()),
+            limit: 100,
+        })
+        .unwrap();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].text, "hello");
+    assert!(ledger.invocation("nope").unwrap().is_none());
+}
+
+#[test]
+fn logs_come_back_newest_last_and_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    let lines = (0..10)
+        .map(|i| line("i", "cart", &format!("line {i}")))
+        .collect();
+    ledger.recorder().record(record("i", "cart", 1, 1), lines);
+    ledger
+        .recorder()
+        .record(record("j", "pay", 1, 1), vec![line("j", "pay", "other")]);
+    assert!(ledger.flush(Duration::from_secs(10)));
+    let logs = ledger
+        .logs(&LogQuery {
+            app: "shop".into(),
+            function: "cart".into(),
+            since: None,
+            invocation: None,
+            limit: 3,
+        })
+        .unwrap();
+    let texts: Vec<_> = logs.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, ["line 7", "line 8", "line 9"]);
+}
+
+#[test]
+fn live_followers_see_lines_as_they_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    let mut follower = ledger.recorder().subscribe();
+    ledger
+        .recorder()
+        .record(record("f", "cart", 1, 1), vec![line("f", "cart", "live")]);
+    assert_eq!(follower.try_recv().unwrap().text, "live");
+}
+
+#[test]
+fn pruning_drops_what_is_past_retention_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    let mut old = record("old", "cart", 1, 1);
+    old.started_at = SystemTime::now() - Duration::from_secs(30 * 86_400);
+    let mut old_line = line("old", "cart", "old");
+    old_line.at = old.started_at;
+    ledger.recorder().record(old, vec![old_line]);
+    ledger
+        .recorder()
+        .record(record("new", "cart", 1, 1), vec![line("new", "cart", "new")]);
+    assert!(ledger.flush(Duration::from_secs(10)));
+
+    let conn = crate::schema::open(&dir.path().join(Ledger::FILE)).unwrap();
+    let deleted = prune(&conn, Retention::default(), SystemTime::now()).unwrap();
+    assert_eq!(deleted, 2, "the old record and its line");
+    assert!(ledger.invocation("old").unwrap().is_none());
+    assert!(ledger.invocation("new").unwrap().is_some());
+    // The roll-up keeps the old invocation's usage beyond raw retention.
+    let all = ledger.usage(&UsageQuery::default()).unwrap();
+    assert_eq!(all.total.requests, 2);
+    assert_eq!(all.granularity, "hour");
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(Ledger::FILE);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let error = Ledger::open(&path, Retention::default(), PriceSheet::default()).unwrap_err();
+    assert!(error.to_string().contains("newer than this build"), "{error}");
+}
+
+#[test]
+fn times_print_as_rfc3339_utc() {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+    assert_eq!(record::format_time(t), "2026-11-18T11:06:40.123Z");
+}

@@ -1,0 +1,430 @@
+//! The ledger handle, the recorder the request path uses, and the writer
+//! thread that commits records in batches.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use rusqlite::{Connection, params};
+use tokio::sync::broadcast;
+
+use crate::error::{DbContext, LedgerError};
+use crate::record::{InvocationRecord, LogLine, billed_mib, billed_ms, unix_micros};
+use crate::schema;
+use crate::usage::PriceSheet;
+
+/// How long the ledger keeps what it stores.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Raw invocation records (one row per invocation).
+    pub records: Duration,
+    /// Log lines.
+    pub logs: Duration,
+    /// Hourly usage roll-ups, which is what `usage` reads beyond `records`.
+    pub usage: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        Retention {
+            records: Duration::from_secs(7 * DAY),
+            logs: Duration::from_secs(7 * DAY),
+            usage: Duration::from_secs(400 * DAY),
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct LedgerStats {
+    pub records_written: AtomicU64,
+    pub log_lines_written: AtomicU64,
+    pub batches: AtomicU64,
+    pub write_failures: AtomicU64,
+    pub records_dropped: AtomicU64,
+}
+
+/// The most records one transaction takes; more wait for the next one.
+const MAX_BATCH: usize = 8192;
+/// Records held in memory while the disk refuses writes (full, read-only)
+/// before the oldest are dropped, so a broken disk cannot exhaust memory.
+const MAX_PENDING: usize = 1_000_000;
+/// How long to wait before retrying a failed write.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How often old rows are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Rows deleted per statement while pruning, so records never wait long.
+const PRUNE_CHUNK: i64 = 10_000;
+
+enum Entry {
+    Invocation(Box<InvocationRecord>, Vec<LogLine>),
+    Flush(mpsc::Sender<()>),
+}
+
+struct Shared {
+    stats: LedgerStats,
+    live: broadcast::Sender<Arc<LogLine>>,
+}
+
+/// Hands invocation records to the writer thread. Cheap to clone; never
+/// blocks, never fails the request it is called from.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Entry>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    /// Queues one invocation and its log lines for writing, and shows the
+    /// lines to anyone following logs live.
+    pub fn record(&self, record: InvocationRecord, logs: Vec<LogLine>) {
+        if !logs.is_empty() && self.shared.live.receiver_count() > 0 {
+            for line in &logs {
+                let _ = self.shared.live.send(Arc::new(line.clone()));
+            }
+        }
+        if self.tx.send(Entry::Invocation(Box::new(record), logs)).is_err() {
+            // Only after the writer thread died, which it does not do
+            // short of a panic; count it rather than lose it silently.
+            self.shared
+                .stats
+                .records_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Log lines as they are recorded, for `logs --follow`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogLine>> {
+        self.shared.live.subscribe()
+    }
+
+    pub fn stats(&self) -> &LedgerStats {
+        &self.shared.stats
+    }
+}
+
+/// The ledger of one node.
+pub struct Ledger {
+    path: PathBuf,
+    reader: Mutex<Connection>,
+    recorder: Recorder,
+    pub(crate) retention: Retention,
+    pub(crate) prices: PriceSheet,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// The ledger's file within a data directory.
+    pub const FILE: &'static str = "ledger.sqlite";
+
+    /// Opens (creating or migrating) the ledger at `path` and starts its
+    /// writer thread.
+    pub fn open(path: &Path, retention: Retention, prices: PriceSheet) -> Result<Ledger, LedgerError> {
+        let mut writer = schema::open(path)?;
+        schema::migrate(&mut writer, path)?;
+        let reader = schema::open(path)?;
+        let (tx, rx) = mpsc::channel();
+        let (live, _) = broadcast::channel(4096);
+        let shared = Arc::new(Shared {
+            stats: LedgerStats::default(),
+            live,
+        });
+        let thread_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("stratus-ledger".into())
+            .spawn(move || write_loop(writer, rx, &thread_shared, retention))
+            .map_err(LedgerError::Thread)?;
+        Ok(Ledger {
+            path: path.to_path_buf(),
+            reader: Mutex::new(reader),
+            recorder: Recorder { tx, shared },
+            retention,
+            prices,
+        })
+    }
+
+    pub fn recorder(&self) -> Recorder {
+        self.recorder.clone()
+    }
+
+    pub fn prices(&self) -> &PriceSheet {
+        &self.prices
+    }
+
+    /// Waits until everything recorded before this call is committed (or
+    /// `limit` passes); returns whether it was. Used at shutdown and by
+    /// tests that need "acknowledged as written".
+    pub fn flush(&self, limit: Duration) -> bool {
+        let (tx, rx) = mpsc::channel();
+        if self.recorder.tx.send(Entry::Flush(tx)).is_err() {
+            return false;
+        }
+        rx.recv_timeout(limit).is_ok()
+    }
+
+    pub(crate) fn reader(&self) -> MutexGuard<'_, Connection> {
+        // Reads hold no transaction across a panic; a poisoned lock is fine.
+        self.reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn write_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Entry>,
+    shared: &Shared,
+    retention: Retention,
+) {
+    let stats = &shared.stats;
+    let mut pending: Vec<(Box<InvocationRecord>, Vec<LogLine>)> = Vec::new();
+    let mut flushes: Vec<mpsc::Sender<()>> = Vec::new();
+    let mut retry_at: Option<Instant> = None;
+    let mut next_prune = Instant::now();
+    loop {
+        let now = Instant::now();
+        let wake = retry_at.unwrap_or(next_prune).min(next_prune);
+        let mut push = |entry: Entry, pending: &mut Vec<_>| match entry {
+            Entry::Invocation(record, logs) => pending.push((record, logs)),
+            Entry::Flush(done) => flushes.push(done),
+        };
+        match rx.recv_timeout(wake.saturating_duration_since(now)) {
+            Ok(entry) => push(entry, &mut pending),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = write_batch(&mut conn, &pending, stats);
+                return;
+            }
+        }
+        // Group commit: take whatever else has queued meanwhile.
+        while pending.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(entry) => push(entry, &mut pending),
+                Err(_) => break,
+            }
+        }
+        let may_write = retry_at.is_none_or(|at| Instant::now() >= at);
+        if !pending.is_empty() && may_write {
+            let take = pending.len().min(MAX_BATCH);
+            match write_batch(&mut conn, &pending[..take], stats) {
+                Ok(()) => {
+                    pending.drain(..take);
+                    retry_at = None;
+                }
+                Err(e) => {
+                    stats.write_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        "cannot write {} invocation records (kept in memory, retrying): {e}",
+                        pending.len()
+                    );
+                    retry_at = Some(Instant::now() + RETRY_AFTER);
+                    if pending.len() > MAX_PENDING {
+                        let excess = pending.len() - MAX_PENDING;
+                        pending.drain(..excess);
+                        stats
+                            .records_dropped
+                            .fetch_add(excess as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        if pending.is_empty() {
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
+        }
+        if Instant::now() >= next_prune {
+            if let Err(e) = prune(&conn, retention, SystemTime::now()) {
+                tracing::warn!("cannot prune the ledger: {e}");
+            }
+            next_prune = Instant::now() + PRUNE_EVERY;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Rollup {
+    requests: i64,
+    errors: i64,
+    cold_starts: i64,
+    mib_ms: i64,
+    cpu_us: i64,
+    wall_us: i64,
+    bytes_in: i64,
+    bytes_out: i64,
+}
+
+fn write_batch(
+    conn: &mut Connection,
+    batch: &[(Box<InvocationRecord>, Vec<LogLine>)],
+    stats: &LedgerStats,
+) -> Result<(), LedgerError> {
+    const ACTION: &str = "writing invocation records";
+    let tx = conn.transaction().during(ACTION)?;
+    let mut rollups: HashMap<(i64, &str, &str), Rollup> = HashMap::new();
+    let mut lines = 0u64;
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO invocation (id, app, function, version, trigger, started_us,
+                 wall_us, cpu_us, peak_memory, bytes_in, bytes_out, status, error, cold)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )
+            .during(ACTION)?;
+        let mut insert_line = tx
+            .prepare_cached(
+                "INSERT INTO log_line (at_us, invocation_id, app, function, stream, text)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .during(ACTION)?;
+        for (r, logs) in batch {
+            let started = unix_micros(r.started_at);
+            let wall_us = r.wall.as_micros() as i64;
+            let cpu_us = r.cpu.as_micros() as i64;
+            insert
+                .execute(params![
+                    r.id,
+                    r.app,
+                    r.function,
+                    r.version,
+                    r.trigger.as_str(),
+                    started,
+                    wall_us,
+                    cpu_us,
+                    r.peak_memory as i64,
+                    r.bytes_in as i64,
+                    r.bytes_out as i64,
+                    r.status,
+                    r.error,
+                    r.cold,
+                ])
+                .during(ACTION)?;
+            let hour = started.div_euclid(3_600_000_000);
+            let agg = rollups
+                .entry((hour, r.app.as_str(), r.function.as_str()))
+                .or_default();
+            agg.requests += 1;
+            agg.errors += i64::from(r.error.is_some());
+            agg.cold_starts += i64::from(r.cold);
+            agg.mib_ms += (billed_mib(r.peak_memory) * billed_ms(r.wall)) as i64;
+            agg.cpu_us += cpu_us;
+            agg.wall_us += wall_us;
+            agg.bytes_in += r.bytes_in as i64;
+            agg.bytes_out += r.bytes_out as i64;
+            for line in logs {
+                insert_line
+                    .execute(params![
+                        unix_micros(line.at),
+                        line.invocation_id,
+                        line.app,
+                        line.function,
+                        line.stream.as_str(),
+                        line.text,
+                    ])
+                    .during(ACTION)?;
+                lines += 1;
+            }
+        }
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO usage_hourly (hour, app, function, requests, errors, cold_starts,
+                 mib_ms, cpu_us, wall_us, bytes_in, bytes_out)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (hour, app, function) DO UPDATE SET
+                   requests = requests + excluded.requests,
+                   errors = errors + excluded.errors,
+                   cold_starts = cold_starts + excluded.cold_starts,
+                   mib_ms = mib_ms + excluded.mib_ms,
+                   cpu_us = cpu_us + excluded.cpu_us,
+                   wall_us = wall_us + excluded.wall_us,
+                   bytes_in = bytes_in + excluded.bytes_in,
+                   bytes_out = bytes_out + excluded.bytes_out",
+            )
+            .during(ACTION)?;
+        for ((hour, app, function), a) in &rollups {
+            upsert
+                .execute(params![
+                    hour,
+                    app,
+                    function,
+                    a.requests,
+                    a.errors,
+                    a.cold_starts,
+                    a.mib_ms,
+                    a.cpu_us,
+                    a.wall_us,
+                    a.bytes_in,
+                    a.bytes_out
+                ])
+                .during(ACTION)?;
+        }
+    }
+    tx.commit().during(ACTION)?;
+    stats
+        .records_written
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    stats.log_lines_written.fetch_add(lines, Ordering::Relaxed);
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Deletes what is older than the retention allows, a chunk at a time.
+pub(crate) fn prune(
+    conn: &Connection,
+    retention: Retention,
+    now: SystemTime,
+) -> Result<u64, LedgerError> {
+    let cutoff = |keep: Duration| unix_micros(now.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH));
+    let statements = [
+        (
+            "DELETE FROM invocation WHERE id IN
+             (SELECT id FROM invocation WHERE started_us < ?1 LIMIT ?2)",
+            cutoff(retention.records),
+        ),
+        (
+            "DELETE FROM log_line WHERE seq IN
+             (SELECT seq FROM log_line WHERE at_us < ?1 LIMIT ?2)",
+            cutoff(retention.logs),
+        ),
+    ];
+    let mut total = 0u64;
+    for (sql, cutoff) in statements {
+        loop {
+            let deleted = conn
+                .execute(sql, params![cutoff, PRUNE_CHUNK])
+                .during("pruning old records")?;
+            total += deleted as u64;
+            if (deleted as i64) < PRUNE_CHUNK {
+                break;
+            }
+        }
+    }
+    // One row per function and hour: small enough to delete in one go.
+    total += conn
+        .execute(
+            "DELETE FROM usage_hourly WHERE hour < ?1",
+            [cutoff(retention.usage).div_euclid(3_600_000_000)],
+        )
+        .during("pruning old usage")? as u64;
+    if total > 0 {
+        tracing::info!(rows = total, "pruned ledger rows past their retention");
+    }
+    Ok(total)
+}
