@@ -282,7 +282,7 @@ pub async fn invoke(
     let response = state
         .node
         .gateway()
-        .invoke_buffered(&target, request, &id)
+        .invoke_buffered(&target, request, &id, stratus_ledger::Trigger::Api)
         .await;
     Ok(response.map(Body::new))
 }

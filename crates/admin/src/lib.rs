@@ -11,6 +11,7 @@
 mod auth;
 mod error;
 mod handlers;
+mod ledger;
 mod metrics;
 pub mod model;
 mod openapi;
@@ -21,6 +22,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use stratus_control::Node;
+use stratus_ledger::Ledger;
 
 pub use openapi::openapi_json;
 
@@ -31,6 +33,8 @@ pub struct AdminState {
     pub token: Arc<str>,
     /// Largest accepted deploy upload, in bytes.
     pub max_upload: usize,
+    /// Usage and logs; `None` when the node runs with metering off.
+    pub ledger: Option<Arc<Ledger>>,
 }
 
 /// The admin API as a router, ready to serve.
@@ -48,6 +52,9 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/apps/{app}/rollback", post(handlers::rollback))
         .route("/functions/{function}/invocations", post(handlers::invoke))
+        .route("/functions/{function}/logs", get(ledger::logs))
+        .route("/invocations/{id}", get(ledger::invocation))
+        .route("/usage", get(ledger::usage))
         .layer(DefaultBodyLimit::max(state.max_upload))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

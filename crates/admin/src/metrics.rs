@@ -16,7 +16,7 @@ pub async fn render(State(state): State<AdminState>) -> Response {
     let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let mut registry = Registry::with_prefix("stratus");
     let residency = state.node.runtime().residency();
-    let counters: [(&str, &str, &AtomicU64); 7] = [
+    let counters: [(&str, &str, &AtomicU64); 9] = [
         (
             "components_compiled",
             "Components compiled to native code",
@@ -48,9 +48,52 @@ pub async fn render(State(state): State<AdminState>) -> Response {
             "Times an idle function's compiled code was dropped (scale to zero)",
             &residency.evictions,
         ),
+        (
+            "reused_instances",
+            "Requests served by an instance an earlier request used (reuse)",
+            &residency.reused,
+        ),
+        (
+            "kept_instances",
+            "Times an instance was kept idle for reuse after a request",
+            &residency.reused_kept,
+        ),
     ];
     for (name, help, counter) in counters {
         registry.register(name, help, ConstCounter::new(read(counter)));
+    }
+    if let Some(recorder) = state.node.gateway().recorder() {
+        let ledger = recorder.stats();
+        let counters: [(&str, &str, &AtomicU64); 5] = [
+            (
+                "invocation_records_written",
+                "Invocation records committed to the ledger",
+                &ledger.records_written,
+            ),
+            (
+                "log_lines_written",
+                "Function log lines committed to the ledger",
+                &ledger.log_lines_written,
+            ),
+            (
+                "ledger_batches",
+                "Ledger transactions (each commits a batch of records)",
+                &ledger.batches,
+            ),
+            (
+                "ledger_write_failures",
+                "Ledger batches that failed to commit and were retried",
+                &ledger.write_failures,
+            ),
+            (
+                "invocation_records_dropped",
+                "Invocation records given up on (the disk refused them too long)",
+                &ledger.records_dropped,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, ConstCounter::new(read(counter)));
+        }
     }
     let live = state.node.gateway().live();
     registry.register(

@@ -196,3 +196,154 @@ impl From<stratus_control::DeployReport> for DeployResponse {
         }
     }
 }
+
+/// Metered usage over a period, per function, priced.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UsageReport {
+    /// Start of the period (RFC 3339), when one was asked for.
+    pub since: Option<String>,
+    /// `invocation` (exact, from raw records) or `hour` (from hourly
+    /// roll-ups, when the period reaches back past raw-record retention).
+    pub granularity: String,
+    pub prices: Prices,
+    pub functions: Vec<UsageRow>,
+    pub total: UsageRow,
+}
+
+/// The node's price sheet.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Prices {
+    pub currency: String,
+    pub per_gb_second: f64,
+    pub per_million_requests: f64,
+}
+
+/// Usage of one function (or the total, with empty names).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UsageRow {
+    pub app: String,
+    pub function: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub cold_starts: u64,
+    /// Billed memory (peak, MiB rounded up) × billed duration (ms rounded up).
+    pub gb_seconds: f64,
+    pub cpu_seconds: f64,
+    pub duration_seconds: f64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub cost: f64,
+}
+
+impl From<stratus_ledger::UsageReport> for UsageReport {
+    fn from(r: stratus_ledger::UsageReport) -> Self {
+        UsageReport {
+            since: r.since,
+            granularity: r.granularity.to_string(),
+            prices: Prices {
+                currency: r.prices.currency,
+                per_gb_second: r.prices.per_gb_second,
+                per_million_requests: r.prices.per_million_requests,
+            },
+            functions: r.functions.into_iter().map(UsageRow::from).collect(),
+            total: r.total.into(),
+        }
+    }
+}
+
+impl From<stratus_ledger::UsageRow> for UsageRow {
+    fn from(r: stratus_ledger::UsageRow) -> Self {
+        UsageRow {
+            app: r.app,
+            function: r.function,
+            requests: r.requests,
+            errors: r.errors,
+            cold_starts: r.cold_starts,
+            gb_seconds: r.gb_seconds,
+            cpu_seconds: r.cpu_seconds,
+            duration_seconds: r.duration_seconds,
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            cost: r.cost,
+        }
+    }
+}
+
+/// One line a function wrote.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogLineInfo {
+    /// RFC 3339, UTC, milliseconds.
+    pub at: String,
+    pub invocation_id: String,
+    pub app: String,
+    pub function: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub text: String,
+}
+
+impl From<&stratus_ledger::LogLine> for LogLineInfo {
+    fn from(l: &stratus_ledger::LogLine) -> Self {
+        LogLineInfo {
+            at: stratus_ledger::record::format_time(l.at),
+            invocation_id: l.invocation_id.clone(),
+            app: l.app.clone(),
+            function: l.function.clone(),
+            stream: l.stream.as_str().to_string(),
+            text: l.text.clone(),
+        }
+    }
+}
+
+/// Log lines, oldest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LogLines {
+    pub lines: Vec<LogLineInfo>,
+}
+
+/// One invocation as metered, with its log.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InvocationDetail {
+    pub id: String,
+    pub app: String,
+    pub function: String,
+    pub version: u32,
+    /// `http` (gateway) or `api` (admin invoke).
+    pub trigger: String,
+    pub started_at: String,
+    pub duration_ms: f64,
+    pub cpu_ms: f64,
+    pub billed_ms: u64,
+    pub billed_memory_mib: u64,
+    pub peak_memory_bytes: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub status: u16,
+    pub error: Option<String>,
+    pub cold: bool,
+    pub logs: Vec<LogLineInfo>,
+}
+
+impl InvocationDetail {
+    pub fn new(r: &stratus_ledger::InvocationRecord, logs: &[stratus_ledger::LogLine]) -> Self {
+        InvocationDetail {
+            id: r.id.clone(),
+            app: r.app.clone(),
+            function: r.function.clone(),
+            version: r.version,
+            trigger: r.trigger.as_str().to_string(),
+            started_at: stratus_ledger::record::format_time(r.started_at),
+            duration_ms: r.wall.as_secs_f64() * 1000.0,
+            cpu_ms: r.cpu.as_secs_f64() * 1000.0,
+            billed_ms: r.billed_ms(),
+            billed_memory_mib: r.billed_mib(),
+            peak_memory_bytes: r.peak_memory,
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            status: r.status,
+            error: r.error.clone(),
+            cold: r.cold,
+            logs: logs.iter().map(LogLineInfo::from).collect(),
+        }
+    }
+}

@@ -5,6 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::handlers;
+use crate::ledger;
 use crate::model;
 
 #[derive(OpenApi)]
@@ -14,11 +15,14 @@ use crate::model;
         handlers::healthz, handlers::readyz, handlers::deploy, handlers::list_apps,
         handlers::show_app, handlers::delete_app, handlers::list_versions,
         handlers::activate_version, handlers::rollback, handlers::invoke,
+        ledger::usage, ledger::logs, ledger::invocation,
     ),
     components(schemas(
         model::AppSummary, model::AppDetail, model::FunctionInfo, model::VersionSummary,
         model::DeployResponse, model::DeployedFunction, model::DeployTimings, model::DeployForm,
         model::ActivateResponse, model::ErrorResponse, model::ErrorInfo, model::Health,
+        model::UsageReport, model::Prices, model::UsageRow, model::LogLineInfo, model::LogLines,
+        model::InvocationDetail,
     )),
     modifiers(&BearerAuth),
 )]

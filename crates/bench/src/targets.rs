@@ -217,6 +217,7 @@ pub fn measure_instantiate(n: u32) -> anyhow::Result<Instantiation> {
         limits,
         env: Vec::new(),
         min_warm: false,
+        reuse: 1,
         source: hello_component()?,
     };
     let function = Function::new(runtime, component, options);

@@ -53,6 +53,10 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Call a function directly and print its response.
     Invoke(InvokeArgs),
+    /// Print a function's invocation logs (`-f` follows them live).
+    Logs(LogsArgs),
+    /// Report metered usage and cost per function.
+    Usage(UsageArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -83,6 +87,32 @@ pub struct NodeOpts {
     /// (scale to zero; "0s" keeps everything resident), e.g. "5m".
     #[arg(long, default_value = "5m")]
     pub idle_ttl: String,
+    /// Keep no invocation records, usage or logs (for measuring their cost).
+    #[arg(long)]
+    pub no_metering: bool,
+    /// Price per GB-second (peak memory × billed duration); the default is
+    /// the AWS Lambda x86 list price.
+    #[arg(
+        long,
+        env = "STRATUS_PRICE_GB_SECOND",
+        default_value_t = 0.000_016_666_7
+    )]
+    pub price_gb_second: f64,
+    /// Price per million invocations.
+    #[arg(long, env = "STRATUS_PRICE_MILLION_REQUESTS", default_value_t = 0.20)]
+    pub price_million_requests: f64,
+    /// Currency the prices are in.
+    #[arg(long, env = "STRATUS_CURRENCY", default_value = "USD")]
+    pub currency: String,
+    /// How long raw invocation records are kept, e.g. "7d".
+    #[arg(long, default_value = "7d")]
+    pub record_retention: String,
+    /// How long function logs are kept, e.g. "7d".
+    #[arg(long, default_value = "7d")]
+    pub log_retention: String,
+    /// How long hourly usage totals are kept, e.g. "400d".
+    #[arg(long, default_value = "400d")]
+    pub usage_retention: String,
 }
 
 #[derive(Debug, Args)]
@@ -169,4 +199,44 @@ pub struct InvokeArgs {
     /// Print the status line and headers before the body.
     #[arg(long, short = 'i')]
     pub include: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Function name, or APP/NAME (also for a function no longer deployed).
+    pub function: String,
+    /// Keep printing new lines as they are written.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only lines newer than this: a duration ("10m", "2h") or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only the lines of this invocation.
+    #[arg(long)]
+    pub invocation: Option<String>,
+    /// The newest this many lines.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// `json` prints one JSON object per line.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UsageFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Only this app.
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Only usage since: a duration ("24h", "30d") or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, value_enum, default_value_t = UsageFormat::Table)]
+    pub format: UsageFormat,
 }

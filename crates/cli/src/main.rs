@@ -49,6 +49,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => commands::apps::rollback(&client_opts, args).await,
         Command::Delete(args) => commands::apps::delete(&client_opts, args).await,
         Command::Invoke(args) => commands::invoke::run(&client_opts, args).await,
+        Command::Logs(args) => commands::logs::run(&client_opts, args).await,
+        Command::Usage(args) => commands::usage::run(&client_opts, args).await,
     }
 }
 

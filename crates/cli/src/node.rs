@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use stratus_admin::AdminState;
 use stratus_control::{Node, Upload};
 use stratus_gateway::{Admission, Gateway};
+use stratus_ledger::{Ledger, PriceSheet, Retention};
 use stratus_manifest::Manifest;
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_store::Store;
@@ -26,6 +27,8 @@ struct NodeConfig {
     queue_timeout: std::time::Duration,
     memory_budget: u64,
     idle_ttl: std::time::Duration,
+    /// `None` with `--no-metering`.
+    metering: Option<(Retention, PriceSheet)>,
 }
 
 impl NodeConfig {
@@ -54,6 +57,11 @@ impl NodeConfig {
                 opts.idle_ttl
             )
         })?;
+        let metering = if opts.no_metering {
+            None
+        } else {
+            Some((retention(opts)?, prices(opts)?))
+        };
         let memory_budget = match &opts.memory_budget {
             Some(text) => stratus_manifest::ByteSize::parse(text)
                 .map(|size| size.bytes())
@@ -68,8 +76,40 @@ impl NodeConfig {
             queue_timeout,
             memory_budget,
             idle_ttl,
+            metering,
         })
     }
+}
+
+fn retention(opts: &NodeOpts) -> anyhow::Result<Retention> {
+    let parse = |flag: &str, text: &str| {
+        humantime::parse_duration(text)
+            .map_err(|e| anyhow::anyhow!("{flag} \"{text}\": {e}; use e.g. \"7d\" or \"12h\""))
+    };
+    Ok(Retention {
+        records: parse("--record-retention", &opts.record_retention)?,
+        logs: parse("--log-retention", &opts.log_retention)?,
+        usage: parse("--usage-retention", &opts.usage_retention)?,
+    })
+}
+
+fn prices(opts: &NodeOpts) -> anyhow::Result<PriceSheet> {
+    for (flag, price) in [
+        ("--price-gb-second", opts.price_gb_second),
+        ("--price-million-requests", opts.price_million_requests),
+    ] {
+        if !price.is_finite() || price < 0.0 {
+            bail!("{flag} must be a price of zero or more, not {price}");
+        }
+    }
+    if opts.currency.trim().is_empty() {
+        bail!("--currency must not be empty");
+    }
+    Ok(PriceSheet {
+        currency: opts.currency.trim().to_string(),
+        per_gb_second: opts.price_gb_second,
+        per_million_requests: opts.price_million_requests,
+    })
 }
 
 /// A node whose sockets are bound and whose stored apps are live.
@@ -81,6 +121,7 @@ struct RunningNode {
     admin_listener: TcpListener,
     token: String,
     max_upload: usize,
+    ledger: Option<Arc<Ledger>>,
 }
 
 async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Result<RunningNode> {
@@ -89,11 +130,19 @@ async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Re
     let mut runtime_config = RuntimeConfig::new(data_dir.join("compiled"));
     runtime_config.max_instances = config.max_instances;
     let runtime = Runtime::new(runtime_config).context("cannot start the WebAssembly runtime")?;
-    let gateway = Gateway::new(Admission::new(
-        config.max_instances,
+    let ledger = match config.metering {
+        Some((retention, prices)) => Some(Arc::new(
+            Ledger::open(&data_dir.join(Ledger::FILE), retention, prices)
+                .context("cannot open the invocation ledger")?,
+        )),
+        None => None,
+    };
+    let admission = Admission::new(
+        runtime.request_slots(),
         config.memory_budget,
         config.queue_timeout,
-    ));
+    );
+    let gateway = Gateway::new(admission, ledger.as_ref().map(|l| l.recorder()));
     let node = Arc::new(Node::new(Arc::new(store), Arc::new(runtime), gateway));
 
     let gateway_listener = bind(config.listen, "--listen").await?;
@@ -114,6 +163,7 @@ async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Re
         admin_listener,
         token,
         max_upload: config.max_upload,
+        ledger,
     })
 }
 
@@ -156,6 +206,7 @@ impl RunningNode {
             node: self.node.clone(),
             token: self.token.into(),
             max_upload: self.max_upload,
+            ledger: self.ledger.clone(),
         });
         let admin = axum::serve(self.admin_listener, router)
             .with_graceful_shutdown(stopped(stop_rx))
@@ -171,6 +222,16 @@ impl RunningNode {
             .context("gateway failed")?;
         a.context("admin task failed")?
             .context("admin API failed")?;
+        if let Some(ledger) = self.ledger {
+            let flushed = tokio::task::spawn_blocking(move || {
+                ledger.flush(std::time::Duration::from_secs(10))
+            })
+            .await
+            .unwrap_or(false);
+            if !flushed {
+                tracing::warn!("could not write the last invocation records before stopping");
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     }

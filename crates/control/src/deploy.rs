@@ -237,6 +237,7 @@ impl Node {
                     limits,
                     env,
                     min_warm: spec.min_warm,
+                    reuse: spec.reuse,
                     source: self.store.blob_path(component.sha256()),
                 },
             ),

@@ -95,17 +95,7 @@ impl PlatformError {
     /// Maps an invocation failure to its status: the function's fault is a
     /// 502, running out of time a 504, the node's lack of capacity a 503.
     pub fn from_invoke(function: &str, error: &InvokeError) -> Self {
-        let (status, code) = match error {
-            InvokeError::Trap(_) | InvokeError::MemoryLimit { .. } => {
-                (StatusCode::BAD_GATEWAY, "function_trapped")
-            }
-            InvokeError::NoResponse | InvokeError::BadResponse(_) => {
-                (StatusCode::BAD_GATEWAY, "bad_response")
-            }
-            InvokeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-            InvokeError::Capacity => (StatusCode::SERVICE_UNAVAILABLE, "pool_exhausted"),
-            InvokeError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
+        let (status, code) = invoke_error_code(error);
         let mut e = Self::new(status, code, format!("function \"{function}\": {error}"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             e.retry_after = Some(1);
@@ -142,4 +132,19 @@ pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed_unsync()
+}
+
+/// The status and code an invocation failure is answered with.
+pub fn invoke_error_code(error: &InvokeError) -> (StatusCode, &'static str) {
+    match error {
+        InvokeError::Trap(_) | InvokeError::MemoryLimit { .. } => {
+            (StatusCode::BAD_GATEWAY, "function_trapped")
+        }
+        InvokeError::NoResponse | InvokeError::BadResponse(_) => {
+            (StatusCode::BAD_GATEWAY, "bad_response")
+        }
+        InvokeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+        InvokeError::Capacity => (StatusCode::SERVICE_UNAVAILABLE, "pool_exhausted"),
+        InvokeError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
 }

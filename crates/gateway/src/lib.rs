@@ -10,6 +10,7 @@
 mod admission;
 mod error;
 mod live;
+mod metering;
 mod routes;
 mod server;
 

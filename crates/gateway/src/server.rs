@@ -15,12 +15,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use stratus_runtime::{BodyError, CapturedOutput, Invocation, OutputKind, ResponseBody};
+use stratus_ledger::{Recorder, Trigger};
+use stratus_runtime::{BodyError, Invocation, Meter, ResponseBody};
 use tokio::net::TcpListener;
 
 use crate::admission::{Admission, Admitted};
 use crate::error::PlatformError;
 use crate::live::{LiveFunction, LiveSet};
+use crate::metering::meter_for;
 
 /// The response header carrying the invocation id, on every answer.
 pub const INVOCATION_ID_HEADER: &str = "x-stratus-invocation-id";
@@ -37,14 +39,18 @@ pub struct Gateway {
     live: ArcSwap<LiveSet>,
     admission: Admission,
     draining: AtomicBool,
+    /// Where invocations are metered and their logs kept; `None` when the
+    /// node runs with metering off.
+    recorder: Option<Recorder>,
 }
 
 impl Gateway {
-    pub fn new(admission: Admission) -> Arc<Gateway> {
+    pub fn new(admission: Admission, recorder: Option<Recorder>) -> Arc<Gateway> {
         Arc::new(Gateway {
             live: ArcSwap::default(),
             admission,
             draining: AtomicBool::new(false),
+            recorder,
         })
     }
 
@@ -134,17 +140,25 @@ impl Gateway {
                 PlatformError::body_too_large(limit).into_response(&id)
             }
             // A declared length is enforced by hyper's framing: stream it.
-            Some(_) => self.invoke(&function, request, &id).await,
-            None if request.body().is_end_stream() => self.invoke(&function, request, &id).await,
+            Some(length) => {
+                self.invoke(&function, request, &id, Trigger::Http, length)
+                    .await
+            }
+            None if request.body().is_end_stream() => {
+                self.invoke(&function, request, &id, Trigger::Http, 0).await
+            }
             // Chunked: the size is unknown until read, so read it (bounded)
             // before the function starts rather than cut it off midway.
             None => {
                 let (parts, body) = request.into_parts();
                 match Limited::new(body, limit as usize).collect().await {
                     Ok(collected) => {
-                        let body = Full::new(collected.to_bytes())
-                            .map_err(|never| -> BodyError { match never {} });
-                        self.invoke(&function, hyper::Request::from_parts(parts, body), &id)
+                        let bytes = collected.to_bytes();
+                        let length = bytes.len() as u64;
+                        let body =
+                            Full::new(bytes).map_err(|never| -> BodyError { match never {} });
+                        let request = hyper::Request::from_parts(parts, body);
+                        self.invoke(&function, request, &id, Trigger::Http, length)
                             .await
                     }
                     Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -162,17 +176,27 @@ impl Gateway {
         with_id(response, &id)
     }
 
-    /// Invokes a function with an in-memory body (admin `invoke`, chunked
-    /// gateway requests). The response carries the invocation id.
+    /// Invokes a function with an in-memory body (admin `invoke`). The
+    /// response carries the invocation id.
     pub async fn invoke_buffered(
         &self,
         function: &LiveFunction,
         request: hyper::Request<Bytes>,
         id: &str,
+        trigger: Trigger,
     ) -> hyper::Response<ResponseBody> {
+        let length = request.body().len() as u64;
         let request =
             request.map(|bytes| Full::new(bytes).map_err(|never| -> BodyError { match never {} }));
-        with_id(self.invoke(function, request, id).await, id)
+        with_id(
+            self.invoke(function, request, id, trigger, length).await,
+            id,
+        )
+    }
+
+    /// The node's invocation recorder, when metering is on.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 
     async fn invoke<B>(
@@ -180,6 +204,8 @@ impl Gateway {
         function: &LiveFunction,
         mut request: hyper::Request<B>,
         id: &str,
+        trigger: Trigger,
+        body_length: u64,
     ) -> hyper::Response<ResponseBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -199,26 +225,26 @@ impl Gateway {
                 return PlatformError::shed(&function.name, shed, waited).into_response(id);
             }
         };
-        let output = CapturedOutput::new(stratus_runtime::OUTPUT_CAPACITY);
-        let result = function.function.handle(request, &output).await;
-        let (chunks, truncated) = output.take();
-        match result {
+        let meter = meter_for(self.recorder.as_ref(), function, id, trigger);
+        meter.add_bytes_in(body_length);
+        match function.function.handle(request, &meter).await {
             Ok((mut response, info)) => {
-                log_output(function, id, &chunks, truncated, false);
+                meter.set_status(response.status().as_u16(), None);
                 add_receipt(response.headers_mut(), admitted.waited, &info);
                 // The guest may still be streaming the body: its slots stay
-                // taken until the body is done.
-                response.map(|body| Holding::wrap(body, admitted))
+                // taken, and its meter open, until the body is done.
+                response.map(|body| Holding::wrap(body, admitted, meter))
             }
             Err(error) => {
-                log_output(function, id, &chunks, truncated, true);
                 tracing::warn!(
                     invocation_id = id,
                     app = %function.app,
                     function = %function.name,
                     "invocation failed: {error}"
                 );
-                PlatformError::from_invoke(&function.name, &error).into_response(id)
+                let error = PlatformError::from_invoke(&function.name, &error);
+                meter.set_status(error.status.as_u16(), Some(error.code));
+                error.into_response(id)
             }
         }
     }
@@ -261,43 +287,20 @@ pub fn new_invocation_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-/// Until invocation logs are stored, a function's output goes to the node's
-/// log: at debug level normally, at warn when the invocation failed (a
-/// panic message is the most useful clue there is).
-fn log_output(
-    function: &LiveFunction,
-    id: &str,
-    chunks: &[(OutputKind, Bytes)],
-    truncated: bool,
-    failed: bool,
-) {
-    for (kind, bytes) in chunks {
-        let text = String::from_utf8_lossy(bytes);
-        for line in text.lines() {
-            if failed {
-                tracing::warn!(invocation_id = id, function = %function.name, stream = ?kind, "{line}");
-            } else {
-                tracing::debug!(invocation_id = id, function = %function.name, stream = ?kind, "{line}");
-            }
-        }
-    }
-    if truncated {
-        tracing::debug!(invocation_id = id, "function output truncated");
-    }
-}
-
-/// A response body that keeps the invocation's admission permits until the
-/// body has been sent (or dropped).
+/// A response body that keeps the invocation's admission permits and its
+/// meter until the body has been sent (or dropped), counting its bytes.
 struct Holding {
     body: ResponseBody,
     _admitted: Admitted,
+    meter: Arc<Meter>,
 }
 
 impl Holding {
-    fn wrap(body: ResponseBody, admitted: Admitted) -> ResponseBody {
+    fn wrap(body: ResponseBody, admitted: Admitted, meter: Arc<Meter>) -> ResponseBody {
         Holding {
             body,
             _admitted: admitted,
+            meter,
         }
         .boxed_unsync()
     }
@@ -311,7 +314,13 @@ impl Body for Holding {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BodyError>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+        let frame = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            self.meter.add_bytes_out(data.len() as u64);
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

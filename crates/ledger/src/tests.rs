@@ -57,9 +57,7 @@ fn usage_adds_up_what_was_recorded_and_prices_it() {
     assert!(ledger.flush(Duration::from_secs(10)));
 
     for since in [None, Some(SystemTime::now() - Duration::from_secs(60))] {
-        let report = ledger
-            .usage(&UsageQuery { app: None, since })
-            .unwrap();
+        let report = ledger.usage(&UsageQuery { app: None, since }).unwrap();
         assert_eq!(report.total.requests, 1001);
         assert_eq!(report.total.errors, 1);
         let cart = &report.functions[0];
@@ -99,9 +97,10 @@ fn records_and_logs_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
         let ledger = open(&dir);
-        ledger
-            .recorder()
-            .record(record("x1", "cart", 5, 2), vec![line("x1", "cart", "hello")]);
+        ledger.recorder().record(
+            record("x1", "cart", 5, 2),
+            vec![line("x1", "cart", "hello")],
+        );
         assert!(ledger.flush(Duration::from_secs(10)));
     }
     let ledger = open(&dir);
@@ -167,9 +166,10 @@ fn pruning_drops_what_is_past_retention_and_keeps_the_rest() {
     let mut old_line = line("old", "cart", "old");
     old_line.at = old.started_at;
     ledger.recorder().record(old, vec![old_line]);
-    ledger
-        .recorder()
-        .record(record("new", "cart", 1, 1), vec![line("new", "cart", "new")]);
+    ledger.recorder().record(
+        record("new", "cart", 1, 1),
+        vec![line("new", "cart", "new")],
+    );
     assert!(ledger.flush(Duration::from_secs(10)));
 
     let conn = crate::schema::open(&dir.path().join(Ledger::FILE)).unwrap();
@@ -195,7 +195,10 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
     let error = Ledger::open(&path, Retention::default(), PriceSheet::default()).unwrap_err();
-    assert!(error.to_string().contains("newer than this build"), "{error}");
+    assert!(
+        error.to_string().contains("newer than this build"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -93,7 +93,11 @@ impl Recorder {
                 let _ = self.shared.live.send(Arc::new(line.clone()));
             }
         }
-        if self.tx.send(Entry::Invocation(Box::new(record), logs)).is_err() {
+        if self
+            .tx
+            .send(Entry::Invocation(Box::new(record), logs))
+            .is_err()
+        {
             // Only after the writer thread died, which it does not do
             // short of a panic; count it rather than lose it silently.
             self.shared
@@ -136,7 +140,11 @@ impl Ledger {
 
     /// Opens (creating or migrating) the ledger at `path` and starts its
     /// writer thread.
-    pub fn open(path: &Path, retention: Retention, prices: PriceSheet) -> Result<Ledger, LedgerError> {
+    pub fn open(
+        path: &Path,
+        retention: Retention,
+        prices: PriceSheet,
+    ) -> Result<Ledger, LedgerError> {
         let mut writer = schema::open(path)?;
         schema::migrate(&mut writer, path)?;
         let reader = schema::open(path)?;
@@ -391,7 +399,8 @@ pub(crate) fn prune(
     retention: Retention,
     now: SystemTime,
 ) -> Result<u64, LedgerError> {
-    let cutoff = |keep: Duration| unix_micros(now.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH));
+    let cutoff =
+        |keep: Duration| unix_micros(now.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH));
     let statements = [
         (
             "DELETE FROM invocation WHERE id IN

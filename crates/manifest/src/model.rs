@@ -38,6 +38,8 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub const MAX_MAX_BODY: ByteSize = ByteSize::gib(1);
 /// Largest accepted `max_concurrency`.
 pub const MAX_MAX_CONCURRENCY: u32 = 10_000;
+/// Largest accepted `reuse`.
+pub const MAX_REUSE: u32 = 1_000_000;
 
 /// A validated app manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,8 +79,21 @@ pub struct FunctionSpec {
     /// Keep the compiled code resident while idle (no cold starts).
     #[serde(default)]
     pub min_warm: bool,
+    /// Requests one instance may serve one after another; 1 (the default)
+    /// is a fresh instance per request. Opting in trades isolation between
+    /// requests of this function for speed.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub reuse: u32,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl Manifest {

@@ -48,6 +48,7 @@ pub(crate) struct RawFunction {
     pub max_body: Option<Spanned<Value>>,
     pub max_concurrency: Option<Spanned<Value>>,
     pub min_warm: Option<Spanned<Value>>,
+    pub reuse: Option<Spanned<Value>>,
     pub env: Option<Spanned<RawEnv>>,
     /// Recognised keys that this version does not implement, with the span
     /// of each key.
@@ -66,6 +67,7 @@ pub(crate) const FUNCTION_KEYS: &[&str] = &[
     "max_body",
     "max_concurrency",
     "min_warm",
+    "reuse",
     "env",
 ];
 
@@ -114,6 +116,7 @@ enum FunctionKey {
     MaxBody,
     MaxConcurrency,
     MinWarm,
+    Reuse,
     Env,
     Unsupported(&'static str),
 }
@@ -130,6 +133,7 @@ impl FunctionKey {
             "max_body" => FunctionKey::MaxBody,
             "max_concurrency" => FunctionKey::MaxConcurrency,
             "min_warm" => FunctionKey::MinWarm,
+            "reuse" => FunctionKey::Reuse,
             "env" => FunctionKey::Env,
             _ => {
                 let later = UNSUPPORTED_FUNCTION_KEYS.iter().find(|k| **k == key)?;
@@ -178,6 +182,7 @@ impl<'de> Deserialize<'de> for RawFunction {
                         FunctionKey::MaxBody => f.max_body = Some(map.next_value()?),
                         FunctionKey::MaxConcurrency => f.max_concurrency = Some(map.next_value()?),
                         FunctionKey::MinWarm => f.min_warm = Some(map.next_value()?),
+                        FunctionKey::Reuse => f.reuse = Some(map.next_value()?),
                         FunctionKey::Env => f.env = Some(map.next_value()?),
                         FunctionKey::Unsupported(name) => {
                             map.next_value::<IgnoredAny>()?;

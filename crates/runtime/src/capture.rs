@@ -8,6 +8,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -20,9 +21,17 @@ pub enum OutputKind {
     Stderr,
 }
 
+/// One line of output, stamped with when its first byte was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    pub stream: OutputKind,
+    pub at: SystemTime,
+    pub text: String,
+}
+
 #[derive(Debug, Default)]
 struct Buffer {
-    chunks: Vec<(OutputKind, Bytes)>,
+    chunks: Vec<(OutputKind, SystemTime, Bytes)>,
     len: usize,
     truncated: bool,
 }
@@ -57,10 +66,58 @@ impl CapturedOutput {
         }
     }
 
-    /// The captured chunks in write order, and whether any were dropped.
-    pub fn take(&self) -> (Vec<(OutputKind, Bytes)>, bool) {
-        let mut buffer = self.lock();
-        (std::mem::take(&mut buffer.chunks), buffer.truncated)
+    /// Everything written since the last take, as lines (a line split over
+    /// several writes is joined; a last line without a newline still
+    /// counts), ending with a marker line when output was dropped. Resets
+    /// the budget: an instance that serves again starts a fresh log.
+    pub fn take_lines(&self) -> Vec<OutputLine> {
+        let (chunks, truncated) = {
+            let mut buffer = self.lock();
+            buffer.len = 0;
+            (
+                std::mem::take(&mut buffer.chunks),
+                std::mem::take(&mut buffer.truncated),
+            )
+        };
+        let mut lines = Vec::new();
+        // Per stream: the unfinished line and when it started.
+        let mut partial: [Option<(SystemTime, Vec<u8>)>; 2] = [None, None];
+        for (stream, at, bytes) in chunks {
+            let slot = &mut partial[stream as usize];
+            for piece in bytes.split_inclusive(|&b| b == b'\n') {
+                let (started, mut text) = slot.take().unwrap_or((at, Vec::new()));
+                text.extend_from_slice(piece);
+                if text.last() == Some(&b'\n') {
+                    text.pop();
+                    if text.last() == Some(&b'\r') {
+                        text.pop();
+                    }
+                    lines.push(line(stream, started, &text));
+                } else {
+                    *slot = Some((started, text));
+                }
+            }
+        }
+        for (stream, rest) in [OutputKind::Stdout, OutputKind::Stderr]
+            .into_iter()
+            .zip(partial)
+        {
+            if let Some((at, text)) = rest {
+                lines.push(line(stream, at, &text));
+            }
+        }
+        lines.sort_by_key(|l| l.at);
+        if truncated {
+            lines.push(OutputLine {
+                stream: OutputKind::Stderr,
+                at: SystemTime::now(),
+                text: format!(
+                    "[stratus] output truncated: an invocation may write {} KiB",
+                    self.capacity / 1024
+                ),
+            });
+        }
+        lines
     }
 
     fn lock(&self) -> MutexGuard<'_, Buffer> {
@@ -78,10 +135,20 @@ impl CapturedOutput {
         }
         if kept > 0 {
             buffer.len += kept;
-            buffer
-                .chunks
-                .push((stream, Bytes::copy_from_slice(&bytes[..kept])));
+            buffer.chunks.push((
+                stream,
+                SystemTime::now(),
+                Bytes::copy_from_slice(&bytes[..kept]),
+            ));
         }
+    }
+}
+
+fn line(stream: OutputKind, at: SystemTime, text: &[u8]) -> OutputLine {
+    OutputLine {
+        stream,
+        at,
+        text: String::from_utf8_lossy(text).into_owned(),
     }
 }
 
@@ -148,16 +215,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn output_beyond_capacity_is_dropped_and_flagged() {
+    fn output_beyond_capacity_is_dropped_and_marked() {
         let output = CapturedOutput::new(8);
-        output.append(OutputKind::Stdout, b"hello ");
+        output.append(OutputKind::Stdout, b"hello\n");
         output.append(OutputKind::Stderr, b"world");
-        let (chunks, truncated) = output.take();
-        assert!(truncated);
-        assert_eq!(
-            chunks[0],
-            (OutputKind::Stdout, Bytes::from_static(b"hello "))
-        );
-        assert_eq!(chunks[1], (OutputKind::Stderr, Bytes::from_static(b"wo")));
+        let lines = output.take_lines();
+        let texts: Vec<_> = lines.iter().map(|l| (l.stream, l.text.as_str())).collect();
+        assert_eq!(texts[0], (OutputKind::Stdout, "hello"));
+        assert_eq!(texts[1], (OutputKind::Stderr, "wo"));
+        assert!(texts[2].1.contains("output truncated"), "{texts:?}");
+        // The budget starts again for the next invocation.
+        output.append(OutputKind::Stdout, b"again\n");
+        assert_eq!(output.take_lines().len(), 1);
+    }
+
+    #[test]
+    fn lines_split_over_writes_are_joined_per_stream() {
+        let output = CapturedOutput::new(1024);
+        output.append(OutputKind::Stdout, b"par");
+        output.append(OutputKind::Stderr, b"err line\r\n");
+        output.append(OutputKind::Stdout, b"tial\nnext\nlast");
+        let lines = output.take_lines();
+        let texts: Vec<_> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["partial", "err line", "next", "last"]);
     }
 }

@@ -6,7 +6,7 @@
 use std::hash::Hasher;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -62,6 +62,8 @@ pub struct Runtime {
     engine_hash: String,
     ticker_stop: Arc<AtomicBool>,
     pub(crate) residency: ResidencyStats,
+    /// Instances kept idle for reuse, across all functions.
+    pub(crate) idle_instances: AtomicU32,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -122,11 +124,33 @@ impl Runtime {
             engine_hash,
             ticker_stop,
             residency: ResidencyStats::default(),
+            idle_instances: AtomicU32::new(0),
         })
     }
 
     /// A short hex digest of everything that makes a precompiled artifact
     /// loadable by this engine (wasmtime version, target, settings).
+    /// Pool slots kept for idle reusable instances (`reuse`): a tenth.
+    pub fn idle_reserve(&self) -> u32 {
+        self.config.max_instances / 10
+    }
+
+    /// Pool slots that requests in flight may take: the pool minus the
+    /// reserve for idle instances, so admission never over-commits.
+    pub fn request_slots(&self) -> u32 {
+        self.config.max_instances - self.idle_reserve()
+    }
+
+    /// Takes one slot of the idle reserve, if any is free.
+    pub(crate) fn reserve_idle_slot(&self) -> bool {
+        let cap = self.idle_reserve();
+        self.idle_instances
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     pub fn engine_hash(&self) -> &str {
         &self.engine_hash
     }

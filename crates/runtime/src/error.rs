@@ -51,7 +51,7 @@ pub enum ValidationError {
 
 /// Why one invocation did not produce a response. The gateway turns each
 /// kind into its status code; none of them affects other invocations.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum InvokeError {
     #[error("the function trapped: {0}")]
     Trap(String),

@@ -1,27 +1,33 @@
 //! One deployed function and the execution of one request against it.
 //!
 //! Mirrors `wasmtime serve`: a fresh `Store` and instance per request from a
-//! shared `ProxyPre`, the handler run in its own task so the response can
-//! stream after the headers are sent. On top of that it enforces the
+//! shared `ProxyPre` (or, opted into with `reuse`, an idle instance), the
+//! handler run in its own task so the response can stream after the headers
+//! are sent. On top of that it enforces the
 //! function's limits and classifies every failure so the gateway can answer
 //! with the right status instead of dropping the connection.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use wasmtime::component::Resource;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
-use crate::capture::CapturedOutput;
 use crate::compile::PreparedComponent;
 use crate::engine::Runtime;
 use crate::error::InvokeError;
 use crate::host::InstanceState;
+use crate::meter::{Meter, thread_cpu_time};
 use crate::residency::Resident;
+use crate::reuse::{Idle, IdleInstances};
 
 /// The body type of a function's response: streamed from the guest.
 pub type ResponseBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -43,6 +49,9 @@ pub struct FunctionOptions {
     pub env: Vec<(String, String)>,
     /// Keep the compiled code resident while idle (manifest `min_warm`).
     pub min_warm: bool,
+    /// Requests one instance may serve in a row (manifest `reuse`); 0 or 1
+    /// means a fresh instance per request.
+    pub reuse: u32,
     /// Where the component's bytes are, to compile again should the cached
     /// artifact be gone when the function comes back from idle.
     pub source: PathBuf,
@@ -54,6 +63,7 @@ pub struct Function {
     code: Resident,
     limits: FunctionLimits,
     env: Vec<(String, String)>,
+    idle: Arc<IdleInstances>,
 }
 
 impl std::fmt::Debug for Function {
@@ -65,8 +75,9 @@ impl std::fmt::Debug for Function {
     }
 }
 
-/// What the gateway learns about an invocation besides the response: the
-/// makings of its cost receipt.
+/// What the gateway learns about an invocation when the response is handed
+/// over: the makings of its cost receipt. (The full account, which waits
+/// for the guest to finish, arrives through the [`Meter`].)
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Invocation {
     /// Time to load the code if needed, create the store and instantiate.
@@ -87,6 +98,7 @@ impl Function {
         options: FunctionOptions,
     ) -> Function {
         Function {
+            idle: Arc::new(IdleInstances::new(runtime.clone(), options.reuse)),
             runtime,
             code: Resident::new(component, options.source, options.min_warm),
             limits: options.limits,
@@ -108,18 +120,25 @@ impl Function {
         self.code.is_resident()
     }
 
-    /// Drops the compiled code if the function has been idle for `ttl`.
+    /// Drops the compiled code, and any idle instances, if the function has
+    /// been idle for `ttl`.
     pub fn evict_if_idle(&self, ttl: Duration) -> bool {
-        self.code.evict_if_idle(&self.runtime, ttl)
+        let evicted = self.code.evict_if_idle(&self.runtime, ttl);
+        if evicted {
+            self.idle.clear();
+        }
+        evicted
     }
 
-    /// Serves one request in a fresh instance. The returned response may
-    /// still be streaming its body from the guest; the guest's task ends at
-    /// the latest when the function's timeout expires.
+    /// Serves one request: in a fresh instance, or with `reuse`, in an idle
+    /// one if there is one. The returned response may still be streaming its
+    /// body from the guest; the guest's task ends at the latest when the
+    /// function's timeout expires. `meter` is filled in as the invocation
+    /// runs and reports when both the guest and the response are done.
     pub async fn handle<B>(
         &self,
         request: hyper::Request<B>,
-        output: &CapturedOutput,
+        meter: &Arc<Meter>,
     ) -> Result<(hyper::Response<ResponseBody>, Invocation), InvokeError>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -127,9 +146,25 @@ impl Function {
     {
         let started = Instant::now();
         let deadline = started + self.limits.timeout;
-        let component = self.code.get(&self.runtime).await?;
-        let peak_memory = Arc::new(AtomicU64::new(0));
-        let mut store = self.new_store(deadline, peak_memory.clone(), output);
+        let (mut store, instance) = match self.idle.take() {
+            Some(idle) => {
+                self.code.touch_warm(&self.runtime);
+                self.runtime
+                    .residency
+                    .reused
+                    .fetch_add(1, Ordering::Relaxed);
+                meter.set_reused();
+                (idle.store, Instance::Reused(idle.proxy, idle.served))
+            }
+            None => {
+                let (component, cold) = self.code.get(&self.runtime).await?;
+                if cold {
+                    meter.set_cold();
+                }
+                (self.new_store(), Instance::Fresh(component.pre.clone()))
+            }
+        };
+        store.data_mut().begin(deadline, meter.clone());
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let http = &mut store.data_mut().http();
@@ -140,20 +175,18 @@ impl Function {
             .new_response_outparam(sender)
             .map_err(|e| InvokeError::Internal(format!("{e:#}")))?;
 
-        let pre = component.pre.clone();
         let (instantiated_tx, mut instantiated_rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                let _ = instantiated_tx.send(Instant::now());
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
-            };
-            let result = tokio::time::timeout_at(deadline.into(), run).await;
-            (result, store.data().limits.exceeded)
-        });
+        let task = tokio::spawn(run_guest(GuestRun {
+            store,
+            instance,
+            req,
+            out,
+            deadline,
+            limits: self.limits,
+            meter: meter.clone(),
+            idle: self.idle.clone(),
+            instantiated: instantiated_tx,
+        }));
         // Until the guest has answered, dropping this future (client gone)
         // must stop the guest too.
         let guard = AbortOnDrop(Some(task));
@@ -167,7 +200,7 @@ impl Function {
         let info = Invocation {
             instantiate,
             execution: answered.saturating_duration_since(started + instantiate),
-            peak_memory: peak_memory.load(Ordering::Relaxed),
+            peak_memory: meter.peak_memory(),
         };
         match answer {
             Ok(Ok(Ok(response))) => {
@@ -176,7 +209,7 @@ impl Function {
             }
             Ok(Ok(Err(code))) => Err(InvokeError::BadResponse(describe_error_code(&code))),
             Err(_elapsed) => Err(InvokeError::Timeout(self.limits.timeout)),
-            Ok(Err(_no_response)) => Err(self.why_no_response(guard).await),
+            Ok(Err(_no_response)) => Err(why_no_response(guard).await),
         }
     }
 
@@ -184,11 +217,12 @@ impl Function {
     /// the time it took: the per-request cost before the handler runs,
     /// measured by the benchmark program.
     pub async fn probe_instantiate(&self) -> Result<Duration, InvokeError> {
-        let output = CapturedOutput::new(0);
         let started = Instant::now();
-        let peak = Arc::new(AtomicU64::new(0));
-        let mut store = self.new_store(started + self.limits.timeout, peak, &output);
-        let component = self.code.get(&self.runtime).await?;
+        let mut store = self.new_store();
+        store
+            .data_mut()
+            .begin(started + self.limits.timeout, Meter::unread());
+        let (component, _) = self.code.get(&self.runtime).await?;
         component
             .pre
             .instantiate_async(&mut store)
@@ -197,21 +231,17 @@ impl Function {
         Ok(started.elapsed())
     }
 
-    fn new_store(
-        &self,
-        deadline: Instant,
-        peak_memory: Arc<AtomicU64>,
-        output: &CapturedOutput,
-    ) -> Store<InstanceState> {
-        let state = InstanceState::new(&self.env, self.limits.memory, peak_memory, output);
+    fn new_store(&self) -> Store<InstanceState> {
+        let state = InstanceState::new(&self.env, self.limits.memory, OUTPUT_CAPACITY);
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.limits);
         // Every epoch tick the guest yields to other tasks, and once the
-        // deadline has passed the next tick traps it: a spinning guest can
-        // neither starve the node nor outlive its timeout.
+        // invocation's deadline has passed the next tick traps it: a
+        // spinning guest can neither starve the node nor outlive its
+        // timeout.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -219,21 +249,105 @@ impl Function {
         });
         store
     }
+}
 
-    /// The guest dropped its response outparam without using it: find out
-    /// whether it trapped, timed out or simply returned.
-    async fn why_no_response(&self, mut guard: AbortOnDrop) -> InvokeError {
-        let Some(task) = guard.0.take() else {
-            return InvokeError::NoResponse;
+/// The instance a request runs in.
+enum Instance {
+    /// To be instantiated from the function's pre-instance.
+    Fresh(ProxyPre<InstanceState>),
+    /// An idle instance and the number of requests it has served.
+    Reused(Proxy, u32),
+}
+
+/// Everything the guest's task owns.
+struct GuestRun {
+    store: Store<InstanceState>,
+    instance: Instance,
+    req: Resource<HostIncomingRequest>,
+    out: Resource<HostResponseOutparam>,
+    deadline: Instant,
+    limits: FunctionLimits,
+    meter: Arc<Meter>,
+    idle: Arc<IdleInstances>,
+    instantiated: tokio::sync::oneshot::Sender<Instant>,
+}
+
+/// Runs the guest's handler to completion (or its deadline), measuring the
+/// CPU time of every poll, then settles the meter and, with `reuse`, keeps
+/// a cleanly finished instance for the next request.
+async fn run_guest(run: GuestRun) -> Result<(), InvokeError> {
+    let GuestRun {
+        mut store,
+        instance,
+        req,
+        out,
+        deadline,
+        limits,
+        meter,
+        idle,
+        instantiated,
+    } = run;
+    let (result, served) = {
+        let call = async {
+            let (proxy, served) = match instance {
+                Instance::Fresh(pre) => (pre.instantiate_async(&mut store).await?, 0),
+                Instance::Reused(proxy, served) => (proxy, served),
+            };
+            let _ = instantiated.send(Instant::now());
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await?;
+            wasmtime::Result::Ok((proxy, served))
         };
-        match task.await {
-            Ok((Ok(Ok(())), _)) => InvokeError::NoResponse,
-            Ok((Ok(Err(error)), memory_exceeded)) => {
-                classify_trap(error, memory_exceeded, self.limits)
+        let result = {
+            let mut call = std::pin::pin!(tokio::time::timeout_at(deadline.into(), call));
+            std::future::poll_fn(|cx| {
+                let before = thread_cpu_time();
+                let poll = call.as_mut().poll(cx);
+                meter.add_cpu(thread_cpu_time().saturating_sub(before));
+                poll
+            })
+            .await
+        };
+        match result {
+            Ok(Ok((proxy, served))) => (Ok(proxy), served),
+            Ok(Err(error)) => {
+                let exceeded = store.data().limits.exceeded;
+                (Err(classify_trap(error, exceeded, limits)), 0)
             }
-            Ok((Err(_elapsed), _)) => InvokeError::Timeout(self.limits.timeout),
-            Err(join) => InvokeError::Internal(format!("the invocation task failed: {join}")),
+            Err(_elapsed) => (Err(InvokeError::Timeout(limits.timeout)), 0),
         }
+    };
+    let output = store.data().output.take_lines();
+    store.data_mut().end();
+    meter.guest_finished(result.as_ref().err().cloned(), output);
+    drop(meter);
+    match result {
+        Ok(proxy) => {
+            if idle.enabled() {
+                idle.put(Idle {
+                    store,
+                    proxy,
+                    served: served + 1,
+                });
+            }
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The guest dropped its response outparam without using it: find out
+/// whether it trapped, timed out or simply returned.
+async fn why_no_response(mut guard: AbortOnDrop) -> InvokeError {
+    let Some(task) = guard.0.take() else {
+        return InvokeError::NoResponse;
+    };
+    match task.await {
+        Ok(Ok(())) => InvokeError::NoResponse,
+        Ok(Err(error)) => error,
+        Err(join) => InvokeError::Internal(format!("the invocation task failed: {join}")),
     }
 }
 
@@ -271,10 +385,7 @@ fn describe_error_code(code: &ErrorCode) -> String {
 /// has been handed over (the task then streams the body to completion).
 struct AbortOnDrop(Option<tokio::task::JoinHandle<TaskOutcome>>);
 
-type TaskOutcome = (
-    Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
-    bool,
-);
+type TaskOutcome = Result<(), InvokeError>;
 
 impl AbortOnDrop {
     fn detach(mut self) {

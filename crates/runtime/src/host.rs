@@ -1,10 +1,12 @@
 //! The per-instance host state: what one request's `Store` holds.
 //!
-//! Built fresh for every invocation and dropped with it, so nothing a guest
-//! does (environment, open resources, memory) outlives its request.
+//! Built fresh for every instance and dropped with it. By default an
+//! instance serves one request, so nothing a guest does (environment, open
+//! resources, memory) outlives it; a function with `reuse = N` opts into
+//! keeping one instance, and this state, for up to N requests in a row.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -12,22 +14,23 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::capture::CapturedOutput;
+use crate::meter::Meter;
 
 pub struct InstanceState {
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limits: MemoryCap,
+    /// Where the guest's stdout and stderr go; taken after each invocation.
+    pub(crate) output: CapturedOutput,
+    /// When the current invocation must end.
+    pub(crate) deadline: Instant,
     hooks: DenyOutbound,
 }
 
 impl InstanceState {
-    pub(crate) fn new(
-        env: &[(String, String)],
-        memory_cap: u64,
-        peak_memory: Arc<AtomicU64>,
-        output: &CapturedOutput,
-    ) -> Self {
+    pub(crate) fn new(env: &[(String, String)], memory_cap: u64, output_capacity: usize) -> Self {
+        let output = CapturedOutput::new(output_capacity);
         let mut wasi = WasiCtx::builder();
         wasi.envs(env)
             .stdout(output.stdout())
@@ -40,9 +43,25 @@ impl InstanceState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            limits: MemoryCap::new(memory_cap, peak_memory),
+            limits: MemoryCap::new(memory_cap),
+            output,
+            deadline: Instant::now(),
             hooks: DenyOutbound,
         }
+    }
+
+    /// Points the instance at a new invocation: its deadline and its meter
+    /// (which starts from the memory the instance already has).
+    pub(crate) fn begin(&mut self, deadline: Instant, meter: Arc<Meter>) {
+        self.deadline = deadline;
+        meter.memory_at(self.limits.current);
+        self.limits.meter = Some(meter);
+    }
+
+    /// Detaches the invocation's meter, so a reused instance does not keep
+    /// the previous invocation from being reported.
+    pub(crate) fn end(&mut self) {
+        self.limits.meter = None;
     }
 }
 
@@ -68,23 +87,23 @@ impl WasiHttpView for InstanceState {
 /// Caps one instance's linear memory at the function's `memory` setting and
 /// remembers whether the cap was hit, so a trap that follows can be reported
 /// as "out of memory" rather than as an anonymous `unreachable`. It also
-/// records the peak, which is what an invocation is billed for; the peak is
-/// shared because the store lives in the invocation's task.
+/// reports growth to the invocation's meter: peak memory is what an
+/// invocation is billed for.
 pub(crate) struct MemoryCap {
     limit: u64,
     pub(crate) exceeded: bool,
-    /// Sum of the sizes of the instance's linear memories at their largest.
-    peak: Arc<AtomicU64>,
+    /// Sum of the sizes of the instance's linear memories now.
     current: u64,
+    meter: Option<Arc<Meter>>,
 }
 
 impl MemoryCap {
-    fn new(limit: u64, peak: Arc<AtomicU64>) -> Self {
+    fn new(limit: u64) -> Self {
         MemoryCap {
             limit,
             exceeded: false,
-            peak,
             current: 0,
+            meter: None,
         }
     }
 }
@@ -102,7 +121,9 @@ impl ResourceLimiter for MemoryCap {
             return Ok(false);
         }
         self.current = self.current + desired - current.min(desired);
-        self.peak.fetch_max(self.current, Ordering::Relaxed);
+        if let Some(meter) = &self.meter {
+            meter.memory_at(self.current);
+        }
         Ok(true)
     }
 

@@ -22,16 +22,19 @@ mod engine;
 mod error;
 mod function;
 mod host;
+mod meter;
 mod residency;
+mod reuse;
 mod validate;
 
-pub use capture::{CapturedOutput, OutputKind};
+pub use capture::{CapturedOutput, OutputKind, OutputLine};
 pub use compile::{CompileTimings, PreparedComponent};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{InvokeError, RuntimeError, ValidationError};
 pub use function::{
     Function, FunctionLimits, FunctionOptions, Invocation, OUTPUT_CAPACITY, ResponseBody,
 };
+pub use meter::{Meter, Reading};
 pub use residency::ResidencyStats;
 
 pub use validate::PROVIDED_INTERFACES;

@@ -28,6 +28,10 @@ pub struct ResidencyStats {
     pub warm_starts: AtomicU64,
     /// Times a function's idle code was dropped.
     pub evictions: AtomicU64,
+    /// Requests served by an instance an earlier request used (`reuse`).
+    pub reused: AtomicU64,
+    /// Times an instance was kept idle for reuse after a request.
+    pub reused_kept: AtomicU64,
 }
 
 /// The compiled code of one function, present or evicted.
@@ -74,15 +78,15 @@ impl Resident {
     pub(crate) async fn get(
         &self,
         runtime: &Arc<Runtime>,
-    ) -> Result<Arc<PreparedComponent>, InvokeError> {
+    ) -> Result<(Arc<PreparedComponent>, bool), InvokeError> {
         self.touch();
         if let Some(code) = self.warm(runtime) {
-            return Ok(code);
+            return Ok((code, false));
         }
         let _one_at_a_time = self.reloading.lock().await;
         // Another request may have reloaded it while this one waited.
         if let Some(code) = self.warm(runtime) {
-            return Ok(code);
+            return Ok((code, false));
         }
         let (runtime_ref, sha256, source) =
             (runtime.clone(), self.sha256.clone(), self.source.clone());
@@ -98,7 +102,17 @@ impl Resident {
             .residency
             .cold_starts
             .fetch_add(1, Ordering::Relaxed);
-        Ok(code)
+        Ok((code, true))
+    }
+
+    /// Marks the function as used without fetching its code (a reused
+    /// instance needs none), counted as a warm start.
+    pub(crate) fn touch_warm(&self, runtime: &Runtime) {
+        self.touch();
+        runtime
+            .residency
+            .warm_starts
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// The resident code, counted as a warm start.

@@ -3,3 +3,5 @@
 pub mod apps;
 pub mod deploy;
 pub mod invoke;
+pub mod logs;
+pub mod usage;

@@ -273,3 +273,61 @@ pub fn stderr(out: &Output) -> String {
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
+
+impl Server {
+    /// GET on the admin API with the token: status and JSON body.
+    pub async fn admin_get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(self.admin_url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), json(response).await)
+    }
+
+    /// Polls `GET /v1/usage` until the total request count reaches `n`
+    /// (records are written in batches, off the request path).
+    pub async fn usage_reaching(&self, query: &str, n: u64) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, usage) = self.admin_get(&format!("/v1/usage{query}")).await;
+            assert_eq!(status, 200, "{usage}");
+            let total = usage["total"]["requests"].as_u64().unwrap();
+            if total >= n || Instant::now() > deadline {
+                return usage;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls `GET /v1/invocations/{id}` until the invocation is recorded.
+    pub async fn invocation(&self, id: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, detail) = self.admin_get(&format!("/v1/invocations/{id}")).await;
+            if status == 200 {
+                return detail;
+            }
+            assert_eq!(status, 404, "{detail}");
+            assert!(Instant::now() < deadline, "invocation {id} never recorded");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the process with SIGKILL: no chance to flush anything.
+    pub fn kill_9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+/// The invocation id header of a gateway response.
+pub fn invocation_id(response: &reqwest::Response) -> String {
+    response.headers()["x-stratus-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}

@@ -17,7 +17,7 @@ fn refuses_unknown_keys_with_their_line() {
     assert_eq!(
         function_error("\nmemroy = \"64MiB\""),
         format!(
-            "{FILE}:7:1: unknown field `memroy`, expected one of `name`, `component`, `build`, `routes`, `memory`, `timeout`, `max_body`, `max_concurrency`, `min_warm`, `env`"
+            "{FILE}:7:1: unknown field `memroy`, expected one of `name`, `component`, `build`, `routes`, `memory`, `timeout`, `max_body`, `max_concurrency`, `min_warm`, `reuse`, `env`"
         )
     );
 }

@@ -191,3 +191,24 @@ fn refuses_bad_routes_at_their_position() {
         format!("{FILE}:6:11: function \"f\": routes must be a string, not an integer (1)")
     );
 }
+
+#[test]
+fn checks_reuse() {
+    let m = parse(&one_function("component = \"f.wasm\"\nreuse = 128")).unwrap();
+    assert_eq!(m.functions[0].reuse, 128);
+    let m = parse(&one_function("component = \"f.wasm\"")).unwrap();
+    assert_eq!(
+        m.functions[0].reuse, 1,
+        "a fresh instance per request by default"
+    );
+    assert_eq!(
+        function_error("reuse = 0"),
+        format!(
+            "{FILE}:6:9: function \"f\": reuse 0 is out of range; use an integer from 1 to 1000000"
+        )
+    );
+    assert_eq!(
+        function_error("reuse = true"),
+        format!("{FILE}:6:9: function \"f\": reuse must be an integer, not a boolean (true)")
+    );
+}

@@ -13,7 +13,7 @@ use toml::{Spanned, Value};
 use crate::error::{Location, ManifestError};
 use crate::model::{
     AppSpec, DEFAULT_MAX_BODY, DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT,
-    FunctionSpec, MAX_MAX_BODY, MAX_MEMORY, MIN_MEMORY, Manifest,
+    FunctionSpec, MAX_MAX_BODY, MAX_MAX_CONCURRENCY, MAX_MEMORY, MAX_REUSE, MIN_MEMORY, Manifest,
 };
 use crate::raw::{RawFunction, RawManifest};
 use crate::route::Route;
@@ -231,7 +231,7 @@ impl Source<'_> {
         };
         let max_concurrency = match &raw.max_concurrency {
             None => DEFAULT_MAX_CONCURRENCY,
-            Some(value) => self.max_concurrency(value, &p)?,
+            Some(value) => self.integer(value, &p, "max_concurrency", 1, MAX_MAX_CONCURRENCY)?,
         };
         let min_warm = match &raw.min_warm {
             None => false,
@@ -239,6 +239,10 @@ impl Source<'_> {
                 Value::Boolean(b) => *b,
                 _ => return Err(self.wrong_type(value, &p, "min_warm", "true or false")),
             },
+        };
+        let reuse = match &raw.reuse {
+            None => 1,
+            Some(value) => self.integer(value, &p, "reuse", 1, MAX_REUSE)?,
         };
         let env = match &raw.env {
             None => BTreeMap::new(),
@@ -258,6 +262,7 @@ impl Source<'_> {
                 max_body,
                 max_concurrency,
                 min_warm,
+                reuse,
                 env,
             },
         })

@@ -8,7 +8,7 @@ use toml::{Spanned, Value};
 
 use super::{NAME_RULE, Source};
 use crate::error::ManifestError;
-use crate::model::{MAX_MAX_CONCURRENCY, MAX_TIMEOUT};
+use crate::model::MAX_TIMEOUT;
 use crate::raw::RawEnv;
 use crate::units::{ByteSize, SizeError};
 
@@ -158,22 +158,26 @@ impl Source<'_> {
         Ok(timeout)
     }
 
-    pub(super) fn max_concurrency(
+    /// A whole number from `min` to `max` for `key`.
+    pub(super) fn integer(
         &self,
         value: &Spanned<Value>,
         p: &str,
+        key: &'static str,
+        min: u32,
+        max: u32,
     ) -> Result<u32, ManifestError> {
         let Value::Integer(n) = value.get_ref() else {
-            return Err(self.wrong_type(value, p, "max_concurrency", "an integer"));
+            return Err(self.wrong_type(value, p, key, "an integer"));
         };
         u32::try_from(*n)
             .ok()
-            .filter(|n| (1..=MAX_MAX_CONCURRENCY).contains(n))
+            .filter(|n| (min..=max).contains(n))
             .ok_or_else(|| {
                 self.invalid(
                     value.span(),
-                    "max_concurrency",
-                    format!("{p}max_concurrency {n} is out of range; use an integer from 1 to {MAX_MAX_CONCURRENCY}"),
+                    key,
+                    format!("{p}{key} {n} is out of range; use an integer from {min} to {max}"),
                 )
             })
     }

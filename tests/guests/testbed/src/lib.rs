@@ -12,6 +12,8 @@
 //! | `noresponse` | returns without ever calling `ResponseOutparam::set` |
 //! | `env?name=X` | 200 with the value of env var X, or 404 `unset` |
 //! | `stdout` | prints `hello stdout` / `hello stderr`, then 200 `printed` |
+//! | `print?text=T&times=N` | prints line T (default `line`) N times (default 1) to stdout, then 200 `printed N` |
+//! | `count` | 200 with how many requests this instance has served (1 in a fresh instance) |
 //! | `status?code=N` | answers status N with an empty body |
 //! | `fs` | lists `/`: 200 `denied: …` when the host gives no directory |
 //! | `connect?to=HOST:PORT` | opens a TCP connection: 200 `denied: …` or `connected` |
@@ -29,6 +31,9 @@ use wasip2::http::types::{
 };
 
 struct Testbed;
+
+/// Requests this instance has served: shows whether instances are reused.
+static SERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 wasip2::http::proxy::export!(Testbed);
 
@@ -98,6 +103,20 @@ impl Guest for Testbed {
                 eprintln!("hello stderr");
                 let _ = std::io::stdout().flush();
                 send_text(response_out, 200, "printed");
+            }
+            "print" => {
+                let text = query_param(query, "text").unwrap_or_else(|| "line".into());
+                let times = number_param(query, "times").unwrap_or(1);
+                let mut stdout = std::io::stdout().lock();
+                for _ in 0..times {
+                    let _ = writeln!(stdout, "{text}");
+                }
+                let _ = stdout.flush();
+                send_text(response_out, 200, &format!("printed {times}"));
+            }
+            "count" => {
+                let served = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                send_text(response_out, 200, &served.to_string());
             }
             "status" => match number_param(query, "code") {
                 Some(code @ 100..=999) => send(response_out, code as u16, Vec::new(), b""),

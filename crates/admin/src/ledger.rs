@@ -1,0 +1,244 @@
+//! Handlers over the invocation ledger: usage and cost, logs (also followed
+//! live as server-sent events) and single invocations.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream, StreamExt};
+use http::StatusCode;
+use serde::Deserialize;
+use stratus_control::ControlError;
+use stratus_ledger::{Ledger, LedgerError, LogLine, LogQuery, UsageQuery};
+use tokio::sync::broadcast;
+
+use crate::AdminState;
+use crate::error::ApiError;
+use crate::model::{ErrorResponse, InvocationDetail, LogLineInfo, LogLines, UsageReport};
+
+/// Log lines returned when no `limit` is given, and the most allowed.
+const DEFAULT_LOG_LIMIT: usize = 100;
+const MAX_LOG_LIMIT: usize = 10_000;
+
+fn ledger(state: &AdminState) -> Result<Arc<Ledger>, ApiError> {
+    state.ledger.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metering_off",
+            "this node runs with metering off (--no-metering): it keeps no usage or logs",
+        )
+    })
+}
+
+/// `since` as a duration back from now ("15m", "2h", "7d") or an RFC 3339
+/// time.
+fn parse_since(text: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
+    let Some(text) = text else { return Ok(None) };
+    if let Ok(ago) = humantime::parse_duration(text) {
+        return Ok(Some(
+            SystemTime::now()
+                .checked_sub(ago)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        ));
+    }
+    humantime::parse_rfc3339_weak(text).map(Some).map_err(|_| {
+        ApiError::bad_request(format!(
+            "since \"{text}\" is neither a duration (e.g. \"15m\", \"2h\", \"7d\") nor an RFC 3339 time (e.g. \"2026-11-27T09:00:00Z\")"
+        ))
+    })
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::from(ControlError::Internal(e.to_string())))?
+        .map_err(|e| {
+            tracing::error!("ledger read failed: {e}");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UsageParams {
+    /// Only this app.
+    app: Option<String>,
+    /// A duration back from now ("24h") or an RFC 3339 time; default: all
+    /// usage kept.
+    since: Option<String>,
+}
+
+/// Requests, GB-seconds, CPU-seconds and cost per function.
+#[utoipa::path(get, path = "/v1/usage", params(UsageParams),
+    responses((status = 200, body = UsageReport), (status = 400, body = ErrorResponse),
+        (status = 503, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn usage(
+    State(state): State<AdminState>,
+    Query(params): Query<UsageParams>,
+) -> Result<Json<UsageReport>, ApiError> {
+    let ledger = ledger(&state)?;
+    let query = UsageQuery {
+        app: params.app,
+        since: parse_since(params.since.as_deref())?,
+    };
+    let report = blocking(move || ledger.usage(&query)).await?;
+    Ok(Json(report.into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LogParams {
+    /// A duration back from now ("10m") or an RFC 3339 time.
+    since: Option<String>,
+    /// Only the lines of this invocation.
+    invocation: Option<String>,
+    /// The newest this many lines (default 100, at most 10000).
+    limit: Option<usize>,
+    /// Keep the response open and send new lines as server-sent events.
+    #[serde(default)]
+    follow: bool,
+}
+
+/// A function's invocation logs, oldest first; with `follow=true`, a
+/// `text/event-stream` that sends those lines and then new ones as they
+/// are written, each event's data one JSON log line.
+#[utoipa::path(get, path = "/v1/functions/{function}/logs",
+    params(("function" = String, Path), LogParams),
+    responses((status = 200, body = LogLines), (status = 404, body = ErrorResponse),
+        (status = 503, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn logs(
+    State(state): State<AdminState>,
+    Path(function): Path<String>,
+    Query(params): Query<LogParams>,
+) -> Result<Response, ApiError> {
+    let ledger = ledger(&state)?;
+    let (app, name) = resolve(&state, &function)?;
+    let limit = params.limit.unwrap_or(DEFAULT_LOG_LIMIT);
+    if limit == 0 || limit > MAX_LOG_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit {limit} is out of range; use 1 to {MAX_LOG_LIMIT}"
+        )));
+    }
+    let query = LogQuery {
+        app,
+        function: name,
+        since: parse_since(params.since.as_deref())?,
+        invocation: params.invocation,
+        limit,
+    };
+    // Subscribed before reading the history, so no line falls between.
+    let live = params
+        .follow
+        .then(|| state.node.gateway().recorder().map(|r| r.subscribe()))
+        .flatten();
+    let history = {
+        let (ledger, query) = (ledger.clone(), query.clone());
+        blocking(move || ledger.logs(&query)).await?
+    };
+    match live {
+        None => {
+            let lines = history.iter().map(LogLineInfo::from).collect();
+            Ok(Json(LogLines { lines }).into_response())
+        }
+        Some(live) => Ok(follow(history, live, query).into_response()),
+    }
+}
+
+/// `NAME` or `APP/NAME` of a live function; a function no longer live can
+/// still be named `APP/NAME` to read the logs it left.
+fn resolve(state: &AdminState, function: &str) -> Result<(String, String), ApiError> {
+    match state.node.find_function(function) {
+        Ok(f) => Ok((f.app.clone(), f.name.clone())),
+        Err(ControlError::FunctionNotFound(_)) if function.contains('/') => {
+            let (app, name) = function.split_once('/').unwrap_or_default();
+            Ok((app.to_string(), name.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn follow(
+    history: Vec<LogLine>,
+    live: broadcast::Receiver<Arc<LogLine>>,
+    query: LogQuery,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let seen: HashSet<String> = history.iter().map(|l| l.invocation_id.clone()).collect();
+    let past = stream::iter(history.into_iter().map(|l| Ok(event(&l))));
+    let new = stream::unfold((live, seen, query), |(mut live, seen, query)| async move {
+        loop {
+            let event = match live.recv().await {
+                Ok(line) => {
+                    let wanted = line.app == query.app
+                        && line.function == query.function
+                        && query
+                            .invocation
+                            .as_ref()
+                            .is_none_or(|id| *id == line.invocation_id)
+                        && !seen.contains(&line.invocation_id);
+                    if !wanted {
+                        continue;
+                    }
+                    event(&line)
+                }
+                Err(broadcast::error::RecvError::Lagged(skipped)) => Event::default().comment(
+                    format!("{skipped} lines were skipped: the follower fell behind"),
+                ),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((Ok(event), (live, seen, query)));
+        }
+    });
+    Sse::new(past.chain(new)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+fn event(line: &LogLine) -> Event {
+    let info = LogLineInfo::from(line);
+    Event::default()
+        .json_data(&info)
+        .unwrap_or_else(|_| Event::default().data(info.text))
+}
+
+/// One invocation: what it used, how it ended, and its log.
+#[utoipa::path(get, path = "/v1/invocations/{id}",
+    params(("id" = String, Path)),
+    responses((status = 200, body = InvocationDetail), (status = 404, body = ErrorResponse),
+        (status = 503, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn invocation(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<InvocationDetail>, ApiError> {
+    let ledger = ledger(&state)?;
+    let wanted = id.clone();
+    let found = blocking(move || {
+        let Some(record) = ledger.invocation(&wanted)? else {
+            return Ok(None);
+        };
+        let logs = ledger.logs(&LogQuery {
+            app: record.app.clone(),
+            function: record.function.clone(),
+            since: None,
+            invocation: Some(wanted),
+            limit: MAX_LOG_LIMIT,
+        })?;
+        Ok(Some((record, logs)))
+    })
+    .await?;
+    match found {
+        Some((record, logs)) => Ok(Json(InvocationDetail::new(&record, &logs))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invocation_not_found",
+            format!(
+                "no invocation \"{id}\" is recorded: it has not finished yet, was pruned, or never ran here"
+            ),
+        )),
+    }
+}

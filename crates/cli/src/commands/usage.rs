@@ -1,0 +1,112 @@
+//! `stratus usage`: metered usage and cost per function.
+
+use std::process::ExitCode;
+
+use stratus_admin::model::{UsageReport, UsageRow};
+
+use crate::args::{ClientOpts, UsageArgs, UsageFormat};
+use crate::client::Client;
+use crate::output;
+
+pub async fn run(opts: &ClientOpts, args: UsageArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(opts)?;
+    let mut query = Vec::new();
+    if let Some(app) = &args.app {
+        query.push(("app", app.as_str()));
+    }
+    if let Some(since) = &args.since {
+        query.push(("since", since.as_str()));
+    }
+    let request = client
+        .request(reqwest::Method::GET, "/v1/usage")
+        .query(&query);
+    let response = client.send(request).await?;
+    let report: UsageReport = crate::client::read_json(response).await?;
+    match args.format {
+        UsageFormat::Json => output::json(&report)?,
+        UsageFormat::Csv => print!("{}", csv(&report)),
+        UsageFormat::Table => table(&report),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table(report: &UsageReport) {
+    let currency = &report.prices.currency;
+    let cost_header = format!("COST ({currency})");
+    let row = |r: &UsageRow, app: &str, function: &str| {
+        vec![
+            app.to_string(),
+            function.to_string(),
+            r.requests.to_string(),
+            r.errors.to_string(),
+            r.cold_starts.to_string(),
+            format!("{:.3}", r.gb_seconds),
+            format!("{:.3}", r.cpu_seconds),
+            format!("{:.6}", r.cost),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = report
+        .functions
+        .iter()
+        .map(|r| row(r, &r.app, &r.function))
+        .collect();
+    rows.push(row(&report.total, "TOTAL", ""));
+    output::table(
+        &[
+            "APP",
+            "FUNCTION",
+            "REQUESTS",
+            "ERRORS",
+            "COLD",
+            "GB-SECONDS",
+            "CPU-SECONDS",
+            &cost_header,
+        ],
+        &rows,
+    );
+    let since = report.since.as_deref().unwrap_or("the start of retention");
+    println!(
+        "since {since}; {currency} {} per GB-second, {currency} {} per million requests{}",
+        report.prices.per_gb_second,
+        report.prices.per_million_requests,
+        if report.granularity == "hour" {
+            " (from hourly totals)"
+        } else {
+            ""
+        }
+    );
+}
+
+/// One row per function; numbers unformatted so spreadsheets can sum them.
+fn csv(report: &UsageReport) -> String {
+    let mut out = String::from(
+        "app,function,requests,errors,cold_starts,gb_seconds,cpu_seconds,duration_seconds,bytes_in,bytes_out,cost,currency\n",
+    );
+    for r in &report.functions {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            csv_field(&r.app),
+            csv_field(&r.function),
+            r.requests,
+            r.errors,
+            r.cold_starts,
+            r.gb_seconds,
+            r.cpu_seconds,
+            r.duration_seconds,
+            r.bytes_in,
+            r.bytes_out,
+            r.cost,
+            csv_field(&report.prices.currency),
+        ));
+    }
+    out
+}
+
+/// RFC 4180 quoting, only where needed (names are restricted anyway).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}

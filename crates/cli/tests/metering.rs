@@ -1,0 +1,230 @@
+//! Metering, usage and cost, invocation logs and instance reuse, end to end
+//! against the real binary.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test]
+async fn usage_totals_equal_the_requests_sent_and_are_priced() {
+    let server = Server::start();
+    let app = testbed_app("metered", "meter", &["/m/..."], "memory = \"16MiB\"");
+    server.deploy(app.path());
+    for _ in 0..40 {
+        assert_eq!(server.get("/m/echo").await.status(), 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(server.get("/m/panic").await.status(), 502);
+    }
+    let usage = server.usage_reaching("", 43).await;
+    let total = &usage["total"];
+    assert_eq!(total["requests"], 43, "{usage}");
+    assert_eq!(total["errors"], 3, "{usage}");
+    let row = &usage["functions"][0];
+    assert_eq!(
+        (row["app"].as_str(), row["function"].as_str()),
+        (Some("metered"), Some("meter"))
+    );
+    // Every invocation bills at least 1 MiB × 1 ms.
+    let gb_s = row["gb_seconds"].as_f64().unwrap();
+    assert!(gb_s >= 43.0 / 1024.0 / 1000.0, "{usage}");
+    let cost = row["cost"].as_f64().unwrap();
+    let expected = 43.0 * 0.20 / 1e6 + gb_s * 0.000_016_666_7;
+    assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
+    assert_eq!(usage["prices"]["currency"], "USD");
+
+    // The same through the CLI, in each format.
+    let csv = stdout(&server.cli(&["usage", "--format", "csv", "--since", "1h"]));
+    let line = csv
+        .lines()
+        .find(|l| l.starts_with("metered,meter,"))
+        .unwrap();
+    assert!(line.starts_with("metered,meter,43,3,"), "{csv}");
+    let table = stdout(&server.cli(&["usage", "--app", "metered"]));
+    assert!(table.contains("COST (USD)"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("TOTAL") && l.contains(" 43 ")),
+        "{table}"
+    );
+    let other = stdout(&server.cli(&["usage", "--app", "nobody", "--format", "json"]));
+    let other: serde_json::Value = serde_json::from_str(&other).unwrap();
+    assert_eq!(other["total"]["requests"], 0);
+}
+
+#[tokio::test]
+async fn a_bad_since_is_refused_with_the_forms_it_takes() {
+    let server = Server::start();
+    let out = server.cli(&["usage", "--since", "yesterday-ish"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("neither a duration"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn an_invocation_is_recorded_with_its_logs_under_its_id() {
+    let server = Server::start();
+    let app = testbed_app("logged", "talker", &["/t/..."], "");
+    server.deploy(app.path());
+    let response = server.get("/t/stdout").await;
+    assert_eq!(response.status(), 200);
+    let id = invocation_id(&response);
+    let detail = server.invocation(&id).await;
+    assert_eq!(detail["function"], "talker");
+    assert_eq!(detail["status"], 200);
+    assert_eq!(detail["trigger"], "http");
+    assert!(detail["error"].is_null());
+    assert!(detail["bytes_out"].as_u64().unwrap() >= "printed".len() as u64);
+    assert!(detail["peak_memory_bytes"].as_u64().unwrap() > 0);
+    let logs: Vec<(&str, &str)> = detail["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["stream"].as_str().unwrap(), l["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        logs,
+        [("stdout", "hello stdout"), ("stderr", "hello stderr")]
+    );
+
+    // `stratus logs` prints them with timestamps and the invocation id.
+    let out = server.cli(&["logs", "talker", "--invocation", &id]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.contains(&id) && first.ends_with("hello stdout"),
+        "{text}"
+    );
+    assert!(first.starts_with("20") && first.contains('T'), "{text}");
+}
+
+#[tokio::test]
+async fn a_failure_is_recorded_with_its_code_and_cpu_time() {
+    let server = Server::start();
+    let app = testbed_app("failing", "spinner", &["/s/..."], "timeout = \"200ms\"");
+    server.deploy(app.path());
+    let response = server.get("/s/spin").await;
+    assert_eq!(response.status(), 504);
+    let detail = server.invocation(&invocation_id(&response)).await;
+    assert_eq!(detail["error"], "timeout");
+    assert_eq!(detail["status"], 504);
+    // It spun for its whole timeout on one core.
+    let cpu = detail["cpu_ms"].as_f64().unwrap();
+    assert!(cpu > 100.0, "cpu {cpu} ms: {detail}");
+}
+
+#[tokio::test]
+async fn output_past_the_budget_is_cut_with_a_marker() {
+    let server = Server::start();
+    let app = testbed_app("chatty", "chatty", &["/c/..."], "");
+    server.deploy(app.path());
+    // 2000 lines of 100 bytes: far past 64 KiB.
+    let long = "x".repeat(99);
+    let response = server
+        .get(&format!("/c/print?times=2000&text={long}"))
+        .await;
+    assert_eq!(response.status(), 200);
+    let detail = server.invocation(&invocation_id(&response)).await;
+    let logs = detail["logs"].as_array().unwrap();
+    assert!(logs.len() < 700, "{} lines kept", logs.len());
+    let last = logs.last().unwrap()["text"].as_str().unwrap();
+    assert!(last.contains("output truncated"), "{last}");
+}
+
+#[tokio::test]
+async fn logs_follow_prints_new_lines_as_they_happen() {
+    let server = Server::start();
+    let app = testbed_app("followed", "follow", &["/f/..."], "");
+    server.deploy(app.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["logs", "follow", "-f"])
+        .env("STRATUS_SERVER", &server.admin)
+        .env("STRATUS_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Keep sending until the follower shows a line: it may not have
+    // subscribed before the first request.
+    let mut seen = None;
+    for attempt in 0..50 {
+        let response = server.get(&format!("/f/print?text=live-{attempt}")).await;
+        assert_eq!(response.status(), 200);
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen = Some(line);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = seen.expect("logs -f printed nothing");
+    assert!(line.contains("live-"), "{line}");
+}
+
+#[tokio::test]
+async fn acknowledged_records_survive_kill_9() {
+    let mut server = Server::start();
+    let app = testbed_app("durable", "durable", &["/d/..."], "");
+    server.deploy(app.path());
+    for _ in 0..100 {
+        assert_eq!(server.get("/d/echo").await.status(), 200);
+    }
+    // Acknowledged as written: the usage API reads committed rows only.
+    let usage = server.usage_reaching("", 100).await;
+    assert_eq!(usage["total"]["requests"], 100);
+    server.kill_9();
+    let restarted = Server::start_in(&server.data_dir, &[]);
+    let (_, usage) = restarted.admin_get("/v1/usage").await;
+    assert_eq!(usage["total"]["requests"], 100, "{usage}");
+}
+
+#[tokio::test]
+async fn with_metering_off_usage_says_so() {
+    let server = Server::start_with(&["--no-metering"]);
+    let (status, body) = server.admin_get("/v1/usage").await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["code"], "metering_off");
+}
+
+#[tokio::test]
+async fn reuse_serves_n_requests_per_instance_and_discards_after_a_trap() {
+    let server = Server::start();
+    let fresh = testbed_app("fresh", "fresh", &["/fresh/..."], "");
+    let reused = testbed_app("reused", "reused", &["/reused/..."], "reuse = 3");
+    server.deploy(fresh.path());
+    server.deploy(reused.path());
+    let mut counts = Vec::new();
+    for _ in 0..4 {
+        counts.push(server.get("/fresh/count").await.text().await.unwrap());
+    }
+    assert_eq!(counts, ["1", "1", "1", "1"], "a fresh instance each time");
+
+    let mut counts = Vec::new();
+    for _ in 0..7 {
+        counts.push(server.get("/reused/count").await.text().await.unwrap());
+    }
+    assert_eq!(
+        counts,
+        ["1", "2", "3", "1", "2", "3", "1"],
+        "at most 3 per instance"
+    );
+    // A trap discards the instance: the next request starts afresh.
+    assert_eq!(server.get("/reused/panic").await.status(), 502);
+    assert_eq!(server.get("/reused/count").await.text().await.unwrap(), "1");
+    assert!(server.metric("stratus_reused_instances_total").await >= 4);
+}

@@ -1,0 +1,69 @@
+//! Turning an invocation's [`Meter`] reading into a ledger record.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use stratus_ledger::{InvocationRecord, LogLine, LogStream, Recorder, Trigger};
+use stratus_runtime::{Meter, OutputKind, Reading};
+
+use crate::error::invoke_error_code;
+use crate::live::LiveFunction;
+
+/// A meter that records the invocation in the ledger when it ends, or one
+/// nobody reads when metering is off.
+pub(crate) fn meter_for(
+    recorder: Option<&Recorder>,
+    function: &LiveFunction,
+    id: &str,
+    trigger: Trigger,
+) -> Arc<Meter> {
+    let Some(recorder) = recorder.cloned() else {
+        return Meter::unread();
+    };
+    let started_at = SystemTime::now();
+    let (app, name, version, id) = (
+        function.app.clone(),
+        function.name.clone(),
+        function.version,
+        id.to_owned(),
+    );
+    Meter::new(move |reading: Reading| {
+        let logs = reading
+            .output
+            .iter()
+            .map(|line| LogLine {
+                invocation_id: id.clone(),
+                app: app.clone(),
+                function: name.clone(),
+                at: line.at,
+                stream: match line.stream {
+                    OutputKind::Stdout => LogStream::Stdout,
+                    OutputKind::Stderr => LogStream::Stderr,
+                },
+                text: line.text.clone(),
+            })
+            .collect();
+        // The caller's answer names the failure when there was one; a guest
+        // that failed after its response started shows only here.
+        let error = reading
+            .failure
+            .or_else(|| reading.error.as_ref().map(|e| invoke_error_code(e).1));
+        let record = InvocationRecord {
+            id,
+            app,
+            function: name,
+            version,
+            trigger,
+            started_at,
+            wall: reading.wall,
+            cpu: reading.cpu,
+            peak_memory: reading.peak_memory,
+            bytes_in: reading.bytes_in,
+            bytes_out: reading.bytes_out,
+            status: reading.status,
+            error: error.map(str::to_owned),
+            cold: reading.cold,
+        };
+        recorder.record(record, logs);
+    })
+}

@@ -1,0 +1,177 @@
+//! Metering one invocation while it runs.
+//!
+//! An invocation ends at two independent moments: the guest's task finishes,
+//! and the gateway finishes sending the response body. Whichever comes last
+//! ends the invocation, so the [`Meter`] is shared (`Arc`) by both and
+//! reports itself when the last reference drops — no task waits for it and
+//! nothing on the request path blocks on the ledger.
+
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::capture::OutputLine;
+use crate::error::InvokeError;
+
+type OnDone = Box<dyn FnOnce(Reading) + Send>;
+
+/// What one invocation used, filled in as it runs.
+pub struct Meter {
+    started: Instant,
+    cpu_ns: AtomicU64,
+    peak_memory: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    cold: AtomicBool,
+    reused: AtomicBool,
+    status: AtomicU16,
+    failure: OnceLock<&'static str>,
+    guest: OnceLock<GuestEnd>,
+    on_done: Mutex<Option<OnDone>>,
+}
+
+struct GuestEnd {
+    at: Instant,
+    error: Option<InvokeError>,
+    output: Vec<OutputLine>,
+}
+
+/// The final reading of a [`Meter`].
+#[derive(Debug)]
+pub struct Reading {
+    /// From the meter's creation (admission) until the guest finished, or
+    /// until the last reference dropped if the guest never ran.
+    pub wall: Duration,
+    pub cpu: Duration,
+    pub peak_memory: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// The code had to be loaded first (a start from zero).
+    pub cold: bool,
+    /// An earlier request's instance served this one (`reuse`).
+    pub reused: bool,
+    /// The status the caller got, as set with [`Meter::set_status`].
+    pub status: u16,
+    /// The platform's error code for the caller's answer, if it was one.
+    pub failure: Option<&'static str>,
+    /// How the guest failed, if it did — including after its response had
+    /// started, which the caller's status code cannot show.
+    pub error: Option<InvokeError>,
+    /// The lines the guest wrote to stdout and stderr.
+    pub output: Vec<OutputLine>,
+}
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meter").finish_non_exhaustive()
+    }
+}
+
+impl Meter {
+    /// A meter whose reading goes to `on_done` when the invocation ends.
+    pub fn new(on_done: impl FnOnce(Reading) + Send + 'static) -> Arc<Meter> {
+        Arc::new(Meter::with(Some(Box::new(on_done))))
+    }
+
+    /// A meter nobody reads (probes, benchmarks of the runtime alone).
+    pub fn unread() -> Arc<Meter> {
+        Arc::new(Meter::with(None))
+    }
+
+    fn with(on_done: Option<OnDone>) -> Meter {
+        Meter {
+            started: Instant::now(),
+            cpu_ns: AtomicU64::new(0),
+            peak_memory: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            cold: AtomicBool::new(false),
+            reused: AtomicBool::new(false),
+            status: AtomicU16::new(0),
+            failure: OnceLock::new(),
+            guest: OnceLock::new(),
+            on_done: Mutex::new(on_done),
+        }
+    }
+
+    /// Records the answer the caller got: its status and, for a platform
+    /// error, its code.
+    pub fn set_status(&self, status: u16, failure: Option<&'static str>) {
+        self.status.store(status, Ordering::Relaxed);
+        if let Some(code) = failure {
+            let _ = self.failure.set(code);
+        }
+    }
+
+    pub fn add_bytes_in(&self, n: u64) {
+        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn add_bytes_out(&self, n: u64) {
+        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Peak linear memory so far, in bytes.
+    pub fn peak_memory(&self) -> u64 {
+        self.peak_memory.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_cpu(&self, spent: Duration) {
+        self.cpu_ns
+            .fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn memory_at(&self, bytes: u64) {
+        self.peak_memory.fetch_max(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_cold(&self) {
+        self.cold.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_reused(&self) {
+        self.reused.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn guest_finished(&self, error: Option<InvokeError>, output: Vec<OutputLine>) {
+        let _ = self.guest.set(GuestEnd {
+            at: Instant::now(),
+            error,
+            output,
+        });
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        let on_done = self
+            .on_done
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(on_done) = on_done else { return };
+        let guest = self.guest.take();
+        let ended = guest.as_ref().map_or_else(Instant::now, |g| g.at);
+        let (error, output) = guest.map(|g| (g.error, g.output)).unwrap_or_default();
+        on_done(Reading {
+            wall: ended.saturating_duration_since(self.started),
+            cpu: Duration::from_nanos(*self.cpu_ns.get_mut()),
+            peak_memory: *self.peak_memory.get_mut(),
+            bytes_in: *self.bytes_in.get_mut(),
+            bytes_out: *self.bytes_out.get_mut(),
+            cold: *self.cold.get_mut(),
+            reused: *self.reused.get_mut(),
+            status: *self.status.get_mut(),
+            failure: self.failure.get().copied(),
+            error,
+            output,
+        });
+    }
+}
+
+/// CPU time of the calling thread: the guest runs on whichever runtime
+/// thread polls it, so each poll is measured on its own thread.
+pub(crate) fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
