@@ -8,6 +8,7 @@
 //! `docs/benchmarks.md`. This is a benchmark program, not a test: it
 //! asserts nothing and its numbers depend on the machine.
 
+mod density;
 mod load;
 mod raw;
 mod targets;
@@ -47,12 +48,45 @@ struct Args {
 enum Mode {
     /// Internal: serve a raw hyper hello world and print its address.
     RawHyper,
+    /// Drive load at one URL and print its row (for profiling a node).
+    Load { url: String },
+    /// Deploy many functions: deploy time, idle RSS, random-request latency.
+    Density {
+        /// Function counts to measure, each on a fresh node.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        functions: Vec<usize>,
+        /// Requests to randomly chosen functions after they went idle.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Mode::RawHyper) = args.mode {
-        return raw::serve();
+    match args.mode {
+        Some(Mode::RawHyper) => return raw::serve(),
+        Some(Mode::Density {
+            functions,
+            requests,
+        }) => return density_table(&functions, requests),
+        Some(Mode::Load { url }) => {
+            let spec = load::LoadSpec {
+                duration: Duration::from_secs(args.duration),
+                warmup: Duration::from_secs(args.warmup),
+                connections: args.connections,
+                threads: args.threads,
+            };
+            let r = load::run(&url, &spec)?;
+            println!(
+                "| {url} | {:.0} | {} | {} | {} |",
+                r.rps,
+                fmt_us(r.p50_us),
+                fmt_us(r.p99_us),
+                r.errors
+            );
+            return Ok(());
+        }
+        None => {}
     }
     let load = load::LoadSpec {
         duration: Duration::from_secs(args.duration),
@@ -61,13 +95,38 @@ fn main() -> anyhow::Result<()> {
         threads: args.threads,
     };
 
-    let node = targets::StratusNode::start()?;
+    let variants = [
+        (
+            "Stratus gateway, hello, fresh instance per request (default)",
+            targets::Variant {
+                reuse: 1,
+                metering: true,
+            },
+        ),
+        (
+            "Stratus gateway, hello, fresh instance, `--no-metering`",
+            targets::Variant {
+                reuse: 1,
+                metering: false,
+            },
+        ),
+        (
+            "Stratus gateway, hello, `reuse = 128`",
+            targets::Variant {
+                reuse: 128,
+                metering: true,
+            },
+        ),
+    ];
+    let mut stratus = Vec::new();
+    for (name, variant) in variants {
+        let node = targets::StratusNode::start(variant)?;
+        eprintln!("measuring {} ({name})…", node.url);
+        stratus.push((name, load::run(&node.url, &load)?));
+    }
     let raw = targets::RawHyper::start()?;
-    eprintln!("measuring {} (gateway)…", node.url);
-    let gateway = load::run(&node.url, &load)?;
     eprintln!("measuring {} (raw hyper)…", raw.url);
     let ceiling = load::run(&raw.url, &load)?;
-    drop(node);
     drop(raw);
     let mut peers = Vec::new();
     if let Some(bin) = &args.wasmtime {
@@ -92,14 +151,13 @@ fn main() -> anyhow::Result<()> {
     );
     println!("| target | requests/s | p50 | p99 | errors |");
     println!("| --- | ---: | ---: | ---: | ---: |");
-    let rows = [
-        (
-            "Stratus gateway, hello example (fresh instance per request)",
-            gateway,
-        ),
-        ("raw hyper hello world (ceiling)", ceiling),
-    ];
-    for (name, r) in rows.iter().chain(peers.iter()) {
+    let rows: Vec<_> = stratus
+        .iter()
+        .cloned()
+        .chain([("raw hyper hello world (ceiling)", ceiling)])
+        .chain(peers.iter().cloned())
+        .collect();
+    for (name, r) in &rows {
         println!(
             "| {name} | {:.0} | {} | {} | {} |",
             r.rps,
@@ -108,10 +166,20 @@ fn main() -> anyhow::Result<()> {
             r.errors
         );
     }
+    let ratio = |a: f64, b: f64| a / b.max(1.0);
     println!(
-        "\nGateway throughput is {:.0}% of the raw hyper ceiling.",
-        100.0 * gateway.rps / ceiling.rps.max(1.0)
+        "\nFresh instance: {:.0}% of raw hyper. Metering and logs on vs off: {:.1}% of the throughput. `reuse = 128`: {:.0}% of raw hyper.",
+        100.0 * ratio(stratus[0].1.rps, ceiling.rps),
+        100.0 * ratio(stratus[0].1.rps, stratus[1].1.rps),
+        100.0 * ratio(stratus[2].1.rps, ceiling.rps),
     );
+    if let [(_, fresh), (_, reuse)] = peers.as_slice() {
+        println!(
+            "Against `wasmtime serve`: fresh {:.2}×, reuse {:.2}×.",
+            ratio(stratus[0].1.rps, fresh.rps),
+            ratio(stratus[2].1.rps, reuse.rps)
+        );
+    }
     println!("\n| instantiation of hello (pooling allocator) | mean | p50 | p99 |");
     println!("| --- | ---: | ---: | ---: |");
     for (name, r) in [
@@ -140,4 +208,31 @@ fn fmt_us(us: f64) -> String {
     } else {
         format!("{us:.1} µs")
     }
+}
+
+fn density_table(counts: &[usize], requests: usize) -> anyhow::Result<()> {
+    let mut results = Vec::new();
+    for &n in counts {
+        eprintln!("density: deploying {n} functions…");
+        results.push(density::run(n, requests)?);
+    }
+    println!(
+        "| functions | deploy total | deploy p50 | deploy p99 | RSS deployed | RSS idle (scaled to zero) | random request p50 | p99 | errors |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for r in &results {
+        println!(
+            "| {} | {:.1} s | {} | {} | {:.0} MiB | {:.0} MiB | {} | {} | {} |",
+            r.functions,
+            r.deploy_total.as_secs_f64(),
+            fmt_us(r.deploy_p50.as_secs_f64() * 1e6),
+            fmt_us(r.deploy_p99.as_secs_f64() * 1e6),
+            r.rss_deployed as f64 / f64::from(1 << 20),
+            r.rss_idle as f64 / f64::from(1 << 20),
+            fmt_us(r.request_p50.as_secs_f64() * 1e6),
+            fmt_us(r.request_p99.as_secs_f64() * 1e6),
+            r.errors
+        );
+    }
+    Ok(())
 }

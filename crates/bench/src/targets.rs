@@ -26,7 +26,7 @@ fn stratus_bin() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-fn hello_component() -> anyhow::Result<PathBuf> {
+pub fn hello_component() -> anyhow::Result<PathBuf> {
     let path = repo_root().join("examples/target/wasm32-wasip2/release/hello.wasm");
     if !path.exists() {
         bail!(
@@ -62,13 +62,23 @@ fn wait_for_lines(child: &mut Child, prefixes: &[&str]) -> anyhow::Result<Vec<St
 pub struct StratusNode {
     child: Child,
     pub url: String,
+    pub admin: String,
     _data: tempfile::TempDir,
 }
 
+/// How the node under load is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct Variant {
+    /// `reuse` of the hello function (1: a fresh instance per request).
+    pub reuse: u32,
+    /// Metering and invocation logs on (the default) or `--no-metering`.
+    pub metering: bool,
+}
+
 impl StratusNode {
-    pub fn start() -> anyhow::Result<StratusNode> {
+    /// Starts a node with `extra` flags, no app deployed.
+    pub fn start_empty(extra: &[&str]) -> anyhow::Result<StratusNode> {
         let bin = stratus_bin()?;
-        hello_component()?;
         let data = tempfile::tempdir()?;
         let mut child = Command::new(&bin)
             .arg("server")
@@ -76,27 +86,62 @@ impl StratusNode {
             .arg(data.path())
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(["--admin-token", "bench"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
             .context("starting stratus server")?;
         let found = wait_for_lines(&mut child, &["gateway:", "admin:"])?;
-        let (gateway, admin) = (found[0].clone(), found[1].clone());
-        let status = Command::new(&bin)
-            .args(["deploy", "examples/hello"])
-            .current_dir(repo_root())
-            .env("STRATUS_SERVER", &admin)
+        Ok(StratusNode {
+            child,
+            url: found[0].clone(),
+            admin: found[1].clone(),
+            _data: data,
+        })
+    }
+
+    /// Starts a node serving the hello example at `url`.
+    pub fn start(variant: Variant) -> anyhow::Result<StratusNode> {
+        let extra: &[&str] = if variant.metering {
+            &[]
+        } else {
+            &["--no-metering"]
+        };
+        let mut node = Self::start_empty(extra)?;
+        let app = node._data.path().join("app");
+        std::fs::create_dir_all(&app)?;
+        std::fs::write(
+            app.join("stratus.toml"),
+            format!(
+                "[app]\nname = \"hello\"\n\n[[function]]\nname = \"hello\"\ncomponent = \"{}\"\nroutes = [\"/hello\"]\nmemory = \"16MiB\"\nreuse = {}\n",
+                hello_component()?.display(),
+                variant.reuse
+            ),
+        )?;
+        let status = Command::new(stratus_bin()?)
+            .arg("deploy")
+            .arg(&app)
+            .env("STRATUS_SERVER", &node.admin)
             .env("STRATUS_TOKEN", "bench")
             .stdout(Stdio::null())
             .status()?;
         if !status.success() {
             bail!("deploying the hello example failed");
         }
-        Ok(StratusNode {
-            child,
-            url: format!("{gateway}/hello"),
-            _data: data,
-        })
+        node.url = format!("{}/hello", node.url);
+        Ok(node)
+    }
+
+    /// The node's resident set size in bytes.
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .context("no VmRSS in /proc/PID/status")?;
+        Ok(kib * 1024)
     }
 }
 

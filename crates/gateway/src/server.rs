@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderValue, header};
+use http::{HeaderName, HeaderValue, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
@@ -265,7 +265,7 @@ fn add_receipt(headers: &mut http::HeaderMap, queued: Duration, info: &Invocatio
     let billed_ms = (ms(info.instantiate + info.execution).ceil() as u64).max(1);
     let billed_mib = info.peak_memory.div_ceil(1 << 20).max(1);
     let billed = format!("duration-ms={billed_ms}, memory-mib={billed_mib}");
-    for (name, value) in [("server-timing", timing), (BILLED_HEADER, billed)] {
+    for (name, value) in [(SERVER_TIMING, timing), (BILLED_HEADER, billed)] {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);
         }
@@ -273,11 +273,13 @@ fn add_receipt(headers: &mut http::HeaderMap, queued: Duration, info: &Invocatio
 }
 
 /// The response header with what an invocation is billed for.
-const BILLED_HEADER: &str = "x-stratus-billed";
+const BILLED_HEADER: HeaderName = HeaderName::from_static("x-stratus-billed");
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+const INVOCATION_ID: HeaderName = HeaderName::from_static(INVOCATION_ID_HEADER);
 
 fn with_id(mut response: hyper::Response<ResponseBody>, id: &str) -> hyper::Response<ResponseBody> {
     if let Ok(value) = HeaderValue::from_str(id) {
-        response.headers_mut().insert(INVOCATION_ID_HEADER, value);
+        response.headers_mut().insert(INVOCATION_ID, value);
     }
     response
 }

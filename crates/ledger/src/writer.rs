@@ -48,6 +48,10 @@ pub struct LedgerStats {
     pub records_dropped: AtomicU64,
 }
 
+/// How long the writer gathers records before committing them together. It
+/// bounds how long a record waits to be durable, and makes the number of
+/// fsyncs per second independent of the request rate.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 /// The most records one transaction takes; more wait for the next one.
 const MAX_BATCH: usize = 8192;
 /// Records held in memory while the disk refuses writes (full, read-only)
@@ -209,22 +213,29 @@ fn write_loop(
     loop {
         let now = Instant::now();
         let wake = retry_at.unwrap_or(next_prune).min(next_prune);
-        let mut push = |entry: Entry, pending: &mut Vec<_>| match entry {
+        let push = |entry: Entry, pending: &mut Vec<_>, flushes: &mut Vec<_>| match entry {
             Entry::Invocation(record, logs) => pending.push((record, logs)),
             Entry::Flush(done) => flushes.push(done),
         };
         match rx.recv_timeout(wake.saturating_duration_since(now)) {
-            Ok(entry) => push(entry, &mut pending),
+            Ok(entry) => push(entry, &mut pending, &mut flushes),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 let _ = write_batch(&mut conn, &pending, stats);
                 return;
             }
         }
-        // Group commit: take whatever else has queued meanwhile.
+        // Group commit: let what arrives over the next few milliseconds
+        // join the same transaction (one fsync for all of it), unless
+        // someone is waiting for a flush. Sleeping rather than waiting on
+        // the channel matters: a receiver blocked in `recv` must be woken
+        // by every send, a syscall on the request path.
+        if !pending.is_empty() && flushes.is_empty() {
+            std::thread::sleep(COMMIT_INTERVAL);
+        }
         while pending.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(entry) => push(entry, &mut pending),
+                Ok(entry) => push(entry, &mut pending, &mut flushes),
                 Err(_) => break,
             }
         }

@@ -42,6 +42,9 @@ pub struct Reading {
     /// From the meter's creation (admission) until the guest finished, or
     /// until the last reference dropped if the guest never ran.
     pub wall: Duration,
+    /// Time the guest spent running: the sum of the polls of its task
+    /// (instantiation, the handler and the host calls it made), excluding
+    /// time it spent waiting on I/O, timers or the scheduler.
     pub cpu: Duration,
     pub peak_memory: u64,
     pub bytes_in: u64,
@@ -167,11 +170,4 @@ impl Drop for Meter {
             output,
         });
     }
-}
-
-/// CPU time of the calling thread: the guest runs on whichever runtime
-/// thread polls it, so each poll is measured on its own thread.
-pub(crate) fn thread_cpu_time() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
