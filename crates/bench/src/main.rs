@@ -20,11 +20,14 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "stratus-bench")]
 struct Args {
-    /// Seconds of measured load per target.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds of measured load per target and round.
+    #[arg(long, default_value_t = 5)]
     duration: u64,
-    /// Seconds of unmeasured warm-up per target.
-    #[arg(long, default_value_t = 2)]
+    /// Rounds over all targets; each row reports the median round.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds of unmeasured warm-up per target and round.
+    #[arg(long, default_value_t = 1)]
     warmup: u64,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 32)]
@@ -118,17 +121,21 @@ fn main() -> anyhow::Result<()> {
             },
         ),
     ];
-    let mut stratus = Vec::new();
+    // Every target runs at once (idle while not measured) and they take
+    // turns for several rounds; each row is the median round. On a shared
+    // 2-core VM, one long run per target would mostly measure the
+    // neighbours' noise at the time.
+    let mut targets: Vec<(&str, String, Box<dyn std::any::Any>)> = Vec::new();
     for (name, variant) in variants {
         let node = targets::StratusNode::start(variant)?;
-        eprintln!("measuring {} ({name})…", node.url);
-        stratus.push((name, load::run(&node.url, &load)?));
+        targets.push((name, node.url.clone(), Box::new(node)));
     }
     let raw = targets::RawHyper::start()?;
-    eprintln!("measuring {} (raw hyper)…", raw.url);
-    let ceiling = load::run(&raw.url, &load)?;
-    drop(raw);
-    let mut peers = Vec::new();
+    targets.push((
+        "raw hyper hello world (ceiling)",
+        raw.url.clone(),
+        Box::new(raw),
+    ));
     if let Some(bin) = &args.wasmtime {
         for (name, reuse) in [
             ("wasmtime serve -Scli (fresh instance per request)", None),
@@ -138,25 +145,58 @@ fn main() -> anyhow::Result<()> {
             ),
         ] {
             let peer = targets::WasmtimeServe::start(bin, reuse)?;
-            eprintln!("measuring {} ({name})…", peer.url);
-            peers.push((name, load::run(&peer.url, &load)?));
+            targets.push((name, peer.url.clone(), Box::new(peer)));
         }
     }
+    let mut runs: Vec<Vec<load::LoadResult>> = vec![Vec::new(); targets.len()];
+    for round in 1..=args.rounds {
+        for ((name, url, _), runs) in targets.iter().zip(&mut runs) {
+            eprintln!("round {round}/{}: {url} ({name})…", args.rounds);
+            runs.push(load::run(url, &load)?);
+        }
+    }
+    // The latency one request sees when the node is not saturated: one
+    // connection, one request at a time, metering on vs off.
+    let single = load::LoadSpec {
+        connections: 1,
+        threads: 1,
+        ..load.clone()
+    };
+    let mut unloaded: Vec<Vec<load::LoadResult>> = vec![Vec::new(); 2];
+    for round in 1..=args.rounds {
+        for ((name, url, _), runs) in targets.iter().take(2).zip(&mut unloaded) {
+            eprintln!(
+                "round {round}/{}: {url} ({name}, one connection)…",
+                args.rounds
+            );
+            runs.push(load::run(url, &single)?);
+        }
+    }
+    let unloaded: Vec<load::LoadResult> = unloaded
+        .into_iter()
+        .map(|mut runs| {
+            runs.sort_by(|a, b| a.p50_us.total_cmp(&b.p50_us));
+            runs[runs.len() / 2]
+        })
+        .collect();
+    let rows: Vec<(&str, load::LoadResult)> = targets
+        .iter()
+        .zip(runs)
+        .map(|((name, _, _), mut runs)| {
+            runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+            (*name, runs[runs.len() / 2])
+        })
+        .collect();
+    drop(targets);
     eprintln!("measuring per-request instantiation…");
     let instantiate = targets::measure_instantiate(args.instantiations)?;
 
     println!(
-        "Load: {} connections, {} threads, {} s measured after {} s warm-up, HTTP/1.1 keep-alive on loopback.\n",
-        load.connections, load.threads, args.duration, args.warmup
+        "Load: {} connections, {} threads, {} s measured after {} s warm-up, HTTP/1.1 keep-alive on loopback; median of {} rounds.\n",
+        load.connections, load.threads, args.duration, args.warmup, args.rounds
     );
     println!("| target | requests/s | p50 | p99 | errors |");
     println!("| --- | ---: | ---: | ---: | ---: |");
-    let rows: Vec<_> = stratus
-        .iter()
-        .cloned()
-        .chain([("raw hyper hello world (ceiling)", ceiling)])
-        .chain(peers.iter().cloned())
-        .collect();
     for (name, r) in &rows {
         println!(
             "| {name} | {:.0} | {} | {} | {} |",
@@ -166,18 +206,32 @@ fn main() -> anyhow::Result<()> {
             r.errors
         );
     }
+    let rps = |i: usize| rows.get(i).map_or(0.0, |(_, r)| r.rps);
     let ratio = |a: f64, b: f64| a / b.max(1.0);
     println!(
-        "\nFresh instance: {:.0}% of raw hyper. Metering and logs on vs off: {:.1}% of the throughput. `reuse = 128`: {:.0}% of raw hyper.",
-        100.0 * ratio(stratus[0].1.rps, ceiling.rps),
-        100.0 * ratio(stratus[0].1.rps, stratus[1].1.rps),
-        100.0 * ratio(stratus[2].1.rps, ceiling.rps),
+        "\nFresh instance: {:.0}% of raw hyper. With metering and logs: {:.1}% of the throughput without. `reuse = 128`: {:.0}% of raw hyper.",
+        100.0 * ratio(rps(0), rps(3)),
+        100.0 * ratio(rps(0), rps(1)),
+        100.0 * ratio(rps(2), rps(3)),
     );
-    if let [(_, fresh), (_, reuse)] = peers.as_slice() {
+    if rows.len() == 6 {
         println!(
             "Against `wasmtime serve`: fresh {:.2}×, reuse {:.2}×.",
-            ratio(stratus[0].1.rps, fresh.rps),
-            ratio(stratus[2].1.rps, reuse.rps)
+            ratio(rps(0), rps(4)),
+            ratio(rps(2), rps(5))
+        );
+    }
+    println!("\n| one connection, one request at a time | requests/s | p50 | p99 |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (name, r) in ["metering and logs on (default)", "`--no-metering`"]
+        .iter()
+        .zip(&unloaded)
+    {
+        println!(
+            "| {name} | {:.0} | {} | {} |",
+            r.rps,
+            fmt_us(r.p50_us),
+            fmt_us(r.p99_us)
         );
     }
     println!("\n| instantiation of hello (pooling allocator) | mean | p50 | p99 |");

@@ -6,7 +6,9 @@ use rusqlite::params;
 
 use crate::Ledger;
 use crate::error::{DbContext, LedgerError};
-use crate::record::{InvocationRecord, LogLine, LogStream, Trigger, from_unix_micros, unix_micros};
+use crate::record::{
+    InvocationRecord, LogLine, LogStream, Trigger, from_unix_micros, id_key, unix_micros,
+};
 
 /// Which log lines to read.
 #[derive(Debug, Clone)]
@@ -65,13 +67,14 @@ impl Ledger {
         let conn = self.reader();
         let mut statement = conn
             .prepare_cached(
-                "SELECT app, function, version, trigger, started_us, wall_us, cpu_us,
-                        peak_memory, bytes_in, bytes_out, status, error, cold
-                 FROM invocation WHERE id = ?1",
+                "SELECT f.app, f.function, i.version, i.trigger, i.started_us, i.wall_us,
+                        i.cpu_us, i.peak_memory, i.bytes_in, i.bytes_out, i.status, i.error, i.cold
+                 FROM invocation i JOIN function_key f ON f.id = i.function_id
+                 WHERE i.id = ?1",
             )
             .during(ACTION)?;
         let mut rows = statement
-            .query_map([id], |row| {
+            .query_map([id_key(id)], |row| {
                 Ok(InvocationRecord {
                     id: id.to_owned(),
                     app: row.get(0)?,

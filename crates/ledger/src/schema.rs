@@ -10,10 +10,19 @@ use crate::error::{DbContext, LedgerError};
 const MIGRATIONS: &[&str] = &[
     // Version 1: raw invocation records, hourly roll-ups, log lines.
     "
+    -- Raw records are the ledger's bulk (one row per invocation), so they
+    -- are kept small: the function by number, the id as 16 bytes. Ids are
+    -- UUIDv7, which start with their millisecond timestamp, so the primary
+    -- key is also the time index: ranges of time are ranges of ids.
+    CREATE TABLE function_key (
+        id       INTEGER PRIMARY KEY,
+        app      TEXT    NOT NULL,
+        function TEXT    NOT NULL,
+        UNIQUE (app, function)
+    );
     CREATE TABLE invocation (
-        id          TEXT    PRIMARY KEY,
-        app         TEXT    NOT NULL,
-        function    TEXT    NOT NULL,
+        id          BLOB    PRIMARY KEY,
+        function_id INTEGER NOT NULL,
         version     INTEGER NOT NULL,
         trigger     TEXT    NOT NULL,
         started_us  INTEGER NOT NULL,
@@ -26,7 +35,6 @@ const MIGRATIONS: &[&str] = &[
         error       TEXT,
         cold        INTEGER NOT NULL
     ) WITHOUT ROWID;
-    CREATE INDEX invocation_by_time ON invocation(started_us);
     -- Usage is read from here: one row per function and hour, kept far
     -- longer than raw records. mib_ms is the billed memory (MiB, rounded
     -- up) times the billed duration (ms, rounded up), summed.

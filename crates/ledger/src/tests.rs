@@ -3,6 +3,19 @@ use std::time::{Duration, SystemTime};
 use crate::writer::prune;
 use crate::*;
 
+/// A UUIDv7-shaped id (as the gateway makes) for an invocation at `t`.
+fn id_at(t: SystemTime, n: u64) -> String {
+    let ms = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    format!("{ms:012x}{n:020x}")
+}
+
+fn id(n: u64) -> String {
+    id_at(SystemTime::now(), n)
+}
+
 fn record(id: &str, function: &str, wall_ms: u64, peak_mib: u64) -> InvocationRecord {
     InvocationRecord {
         id: id.into(),
@@ -48,9 +61,9 @@ fn usage_adds_up_what_was_recorded_and_prices_it() {
     let ledger = open(&dir);
     let recorder = ledger.recorder();
     for i in 0..1000 {
-        recorder.record(record(&format!("a{i}"), "cart", 100, 128), vec![]);
+        recorder.record(record(&id(i), "cart", 100, 128), vec![]);
     }
-    let mut failed = record("b", "pay", 1, 1);
+    let mut failed = record(&id(5000), "pay", 1, 1);
     failed.error = Some("timeout".into());
     failed.status = 504;
     recorder.record(failed, vec![]);
@@ -95,16 +108,16 @@ fn usage_adds_up_what_was_recorded_and_prices_it() {
 #[test]
 fn records_and_logs_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
+    let x1 = id(1);
     {
         let ledger = open(&dir);
-        ledger.recorder().record(
-            record("x1", "cart", 5, 2),
-            vec![line("x1", "cart", "hello")],
-        );
+        ledger
+            .recorder()
+            .record(record(&x1, "cart", 5, 2), vec![line(&x1, "cart", "hello")]);
         assert!(ledger.flush(Duration::from_secs(10)));
     }
     let ledger = open(&dir);
-    let found = ledger.invocation("x1").unwrap().unwrap();
+    let found = ledger.invocation(&x1).unwrap().unwrap();
     assert_eq!(found.function, "cart");
     assert_eq!(found.wall, Duration::from_millis(5));
     let logs = ledger
@@ -112,7 +125,7 @@ fn records_and_logs_survive_reopening() {
             app: "shop".into(),
             function: "cart".into(),
             since: None,
-            invocation: Some("x1".into()),
+            invocation: Some(x1.clone()),
             limit: 100,
         })
         .unwrap();
@@ -126,12 +139,15 @@ fn logs_come_back_newest_last_and_limited() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&dir);
     let lines = (0..10)
-        .map(|i| line("i", "cart", &format!("line {i}")))
+        .map(|i| line(&id(1), "cart", &format!("line {i}")))
         .collect();
-    ledger.recorder().record(record("i", "cart", 1, 1), lines);
     ledger
         .recorder()
-        .record(record("j", "pay", 1, 1), vec![line("j", "pay", "other")]);
+        .record(record(&id(1), "cart", 1, 1), lines);
+    ledger.recorder().record(
+        record(&id(2), "pay", 1, 1),
+        vec![line(&id(2), "pay", "other")],
+    );
     assert!(ledger.flush(Duration::from_secs(10)));
     let logs = ledger
         .logs(&LogQuery {
@@ -151,9 +167,10 @@ fn live_followers_see_lines_as_they_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&dir);
     let mut follower = ledger.recorder().subscribe();
-    ledger
-        .recorder()
-        .record(record("f", "cart", 1, 1), vec![line("f", "cart", "live")]);
+    ledger.recorder().record(
+        record(&id(3), "cart", 1, 1),
+        vec![line(&id(3), "cart", "live")],
+    );
     assert_eq!(follower.try_recv().unwrap().text, "live");
 }
 
@@ -161,14 +178,16 @@ fn live_followers_see_lines_as_they_are_recorded() {
 fn pruning_drops_what_is_past_retention_and_keeps_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&dir);
-    let mut old = record("old", "cart", 1, 1);
-    old.started_at = SystemTime::now() - Duration::from_secs(30 * 86_400);
-    let mut old_line = line("old", "cart", "old");
+    let then = SystemTime::now() - Duration::from_secs(30 * 86_400);
+    let (old_id, new_id) = (id_at(then, 1), id(2));
+    let mut old = record(&old_id, "cart", 1, 1);
+    old.started_at = then;
+    let mut old_line = line(&old_id, "cart", "old");
     old_line.at = old.started_at;
     ledger.recorder().record(old, vec![old_line]);
     ledger.recorder().record(
-        record("new", "cart", 1, 1),
-        vec![line("new", "cart", "new")],
+        record(&new_id, "cart", 1, 1),
+        vec![line(&new_id, "cart", "new")],
     );
     assert!(ledger.flush(Duration::from_secs(10)));
 
@@ -179,8 +198,8 @@ fn pruning_drops_what_is_past_retention_and_keeps_the_rest() {
         .query_row("SELECT COUNT(*) FROM log_line", [], |r| r.get(0))
         .unwrap();
     assert_eq!(lines, 1, "only the new line is left");
-    assert!(ledger.invocation("old").unwrap().is_none());
-    assert!(ledger.invocation("new").unwrap().is_some());
+    assert!(ledger.invocation(&old_id).unwrap().is_none());
+    assert!(ledger.invocation(&new_id).unwrap().is_some());
     // The roll-up keeps the old invocation's usage beyond raw retention.
     let all = ledger.usage(&UsageQuery::default()).unwrap();
     assert_eq!(all.total.requests, 2);
@@ -205,4 +224,13 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
 fn times_print_as_rfc3339_utc() {
     let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
     assert_eq!(record::format_time(t), "2026-11-18T11:06:40.123Z");
+}
+
+#[test]
+fn uuid_ids_are_stored_as_their_bytes_and_order_by_time() {
+    let earlier = id_at(SystemTime::UNIX_EPOCH + Duration::from_millis(1_000), 7);
+    assert_eq!(record::id_key(&earlier).len(), 16);
+    let key = record::time_key(SystemTime::UNIX_EPOCH + Duration::from_millis(1_001));
+    assert!(record::id_key(&earlier) < key);
+    assert_eq!(record::id_key("not-a-uuid"), b"not-a-uuid");
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::Ledger;
 use crate::error::{DbContext, LedgerError};
-use crate::record::{format_time, unix_micros};
+use crate::record::{format_time, time_key, unix_micros};
 
 /// What compute costs. The defaults are the public AWS Lambda x86 list
 /// price, so users can compare a Stratus bill with a Lambda one.
@@ -89,14 +89,19 @@ impl Ledger {
             (Some(_), None) => true,
             (None, _) => false,
         };
-        let since_us = query.since.map(unix_micros);
+        let since = query.since.unwrap_or(SystemTime::UNIX_EPOCH);
+        let from: rusqlite::types::Value = if exact {
+            time_key(since).into()
+        } else {
+            unix_micros(since).into()
+        };
         let sql = if exact {
-            "SELECT app, function, COUNT(*), SUM(error IS NOT NULL), SUM(cold),
-                    SUM(MAX(1, (peak_memory + 1048575) / 1048576) * MAX(1, (wall_us + 999) / 1000)),
-                    SUM(cpu_us), SUM(wall_us), SUM(bytes_in), SUM(bytes_out)
-             FROM invocation
-             WHERE started_us >= ?1 AND (?2 IS NULL OR app = ?2)
-             GROUP BY app, function ORDER BY app, function"
+            "SELECT f.app, f.function, COUNT(*), SUM(i.error IS NOT NULL), SUM(i.cold),
+                    SUM(MAX(1, (i.peak_memory + 1048575) / 1048576) * MAX(1, (i.wall_us + 999) / 1000)),
+                    SUM(i.cpu_us), SUM(i.wall_us), SUM(i.bytes_in), SUM(i.bytes_out)
+             FROM invocation i JOIN function_key f ON f.id = i.function_id
+             WHERE i.id >= ?1 AND (?2 IS NULL OR f.app = ?2)
+             GROUP BY f.app, f.function ORDER BY f.app, f.function"
         } else {
             "SELECT app, function, SUM(requests), SUM(errors), SUM(cold_starts), SUM(mib_ms),
                     SUM(cpu_us), SUM(wall_us), SUM(bytes_in), SUM(bytes_out)
@@ -108,7 +113,7 @@ impl Ledger {
         let mut statement = conn.prepare_cached(sql).during(ACTION)?;
         let prices = &self.prices;
         let rows = statement
-            .query_map(params![since_us.unwrap_or(0), query.app], |row| {
+            .query_map(params![from, query.app], |row| {
                 let requests: i64 = row.get(2)?;
                 let gb_s = gb_seconds(row.get(5)?);
                 Ok(UsageRow {

@@ -12,7 +12,9 @@ use rusqlite::{Connection, params};
 use tokio::sync::broadcast;
 
 use crate::error::{DbContext, LedgerError};
-use crate::record::{InvocationRecord, LogLine, billed_mib, billed_ms, unix_micros};
+use crate::record::{
+    InvocationRecord, LogLine, billed_mib, billed_ms, id_key, time_key, unix_micros,
+};
 use crate::schema;
 use crate::usage::PriceSheet;
 
@@ -209,6 +211,7 @@ fn write_loop(
     let mut pending: Vec<(Box<InvocationRecord>, Vec<LogLine>)> = Vec::new();
     let mut flushes: Vec<mpsc::Sender<()>> = Vec::new();
     let mut retry_at: Option<Instant> = None;
+    let mut function_ids = FunctionIds::default();
     let mut next_prune = Instant::now();
     loop {
         let now = Instant::now();
@@ -221,7 +224,7 @@ fn write_loop(
             Ok(entry) => push(entry, &mut pending, &mut flushes),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                let _ = write_batch(&mut conn, &pending, stats);
+                let _ = write_batch(&mut conn, &pending, &mut function_ids, stats);
                 return;
             }
         }
@@ -242,12 +245,14 @@ fn write_loop(
         let may_write = retry_at.is_none_or(|at| Instant::now() >= at);
         if !pending.is_empty() && may_write {
             let take = pending.len().min(MAX_BATCH);
-            match write_batch(&mut conn, &pending[..take], stats) {
+            match write_batch(&mut conn, &pending[..take], &mut function_ids, stats) {
                 Ok(()) => {
                     pending.drain(..take);
                     retry_at = None;
                 }
                 Err(e) => {
+                    // Ids handed out inside the failed transaction are gone.
+                    function_ids.clear();
                     stats.write_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
                         "cannot write {} invocation records (kept in memory, retrying): {e}",
@@ -290,9 +295,31 @@ struct Rollup {
     bytes_out: i64,
 }
 
+/// Numbers of `(app, function)` in `function_key`, as known to the writer.
+type FunctionIds = HashMap<(String, String), i64>;
+
+fn function_id(
+    tx: &rusqlite::Transaction<'_>,
+    ids: &mut FunctionIds,
+    app: &str,
+    function: &str,
+) -> Result<i64, rusqlite::Error> {
+    if let Some(id) = ids.get(&(app.to_owned(), function.to_owned())) {
+        return Ok(*id);
+    }
+    tx.prepare_cached("INSERT OR IGNORE INTO function_key (app, function) VALUES (?1, ?2)")?
+        .execute(params![app, function])?;
+    let id = tx
+        .prepare_cached("SELECT id FROM function_key WHERE app = ?1 AND function = ?2")?
+        .query_row(params![app, function], |row| row.get(0))?;
+    ids.insert((app.to_owned(), function.to_owned()), id);
+    Ok(id)
+}
+
 fn write_batch(
     conn: &mut Connection,
     batch: &[(Box<InvocationRecord>, Vec<LogLine>)],
+    function_ids: &mut FunctionIds,
     stats: &LedgerStats,
 ) -> Result<(), LedgerError> {
     const ACTION: &str = "writing invocation records";
@@ -302,9 +329,9 @@ fn write_batch(
     {
         let mut insert = tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO invocation (id, app, function, version, trigger, started_us,
+                "INSERT OR IGNORE INTO invocation (id, function_id, version, trigger, started_us,
                  wall_us, cpu_us, peak_memory, bytes_in, bytes_out, status, error, cold)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .during(ACTION)?;
         let mut insert_line = tx
@@ -317,11 +344,11 @@ fn write_batch(
             let started = unix_micros(r.started_at);
             let wall_us = r.wall.as_micros() as i64;
             let cpu_us = r.cpu.as_micros() as i64;
+            let function = function_id(&tx, function_ids, &r.app, &r.function).during(ACTION)?;
             insert
                 .execute(params![
-                    r.id,
-                    r.app,
-                    r.function,
+                    id_key(&r.id),
+                    function,
                     r.version,
                     r.trigger.as_str(),
                     started,
@@ -410,18 +437,17 @@ pub(crate) fn prune(
     retention: Retention,
     now: SystemTime,
 ) -> Result<u64, LedgerError> {
-    let cutoff =
-        |keep: Duration| unix_micros(now.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH));
-    let statements = [
+    let before = |keep: Duration| now.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH);
+    let statements: [(&str, rusqlite::types::Value); 2] = [
         (
             "DELETE FROM invocation WHERE id IN
-             (SELECT id FROM invocation WHERE started_us < ?1 LIMIT ?2)",
-            cutoff(retention.records),
+             (SELECT id FROM invocation WHERE id < ?1 LIMIT ?2)",
+            time_key(before(retention.records)).into(),
         ),
         (
             "DELETE FROM log_line WHERE seq IN
              (SELECT seq FROM log_line WHERE at_us < ?1 LIMIT ?2)",
-            cutoff(retention.logs),
+            unix_micros(before(retention.logs)).into(),
         ),
     ];
     let mut total = 0u64;
@@ -440,7 +466,7 @@ pub(crate) fn prune(
     total += conn
         .execute(
             "DELETE FROM usage_hourly WHERE hour < ?1",
-            [cutoff(retention.usage).div_euclid(3_600_000_000)],
+            [unix_micros(before(retention.usage)).div_euclid(3_600_000_000)],
         )
         .during("pruning old usage")? as u64;
     if total > 0 {

@@ -7,8 +7,9 @@
 //! same version and settings; after an upgrade the old directory is simply
 //! not looked at and components are compiled again.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::Component;
@@ -51,6 +52,16 @@ pub struct CompileTimings {
     pub from_cache: bool,
 }
 
+impl CompileTimings {
+    fn shared() -> Self {
+        CompileTimings {
+            validate: Duration::ZERO,
+            compile: Duration::ZERO,
+            from_cache: true,
+        }
+    }
+}
+
 impl Runtime {
     /// Prepares a component from its bytes: validates it, compiles it (or
     /// loads the cached artifact) and pre-instantiates it against the node's
@@ -60,6 +71,9 @@ impl Runtime {
         sha256: &str,
         bytes: &[u8],
     ) -> Result<(Arc<PreparedComponent>, CompileTimings), RuntimeError> {
+        if let Some(shared) = self.already_loaded(sha256) {
+            return Ok((shared, CompileTimings::shared()));
+        }
         let started = Instant::now();
         validate::check_bytes(bytes)?;
         let mut timings = CompileTimings {
@@ -92,6 +106,9 @@ impl Runtime {
         sha256: &str,
         read_bytes: impl FnOnce() -> std::io::Result<Vec<u8>>,
     ) -> Result<(Arc<PreparedComponent>, CompileTimings), RuntimeError> {
+        if let Some(shared) = self.already_loaded(sha256) {
+            return Ok((shared, CompileTimings::shared()));
+        }
         let artifact = self.artifact_path(sha256);
         if let Some(component) = self.load_artifact(&artifact) {
             let started = Instant::now();
@@ -175,10 +192,26 @@ impl Runtime {
             .map_err(|e| ValidationError::Link(format!("{e:#}")))?;
         let pre =
             ProxyPre::new(instance_pre).map_err(|e| ValidationError::Link(format!("{e:#}")))?;
-        Ok(Arc::new(PreparedComponent {
+        let prepared = Arc::new(PreparedComponent {
             pre,
             sha256: sha256.to_string(),
-        }))
+        });
+        let mut loaded = self.lock_loaded();
+        loaded.retain(|_, weak| weak.strong_count() > 0);
+        loaded.insert(sha256.to_string(), Arc::downgrade(&prepared));
+        Ok(prepared)
+    }
+
+    /// The component with this hash if some function holds it already:
+    /// functions deployed from the same bytes share one copy of the native
+    /// code (and its memory images) instead of mapping it once each.
+    fn already_loaded(&self, sha256: &str) -> Option<Arc<PreparedComponent>> {
+        self.lock_loaded().get(sha256).and_then(Weak::upgrade)
+    }
+
+    fn lock_loaded(&self) -> MutexGuard<'_, HashMap<String, Weak<PreparedComponent>>> {
+        // Only map lookups and inserts happen under the lock.
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

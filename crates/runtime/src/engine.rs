@@ -3,10 +3,11 @@
 //! One engine serves every function: compiled code, the instance pool and the
 //! epoch counter are shared, which is what makes a per-request instance cheap.
 
+use std::collections::HashMap;
 use std::hash::Hasher;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -19,6 +20,7 @@ const KEEP_RESIDENT: usize = 1 << 20;
 /// How many slots' excess memory is decommitted per syscall.
 const DECOMMIT_BATCH: usize = 32;
 
+use crate::compile::PreparedComponent;
 use crate::error::RuntimeError;
 use crate::host::InstanceState;
 use crate::residency::ResidencyStats;
@@ -64,6 +66,8 @@ pub struct Runtime {
     pub(crate) residency: ResidencyStats,
     /// Instances kept idle for reuse, across all functions.
     pub(crate) idle_instances: AtomicU32,
+    /// Components in memory by hash, so identical ones are loaded once.
+    pub(crate) loaded: Mutex<HashMap<String, Weak<PreparedComponent>>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -125,6 +129,7 @@ impl Runtime {
             ticker_stop,
             residency: ResidencyStats::default(),
             idle_instances: AtomicU32::new(0),
+            loaded: Mutex::default(),
         })
     }
 
