@@ -150,9 +150,13 @@ fn main() -> anyhow::Result<()> {
     }
     let mut runs: Vec<Vec<load::LoadResult>> = vec![Vec::new(); targets.len()];
     for round in 1..=args.rounds {
-        for ((name, url, _), runs) in targets.iter().zip(&mut runs) {
+        // Each round starts with a different target, so no target always
+        // runs first (or right after the same neighbour).
+        let n = targets.len();
+        for i in (0..n).map(|i| (i + round) % n) {
+            let (name, url, _) = &targets[i];
             eprintln!("round {round}/{}: {url} ({name})…", args.rounds);
-            runs.push(load::run(url, &load)?);
+            runs[i].push(load::run(url, &load)?);
         }
     }
     // The latency one request sees when the node is not saturated: one
@@ -164,12 +168,13 @@ fn main() -> anyhow::Result<()> {
     };
     let mut unloaded: Vec<Vec<load::LoadResult>> = vec![Vec::new(); 2];
     for round in 1..=args.rounds {
-        for ((name, url, _), runs) in targets.iter().take(2).zip(&mut unloaded) {
+        for i in [round % 2, (round + 1) % 2] {
+            let (name, url, _) = &targets[i];
             eprintln!(
                 "round {round}/{}: {url} ({name}, one connection)…",
                 args.rounds
             );
-            runs.push(load::run(url, &single)?);
+            unloaded[i].push(load::run(url, &single)?);
         }
     }
     let unloaded: Vec<load::LoadResult> = unloaded

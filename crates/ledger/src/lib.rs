@@ -10,6 +10,7 @@
 //! commit), so the request path only pays for a channel send and the disk
 //! sees one fsync per batch instead of one per request.
 
+mod batch;
 mod error;
 mod logs;
 pub mod record;

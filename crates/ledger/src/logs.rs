@@ -1,14 +1,19 @@
 //! Reading invocation logs back: `stratus logs` and the admin API.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::params;
 
 use crate::Ledger;
+use crate::batch;
 use crate::error::{DbContext, LedgerError};
 use crate::record::{
-    InvocationRecord, LogLine, LogStream, Trigger, from_unix_micros, id_key, unix_micros,
+    InvocationRecord, LogLine, LogStream, from_unix_micros, id_key, time_key, unix_micros,
 };
+use crate::usage::function_names;
+
+/// Longer than any invocation may run (the largest `timeout` is 15 min).
+const LONGEST_INVOCATION: Duration = Duration::from_secs(20 * 60);
 
 /// Which log lines to read.
 #[derive(Debug, Clone)]
@@ -64,39 +69,47 @@ impl Ledger {
     /// One invocation's record, if it is still kept.
     pub fn invocation(&self, id: &str) -> Result<Option<InvocationRecord>, LedgerError> {
         const ACTION: &str = "reading an invocation";
+        let key = id_key(id);
+        // Its batch was committed after it ended, which is at most the
+        // longest timeout after it started: only batches that begin within
+        // that window can hold it.
+        let window = match key.get(..6) {
+            Some(ms) if key.len() == 16 => {
+                let mut be = [0u8; 8];
+                be[2..].copy_from_slice(ms);
+                let started = UNIX_EPOCH + Duration::from_millis(u64::from_be_bytes(be));
+                time_key(
+                    started
+                        .checked_sub(LONGEST_INVOCATION)
+                        .unwrap_or(UNIX_EPOCH),
+                )
+            }
+            _ => Vec::new(),
+        };
         let conn = self.reader();
+        let names = function_names(&conn)?;
         let mut statement = conn
             .prepare_cached(
-                "SELECT f.app, f.function, i.version, i.trigger, i.started_us, i.wall_us,
-                        i.cpu_us, i.peak_memory, i.bytes_in, i.bytes_out, i.status, i.error, i.cold
-                 FROM invocation i JOIN function_key f ON f.id = i.function_id
-                 WHERE i.id = ?1",
+                "SELECT records FROM invocation_batch
+                 WHERE min_id <= ?1 AND max_id >= ?1 AND min_id >= ?2",
             )
             .during(ACTION)?;
-        let mut rows = statement
-            .query_map([id_key(id)], |row| {
-                Ok(InvocationRecord {
-                    id: id.to_owned(),
-                    app: row.get(0)?,
-                    function: row.get(1)?,
-                    version: row.get(2)?,
-                    trigger: if row.get::<_, String>(3)? == "api" {
-                        Trigger::Api
-                    } else {
-                        Trigger::Http
-                    },
-                    started_at: from_unix_micros(row.get(4)?),
-                    wall: std::time::Duration::from_micros(row.get::<_, i64>(5)?.max(0) as u64),
-                    cpu: std::time::Duration::from_micros(row.get::<_, i64>(6)?.max(0) as u64),
-                    peak_memory: row.get::<_, i64>(7)? as u64,
-                    bytes_in: row.get::<_, i64>(8)? as u64,
-                    bytes_out: row.get::<_, i64>(9)? as u64,
-                    status: row.get(10)?,
-                    error: row.get(11)?,
-                    cold: row.get(12)?,
-                })
-            })
-            .during(ACTION)?;
-        rows.next().transpose().during(ACTION)
+        let mut rows = statement.query(params![key, window]).during(ACTION)?;
+        while let Some(row) = rows.next().during(ACTION)? {
+            let bytes: Vec<u8> = row.get(0).during(ACTION)?;
+            let found = batch::unpack(&bytes)
+                .into_iter()
+                .flatten()
+                .find(|p| p.key == key);
+            if let Some(p) = found {
+                let (app, function) = names.get(&p.function_id).cloned().unwrap_or_default();
+                return Ok(Some(InvocationRecord {
+                    app,
+                    function,
+                    ..p.record
+                }));
+            }
+        }
+        Ok(None)
     }
 }

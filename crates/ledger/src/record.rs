@@ -127,6 +127,15 @@ pub(crate) fn id_key(id: &str) -> Vec<u8> {
     bytes.to_vec()
 }
 
+/// The id back as text.
+pub(crate) fn id_text(key: &[u8]) -> String {
+    if key.len() == 16 {
+        key.iter().map(|b| format!("{b:02x}")).collect()
+    } else {
+        String::from_utf8_lossy(key).into_owned()
+    }
+}
+
 /// The smallest UUIDv7 key of an invocation that arrived at or after `t`:
 /// UUIDv7 begins with its 48-bit Unix millisecond timestamp.
 pub(crate) fn time_key(t: SystemTime) -> Vec<u8> {

@@ -10,31 +10,25 @@ use crate::error::{DbContext, LedgerError};
 const MIGRATIONS: &[&str] = &[
     // Version 1: raw invocation records, hourly roll-ups, log lines.
     "
-    -- Raw records are the ledger's bulk (one row per invocation), so they
-    -- are kept small: the function by number, the id as 16 bytes. Ids are
-    -- UUIDv7, which start with their millisecond timestamp, so the primary
-    -- key is also the time index: ranges of time are ranges of ids.
+    -- Raw records are the ledger's bulk, so they are packed: one row per
+    -- committed batch (see batch.rs), functions by number. Invocation ids
+    -- are UUIDv7, which start with their millisecond timestamp, so the
+    -- smallest and largest id of a batch also bound its time range.
     CREATE TABLE function_key (
         id       INTEGER PRIMARY KEY,
         app      TEXT    NOT NULL,
         function TEXT    NOT NULL,
         UNIQUE (app, function)
     );
-    CREATE TABLE invocation (
-        id          BLOB    PRIMARY KEY,
-        function_id INTEGER NOT NULL,
-        version     INTEGER NOT NULL,
-        trigger     TEXT    NOT NULL,
-        started_us  INTEGER NOT NULL,
-        wall_us     INTEGER NOT NULL,
-        cpu_us      INTEGER NOT NULL,
-        peak_memory INTEGER NOT NULL,
-        bytes_in    INTEGER NOT NULL,
-        bytes_out   INTEGER NOT NULL,
-        status      INTEGER NOT NULL,
-        error       TEXT,
-        cold        INTEGER NOT NULL
-    ) WITHOUT ROWID;
+    CREATE TABLE invocation_batch (
+        seq     INTEGER PRIMARY KEY,
+        min_id  BLOB    NOT NULL,
+        max_id  BLOB    NOT NULL,
+        count   INTEGER NOT NULL,
+        records BLOB    NOT NULL
+    );
+    CREATE INDEX batch_by_min_id ON invocation_batch(min_id);
+    CREATE INDEX batch_by_max_id ON invocation_batch(max_id);
     -- Usage is read from here: one row per function and hour, kept far
     -- longer than raw records. mib_ms is the billed memory (MiB, rounded
     -- up) times the billed duration (ms, rounded up), summed.

@@ -1,5 +1,6 @@
 use std::time::{Duration, SystemTime};
 
+use crate::batch;
 use crate::writer::prune;
 use crate::*;
 
@@ -185,6 +186,9 @@ fn pruning_drops_what_is_past_retention_and_keeps_the_rest() {
     let mut old_line = line(&old_id, "cart", "old");
     old_line.at = old.started_at;
     ledger.recorder().record(old, vec![old_line]);
+    // Raw records are pruned a committed batch at a time: commit the old
+    // one on its own.
+    assert!(ledger.flush(Duration::from_secs(10)));
     ledger.recorder().record(
         record(&new_id, "cart", 1, 1),
         vec![line(&new_id, "cart", "new")],
@@ -233,4 +237,34 @@ fn uuid_ids_are_stored_as_their_bytes_and_order_by_time() {
     let key = record::time_key(SystemTime::UNIX_EPOCH + Duration::from_millis(1_001));
     assert!(record::id_key(&earlier) < key);
     assert_eq!(record::id_key("not-a-uuid"), b"not-a-uuid");
+}
+
+#[test]
+fn a_batch_packs_and_unpacks_every_field() {
+    let mut r = record(&id(9), "cart", 12, 3);
+    r.error = Some("timeout".into());
+    r.cold = true;
+    r.trigger = Trigger::Api;
+    let mut bytes = Vec::new();
+    batch::push(&mut bytes, 42, &r);
+    batch::push(&mut bytes, 7, &record("odd-id", "cart", 1, 1));
+    let unpacked = batch::unpack(&bytes).unwrap();
+    assert_eq!(unpacked.len(), 2);
+    assert_eq!(unpacked[0].function_id, 42);
+    let back = &unpacked[0].record;
+    assert_eq!(
+        (back.id.as_str(), back.wall, back.cpu),
+        (r.id.as_str(), r.wall, r.cpu)
+    );
+    assert_eq!(
+        (back.error.as_deref(), back.cold, back.trigger),
+        (Some("timeout"), true, Trigger::Api)
+    );
+    assert_eq!(
+        (back.peak_memory, back.bytes_in, back.bytes_out, back.status),
+        (3 << 20, 10, 20, 200)
+    );
+    assert_eq!(unpacked[1].record.id, "odd-id");
+    // Cut short, it is refused rather than misread.
+    assert!(batch::unpack(&bytes[..bytes.len() - 1]).is_none());
 }

@@ -1,11 +1,13 @@
 //! Usage and cost: what `stratus usage` and `GET /v1/usage` report.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use rusqlite::params;
 use serde::Serialize;
 
 use crate::Ledger;
+use crate::batch;
 use crate::error::{DbContext, LedgerError};
 use crate::record::{format_time, time_key, unix_micros};
 
@@ -81,7 +83,6 @@ fn gb_seconds(mib_ms: i64) -> f64 {
 impl Ledger {
     /// Usage per function over the period asked for.
     pub fn usage(&self, query: &UsageQuery) -> Result<UsageReport, LedgerError> {
-        const ACTION: &str = "reading usage";
         let now = SystemTime::now();
         let raw_from = now.checked_sub(self.retention.records);
         let exact = match (query.since, raw_from) {
@@ -90,49 +91,31 @@ impl Ledger {
             (None, _) => false,
         };
         let since = query.since.unwrap_or(SystemTime::UNIX_EPOCH);
-        let from: rusqlite::types::Value = if exact {
-            time_key(since).into()
-        } else {
-            unix_micros(since).into()
-        };
-        let sql = if exact {
-            "SELECT f.app, f.function, COUNT(*), SUM(i.error IS NOT NULL), SUM(i.cold),
-                    SUM(MAX(1, (i.peak_memory + 1048575) / 1048576) * MAX(1, (i.wall_us + 999) / 1000)),
-                    SUM(i.cpu_us), SUM(i.wall_us), SUM(i.bytes_in), SUM(i.bytes_out)
-             FROM invocation i JOIN function_key f ON f.id = i.function_id
-             WHERE i.id >= ?1 AND (?2 IS NULL OR f.app = ?2)
-             GROUP BY f.app, f.function ORDER BY f.app, f.function"
-        } else {
-            "SELECT app, function, SUM(requests), SUM(errors), SUM(cold_starts), SUM(mib_ms),
-                    SUM(cpu_us), SUM(wall_us), SUM(bytes_in), SUM(bytes_out)
-             FROM usage_hourly
-             WHERE hour >= ?1 / 3600000000 AND (?2 IS NULL OR app = ?2)
-             GROUP BY app, function ORDER BY app, function"
-        };
-        let conn = self.reader();
-        let mut statement = conn.prepare_cached(sql).during(ACTION)?;
         let prices = &self.prices;
-        let rows = statement
-            .query_map(params![from, query.app], |row| {
-                let requests: i64 = row.get(2)?;
-                let gb_s = gb_seconds(row.get(5)?);
-                Ok(UsageRow {
-                    app: row.get(0)?,
-                    function: row.get(1)?,
-                    requests: requests as u64,
-                    errors: row.get::<_, i64>(3)? as u64,
-                    cold_starts: row.get::<_, i64>(4)? as u64,
+        let sums = if exact {
+            self.sum_records(since, query.app.as_deref())?
+        } else {
+            self.sum_hours(since, query.app.as_deref())?
+        };
+        let rows: Vec<UsageRow> = sums
+            .into_iter()
+            .map(|((app, function), s)| {
+                let gb_s = gb_seconds(s.mib_ms);
+                UsageRow {
+                    app,
+                    function,
+                    requests: s.requests as u64,
+                    errors: s.errors as u64,
+                    cold_starts: s.cold_starts as u64,
                     gb_seconds: gb_s,
-                    cpu_seconds: row.get::<_, i64>(6)? as f64 / 1e6,
-                    duration_seconds: row.get::<_, i64>(7)? as f64 / 1e6,
-                    bytes_in: row.get::<_, i64>(8)? as u64,
-                    bytes_out: row.get::<_, i64>(9)? as u64,
-                    cost: prices.cost(requests as u64, gb_s),
-                })
+                    cpu_seconds: s.cpu_us as f64 / 1e6,
+                    duration_seconds: s.wall_us as f64 / 1e6,
+                    bytes_in: s.bytes_in as u64,
+                    bytes_out: s.bytes_out as u64,
+                    cost: prices.cost(s.requests as u64, gb_s),
+                }
             })
-            .during(ACTION)?
-            .collect::<Result<Vec<_>, _>>()
-            .during(ACTION)?;
+            .collect();
         let mut total = UsageRow {
             app: String::new(),
             function: String::new(),
@@ -165,4 +148,109 @@ impl Ledger {
             total,
         })
     }
+}
+
+/// Usage sums of one function.
+#[derive(Debug, Default)]
+struct Sums {
+    requests: i64,
+    errors: i64,
+    cold_starts: i64,
+    mib_ms: i64,
+    cpu_us: i64,
+    wall_us: i64,
+    bytes_in: i64,
+    bytes_out: i64,
+}
+
+type ByFunction = BTreeMap<(String, String), Sums>;
+
+impl Ledger {
+    /// Exact sums from the raw records of invocations since `since`.
+    fn sum_records(&self, since: SystemTime, app: Option<&str>) -> Result<ByFunction, LedgerError> {
+        const ACTION: &str = "reading invocation records";
+        let from = time_key(since);
+        let conn = self.reader();
+        let names = function_names(&conn)?;
+        let mut statement = conn
+            .prepare_cached("SELECT records FROM invocation_batch WHERE max_id >= ?1")
+            .during(ACTION)?;
+        let mut rows = statement.query([&from]).during(ACTION)?;
+        let mut sums = ByFunction::new();
+        while let Some(row) = rows.next().during(ACTION)? {
+            let bytes: Vec<u8> = row.get(0).during(ACTION)?;
+            let Some(records) = batch::unpack(&bytes) else {
+                tracing::warn!("skipping a damaged batch of invocation records");
+                continue;
+            };
+            for p in records.into_iter().filter(|p| p.key >= from) {
+                let Some((a, f)) = names.get(&p.function_id) else {
+                    continue;
+                };
+                if app.is_some_and(|wanted| wanted != a) {
+                    continue;
+                }
+                let r = &p.record;
+                let s = sums.entry((a.clone(), f.clone())).or_default();
+                s.requests += 1;
+                s.errors += i64::from(r.error.is_some());
+                s.cold_starts += i64::from(r.cold);
+                s.mib_ms += (r.billed_mib() * r.billed_ms()) as i64;
+                s.cpu_us += r.cpu.as_micros() as i64;
+                s.wall_us += r.wall.as_micros() as i64;
+                s.bytes_in += r.bytes_in as i64;
+                s.bytes_out += r.bytes_out as i64;
+            }
+        }
+        Ok(sums)
+    }
+
+    /// Sums from the hourly roll-ups, from the hour `since` falls in.
+    fn sum_hours(&self, since: SystemTime, app: Option<&str>) -> Result<ByFunction, LedgerError> {
+        const ACTION: &str = "reading usage";
+        let conn = self.reader();
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT app, function, SUM(requests), SUM(errors), SUM(cold_starts), SUM(mib_ms),
+                        SUM(cpu_us), SUM(wall_us), SUM(bytes_in), SUM(bytes_out)
+                 FROM usage_hourly
+                 WHERE hour >= ?1 / 3600000000 AND (?2 IS NULL OR app = ?2)
+                 GROUP BY app, function",
+            )
+            .during(ACTION)?;
+        let rows = statement
+            .query_map(params![unix_micros(since), app], |row| {
+                Ok((
+                    (row.get(0)?, row.get(1)?),
+                    Sums {
+                        requests: row.get(2)?,
+                        errors: row.get(3)?,
+                        cold_starts: row.get(4)?,
+                        mib_ms: row.get(5)?,
+                        cpu_us: row.get(6)?,
+                        wall_us: row.get(7)?,
+                        bytes_in: row.get(8)?,
+                        bytes_out: row.get(9)?,
+                    },
+                ))
+            })
+            .during(ACTION)?;
+        rows.collect::<Result<ByFunction, _>>().during(ACTION)
+    }
+}
+
+/// `function_key` numbers to `(app, function)`.
+pub(crate) fn function_names(
+    conn: &rusqlite::Connection,
+) -> Result<HashMap<i64, (String, String)>, LedgerError> {
+    const ACTION: &str = "reading function names";
+    let mut statement = conn
+        .prepare_cached("SELECT id, app, function FROM function_key")
+        .during(ACTION)?;
+    let names = statement
+        .query_map([], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))))
+        .during(ACTION)?
+        .collect::<Result<HashMap<_, _>, _>>()
+        .during(ACTION)?;
+    Ok(names)
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rusqlite::{Connection, params};
 use tokio::sync::broadcast;
 
+use crate::batch;
 use crate::error::{DbContext, LedgerError};
 use crate::record::{
     InvocationRecord, LogLine, billed_mib, billed_ms, id_key, time_key, unix_micros,
@@ -295,8 +296,9 @@ struct Rollup {
     bytes_out: i64,
 }
 
-/// Numbers of `(app, function)` in `function_key`, as known to the writer.
-type FunctionIds = HashMap<(String, String), i64>;
+/// Numbers of `(app, function)` in `function_key`, as known to the writer,
+/// by app then function (so a lookup needs no allocation).
+type FunctionIds = HashMap<String, HashMap<String, i64>>;
 
 fn function_id(
     tx: &rusqlite::Transaction<'_>,
@@ -304,7 +306,7 @@ fn function_id(
     app: &str,
     function: &str,
 ) -> Result<i64, rusqlite::Error> {
-    if let Some(id) = ids.get(&(app.to_owned(), function.to_owned())) {
+    if let Some(id) = ids.get(app).and_then(|functions| functions.get(function)) {
         return Ok(*id);
     }
     tx.prepare_cached("INSERT OR IGNORE INTO function_key (app, function) VALUES (?1, ?2)")?
@@ -312,7 +314,9 @@ fn function_id(
     let id = tx
         .prepare_cached("SELECT id FROM function_key WHERE app = ?1 AND function = ?2")?
         .query_row(params![app, function], |row| row.get(0))?;
-    ids.insert((app.to_owned(), function.to_owned()), id);
+    ids.entry(app.to_owned())
+        .or_default()
+        .insert(function.to_owned(), id);
     Ok(id)
 }
 
@@ -326,14 +330,9 @@ fn write_batch(
     let tx = conn.transaction().during(ACTION)?;
     let mut rollups: HashMap<(i64, &str, &str), Rollup> = HashMap::new();
     let mut lines = 0u64;
+    let mut packed = Vec::with_capacity(batch.len() * 96);
+    let (mut min_id, mut max_id): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
     {
-        let mut insert = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO invocation (id, function_id, version, trigger, started_us,
-                 wall_us, cpu_us, peak_memory, bytes_in, bytes_out, status, error, cold)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )
-            .during(ACTION)?;
         let mut insert_line = tx
             .prepare_cached(
                 "INSERT INTO log_line (at_us, invocation_id, app, function, stream, text)
@@ -345,23 +344,14 @@ fn write_batch(
             let wall_us = r.wall.as_micros() as i64;
             let cpu_us = r.cpu.as_micros() as i64;
             let function = function_id(&tx, function_ids, &r.app, &r.function).during(ACTION)?;
-            insert
-                .execute(params![
-                    id_key(&r.id),
-                    function,
-                    r.version,
-                    r.trigger.as_str(),
-                    started,
-                    wall_us,
-                    cpu_us,
-                    r.peak_memory as i64,
-                    r.bytes_in as i64,
-                    r.bytes_out as i64,
-                    r.status,
-                    r.error,
-                    r.cold,
-                ])
-                .during(ACTION)?;
+            batch::push(&mut packed, function, r);
+            let key = id_key(&r.id);
+            if min_id.as_ref().is_none_or(|min| key < *min) {
+                min_id = Some(key.clone());
+            }
+            if max_id.as_ref().is_none_or(|max| key > *max) {
+                max_id = Some(key);
+            }
             let hour = started.div_euclid(3_600_000_000);
             let agg = rollups
                 .entry((hour, r.app.as_str(), r.function.as_str()))
@@ -387,6 +377,15 @@ fn write_batch(
                     .during(ACTION)?;
                 lines += 1;
             }
+        }
+        if let (Some(min_id), Some(max_id)) = (&min_id, &max_id) {
+            tx.prepare_cached(
+                "INSERT INTO invocation_batch (min_id, max_id, count, records)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .during(ACTION)?
+            .execute(params![min_id, max_id, batch.len() as i64, packed])
+            .during(ACTION)?;
         }
         let mut upsert = tx
             .prepare_cached(
@@ -440,8 +439,8 @@ pub(crate) fn prune(
     let before = |keep: Duration| now.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH);
     let statements: [(&str, rusqlite::types::Value); 2] = [
         (
-            "DELETE FROM invocation WHERE id IN
-             (SELECT id FROM invocation WHERE id < ?1 LIMIT ?2)",
+            "DELETE FROM invocation_batch WHERE seq IN
+             (SELECT seq FROM invocation_batch WHERE max_id < ?1 LIMIT ?2)",
             time_key(before(retention.records)).into(),
         ),
         (
