@@ -27,7 +27,7 @@ mod residency;
 mod reuse;
 mod validate;
 
-pub use capture::{CapturedOutput, OutputKind, OutputLine};
+pub use capture::{OutputKind, OutputLine};
 pub use compile::{CompileTimings, PreparedComponent};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{InvokeError, RuntimeError, ValidationError};
