@@ -1,0 +1,43 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("cannot open the queue database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the queue database {path} has schema version {found}, newer than this build understands ({supported}); run a newer stratus"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("queue database error while {action}: {source}")]
+    Db {
+        action: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the queue could not commit: {0}")]
+    Commit(String),
+    #[error("the queue's writer has stopped")]
+    Stopped,
+    #[error("cannot start the queue writer thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("no event {0} is waiting in this queue")]
+    NotFound(i64),
+}
+
+pub(crate) trait DbContext<T> {
+    fn during(self, action: &'static str) -> Result<T, QueueError>;
+}
+
+impl<T> DbContext<T> for Result<T, rusqlite::Error> {
+    fn during(self, action: &'static str) -> Result<T, QueueError> {
+        self.map_err(|source| QueueError::Db { action, source })
+    }
+}

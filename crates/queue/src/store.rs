@@ -1,0 +1,240 @@
+//! The SQL of each queue operation, run inside the writer's transaction
+//! (or, for reads, on the reader connection).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{DbContext, QueueError};
+use crate::model::{Delivery, EventState, EventStatus, NewEvent, RetryPolicy, Settled};
+
+pub(crate) fn micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn time(us: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
+}
+
+/// Stores the event (once per `(queue, id)`); returns its sequence number.
+pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64, QueueError> {
+    const ACTION: &str = "enqueueing an event";
+    conn.prepare_cached(
+        "INSERT INTO event (queue, id, source, kind, subject, content_type, data, state,
+                            max_attempts, created_us, updated_us, next_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9, ?9)
+         ON CONFLICT (queue, id) DO NOTHING",
+    )
+    .during(ACTION)?
+    .execute(params![
+        e.queue,
+        e.id,
+        e.source,
+        e.kind,
+        e.subject,
+        e.content_type,
+        e.data,
+        e.max_attempts.max(1),
+        now
+    ])
+    .during(ACTION)?;
+    conn.prepare_cached("SELECT seq FROM event WHERE queue = ?1 AND id = ?2")
+        .during(ACTION)?
+        .query_row(params![e.queue, e.id], |row| row.get(0))
+        .during(ACTION)
+}
+
+/// Hands out up to `max` due events of `queue`: waiting ones whose time
+/// has come and leased ones whose lease ran out (their deliverer is gone).
+pub(crate) fn lease(
+    conn: &Connection,
+    queue: &str,
+    max: usize,
+    lease: Duration,
+    now: i64,
+) -> Result<Vec<Delivery>, QueueError> {
+    const ACTION: &str = "leasing events";
+    let until = now + lease.as_micros() as i64;
+    let mut select = conn
+        .prepare_cached(
+            "SELECT seq, id, source, kind, subject, content_type, data, created_us, attempts,
+                    max_attempts
+             FROM event
+             WHERE queue = ?1 AND state IN ('queued', 'running') AND next_us <= ?2
+             ORDER BY next_us, seq LIMIT ?3",
+        )
+        .during(ACTION)?;
+    let deliveries = select
+        .query_map(params![queue, now, max as i64], |row| {
+            Ok(Delivery {
+                seq: row.get(0)?,
+                queue: queue.to_owned(),
+                id: row.get(1)?,
+                source: row.get(2)?,
+                kind: row.get(3)?,
+                subject: row.get(4)?,
+                content_type: row.get(5)?,
+                data: row.get(6)?,
+                time: time(row.get(7)?),
+                attempt: row.get::<_, u32>(8)? + 1,
+                max_attempts: row.get(9)?,
+            })
+        })
+        .during(ACTION)?
+        .collect::<Result<Vec<_>, _>>()
+        .during(ACTION)?;
+    // While leased, `next_us` is when the lease runs out: the same index
+    // then finds events whose deliverer died.
+    let mut mark = conn
+        .prepare_cached(
+            "UPDATE event SET state = 'running', attempts = attempts + 1, next_us = ?2,
+                              lease_until_us = ?2, updated_us = ?3
+             WHERE seq = ?1",
+        )
+        .during(ACTION)?;
+    for d in &deliveries {
+        mark.execute(params![d.seq, until, now]).during(ACTION)?;
+    }
+    Ok(deliveries)
+}
+
+/// Records a successful delivery and the handler's answer.
+pub(crate) fn succeed(
+    conn: &Connection,
+    seq: i64,
+    result: Option<&(u16, Vec<u8>)>,
+    now: i64,
+) -> Result<(), QueueError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE event SET state = 'succeeded', result_status = ?2, result_body = ?3,
+                              lease_until_us = NULL, updated_us = ?4
+             WHERE seq = ?1 AND state = 'running'",
+        )
+        .during("settling an event")?
+        .execute(params![
+            seq,
+            result.map(|r| r.0),
+            result.map(|r| r.1.as_slice()),
+            now
+        ])
+        .during("settling an event")?;
+    if changed == 0 {
+        return Err(QueueError::NotFound(seq));
+    }
+    Ok(())
+}
+
+/// Records a failed delivery: queued again after a backoff, or dead once
+/// its attempts are used up.
+pub(crate) fn fail(
+    conn: &Connection,
+    seq: i64,
+    error: &str,
+    policy: &RetryPolicy,
+    now: i64,
+) -> Result<Settled, QueueError> {
+    const ACTION: &str = "settling a failed event";
+    let found: Option<(u32, u32)> = conn
+        .prepare_cached(
+            "SELECT attempts, max_attempts FROM event WHERE seq = ?1 AND state = 'running'",
+        )
+        .during(ACTION)?
+        .query_row([seq], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .during(ACTION)?;
+    let Some((attempts, max_attempts)) = found else {
+        return Err(QueueError::NotFound(seq));
+    };
+    let (state, next, settled) = if attempts >= max_attempts {
+        ("dead", now, Settled::Dead)
+    } else {
+        let next = now + policy.delay(attempts).as_micros() as i64;
+        ("queued", next, Settled::Retry(time(next)))
+    };
+    conn.prepare_cached(
+        "UPDATE event SET state = ?2, next_us = ?3, last_error = ?4, lease_until_us = NULL,
+                          updated_us = ?5
+         WHERE seq = ?1",
+    )
+    .during(ACTION)?
+    .execute(params![seq, state, next, error, now])
+    .during(ACTION)?;
+    Ok(settled)
+}
+
+/// Puts dead events of `queue` (or just the one with `id`) back in line
+/// with fresh attempts; returns how many.
+pub(crate) fn redrive(
+    conn: &Connection,
+    queue: &str,
+    id: Option<&str>,
+    now: i64,
+) -> Result<usize, QueueError> {
+    conn.prepare_cached(
+        "UPDATE event SET state = 'queued', attempts = 0, next_us = ?3, updated_us = ?3
+         WHERE queue = ?1 AND state = 'dead' AND (?2 IS NULL OR id = ?2)",
+    )
+    .during("redriving dead events")?
+    .execute(params![queue, id, now])
+    .during("redriving dead events")
+}
+
+/// Deletes settled events (succeeded or dead) last touched before `before`.
+pub(crate) fn prune(conn: &Connection, before: i64) -> Result<usize, QueueError> {
+    conn.execute(
+        "DELETE FROM event WHERE state IN ('succeeded', 'dead') AND updated_us < ?1",
+        [before],
+    )
+    .during("pruning settled events")
+}
+
+const STATUS_COLUMNS: &str = "seq, queue, id, state, attempts, max_attempts, created_us, \
+     updated_us, next_us, last_error, result_status, result_body";
+
+fn status_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventStatus> {
+    Ok(EventStatus {
+        seq: row.get(0)?,
+        queue: row.get(1)?,
+        id: row.get(2)?,
+        state: EventState::parse(&row.get::<_, String>(3)?),
+        attempts: row.get(4)?,
+        max_attempts: row.get(5)?,
+        created_at: time(row.get(6)?),
+        updated_at: time(row.get(7)?),
+        next_at: time(row.get(8)?),
+        last_error: row.get(9)?,
+        result_status: row.get(10)?,
+        result_body: row.get(11)?,
+    })
+}
+
+/// The newest event with this id, in any queue.
+pub(crate) fn status(conn: &Connection, id: &str) -> Result<Option<EventStatus>, QueueError> {
+    conn.prepare_cached(&format!(
+        "SELECT {STATUS_COLUMNS} FROM event WHERE id = ?1 ORDER BY seq DESC LIMIT 1"
+    ))
+    .during("reading an event")?
+    .query_row([id], status_row)
+    .optional()
+    .during("reading an event")
+}
+
+/// The dead events of a queue, oldest first.
+pub(crate) fn dead(
+    conn: &Connection,
+    queue: &str,
+    limit: usize,
+) -> Result<Vec<EventStatus>, QueueError> {
+    conn.prepare_cached(&format!(
+        "SELECT {STATUS_COLUMNS} FROM event WHERE queue = ?1 AND state = 'dead'
+         ORDER BY seq LIMIT ?2"
+    ))
+    .during("listing dead events")?
+    .query_map(params![queue, limit as i64], status_row)
+    .during("listing dead events")?
+    .collect::<Result<Vec<_>, _>>()
+    .during("listing dead events")
+}

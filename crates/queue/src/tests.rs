@@ -1,0 +1,181 @@
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::*;
+
+fn event(queue: &str, id: &str, max_attempts: u32) -> NewEvent {
+    NewEvent {
+        queue: queue.into(),
+        id: id.into(),
+        source: "/tests".into(),
+        kind: "com.example.test".into(),
+        subject: Some("subject".into()),
+        content_type: Some("application/json".into()),
+        data: br#"{"n":1}"#.to_vec(),
+        max_attempts,
+    }
+}
+
+/// Retries come back at once, so tests need not wait for backoff.
+fn no_backoff() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::ZERO,
+        max: Duration::ZERO,
+        jitter: 0.0,
+    }
+}
+
+fn open(dir: &tempfile::TempDir, policy: RetryPolicy) -> Queue {
+    Queue::open(
+        &dir.path().join(Queue::FILE),
+        policy,
+        Duration::from_secs(86_400),
+    )
+    .unwrap()
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn an_event_is_delivered_once_settled_and_shows_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(&dir, no_backoff());
+    let seq = queue.enqueue(event("orders", "e1", 3)).await.unwrap();
+    // The same id again is the same event.
+    assert_eq!(queue.enqueue(event("orders", "e1", 3)).await.unwrap(), seq);
+    assert!(queue.lease("other", 10, LEASE).await.unwrap().is_empty());
+
+    let leased = queue.lease("orders", 10, LEASE).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    let d = &leased[0];
+    assert_eq!((d.id.as_str(), d.attempt, d.max_attempts), ("e1", 1, 3));
+    assert_eq!(d.subject.as_deref(), Some("subject"));
+    assert_eq!(d.data, br#"{"n":1}"#);
+    assert_eq!(
+        queue.status("e1").unwrap().unwrap().state,
+        EventState::Running
+    );
+    // Leased: nobody else gets it.
+    assert!(queue.lease("orders", 10, LEASE).await.unwrap().is_empty());
+
+    queue
+        .succeed(seq, Some((200, b"ok".to_vec())))
+        .await
+        .unwrap();
+    let status = queue.status("e1").unwrap().unwrap();
+    assert_eq!(status.state, EventState::Succeeded);
+    assert_eq!(status.result_status, Some(200));
+    assert_eq!(status.result_body.as_deref(), Some(&b"ok"[..]));
+    assert!(queue.lease("orders", 10, LEASE).await.unwrap().is_empty());
+    // Settling twice is an error, not a silent change.
+    assert!(matches!(
+        queue.succeed(seq, None).await,
+        Err(QueueError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn failures_are_retried_then_dead_then_redriven() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(&dir, no_backoff());
+    queue.enqueue(event("pay", "p1", 2)).await.unwrap();
+    let first = queue.lease("pay", 1, LEASE).await.unwrap().remove(0);
+    let settled = queue
+        .fail(first.seq, "502 function_trapped".into())
+        .await
+        .unwrap();
+    assert!(matches!(settled, Settled::Retry(_)));
+
+    let second = queue.lease("pay", 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(
+        (second.id.as_str(), second.attempt),
+        ("p1", 2),
+        "same ce-id"
+    );
+    let settled = queue.fail(second.seq, "504 timeout".into()).await.unwrap();
+    assert_eq!(settled, Settled::Dead);
+    assert!(queue.lease("pay", 1, LEASE).await.unwrap().is_empty());
+
+    let dead = queue.dead_letters("pay", 10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("504 timeout"));
+    assert_eq!(dead[0].attempts, 2);
+
+    assert_eq!(queue.redrive("pay", Some("nope")).await.unwrap(), 0);
+    assert_eq!(queue.redrive("pay", None).await.unwrap(), 1);
+    let again = queue.lease("pay", 1, LEASE).await.unwrap().remove(0);
+    assert_eq!((again.id.as_str(), again.attempt), ("p1", 1));
+    assert!(queue.dead_letters("pay", 10).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_retry_waits_for_its_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = RetryPolicy {
+        base: Duration::from_secs(60),
+        max: Duration::from_secs(60),
+        jitter: 0.0,
+    };
+    let queue = open(&dir, policy);
+    queue.enqueue(event("slow", "s1", 5)).await.unwrap();
+    let d = queue.lease("slow", 1, LEASE).await.unwrap().remove(0);
+    let Settled::Retry(at) = queue.fail(d.seq, "boom".into()).await.unwrap() else {
+        panic!("expected a retry");
+    };
+    assert!(at > SystemTime::now() + Duration::from_secs(50));
+    assert!(queue.lease("slow", 1, LEASE).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_delivered_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(&dir, no_backoff());
+    queue.enqueue(event("q", "x", 3)).await.unwrap();
+    // The deliverer "dies": its lease runs out without a settle.
+    let first = queue.lease("q", 1, Duration::ZERO).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let again = queue.lease("q", 1, LEASE).await.unwrap();
+    assert_eq!((again[0].id.as_str(), again[0].attempt), ("x", 2));
+}
+
+#[tokio::test]
+async fn acknowledged_events_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let queue = Arc::new(open(&dir, no_backoff()));
+        let mut tasks = Vec::new();
+        for i in 0..500 {
+            let queue = queue.clone();
+            tasks.push(tokio::spawn(async move {
+                queue.enqueue(event("bulk", &format!("b{i}"), 3)).await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+    }
+    let queue = open(&dir, no_backoff());
+    let all = queue.lease("bulk", 1000, LEASE).await.unwrap();
+    assert_eq!(all.len(), 500);
+}
+
+#[test]
+fn backoff_doubles_up_to_its_cap_minus_jitter() {
+    let policy = RetryPolicy {
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(10),
+        jitter: 0.5,
+    };
+    for _ in 0..100 {
+        let d3 = policy.delay(3);
+        assert!(
+            d3 <= Duration::from_secs(4) && d3 >= Duration::from_secs(2),
+            "{d3:?}"
+        );
+        let d9 = policy.delay(9);
+        assert!(
+            d9 <= Duration::from_secs(10) && d9 >= Duration::from_secs(5),
+            "{d9:?}"
+        );
+    }
+}
