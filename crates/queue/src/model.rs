@@ -16,6 +16,8 @@ pub struct NewEvent {
     pub kind: String,
     /// `ce-subject`.
     pub subject: Option<String>,
+    /// The request path the handler sees (`/` for events from triggers).
+    pub path: String,
     pub content_type: Option<String>,
     pub data: Vec<u8>,
     /// Deliveries before the event is dead (at least 1).
@@ -32,6 +34,7 @@ pub struct Delivery {
     pub source: String,
     pub kind: String,
     pub subject: Option<String>,
+    pub path: String,
     pub content_type: Option<String>,
     pub data: Vec<u8>,
     /// When the event was accepted: `ce-time`.

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &["
         source         TEXT    NOT NULL,
         kind           TEXT    NOT NULL,
         subject        TEXT,
+        path           TEXT    NOT NULL,
         content_type   TEXT,
         data           BLOB    NOT NULL,
         state          TEXT    NOT NULL,
@@ -31,6 +32,7 @@ const MIGRATIONS: &[&str] = &["
     );
     -- Due events of a queue, oldest first; expired leases likewise.
     CREATE INDEX event_due ON event(queue, state, next_us);
+    CREATE INDEX event_due_any ON event(state, next_us);
     CREATE INDEX event_by_id ON event(id);
     "];
 

@@ -22,9 +22,9 @@ pub(crate) fn time(us: i64) -> SystemTime {
 pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64, QueueError> {
     const ACTION: &str = "enqueueing an event";
     conn.prepare_cached(
-        "INSERT INTO event (queue, id, source, kind, subject, content_type, data, state,
+        "INSERT INTO event (queue, id, source, kind, subject, path, content_type, data, state,
                             max_attempts, created_us, updated_us, next_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?9, ?9)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?10, ?6, ?7, 'queued', ?8, ?9, ?9, ?9)
          ON CONFLICT (queue, id) DO NOTHING",
     )
     .during(ACTION)?
@@ -37,7 +37,8 @@ pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64, 
         e.content_type,
         e.data,
         e.max_attempts.max(1),
-        now
+        now,
+        e.path
     ])
     .during(ACTION)?;
     conn.prepare_cached("SELECT seq FROM event WHERE queue = ?1 AND id = ?2")
@@ -46,40 +47,46 @@ pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64, 
         .during(ACTION)
 }
 
-/// Hands out up to `max` due events of `queue`: waiting ones whose time
-/// has come and leased ones whose lease ran out (their deliverer is gone).
+/// Hands out up to `max` due events of `queue` (of every queue when
+/// `None`): waiting ones whose time has come and leased ones whose lease ran
+/// out (their deliverer is gone).
 pub(crate) fn lease(
     conn: &Connection,
-    queue: &str,
+    queue: Option<&str>,
     max: usize,
     lease: Duration,
     now: i64,
 ) -> Result<Vec<Delivery>, QueueError> {
     const ACTION: &str = "leasing events";
     let until = now + lease.as_micros() as i64;
-    let mut select = conn
-        .prepare_cached(
-            "SELECT seq, id, source, kind, subject, content_type, data, created_us, attempts,
-                    max_attempts
-             FROM event
-             WHERE queue = ?1 AND state IN ('queued', 'running') AND next_us <= ?2
-             ORDER BY next_us, seq LIMIT ?3",
-        )
-        .during(ACTION)?;
+    let sql = format!(
+        "SELECT seq, queue, id, source, kind, subject, path, content_type, data, created_us,
+                attempts, max_attempts
+         FROM event
+         WHERE {} state IN ('queued', 'running') AND next_us <= ?2
+         ORDER BY next_us, seq LIMIT ?3",
+        if queue.is_some() {
+            "queue = ?1 AND"
+        } else {
+            "?1 IS NULL AND"
+        }
+    );
+    let mut select = conn.prepare_cached(&sql).during(ACTION)?;
     let deliveries = select
         .query_map(params![queue, now, max as i64], |row| {
             Ok(Delivery {
                 seq: row.get(0)?,
-                queue: queue.to_owned(),
-                id: row.get(1)?,
-                source: row.get(2)?,
-                kind: row.get(3)?,
-                subject: row.get(4)?,
-                content_type: row.get(5)?,
-                data: row.get(6)?,
-                time: time(row.get(7)?),
-                attempt: row.get::<_, u32>(8)? + 1,
-                max_attempts: row.get(9)?,
+                queue: row.get(1)?,
+                id: row.get(2)?,
+                source: row.get(3)?,
+                kind: row.get(4)?,
+                subject: row.get(5)?,
+                path: row.get(6)?,
+                content_type: row.get(7)?,
+                data: row.get(8)?,
+                time: time(row.get(9)?),
+                attempt: row.get::<_, u32>(10)? + 1,
+                max_attempts: row.get(11)?,
             })
         })
         .during(ACTION)?
@@ -98,6 +105,17 @@ pub(crate) fn lease(
         mark.execute(params![d.seq, until, now]).during(ACTION)?;
     }
     Ok(deliveries)
+}
+
+/// After a restart nothing of this node is delivering: every leased event
+/// is due again at once rather than when its lease would have run out.
+pub(crate) fn recover(conn: &Connection, now: i64) -> Result<usize, QueueError> {
+    conn.execute(
+        "UPDATE event SET state = 'queued', next_us = ?1, lease_until_us = NULL
+         WHERE state = 'running'",
+        [now],
+    )
+    .during("recovering leased events")
 }
 
 /// Records a successful delivery and the handler's answer.

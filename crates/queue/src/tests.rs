@@ -10,6 +10,7 @@ fn event(queue: &str, id: &str, max_attempts: u32) -> NewEvent {
         source: "/tests".into(),
         kind: "com.example.test".into(),
         subject: Some("subject".into()),
+        path: "/".into(),
         content_type: Some("application/json".into()),
         data: br#"{"n":1}"#.to_vec(),
         max_attempts,
@@ -43,9 +44,15 @@ async fn an_event_is_delivered_once_settled_and_shows_its_result() {
     let seq = queue.enqueue(event("orders", "e1", 3)).await.unwrap();
     // The same id again is the same event.
     assert_eq!(queue.enqueue(event("orders", "e1", 3)).await.unwrap(), seq);
-    assert!(queue.lease("other", 10, LEASE).await.unwrap().is_empty());
+    assert!(
+        queue
+            .lease(Some("other"), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
-    let leased = queue.lease("orders", 10, LEASE).await.unwrap();
+    let leased = queue.lease(Some("orders"), 10, LEASE).await.unwrap();
     assert_eq!(leased.len(), 1);
     let d = &leased[0];
     assert_eq!((d.id.as_str(), d.attempt, d.max_attempts), ("e1", 1, 3));
@@ -56,7 +63,13 @@ async fn an_event_is_delivered_once_settled_and_shows_its_result() {
         EventState::Running
     );
     // Leased: nobody else gets it.
-    assert!(queue.lease("orders", 10, LEASE).await.unwrap().is_empty());
+    assert!(
+        queue
+            .lease(Some("orders"), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     queue
         .succeed(seq, Some((200, b"ok".to_vec())))
@@ -66,7 +79,13 @@ async fn an_event_is_delivered_once_settled_and_shows_its_result() {
     assert_eq!(status.state, EventState::Succeeded);
     assert_eq!(status.result_status, Some(200));
     assert_eq!(status.result_body.as_deref(), Some(&b"ok"[..]));
-    assert!(queue.lease("orders", 10, LEASE).await.unwrap().is_empty());
+    assert!(
+        queue
+            .lease(Some("orders"), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Settling twice is an error, not a silent change.
     assert!(matches!(
         queue.succeed(seq, None).await,
@@ -79,14 +98,14 @@ async fn failures_are_retried_then_dead_then_redriven() {
     let dir = tempfile::tempdir().unwrap();
     let queue = open(&dir, no_backoff());
     queue.enqueue(event("pay", "p1", 2)).await.unwrap();
-    let first = queue.lease("pay", 1, LEASE).await.unwrap().remove(0);
+    let first = queue.lease(Some("pay"), 1, LEASE).await.unwrap().remove(0);
     let settled = queue
         .fail(first.seq, "502 function_trapped".into())
         .await
         .unwrap();
     assert!(matches!(settled, Settled::Retry(_)));
 
-    let second = queue.lease("pay", 1, LEASE).await.unwrap().remove(0);
+    let second = queue.lease(Some("pay"), 1, LEASE).await.unwrap().remove(0);
     assert_eq!(
         (second.id.as_str(), second.attempt),
         ("p1", 2),
@@ -94,7 +113,7 @@ async fn failures_are_retried_then_dead_then_redriven() {
     );
     let settled = queue.fail(second.seq, "504 timeout".into()).await.unwrap();
     assert_eq!(settled, Settled::Dead);
-    assert!(queue.lease("pay", 1, LEASE).await.unwrap().is_empty());
+    assert!(queue.lease(Some("pay"), 1, LEASE).await.unwrap().is_empty());
 
     let dead = queue.dead_letters("pay", 10).unwrap();
     assert_eq!(dead.len(), 1);
@@ -103,7 +122,7 @@ async fn failures_are_retried_then_dead_then_redriven() {
 
     assert_eq!(queue.redrive("pay", Some("nope")).await.unwrap(), 0);
     assert_eq!(queue.redrive("pay", None).await.unwrap(), 1);
-    let again = queue.lease("pay", 1, LEASE).await.unwrap().remove(0);
+    let again = queue.lease(Some("pay"), 1, LEASE).await.unwrap().remove(0);
     assert_eq!((again.id.as_str(), again.attempt), ("p1", 1));
     assert!(queue.dead_letters("pay", 10).unwrap().is_empty());
 }
@@ -118,12 +137,18 @@ async fn a_retry_waits_for_its_backoff() {
     };
     let queue = open(&dir, policy);
     queue.enqueue(event("slow", "s1", 5)).await.unwrap();
-    let d = queue.lease("slow", 1, LEASE).await.unwrap().remove(0);
+    let d = queue.lease(Some("slow"), 1, LEASE).await.unwrap().remove(0);
     let Settled::Retry(at) = queue.fail(d.seq, "boom".into()).await.unwrap() else {
         panic!("expected a retry");
     };
     assert!(at > SystemTime::now() + Duration::from_secs(50));
-    assert!(queue.lease("slow", 1, LEASE).await.unwrap().is_empty());
+    assert!(
+        queue
+            .lease(Some("slow"), 1, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -132,9 +157,9 @@ async fn an_expired_lease_is_delivered_again() {
     let queue = open(&dir, no_backoff());
     queue.enqueue(event("q", "x", 3)).await.unwrap();
     // The deliverer "dies": its lease runs out without a settle.
-    let first = queue.lease("q", 1, Duration::ZERO).await.unwrap();
+    let first = queue.lease(Some("q"), 1, Duration::ZERO).await.unwrap();
     assert_eq!(first.len(), 1);
-    let again = queue.lease("q", 1, LEASE).await.unwrap();
+    let again = queue.lease(Some("q"), 1, LEASE).await.unwrap();
     assert_eq!((again[0].id.as_str(), again[0].attempt), ("x", 2));
 }
 
@@ -155,7 +180,7 @@ async fn acknowledged_events_survive_reopening() {
         }
     }
     let queue = open(&dir, no_backoff());
-    let all = queue.lease("bulk", 1000, LEASE).await.unwrap();
+    let all = queue.lease(Some("bulk"), 1000, LEASE).await.unwrap();
     assert_eq!(all.len(), 500);
 }
 
@@ -178,4 +203,21 @@ fn backoff_doubles_up_to_its_cap_minus_jitter() {
             "{d9:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_restart_makes_leased_events_due_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let queue = open(&dir, no_backoff());
+        queue.enqueue(event("q", "r1", 3)).await.unwrap();
+        let leased = queue
+            .lease(None, 10, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 1);
+    }
+    let queue = open(&dir, no_backoff());
+    let again = queue.lease(None, 10, LEASE).await.unwrap();
+    assert_eq!((again[0].id.as_str(), again[0].queue.as_str()), ("r1", "q"));
 }

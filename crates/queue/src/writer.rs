@@ -23,7 +23,7 @@ type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 enum Op {
     Enqueue(NewEvent, Reply<i64>),
     Lease {
-        queue: String,
+        queue: Option<String>,
         max: usize,
         lease: Duration,
         reply: Reply<Vec<Delivery>>,
@@ -86,6 +86,13 @@ impl Queue {
     ) -> Result<Queue, QueueError> {
         let mut writer = schema::open(path)?;
         schema::migrate(&mut writer, path)?;
+        let recovered = store::recover(&writer, micros(SystemTime::now()))?;
+        if recovered > 0 {
+            tracing::info!(
+                events = recovered,
+                "events in delivery when the node stopped are due again"
+            );
+        }
         let reader = schema::open(path)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -110,14 +117,15 @@ impl Queue {
         self.call(|reply| Op::Enqueue(event, reply)).await
     }
 
-    /// Leases up to `max` due events of `queue` for `lease`.
+    /// Leases up to `max` due events of `queue` (of every queue when
+    /// `None`) for `lease`.
     pub async fn lease(
         &self,
-        queue: &str,
+        queue: Option<&str>,
         max: usize,
         lease: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
-        let queue = queue.to_owned();
+        let queue = queue.map(str::to_owned);
         self.call(|reply| Op::Lease {
             queue,
             max,
@@ -220,7 +228,7 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
                     lease,
                     reply,
                 } => {
-                    let r = store::lease(&sp, &queue, max, lease, now);
+                    let r = store::lease(&sp, queue.as_deref(), max, lease, now);
                     (r.is_ok(), answer(reply, r))
                 }
                 Op::Succeed { seq, result, reply } => {
