@@ -15,8 +15,8 @@ use stratus_gateway::{PlatformError, new_invocation_id};
 use crate::AdminState;
 use crate::error::ApiError;
 use crate::model::{
-    ActivateResponse, AppDetail, AppSummary, DeployResponse, ErrorResponse, FunctionInfo, Health,
-    VersionSummary,
+    ActivateResponse, AppDetail, AppSummary, AsyncAccepted, DeployResponse, ErrorResponse,
+    FunctionInfo, Health, VersionSummary,
 };
 
 /// Liveness: the process is up and answering.
@@ -232,6 +232,9 @@ pub struct InvokeParams {
     path: Option<String>,
     /// Method the function sees (default: `POST`).
     method: Option<String>,
+    /// `async`: queue the call durably and answer 202 with its id at once;
+    /// the function receives it as a CloudEvent, retried on failure.
+    mode: Option<String>,
 }
 
 /// Calls a function synchronously and answers with its response. The
@@ -241,6 +244,7 @@ pub struct InvokeParams {
     params(("function" = String, Path), InvokeParams),
     request_body(content = String, content_type = "application/octet-stream"),
     responses((status = 200, description = "the function's own response"),
+        (status = 202, body = AsyncAccepted, description = "queued (mode=async)"),
         (status = 404, body = ErrorResponse), (status = 413, body = ErrorResponse),
         (status = 502, body = ErrorResponse), (status = 504, body = ErrorResponse)),
     security(("bearer" = [])))]
@@ -267,6 +271,44 @@ pub async fn invoke(
         return Err(ApiError::bad_request(format!(
             "the path \"{path}\" must start with '/'"
         )));
+    }
+    match params.mode.as_deref() {
+        None | Some("sync") => {}
+        Some("async") => {
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let id = state
+                .dispatcher
+                .submit(&target, path, content_type, body)
+                .await
+                .map_err(|e| {
+                    tracing::error!("cannot queue an async invocation: {e}");
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "queue_unavailable",
+                        e.to_string(),
+                    )
+                })?;
+            let location = format!("/v1/events/{id}");
+            let accepted = AsyncAccepted {
+                id,
+                state: "queued".into(),
+                status_url: location.clone(),
+            };
+            return Ok((
+                StatusCode::ACCEPTED,
+                [(header::LOCATION, location)],
+                Json(accepted),
+            )
+                .into_response());
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "mode \"{other}\" is not one of \"sync\" or \"async\""
+            )));
+        }
     }
     let mut request = http::Request::builder()
         .method(method)

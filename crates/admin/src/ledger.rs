@@ -19,7 +19,9 @@ use tokio::sync::broadcast;
 
 use crate::AdminState;
 use crate::error::ApiError;
-use crate::model::{ErrorResponse, InvocationDetail, LogLineInfo, LogLines, UsageReport};
+use crate::model::{
+    ErrorResponse, EventInfo, InvocationDetail, LogLineInfo, LogLines, UsageReport,
+};
 
 /// Log lines returned when no `limit` is given, and the most allowed.
 const DEFAULT_LOG_LIMIT: usize = 100;
@@ -170,7 +172,7 @@ fn follow(
     query: LogQuery,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let seen: HashSet<String> = history.iter().map(|l| l.invocation_id.clone()).collect();
-    let past = stream::iter(history.into_iter().map(|l| Ok(event(&l))));
+    let past = stream::iter(history.into_iter().map(|l| Ok(sse_event(&l))));
     let new = stream::unfold((live, seen, query), |(mut live, seen, query)| async move {
         loop {
             let event = match live.recv().await {
@@ -185,7 +187,7 @@ fn follow(
                     if !wanted {
                         continue;
                     }
-                    event(&line)
+                    sse_event(&line)
                 }
                 Err(broadcast::error::RecvError::Lagged(skipped)) => Event::default().comment(
                     format!("{skipped} lines were skipped: the follower fell behind"),
@@ -198,7 +200,7 @@ fn follow(
     Sse::new(past.chain(new)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-fn event(line: &LogLine) -> Event {
+fn sse_event(line: &LogLine) -> Event {
     let info = LogLineInfo::from(line);
     Event::default()
         .json_data(&info)
@@ -239,6 +241,32 @@ pub async fn invocation(
             format!(
                 "no invocation \"{id}\" is recorded: it has not finished yet, was pruned, or never ran here"
             ),
+        )),
+    }
+}
+
+/// A queued event (an async invocation): its state, attempts, last error
+/// and, once handled, the function's answer.
+#[utoipa::path(get, path = "/v1/events/{id}",
+    params(("id" = String, Path)),
+    responses((status = 200, body = EventInfo), (status = 404, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn event(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<EventInfo>, ApiError> {
+    let queue = state.dispatcher.queue().clone();
+    let wanted = id.clone();
+    let found = tokio::task::spawn_blocking(move || queue.status(&wanted))
+        .await
+        .map_err(|e| ApiError::from(ControlError::Internal(e.to_string())))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match found {
+        Some(status) => Ok(Json(status.into())),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "event_not_found",
+            format!("no event \"{id}\" is queued or kept here"),
         )),
     }
 }

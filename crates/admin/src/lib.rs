@@ -22,6 +22,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use stratus_control::Node;
+use stratus_events::Dispatcher;
 use stratus_ledger::Ledger;
 
 pub use openapi::openapi_json;
@@ -35,6 +36,8 @@ pub struct AdminState {
     pub max_upload: usize,
     /// Usage and logs; `None` when the node runs with metering off.
     pub ledger: Option<Arc<Ledger>>,
+    /// Async invocations: the durable queue and its delivery loop.
+    pub dispatcher: Arc<Dispatcher>,
 }
 
 /// The admin API as a router, ready to serve.
@@ -54,6 +57,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/functions/{function}/invocations", post(handlers::invoke))
         .route("/functions/{function}/logs", get(ledger::logs))
         .route("/invocations/{id}", get(ledger::invocation))
+        .route("/events/{id}", get(ledger::event))
         .route("/usage", get(ledger::usage))
         .layer(DefaultBodyLimit::max(state.max_upload))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -347,3 +347,53 @@ impl InvocationDetail {
         }
     }
 }
+
+/// An async invocation accepted: durably queued.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AsyncAccepted {
+    /// The invocation's id, which its function sees as `ce-id`.
+    pub id: String,
+    pub state: String,
+    /// Where its state and result are: `GET /v1/events/{id}`.
+    pub status_url: String,
+}
+
+/// A queued event (an async invocation): where it is and how it ended.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventInfo {
+    pub id: String,
+    pub queue: String,
+    /// `queued`, `running`, `succeeded` or `dead` (failed every attempt).
+    pub state: String,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub created_at: String,
+    pub updated_at: String,
+    /// When a queued event is next due (its retry time after a failure).
+    pub next_at: String,
+    pub last_error: Option<String>,
+    /// The handler's status and answer (first 64 KiB, as text) on success.
+    pub result_status: Option<u16>,
+    pub result: Option<String>,
+}
+
+impl From<stratus_queue::EventStatus> for EventInfo {
+    fn from(e: stratus_queue::EventStatus) -> Self {
+        let time = stratus_ledger::record::format_time;
+        EventInfo {
+            id: e.id,
+            queue: e.queue,
+            state: e.state.as_str().to_string(),
+            attempts: e.attempts,
+            max_attempts: e.max_attempts,
+            created_at: time(e.created_at),
+            updated_at: time(e.updated_at),
+            next_at: time(e.next_at),
+            last_error: e.last_error,
+            result_status: e.result_status,
+            result: e
+                .result_body
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        }
+    }
+}

@@ -15,14 +15,14 @@ use crate::model;
         handlers::healthz, handlers::readyz, handlers::deploy, handlers::list_apps,
         handlers::show_app, handlers::delete_app, handlers::list_versions,
         handlers::activate_version, handlers::rollback, handlers::invoke,
-        ledger::usage, ledger::logs, ledger::invocation,
+        ledger::usage, ledger::logs, ledger::invocation, ledger::event,
     ),
     components(schemas(
         model::AppSummary, model::AppDetail, model::FunctionInfo, model::VersionSummary,
         model::DeployResponse, model::DeployedFunction, model::DeployTimings, model::DeployForm,
         model::ActivateResponse, model::ErrorResponse, model::ErrorInfo, model::Health,
         model::UsageReport, model::Prices, model::UsageRow, model::LogLineInfo, model::LogLines,
-        model::InvocationDetail,
+        model::InvocationDetail, model::AsyncAccepted, model::EventInfo,
     )),
     modifiers(&BearerAuth),
 )]

@@ -113,6 +113,13 @@ pub struct NodeOpts {
     /// How long hourly usage totals are kept, e.g. "400d".
     #[arg(long, default_value = "400d")]
     pub usage_retention: String,
+    /// Wait before the first retry of a failed event, doubled per attempt
+    /// (with jitter) up to 5 minutes, e.g. "1s".
+    #[arg(long, default_value = "1s")]
+    pub retry_base: String,
+    /// Deliveries of an async invocation before it is dead.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +206,10 @@ pub struct InvokeArgs {
     /// Print the status line and headers before the body.
     #[arg(long, short = 'i')]
     pub include: bool,
+    /// Queue the call durably and print its id at once; the function gets
+    /// it as a CloudEvent, retried on failure (`GET /v1/events/ID`).
+    #[arg(long = "async", conflicts_with = "include")]
+    pub asynchronous: bool,
 }
 
 #[derive(Debug, Args)]

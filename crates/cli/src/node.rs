@@ -8,8 +8,13 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use stratus_admin::AdminState;
 use stratus_control::{Node, Upload};
+use stratus_events::{DispatchConfig, Dispatcher};
 use stratus_gateway::{Admission, Gateway};
 use stratus_ledger::{Ledger, PriceSheet, Retention};
+use stratus_queue::{Queue, RetryPolicy};
+
+/// How long handled and dead events stay queryable.
+const SETTLED_EVENTS_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 use stratus_manifest::Manifest;
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_store::Store;
@@ -29,6 +34,8 @@ struct NodeConfig {
     idle_ttl: std::time::Duration,
     /// `None` with `--no-metering`.
     metering: Option<(Retention, PriceSheet)>,
+    retry: RetryPolicy,
+    max_attempts: u32,
 }
 
 impl NodeConfig {
@@ -62,6 +69,15 @@ impl NodeConfig {
         } else {
             Some((retention(opts)?, prices(opts)?))
         };
+        let retry_base = humantime::parse_duration(&opts.retry_base).map_err(|e| {
+            anyhow::anyhow!(
+                "--retry-base \"{}\": {e}; use e.g. \"1s\" or \"200ms\"",
+                opts.retry_base
+            )
+        })?;
+        if opts.max_attempts == 0 {
+            bail!("--max-attempts must be at least 1");
+        }
         let memory_budget = match &opts.memory_budget {
             Some(text) => stratus_manifest::ByteSize::parse(text)
                 .map(|size| size.bytes())
@@ -77,6 +93,11 @@ impl NodeConfig {
             memory_budget,
             idle_ttl,
             metering,
+            retry: RetryPolicy {
+                base: retry_base,
+                ..RetryPolicy::default()
+            },
+            max_attempts: opts.max_attempts,
         })
     }
 }
@@ -122,6 +143,7 @@ struct RunningNode {
     token: String,
     max_upload: usize,
     ledger: Option<Arc<Ledger>>,
+    dispatcher: Arc<Dispatcher>,
 }
 
 async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Result<RunningNode> {
@@ -143,6 +165,20 @@ async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Re
         config.queue_timeout,
     );
     let gateway = Gateway::new(admission, ledger.as_ref().map(|l| l.recorder()));
+    let queue = Queue::open(
+        &data_dir.join(Queue::FILE),
+        config.retry,
+        SETTLED_EVENTS_KEPT,
+    )
+    .context("cannot open the event queue")?;
+    let dispatcher = Dispatcher::new(
+        Arc::new(queue),
+        gateway.clone(),
+        DispatchConfig {
+            max_attempts: config.max_attempts,
+            ..DispatchConfig::default()
+        },
+    );
     let node = Arc::new(Node::new(Arc::new(store), Arc::new(runtime), gateway));
 
     let gateway_listener = bind(config.listen, "--listen").await?;
@@ -164,6 +200,7 @@ async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Re
         token,
         max_upload: config.max_upload,
         ledger,
+        dispatcher,
     })
 }
 
@@ -207,7 +244,11 @@ impl RunningNode {
             token: self.token.into(),
             max_upload: self.max_upload,
             ledger: self.ledger.clone(),
+            dispatcher: self.dispatcher.clone(),
         });
+        // Deliveries stop with the process; an event in delivery then is due
+        // again when the node next starts (at least once).
+        let delivering = self.dispatcher.spawn();
         let admin = axum::serve(self.admin_listener, router)
             .with_graceful_shutdown(stopped(stop_rx))
             .into_future();
@@ -218,6 +259,7 @@ impl RunningNode {
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = stop_tx.send(true);
         let (g, a) = tokio::join!(gateway, admin);
+        delivering.abort();
         g.context("gateway task failed")?
             .context("gateway failed")?;
         a.context("admin task failed")?

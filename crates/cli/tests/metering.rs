@@ -14,8 +14,12 @@ async fn usage_totals_equal_the_requests_sent_and_are_priced() {
     let server = Server::start();
     let app = testbed_app("metered", "meter", &["/m/..."], "memory = \"16MiB\"");
     server.deploy(app.path());
+    // Bodies are read in full: a client that hangs up early makes the
+    // testbed's body write fail, which it reports by panicking (an error).
     for _ in 0..40 {
-        assert_eq!(server.get("/m/echo").await.status(), 200);
+        let response = server.get("/m/echo").await;
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
     }
     for _ in 0..3 {
         assert_eq!(server.get("/m/panic").await.status(), 502);
@@ -182,7 +186,9 @@ async fn acknowledged_records_survive_kill_9() {
     let app = testbed_app("durable", "durable", &["/d/..."], "");
     server.deploy(app.path());
     for _ in 0..100 {
-        assert_eq!(server.get("/d/echo").await.status(), 200);
+        let response = server.get("/d/echo").await;
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
     }
     // Acknowledged as written: the usage API reads committed rows only.
     let usage = server.usage_reaching("", 100).await;

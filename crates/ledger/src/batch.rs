@@ -30,6 +30,7 @@ pub(crate) fn push(out: &mut Vec<u8>, function_id: i64, r: &InvocationRecord) {
     out.push(match r.trigger {
         Trigger::Http => 0,
         Trigger::Api => 1,
+        Trigger::Event => 2,
     });
     out.extend_from_slice(&unix_micros(r.started_at).to_le_bytes());
     for n in [
@@ -62,10 +63,10 @@ pub(crate) fn unpack(mut bytes: &[u8]) -> Option<Vec<Packed>> {
         let key = take(key_len)?.to_vec();
         let function_id = i64::from_le_bytes(take(8)?.try_into().ok()?);
         let version = u32::from_le_bytes(take(4)?.try_into().ok()?);
-        let trigger = if take(1)?[0] == 1 {
-            Trigger::Api
-        } else {
-            Trigger::Http
+        let trigger = match take(1)?[0] {
+            1 => Trigger::Api,
+            2 => Trigger::Event,
+            _ => Trigger::Http,
         };
         let started = i64::from_le_bytes(take(8)?.try_into().ok()?);
         let mut numbers = [0u64; 5];

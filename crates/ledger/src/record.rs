@@ -12,6 +12,8 @@ pub enum Trigger {
     Http,
     /// A direct call through the admin API (`stratus invoke`).
     Api,
+    /// An event from the queue (async invocations, queues, cron, brokers).
+    Event,
 }
 
 impl Trigger {
@@ -19,6 +21,7 @@ impl Trigger {
         match self {
             Trigger::Http => "http",
             Trigger::Api => "api",
+            Trigger::Event => "event",
         }
     }
 }

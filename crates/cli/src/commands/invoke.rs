@@ -19,6 +19,7 @@ pub async fn run(opts: &ClientOpts, args: InvokeArgs) -> anyhow::Result<ExitCode
         .query(&[
             ("path", args.path.as_str()),
             ("method", args.method.as_str()),
+            ("mode", if args.asynchronous { "async" } else { "sync" }),
         ])
         .body(body);
     for header in &args.header {
@@ -26,6 +27,13 @@ pub async fn run(opts: &ClientOpts, args: InvokeArgs) -> anyhow::Result<ExitCode
             bail!("--header \"{header}\" must look like \"Name: value\"");
         };
         request = request.header(name.trim(), value.trim());
+    }
+    if args.asynchronous {
+        let response = client.send(request).await?;
+        let accepted: stratus_admin::model::AsyncAccepted =
+            crate::client::read_json(response).await?;
+        println!("{}", accepted.id);
+        return Ok(ExitCode::SUCCESS);
     }
     let response = client.send_raw(request).await?;
     let status = response.status();

@@ -331,3 +331,40 @@ pub fn invocation_id(response: &reqwest::Response) -> String {
         .unwrap()
         .to_string()
 }
+
+/// Polls `GET /v1/events/{id}` until the event is settled.
+pub async fn settled(server: &Server, id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, event) = server.admin_get(&format!("/v1/events/{id}")).await;
+        assert_eq!(status, 200, "{event}");
+        let state = event["state"].as_str().unwrap().to_string();
+        if state == "succeeded" || state == "dead" {
+            return event;
+        }
+        assert!(Instant::now() < deadline, "event never settled: {event}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn submit(server: &Server, function: &str, path: &str, body: &str) -> serde_json::Value {
+    let response = server
+        .http
+        .post(server.admin_url(&format!(
+            "/v1/functions/{function}/invocations?mode=async&path={path}"
+        )))
+        .bearer_auth(TOKEN)
+        .header("content-type", "text/plain")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let accepted = json(response).await;
+    assert_eq!(
+        location,
+        format!("/v1/events/{}", accepted["id"].as_str().unwrap())
+    );
+    accepted
+}

@@ -13,6 +13,7 @@
 //! | `env?name=X` | 200 with the value of env var X, or 404 `unset` |
 //! | `stdout` | prints `hello stdout` / `hello stderr`, then 200 `printed` |
 //! | `print?text=T&times=N` | prints line T (default `line`) N times (default 1) to stdout, then 200 `printed N` |
+//! | `header?name=X` | 200 with the value of request header X, or 404 `unset` |
 //! | `count` | 200 with how many requests this instance has served (1 in a fresh instance) |
 //! | `status?code=N` | answers status N with an empty body |
 //! | `fs` | lists `/`: 200 `denied: …` when the host gives no directory |
@@ -114,6 +115,16 @@ impl Guest for Testbed {
                 let _ = stdout.flush();
                 send_text(response_out, 200, &format!("printed {times}"));
             }
+            "header" => match query_param(query, "name") {
+                Some(name) if !name.is_empty() => {
+                    let values = request.headers().get(&name);
+                    match values.first() {
+                        Some(value) => send_text(response_out, 200, &String::from_utf8_lossy(value)),
+                        None => send_text(response_out, 404, "unset"),
+                    }
+                }
+                _ => send_text(response_out, 400, "header needs ?name=X"),
+            },
             "count" => {
                 let served = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 send_text(response_out, 200, &served.to_string());

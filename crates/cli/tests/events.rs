@@ -1,0 +1,124 @@
+//! Async invocations through the durable queue, end to end.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[tokio::test]
+async fn an_async_invocation_is_delivered_as_a_cloudevent_and_keeps_its_result() {
+    let server = Server::start();
+    let app = testbed_app("async", "worker", &[], "");
+    server.deploy(app.path());
+    let accepted = submit(&server, "worker", "/echo", "order 42").await;
+    assert_eq!(accepted["state"], "queued");
+    let id = accepted["id"].as_str().unwrap();
+    let event = settled(&server, id).await;
+    assert_eq!(event["state"], "succeeded", "{event}");
+    assert_eq!(event["attempts"], 1);
+    assert_eq!(event["result_status"], 200);
+    assert_eq!(event["result"], "order 42");
+    assert_eq!(event["queue"], "fn:async/worker");
+}
+
+#[tokio::test]
+async fn the_handler_sees_the_cloudevent_headers() {
+    let server = Server::start();
+    let app = testbed_app("ce", "ce", &[], "");
+    server.deploy(app.path());
+    for (header, expected) in [
+        ("ce-specversion", Some("1.0")),
+        ("ce-type", Some("dev.stratus.invocation")),
+        ("ce-source", Some("/v1/functions/ce/ce")),
+        ("content-type", Some("text/plain")),
+        ("ce-id", None),
+        ("ce-time", None),
+    ] {
+        let accepted = submit(&server, "ce", &format!("/header?name={header}"), "").await;
+        let id = accepted["id"].as_str().unwrap();
+        let event = settled(&server, id).await;
+        assert_eq!(event["state"], "succeeded", "{header}: {event}");
+        let value = event["result"].as_str().unwrap();
+        match (header, expected) {
+            ("ce-id", _) => assert_eq!(value, id, "ce-id is the invocation id"),
+            ("ce-time", _) => assert!(value.starts_with("20") && value.ends_with('Z'), "{value}"),
+            (_, Some(expected)) => assert_eq!(value, expected, "{header}"),
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failing_invocation_is_retried_then_dead_with_its_last_error() {
+    let server = Server::start_with(&["--retry-base", "10ms", "--max-attempts", "3"]);
+    let app = testbed_app("failing", "flaky", &[], "");
+    server.deploy(app.path());
+    let accepted = submit(&server, "flaky", "/panic", "").await;
+    let event = settled(&server, accepted["id"].as_str().unwrap()).await;
+    assert_eq!(event["state"], "dead", "{event}");
+    assert_eq!(event["attempts"], 3);
+    let error = event["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("502") && error.contains("function_trapped"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_accepted_invocation_and_its_retry_state_survive_kill_9() {
+    let mut server = Server::start_with(&["--retry-base", "1h"]);
+    let app = testbed_app("durable", "later", &[], "");
+    server.deploy(app.path());
+    // `env` without a name answers 400: a failure, retried in an hour.
+    let accepted = submit(&server, "later", "/env", "kept").await;
+    let id = accepted["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, event) = server.admin_get(&format!("/v1/events/{id}")).await;
+        if event["attempts"] == 1 && event["state"] == "queued" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never failed once: {event}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.kill_9();
+    let restarted = Server::start_in(&server.data_dir, &["--retry-base", "1h"]);
+    let (status, event) = restarted.admin_get(&format!("/v1/events/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (event["state"].as_str(), event["attempts"].as_u64()),
+        (Some("queued"), Some(1)),
+        "{event}"
+    );
+    assert!(
+        event["last_error"].as_str().unwrap().contains("400"),
+        "{event}"
+    );
+}
+
+#[tokio::test]
+async fn invoke_async_prints_the_id_and_bad_modes_are_refused() {
+    let server = Server::start();
+    let app = testbed_app("cli", "clifn", &[], "");
+    server.deploy(app.path());
+    let out = server.cli(&[
+        "invoke", "clifn", "--async", "--path", "/echo", "-d", "via cli",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    assert_eq!(id.len(), 32, "{id}");
+    assert_eq!(settled(&server, &id).await["result"], "via cli");
+
+    let response = server
+        .http
+        .post(server.admin_url("/v1/functions/clifn/invocations?mode=later"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let (status, body) = server.admin_get("/v1/events/nope").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "event_not_found");
+}

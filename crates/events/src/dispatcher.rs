@@ -1,0 +1,208 @@
+//! The delivery loop: lease due events, deliver each in its own task,
+//! settle it by the function's answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use stratus_gateway::{Gateway, LiveFunction, new_invocation_id};
+use stratus_ledger::Trigger;
+use stratus_queue::{Delivery, NewEvent, Queue, QueueError, Settled};
+use stratus_runtime::ResponseBody;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::cloudevent::request_for;
+
+/// The queue of a function's async invocations.
+pub fn async_queue(app: &str, function: &str) -> String {
+    format!("fn:{app}/{function}")
+}
+
+/// How much of a handler's answer is kept as the event's result.
+const RESULT_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchConfig {
+    /// Deliveries running at once across all functions (each function's
+    /// own `max_concurrency` applies on top, through the gateway).
+    pub max_in_flight: usize,
+    /// How often due retries are looked for when nothing wakes the loop.
+    pub poll: Duration,
+    /// How long a delivery may take before its event is due again; longer
+    /// than any function timeout. (After a restart leased events are due at
+    /// once anyway.)
+    pub lease: Duration,
+    /// Deliveries before an async invocation is dead.
+    pub max_attempts: u32,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            max_in_flight: 256,
+            poll: Duration::from_millis(100),
+            lease: Duration::from_secs(20 * 60),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Delivers queued events to live functions.
+pub struct Dispatcher {
+    queue: Arc<Queue>,
+    gateway: Arc<Gateway>,
+    config: DispatchConfig,
+    wake: Notify,
+    in_flight: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    pub fn new(queue: Arc<Queue>, gateway: Arc<Gateway>, config: DispatchConfig) -> Arc<Self> {
+        Arc::new(Dispatcher {
+            queue,
+            gateway,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            config,
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn queue(&self) -> &Arc<Queue> {
+        &self.queue
+    }
+
+    /// Queues an async invocation of `function` and returns its id (the
+    /// event's `ce-id`) once it is durable.
+    pub async fn submit(
+        &self,
+        function: &LiveFunction,
+        path: String,
+        content_type: Option<String>,
+        body: Bytes,
+    ) -> Result<String, QueueError> {
+        let id = new_invocation_id();
+        self.queue
+            .enqueue(NewEvent {
+                queue: async_queue(&function.app, &function.name),
+                id: id.clone(),
+                source: format!("/v1/functions/{}/{}", function.app, function.name),
+                kind: "dev.stratus.invocation".into(),
+                subject: None,
+                path,
+                content_type,
+                data: body.to_vec(),
+                max_attempts: self.config.max_attempts,
+            })
+            .await?;
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Starts the delivery loop.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move { this.run().await })
+    }
+
+    async fn run(self: Arc<Self>) {
+        loop {
+            let free = self.in_flight.available_permits();
+            let leased = if free == 0 {
+                Vec::new()
+            } else {
+                match self
+                    .queue
+                    .lease(None, free.min(64), self.config.lease)
+                    .await
+                {
+                    Ok(leased) => leased,
+                    Err(e) => {
+                        tracing::warn!("cannot lease events: {e}");
+                        Vec::new()
+                    }
+                }
+            };
+            if leased.is_empty() {
+                tokio::select! {
+                    () = self.wake.notified() => {},
+                    () = tokio::time::sleep(self.config.poll) => {},
+                }
+                continue;
+            }
+            for delivery in leased {
+                let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+                    return;
+                };
+                let this = self.clone();
+                tokio::spawn(async move {
+                    this.deliver(delivery).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    async fn deliver(&self, d: Delivery) {
+        let settled = match self.attempt(&d).await {
+            Ok(result) => self.queue.succeed(d.seq, Some(result)).await.map(|()| None),
+            Err(error) => self.queue.fail(d.seq, error).await.map(Some),
+        };
+        match settled {
+            Ok(Some(Settled::Dead)) => tracing::warn!(
+                event = %d.id, queue = %d.queue, attempts = d.attempt,
+                "event is dead after its last attempt failed"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(event = %d.id, "cannot settle the event: {e}"),
+        }
+    }
+
+    /// One delivery: the function's status and (bounded) answer on a 2xx,
+    /// or why it failed.
+    async fn attempt(&self, d: &Delivery) -> Result<(u16, Vec<u8>), String> {
+        let Some((app, name)) = d.queue.strip_prefix("fn:").and_then(|f| f.split_once('/')) else {
+            return Err(format!("no function consumes queue \"{}\"", d.queue));
+        };
+        let live = self.gateway.live();
+        let Some(function) = live.by_name(name).iter().find(|f| f.app == app).cloned() else {
+            return Err(format!("function {app}/{name} is not deployed"));
+        };
+        let request =
+            request_for(d).map_err(|e| format!("cannot build the CloudEvent request: {e}"))?;
+        let id = new_invocation_id();
+        let response = self
+            .gateway
+            .invoke_buffered(&function, request, &id, Trigger::Event)
+            .await;
+        let status = response.status();
+        let body = read_bounded(response.into_body()).await;
+        if status.is_success() {
+            Ok((status.as_u16(), body))
+        } else {
+            let snippet: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+            Err(format!("invocation {id} answered {status}: {snippet}"))
+        }
+    }
+}
+
+/// The first `RESULT_LIMIT` bytes of a body; the rest is drained unread.
+async fn read_bounded(mut body: ResponseBody) -> Vec<u8> {
+    let mut kept = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            let room = RESULT_LIMIT.saturating_sub(kept.len());
+            kept.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    kept
+}

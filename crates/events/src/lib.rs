@@ -1,0 +1,14 @@
+//! Event delivery: from the durable queue to a function, as a CloudEvent.
+//!
+//! Every event reaches its function the same way, whatever produced it (an
+//! async invocation today; queues, cron and brokers as they arrive): a
+//! `POST` in CloudEvents HTTP binary mode, `ce-*` headers and the data as
+//! the body, through the gateway's own invocation path, so the same limits,
+//! admission, metering and logs apply. A 2xx answer settles the event; any
+//! other answer, a trap or a timeout is a failure the queue retries.
+
+mod cloudevent;
+mod dispatcher;
+
+pub use cloudevent::request_for;
+pub use dispatcher::{DispatchConfig, Dispatcher, async_queue};
