@@ -295,6 +295,18 @@ struct Holding {
     body: ResponseBody,
     _admitted: Admitted,
     meter: Arc<Meter>,
+    /// The body ended, cleanly or with the guest's error.
+    ended: bool,
+}
+
+impl Drop for Holding {
+    /// Dropped before its end: the client went away mid-response. The guest
+    /// may then fail writing (and trap); that is not the function's error.
+    fn drop(&mut self) {
+        if !self.ended && !self.body.is_end_stream() {
+            self.meter.set_failure("client_disconnected");
+        }
+    }
 }
 
 impl Holding {
@@ -303,6 +315,7 @@ impl Holding {
             body,
             _admitted: admitted,
             meter,
+            ended: false,
         }
         .boxed_unsync()
     }
@@ -317,10 +330,14 @@ impl Body for Holding {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BodyError>>> {
         let frame = std::pin::Pin::new(&mut self.body).poll_frame(cx);
-        if let std::task::Poll::Ready(Some(Ok(frame))) = &frame
-            && let Some(data) = frame.data_ref()
-        {
-            self.meter.add_bytes_out(data.len() as u64);
+        match &frame {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.meter.add_bytes_out(data.len() as u64);
+                }
+            }
+            std::task::Poll::Ready(None | Some(Err(_))) => self.ended = true,
+            std::task::Poll::Pending => {}
         }
         frame
     }

@@ -106,6 +106,11 @@ impl Meter {
         }
     }
 
+    /// Records a failure code unless one was recorded already.
+    pub fn set_failure(&self, code: &'static str) {
+        let _ = self.failure.set(code);
+    }
+
     pub fn add_bytes_in(&self, n: u64) {
         self.bytes_in.fetch_add(n, Ordering::Relaxed);
     }
