@@ -20,7 +20,8 @@ use tokio::sync::broadcast;
 use crate::AdminState;
 use crate::error::ApiError;
 use crate::model::{
-    ErrorResponse, EventInfo, InvocationDetail, LogLineInfo, LogLines, UsageReport,
+    DeadLetters, ErrorResponse, EventInfo, InvocationDetail, LogLineInfo, LogLines, Redriven,
+    UsageReport,
 };
 
 /// Log lines returned when no `limit` is given, and the most allowed.
@@ -269,4 +270,85 @@ pub async fn event(
             format!("no event \"{id}\" is queued or kept here"),
         )),
     }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DeadLetterParams {
+    /// The most events listed (default 100, at most 10000).
+    limit: Option<usize>,
+}
+
+/// A function's dead letters: async invocations that failed every attempt,
+/// oldest first, with their last error.
+#[utoipa::path(get, path = "/v1/functions/{function}/dead-letters",
+    params(("function" = String, Path), DeadLetterParams),
+    responses((status = 200, body = DeadLetters), (status = 404, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn dead_letters(
+    State(state): State<AdminState>,
+    Path(function): Path<String>,
+    Query(params): Query<DeadLetterParams>,
+) -> Result<Json<DeadLetters>, ApiError> {
+    let (app, name) = resolve(&state, &function)?;
+    let limit = params
+        .limit
+        .unwrap_or(DEFAULT_LOG_LIMIT)
+        .clamp(1, MAX_LOG_LIMIT);
+    let queue = state.dispatcher.queue().clone();
+    let found = tokio::task::spawn_blocking(move || {
+        queue.dead_letters(&stratus_events::async_queue(&app, &name), limit)
+    })
+    .await
+    .map_err(|e| ApiError::from(ControlError::Internal(e.to_string())))?
+    .map_err(queue_error)?;
+    Ok(Json(DeadLetters {
+        events: found.into_iter().map(EventInfo::from).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct RedriveParams {
+    /// Only the dead letter with this id (default: all of them).
+    id: Option<String>,
+}
+
+/// Puts a function's dead letters (or one of them) back in its queue with
+/// fresh attempts.
+#[utoipa::path(post, path = "/v1/functions/{function}/dead-letters/redrive",
+    params(("function" = String, Path), RedriveParams),
+    responses((status = 200, body = Redriven), (status = 404, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn redrive(
+    State(state): State<AdminState>,
+    Path(function): Path<String>,
+    Query(params): Query<RedriveParams>,
+) -> Result<Json<Redriven>, ApiError> {
+    let (app, name) = resolve(&state, &function)?;
+    let queue = stratus_events::async_queue(&app, &name);
+    let redriven = state
+        .dispatcher
+        .queue()
+        .redrive(&queue, params.id.as_deref())
+        .await
+        .map_err(queue_error)?;
+    state.dispatcher.wake();
+    if redriven == 0
+        && let Some(id) = &params.id
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "event_not_found",
+            format!("function \"{function}\" has no dead letter \"{id}\""),
+        ));
+    }
+    Ok(Json(Redriven { redriven }))
+}
+
+fn queue_error(e: stratus_queue::QueueError) -> ApiError {
+    tracing::error!("queue operation failed: {e}");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "queue_unavailable",
+        e.to_string(),
+    )
 }

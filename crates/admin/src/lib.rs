@@ -58,6 +58,14 @@ pub fn router(state: AdminState) -> Router {
         .route("/functions/{function}/logs", get(ledger::logs))
         .route("/invocations/{id}", get(ledger::invocation))
         .route("/events/{id}", get(ledger::event))
+        .route(
+            "/functions/{function}/dead-letters",
+            get(ledger::dead_letters),
+        )
+        .route(
+            "/functions/{function}/dead-letters/redrive",
+            post(ledger::redrive),
+        )
         .route("/usage", get(ledger::usage))
         .layer(DefaultBodyLimit::max(state.max_upload))
         .route_layer(axum::middleware::from_fn_with_state(

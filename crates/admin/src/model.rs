@@ -397,3 +397,15 @@ impl From<stratus_queue::EventStatus> for EventInfo {
         }
     }
 }
+
+/// A function's dead letters, oldest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetters {
+    pub events: Vec<EventInfo>,
+}
+
+/// How many dead letters were put back in line.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Redriven {
+    pub redriven: usize,
+}

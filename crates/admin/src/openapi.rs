@@ -15,7 +15,8 @@ use crate::model;
         handlers::healthz, handlers::readyz, handlers::deploy, handlers::list_apps,
         handlers::show_app, handlers::delete_app, handlers::list_versions,
         handlers::activate_version, handlers::rollback, handlers::invoke,
-        ledger::usage, ledger::logs, ledger::invocation, ledger::event,
+        ledger::usage, ledger::logs, ledger::invocation, ledger::event, ledger::dead_letters,
+        ledger::redrive,
     ),
     components(schemas(
         model::AppSummary, model::AppDetail, model::FunctionInfo, model::VersionSummary,
@@ -23,6 +24,7 @@ use crate::model;
         model::ActivateResponse, model::ErrorResponse, model::ErrorInfo, model::Health,
         model::UsageReport, model::Prices, model::UsageRow, model::LogLineInfo, model::LogLines,
         model::InvocationDetail, model::AsyncAccepted, model::EventInfo,
+        model::DeadLetters, model::Redriven,
     )),
     modifiers(&BearerAuth),
 )]

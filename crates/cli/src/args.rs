@@ -57,6 +57,34 @@ pub enum Command {
     Logs(LogsArgs),
     /// Report metered usage and cost per function.
     Usage(UsageArgs),
+    /// A function's dead letters: list them, or redrive them.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List a function's dead letters with their last error.
+    Ls(DlqListArgs),
+    /// Put a function's dead letters (or one) back in its queue.
+    Redrive(DlqRedriveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlqListArgs {
+    /// Function name, or APP/NAME.
+    pub function: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqRedriveArgs {
+    /// Function name, or APP/NAME.
+    pub function: String,
+    /// Only this dead letter (default: all).
+    #[arg(long)]
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

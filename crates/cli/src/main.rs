@@ -51,6 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Invoke(args) => commands::invoke::run(&client_opts, args).await,
         Command::Logs(args) => commands::logs::run(&client_opts, args).await,
         Command::Usage(args) => commands::usage::run(&client_opts, args).await,
+        Command::Dlq(command) => commands::dlq::run(&client_opts, command).await,
     }
 }
 

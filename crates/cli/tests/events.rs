@@ -122,3 +122,47 @@ async fn invoke_async_prints_the_id_and_bad_modes_are_refused() {
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "event_not_found");
 }
+
+#[tokio::test]
+async fn dead_letters_are_listed_and_redriven_through_the_cli() {
+    let server = Server::start_with(&["--retry-base", "10ms", "--max-attempts", "2"]);
+    let app = testbed_app("dlq", "dlqfn", &[], "");
+    server.deploy(app.path());
+    let accepted = submit(&server, "dlqfn", "/panic", "").await;
+    let id = accepted["id"].as_str().unwrap().to_string();
+    assert_eq!(settled(&server, &id).await["state"], "dead");
+
+    let out = server.cli(&["dlq", "ls", "dlqfn"]);
+    let table = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row = table.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(row.contains("function_trapped"), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(
+        &server.cli(&["dlq", "ls", "dlqfn", "--format", "json"]),
+    ))
+    .unwrap();
+    assert_eq!(json["events"][0]["attempts"], 2);
+
+    // Redriven, it fails again (the function still panics) and comes back.
+    let out = server.cli(&["dlq", "redrive", "dlqfn", "--id", &id]);
+    assert_eq!(stdout(&out).trim(), "redriven: 1", "{}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, event) = server.admin_get(&format!("/v1/events/{id}")).await;
+        if event["state"] == "dead"
+            && event["attempts"] == 2
+            && event["updated_at"] != json["events"][0]["updated_at"]
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not redriven: {event}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = server.cli(&["dlq", "redrive", "dlqfn", "--id", "nope"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no dead letter \"nope\""),
+        "{}",
+        stderr(&out)
+    );
+}

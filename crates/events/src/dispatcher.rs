@@ -103,8 +103,13 @@ impl Dispatcher {
                 max_attempts: self.config.max_attempts,
             })
             .await?;
-        self.wake.notify_one();
+        self.wake();
         Ok(id)
+    }
+
+    /// Looks for due events now (after an enqueue or a redrive).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Starts the delivery loop.

@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod deploy;
+pub mod dlq;
 pub mod invoke;
 pub mod logs;
 pub mod usage;
