@@ -62,6 +62,26 @@ pub async fn render(State(state): State<AdminState>) -> Response {
     for (name, help, counter) in counters {
         registry.register(name, help, ConstCounter::new(read(counter)));
     }
+    let events = state.dispatcher.stats();
+    for (name, help, counter) in [
+        (
+            "events_succeeded",
+            "Queued events (async invocations) their function handled",
+            &events.succeeded,
+        ),
+        (
+            "events_retried",
+            "Failed event deliveries queued again for a retry",
+            &events.retried,
+        ),
+        (
+            "events_dead",
+            "Events moved to the dead letters after their last attempt",
+            &events.dead,
+        ),
+    ] {
+        registry.register(name, help, ConstCounter::new(read(counter)));
+    }
     if let Some(recorder) = state.node.gateway().recorder() {
         let ledger = recorder.stats();
         let counters: [(&str, &str, &AtomicU64); 5] = [

@@ -9,6 +9,7 @@
 //! asserts nothing and its numbers depend on the machine.
 
 mod density;
+mod events;
 mod load;
 mod raw;
 mod targets;
@@ -53,6 +54,12 @@ enum Mode {
     RawHyper,
     /// Drive load at one URL and print its row (for profiling a node).
     Load { url: String },
+    /// Async invocations through the durable queue to the hello function.
+    Events {
+        /// Events to submit.
+        #[arg(long, default_value_t = 20000)]
+        count: usize,
+    },
     /// Deploy many functions: deploy time, idle RSS, random-request latency.
     Density {
         /// Function counts to measure, each on a fresh node.
@@ -72,6 +79,22 @@ fn main() -> anyhow::Result<()> {
             functions,
             requests,
         }) => return density_table(&functions, requests),
+        Some(Mode::Events { count }) => {
+            let r = events::run(count, args.connections)?;
+            println!(
+                "| events | accepted (durably queued) | handled end to end | accept → handled p50 | p99 |"
+            );
+            println!("| ---: | ---: | ---: | ---: | ---: |");
+            println!(
+                "| {} | {:.0} events/s | {:.0} events/s | {} | {} |",
+                r.events,
+                r.accept_rate,
+                r.end_to_end_rate,
+                fmt_us(r.latency_p50.as_secs_f64() * 1e6),
+                fmt_us(r.latency_p99.as_secs_f64() * 1e6)
+            );
+            return Ok(());
+        }
         Some(Mode::Load { url }) => {
             let spec = load::LoadSpec {
                 duration: Duration::from_secs(args.duration),

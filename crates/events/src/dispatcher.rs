@@ -2,6 +2,7 @@
 //! settle it by the function's answer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,8 +49,18 @@ impl Default for DispatchConfig {
     }
 }
 
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DispatchStats {
+    pub succeeded: AtomicU64,
+    /// Failed deliveries queued again for a retry.
+    pub retried: AtomicU64,
+    pub dead: AtomicU64,
+}
+
 /// Delivers queued events to live functions.
 pub struct Dispatcher {
+    stats: DispatchStats,
     queue: Arc<Queue>,
     gateway: Arc<Gateway>,
     config: DispatchConfig,
@@ -73,7 +84,12 @@ impl Dispatcher {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             config,
             wake: Notify::new(),
+            stats: DispatchStats::default(),
         })
+    }
+
+    pub fn stats(&self) -> &DispatchStats {
+        &self.stats
     }
 
     pub fn queue(&self) -> &Arc<Queue> {
@@ -161,12 +177,21 @@ impl Dispatcher {
             Ok(result) => self.queue.succeed(d.seq, Some(result)).await.map(|()| None),
             Err(error) => self.queue.fail(d.seq, error).await.map(Some),
         };
+        let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
         match settled {
-            Ok(Some(Settled::Dead)) => tracing::warn!(
-                event = %d.id, queue = %d.queue, attempts = d.attempt,
-                "event is dead after its last attempt failed"
-            ),
-            Ok(_) => {}
+            Ok(Some(Settled::Dead)) => {
+                count(&self.stats.dead);
+                tracing::warn!(
+                    event = %d.id, queue = %d.queue, attempts = d.attempt,
+                    "event is dead after its last attempt failed"
+                );
+            }
+            Ok(Some(Settled::Retry(_))) => {
+                count(&self.stats.retried);
+            }
+            Ok(None) => {
+                count(&self.stats.succeeded);
+            }
             Err(e) => tracing::error!(event = %d.id, "cannot settle the event: {e}"),
         }
     }
