@@ -11,17 +11,17 @@ use stratus_control::{Node, Upload};
 use stratus_events::{DispatchConfig, Dispatcher};
 use stratus_gateway::{Admission, Gateway};
 use stratus_ledger::{Ledger, PriceSheet, Retention};
-use stratus_queue::{Queue, RetryPolicy};
-
-/// How long handled and dead events stay queryable.
-const SETTLED_EVENTS_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 use stratus_manifest::Manifest;
+use stratus_queue::{Queue, RetryPolicy};
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::args::{NodeOpts, ServerArgs, UpArgs};
+
+/// How long handled and dead events stay queryable.
+const SETTLED_EVENTS_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 /// Node options checked and converted before any socket is bound.
 struct NodeConfig {
@@ -258,8 +258,10 @@ impl RunningNode {
         shutdown_signal().await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = stop_tx.send(true);
-        let (g, a) = tokio::join!(gateway, admin);
+        // No new deliveries while draining; those under way finish or are
+        // delivered again after a restart.
         delivering.abort();
+        let (g, a) = tokio::join!(gateway, admin);
         g.context("gateway task failed")?
             .context("gateway failed")?;
         a.context("admin task failed")?
