@@ -128,7 +128,7 @@ pub(crate) fn succeed(
     let changed = conn
         .prepare_cached(
             "UPDATE event SET state = 'succeeded', result_status = ?2, result_body = ?3,
-                              lease_until_us = NULL, updated_us = ?4
+                              lease_until_us = NULL, next_us = ?4, updated_us = ?4
              WHERE seq = ?1 AND state = 'running'",
         )
         .during("settling an event")?
