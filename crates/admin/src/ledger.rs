@@ -10,7 +10,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::stream::{self, Stream, StreamExt};
+use http::HeaderMap;
 use http::StatusCode;
 use serde::Deserialize;
 use stratus_control::ControlError;
@@ -20,8 +22,8 @@ use tokio::sync::broadcast;
 use crate::AdminState;
 use crate::error::ApiError;
 use crate::model::{
-    DeadLetters, ErrorResponse, EventInfo, InvocationDetail, LogLineInfo, LogLines, Redriven,
-    UsageReport,
+    DeadLetters, ErrorResponse, EventInfo, InvocationDetail, LogLineInfo, LogLines, Published,
+    Redriven, UsageReport,
 };
 
 /// Log lines returned when no `limit` is given, and the most allowed.
@@ -351,4 +353,76 @@ fn queue_error(e: stratus_queue::QueueError) -> ApiError {
         "queue_unavailable",
         e.to_string(),
     )
+}
+
+/// Publishes an event to a named queue: every function with a
+/// `{ queue = "…" }` trigger on it gets it as a CloudEvent. The body is the
+/// event's data; `ce-id`, `ce-type`, `ce-source` and `ce-subject` request
+/// headers are used when given. Answers 202 once every copy is durable.
+#[utoipa::path(post, path = "/v1/queues/{queue}/events",
+    params(("queue" = String, Path)),
+    request_body(content = String, content_type = "application/octet-stream"),
+    responses((status = 202, body = Published), (status = 404, body = ErrorResponse),
+        (status = 413, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn publish(
+    State(state): State<AdminState>,
+    Path(queue): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Published>), ApiError> {
+    let consumers = state.node.gateway().live().consumers(&queue);
+    if consumers.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_consumer",
+            format!(
+                "no deployed function has a trigger on queue \"{queue}\"; add triggers = [{{ queue = \"{queue}\" }}] to one, or the event would be lost"
+            ),
+        ));
+    }
+    if let Some((f, _)) = consumers
+        .iter()
+        .find(|(f, _)| body.len() as u64 > f.max_body)
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the event's data is {} bytes; function \"{}\" accepts at most {} (its `max_body`)",
+                body.len(),
+                f.name,
+                f.max_body
+            ),
+        ));
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let event = stratus_events::Published {
+        id: header("ce-id"),
+        source: header("ce-source"),
+        kind: header("ce-type"),
+        subject: header("ce-subject"),
+        content_type: header("content-type"),
+        data: body,
+    };
+    let id = state
+        .dispatcher
+        .publish(&queue, &consumers, event)
+        .await
+        .map_err(queue_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Published {
+            id,
+            consumers: consumers
+                .iter()
+                .map(|(f, _)| format!("{}/{}", f.app, f.name))
+                .collect(),
+        }),
+    ))
 }

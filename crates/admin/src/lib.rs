@@ -58,6 +58,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/functions/{function}/logs", get(ledger::logs))
         .route("/invocations/{id}", get(ledger::invocation))
         .route("/events/{id}", get(ledger::event))
+        .route("/queues/{queue}/events", post(ledger::publish))
         .route(
             "/functions/{function}/dead-letters",
             get(ledger::dead_letters),

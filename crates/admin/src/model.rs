@@ -409,3 +409,12 @@ pub struct DeadLetters {
 pub struct Redriven {
     pub redriven: usize,
 }
+
+/// An event published to a named queue.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Published {
+    /// Its `ce-id`; each consumer's copy is at `GET /v1/events/{id}`.
+    pub id: String,
+    /// The functions it was queued for, as `app/function`.
+    pub consumers: Vec<String>,
+}

@@ -16,7 +16,7 @@ use crate::model;
         handlers::show_app, handlers::delete_app, handlers::list_versions,
         handlers::activate_version, handlers::rollback, handlers::invoke,
         ledger::usage, ledger::logs, ledger::invocation, ledger::event, ledger::dead_letters,
-        ledger::redrive,
+        ledger::redrive, ledger::publish,
     ),
     components(schemas(
         model::AppSummary, model::AppDetail, model::FunctionInfo, model::VersionSummary,
@@ -24,7 +24,7 @@ use crate::model;
         model::ActivateResponse, model::ErrorResponse, model::ErrorInfo, model::Health,
         model::UsageReport, model::Prices, model::UsageRow, model::LogLineInfo, model::LogLines,
         model::InvocationDetail, model::AsyncAccepted, model::EventInfo,
-        model::DeadLetters, model::Redriven,
+        model::DeadLetters, model::Redriven, model::Published,
     )),
     modifiers(&BearerAuth),
 )]

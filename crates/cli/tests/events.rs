@@ -166,3 +166,79 @@ async fn dead_letters_are_listed_and_redriven_through_the_cli() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn an_event_published_to_a_queue_reaches_every_consumer_once() {
+    let server = Server::start();
+    let a = testbed_app("shop", "fulfil", &[], "triggers = [{ queue = \"orders\" }]");
+    let b = testbed_app(
+        "audit",
+        "audit",
+        &[],
+        "triggers = [{ queue = \"orders\", max_attempts = 5 }]",
+    );
+    server.deploy(a.path());
+    server.deploy(b.path());
+    let headers = [
+        ("ce-id", "order-1"),
+        ("ce-type", "com.example.order.created"),
+    ];
+    let (status, published) = publish(&server, "orders", &headers, "{\"order\":1}").await;
+    assert_eq!(status, 202, "{published}");
+    assert_eq!(published["id"], "order-1");
+    let mut consumers: Vec<&str> = published["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    consumers.sort_unstable();
+    assert_eq!(consumers, ["audit/audit", "shop/fulfil"]);
+    // Published again with the same id: stored once per consumer.
+    assert_eq!(publish(&server, "orders", &headers, "{}").await.0, 202);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.metric("stratus_events_succeeded_total").await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the consumers were not both reached"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.metric("stratus_events_succeeded_total").await, 2);
+    let event = settled(&server, "order-1").await;
+    // The trigger's path is `/`: the testbed's default answer.
+    assert_eq!(
+        (event["state"].as_str(), event["result"].as_str()),
+        (Some("succeeded"), Some("testbed"))
+    );
+}
+
+#[tokio::test]
+async fn publishing_to_a_queue_nobody_consumes_is_refused_and_bad_triggers_fail_deploy() {
+    let server = Server::start();
+    let (status, body) = publish(&server, "nowhere", &[], "x").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "no_consumer");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("queue = \"nowhere\"")
+    );
+
+    let cron = testbed_app(
+        "cron",
+        "tick",
+        &[],
+        "triggers = [{ cron = \"0 * * * * *\" }]",
+    );
+    let error = server.deploy_err(cron.path());
+    assert!(
+        error.contains("triggers[0]: `cron` triggers are recognised but not supported"),
+        "{error}"
+    );
+    let bad = testbed_app("bad", "bad", &[], "triggers = [{ queue = \"Not A Name\" }]");
+    let error = server.deploy_err(bad.path());
+    assert!(error.contains("is not a queue name"), "{error}");
+}

@@ -230,6 +230,7 @@ impl Node {
             max_body: spec.max_body.0,
             slots,
             max_concurrency: spec.max_concurrency,
+            triggers: spec.triggers.clone(),
             function: Function::new(
                 self.runtime.clone(),
                 component.clone(),

@@ -20,6 +20,19 @@ pub fn async_queue(app: &str, function: &str) -> String {
     format!("fn:{app}/{function}")
 }
 
+/// An event published to a named queue; what is not given is filled in
+/// (`ce-id` generated, `ce-source` `/queues/<name>`, `ce-type`
+/// `dev.stratus.queue.message`, `ce-subject` the queue's name).
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    pub id: Option<String>,
+    pub source: Option<String>,
+    pub kind: Option<String>,
+    pub subject: Option<String>,
+    pub content_type: Option<String>,
+    pub data: Bytes,
+}
+
 /// How much of a handler's answer is kept as the event's result.
 const RESULT_LIMIT: usize = 64 * 1024;
 
@@ -119,6 +132,42 @@ impl Dispatcher {
                 max_attempts: self.config.max_attempts,
             })
             .await?;
+        self.wake();
+        Ok(id)
+    }
+
+    /// Publishes an event to the named queue `queue`: one durable copy per
+    /// consuming function, in that function's queue (so each consumer
+    /// retries, and dead-letters, on its own). The copies share `ce-id`, and
+    /// publishing the same id again stores nothing new. Returns the id.
+    pub async fn publish(
+        &self,
+        queue: &str,
+        consumers: &[(Arc<LiveFunction>, u32)],
+        event: Published,
+    ) -> Result<String, QueueError> {
+        let id = event.id.unwrap_or_else(new_invocation_id);
+        for (function, max_attempts) in consumers {
+            self.queue
+                .enqueue(NewEvent {
+                    queue: async_queue(&function.app, &function.name),
+                    id: id.clone(),
+                    source: event
+                        .source
+                        .clone()
+                        .unwrap_or_else(|| format!("/queues/{queue}")),
+                    kind: event
+                        .kind
+                        .clone()
+                        .unwrap_or_else(|| "dev.stratus.queue.message".into()),
+                    subject: event.subject.clone().or_else(|| Some(queue.to_owned())),
+                    path: "/".into(),
+                    content_type: event.content_type.clone(),
+                    data: event.data.to_vec(),
+                    max_attempts: *max_attempts,
+                })
+                .await?;
+        }
         self.wake();
         Ok(id)
     }

@@ -11,4 +11,4 @@ mod cloudevent;
 mod dispatcher;
 
 pub use cloudevent::request_for;
-pub use dispatcher::{DispatchConfig, DispatchStats, Dispatcher, async_queue};
+pub use dispatcher::{DispatchConfig, DispatchStats, Dispatcher, Published, async_queue};

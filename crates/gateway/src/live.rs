@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use stratus_manifest::Route;
+use stratus_manifest::{Route, TriggerSpec};
 use stratus_runtime::Function;
 
 /// One function of an app's live version, with what routing needs.
@@ -20,6 +20,8 @@ pub struct LiveFunction {
     /// a deploy does not reset the count while old requests still run.
     pub slots: Arc<tokio::sync::Semaphore>,
     pub max_concurrency: u32,
+    /// Event sources it consumes (manifest `triggers`).
+    pub triggers: Vec<TriggerSpec>,
     pub function: Function,
 }
 
@@ -114,6 +116,22 @@ impl LiveSet {
     }
 
     /// Live functions with this name (one per app that has it).
+    /// The live functions with a trigger on `queue`, and that trigger's
+    /// `max_attempts`.
+    pub fn consumers(&self, queue: &str) -> Vec<(Arc<LiveFunction>, u32)> {
+        self.functions()
+            .filter_map(|f| {
+                f.triggers.iter().find_map(|t| match t {
+                    TriggerSpec::Queue {
+                        queue: q,
+                        max_attempts,
+                    } if q == queue => Some((f.clone(), *max_attempts)),
+                    _ => None,
+                })
+            })
+            .collect()
+    }
+
     pub fn by_name(&self, name: &str) -> &[Arc<LiveFunction>] {
         self.by_name.get(name).map(Vec::as_slice).unwrap_or(&[])
     }

@@ -10,7 +10,7 @@
 //!
 //! Errors are for the person editing the file: each names the file, line,
 //! column and key, and says what to write instead. Keys that later versions
-//! of Stratus implement (`allowed_outbound`, `keyvalue`, `triggers`) are
+//! of Stratus implement (`allowed_outbound`, `keyvalue`) are
 //! refused as such, rather than as unknown keys.
 //!
 //! The validated types ([`Manifest`], [`FunctionSpec`]) serialize to JSON in
@@ -31,7 +31,7 @@ pub use error::{Location, ManifestError};
 pub use model::{
     AppSpec, DEFAULT_MAX_BODY, DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT,
     FunctionSpec, LoadedManifest, MANIFEST_FILE, MAX_MAX_BODY, MAX_MAX_CONCURRENCY, MAX_MEMORY,
-    MAX_TIMEOUT, MIN_MEMORY, Manifest,
+    MAX_TIMEOUT, MIN_MEMORY, Manifest, TriggerSpec,
 };
 pub use route::{Route, RouteError};
 pub use units::{ByteSize, SizeError};

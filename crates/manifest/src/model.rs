@@ -86,7 +86,24 @@ pub struct FunctionSpec {
     pub reuse: u32,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Event sources the function consumes besides HTTP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<TriggerSpec>,
 }
+
+/// One entry of a function's `triggers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TriggerSpec {
+    /// `{ queue = "orders" }`: every event published to the named queue is
+    /// delivered to this function, retried up to `max_attempts` times.
+    Queue { queue: String, max_attempts: u32 },
+}
+
+/// Deliveries of a queued event when a trigger does not say.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Most deliveries a trigger may ask for.
+pub const MAX_MAX_ATTEMPTS: u32 = 100;
 
 fn one() -> u32 {
     1

@@ -50,6 +50,7 @@ pub(crate) struct RawFunction {
     pub min_warm: Option<Spanned<Value>>,
     pub reuse: Option<Spanned<Value>>,
     pub env: Option<Spanned<RawEnv>>,
+    pub triggers: Option<Spanned<Value>>,
     /// Recognised keys that this version does not implement, with the span
     /// of each key.
     pub unsupported: Vec<Spanned<&'static str>>,
@@ -69,12 +70,13 @@ pub(crate) const FUNCTION_KEYS: &[&str] = &[
     "min_warm",
     "reuse",
     "env",
+    "triggers",
 ];
 
 /// Keys of the product contract that later versions implement. They are
 /// refused with their own message rather than as unknown, so a user with a
 /// newer manifest learns to upgrade rather than to fix a typo.
-pub(crate) const UNSUPPORTED_FUNCTION_KEYS: &[&str] = &["allowed_outbound", "keyvalue", "triggers"];
+pub(crate) const UNSUPPORTED_FUNCTION_KEYS: &[&str] = &["allowed_outbound", "keyvalue"];
 
 /// A list whose elements keep their spans (`routes`).
 #[derive(Debug)]
@@ -118,6 +120,7 @@ enum FunctionKey {
     MinWarm,
     Reuse,
     Env,
+    Triggers,
     Unsupported(&'static str),
 }
 
@@ -135,6 +138,7 @@ impl FunctionKey {
             "min_warm" => FunctionKey::MinWarm,
             "reuse" => FunctionKey::Reuse,
             "env" => FunctionKey::Env,
+            "triggers" => FunctionKey::Triggers,
             _ => {
                 let later = UNSUPPORTED_FUNCTION_KEYS.iter().find(|k| **k == key)?;
                 FunctionKey::Unsupported(later)
@@ -184,6 +188,7 @@ impl<'de> Deserialize<'de> for RawFunction {
                         FunctionKey::MinWarm => f.min_warm = Some(map.next_value()?),
                         FunctionKey::Reuse => f.reuse = Some(map.next_value()?),
                         FunctionKey::Env => f.env = Some(map.next_value()?),
+                        FunctionKey::Triggers => f.triggers = Some(map.next_value()?),
                         FunctionKey::Unsupported(name) => {
                             map.next_value::<IgnoredAny>()?;
                             f.unsupported.push(Spanned::new(span, name));

@@ -368,3 +368,22 @@ pub async fn submit(server: &Server, function: &str, path: &str, body: &str) -> 
     );
     accepted
 }
+
+/// Publishes to a named queue through the admin API.
+pub async fn publish(
+    server: &Server,
+    queue: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let mut request = server
+        .http
+        .post(server.admin_url(&format!("/v1/queues/{queue}/events")))
+        .bearer_auth(TOKEN)
+        .body(body.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), json(response).await)
+}

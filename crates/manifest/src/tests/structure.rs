@@ -17,7 +17,7 @@ fn refuses_unknown_keys_with_their_line() {
     assert_eq!(
         function_error("\nmemroy = \"64MiB\""),
         format!(
-            "{FILE}:7:1: unknown field `memroy`, expected one of `name`, `component`, `build`, `routes`, `memory`, `timeout`, `max_body`, `max_concurrency`, `min_warm`, `reuse`, `env`"
+            "{FILE}:7:1: unknown field `memroy`, expected one of `name`, `component`, `build`, `routes`, `memory`, `timeout`, `max_body`, `max_concurrency`, `min_warm`, `reuse`, `env`, `triggers`"
         )
     );
 }
@@ -27,7 +27,6 @@ fn refuses_keys_of_later_versions_as_not_yet_supported() {
     for (key, value) in [
         ("allowed_outbound", "[\"https://api.example.com\"]"),
         ("keyvalue", "[\"default\"]"),
-        ("triggers", "[{ cron = \"0 */5 * * * *\" }]"),
     ] {
         let err = parse(&one_function(&format!(
             "component = \"f.wasm\"\n\n{key} = {value}"

@@ -212,3 +212,53 @@ fn checks_reuse() {
         format!("{FILE}:6:9: function \"f\": reuse must be an integer, not a boolean (true)")
     );
 }
+
+#[test]
+fn checks_triggers() {
+    let m = parse(&one_function(
+        "component = \"f.wasm\"\ntriggers = [{ queue = \"orders\" }, { queue = \"audit.log\", max_attempts = 5 }]",
+    ))
+    .unwrap();
+    assert_eq!(
+        m.functions[0].triggers,
+        [
+            TriggerSpec::Queue {
+                queue: "orders".into(),
+                max_attempts: 3
+            },
+            TriggerSpec::Queue {
+                queue: "audit.log".into(),
+                max_attempts: 5
+            },
+        ]
+    );
+    for (triggers, message) in [
+        (
+            "[{ cron = \"0 * * * * *\" }]",
+            "function \"f\": triggers[0]: `cron` triggers are recognised but not supported by this version of Stratus yet",
+        ),
+        (
+            "[{ queue = \"Orders!\" }]",
+            "function \"f\": triggers[0]: queue \"Orders!\" is not a queue name; use 1 to 64 of a-z, 0-9, '.', '-', '_', starting with a letter or digit",
+        ),
+        (
+            "[{ queue = \"a\", mqtt = \"t\" }]",
+            "function \"f\": triggers[0] names queue and mqtt; use one per trigger",
+        ),
+        (
+            "[{ queue = \"a\", max_attempts = 0 }]",
+            "function \"f\": triggers[0]: max_attempts 0 is out of range; use an integer from 1 to 100",
+        ),
+        (
+            "[{ queue = \"a\", retries = 2 }]",
+            "function \"f\": triggers[0] has an unknown key `retries`; a queue trigger takes `queue` and `max_attempts`",
+        ),
+        (
+            "[\"orders\"]",
+            "function \"f\": triggers[0] must be a table such as { queue = \"orders\" }, not string",
+        ),
+    ] {
+        let error = function_error(&format!("triggers = {triggers}"));
+        assert_eq!(error, format!("{FILE}:6:12: {message}"), "{triggers}");
+    }
+}

@@ -248,6 +248,10 @@ impl Source<'_> {
             None => BTreeMap::new(),
             Some(env) => self.env(env, &p)?,
         };
+        let triggers = match &raw.triggers {
+            None => Vec::new(),
+            Some(value) => self.triggers(value, &p)?,
+        };
 
         Ok(CheckedFunction {
             name_span: raw_name.span(),
@@ -264,6 +268,7 @@ impl Source<'_> {
                 min_warm,
                 reuse,
                 env,
+                triggers,
             },
         })
     }
