@@ -79,6 +79,11 @@ pub async fn render(State(state): State<AdminState>) -> Response {
             "Events moved to the dead letters after their last attempt",
             &events.dead,
         ),
+        (
+            "events_busy",
+            "Event deliveries shed by a busy function and put back without using an attempt",
+            &events.busy,
+        ),
     ] {
         registry.register(name, help, ConstCounter::new(read(counter)));
     }

@@ -242,3 +242,21 @@ async fn publishing_to_a_queue_nobody_consumes_is_refused_and_bad_triggers_fail_
     let error = server.deploy_err(bad.path());
     assert!(error.contains("is not a queue name"), "{error}");
 }
+
+#[tokio::test]
+async fn a_busy_function_delays_events_without_using_their_attempts() {
+    let server = Server::start_with(&["--queue-timeout", "50ms", "--max-attempts", "1"]);
+    let app = testbed_app("busy", "busy", &[], "max_concurrency = 1");
+    server.deploy(app.path());
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let accepted = submit(&server, "busy", "/sleep?ms=200", "").await;
+        ids.push(accepted["id"].as_str().unwrap().to_string());
+    }
+    // With one attempt each, a 429 counted as a failure would kill them.
+    for id in &ids {
+        let event = settled(&server, id).await;
+        assert_eq!(event["state"], "succeeded", "{event}");
+    }
+    assert!(server.metric("stratus_events_busy_total").await > 0);
+}

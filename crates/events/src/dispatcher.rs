@@ -33,6 +33,9 @@ pub struct Published {
     pub data: Bytes,
 }
 
+/// How long a delivery shed by a busy function waits before the next try.
+const BUSY_DELAY: Duration = Duration::from_millis(200);
+
 /// How much of a handler's answer is kept as the event's result.
 const RESULT_LIMIT: usize = 64 * 1024;
 
@@ -69,6 +72,8 @@ pub struct DispatchStats {
     /// Failed deliveries queued again for a retry.
     pub retried: AtomicU64,
     pub dead: AtomicU64,
+    /// Deliveries shed by a busy function, put back without using an attempt.
+    pub busy: AtomicU64,
 }
 
 /// Delivers queued events to live functions.
@@ -223,8 +228,18 @@ impl Dispatcher {
 
     async fn deliver(&self, d: Delivery) {
         let settled = match self.attempt(&d).await {
-            Ok(result) => self.queue.succeed(d.seq, Some(result)).await.map(|()| None),
-            Err(error) => self.queue.fail(d.seq, error).await.map(Some),
+            Attempt::Handled(result) => {
+                let done = self.queue.succeed(d.seq, Some(result)).await;
+                if done.is_ok() {
+                    self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                }
+                done.map(|()| None)
+            }
+            Attempt::Failed(error) => self.queue.fail(d.seq, error).await.map(Some),
+            Attempt::Busy => {
+                self.stats.busy.fetch_add(1, Ordering::Relaxed);
+                self.queue.release(d.seq, BUSY_DELAY).await.map(|()| None)
+            }
         };
         let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
         match settled {
@@ -238,39 +253,53 @@ impl Dispatcher {
             Ok(Some(Settled::Retry(_))) => {
                 count(&self.stats.retried);
             }
-            Ok(None) => {
-                count(&self.stats.succeeded);
-            }
+            Ok(None) => {}
             Err(e) => tracing::error!(event = %d.id, "cannot settle the event: {e}"),
         }
     }
 
-    /// One delivery: the function's status and (bounded) answer on a 2xx,
-    /// or why it failed.
-    async fn attempt(&self, d: &Delivery) -> Result<(u16, Vec<u8>), String> {
+    /// One delivery.
+    async fn attempt(&self, d: &Delivery) -> Attempt {
         let Some((app, name)) = d.queue.strip_prefix("fn:").and_then(|f| f.split_once('/')) else {
-            return Err(format!("no function consumes queue \"{}\"", d.queue));
+            return Attempt::Failed(format!("no function consumes queue \"{}\"", d.queue));
         };
         let live = self.gateway.live();
         let Some(function) = live.by_name(name).iter().find(|f| f.app == app).cloned() else {
-            return Err(format!("function {app}/{name} is not deployed"));
+            return Attempt::Failed(format!("function {app}/{name} is not deployed"));
         };
-        let request =
-            request_for(d).map_err(|e| format!("cannot build the CloudEvent request: {e}"))?;
+        let request = match request_for(d) {
+            Ok(request) => request,
+            Err(e) => return Attempt::Failed(format!("cannot build the CloudEvent request: {e}")),
+        };
         let id = new_invocation_id();
         let response = self
             .gateway
             .invoke_buffered(&function, request, &id, Trigger::Event)
             .await;
         let status = response.status();
+        // Shed by admission (429) or a draining node (503): the function
+        // never ran, so it is no attempt.
+        let busy = response.headers().contains_key(http::header::RETRY_AFTER)
+            && matches!(status.as_u16(), 429 | 503);
         let body = read_bounded(response.into_body()).await;
         if status.is_success() {
-            Ok((status.as_u16(), body))
+            Attempt::Handled((status.as_u16(), body))
+        } else if busy {
+            Attempt::Busy
         } else {
             let snippet: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-            Err(format!("invocation {id} answered {status}: {snippet}"))
+            Attempt::Failed(format!("invocation {id} answered {status}: {snippet}"))
         }
     }
+}
+
+/// How one delivery went.
+enum Attempt {
+    /// A 2xx: the status and the first bytes of the answer.
+    Handled((u16, Vec<u8>)),
+    Failed(String),
+    /// The function was at capacity and shed the request.
+    Busy,
 }
 
 /// The first `RESULT_LIMIT` bytes of a body; the rest is drained unread.

@@ -145,6 +145,29 @@ pub(crate) fn succeed(
     Ok(())
 }
 
+/// Hands a leased event back without counting the attempt (the function
+/// was too busy to take it: back-pressure, not failure), due after `delay`.
+pub(crate) fn release(
+    conn: &Connection,
+    seq: i64,
+    delay: Duration,
+    now: i64,
+) -> Result<(), QueueError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE event SET state = 'queued', attempts = MAX(attempts - 1, 0), next_us = ?2,
+                              lease_until_us = NULL, updated_us = ?3
+             WHERE seq = ?1 AND state = 'running'",
+        )
+        .during("releasing an event")?
+        .execute(params![seq, now + delay.as_micros() as i64, now])
+        .during("releasing an event")?;
+    if changed == 0 {
+        return Err(QueueError::NotFound(seq));
+    }
+    Ok(())
+}
+
 /// Records a failed delivery: queued again after a backoff, or dead once
 /// its attempts are used up.
 pub(crate) fn fail(

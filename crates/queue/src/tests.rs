@@ -221,3 +221,20 @@ async fn a_restart_makes_leased_events_due_at_once() {
     let again = queue.lease(None, 10, LEASE).await.unwrap();
     assert_eq!((again[0].id.as_str(), again[0].queue.as_str()), ("r1", "q"));
 }
+
+#[tokio::test]
+async fn a_released_event_keeps_its_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(&dir, no_backoff());
+    queue.enqueue(event("busy", "b1", 1)).await.unwrap();
+    for _ in 0..3 {
+        let d = queue.lease(Some("busy"), 1, LEASE).await.unwrap().remove(0);
+        assert_eq!(d.attempt, 1, "back-pressure uses up no attempt");
+        queue.release(d.seq, Duration::ZERO).await.unwrap();
+    }
+    let d = queue.lease(Some("busy"), 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(
+        queue.fail(d.seq, "real".into()).await.unwrap(),
+        Settled::Dead
+    );
+}

@@ -43,6 +43,11 @@ enum Op {
         id: Option<String>,
         reply: Reply<usize>,
     },
+    Release {
+        seq: i64,
+        delay: Duration,
+        reply: Reply<()>,
+    },
 }
 
 /// An answer held back until its transaction has committed.
@@ -149,6 +154,12 @@ impl Queue {
         self.call(|reply| Op::Fail { seq, error, reply }).await
     }
 
+    /// Hands a leased event back uncounted, due again after `delay`: the
+    /// function was too busy to take it, which is no failure of the event.
+    pub async fn release(&self, seq: i64, delay: Duration) -> Result<(), QueueError> {
+        self.call(|reply| Op::Release { seq, delay, reply }).await
+    }
+
     /// Puts a queue's dead events (or the one with `id`) back in line.
     pub async fn redrive(&self, queue: &str, id: Option<&str>) -> Result<usize, QueueError> {
         let (queue, id) = (queue.to_owned(), id.map(str::to_owned));
@@ -237,6 +248,10 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
                 }
                 Op::Fail { seq, error, reply } => {
                     let r = store::fail(&sp, seq, &error, policy, now);
+                    (r.is_ok(), answer(reply, r))
+                }
+                Op::Release { seq, delay, reply } => {
+                    let r = store::release(&sp, seq, delay, now);
                     (r.is_ok(), answer(reply, r))
                 }
                 Op::Redrive { queue, id, reply } => {
