@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::Ledger;
 use crate::batch;
 use crate::error::{DbContext, LedgerError};
-use crate::record::{format_time, time_key, unix_micros};
+use crate::record::{InvocationRecord, format_time, time_key, unix_micros};
 
 /// What compute costs. The defaults are the public AWS Lambda x86 list
 /// price, so users can compare a Stratus bill with a Lambda one.
@@ -150,17 +150,32 @@ impl Ledger {
     }
 }
 
-/// Usage sums of one function.
+/// Usage sums of one function (over a period, or one hour of the
+/// roll-up table).
 #[derive(Debug, Default)]
-struct Sums {
-    requests: i64,
-    errors: i64,
-    cold_starts: i64,
-    mib_ms: i64,
-    cpu_us: i64,
-    wall_us: i64,
-    bytes_in: i64,
-    bytes_out: i64,
+pub(crate) struct Sums {
+    pub requests: i64,
+    pub errors: i64,
+    pub cold_starts: i64,
+    /// Billed MiB × billed milliseconds.
+    pub mib_ms: i64,
+    pub cpu_us: i64,
+    pub wall_us: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+}
+
+impl Sums {
+    pub(crate) fn add(&mut self, r: &InvocationRecord) {
+        self.requests += 1;
+        self.errors += i64::from(r.error.is_some());
+        self.cold_starts += i64::from(r.cold);
+        self.mib_ms += (r.billed_mib() * r.billed_ms()) as i64;
+        self.cpu_us += r.cpu.as_micros() as i64;
+        self.wall_us += r.wall.as_micros() as i64;
+        self.bytes_in += r.bytes_in as i64;
+        self.bytes_out += r.bytes_out as i64;
+    }
 }
 
 type ByFunction = BTreeMap<(String, String), Sums>;
@@ -190,16 +205,9 @@ impl Ledger {
                 if app.is_some_and(|wanted| wanted != a) {
                     continue;
                 }
-                let r = &p.record;
-                let s = sums.entry((a.clone(), f.clone())).or_default();
-                s.requests += 1;
-                s.errors += i64::from(r.error.is_some());
-                s.cold_starts += i64::from(r.cold);
-                s.mib_ms += (r.billed_mib() * r.billed_ms()) as i64;
-                s.cpu_us += r.cpu.as_micros() as i64;
-                s.wall_us += r.wall.as_micros() as i64;
-                s.bytes_in += r.bytes_in as i64;
-                s.bytes_out += r.bytes_out as i64;
+                sums.entry((a.clone(), f.clone()))
+                    .or_default()
+                    .add(&p.record);
             }
         }
         Ok(sums)

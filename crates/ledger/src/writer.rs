@@ -13,11 +13,9 @@ use tokio::sync::broadcast;
 
 use crate::batch;
 use crate::error::{DbContext, LedgerError};
-use crate::record::{
-    InvocationRecord, LogLine, billed_mib, billed_ms, id_key, time_key, unix_micros,
-};
+use crate::record::{InvocationRecord, LogLine, id_key, time_key, unix_micros};
 use crate::schema;
-use crate::usage::PriceSheet;
+use crate::usage::{PriceSheet, Sums};
 
 /// How long the ledger keeps what it stores.
 #[derive(Debug, Clone, Copy)]
@@ -284,18 +282,6 @@ fn write_loop(
     }
 }
 
-#[derive(Default)]
-struct Rollup {
-    requests: i64,
-    errors: i64,
-    cold_starts: i64,
-    mib_ms: i64,
-    cpu_us: i64,
-    wall_us: i64,
-    bytes_in: i64,
-    bytes_out: i64,
-}
-
 /// Numbers of `(app, function)` in `function_key`, as known to the writer,
 /// by app then function (so a lookup needs no allocation).
 type FunctionIds = HashMap<String, HashMap<String, i64>>;
@@ -328,7 +314,7 @@ fn write_batch(
 ) -> Result<(), LedgerError> {
     const ACTION: &str = "writing invocation records";
     let tx = conn.transaction().during(ACTION)?;
-    let mut rollups: HashMap<(i64, &str, &str), Rollup> = HashMap::new();
+    let mut rollups: HashMap<(i64, &str, &str), Sums> = HashMap::new();
     let mut lines = 0u64;
     let mut packed = Vec::with_capacity(batch.len() * 96);
     let (mut min_id, mut max_id): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
@@ -341,8 +327,6 @@ fn write_batch(
             .during(ACTION)?;
         for (r, logs) in batch {
             let started = unix_micros(r.started_at);
-            let wall_us = r.wall.as_micros() as i64;
-            let cpu_us = r.cpu.as_micros() as i64;
             let function = function_id(&tx, function_ids, &r.app, &r.function).during(ACTION)?;
             batch::push(&mut packed, function, r);
             let key = id_key(&r.id);
@@ -353,17 +337,10 @@ fn write_batch(
                 max_id = Some(key);
             }
             let hour = started.div_euclid(3_600_000_000);
-            let agg = rollups
+            rollups
                 .entry((hour, r.app.as_str(), r.function.as_str()))
-                .or_default();
-            agg.requests += 1;
-            agg.errors += i64::from(r.error.is_some());
-            agg.cold_starts += i64::from(r.cold);
-            agg.mib_ms += (billed_mib(r.peak_memory) * billed_ms(r.wall)) as i64;
-            agg.cpu_us += cpu_us;
-            agg.wall_us += wall_us;
-            agg.bytes_in += r.bytes_in as i64;
-            agg.bytes_out += r.bytes_out as i64;
+                .or_default()
+                .add(r);
             for line in logs {
                 insert_line
                     .execute(params![
