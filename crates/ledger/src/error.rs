@@ -1,22 +1,8 @@
-use std::path::PathBuf;
-
 /// Why the ledger could not be opened or read.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("cannot open the ledger database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error(
-        "the ledger database {path} has schema version {found}, newer than this build understands ({supported}); run a newer stratus"
-    )]
-    SchemaTooNew {
-        path: PathBuf,
-        found: u32,
-        supported: u32,
-    },
+    #[error(transparent)]
+    Database(#[from] stratus_sqlite::SqliteError),
     #[error("ledger database error while {action}: {source}")]
     Db {
         action: &'static str,

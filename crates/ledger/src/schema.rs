@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::error::{DbContext, LedgerError};
+use crate::error::LedgerError;
 
 const MIGRATIONS: &[&str] = &[
     // Version 1: raw invocation records, hourly roll-ups, log lines.
@@ -61,43 +61,9 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
-const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
-
+/// Opens (creating or migrating) the ledger database at `path`.
 pub(crate) fn open(path: &Path) -> Result<Connection, LedgerError> {
-    let open_error = |source| LedgerError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    let conn = Connection::open(path).map_err(open_error)?;
-    // WAL so readers (usage, logs) never block the writer; FULL so a batch
-    // acknowledged as written survives power loss, not only a crash. Group
-    // commit keeps the fsync count low.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(open_error)?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(open_error)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(open_error)?;
+    let mut conn = stratus_sqlite::open(path, false)?;
+    stratus_sqlite::migrate(&mut conn, path, MIGRATIONS)?;
     Ok(conn)
-}
-
-pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LedgerError> {
-    let found: u32 = conn
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .during("reading the schema version")?;
-    if found > SCHEMA_VERSION {
-        return Err(LedgerError::SchemaTooNew {
-            path: path.to_path_buf(),
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    for (from, sql) in (found..).zip(&MIGRATIONS[found as usize..]) {
-        let tx = conn.transaction().during("migrating the schema")?;
-        tx.execute_batch(sql).during("migrating the schema")?;
-        tx.pragma_update(None, "user_version", from + 1)
-            .during("migrating the schema")?;
-        tx.commit().during("migrating the schema")?;
-    }
-    Ok(())
 }

@@ -219,7 +219,8 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
     drop(conn);
     let error = Ledger::open(&path, Retention::default(), PriceSheet::default()).unwrap_err();
     assert!(
-        error.to_string().contains("newer than this build"),
+        error.to_string().contains("schema version 99")
+            && error.to_string().contains("run a newer Stratus"),
         "{error}"
     );
 }

@@ -150,8 +150,7 @@ impl Ledger {
         retention: Retention,
         prices: PriceSheet,
     ) -> Result<Ledger, LedgerError> {
-        let mut writer = schema::open(path)?;
-        schema::migrate(&mut writer, path)?;
+        let writer = schema::open(path)?;
         let reader = schema::open(path)?;
         let (tx, rx) = mpsc::channel();
         let (live, _) = broadcast::channel(4096);

@@ -1,21 +1,7 @@
-use std::path::PathBuf;
-
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    #[error("cannot open the queue database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error(
-        "the queue database {path} has schema version {found}, newer than this build understands ({supported}); run a newer stratus"
-    )]
-    SchemaTooNew {
-        path: PathBuf,
-        found: u32,
-        supported: u32,
-    },
+    #[error(transparent)]
+    Database(#[from] stratus_sqlite::SqliteError),
     #[error("queue database error while {action}: {source}")]
     Db {
         action: &'static str,

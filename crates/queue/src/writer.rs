@@ -89,8 +89,7 @@ impl Queue {
         policy: RetryPolicy,
         keep_settled: Duration,
     ) -> Result<Queue, QueueError> {
-        let mut writer = schema::open(path)?;
-        schema::migrate(&mut writer, path)?;
+        let writer = schema::open(path)?;
         let recovered = store::recover(&writer, micros(SystemTime::now()))?;
         if recovered > 0 {
             tracing::info!(

@@ -110,3 +110,25 @@ impl<T> DbContext<T> for rusqlite::Result<T> {
         })
     }
 }
+
+impl From<stratus_sqlite::SqliteError> for StoreError {
+    fn from(e: stratus_sqlite::SqliteError) -> Self {
+        use stratus_sqlite::SqliteError;
+        match e {
+            SqliteError::Open { path, source } => StoreError::OpenDatabase { path, source },
+            SqliteError::SchemaTooNew {
+                path,
+                found,
+                supported,
+            } => StoreError::SchemaTooNew {
+                path,
+                found,
+                supported,
+            },
+            SqliteError::Migrate { to, source, .. } => StoreError::Database {
+                action: format!("migrating the schema to version {to}"),
+                source,
+            },
+        }
+    }
+}

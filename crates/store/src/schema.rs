@@ -5,12 +5,8 @@
 //! schema, append a new entry — never edit one that has shipped, because
 //! existing data directories have already run it.
 
-use rusqlite::Connection;
-
-use crate::error::{DbContext, StoreError};
-
 /// Migration `i` upgrades from `user_version == i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // Version 1: apps, their immutable versions, and the functions of each version.
     "
     CREATE TABLE app (
@@ -43,28 +39,3 @@ const MIGRATIONS: &[&str] = &[
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
-
-/// Brings the database up to [`SCHEMA_VERSION`], one migration per transaction
-/// so a crash mid-upgrade leaves a consistent (older) schema behind.
-pub(crate) fn migrate(conn: &mut Connection, db_path: &std::path::Path) -> Result<(), StoreError> {
-    let found: u32 = conn
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .during(|| "reading the schema version")?;
-    if found > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
-            path: db_path.to_path_buf(),
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    for (from, sql) in (found..).zip(&MIGRATIONS[found as usize..]) {
-        let to = from + 1;
-        let action = || format!("migrating the schema to version {to}");
-        let tx = conn.transaction().during(action)?;
-        tx.execute_batch(sql).during(action)?;
-        tx.pragma_update(None, "user_version", to).during(action)?;
-        tx.commit().during(action)?;
-        tracing::info!(version = to, "migrated database schema");
-    }
-    Ok(())
-}
