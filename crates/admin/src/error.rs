@@ -64,6 +64,26 @@ impl From<ControlError> for ApiError {
     }
 }
 
+/// A ledger read that failed: the node's fault.
+impl From<stratus_ledger::LedgerError> for ApiError {
+    fn from(e: stratus_ledger::LedgerError) -> Self {
+        tracing::error!("ledger read failed: {e}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}
+
+/// A queue operation that failed (disk full, database locked): retryable.
+impl From<stratus_queue::QueueError> for ApiError {
+    fn from(e: stratus_queue::QueueError) -> Self {
+        tracing::error!("queue operation failed: {e}");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_unavailable",
+            e.to_string(),
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorResponse {

@@ -282,15 +282,7 @@ pub async fn invoke(
             let id = state
                 .dispatcher
                 .submit(&target, path, content_type, body)
-                .await
-                .map_err(|e| {
-                    tracing::error!("cannot queue an async invocation: {e}");
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "queue_unavailable",
-                        e.to_string(),
-                    )
-                })?;
+                .await?;
             let location = format!("/v1/events/{id}");
             let accepted = AsyncAccepted {
                 id,

@@ -16,7 +16,7 @@ use http::HeaderMap;
 use http::StatusCode;
 use serde::Deserialize;
 use stratus_control::ControlError;
-use stratus_ledger::{Ledger, LedgerError, LogLine, LogQuery, UsageQuery};
+use stratus_ledger::{Ledger, LogLine, LogQuery, UsageQuery};
 use tokio::sync::broadcast;
 
 use crate::AdminState;
@@ -58,16 +58,14 @@ fn parse_since(text: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
     })
 }
 
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, LedgerError> + Send + 'static,
+/// Runs a blocking read (SQLite) off the async workers.
+async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::from(ControlError::Internal(e.to_string())))?
-        .map_err(|e| {
-            tracing::error!("ledger read failed: {e}");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })
+        .map_err(Into::into)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -233,7 +231,7 @@ pub async fn invocation(
             invocation: Some(wanted),
             limit: MAX_LOG_LIMIT,
         })?;
-        Ok(Some((record, logs)))
+        Ok::<_, stratus_ledger::LedgerError>(Some((record, logs)))
     })
     .await?;
     match found {
@@ -260,10 +258,7 @@ pub async fn event(
 ) -> Result<Json<EventInfo>, ApiError> {
     let queue = state.dispatcher.queue().clone();
     let wanted = id.clone();
-    let found = tokio::task::spawn_blocking(move || queue.status(&wanted))
-        .await
-        .map_err(|e| ApiError::from(ControlError::Internal(e.to_string())))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let found = blocking(move || queue.status(&wanted)).await?;
     match found {
         Some(status) => Ok(Json(status.into())),
         None => Err(ApiError::new(
@@ -297,12 +292,9 @@ pub async fn dead_letters(
         .unwrap_or(DEFAULT_LOG_LIMIT)
         .clamp(1, MAX_LOG_LIMIT);
     let queue = state.dispatcher.queue().clone();
-    let found = tokio::task::spawn_blocking(move || {
-        queue.dead_letters(&stratus_events::async_queue(&app, &name), limit)
-    })
-    .await
-    .map_err(|e| ApiError::from(ControlError::Internal(e.to_string())))?
-    .map_err(queue_error)?;
+    let found =
+        blocking(move || queue.dead_letters(&stratus_events::async_queue(&app, &name), limit))
+            .await?;
     Ok(Json(DeadLetters {
         events: found.into_iter().map(EventInfo::from).collect(),
     }))
@@ -331,8 +323,7 @@ pub async fn redrive(
         .dispatcher
         .queue()
         .redrive(&queue, params.id.as_deref())
-        .await
-        .map_err(queue_error)?;
+        .await?;
     state.dispatcher.wake();
     if redriven == 0
         && let Some(id) = &params.id
@@ -344,15 +335,6 @@ pub async fn redrive(
         ));
     }
     Ok(Json(Redriven { redriven }))
-}
-
-fn queue_error(e: stratus_queue::QueueError) -> ApiError {
-    tracing::error!("queue operation failed: {e}");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "queue_unavailable",
-        e.to_string(),
-    )
 }
 
 /// Publishes an event to a named queue: every function with a
@@ -410,11 +392,7 @@ pub async fn publish(
         content_type: header("content-type"),
         data: body,
     };
-    let id = state
-        .dispatcher
-        .publish(&queue, &consumers, event)
-        .await
-        .map_err(queue_error)?;
+    let id = state.dispatcher.publish(&queue, &consumers, event).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Published {

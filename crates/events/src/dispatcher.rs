@@ -264,7 +264,7 @@ impl Dispatcher {
             return Attempt::Failed(format!("no function consumes queue \"{}\"", d.queue));
         };
         let live = self.gateway.live();
-        let Some(function) = live.by_name(name).iter().find(|f| f.app == app).cloned() else {
+        let Some(function) = live.function(app, name).cloned() else {
             return Attempt::Failed(format!("function {app}/{name} is not deployed"));
         };
         let request = match request_for(d) {

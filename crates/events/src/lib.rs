@@ -1,7 +1,8 @@
 //! Event delivery: from the durable queue to a function, as a CloudEvent.
 //!
 //! Every event reaches its function the same way, whatever produced it (an
-//! async invocation today; queues, cron and brokers as they arrive): a
+//! async invocation or a named queue today; cron and brokers as they
+//! arrive): a
 //! `POST` in CloudEvents HTTP binary mode, `ce-*` headers and the data as
 //! the body, through the gateway's own invocation path, so the same limits,
 //! admission, metering and logs apply. A 2xx answer settles the event; any

@@ -2,11 +2,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-
 /// What started an invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     /// A request to the gateway.
     Http,
@@ -27,7 +24,7 @@ impl Trigger {
 }
 
 /// One invocation, as metered.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InvocationRecord {
     pub id: String,
     pub app: String,
@@ -35,7 +32,6 @@ pub struct InvocationRecord {
     pub version: u32,
     pub trigger: Trigger,
     /// When the request was admitted.
-    #[serde(serialize_with = "serialize_time")]
     pub started_at: SystemTime,
     /// From admission until the guest finished (or its response was done,
     /// whichever came last): the billed duration.
@@ -77,8 +73,7 @@ pub(crate) fn billed_mib(bytes: u64) -> u64 {
 }
 
 /// Which stream a log line was written to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogStream {
     Stdout,
     Stderr,
@@ -102,12 +97,11 @@ impl LogStream {
 }
 
 /// One line a function wrote during an invocation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogLine {
     pub invocation_id: String,
     pub app: String,
     pub function: String,
-    #[serde(serialize_with = "serialize_time")]
     pub at: SystemTime,
     pub stream: LogStream,
     pub text: String,
@@ -151,15 +145,7 @@ pub(crate) fn time_key(t: SystemTime) -> Vec<u8> {
     key
 }
 
-pub(crate) fn unix_micros(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-pub(crate) fn from_unix_micros(us: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
-}
+pub(crate) use stratus_sqlite::{from_unix_micros, unix_micros};
 
 /// RFC 3339 with milliseconds, UTC: what people and log tools read.
 pub fn format_time(t: SystemTime) -> String {
@@ -189,8 +175,4 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn serialize_time<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(*t))
 }

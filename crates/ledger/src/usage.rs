@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use rusqlite::params;
-use serde::Serialize;
 
 use crate::Ledger;
 use crate::batch;
@@ -13,7 +12,7 @@ use crate::record::{InvocationRecord, format_time, time_key, unix_micros};
 
 /// What compute costs. The defaults are the public AWS Lambda x86 list
 /// price, so users can compare a Stratus bill with a Lambda one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PriceSheet {
     pub currency: String,
     /// Per GB-second of peak memory × billed duration.
@@ -47,7 +46,7 @@ pub struct UsageQuery {
 }
 
 /// Usage of one function.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UsageRow {
     pub app: String,
     pub function: String,
@@ -62,7 +61,7 @@ pub struct UsageRow {
     pub cost: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UsageReport {
     /// The start of the period, when one was asked for.
     pub since: Option<String>,

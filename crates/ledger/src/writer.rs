@@ -151,7 +151,7 @@ impl Ledger {
         prices: PriceSheet,
     ) -> Result<Ledger, LedgerError> {
         let writer = schema::open(path)?;
-        let reader = schema::open(path)?;
+        let reader = stratus_sqlite::open(path, false)?;
         let (tx, rx) = mpsc::channel();
         let (live, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared {

@@ -1,22 +1,13 @@
 //! The SQL of each queue operation, run inside the writer's transaction
 //! (or, for reads, on the reader connection).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
+use stratus_sqlite::from_unix_micros;
 
 use crate::error::{DbContext, QueueError};
 use crate::model::{Delivery, EventState, EventStatus, NewEvent, RetryPolicy, Settled};
-
-pub(crate) fn micros(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-pub(crate) fn time(us: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
-}
 
 /// Stores the event (once per `(queue, id)`); returns its sequence number.
 pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64, QueueError> {
@@ -84,7 +75,7 @@ pub(crate) fn lease(
                 path: row.get(6)?,
                 content_type: row.get(7)?,
                 data: row.get(8)?,
-                time: time(row.get(9)?),
+                time: from_unix_micros(row.get(9)?),
                 attempt: row.get::<_, u32>(10)? + 1,
                 max_attempts: row.get(11)?,
             })
@@ -193,7 +184,7 @@ pub(crate) fn fail(
         ("dead", now, Settled::Dead)
     } else {
         let next = now + policy.delay(attempts).as_micros() as i64;
-        ("queued", next, Settled::Retry(time(next)))
+        ("queued", next, Settled::Retry(from_unix_micros(next)))
     };
     conn.prepare_cached(
         "UPDATE event SET state = ?2, next_us = ?3, last_error = ?4, lease_until_us = NULL,
@@ -243,9 +234,9 @@ fn status_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventStatus> {
         state: EventState::parse(&row.get::<_, String>(3)?),
         attempts: row.get(4)?,
         max_attempts: row.get(5)?,
-        created_at: time(row.get(6)?),
-        updated_at: time(row.get(7)?),
-        next_at: time(row.get(8)?),
+        created_at: from_unix_micros(row.get(6)?),
+        updated_at: from_unix_micros(row.get(7)?),
+        next_at: from_unix_micros(row.get(8)?),
         last_error: row.get(9)?,
         result_status: row.get(10)?,
         result_body: row.get(11)?,

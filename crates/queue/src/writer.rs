@@ -11,7 +11,8 @@ use tokio::sync::oneshot;
 use crate::error::{DbContext, QueueError};
 use crate::model::{Delivery, EventStatus, NewEvent, RetryPolicy, Settled};
 use crate::schema;
-use crate::store::{self, micros};
+use crate::store;
+use stratus_sqlite::unix_micros;
 
 /// The most operations one transaction takes.
 const MAX_BATCH: usize = 4096;
@@ -90,14 +91,14 @@ impl Queue {
         keep_settled: Duration,
     ) -> Result<Queue, QueueError> {
         let writer = schema::open(path)?;
-        let recovered = store::recover(&writer, micros(SystemTime::now()))?;
+        let recovered = store::recover(&writer, unix_micros(SystemTime::now()))?;
         if recovered > 0 {
             tracing::info!(
                 events = recovered,
                 "events in delivery when the node stopped are due again"
             );
         }
-        let reader = schema::open(path)?;
+        let reader = stratus_sqlite::open(path, false)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("stratus-queue".into())
@@ -207,7 +208,7 @@ fn write_loop(
             let before = SystemTime::now()
                 .checked_sub(keep_settled)
                 .unwrap_or(SystemTime::UNIX_EPOCH);
-            match store::prune(&conn, micros(before)) {
+            match store::prune(&conn, unix_micros(before)) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "pruned settled events"),
                 Err(e) => tracing::warn!("cannot prune the queue: {e}"),
@@ -221,7 +222,7 @@ fn write_loop(
 /// savepoint (one failing does not undo the others), and answers them once
 /// the transaction has committed.
 fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
-    let now = micros(SystemTime::now());
+    let now = unix_micros(SystemTime::now());
     let mut answers: Vec<Answer> = Vec::with_capacity(ops.len());
     let committed = (|| -> Result<(), QueueError> {
         let mut tx = conn.transaction().during("starting a batch")?;

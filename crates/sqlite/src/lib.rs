@@ -8,7 +8,7 @@
 //! rather than misread.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
@@ -98,6 +98,19 @@ pub fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Resul
         tracing::info!(path = %path.display(), version = to, "migrated database schema");
     }
     Ok(())
+}
+
+/// A time as stored in an `INTEGER` column: Unix microseconds. A clock
+/// before 1970 is a broken host; it is stored as 0 rather than failing.
+pub fn unix_micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The time stored by [`unix_micros`].
+pub fn from_unix_micros(us: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
 }
 
 #[cfg(test)]
