@@ -15,8 +15,8 @@ use stratus_gateway::{PlatformError, new_invocation_id};
 use crate::AdminState;
 use crate::error::ApiError;
 use crate::model::{
-    ActivateResponse, AppDetail, AppSummary, AsyncAccepted, DeployResponse, ErrorResponse,
-    FunctionInfo, Health, VersionSummary,
+    ActivateResponse, AppDetail, AppSummary, AsyncAccepted, BrokerHealth, DeployResponse,
+    ErrorResponse, FunctionInfo, Health, TriggerHealth, VersionSummary,
 };
 
 /// Liveness: the process is up and answering.
@@ -26,6 +26,8 @@ pub async fn healthz(State(state): State<AdminState>) -> Json<Health> {
         status: "ok".into(),
         live_apps: live_apps(&state),
         problems: Vec::new(),
+        brokers: Vec::new(),
+        triggers: Vec::new(),
     })
 }
 
@@ -34,10 +36,39 @@ pub async fn healthz(State(state): State<AdminState>) -> Json<Health> {
     (status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AdminState>) -> Response {
     let ready = state.node.is_ready();
+    // A broker that is down is detail, not unreadiness: the node serves
+    // HTTP all the same, and its triggers retry.
+    let mut problems = state.node.problems();
+    problems.extend(state.triggers.problems());
+    let time = |t| stratus_ledger::record::format_time(t);
     let body = Health {
         status: if ready { "ready" } else { "starting" }.into(),
         live_apps: live_apps(&state),
-        problems: state.node.problems(),
+        problems,
+        brokers: state
+            .triggers
+            .brokers()
+            .into_iter()
+            .map(|b| BrokerHealth {
+                broker: b.broker.into(),
+                url: b.url,
+                connected: b.connected,
+                error: b.error,
+                since: time(b.since),
+            })
+            .collect(),
+        triggers: state
+            .triggers
+            .triggers()
+            .into_iter()
+            .map(|t| TriggerHealth {
+                function: t.function,
+                trigger: t.trigger,
+                state: t.state.as_str().into(),
+                error: t.error,
+                since: time(t.since),
+            })
+            .collect(),
     };
     let status = if ready {
         StatusCode::OK

@@ -17,13 +17,14 @@ use http::StatusCode;
 use serde::Deserialize;
 use stratus_control::ControlError;
 use stratus_ledger::{Ledger, LogLine, LogQuery, UsageQuery};
+use stratus_queue::{EventStatus, Queue, QueueError};
 use tokio::sync::broadcast;
 
 use crate::AdminState;
 use crate::error::ApiError;
 use crate::model::{
-    DeadLetters, ErrorResponse, EventInfo, InvocationDetail, LogLineInfo, LogLines, Published,
-    Redriven, UsageReport,
+    DeadLetters, ErrorResponse, EventInfo, EventList, InvocationDetail, LogLineInfo, LogLines,
+    Published, Redriven, UsageReport,
 };
 
 /// Log lines returned when no `limit` is given, and the most allowed.
@@ -275,8 +276,8 @@ pub struct DeadLetterParams {
     limit: Option<usize>,
 }
 
-/// A function's dead letters: async invocations that failed every attempt,
-/// oldest first, with their last error.
+/// A function's dead letters: events that failed every attempt (or could
+/// not be read as events), oldest first, with their last error.
 #[utoipa::path(get, path = "/v1/functions/{function}/dead-letters",
     params(("function" = String, Path), DeadLetterParams),
     responses((status = 200, body = DeadLetters), (status = 404, body = ErrorResponse)),
@@ -286,18 +287,41 @@ pub async fn dead_letters(
     Path(function): Path<String>,
     Query(params): Query<DeadLetterParams>,
 ) -> Result<Json<DeadLetters>, ApiError> {
-    let (app, name) = resolve(&state, &function)?;
+    let events = list_events(&state, &function, params, Queue::dead_letters).await?;
+    Ok(Json(DeadLetters { events }))
+}
+
+/// A function's newest events in any state — async invocations, queue
+/// messages, cron ticks, broker messages — newest first.
+#[utoipa::path(get, path = "/v1/functions/{function}/events",
+    params(("function" = String, Path), DeadLetterParams),
+    responses((status = 200, body = EventList), (status = 404, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn function_events(
+    State(state): State<AdminState>,
+    Path(function): Path<String>,
+    Query(params): Query<DeadLetterParams>,
+) -> Result<Json<EventList>, ApiError> {
+    let events = list_events(&state, &function, params, Queue::recent).await?;
+    Ok(Json(EventList { events }))
+}
+
+/// Reads a function's queue with `read` (a blocking query).
+async fn list_events(
+    state: &AdminState,
+    function: &str,
+    params: DeadLetterParams,
+    read: fn(&Queue, &str, usize) -> Result<Vec<EventStatus>, QueueError>,
+) -> Result<Vec<EventInfo>, ApiError> {
+    let (app, name) = resolve(state, function)?;
     let limit = params
         .limit
         .unwrap_or(DEFAULT_LOG_LIMIT)
         .clamp(1, MAX_LOG_LIMIT);
     let queue = state.dispatcher.queue().clone();
     let found =
-        blocking(move || queue.dead_letters(&stratus_events::async_queue(&app, &name), limit))
-            .await?;
-    Ok(Json(DeadLetters {
-        events: found.into_iter().map(EventInfo::from).collect(),
-    }))
+        blocking(move || read(&queue, &stratus_events::async_queue(&app, &name), limit)).await?;
+    Ok(found.into_iter().map(EventInfo::from).collect())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -38,6 +38,8 @@ pub struct AdminState {
     pub ledger: Option<Arc<Ledger>>,
     /// Async invocations: the durable queue and its delivery loop.
     pub dispatcher: Arc<Dispatcher>,
+    /// What the cron, NATS and MQTT triggers are doing (for `/readyz`).
+    pub triggers: Arc<stratus_triggers::Health>,
 }
 
 /// The admin API as a router, ready to serve.
@@ -59,6 +61,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/invocations/{id}", get(ledger::invocation))
         .route("/events/{id}", get(ledger::event))
         .route("/queues/{queue}/events", post(ledger::publish))
+        .route("/functions/{function}/events", get(ledger::function_events))
         .route(
             "/functions/{function}/dead-letters",
             get(ledger::dead_letters),

@@ -124,6 +124,38 @@ pub struct Health {
     /// What keeps the node from serving everything it should.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// Broker connections the triggers use (only those in use).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brokers: Vec<BrokerHealth>,
+    /// Every cron, NATS, JetStream and MQTT trigger of a live function.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<TriggerHealth>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BrokerHealth {
+    /// `nats`.
+    pub broker: String,
+    pub url: String,
+    pub connected: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it last changed, RFC 3339.
+    pub since: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TriggerHealth {
+    /// `app/function`.
+    pub function: String,
+    /// As written in the manifest, e.g. `mqtt "sensors/+/telemetry"`.
+    pub trigger: String,
+    /// `starting`, `running` or `retrying`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it last changed, RFC 3339.
+    pub since: String,
 }
 
 impl From<AppRecord> for AppSummary {
@@ -396,6 +428,12 @@ impl From<stratus_queue::EventStatus> for EventInfo {
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
         }
     }
+}
+
+/// A function's recent events, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventList {
+    pub events: Vec<EventInfo>,
 }
 
 /// A function's dead letters, oldest first.

@@ -18,7 +18,13 @@ pub struct EventsResult {
     pub end_to_end_rate: f64,
     pub latency_p50: Duration,
     pub latency_p99: Duration,
+    /// Publish-to-handled latency with one event in flight at a time.
+    pub idle_p50: Duration,
+    pub idle_p99: Duration,
 }
+
+/// Events sent one at a time for the unloaded latency.
+const IDLE_EVENTS: usize = 300;
 
 pub fn run(events: usize, connections: usize) -> anyhow::Result<EventsResult> {
     let node = StratusNode::start(Variant {
@@ -75,31 +81,43 @@ pub fn run(events: usize, connections: usize) -> anyhow::Result<EventsResult> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let handled = started.elapsed();
-        let mut latencies = Vec::new();
-        for id in ids.iter().step_by((events / 1000).max(1)) {
-            let event: serde_json::Value = client
-                .get(format!("{}/v1/events/{id}", node.admin))
+        let sample: Vec<String> = ids
+            .iter()
+            .step_by((events / 1000).max(1))
+            .cloned()
+            .collect();
+        let (latency_p50, latency_p99) =
+            percentiles(latencies(&client, &node.admin, &sample).await?);
+
+        // Unloaded: one event at a time, each waited for before the next.
+        let mut idle = Vec::with_capacity(IDLE_EVENTS);
+        for _ in 0..IDLE_EVENTS {
+            let response = client
+                .post(&url)
                 .bearer_auth("bench")
+                .body("{}")
                 .send()
-                .await?
-                .json()
                 .await?;
-            let time = |key: &str| {
-                humantime::parse_rfc3339(event[key].as_str().unwrap_or_default())
-                    .with_context(|| format!("event {id} has no {key}"))
-            };
-            let (created, updated) = (time("created_at")?, time("updated_at")?);
-            latencies.push(updated.duration_since(created).unwrap_or_default());
+            let accepted: serde_json::Value = response.json().await?;
+            let id = accepted["id"].as_str().unwrap_or_default().to_string();
+            loop {
+                let event = status(&client, &node.admin, &id).await?;
+                if event["state"] == "succeeded" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            idle.push(id);
         }
-        latencies.sort_unstable();
-        let at =
-            |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        let (idle_p50, idle_p99) = percentiles(latencies(&client, &node.admin, &idle).await?);
         Ok(EventsResult {
             events,
             accept_rate: events as f64 / accepted.as_secs_f64(),
             end_to_end_rate: events as f64 / handled.as_secs_f64(),
-            latency_p50: at(0.5),
-            latency_p99: at(0.99),
+            latency_p50,
+            latency_p99,
+            idle_p50,
+            idle_p99,
         })
     })
 }
@@ -115,4 +133,49 @@ async fn succeeded(client: &reqwest::Client, admin: &str) -> anyhow::Result<u64>
         .find_map(|l| l.strip_prefix("stratus_events_succeeded_total "))
         .and_then(|v| v.trim().parse().ok())
         .context("no stratus_events_succeeded_total in /metrics")
+}
+
+async fn status(
+    client: &reqwest::Client,
+    admin: &str,
+    id: &str,
+) -> anyhow::Result<serde_json::Value> {
+    Ok(client
+        .get(format!("{admin}/v1/events/{id}"))
+        .bearer_auth("bench")
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
+/// From the moment each event was durably accepted to the moment its
+/// handler's 2xx was recorded.
+async fn latencies(
+    client: &reqwest::Client,
+    admin: &str,
+    ids: &[String],
+) -> anyhow::Result<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(ids.len());
+    for id in ids {
+        let event = status(client, admin, id).await?;
+        let time = |key: &str| {
+            humantime::parse_rfc3339(event[key].as_str().unwrap_or_default())
+                .with_context(|| format!("event {id} has no {key}"))
+        };
+        let (created, updated) = (time("created_at")?, time("updated_at")?);
+        latencies.push(updated.duration_since(created).unwrap_or_default());
+    }
+    Ok(latencies)
+}
+
+fn percentiles(mut latencies: Vec<Duration>) -> (Duration, Duration) {
+    latencies.sort_unstable();
+    let at = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    (at(0.5), at(0.99))
 }

@@ -93,6 +93,11 @@ fn main() -> anyhow::Result<()> {
                 fmt_us(r.latency_p50.as_secs_f64() * 1e6),
                 fmt_us(r.latency_p99.as_secs_f64() * 1e6)
             );
+            println!(
+                "\nOne event at a time: publish → handled p50 {}, p99 {}",
+                fmt_us(r.idle_p50.as_secs_f64() * 1e6),
+                fmt_us(r.idle_p99.as_secs_f64() * 1e6)
+            );
             return Ok(());
         }
         Some(Mode::Load { url }) => {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use stratus_runtime::{Function, FunctionLimits, FunctionOptions, Runtime, RuntimeConfig};
+use stratus_runtime::{
+    Function, FunctionIdentity, FunctionLimits, FunctionOptions, Runtime, RuntimeConfig,
+};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -259,6 +261,7 @@ pub fn measure_instantiate(n: u32) -> anyhow::Result<Instantiation> {
         timeout: std::time::Duration::from_secs(5),
     };
     let options = FunctionOptions {
+        identity: FunctionIdentity::new("bench", "hello"),
         limits,
         env: Vec::new(),
         min_warm: false,

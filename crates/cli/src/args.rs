@@ -148,6 +148,22 @@ pub struct NodeOpts {
     /// Deliveries of an async invocation before it is dead.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: u32,
+    /// NATS server for `nats` and `jetstream` triggers (connected only when
+    /// a function has one).
+    #[arg(
+        long,
+        env = "STRATUS_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+    /// MQTT broker for `mqtt` triggers (connected only when a function has
+    /// one).
+    #[arg(
+        long,
+        env = "STRATUS_MQTT_URL",
+        default_value = "mqtt://127.0.0.1:1883"
+    )]
+    pub mqtt_url: String,
 }
 
 #[derive(Debug, Args)]

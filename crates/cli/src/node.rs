@@ -15,6 +15,7 @@ use stratus_manifest::Manifest;
 use stratus_queue::{Queue, RetryPolicy};
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_store::Store;
+use stratus_triggers::{TriggerConfig, Triggers};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -36,6 +37,8 @@ struct NodeConfig {
     metering: Option<(Retention, PriceSheet)>,
     retry: RetryPolicy,
     max_attempts: u32,
+    nats_url: String,
+    mqtt_url: String,
 }
 
 impl NodeConfig {
@@ -98,6 +101,8 @@ impl NodeConfig {
                 ..RetryPolicy::default()
             },
             max_attempts: opts.max_attempts,
+            nats_url: opts.nats_url.clone(),
+            mqtt_url: opts.mqtt_url.clone(),
         })
     }
 }
@@ -144,9 +149,17 @@ struct RunningNode {
     max_upload: usize,
     ledger: Option<Arc<Ledger>>,
     dispatcher: Arc<Dispatcher>,
+    triggers: Triggers,
 }
 
-async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Result<RunningNode> {
+/// `persistent`: the data directory outlives this process (`stratus
+/// server`), so broker sessions may too.
+async fn start(
+    config: NodeConfig,
+    data_dir: &Path,
+    token: String,
+    persistent: bool,
+) -> anyhow::Result<RunningNode> {
     let store = Store::open(data_dir)
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     let mut runtime_config = RuntimeConfig::new(data_dir.join("compiled"));
@@ -179,6 +192,27 @@ async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Re
             ..DispatchConfig::default()
         },
     );
+    // Functions publish with `POST http://queue.svc/<queue>`.
+    runtime
+        .set_services(stratus_events::QueueService::new(&dispatcher, &gateway))
+        .context("cannot offer in-process services to functions")?;
+    let triggers = Triggers::new(
+        dispatcher.clone(),
+        gateway.clone(),
+        TriggerConfig {
+            nats_url: config.nats_url.clone(),
+            mqtt_url: config.mqtt_url.clone(),
+            node_identity: format!(
+                "{}:{}",
+                hostname(),
+                std::fs::canonicalize(data_dir)
+                    .unwrap_or_else(|_| data_dir.to_path_buf())
+                    .display()
+            ),
+            persistent_sessions: persistent,
+            retry: config.retry,
+        },
+    );
     let node = Arc::new(Node::new(Arc::new(store), Arc::new(runtime), gateway));
 
     let gateway_listener = bind(config.listen, "--listen").await?;
@@ -201,7 +235,14 @@ async fn start(config: NodeConfig, data_dir: &Path, token: String) -> anyhow::Re
         max_upload: config.max_upload,
         ledger,
         dispatcher,
+        triggers,
     })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// The default memory budget: half of `MemTotal`, leaving the rest to the
@@ -245,10 +286,15 @@ impl RunningNode {
             max_upload: self.max_upload,
             ledger: self.ledger.clone(),
             dispatcher: self.dispatcher.clone(),
+            triggers: self.triggers.health(),
         });
         // Deliveries stop with the process; an event in delivery then is due
         // again when the node next starts (at least once).
         let delivering = self.dispatcher.spawn();
+        // Cron ticks and broker messages are queued durably (or, for
+        // JetStream, left unacknowledged), so stopping them at any point
+        // loses nothing.
+        let triggering = self.triggers.spawn();
         let admin = axum::serve(self.admin_listener, router)
             .with_graceful_shutdown(stopped(stop_rx))
             .into_future();
@@ -261,6 +307,7 @@ impl RunningNode {
         // No new deliveries while draining; those under way finish or are
         // delivered again after a restart.
         delivering.abort();
+        triggering.abort();
         let (g, a) = tokio::join!(gateway, admin);
         g.context("gateway task failed")?
             .context("gateway failed")?;
@@ -309,7 +356,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let (token, token_source) = resolve_token(args.node.admin_token, &data_dir)?;
-    let running = start(config, &data_dir, token).await?;
+    let running = start(config, &data_dir, token, true).await?;
     let live = running.node.gateway().live();
     println!("Stratus node ready");
     println!("  gateway: http://{}", running.gateway_addr);
@@ -376,7 +423,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         .tempdir()
         .context("cannot create a temporary data directory")?;
     let token = args.node.admin_token.clone().unwrap_or_else(random_token);
-    let running = start(config, data_dir.path(), token.clone()).await?;
+    let running = start(config, data_dir.path(), token.clone(), false).await?;
     println!(
         "Stratus is up (data in {}, removed on exit)",
         data_dir.path().display()

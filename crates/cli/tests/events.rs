@@ -227,15 +227,13 @@ async fn publishing_to_a_queue_nobody_consumes_is_refused_and_bad_triggers_fail_
             .contains("queue = \"nowhere\"")
     );
 
-    let cron = testbed_app(
-        "cron",
-        "tick",
-        &[],
-        "triggers = [{ cron = \"0 * * * * *\" }]",
-    );
+    // A deploy error names the trigger and what is wrong with it.
+    let cron = testbed_app("cron", "tick", &[], "triggers = [{ cron = \"0 * * * *\" }]");
     let error = server.deploy_err(cron.path());
     assert!(
-        error.contains("triggers[0]: `cron` triggers are recognised but not supported"),
+        error.contains(
+            "triggers[0]: cron \"0 * * * *\" is not a valid schedule: it has 5 fields; write six"
+        ),
         "{error}"
     );
     let bad = testbed_app("bad", "bad", &[], "triggers = [{ queue = \"Not A Name\" }]");

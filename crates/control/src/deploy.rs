@@ -8,7 +8,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use stratus_gateway::LiveFunction;
 use stratus_manifest::{FunctionSpec, Manifest};
-use stratus_runtime::{Function, FunctionLimits, FunctionOptions, PreparedComponent};
+use stratus_runtime::{
+    Function, FunctionIdentity, FunctionLimits, FunctionOptions, PreparedComponent,
+};
 use stratus_store::NewFunction;
 use tokio::sync::Semaphore;
 
@@ -235,6 +237,7 @@ impl Node {
                 self.runtime.clone(),
                 component.clone(),
                 FunctionOptions {
+                    identity: FunctionIdentity::new(app, spec.name.as_str()),
                     limits,
                     env,
                     min_warm: spec.min_warm,

@@ -258,8 +258,10 @@ impl Dispatcher {
         }
     }
 
-    /// One delivery.
-    async fn attempt(&self, d: &Delivery) -> Attempt {
+    /// Delivers `d` once to the function its queue names and says how it
+    /// went; settling it is the caller's business (the queue's, or a
+    /// broker's for an event that a JetStream consumer acknowledges).
+    pub async fn attempt(&self, d: &Delivery) -> Attempt {
         let Some((app, name)) = d.queue.strip_prefix("fn:").and_then(|f| f.split_once('/')) else {
             return Attempt::Failed(format!("no function consumes queue \"{}\"", d.queue));
         };
@@ -294,7 +296,8 @@ impl Dispatcher {
 }
 
 /// How one delivery went.
-enum Attempt {
+#[derive(Debug)]
+pub enum Attempt {
     /// A 2xx: the status and the first bytes of the answer.
     Handled((u16, Vec<u8>)),
     Failed(String),

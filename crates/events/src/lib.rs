@@ -1,8 +1,7 @@
 //! Event delivery: from the durable queue to a function, as a CloudEvent.
 //!
 //! Every event reaches its function the same way, whatever produced it (an
-//! async invocation or a named queue today; cron and brokers as they
-//! arrive): a
+//! async invocation, a named queue, a cron tick or a broker's message): a
 //! `POST` in CloudEvents HTTP binary mode, `ce-*` headers and the data as
 //! the body, through the gateway's own invocation path, so the same limits,
 //! admission, metering and logs apply. A 2xx answer settles the event; any
@@ -10,6 +9,8 @@
 
 mod cloudevent;
 mod dispatcher;
+mod service;
 
 pub use cloudevent::request_for;
-pub use dispatcher::{DispatchConfig, DispatchStats, Dispatcher, Published, async_queue};
+pub use dispatcher::{Attempt, DispatchConfig, DispatchStats, Dispatcher, Published, async_queue};
+pub use service::{QUEUE_SERVICE_HOST, QueueService};

@@ -42,6 +42,9 @@ pub struct Gateway {
     /// Where invocations are metered and their logs kept; `None` when the
     /// node runs with metering off.
     recorder: Option<Recorder>,
+    /// Bumped on every activation, for those who follow the live set (the
+    /// triggers, which subscribe and unsubscribe as functions come and go).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Gateway {
@@ -51,6 +54,7 @@ impl Gateway {
             admission,
             draining: AtomicBool::new(false),
             recorder,
+            changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -62,6 +66,12 @@ impl Gateway {
     /// Makes `set` the serving set in one atomic step.
     pub fn activate(&self, set: LiveSet) {
         self.live.store(Arc::new(set));
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Wakes each time a new live set is activated.
+    pub fn live_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Accepts connections until `shutdown` resolves, then stops accepting

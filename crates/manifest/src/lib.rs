@@ -21,6 +21,7 @@ mod error;
 mod model;
 mod raw;
 mod route;
+mod schedule;
 mod units;
 mod validate;
 
@@ -33,5 +34,7 @@ pub use model::{
     FunctionSpec, LoadedManifest, MANIFEST_FILE, MAX_MAX_BODY, MAX_MAX_CONCURRENCY, MAX_MEMORY,
     MAX_TIMEOUT, MIN_MEMORY, Manifest, TriggerSpec,
 };
+pub use model::{DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS};
 pub use route::{Route, RouteError};
+pub use schedule::{parse_schedule, parse_time_zone};
 pub use units::{ByteSize, SizeError};

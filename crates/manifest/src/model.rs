@@ -91,13 +91,74 @@ pub struct FunctionSpec {
     pub triggers: Vec<TriggerSpec>,
 }
 
-/// One entry of a function's `triggers`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One entry of a function's `triggers`. Every kind delivers its events as
+/// CloudEvents and retries a failed delivery up to `max_attempts` times
+/// before the event goes to the function's dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TriggerSpec {
-    /// `{ queue = "orders" }`: every event published to the named queue is
-    /// delivered to this function, retried up to `max_attempts` times.
+    /// `{ queue = "orders" }`: every event published to the named queue.
     Queue { queue: String, max_attempts: u32 },
+    /// `{ cron = "0 */5 * * * *", timezone = "Europe/Paris" }`: a schedule
+    /// with a seconds field, evaluated in UTC unless a zone is named.
+    Cron {
+        schedule: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timezone: Option<String>,
+        max_attempts: u32,
+    },
+    /// `{ nats = "orders.created" }`: core NATS messages on a subject
+    /// (wildcards allowed), queued durably on arrival. Nodes share the
+    /// subscription through a queue group, so each message is taken once.
+    Nats {
+        subject: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queue_group: Option<String>,
+        max_attempts: u32,
+    },
+    /// `{ jetstream = { stream = "ORDERS", consumer = "restock" } }`: a
+    /// durable JetStream consumer; a message is acknowledged only after the
+    /// function answered 2xx, so the stream redelivers what failed.
+    JetStream {
+        stream: String,
+        consumer: String,
+        max_attempts: u32,
+    },
+    /// `{ mqtt = "sensors/+/temperature" }`: MQTT messages (QoS 1) on a
+    /// topic filter, acknowledged to the broker once durably queued.
+    Mqtt { topic: String, max_attempts: u32 },
+}
+
+impl TriggerSpec {
+    pub fn max_attempts(&self) -> u32 {
+        match self {
+            TriggerSpec::Queue { max_attempts, .. }
+            | TriggerSpec::Cron { max_attempts, .. }
+            | TriggerSpec::Nats { max_attempts, .. }
+            | TriggerSpec::JetStream { max_attempts, .. }
+            | TriggerSpec::Mqtt { max_attempts, .. } => *max_attempts,
+        }
+    }
+}
+
+impl std::fmt::Display for TriggerSpec {
+    /// As written in the manifest, for logs and `/readyz`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TriggerSpec::Queue { queue, .. } => write!(f, "queue {queue:?}"),
+            TriggerSpec::Cron {
+                schedule, timezone, ..
+            } => match timezone {
+                Some(zone) => write!(f, "cron {schedule:?} ({zone})"),
+                None => write!(f, "cron {schedule:?} (UTC)"),
+            },
+            TriggerSpec::Nats { subject, .. } => write!(f, "nats {subject:?}"),
+            TriggerSpec::JetStream {
+                stream, consumer, ..
+            } => write!(f, "jetstream {stream}/{consumer}"),
+            TriggerSpec::Mqtt { topic, .. } => write!(f, "mqtt {topic:?}"),
+        }
+    }
 }
 
 /// Deliveries of a queued event when a trigger does not say.

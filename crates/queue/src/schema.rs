@@ -7,7 +7,8 @@ use rusqlite::Connection;
 
 use crate::error::QueueError;
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE event (
         seq            INTEGER PRIMARY KEY,
         queue          TEXT    NOT NULL,
@@ -34,7 +35,16 @@ const MIGRATIONS: &[&str] = &["
     CREATE INDEX event_due ON event(queue, state, next_us);
     CREATE INDEX event_due_any ON event(state, next_us);
     CREATE INDEX event_by_id ON event(id);
-    "];
+    ",
+    "
+    -- The last tick each cron trigger fired, so a tick missed while the
+    -- node was down is fired once when it starts.
+    CREATE TABLE cron_tick (
+        trigger TEXT    PRIMARY KEY,
+        tick_us INTEGER NOT NULL
+    );
+    ",
+];
 
 /// Opens (creating or migrating) the queue database at `path`.
 pub(crate) fn open(path: &Path) -> Result<Connection, QueueError> {

@@ -38,6 +38,59 @@ pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64, 
         .during(ACTION)
 }
 
+/// Stores a cron tick's event (if any: a first start only marks where the
+/// schedule begins) and records the tick as fired, in one savepoint: after
+/// a crash either both happened or neither.
+pub(crate) fn fire(
+    conn: &Connection,
+    e: Option<&NewEvent>,
+    trigger: &str,
+    tick_us: i64,
+    now: i64,
+) -> Result<Option<i64>, QueueError> {
+    let seq = e.map(|e| enqueue(conn, e, now)).transpose()?;
+    conn.prepare_cached(
+        "INSERT INTO cron_tick (trigger, tick_us) VALUES (?1, ?2)
+         ON CONFLICT (trigger) DO UPDATE SET tick_us = max(tick_us, excluded.tick_us)",
+    )
+    .during("recording a cron tick")?
+    .execute(params![trigger, tick_us])
+    .during("recording a cron tick")?;
+    Ok(seq)
+}
+
+/// The last tick a cron trigger fired, if it ever did.
+pub(crate) fn last_tick(conn: &Connection, trigger: &str) -> Result<Option<i64>, QueueError> {
+    conn.prepare_cached("SELECT tick_us FROM cron_tick WHERE trigger = ?1")
+        .during("reading a cron tick")?
+        .query_row([trigger], |row| row.get(0))
+        .optional()
+        .during("reading a cron tick")
+}
+
+/// Stores an event straight into the dead-letter state: one that was
+/// delivered elsewhere (a JetStream message) until its attempts ran out, or
+/// that could not be read as an event at all. Redrive then delivers it
+/// through this queue.
+pub(crate) fn bury(
+    conn: &Connection,
+    e: &NewEvent,
+    attempts: u32,
+    error: &str,
+    now: i64,
+) -> Result<i64, QueueError> {
+    const ACTION: &str = "storing a dead letter";
+    let seq = enqueue(conn, e, now)?;
+    conn.prepare_cached(
+        "UPDATE event SET state = 'dead', attempts = ?2, last_error = ?3, updated_us = ?4
+         WHERE seq = ?1 AND state = 'queued' AND attempts = 0",
+    )
+    .during(ACTION)?
+    .execute(params![seq, attempts, error, now])
+    .during(ACTION)?;
+    Ok(seq)
+}
+
 /// Hands out up to `max` due events of `queue` (of every queue when
 /// `None`): waiting ones whose time has come and leased ones whose lease ran
 /// out (their deliverer is gone).
@@ -241,6 +294,22 @@ fn status_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventStatus> {
         result_status: row.get(10)?,
         result_body: row.get(11)?,
     })
+}
+
+/// A queue's newest events, newest first, in any state.
+pub(crate) fn recent(
+    conn: &Connection,
+    queue: &str,
+    limit: usize,
+) -> Result<Vec<EventStatus>, QueueError> {
+    conn.prepare_cached(&format!(
+        "SELECT {STATUS_COLUMNS} FROM event WHERE queue = ?1 ORDER BY seq DESC LIMIT ?2"
+    ))
+    .during("listing events")?
+    .query_map(params![queue, limit as i64], status_row)
+    .during("listing events")?
+    .collect::<Result<Vec<_>, _>>()
+    .during("listing events")
 }
 
 /// The newest event with this id, in any queue.

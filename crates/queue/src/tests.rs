@@ -238,3 +238,47 @@ async fn a_released_event_keeps_its_attempts() {
         Settled::Dead
     );
 }
+
+#[tokio::test]
+async fn a_cron_tick_is_stored_with_its_event_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let tick = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    {
+        let queue = open(&dir, no_backoff());
+        assert_eq!(queue.last_tick("app/f#0").unwrap(), None);
+        queue
+            .fire(Some(event("fn:app/f", "tick-1", 3)), "app/f#0", tick)
+            .await
+            .unwrap();
+        // An older tick never moves the mark back.
+        queue
+            .fire(
+                Some(event("fn:app/f", "tick-0", 3)),
+                "app/f#0",
+                tick - Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+    }
+    let queue = open(&dir, no_backoff());
+    assert_eq!(queue.last_tick("app/f#0").unwrap(), Some(tick));
+    assert_eq!(queue.lease(None, 10, LEASE).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_buried_event_is_a_dead_letter_that_redrive_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(&dir, no_backoff());
+    queue
+        .bury(event("fn:app/f", "js-1", 3), 3, "answered 500".into())
+        .await
+        .unwrap();
+    assert!(queue.lease(None, 10, LEASE).await.unwrap().is_empty());
+    let dead = queue.dead_letters("fn:app/f", 10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 3);
+    assert_eq!(dead[0].last_error.as_deref(), Some("answered 500"));
+    assert_eq!(queue.redrive("fn:app/f", None).await.unwrap(), 1);
+    let d = queue.lease(None, 10, LEASE).await.unwrap().remove(0);
+    assert_eq!((d.id.as_str(), d.attempt), ("js-1", 1));
+}

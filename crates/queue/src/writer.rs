@@ -23,6 +23,18 @@ type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
 enum Op {
     Enqueue(NewEvent, Reply<i64>),
+    Fire {
+        event: Option<NewEvent>,
+        trigger: String,
+        tick_us: i64,
+        reply: Reply<Option<i64>>,
+    },
+    Bury {
+        event: NewEvent,
+        attempts: u32,
+        error: String,
+        reply: Reply<i64>,
+    },
     Lease {
         queue: Option<String>,
         max: usize,
@@ -122,6 +134,49 @@ impl Queue {
         self.call(|reply| Op::Enqueue(event, reply)).await
     }
 
+    /// Stores the event of a cron tick and records `tick` as the trigger's
+    /// last, atomically; returns once both are durable. Without an event it
+    /// only records the tick.
+    pub async fn fire(
+        &self,
+        event: Option<NewEvent>,
+        trigger: &str,
+        tick: SystemTime,
+    ) -> Result<Option<i64>, QueueError> {
+        let trigger = trigger.to_owned();
+        let tick_us = unix_micros(tick);
+        self.call(|reply| Op::Fire {
+            event,
+            trigger,
+            tick_us,
+            reply,
+        })
+        .await
+    }
+
+    /// The last tick the cron trigger `trigger` fired (blocking read).
+    pub fn last_tick(&self, trigger: &str) -> Result<Option<SystemTime>, QueueError> {
+        Ok(store::last_tick(&self.reader(), trigger)?.map(stratus_sqlite::from_unix_micros))
+    }
+
+    /// Stores an event as dead after `attempts` deliveries made elsewhere
+    /// (or none, for one that could not be read), with the reason; it can
+    /// be redriven like any dead letter. Returns once it is durable.
+    pub async fn bury(
+        &self,
+        event: NewEvent,
+        attempts: u32,
+        error: String,
+    ) -> Result<i64, QueueError> {
+        self.call(|reply| Op::Bury {
+            event,
+            attempts,
+            error,
+            reply,
+        })
+        .await
+    }
+
     /// Leases up to `max` due events of `queue` (of every queue when
     /// `None`) for `lease`.
     pub async fn lease(
@@ -169,6 +224,11 @@ impl Queue {
     /// The newest event with this id (blocking read).
     pub fn status(&self, id: &str) -> Result<Option<EventStatus>, QueueError> {
         store::status(&self.reader(), id)
+    }
+
+    /// A queue's newest events in any state, newest first (blocking read).
+    pub fn recent(&self, queue: &str, limit: usize) -> Result<Vec<EventStatus>, QueueError> {
+        store::recent(&self.reader(), queue, limit)
     }
 
     /// A queue's dead letters, oldest first (blocking read).
@@ -231,6 +291,24 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
             let (ok, done) = match op {
                 Op::Enqueue(event, reply) => {
                     let r = store::enqueue(&sp, &event, now);
+                    (r.is_ok(), answer(reply, r))
+                }
+                Op::Fire {
+                    event,
+                    trigger,
+                    tick_us,
+                    reply,
+                } => {
+                    let r = store::fire(&sp, event.as_ref(), &trigger, tick_us, now);
+                    (r.is_ok(), answer(reply, r))
+                }
+                Op::Bury {
+                    event,
+                    attempts,
+                    error,
+                    reply,
+                } => {
+                    let r = store::bury(&sp, &event, attempts, &error, now);
                     (r.is_ok(), answer(reply, r))
                 }
                 Op::Lease {

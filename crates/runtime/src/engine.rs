@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::hash::Hasher;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -24,6 +24,7 @@ use crate::compile::PreparedComponent;
 use crate::error::RuntimeError;
 use crate::host::InstanceState;
 use crate::residency::ResidencyStats;
+use crate::services::InProcessServices;
 
 /// Settings that shape the engine. They are fixed for the life of a node;
 /// changing any of them changes [`Runtime::engine_hash`] and therefore the
@@ -68,6 +69,10 @@ pub struct Runtime {
     pub(crate) idle_instances: AtomicU32,
     /// Components in memory by hash, so identical ones are loaded once.
     pub(crate) loaded: Mutex<HashMap<String, Weak<PreparedComponent>>>,
+    /// The `*.svc` services functions may call. Set once after
+    /// construction: what serves them (the event dispatcher) is built on top
+    /// of the runtime.
+    services: OnceLock<Arc<dyn InProcessServices>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -130,6 +135,7 @@ impl Runtime {
             residency: ResidencyStats::default(),
             idle_instances: AtomicU32::new(0),
             loaded: Mutex::default(),
+            services: OnceLock::new(),
         })
     }
 
@@ -163,6 +169,19 @@ impl Runtime {
     /// Cold starts, warm starts and evictions so far.
     pub fn residency(&self) -> &ResidencyStats {
         &self.residency
+    }
+
+    /// Registers the services functions reach at `http://<name>.svc/`.
+    /// Instances created from now on can call them; before, and without
+    /// them, such requests are denied like any other outbound request.
+    pub fn set_services(&self, services: Arc<dyn InProcessServices>) -> Result<(), RuntimeError> {
+        self.services
+            .set(services)
+            .map_err(|_| RuntimeError::Config("in-process services are already registered".into()))
+    }
+
+    pub(crate) fn services(&self) -> Option<Arc<dyn InProcessServices>> {
+        self.services.get().cloned()
     }
 
     /// The settings the runtime was built with.

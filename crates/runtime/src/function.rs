@@ -28,6 +28,7 @@ use crate::host::InstanceState;
 use crate::meter::Meter;
 use crate::residency::Resident;
 use crate::reuse::{Idle, IdleInstances};
+use crate::services::{FunctionIdentity, OutboundHooks};
 
 /// The body type of a function's response: streamed from the guest.
 pub type ResponseBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -44,6 +45,8 @@ pub struct FunctionLimits {
 /// How a function runs, from its manifest entry.
 #[derive(Debug, Clone)]
 pub struct FunctionOptions {
+    /// Which function this is, as in-process services see the caller.
+    pub identity: FunctionIdentity,
     pub limits: FunctionLimits,
     /// The function's environment (manifest `env`).
     pub env: Vec<(String, String)>,
@@ -64,11 +67,13 @@ pub struct Function {
     limits: FunctionLimits,
     env: Vec<(String, String)>,
     idle: Arc<IdleInstances>,
+    identity: Arc<FunctionIdentity>,
 }
 
 impl std::fmt::Debug for Function {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Function")
+            .field("identity", &self.identity)
             .field("component", &self.code.sha256())
             .field("limits", &self.limits)
             .finish_non_exhaustive()
@@ -103,6 +108,7 @@ impl Function {
             code: Resident::new(component, options.source, options.min_warm),
             limits: options.limits,
             env: options.env,
+            identity: Arc::new(options.identity),
         }
     }
 
@@ -232,7 +238,8 @@ impl Function {
     }
 
     fn new_store(&self) -> Store<InstanceState> {
-        let state = InstanceState::new(&self.env, self.limits.memory, OUTPUT_CAPACITY);
+        let hooks = OutboundHooks::new(self.identity.clone(), self.runtime.services());
+        let state = InstanceState::new(&self.env, self.limits.memory, OUTPUT_CAPACITY, hooks);
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.limits);
         // Every epoch tick the guest yields to other tasks, and once the

@@ -11,10 +11,11 @@ use std::time::Instant;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capture::CapturedOutput;
 use crate::meter::Meter;
+use crate::services::OutboundHooks;
 
 pub struct InstanceState {
     pub(crate) wasi: WasiCtx,
@@ -25,11 +26,17 @@ pub struct InstanceState {
     pub(crate) output: CapturedOutput,
     /// When the current invocation must end.
     pub(crate) deadline: Instant,
-    hooks: DenyOutbound,
+    /// Where the guest's outbound HTTP requests go.
+    hooks: OutboundHooks,
 }
 
 impl InstanceState {
-    pub(crate) fn new(env: &[(String, String)], memory_cap: u64, output_capacity: usize) -> Self {
+    pub(crate) fn new(
+        env: &[(String, String)],
+        memory_cap: u64,
+        output_capacity: usize,
+        hooks: OutboundHooks,
+    ) -> Self {
         let output = CapturedOutput::new(output_capacity);
         let mut wasi = WasiCtx::builder();
         wasi.envs(env)
@@ -46,7 +53,7 @@ impl InstanceState {
             limits: MemoryCap::new(memory_cap),
             output,
             deadline: Instant::now(),
-            hooks: DenyOutbound,
+            hooks,
         }
     }
 
@@ -136,31 +143,5 @@ impl ResourceLimiter for MemoryCap {
         // Tables hold function references; a million entries is far beyond
         // any real program and bounds the host memory they can take.
         Ok(desired <= 1_000_000)
-    }
-}
-
-/// Outbound HTTP is denied until a function is granted `allowed_outbound`;
-/// the guest sees the standard `HTTP-request-denied` error code.
-struct DenyOutbound;
-
-impl WasiHttpHooks for DenyOutbound {
-    fn send_request(
-        &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        tracing::info!("outbound HTTP request denied: the function has no `allowed_outbound`");
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }

@@ -14,7 +14,8 @@
 //!   `wasi:http/incoming-handler`, does it import only what the node provides;
 //! - per-request execution ([`Function::handle`]): a fresh `Store` and instance
 //!   from a pre-instantiated `ProxyPre`, with a memory cap, a wall-clock
-//!   deadline, an empty filesystem, denied sockets and denied outbound HTTP.
+//!   deadline, an empty filesystem, denied sockets and denied outbound HTTP
+//!   except to the node's own in-process services (`http://<name>.svc/`).
 
 mod capture;
 mod compile;
@@ -25,6 +26,7 @@ mod host;
 mod meter;
 mod residency;
 mod reuse;
+mod services;
 mod validate;
 
 pub use capture::{OutputKind, OutputLine};
@@ -36,6 +38,7 @@ pub use function::{
 };
 pub use meter::{Meter, Reading};
 pub use residency::ResidencyStats;
+pub use services::{FunctionIdentity, InProcessServices, SERVICE_BODY_LIMIT, ServiceFuture};
 
 pub use validate::PROVIDED_INTERFACES;
 /// The error type of request and response bodies exchanged with guests.

@@ -387,3 +387,128 @@ pub async fn publish(
     let response = request.send().await.unwrap();
     (response.status().as_u16(), json(response).await)
 }
+
+/// Polls `GET /v1/events/{id}` until the event exists (a broker's message
+/// is stored a moment after it is published) and is settled.
+pub async fn arrived(server: &Server, id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, event) = server.admin_get(&format!("/v1/events/{id}")).await;
+        if status == 200 {
+            return settled(server, id).await;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "event {id} never arrived: {status} {event}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A function's newest events (any state), newest first.
+pub async fn function_events(server: &Server, function: &str) -> Vec<serde_json::Value> {
+    let (status, body) = server
+        .admin_get(&format!("/v1/functions/{function}/events?limit=10000"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["events"].as_array().unwrap().clone()
+}
+
+/// Polls a function's dead letters until one has `id`.
+pub async fn dead_letter(server: &Server, function: &str, id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = server
+            .admin_get(&format!("/v1/functions/{function}/dead-letters"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(found) = body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+        {
+            return found.clone();
+        }
+        assert!(Instant::now() < deadline, "no dead letter {id}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `/readyz` until `check` holds for its body.
+pub async fn readyz_until(
+    server: &Server,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body: serde_json::Value = server
+            .http
+            .get(server.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if check(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "/readyz never matched: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A name no other test run uses (brokers outlive test runs).
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+/// Publishes QoS 1 messages to Mosquitto and waits for their PUBACKs.
+pub async fn mqtt_publish(topic: &str, payloads: &[&str]) {
+    let mut options = rumqttc::MqttOptions::new(unique("test-pub-"), "127.0.0.1", 1883);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 64);
+    for payload in payloads {
+        client
+            .publish(
+                topic,
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                payload.as_bytes().to_vec(),
+            )
+            .await
+            .unwrap();
+    }
+    // Drive the connection until every publish is acknowledged.
+    let mut acked = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while acked < payloads.len() {
+        assert!(Instant::now() < deadline, "the broker did not acknowledge");
+        if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = events.poll().await {
+            acked += 1;
+        }
+    }
+}
+
+/// Has the testbed route `/pub/publish?{query}` POST `data` (as JSON) to
+/// `http://queue.svc/…` from inside the function: the status and body the
+/// guest got back (502 and the error code if the request itself failed).
+pub async fn publish_from_guest(server: &Server, query: &str, data: &str) -> (u16, String) {
+    let response = server
+        .http
+        .post(server.url(&format!("/pub/publish?{query}")))
+        .header("content-type", "application/json")
+        .body(data.to_string())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}

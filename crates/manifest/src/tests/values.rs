@@ -216,26 +216,100 @@ fn checks_reuse() {
 #[test]
 fn checks_triggers() {
     let m = parse(&one_function(
-        "component = \"f.wasm\"\ntriggers = [{ queue = \"orders\" }, { queue = \"audit.log\", max_attempts = 5 }]",
+        "component = \"f.wasm\"\ntriggers = [{ queue = \"orders\" }, { queue = \"audit.log\", max_attempts = 5 },
+          { cron = \"*/10 * * * * *\" }, { cron = \"0 30 9 * * MON-FRI\", timezone = \"Europe/Paris\" },
+          { nats = \"orders.*.created\" }, { nats = \"audit.>\", queue_group = \"auditors\" },
+          { jetstream = { stream = \"ORDERS\", consumer = \"restock\" }, max_attempts = 7 },
+          { mqtt = \"sensors/+/temperature\" }, { mqtt = \"#\" }]",
     ))
     .unwrap();
+    let max_attempts = 3;
     assert_eq!(
         m.functions[0].triggers,
         [
             TriggerSpec::Queue {
                 queue: "orders".into(),
-                max_attempts: 3
+                max_attempts
             },
             TriggerSpec::Queue {
                 queue: "audit.log".into(),
                 max_attempts: 5
             },
+            TriggerSpec::Cron {
+                schedule: "*/10 * * * * *".into(),
+                timezone: None,
+                max_attempts
+            },
+            TriggerSpec::Cron {
+                schedule: "0 30 9 * * MON-FRI".into(),
+                timezone: Some("Europe/Paris".into()),
+                max_attempts
+            },
+            TriggerSpec::Nats {
+                subject: "orders.*.created".into(),
+                queue_group: None,
+                max_attempts
+            },
+            TriggerSpec::Nats {
+                subject: "audit.>".into(),
+                queue_group: Some("auditors".into()),
+                max_attempts
+            },
+            TriggerSpec::JetStream {
+                stream: "ORDERS".into(),
+                consumer: "restock".into(),
+                max_attempts: 7
+            },
+            TriggerSpec::Mqtt {
+                topic: "sensors/+/temperature".into(),
+                max_attempts
+            },
+            TriggerSpec::Mqtt {
+                topic: "#".into(),
+                max_attempts
+            },
         ]
     );
     for (triggers, message) in [
         (
-            "[{ cron = \"0 * * * * *\" }]",
-            "function \"f\": triggers[0]: `cron` triggers are recognised but not supported by this version of Stratus yet",
+            "[{ cron = \"0 * * * *\" }]",
+            "function \"f\": triggers[0]: cron \"0 * * * *\" is not a valid schedule: it has 5 fields; write six: second minute hour day-of-month month day-of-week, e.g. \"0 */5 * * * *\"",
+        ),
+        (
+            "[{ queue = \"a\" }, { cron = \"0 61 * * * *\" }]",
+            "function \"f\": triggers[1]: cron \"0 61 * * * *\" is not a valid schedule: ",
+        ),
+        (
+            "[{ cron = \"0 0 * * * *\", timezone = \"Mars/Olympus\" }]",
+            "function \"f\": triggers[0]: timezone \"Mars/Olympus\" is not a time zone name; use an IANA name such as \"Europe/Paris\" or \"UTC\"",
+        ),
+        (
+            "[{ nats = \"orders..created\" }]",
+            "function \"f\": triggers[0]: nats subject \"orders..created\" is not valid; use '.'-separated tokens without spaces, where `*` matches one token and a last `>` the rest, e.g. \"orders.created\"",
+        ),
+        (
+            "[{ nats = \"a.>.b\" }]",
+            "function \"f\": triggers[0]: nats subject \"a.>.b\" is not valid;",
+        ),
+        (
+            "[{ mqtt = \"sensors/#/x\" }]",
+            "function \"f\": triggers[0]: mqtt topic filter \"sensors/#/x\" is not valid; use '/'-separated levels where `+` matches one level and a last `#` the rest, e.g. \"sensors/+/temperature\"",
+        ),
+        (
+            "[{ jetstream = \"ORDERS\" }]",
+            "function \"f\": triggers[0]: jetstream must be a table such as { stream = \"ORDERS\", consumer = \"restock\" }, not string",
+        ),
+        (
+            "[{ jetstream = { stream = \"ORDERS\" } }]",
+            "function \"f\": triggers[0]: jetstream has no `consumer`; write { stream = \"ORDERS\", consumer = \"restock\" }",
+        ),
+        (
+            "[{ jetstream = { stream = \"OR.DERS\", consumer = \"c\" } }]",
+            "function \"f\": triggers[0]: jetstream stream \"OR.DERS\" is not valid; use 1 to 64 of A-Z, a-z, 0-9, '-', '_'",
+        ),
+        (
+            "[{ nats = \"a\", timezone = \"UTC\" }]",
+            "function \"f\": triggers[0] has an unknown key `timezone`; a nats trigger takes `nats`, `queue_group`, `max_attempts`",
         ),
         (
             "[{ queue = \"Orders!\" }]",
@@ -251,7 +325,7 @@ fn checks_triggers() {
         ),
         (
             "[{ queue = \"a\", retries = 2 }]",
-            "function \"f\": triggers[0] has an unknown key `retries`; a queue trigger takes `queue` and `max_attempts`",
+            "function \"f\": triggers[0] has an unknown key `retries`; a queue trigger takes `queue`, `max_attempts`",
         ),
         (
             "[\"orders\"]",
@@ -259,6 +333,10 @@ fn checks_triggers() {
         ),
     ] {
         let error = function_error(&format!("triggers = {triggers}"));
-        assert_eq!(error, format!("{FILE}:6:12: {message}"), "{triggers}");
+        let expected = format!("{FILE}:6:12: {message}");
+        assert!(
+            error.starts_with(&expected),
+            "{triggers}:\n  got  {error}\n  want {expected}"
+        );
     }
 }

@@ -19,6 +19,7 @@ use crate::raw::{RawFunction, RawManifest};
 use crate::route::Route;
 use crate::units::ByteSize;
 
+mod triggers;
 mod values;
 
 /// Accepted names, appended to every name error.

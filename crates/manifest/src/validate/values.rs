@@ -8,20 +8,8 @@ use toml::{Spanned, Value};
 
 use super::{NAME_RULE, Source};
 use crate::error::ManifestError;
-use crate::model::{DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS, MAX_TIMEOUT, TriggerSpec};
+use crate::model::MAX_TIMEOUT;
 
-/// Event sources a trigger may name (the product contract's list).
-const TRIGGER_KINDS: &[&str] = &["queue", "cron", "nats", "jetstream", "mqtt"];
-
-fn valid_queue_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 64
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
-        })
-}
 use crate::raw::RawEnv;
 use crate::units::{ByteSize, SizeError};
 
@@ -193,83 +181,6 @@ impl Source<'_> {
                     format!("{p}{key} {n} is out of range; use an integer from {min} to {max}"),
                 )
             })
-    }
-
-    /// `triggers = [{ queue = "orders" }, …]`.
-    pub(super) fn triggers(
-        &self,
-        value: &Spanned<Value>,
-        p: &str,
-    ) -> Result<Vec<TriggerSpec>, ManifestError> {
-        let Value::Array(items) = value.get_ref() else {
-            return Err(self.wrong_type(value, p, "triggers", "an array of tables"));
-        };
-        let fail = |message: String| Err(self.invalid(value.span(), "triggers", message));
-        let mut triggers = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let at = format!("{p}triggers[{i}]");
-            let Value::Table(table) = item else {
-                return fail(format!(
-                    "{at} must be a table such as {{ queue = \"orders\" }}, not {}",
-                    item.type_str()
-                ));
-            };
-            let kinds: Vec<&str> = TRIGGER_KINDS
-                .iter()
-                .copied()
-                .filter(|k| table.contains_key(*k))
-                .collect();
-            let kind = match kinds.as_slice() {
-                [one] => *one,
-                [] => {
-                    return fail(format!(
-                        "{at} names no event source; use one of {}",
-                        TRIGGER_KINDS.join(", ")
-                    ));
-                }
-                many => {
-                    return fail(format!(
-                        "{at} names {}; use one per trigger",
-                        many.join(" and ")
-                    ));
-                }
-            };
-            if kind != "queue" {
-                return fail(format!(
-                    "{at}: `{kind}` triggers are recognised but not supported by this version of Stratus yet"
-                ));
-            }
-            if let Some(extra) = table.keys().find(|k| *k != "queue" && *k != "max_attempts") {
-                return fail(format!(
-                    "{at} has an unknown key `{extra}`; a queue trigger takes `queue` and `max_attempts`"
-                ));
-            }
-            let queue = match table.get("queue") {
-                Some(Value::String(name)) if valid_queue_name(name) => name.clone(),
-                Some(other) => {
-                    return fail(format!(
-                        "{at}: queue {other} is not a queue name; use 1 to 64 of a-z, 0-9, '.', '-', '_', starting with a letter or digit"
-                    ));
-                }
-                None => unreachable!("the kind was found"),
-            };
-            let max_attempts = match table.get("max_attempts") {
-                None => DEFAULT_MAX_ATTEMPTS,
-                Some(Value::Integer(n)) if (1..=i64::from(MAX_MAX_ATTEMPTS)).contains(n) => {
-                    *n as u32
-                }
-                Some(other) => {
-                    return fail(format!(
-                        "{at}: max_attempts {other} is out of range; use an integer from 1 to {MAX_MAX_ATTEMPTS}"
-                    ));
-                }
-            };
-            triggers.push(TriggerSpec::Queue {
-                queue,
-                max_attempts,
-            });
-        }
-        Ok(triggers)
     }
 
     pub(super) fn env(

@@ -19,6 +19,7 @@
 //! | `fs` | lists `/`: 200 `denied: …` when the host gives no directory |
 //! | `connect?to=HOST:PORT` | opens a TCP connection: 200 `denied: …` or `connected` |
 //! | `fetch?to=HOST:PORT` | outbound HTTP GET: 200 `denied: <error code>` or `reached: <status>` |
+//! | `publish?queue=Q&id=ID` | `POST http://queue.svc/Q` with this request's body and content type (and `ce-id: ID` when given): answers the status and body it got back, or 502 with the error code |
 //! | anything else | 200 `testbed` |
 //!
 //! A missing or malformed query parameter answers 400.
@@ -154,7 +155,23 @@ impl Guest for Testbed {
                 Some(to) => send_text(response_out, 200, &fetch(&to)),
                 None => send_text(response_out, 400, "fetch needs ?to=HOST:PORT"),
             },
-            _ => send_text(response_out, 200, "testbed"),
+            "publish" => match query_param(query, "queue") {
+                Some(queue) => {
+                    let (status, headers, body) =
+                        publish(&request, &queue, query_param(query, "id").as_deref());
+                    send(response_out, status, headers, &body);
+                }
+                None => send_text(response_out, 400, "publish needs ?queue=NAME"),
+            },
+            // Events arrive at "/": data starting with "fail" is refused,
+            // so tests can make a delivery fail.
+            _ => {
+                if read_body(&request).starts_with(b"fail") {
+                    send_text(response_out, 500, "failing as the data asks")
+                } else {
+                    send_text(response_out, 200, "testbed")
+                }
+            }
         }
     }
 }
@@ -178,6 +195,66 @@ fn fetch(to: &str) -> String {
         Some(Ok(Err(code))) => format!("denied: {code:?}"),
         other => format!("denied: {other:?}"),
     }
+}
+
+/// `POST http://queue.svc/<queue>` through `wasi:http/outgoing-handler`,
+/// forwarding this request's body and content type. The body is written
+/// after `handle`, as a streaming client would: the host reads it while it
+/// is written. Returns the answer's status, content type and body, or 502
+/// and the error code when the request itself failed.
+fn publish(
+    request: &IncomingRequest,
+    queue: &str,
+    id: Option<&str>,
+) -> (u16, Vec<(String, Vec<u8>)>, Vec<u8>) {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{OutgoingRequest, Scheme};
+
+    let data = read_body(request);
+    let mut headers = Vec::new();
+    if let Some(content_type) = request.headers().get("content-type").into_iter().next() {
+        headers.push(("content-type".to_string(), content_type));
+    }
+    if let Some(id) = id {
+        headers.push(header("ce-id", id));
+    }
+    let outgoing = OutgoingRequest::new(Fields::from_list(&headers).expect("valid headers"));
+    let _ = outgoing.set_method(&Method::Post);
+    let _ = outgoing.set_scheme(Some(&Scheme::Http));
+    let _ = outgoing.set_authority(Some("queue.svc"));
+    let _ = outgoing.set_path_with_query(Some(&format!("/{queue}")));
+    let body = outgoing.body().expect("body is taken only once");
+    let failed = |code: String| (502, Vec::new(), code.into_bytes());
+    let future = match outgoing_handler::handle(outgoing, None) {
+        Ok(future) => future,
+        Err(code) => return failed(format!("{code:?}")),
+    };
+    {
+        let mut out = body.write().expect("stream is taken only once");
+        // A denied request is not read: its stream fails, which is fine.
+        let _ = out.write_all(&data);
+        let _ = out.flush();
+    }
+    let _ = OutgoingBody::finish(body, None);
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return failed(format!("{code:?}")),
+        other => return failed(format!("{other:?}")),
+    };
+    let mut headers = Vec::new();
+    if let Some(content_type) = response.headers().get("content-type").into_iter().next() {
+        headers.push(("content-type".to_string(), content_type));
+    }
+    let mut answer = Vec::new();
+    if let Ok(body) = response.consume() {
+        if let Ok(mut stream) = body.stream() {
+            let _ = stream.read_to_end(&mut answer);
+            drop(stream);
+        }
+        drop(IncomingBody::finish(body));
+    }
+    (response.status(), headers, answer)
 }
 
 /// Burns CPU forever; only the host's deadline (epoch interruption) stops it.

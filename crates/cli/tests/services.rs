@@ -1,0 +1,83 @@
+//! In-process services: a function reaching the node itself over
+//! `wasi:http`, e.g. publishing with `POST http://queue.svc/<queue>`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+/// A testbed function under `/pub/...` that publishes (or fetches) from
+/// inside the sandbox (see `publish_from_guest`).
+fn publisher() -> AppDir {
+    testbed_app("front", "checkout", &["/pub/..."], "")
+}
+
+#[tokio::test]
+async fn a_function_publishes_to_a_queue_another_function_consumes() {
+    let server = Server::start();
+    let consumer = testbed_app("shop", "fulfil", &[], "triggers = [{ queue = \"orders\" }]");
+    server.deploy(consumer.path());
+    server.deploy(publisher().path());
+
+    let (status, body) =
+        publish_from_guest(&server, "queue=orders&id=order-7", "{\"order\":7}").await;
+    assert_eq!(status, 202, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({ "id": "order-7", "queue": "orders", "consumers": 1 })
+    );
+
+    let event = settled(&server, "order-7").await;
+    assert_eq!(event["state"], "succeeded", "{event}");
+    assert_eq!(event["queue"], "fn:shop/fulfil");
+    assert_eq!(event["result"], "testbed", "{event}");
+
+    // Without a `ce-id` the service makes one up and says which.
+    let (status, body) = publish_from_guest(&server, "queue=orders", "{}").await;
+    assert_eq!(status, 202, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = answer["id"].as_str().unwrap();
+    assert!(!id.is_empty() && id != "order-7", "{answer}");
+    assert_eq!(settled(&server, id).await["state"], "succeeded");
+}
+
+#[tokio::test]
+async fn publishing_from_a_function_is_refused_without_consumer_with_a_bad_name_or_too_much_data() {
+    let server = Server::start();
+    server.deploy(publisher().path());
+    let (status, body) = publish_from_guest(&server, "queue=nowhere", "x").await;
+    assert_eq!(status, 404, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["error"]["code"], "no_consumer", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("queue = \"nowhere\""), "{message}");
+
+    let (status, body) = publish_from_guest(&server, "queue=Not.A.Name", "x").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("is not a queue name"), "{body}");
+
+    // Service calls are buffered: past 1 MiB the request itself fails.
+    let large = "x".repeat((1 << 20) + 1);
+    let (status, body) = publish_from_guest(&server, "queue=nowhere", &large).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("HttpRequestBodySize"), "{body}");
+    let (status, body) = publish_from_guest(&server, "queue=nowhere", &large[1..]).await;
+    assert_eq!(status, 404, "exactly 1 MiB is accepted: {body}");
+}
+
+#[tokio::test]
+async fn outbound_requests_to_any_other_host_are_still_denied() {
+    let server = Server::start();
+    server.deploy(publisher().path());
+    // A real host, a `.svc` host no service answers, and a real address
+    // that is listening (so a refusal is the sandbox's, not the network's).
+    let listening = server.admin.trim_start_matches("http://").to_string();
+    for to in ["example.com", "nothing.svc", listening.as_str()] {
+        let response = server.get(&format!("/pub/fetch?to={to}")).await;
+        assert_eq!(response.status(), 200, "{to}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("HttpRequestDenied"), "{to}: {text}");
+    }
+}

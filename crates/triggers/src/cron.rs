@@ -1,0 +1,157 @@
+//! Cron triggers: a schedule with a seconds field, in UTC or a named zone.
+//!
+//! Each tick becomes an event in the function's durable queue, so it fires
+//! whether or not the function has a warm instance (delivery loads it). The
+//! last tick fired is stored with the tick's event in one transaction; when
+//! the node starts after missing ticks it fires the latest missed one once —
+//! not once per missed tick, which after a long outage would be a storm.
+
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use sha2::{Digest, Sha256};
+use stratus_manifest::{parse_schedule, parse_time_zone};
+use stratus_queue::NewEvent;
+
+use crate::{Backoff, Task, TriggerState};
+
+pub(crate) async fn run(task: Task, schedule: String, timezone: Option<String>, max_attempts: u32) {
+    // The manifest was checked at deploy; these only fail on a spec stored
+    // by an older version with other rules.
+    let parsed = parse_schedule(&schedule)
+        .and_then(|cron| Ok((cron, timezone.as_deref().map(parse_time_zone).transpose()?)));
+    let (cron, zone) = match parsed {
+        Ok((cron, zone)) => (cron, zone.unwrap_or(chrono_tz::UTC)),
+        Err(e) => {
+            task.set(
+                TriggerState::Retrying,
+                Some(format!("cannot read the schedule: {e}")),
+            );
+            return;
+        }
+    };
+    let tick_key = format!("{}/{} cron {} {}", task.app, task.function, schedule, zone);
+    let tick_id = short_hash(&tick_key);
+    let fire = |at: DateTime<Tz>, catch_up: bool| {
+        let data = serde_json::json!({
+            "schedule": schedule,
+            "timezone": zone.name(),
+            "scheduled_time": at.to_rfc3339(),
+            "catch_up": catch_up,
+        });
+        NewEvent {
+            queue: task.queue_name(),
+            // The same tick is the same event, even if fired twice.
+            id: format!("cron-{tick_id}-{}", at.timestamp()),
+            source: format!("/apps/{}/functions/{}/cron", task.app, task.function),
+            kind: "dev.stratus.cron.tick".into(),
+            subject: Some(schedule.clone()),
+            path: "/".into(),
+            content_type: Some("application/json".into()),
+            data: data.to_string().into_bytes(),
+            max_attempts,
+        }
+    };
+    let queue = task.ctx.dispatcher.queue().clone();
+
+    let mut backoff = Backoff::new();
+    let last = loop {
+        let queue = queue.clone();
+        let key = tick_key.clone();
+        match tokio::task::spawn_blocking(move || queue.last_tick(&key)).await {
+            Ok(Ok(last)) => break last,
+            Ok(Err(e)) => task.set(
+                TriggerState::Retrying,
+                Some(format!("cannot read the last tick: {e}")),
+            ),
+            Err(e) => task.set(TriggerState::Retrying, Some(e.to_string())),
+        }
+        backoff.wait().await;
+    };
+    let now = Utc::now().with_timezone(&zone);
+    let missed = cron
+        .find_previous_occurrence(&now, true)
+        .ok()
+        .filter(|prev| last.is_some_and(|last| to_system(prev) > last));
+    let (first_tick, first_event) = match (missed, last) {
+        (Some(prev), _) => {
+            tracing::info!(
+                function = %format!("{}/{}", task.app, task.function), schedule,
+                tick = %prev.to_rfc3339(), "firing a tick missed while the node was down"
+            );
+            (to_system(&prev), Some(fire(prev, true)))
+        }
+        // First start of this schedule: mark where it begins, so a tick
+        // missed before the next one fires is still caught up.
+        (None, None) => (to_system(&now), None),
+        (None, Some(_)) => (SystemTime::UNIX_EPOCH, None),
+    };
+    if first_event.is_some() || last.is_none() {
+        store(&task, &queue, first_event, &tick_key, first_tick).await;
+    }
+    task.set(TriggerState::Running, None);
+
+    let mut after = now;
+    loop {
+        let next = match cron.find_next_occurrence(&after, false) {
+            Ok(next) => next,
+            Err(e) => {
+                task.set(
+                    TriggerState::Retrying,
+                    Some(format!("the schedule has no next tick: {e}")),
+                );
+                return;
+            }
+        };
+        let wait = (next.with_timezone(&Utc) - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        tokio::time::sleep(wait).await;
+        store(
+            &task,
+            &queue,
+            Some(fire(next, false)),
+            &tick_key,
+            to_system(&next),
+        )
+        .await;
+        after = next;
+    }
+}
+
+/// Stores a tick, retrying until it is durable (a full disk clears; the
+/// tick is not skipped).
+async fn store(
+    task: &Task,
+    queue: &std::sync::Arc<stratus_queue::Queue>,
+    event: Option<NewEvent>,
+    key: &str,
+    tick: SystemTime,
+) {
+    let mut backoff = Backoff::new();
+    loop {
+        match queue.fire(event.clone(), key, tick).await {
+            Ok(_) => {
+                if event.is_some() {
+                    task.ctx.dispatcher.wake();
+                }
+                task.set(TriggerState::Running, None);
+                return;
+            }
+            Err(e) => task.set(
+                TriggerState::Retrying,
+                Some(format!("cannot store the tick: {e}")),
+            ),
+        }
+        backoff.wait().await;
+    }
+}
+
+fn to_system(at: &DateTime<Tz>) -> SystemTime {
+    SystemTime::from(at.with_timezone(&Utc))
+}
+
+fn short_hash(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..4])
+}

@@ -1,0 +1,357 @@
+//! NATS triggers: core subjects (queued durably on arrival) and JetStream
+//! consumers (delivered directly, acknowledged after a 2xx).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures_util::StreamExt;
+use stratus_events::Attempt;
+use stratus_queue::Delivery;
+use tokio::sync::Semaphore;
+
+use crate::inbound::{Defaults, from_headers};
+use crate::{Backoff, Ctx, Task, TriggerState};
+
+/// Messages of one trigger being stored or delivered at once.
+const IN_FLIGHT: usize = 256;
+/// How long a busy function's JetStream message waits before redelivery.
+const BUSY_DELAY: Duration = Duration::from_millis(200);
+
+impl Ctx {
+    /// The node's NATS connection, made on first use. It connects (and
+    /// reconnects) in the background, so a broker that is down delays
+    /// events, never the node.
+    async fn nats(self: &Arc<Self>) -> async_nats::Client {
+        let ctx = self.clone();
+        self.nats
+            .get_or_init(|| async move {
+                let url = ctx.config.nats_url.clone();
+                ctx.health
+                    .broker("nats", &url, false, Some("connecting".into()));
+                let health = ctx.health.clone();
+                let events_url = url.clone();
+                let options = async_nats::ConnectOptions::new()
+                    .name("stratus")
+                    .retry_on_initial_connect()
+                    .max_reconnects(None)
+                    .connection_timeout(Duration::from_secs(2))
+                    .reconnect_delay_callback(|attempts| {
+                        Duration::from_millis((100u64 << attempts.min(8)).min(30_000))
+                    })
+                    .event_callback(move |event| {
+                        let health = health.clone();
+                        let url = events_url.clone();
+                        async move {
+                            match event {
+                                async_nats::Event::Connected => {
+                                    health.broker("nats", &url, true, None)
+                                }
+                                async_nats::Event::Disconnected => {
+                                    health.broker("nats", &url, false, Some("disconnected".into()))
+                                }
+                                async_nats::Event::ClientError(e) => {
+                                    health.broker("nats", &url, false, Some(e.to_string()))
+                                }
+                                other => tracing::info!(broker = "nats", "{other}"),
+                            }
+                        }
+                    });
+                match options.connect(url.as_str()).await {
+                    Ok(client) => client,
+                    // Only a malformed address fails here (retrying covers
+                    // the rest); the node was started with it, so say so
+                    // and keep the triggers waiting on an address that
+                    // will never answer.
+                    Err(e) => {
+                        ctx.health.broker(
+                            "nats",
+                            &url,
+                            false,
+                            Some(format!("cannot use the address: {e}")),
+                        );
+                        std::future::pending::<async_nats::Client>().await
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+}
+
+fn header_reader(message: &async_nats::Message) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name: &str| {
+        let headers = message.headers.as_ref()?;
+        headers.iter().find_map(|(key, values)| {
+            let key: &str = key.as_ref();
+            if key.eq_ignore_ascii_case(name) {
+                values.first().map(|v| v.as_str().to_owned())
+            } else {
+                None
+            }
+        })
+    }
+}
+
+/// `{ nats = "subject" }`.
+pub(crate) async fn run_core(
+    task: Task,
+    subject: String,
+    queue_group: Option<String>,
+    max_attempts: u32,
+) {
+    let task = Arc::new(task);
+    task.set(TriggerState::Starting, None);
+    let client = task.ctx.nats().await;
+    // Nodes sharing a broker share the subscription: each message is
+    // queued by one of them.
+    let group = queue_group.unwrap_or_else(|| format!("stratus.{}.{}", task.app, task.function));
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut backoff = Backoff::new();
+    loop {
+        match client.queue_subscribe(subject.clone(), group.clone()).await {
+            Ok(mut messages) => {
+                // Running means the server has the subscription: a flush
+                // returns once the server has answered everything sent
+                // before it. (Until then messages go by unseen; core NATS
+                // keeps none.)
+                while let Err(e) = client.flush().await {
+                    task.set(
+                        TriggerState::Retrying,
+                        Some(format!("waiting for the server: {e}")),
+                    );
+                    backoff.wait().await;
+                }
+                task.set(TriggerState::Running, None);
+                backoff.reset();
+                while let Some(message) = messages.next().await {
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let (task, client) = (task.clone(), client.clone());
+                    tokio::spawn(async move {
+                        store_core(&task, &client, message, max_attempts).await;
+                        drop(permit);
+                    });
+                }
+                task.set(
+                    TriggerState::Retrying,
+                    Some("the subscription ended".into()),
+                );
+            }
+            Err(e) => task.set(
+                TriggerState::Retrying,
+                Some(format!("cannot subscribe: {e}")),
+            ),
+        }
+        backoff.wait().await;
+    }
+}
+
+async fn store_core(
+    task: &Task,
+    client: &async_nats::Client,
+    message: async_nats::Message,
+    max_attempts: u32,
+) {
+    let defaults = Defaults {
+        id: stratus_gateway::new_invocation_id(),
+        source: format!("{}/{}", task.ctx.config.nats_url, message.subject),
+        kind: "dev.stratus.nats.message",
+        subject: message.subject.to_string(),
+    };
+    let header = header_reader(&message);
+    let stored = match from_headers(&header, &message.payload, &defaults) {
+        Ok(event) => {
+            let id = event.id.clone();
+            task.ctx
+                .dispatcher
+                .queue()
+                .enqueue(task.new_event(event, max_attempts))
+                .await
+                .map(|_| id)
+        }
+        Err(why) => {
+            let raw = defaults.wrap(header("content-type"), &message.payload);
+            let id = raw.id.clone();
+            tracing::warn!(subject = %message.subject, "malformed CloudEvent kept as a dead letter: {why}");
+            task.ctx
+                .dispatcher
+                .queue()
+                .bury(
+                    task.new_event(raw, max_attempts),
+                    0,
+                    format!(
+                        "malformed CloudEvent from NATS subject {}: {why}",
+                        message.subject
+                    ),
+                )
+                .await
+                .map(|_| id)
+        }
+    };
+    match stored {
+        Ok(id) => {
+            task.ctx.dispatcher.wake();
+            // A request (not a plain publish) learns its event's id once the
+            // event is durable.
+            if let Some(reply) = message.reply.clone() {
+                let _ = client.publish(reply, id.into()).await;
+            }
+        }
+        Err(e) => tracing::error!(subject = %message.subject, "cannot queue a NATS message: {e}"),
+    }
+}
+
+/// `{ jetstream = { stream, consumer } }`.
+pub(crate) async fn run_jetstream(task: Task, stream: String, consumer: String, max_attempts: u32) {
+    let task = Arc::new(task);
+    task.set(TriggerState::Starting, None);
+    let client = task.ctx.nats().await;
+    let context = jetstream::new(client);
+    let ack_wait = task
+        .ctx
+        .gateway
+        .live()
+        .function(&task.app, &task.function)
+        .map_or(Duration::from_secs(60), |f| {
+            f.function.limits().timeout + Duration::from_secs(30)
+        });
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut backoff = Backoff::new();
+    loop {
+        let messages = async {
+            let js_stream = context
+                .get_stream(&stream)
+                .await
+                .map_err(|e| format!("stream {stream}: {e}"))?;
+            let pull: jetstream::consumer::PullConsumer = js_stream
+                .get_or_create_consumer(
+                    &consumer,
+                    pull::Config {
+                        durable_name: Some(consumer.clone()),
+                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                        ack_wait,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| format!("consumer {consumer} of stream {stream}: {e}"))?;
+            pull.messages()
+                .await
+                .map_err(|e| format!("consumer {consumer} of stream {stream}: {e}"))
+        }
+        .await;
+        match messages {
+            Ok(mut messages) => {
+                task.set(TriggerState::Running, None);
+                backoff.reset();
+                while let Some(message) = messages.next().await {
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(e) => {
+                            task.set(TriggerState::Retrying, Some(format!("receiving: {e}")));
+                            break;
+                        }
+                    };
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let (task, stream) = (task.clone(), stream.clone());
+                    tokio::spawn(async move {
+                        deliver_jetstream(&task, &stream, message, max_attempts).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => task.set(TriggerState::Retrying, Some(e)),
+        }
+        backoff.wait().await;
+    }
+}
+
+async fn deliver_jetstream(
+    task: &Task,
+    stream: &str,
+    message: jetstream::Message,
+    max_attempts: u32,
+) {
+    let (sequence, delivered) = match message.info() {
+        Ok(info) => (
+            info.stream_sequence,
+            u32::try_from(info.delivered).unwrap_or(u32::MAX),
+        ),
+        Err(e) => {
+            tracing::warn!(stream, "a JetStream message without delivery info: {e}");
+            return;
+        }
+    };
+    let defaults = Defaults {
+        // Stable across redeliveries, so a handler can be idempotent.
+        id: format!("{stream}-{sequence}"),
+        source: format!("{}/{stream}", task.ctx.config.nats_url),
+        kind: "dev.stratus.jetstream.message",
+        subject: message.subject.to_string(),
+    };
+    let header = header_reader(&message.message);
+    let queue = task.ctx.dispatcher.queue();
+    let event = match from_headers(&header, &message.payload, &defaults) {
+        Ok(event) => event,
+        Err(why) => {
+            let raw = defaults.wrap(header("content-type"), &message.payload);
+            let error = format!("malformed CloudEvent from JetStream stream {stream}: {why}");
+            tracing::warn!(stream, sequence, "{error}");
+            if queue
+                .bury(task.new_event(raw, max_attempts), 0, error)
+                .await
+                .is_ok()
+            {
+                let _ = message.ack().await;
+            }
+            return;
+        }
+    };
+    let delivery = Delivery {
+        seq: 0,
+        queue: task.queue_name(),
+        id: event.id.clone(),
+        source: event.source.clone(),
+        kind: event.kind.clone(),
+        subject: event.subject.clone(),
+        path: "/".into(),
+        content_type: event.content_type.clone(),
+        data: event.data.clone(),
+        time: SystemTime::now(),
+        attempt: delivered,
+        max_attempts,
+    };
+    let acked = match task.ctx.dispatcher.attempt(&delivery).await {
+        Attempt::Handled(_) => message.double_ack().await,
+        Attempt::Busy => message.ack_with(AckKind::Nak(Some(BUSY_DELAY))).await,
+        Attempt::Failed(error) if delivered >= max_attempts => {
+            // Out of attempts: keep it as a dead letter (redrive delivers it
+            // through the durable queue), then let the stream forget it.
+            match queue
+                .bury(task.new_event(event, max_attempts), delivered, error)
+                .await
+            {
+                Ok(_) => message.ack().await,
+                Err(e) => {
+                    tracing::error!(stream, sequence, "cannot store a dead letter: {e}");
+                    message.ack_with(AckKind::Nak(Some(BUSY_DELAY))).await
+                }
+            }
+        }
+        Attempt::Failed(_) => {
+            let delay = task.ctx.config.retry.delay(delivered);
+            message.ack_with(AckKind::Nak(Some(delay))).await
+        }
+    };
+    if let Err(e) = acked {
+        tracing::warn!(
+            stream,
+            sequence,
+            "cannot acknowledge a JetStream message: {e}"
+        );
+    }
+}
