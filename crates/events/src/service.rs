@@ -11,6 +11,7 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use stratus_gateway::Gateway;
+use stratus_manifest::valid_queue_name;
 use stratus_runtime::{FunctionIdentity, InProcessServices, ServiceFuture};
 
 use crate::dispatcher::{Dispatcher, Published};
@@ -167,17 +168,6 @@ async fn publish(
             )
         }
     }
-}
-
-/// The manifest's rule for queue names (`triggers = [{ queue = "…" }]`),
-/// so a name a trigger could never have is refused as malformed.
-fn valid_queue_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (1..=64).contains(&bytes.len())
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
-        })
 }
 
 /// The platform's JSON error shape, as the admin API answers it.

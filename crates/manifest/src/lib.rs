@@ -38,3 +38,4 @@ pub use model::{DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS};
 pub use route::{Route, RouteError};
 pub use schedule::{parse_schedule, parse_time_zone};
 pub use units::{ByteSize, SizeError};
+pub use validate::valid_queue_name;

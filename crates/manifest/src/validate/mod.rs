@@ -20,6 +20,7 @@ use crate::route::Route;
 use crate::units::ByteSize;
 
 mod triggers;
+pub use triggers::valid_queue_name;
 mod values;
 
 /// Accepted names, appended to every name error.

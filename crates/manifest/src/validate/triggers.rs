@@ -206,7 +206,9 @@ fn jetstream_names(js: &Map<String, Value>, at: &str) -> Result<(String, String)
     Ok((stream, consumer))
 }
 
-pub(super) fn valid_queue_name(name: &str) -> bool {
+/// A queue name: 1 to 64 of a-z, 0-9, '.', '-', '_', starting with a
+/// letter or digit (the manifest's rule, which publishers share).
+pub fn valid_queue_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 64
