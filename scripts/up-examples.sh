@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
-exec cargo run --release --quiet --bin stratus -- up examples/hello examples/json-api "$@"
+# The event-driven examples take MQTT messages from Mosquitto on 1883.
+bash scripts/brokers.sh
+exec cargo run --release --quiet --bin stratus -- up \
+  examples/hello examples/json-api examples/payments examples/iot-telemetry "$@"

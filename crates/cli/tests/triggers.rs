@@ -344,3 +344,91 @@ async fn a_trigger_stops_when_its_function_is_redeployed_without_it() {
     let answer = client.request(subject, "x".into()).await;
     assert!(answer.is_err(), "still subscribed: {answer:?}");
 }
+
+#[tokio::test]
+async fn a_jetstream_trigger_on_a_missing_stream_waits_for_it_and_says_why() {
+    let stream = unique("STRATUS_LATE");
+    let server = Server::start();
+    let app = testbed_app(
+        "late",
+        "late",
+        &[],
+        &format!("triggers = [{{ jetstream = {{ stream = \"{stream}\", consumer = \"late\" }} }}]"),
+    );
+    server.deploy(app.path());
+    let readyz = readyz_until(&server, |b| {
+        b["problems"]
+            .to_string()
+            .contains(&format!("stream {stream}"))
+    })
+    .await;
+    assert!(readyz["triggers"][0]["state"] == "retrying", "{readyz}");
+    // Once the stream exists the trigger finds it and delivers.
+    let js = async_nats::jetstream::new(async_nats::connect(NATS).await.unwrap());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: stream.clone(),
+        subjects: vec![format!("{stream}.>")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    js.publish(format!("{stream}.x"), "hello".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = loop {
+        if let Ok(consumer) = js
+            .get_stream(&stream)
+            .await
+            .unwrap()
+            .get_consumer("late")
+            .await
+        {
+            break consumer;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while consumer.info().await.unwrap().ack_floor.stream_sequence < 1 {
+        assert!(Instant::now() < deadline, "the message was never handled");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    js.delete_stream(&stream).await.unwrap();
+}
+
+#[tokio::test]
+async fn mqtt_messages_published_while_the_node_is_down_arrive_after_it_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut server = Server::start_in(&data, &[]);
+    let base = unique("stratus-down/");
+    let app = testbed_app(
+        "mqttdown",
+        "sensor",
+        &[],
+        &format!("triggers = [{{ mqtt = \"{base}/#\" }}]"),
+    );
+    server.deploy(app.path());
+    readyz_until(&server, |b| {
+        b["triggers"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["state"] == "running"))
+    })
+    .await;
+    server.kill_9();
+    // The node's persistent session keeps these at the broker.
+    mqtt_publish(
+        &format!("{base}/a"),
+        &[
+            r#"{"specversion":"1.0","id":"while-down-1","source":"/t","type":"t"}"#,
+            r#"{"specversion":"1.0","id":"while-down-2","source":"/t","type":"t"}"#,
+        ],
+    )
+    .await;
+    let server = Server::start_in(&data, &[]);
+    for id in ["while-down-1", "while-down-2"] {
+        let event = arrived(&server, id).await;
+        assert_eq!(event["state"], "succeeded", "{event}");
+    }
+}
