@@ -179,3 +179,97 @@ fn percentiles(mut latencies: Vec<Duration>) -> (Duration, Duration) {
     };
     (at(0.5), at(0.99))
 }
+
+/// Events published on a NATS subject that the hello function consumes with
+/// a `{ nats = … }` trigger: broker → durable queue → handler, without the
+/// admin API's HTTP in the way.
+pub fn run_nats(events: usize) -> anyhow::Result<EventsResult> {
+    let subject = "stratus.bench.events";
+    let node = StratusNode::start_with(
+        Variant {
+            reuse: 1,
+            metering: true,
+        },
+        &format!("triggers = [{{ nats = \"{subject}\" }}]"),
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready: serde_json::Value = client
+                .get(format!("{}/readyz", node.admin))
+                .send()
+                .await?
+                .json()
+                .await?;
+            if ready["triggers"][0]["state"] == "running" {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the NATS trigger never ran: {ready}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let nats = async_nats::connect("nats://127.0.0.1:4222").await?;
+        let started = Instant::now();
+        for i in 0..events {
+            nats.publish(subject, format!("{{\"n\":{i}}}").into())
+                .await?;
+            // Stay under the subscription's buffer: core NATS drops what a
+            // slow consumer cannot take, and this measures delivery, not loss.
+            if i % 5000 == 4999 {
+                while succeeded(&client, &node.admin).await? + 40_000 < i as u64 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+        nats.flush().await?;
+        let published = started.elapsed();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let done = succeeded(&client, &node.admin).await?;
+            if done >= events as u64 {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("only {done} of {events} events were handled in time");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let handled = started.elapsed();
+        let listed: serde_json::Value = client
+            .get(format!(
+                "{}/v1/functions/hello/events?limit=1000",
+                node.admin
+            ))
+            .bearer_auth("bench")
+            .send()
+            .await?
+            .json()
+            .await?;
+        let sample: Vec<String> = listed["events"]
+            .as_array()
+            .map(|events| {
+                events
+                    .iter()
+                    .filter_map(|e| e["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (latency_p50, latency_p99) =
+            percentiles(latencies(&client, &node.admin, &sample).await?);
+        Ok(EventsResult {
+            events,
+            accept_rate: events as f64 / published.as_secs_f64(),
+            end_to_end_rate: events as f64 / handled.as_secs_f64(),
+            latency_p50,
+            latency_p99,
+            idle_p50: Duration::ZERO,
+            idle_p99: Duration::ZERO,
+        })
+    })
+}

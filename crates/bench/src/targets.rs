@@ -104,6 +104,12 @@ impl StratusNode {
 
     /// Starts a node serving the hello example at `url`.
     pub fn start(variant: Variant) -> anyhow::Result<StratusNode> {
+        Self::start_with(variant, "")
+    }
+
+    /// Like [`StratusNode::start`], with `function_toml` lines in the function's
+    /// manifest table (e.g. its triggers).
+    pub fn start_with(variant: Variant, function_toml: &str) -> anyhow::Result<StratusNode> {
         let extra: &[&str] = if variant.metering {
             &[]
         } else {
@@ -115,7 +121,7 @@ impl StratusNode {
         std::fs::write(
             app.join("stratus.toml"),
             format!(
-                "[app]\nname = \"hello\"\n\n[[function]]\nname = \"hello\"\ncomponent = \"{}\"\nroutes = [\"/hello\"]\nmemory = \"16MiB\"\nreuse = {}\n",
+                "[app]\nname = \"hello\"\n\n[[function]]\nname = \"hello\"\ncomponent = \"{}\"\nroutes = [\"/hello\"]\nmemory = \"16MiB\"\nreuse = {}\n{function_toml}\n",
                 hello_component()?.display(),
                 variant.reuse
             ),
