@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 mod cron;
 mod health;
 mod inbound;
+mod jetstream;
 mod mqtt;
 mod nats;
 

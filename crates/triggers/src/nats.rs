@@ -1,16 +1,17 @@
 //! NATS triggers: core subjects (queued durably on arrival) and JetStream
-//! consumers (delivered directly, acknowledged after a 2xx).
+//! consumers (delivered directly, acknowledged after a 2xx; the protocol
+//! is in `jetstream.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures_util::StreamExt;
 use stratus_events::Attempt;
 use stratus_queue::Delivery;
 use tokio::sync::Semaphore;
 
 use crate::inbound::{Defaults, from_headers};
+use crate::jetstream;
 use crate::{Backoff, Ctx, Task, TriggerState};
 
 /// Messages of one trigger being stored or delivered at once.
@@ -208,7 +209,6 @@ pub(crate) async fn run_jetstream(task: Task, stream: String, consumer: String, 
     let task = Arc::new(task);
     task.set(TriggerState::Starting, None);
     let client = task.ctx.nats().await;
-    let context = jetstream::new(client);
     let ack_wait = task
         .ctx
         .gateway
@@ -220,34 +220,16 @@ pub(crate) async fn run_jetstream(task: Task, stream: String, consumer: String, 
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut backoff = Backoff::new();
     loop {
-        let messages = async {
-            let js_stream = context
-                .get_stream(&stream)
-                .await
-                .map_err(|e| format!("stream {stream}: {e}"))?;
-            let pull: jetstream::consumer::PullConsumer = js_stream
-                .get_or_create_consumer(
-                    &consumer,
-                    pull::Config {
-                        durable_name: Some(consumer.clone()),
-                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                        ack_wait,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(|e| format!("consumer {consumer} of stream {stream}: {e}"))?;
-            pull.messages()
-                .await
-                .map_err(|e| format!("consumer {consumer} of stream {stream}: {e}"))
-        }
-        .await;
-        match messages {
-            Ok(mut messages) => {
+        let pull = match jetstream::bind(&client, &stream, &consumer, ack_wait).await {
+            Ok(()) => jetstream::Pull::new(&client, &stream, &consumer).await,
+            Err(e) => Err(e),
+        };
+        match pull {
+            Ok(mut pull) => {
                 task.set(TriggerState::Running, None);
                 backoff.reset();
-                while let Some(message) = messages.next().await {
-                    let message = match message {
+                loop {
+                    let message = match pull.next().await {
                         Ok(message) => message,
                         Err(e) => {
                             task.set(TriggerState::Retrying, Some(format!("receiving: {e}")));
@@ -257,9 +239,9 @@ pub(crate) async fn run_jetstream(task: Task, stream: String, consumer: String, 
                     let Ok(permit) = in_flight.clone().acquire_owned().await else {
                         return;
                     };
-                    let (task, stream) = (task.clone(), stream.clone());
+                    let (task, stream, client) = (task.clone(), stream.clone(), client.clone());
                     tokio::spawn(async move {
-                        deliver_jetstream(&task, &stream, message, max_attempts).await;
+                        deliver_jetstream(&task, &client, &stream, message, max_attempts).await;
                         drop(permit);
                     });
                 }
@@ -272,20 +254,13 @@ pub(crate) async fn run_jetstream(task: Task, stream: String, consumer: String, 
 
 async fn deliver_jetstream(
     task: &Task,
+    client: &async_nats::Client,
     stream: &str,
-    message: jetstream::Message,
+    js: jetstream::Delivered,
     max_attempts: u32,
 ) {
-    let (sequence, delivered) = match message.info() {
-        Ok(info) => (
-            info.stream_sequence,
-            u32::try_from(info.delivered).unwrap_or(u32::MAX),
-        ),
-        Err(e) => {
-            tracing::warn!(stream, "a JetStream message without delivery info: {e}");
-            return;
-        }
-    };
+    let (sequence, delivered) = (js.sequence, js.delivered);
+    let message = &js.message;
     let defaults = Defaults {
         // Stable across redeliveries, so a handler can be idempotent.
         id: format!("{stream}-{sequence}"),
@@ -293,7 +268,7 @@ async fn deliver_jetstream(
         kind: "dev.stratus.jetstream.message",
         subject: message.subject.to_string(),
     };
-    let header = header_reader(&message.message);
+    let header = header_reader(message);
     let queue = task.ctx.dispatcher.queue();
     let event = match from_headers(&header, &message.payload, &defaults) {
         Ok(event) => event,
@@ -306,7 +281,7 @@ async fn deliver_jetstream(
                 .await
                 .is_ok()
             {
-                let _ = message.ack().await;
+                let _ = js.ack(client).await;
             }
             return;
         }
@@ -325,9 +300,9 @@ async fn deliver_jetstream(
         attempt: delivered,
         max_attempts,
     };
-    let acked = match task.ctx.dispatcher.attempt(&delivery).await {
-        Attempt::Handled(_) => message.double_ack().await,
-        Attempt::Busy => message.ack_with(AckKind::Nak(Some(BUSY_DELAY))).await,
+    let settled = match task.ctx.dispatcher.attempt(&delivery).await {
+        Attempt::Handled(_) => js.ack(client).await,
+        Attempt::Busy => js.nak(client, BUSY_DELAY).await,
         Attempt::Failed(error) if delivered >= max_attempts => {
             // Out of attempts: keep it as a dead letter (redrive delivers it
             // through the durable queue), then let the stream forget it.
@@ -335,19 +310,19 @@ async fn deliver_jetstream(
                 .bury(task.new_event(event, max_attempts), delivered, error)
                 .await
             {
-                Ok(_) => message.ack().await,
+                Ok(_) => js.ack(client).await,
                 Err(e) => {
                     tracing::error!(stream, sequence, "cannot store a dead letter: {e}");
-                    message.ack_with(AckKind::Nak(Some(BUSY_DELAY))).await
+                    js.nak(client, BUSY_DELAY).await
                 }
             }
         }
         Attempt::Failed(_) => {
             let delay = task.ctx.config.retry.delay(delivered);
-            message.ack_with(AckKind::Nak(Some(delay))).await
+            js.nak(client, delay).await
         }
     };
-    if let Err(e) = acked {
+    if let Err(e) = settled {
         tracing::warn!(
             stream,
             sequence,
