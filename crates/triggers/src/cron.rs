@@ -70,25 +70,30 @@ pub(crate) async fn run(task: Task, schedule: String, timezone: Option<String>, 
         backoff.wait().await;
     };
     let now = Utc::now().with_timezone(&zone);
-    let missed = cron
-        .find_previous_occurrence(&now, true)
-        .ok()
-        .filter(|prev| last.is_some_and(|last| to_system(prev) > last));
-    let (first_tick, first_event) = match (missed, last) {
-        (Some(prev), _) => {
-            tracing::info!(
-                function = %format!("{}/{}", task.app, task.function), schedule,
-                tick = %prev.to_rfc3339(), "firing a tick missed while the node was down"
-            );
-            (to_system(&prev), Some(fire(prev, true)))
+    match last {
+        // First start of this schedule: only mark where it begins, so a
+        // tick missed before the next one fires is still caught up.
+        None => store(&task, &queue, None, &tick_key, to_system(&now)).await,
+        Some(last) => {
+            let missed = cron
+                .find_previous_occurrence(&now, true)
+                .ok()
+                .filter(|prev| to_system(prev) > last);
+            if let Some(prev) = missed {
+                tracing::info!(
+                    function = %format!("{}/{}", task.app, task.function), schedule,
+                    tick = %prev.to_rfc3339(), "firing a tick missed while the node was down"
+                );
+                store(
+                    &task,
+                    &queue,
+                    Some(fire(prev, true)),
+                    &tick_key,
+                    to_system(&prev),
+                )
+                .await;
+            }
         }
-        // First start of this schedule: mark where it begins, so a tick
-        // missed before the next one fires is still caught up.
-        (None, None) => (to_system(&now), None),
-        (None, Some(_)) => (SystemTime::UNIX_EPOCH, None),
-    };
-    if first_event.is_some() || last.is_none() {
-        store(&task, &queue, first_event, &tick_key, first_tick).await;
     }
     task.set(TriggerState::Running, None);
 
