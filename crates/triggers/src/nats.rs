@@ -218,6 +218,7 @@ pub(crate) async fn run_jetstream(task: Task, stream: String, consumer: String, 
             f.function.limits().timeout + Duration::from_secs(30)
         });
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let shed = Arc::new(Shed::default());
     let mut backoff = Backoff::new();
     loop {
         let pull = match jetstream::bind(&client, &stream, &consumer, ack_wait).await {
@@ -239,9 +240,11 @@ pub(crate) async fn run_jetstream(task: Task, stream: String, consumer: String, 
                     let Ok(permit) = in_flight.clone().acquire_owned().await else {
                         return;
                     };
-                    let (task, stream, client) = (task.clone(), stream.clone(), client.clone());
+                    let (task, stream, client, shed) =
+                        (task.clone(), stream.clone(), client.clone(), shed.clone());
                     tokio::spawn(async move {
-                        deliver_jetstream(&task, &client, &stream, message, max_attempts).await;
+                        deliver_jetstream(&task, &client, &stream, &shed, message, max_attempts)
+                            .await;
                         drop(permit);
                     });
                 }
@@ -252,14 +255,42 @@ pub(crate) async fn run_jetstream(task: Task, stream: String, consumer: String, 
     }
 }
 
+/// How often each message in flight was shed by a busy function. The
+/// stream counts those as deliveries; they are no attempt, as in the
+/// durable queue, so they are taken off again.
+#[derive(Debug, Default)]
+struct Shed(std::sync::Mutex<std::collections::HashMap<u64, u32>>);
+
+impl Shed {
+    fn times(&self, sequence: u64) -> u32 {
+        self.lock().get(&sequence).copied().unwrap_or(0)
+    }
+
+    fn add(&self, sequence: u64) {
+        *self.lock().entry(sequence).or_default() += 1;
+    }
+
+    fn forget(&self, sequence: u64) {
+        self.lock().remove(&sequence);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, u32>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 async fn deliver_jetstream(
     task: &Task,
     client: &async_nats::Client,
     stream: &str,
+    shed: &Shed,
     js: jetstream::Delivered,
     max_attempts: u32,
 ) {
-    let (sequence, delivered) = (js.sequence, js.delivered);
+    let sequence = js.sequence;
+    let delivered = js.delivered.saturating_sub(shed.times(sequence)).max(1);
     let message = &js.message;
     let defaults = Defaults {
         // Stable across redeliveries, so a handler can be idempotent.
@@ -302,7 +333,10 @@ async fn deliver_jetstream(
     };
     let settled = match task.ctx.dispatcher.attempt(&delivery).await {
         Attempt::Handled(_) => js.ack(client).await,
-        Attempt::Busy => js.nak(client, BUSY_DELAY).await,
+        Attempt::Busy => {
+            shed.add(sequence);
+            return settle_log(js.nak(client, BUSY_DELAY).await, stream, sequence);
+        }
         Attempt::Failed(error) if delivered >= max_attempts => {
             // Out of attempts: keep it as a dead letter (redrive delivers it
             // through the durable queue), then let the stream forget it.
@@ -318,10 +352,16 @@ async fn deliver_jetstream(
             }
         }
         Attempt::Failed(_) => {
+            // Delivered again later: its shed count still applies then.
             let delay = task.ctx.config.retry.delay(delivered);
-            js.nak(client, delay).await
+            return settle_log(js.nak(client, delay).await, stream, sequence);
         }
     };
+    shed.forget(sequence);
+    settle_log(settled, stream, sequence);
+}
+
+fn settle_log(settled: Result<(), String>, stream: &str, sequence: u64) {
     if let Err(e) = settled {
         tracing::warn!(
             stream,
