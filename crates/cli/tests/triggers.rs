@@ -432,3 +432,56 @@ async fn mqtt_messages_published_while_the_node_is_down_arrive_after_it_restarts
         assert_eq!(event["state"], "succeeded", "{event}");
     }
 }
+
+#[tokio::test]
+async fn a_jetstream_message_shed_by_a_busy_function_keeps_its_attempts() {
+    let js = async_nats::jetstream::new(async_nats::connect(NATS).await.unwrap());
+    let stream = unique("STRATUS_BUSY");
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: stream.clone(),
+        subjects: vec![format!("{stream}.>")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // One slot, no waiting for it: while one message runs (300 ms) the
+    // others are shed and come back later.
+    let server = Server::start_with(&["--queue-timeout", "10ms", "--retry-base", "10ms"]);
+    let app = testbed_app(
+        "busyjs",
+        "slow",
+        &[],
+        &format!(
+            "max_concurrency = 1\ntriggers = [{{ jetstream = {{ stream = \"{stream}\", consumer = \"slow\" }}, max_attempts = 2 }}]"
+        ),
+    );
+    server.deploy(app.path());
+    for _ in 0..3 {
+        js.publish(format!("{stream}.x"), "slowfail".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    for sequence in 1..=3 {
+        let dead = dead_letter(&server, "slow", &format!("{stream}-{sequence}")).await;
+        assert_eq!(dead["attempts"], 2, "{dead}");
+    }
+    // Each message ran exactly twice: shedding used none of its attempts.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, logs) = server.admin_get("/v1/functions/slow/logs?limit=100").await;
+        let runs = logs["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["text"] == "slowfail ran")
+            .count();
+        if runs == 6 {
+            break;
+        }
+        assert!(runs < 6 && Instant::now() < deadline, "{runs} runs: {logs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    js.delete_stream(&stream).await.unwrap();
+}

@@ -166,7 +166,15 @@ impl Guest for Testbed {
             // Events arrive at "/": data starting with "fail" is refused,
             // so tests can make a delivery fail.
             _ => {
-                if read_body(&request).starts_with(b"fail") {
+                let body = read_body(&request);
+                if body.starts_with(b"slowfail") {
+                    // Holds the function's one slot for a while, then fails:
+                    // tests see each real run as one log line.
+                    let pause = wasip2::clocks::monotonic_clock::subscribe_duration(300_000_000);
+                    wasip2::io::poll::poll(&[&pause]);
+                    println!("slowfail ran");
+                    send_text(response_out, 500, "failing slowly as the data asks")
+                } else if body.starts_with(b"fail") {
                     send_text(response_out, 500, "failing as the data asks")
                 } else {
                     send_text(response_out, 200, "testbed")
