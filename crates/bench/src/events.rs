@@ -69,17 +69,7 @@ pub fn run(events: usize, connections: usize) -> anyhow::Result<EventsResult> {
             ids.extend(task.await??);
         }
         let accepted = started.elapsed();
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let done = succeeded(&client, &node.admin).await?;
-            if done >= events as u64 {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("only {done} of {events} events were handled in time");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        all_handled(&client, &node.admin, events).await?;
         let handled = started.elapsed();
         let sample: Vec<String> = ids
             .iter()
@@ -120,6 +110,21 @@ pub fn run(events: usize, connections: usize) -> anyhow::Result<EventsResult> {
             idle_p99,
         })
     })
+}
+
+/// Waits (up to 5 minutes) until the node has handled `events` events.
+async fn all_handled(client: &reqwest::Client, admin: &str, events: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let done = succeeded(client, admin).await?;
+        if done >= events as u64 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {done} of {events} events were handled in time");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn succeeded(client: &reqwest::Client, admin: &str) -> anyhow::Result<u64> {
@@ -229,17 +234,7 @@ pub fn run_nats(events: usize) -> anyhow::Result<EventsResult> {
         }
         nats.flush().await?;
         let published = started.elapsed();
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let done = succeeded(&client, &node.admin).await?;
-            if done >= events as u64 {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("only {done} of {events} events were handled in time");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        all_handled(&client, &node.admin, events).await?;
         let handled = started.elapsed();
         let listed: serde_json::Value = client
             .get(format!(

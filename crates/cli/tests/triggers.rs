@@ -13,6 +13,21 @@ use futures_util::StreamExt;
 
 const NATS: &str = "nats://127.0.0.1:4222";
 
+async fn jetstream() -> async_nats::jetstream::Context {
+    async_nats::jetstream::new(async_nats::connect(NATS).await.unwrap())
+}
+
+/// A stream taking the subjects `<name>.>`.
+async fn create_stream(js: &async_nats::jetstream::Context, name: &str) {
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.to_owned(),
+        subjects: vec![format!("{name}.>")],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
 fn tick_of(event: &serde_json::Value) -> u64 {
     let id = event["id"].as_str().unwrap();
     id.rsplit('-').next().unwrap().parse().unwrap()
@@ -170,16 +185,9 @@ async fn nats_messages_are_queued_then_delivered_and_malformed_ones_kept_dead() 
 
 #[tokio::test]
 async fn jetstream_acknowledges_after_a_2xx_and_dead_letters_after_the_last_attempt() {
-    let client = async_nats::connect(NATS).await.unwrap();
-    let js = async_nats::jetstream::new(client);
+    let js = jetstream().await;
     let stream = unique("STRATUS_T");
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: stream.clone(),
-        subjects: vec![format!("{stream}.>")],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    create_stream(&js, &stream).await;
 
     let server = Server::start_with(&["--retry-base", "10ms"]);
     let app = testbed_app(
@@ -364,14 +372,8 @@ async fn a_jetstream_trigger_on_a_missing_stream_waits_for_it_and_says_why() {
     .await;
     assert!(readyz["triggers"][0]["state"] == "retrying", "{readyz}");
     // Once the stream exists the trigger finds it and delivers.
-    let js = async_nats::jetstream::new(async_nats::connect(NATS).await.unwrap());
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: stream.clone(),
-        subjects: vec![format!("{stream}.>")],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let js = jetstream().await;
+    create_stream(&js, &stream).await;
     js.publish(format!("{stream}.x"), "hello".into())
         .await
         .unwrap()
@@ -435,15 +437,9 @@ async fn mqtt_messages_published_while_the_node_is_down_arrive_after_it_restarts
 
 #[tokio::test]
 async fn a_jetstream_message_shed_by_a_busy_function_keeps_its_attempts() {
-    let js = async_nats::jetstream::new(async_nats::connect(NATS).await.unwrap());
+    let js = jetstream().await;
     let stream = unique("STRATUS_BUSY");
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: stream.clone(),
-        subjects: vec![format!("{stream}.>")],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    create_stream(&js, &stream).await;
     // One slot, no waiting for it: while one message runs (300 ms) the
     // others are shed and come back later.
     let server = Server::start_with(&["--queue-timeout", "10ms", "--retry-base", "10ms"]);
