@@ -268,6 +268,7 @@ pub fn measure_instantiate(n: u32) -> anyhow::Result<Instantiation> {
     };
     let options = FunctionOptions {
         identity: FunctionIdentity::new("bench", "hello"),
+        allowed_outbound: Vec::new(),
         limits,
         env: Vec::new(),
         min_warm: false,

@@ -81,3 +81,38 @@ async fn outbound_requests_to_any_other_host_are_still_denied() {
         assert!(text.contains("HttpRequestDenied"), "{to}: {text}");
     }
 }
+
+#[tokio::test]
+async fn allowed_outbound_lets_matching_requests_out_and_denies_the_rest() {
+    let server = Server::start();
+    // A real peer on loopback: the admin API's /healthz answers 200.
+    let admin = server.admin.trim_start_matches("http://").to_string();
+    let port = admin.rsplit(':').next().unwrap().to_string();
+    let app = testbed_app(
+        "egress",
+        "egress",
+        &["/egress/..."],
+        &format!("allowed_outbound = [\"http://127.0.0.1:{port}\", \"http://*.invalid:*\"]"),
+    );
+    server.deploy(app.path());
+    let fetch = |to: String| {
+        let server = &server;
+        async move {
+            let response = server.get(&format!("/egress/fetch?to={to}")).await;
+            assert_eq!(response.status(), 200, "{to}");
+            response.text().await.unwrap()
+        }
+    };
+    // The allowed address is reached (its `/` answers 404, a real answer).
+    let reached = fetch(admin.clone()).await;
+    assert!(reached.starts_with("reached: "), "{reached}");
+    // The same host on another port, and another name for it, are not.
+    for to in ["127.0.0.1:1".to_string(), format!("localhost:{port}")] {
+        let denied = fetch(to.clone()).await;
+        assert!(denied.contains("HttpRequestDenied"), "{to}: {denied}");
+    }
+    // A wildcard pattern lets a subdomain out (to a name that cannot
+    // resolve: the error is the network's, not a denial).
+    let lookup = fetch("api.example.invalid:8080".into()).await;
+    assert!(!lookup.contains("HttpRequestDenied"), "{lookup}");
+}

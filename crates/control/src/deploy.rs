@@ -238,6 +238,13 @@ impl Node {
                 component.clone(),
                 FunctionOptions {
                     identity: FunctionIdentity::new(app, spec.name.as_str()),
+                    // Checked when the manifest was parsed; a pattern this
+                    // build cannot read allows nothing.
+                    allowed_outbound: spec
+                        .allowed_outbound
+                        .iter()
+                        .filter_map(|p| stratus_manifest::OutboundRule::parse(p).ok())
+                        .collect(),
                     limits,
                     env,
                     min_warm: spec.min_warm,

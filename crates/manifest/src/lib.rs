@@ -10,7 +10,7 @@
 //!
 //! Errors are for the person editing the file: each names the file, line,
 //! column and key, and says what to write instead. Keys that later versions
-//! of Stratus implement (`allowed_outbound`, `keyvalue`) are
+//! of Stratus implement (`keyvalue`) are
 //! refused as such, rather than as unknown keys.
 //!
 //! The validated types ([`Manifest`], [`FunctionSpec`]) serialize to JSON in
@@ -19,6 +19,7 @@
 
 mod error;
 mod model;
+mod outbound;
 mod raw;
 mod route;
 mod schedule;
@@ -35,6 +36,7 @@ pub use model::{
     MAX_TIMEOUT, MIN_MEMORY, Manifest, TriggerSpec,
 };
 pub use model::{DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS};
+pub use outbound::OutboundRule;
 pub use route::{Route, RouteError};
 pub use schedule::{parse_schedule, parse_time_zone};
 pub use units::{ByteSize, SizeError};

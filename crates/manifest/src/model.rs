@@ -89,6 +89,11 @@ pub struct FunctionSpec {
     /// Event sources the function consumes besides HTTP.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<TriggerSpec>,
+    /// Outbound HTTP the function may make (patterns such as
+    /// `"https://*.example.com"`, see [`crate::OutboundRule`]); none by
+    /// default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_outbound: Vec<String>,
 }
 
 /// One entry of a function's `triggers`. Every kind delivers its events as

@@ -51,6 +51,7 @@ pub(crate) struct RawFunction {
     pub reuse: Option<Spanned<Value>>,
     pub env: Option<Spanned<RawEnv>>,
     pub triggers: Option<Spanned<Value>>,
+    pub allowed_outbound: Option<Spanned<Value>>,
     /// Recognised keys that this version does not implement, with the span
     /// of each key.
     pub unsupported: Vec<Spanned<&'static str>>,
@@ -71,12 +72,13 @@ pub(crate) const FUNCTION_KEYS: &[&str] = &[
     "reuse",
     "env",
     "triggers",
+    "allowed_outbound",
 ];
 
 /// Keys of the product contract that later versions implement. They are
 /// refused with their own message rather than as unknown, so a user with a
 /// newer manifest learns to upgrade rather than to fix a typo.
-pub(crate) const UNSUPPORTED_FUNCTION_KEYS: &[&str] = &["allowed_outbound", "keyvalue"];
+pub(crate) const UNSUPPORTED_FUNCTION_KEYS: &[&str] = &["keyvalue"];
 
 /// A list whose elements keep their spans (`routes`).
 #[derive(Debug)]
@@ -121,6 +123,7 @@ enum FunctionKey {
     Reuse,
     Env,
     Triggers,
+    AllowedOutbound,
     Unsupported(&'static str),
 }
 
@@ -139,6 +142,7 @@ impl FunctionKey {
             "reuse" => FunctionKey::Reuse,
             "env" => FunctionKey::Env,
             "triggers" => FunctionKey::Triggers,
+            "allowed_outbound" => FunctionKey::AllowedOutbound,
             _ => {
                 let later = UNSUPPORTED_FUNCTION_KEYS.iter().find(|k| **k == key)?;
                 FunctionKey::Unsupported(later)
@@ -189,6 +193,9 @@ impl<'de> Deserialize<'de> for RawFunction {
                         FunctionKey::Reuse => f.reuse = Some(map.next_value()?),
                         FunctionKey::Env => f.env = Some(map.next_value()?),
                         FunctionKey::Triggers => f.triggers = Some(map.next_value()?),
+                        FunctionKey::AllowedOutbound => {
+                            f.allowed_outbound = Some(map.next_value()?)
+                        }
                         FunctionKey::Unsupported(name) => {
                             map.next_value::<IgnoredAny>()?;
                             f.unsupported.push(Spanned::new(span, name));

@@ -47,6 +47,8 @@ pub struct FunctionLimits {
 pub struct FunctionOptions {
     /// Which function this is, as in-process services see the caller.
     pub identity: FunctionIdentity,
+    /// Where its outbound HTTP may go (manifest `allowed_outbound`).
+    pub allowed_outbound: Vec<stratus_manifest::OutboundRule>,
     pub limits: FunctionLimits,
     /// The function's environment (manifest `env`).
     pub env: Vec<(String, String)>,
@@ -68,6 +70,7 @@ pub struct Function {
     env: Vec<(String, String)>,
     idle: Arc<IdleInstances>,
     identity: Arc<FunctionIdentity>,
+    allowed_outbound: Arc<[stratus_manifest::OutboundRule]>,
 }
 
 impl std::fmt::Debug for Function {
@@ -109,6 +112,7 @@ impl Function {
             limits: options.limits,
             env: options.env,
             identity: Arc::new(options.identity),
+            allowed_outbound: options.allowed_outbound.into(),
         }
     }
 
@@ -238,7 +242,11 @@ impl Function {
     }
 
     fn new_store(&self) -> Store<InstanceState> {
-        let hooks = OutboundHooks::new(self.identity.clone(), self.runtime.services());
+        let hooks = OutboundHooks::new(
+            self.identity.clone(),
+            self.runtime.services(),
+            self.allowed_outbound.clone(),
+        );
         let state = InstanceState::new(&self.env, self.limits.memory, OUTPUT_CAPACITY, hooks);
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.limits);

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use http::uri::Scheme;
 use http_body_util::{BodyExt, Full};
+use stratus_manifest::OutboundRule;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The largest request body a guest may send to a service. A service call
@@ -72,14 +73,34 @@ type SendOutcome = Result<
 pub(crate) struct OutboundHooks {
     caller: Arc<FunctionIdentity>,
     services: Option<Arc<dyn InProcessServices>>,
+    /// The function's `allowed_outbound`: what may leave the node.
+    allowed: Arc<[OutboundRule]>,
 }
 
 impl OutboundHooks {
     pub(crate) fn new(
         caller: Arc<FunctionIdentity>,
         services: Option<Arc<dyn InProcessServices>>,
+        allowed: Arc<[OutboundRule]>,
     ) -> Self {
-        OutboundHooks { caller, services }
+        OutboundHooks {
+            caller,
+            services,
+            allowed,
+        }
+    }
+
+    /// Whether the function's `allowed_outbound` lets `request` out.
+    fn allows<B>(&self, request: &http::Request<B>) -> bool {
+        let uri = request.uri();
+        let https = uri.scheme() == Some(&Scheme::HTTPS);
+        let (Some(host), true) = (uri.host(), https || uri.scheme() == Some(&Scheme::HTTP)) else {
+            return false;
+        };
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        self.allowed
+            .iter()
+            .any(|rule| rule.allows(https, host, port))
     }
 }
 
@@ -87,12 +108,21 @@ impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendOutcome> + Send> {
         let caller = self.caller.clone();
         let services = match &self.services {
             Some(services) if is_service_request(&request) => services.clone(),
+            _ if self.allows(&request) => {
+                return Box::new(async move {
+                    use http_body_util::BodyExt;
+                    let (response, io) =
+                        wasmtime_wasi_http::default_send_request(request, options).await?;
+                    let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(io);
+                    Ok((response.map(BodyExt::boxed_unsync), io))
+                });
+            }
             _ => {
                 deny(&caller, request.uri().host().unwrap_or_default());
                 return Box::new(async { Err(Error::HttpRequestDenied) });
@@ -133,7 +163,7 @@ fn deny(caller: &FunctionIdentity, host: &str) {
         app = %caller.app,
         function = %caller.function,
         host,
-        "outbound HTTP request denied: the function has no `allowed_outbound`"
+        "outbound HTTP request denied: no pattern of the function's `allowed_outbound` allows it"
     );
 }
 
@@ -192,7 +222,11 @@ mod tests {
     }
 
     fn hooks(services: Option<Arc<dyn InProcessServices>>) -> OutboundHooks {
-        OutboundHooks::new(Arc::new(FunctionIdentity::new("shop", "cart")), services)
+        OutboundHooks::new(
+            Arc::new(FunctionIdentity::new("shop", "cart")),
+            services,
+            Arc::from([]),
+        )
     }
 
     fn request(uri: &str, body: Vec<u8>) -> http::Request<WasiBody> {

@@ -340,3 +340,22 @@ fn checks_triggers() {
         );
     }
 }
+
+#[test]
+fn checks_allowed_outbound_patterns() {
+    let m = parse(&one_function(
+        "component = \"f.wasm\"\nallowed_outbound = [\"https://api.example.com\", \"http://*.svc.local:*\"]",
+    ))
+    .unwrap();
+    assert_eq!(
+        m.functions[0].allowed_outbound,
+        ["https://api.example.com", "http://*.svc.local:*"]
+    );
+    let error = function_error("allowed_outbound = [\"https://ok.org\", \"ftp://files.org\"]");
+    assert_eq!(
+        error,
+        format!(
+            "{FILE}:6:20: function \"f\": allowed_outbound[1] \"ftp://files.org\" is not an outbound pattern: the scheme must be http or https, not \"ftp\""
+        )
+    );
+}

@@ -254,6 +254,10 @@ impl Source<'_> {
             None => Vec::new(),
             Some(value) => self.triggers(value, &p)?,
         };
+        let allowed_outbound = match &raw.allowed_outbound {
+            None => Vec::new(),
+            Some(value) => self.allowed_outbound(value, &p)?,
+        };
 
         Ok(CheckedFunction {
             name_span: raw_name.span(),
@@ -271,6 +275,7 @@ impl Source<'_> {
                 reuse,
                 env,
                 triggers,
+                allowed_outbound,
             },
         })
     }

@@ -183,6 +183,32 @@ impl Source<'_> {
             })
     }
 
+    /// `allowed_outbound = ["https://api.example.com", …]`.
+    pub(super) fn allowed_outbound(
+        &self,
+        value: &Spanned<Value>,
+        p: &str,
+    ) -> Result<Vec<String>, ManifestError> {
+        let key = "allowed_outbound";
+        let Value::Array(items) = value.get_ref() else {
+            return Err(self.wrong_type(value, p, key, "an array of strings"));
+        };
+        let mut patterns = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let Value::String(pattern) = item else {
+                let message = format!("{p}{key}[{i}] must be a string, not {}", item.type_str());
+                return Err(self.invalid(value.span(), key, message));
+            };
+            if let Err(why) = crate::OutboundRule::parse(pattern) {
+                let message =
+                    format!("{p}{key}[{i}] {pattern:?} is not an outbound pattern: {why}");
+                return Err(self.invalid(value.span(), key, message));
+            }
+            patterns.push(pattern.clone());
+        }
+        Ok(patterns)
+    }
+
     pub(super) fn env(
         &self,
         env: &Spanned<RawEnv>,
