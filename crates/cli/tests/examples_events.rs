@@ -90,12 +90,7 @@ async fn iot_readings_over_mqtt_raise_alerts_through_a_queue() {
     example_guest("iot_ingest");
     let server = Server::start_with(&["--retry-base", "10ms"]);
     server.deploy(&repo_root().join("examples/iot-telemetry"));
-    readyz_until(&server, |b| {
-        b["triggers"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|t| t["state"] == "running"))
-    })
-    .await;
+    a_trigger_running(&server).await;
     let device = unique("dev-");
     mqtt_publish(
         &format!("sensors/{device}/telemetry"),

@@ -44,6 +44,27 @@ pub struct Delivery {
     pub max_attempts: u32,
 }
 
+impl Delivery {
+    /// An event delivered without having been stored here (a JetStream
+    /// message, which its stream keeps): it has no sequence number.
+    pub fn unqueued(event: NewEvent, attempt: u32, time: SystemTime) -> Delivery {
+        Delivery {
+            seq: 0,
+            queue: event.queue,
+            id: event.id,
+            source: event.source,
+            kind: event.kind,
+            subject: event.subject,
+            path: event.path,
+            content_type: event.content_type,
+            data: event.data,
+            time,
+            attempt,
+            max_attempts: event.max_attempts,
+        }
+    }
+}
+
 /// Where an event is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventState {

@@ -130,19 +130,20 @@ impl Pull {
                     }
                 };
             match message.status {
-                // 404 no messages, 408 the request expired, 409 the
-                // consumer's limits: this request is over.
+                // 404 no messages, 408 the request expired: this request is
+                // over, ask again.
+                Some(StatusCode::NOT_FOUND | StatusCode::TIMEOUT) => {
+                    self.outstanding = 0;
+                    continue;
+                }
+                // Anything else (409: the consumer was deleted or its limits
+                // refuse the request) would refuse the next request too:
+                // the trigger binds again after a backoff rather than spin.
                 Some(status) if status != StatusCode::OK => {
-                    if status == StatusCode::NOT_FOUND
-                        || status == StatusCode::TIMEOUT
-                        || status.as_u16() == 409
-                    {
-                        self.outstanding = 0;
-                        continue;
-                    }
                     return Err(format!(
-                        "the server answered {status:?}: {:?}",
-                        message.description
+                        "the server answered {}: {}",
+                        status.as_u16(),
+                        message.description.as_deref().unwrap_or("no description")
                     ));
                 }
                 _ => {}
@@ -150,7 +151,10 @@ impl Pull {
             self.outstanding = self.outstanding.saturating_sub(1);
             match Delivered::from(message) {
                 Some(delivered) => return Ok(delivered),
-                None => continue,
+                None => tracing::warn!(
+                    consumer = %self.next,
+                    "ignored a message without a JetStream reply subject on the pull inbox"
+                ),
             }
         }
     }

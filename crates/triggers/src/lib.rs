@@ -10,7 +10,7 @@
 //! retried with backoff and reported through [`Health`]; HTTP serving never
 //! waits for it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,6 @@ mod mqtt;
 mod nats;
 
 pub use health::{BrokerStatus, Health, TriggerState, TriggerStatus};
-pub use inbound::{Defaults, Incoming, from_headers, from_payload};
 
 /// Where the brokers are and how to behave towards them.
 #[derive(Debug, Clone)]
@@ -121,27 +120,24 @@ impl Triggers {
 
 fn reconcile(ctx: &Arc<Ctx>, running: &mut HashMap<Key, Running>) {
     let live = ctx.gateway.live();
-    let mut wanted: HashMap<Key, ()> = HashMap::new();
+    let mut wanted: HashSet<Key> = HashSet::new();
     for function in live.functions() {
         for trigger in &function.triggers {
             // Named queues need no task: the dispatcher delivers them.
             if !matches!(trigger, TriggerSpec::Queue { .. }) {
-                wanted.insert(
-                    (function.app.clone(), function.name.clone(), trigger.clone()),
-                    (),
-                );
+                wanted.insert((function.app.clone(), function.name.clone(), trigger.clone()));
             }
         }
     }
     running.retain(|key, _| {
-        let keep = wanted.contains_key(key);
+        let keep = wanted.contains(key);
         if !keep {
             ctx.health.remove(&label(key));
             tracing::info!(function = %format!("{}/{}", key.0, key.1), trigger = %key.2, "trigger stopped");
         }
         keep
     });
-    for key in wanted.into_keys() {
+    for key in wanted {
         if running.contains_key(&key) {
             continue;
         }
@@ -209,7 +205,7 @@ impl Task {
     }
 
     /// A broker's message as an event of this function's queue.
-    fn new_event(&self, e: Incoming, max_attempts: u32) -> stratus_queue::NewEvent {
+    fn new_event(&self, e: inbound::Incoming, max_attempts: u32) -> stratus_queue::NewEvent {
         stratus_queue::NewEvent {
             queue: self.queue_name(),
             id: e.id,

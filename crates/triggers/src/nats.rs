@@ -317,20 +317,8 @@ async fn deliver_jetstream(
             return;
         }
     };
-    let delivery = Delivery {
-        seq: 0,
-        queue: task.queue_name(),
-        id: event.id.clone(),
-        source: event.source.clone(),
-        kind: event.kind.clone(),
-        subject: event.subject.clone(),
-        path: "/".into(),
-        content_type: event.content_type.clone(),
-        data: event.data.clone(),
-        time: SystemTime::now(),
-        attempt: delivered,
-        max_attempts,
-    };
+    let event = task.new_event(event, max_attempts);
+    let delivery = Delivery::unqueued(event.clone(), delivered, SystemTime::now());
     let settled = match task.ctx.dispatcher.attempt(&delivery).await {
         Attempt::Handled(_) => js.ack(client).await,
         Attempt::Busy => {
@@ -340,10 +328,7 @@ async fn deliver_jetstream(
         Attempt::Failed(error) if delivered >= max_attempts => {
             // Out of attempts: keep it as a dead letter (redrive delivers it
             // through the durable queue), then let the stream forget it.
-            match queue
-                .bury(task.new_event(event, max_attempts), delivered, error)
-                .await
-            {
+            match queue.bury(event, delivered, error).await {
                 Ok(_) => js.ack(client).await,
                 Err(e) => {
                     tracing::error!(stream, sequence, "cannot store a dead letter: {e}");

@@ -459,6 +459,17 @@ pub async fn readyz_until(
     }
 }
 
+/// Waits until `/readyz` shows a trigger running (subscribed, or for cron
+/// scheduled).
+pub async fn a_trigger_running(server: &Server) {
+    readyz_until(server, |b| {
+        b["triggers"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["state"] == "running"))
+    })
+    .await;
+}
+
 /// A name no other test run uses (brokers outlive test runs).
 pub fn unique(prefix: &str) -> String {
     format!(
