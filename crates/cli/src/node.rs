@@ -81,6 +81,8 @@ impl NodeConfig {
         if opts.max_attempts == 0 {
             bail!("--max-attempts must be at least 1");
         }
+        stratus_triggers::check_addresses(&opts.nats_url, &opts.mqtt_url)
+            .map_err(|e| anyhow::anyhow!(e))?;
         let memory_budget = match &opts.memory_budget {
             Some(text) => stratus_manifest::ByteSize::parse(text)
                 .map(|size| size.bytes())
@@ -196,23 +198,20 @@ async fn start(
     runtime
         .set_services(stratus_events::QueueService::new(&dispatcher, &gateway))
         .context("cannot offer in-process services to functions")?;
-    let triggers = Triggers::new(
-        dispatcher.clone(),
-        gateway.clone(),
-        TriggerConfig {
-            nats_url: config.nats_url.clone(),
-            mqtt_url: config.mqtt_url.clone(),
-            node_identity: format!(
-                "{}:{}",
-                hostname(),
-                std::fs::canonicalize(data_dir)
-                    .unwrap_or_else(|_| data_dir.to_path_buf())
-                    .display()
-            ),
-            persistent_sessions: persistent,
-            retry: config.retry,
-        },
-    );
+    let trigger_config = TriggerConfig {
+        nats_url: config.nats_url.clone(),
+        mqtt_url: config.mqtt_url.clone(),
+        node_identity: format!(
+            "{}:{}",
+            hostname(),
+            std::fs::canonicalize(data_dir)
+                .unwrap_or_else(|_| data_dir.to_path_buf())
+                .display()
+        ),
+        persistent_sessions: persistent,
+        retry: config.retry,
+    };
+    let triggers = Triggers::new(dispatcher.clone(), gateway.clone(), trigger_config);
     let node = Arc::new(Node::new(Arc::new(store), Arc::new(runtime), gateway));
 
     let gateway_listener = bind(config.listen, "--listen").await?;

@@ -166,3 +166,37 @@ fn a_busy_port_is_named() {
     let err = stderr(&out);
     assert!(err.contains(&addr) && err.contains("--listen"), "{err}");
 }
+
+#[test]
+fn a_bad_broker_address_stops_the_node_naming_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (flag, value, expected) in [
+        (
+            "--mqtt-url",
+            "http://broker:1883",
+            "--mqtt-url: \"http://broker:1883\" is not an mqtt:// address",
+        ),
+        (
+            "--nats-url",
+            "nats://host:port",
+            "--nats-url \"nats://host:port\": NATS server URL is invalid",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+            .args([
+                "server",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args([flag, value])
+            .arg("--data-dir")
+            .arg(tmp.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flag} {value}");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{err}");
+    }
+}

@@ -48,6 +48,17 @@ pub struct TriggerConfig {
     pub retry: RetryPolicy,
 }
 
+/// Checks broker addresses (`--nats-url`, `--mqtt-url`), so a typo stops
+/// the node at start with the flag's name rather than leaving its triggers
+/// waiting forever.
+pub fn check_addresses(nats_url: &str, mqtt_url: &str) -> Result<(), String> {
+    nats_url
+        .parse::<async_nats::ServerAddr>()
+        .map_err(|e| format!("--nats-url {nats_url:?}: {e}"))?;
+    mqtt::parse_url(mqtt_url).map_err(|e| format!("--mqtt-url: {e}"))?;
+    Ok(())
+}
+
 /// The triggers of a node.
 pub struct Triggers {
     ctx: Arc<Ctx>,
