@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace. Installs the wasm32-wasip2 target when it
-# is missing (the tests build the guest components with it) and starts NATS
-# and Mosquitto when they are not running.
+# Runs every test of the workspace. Installs the wasm32-wasip2 target and the
+# Python and JavaScript guest toolchains when they are missing (the tests
+# build guest components with them) and starts NATS and Mosquitto when they
+# are not running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 env -u CARGO_TARGET_DIR cargo build --release --target wasm32-wasip2 --quiet --manifest-path examples/Cargo.toml
 env -u CARGO_TARGET_DIR cargo build --release --target wasm32-wasip2 --quiet --manifest-path tests/guests/Cargo.toml
+# The Python and JavaScript toolchains (pinned, installed when missing) and
+# the examples built with them.
+bash scripts/guest-toolchains.sh
 # The trigger tests talk to real brokers on loopback.
 bash scripts/brokers.sh
 cargo test --workspace "$@"

@@ -59,8 +59,8 @@ fn parse_since(text: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
     })
 }
 
-/// Runs a blocking read (SQLite) off the async workers.
-async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+/// Runs a blocking call (SQLite) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
     work: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)

@@ -15,12 +15,13 @@ mod ledger;
 mod metrics;
 pub mod model;
 mod openapi;
+mod secrets;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use stratus_control::Node;
 use stratus_events::Dispatcher;
 use stratus_ledger::Ledger;
@@ -40,6 +41,8 @@ pub struct AdminState {
     pub dispatcher: Arc<Dispatcher>,
     /// What the cron, NATS and MQTT triggers are doing (for `/readyz`).
     pub triggers: Arc<stratus_triggers::Health>,
+    /// Apps' secrets (set and listed here, read by functions).
+    pub secrets: Arc<stratus_secrets::SecretStore>,
 }
 
 /// The admin API as a router, ready to serve.
@@ -56,6 +59,11 @@ pub fn router(state: AdminState) -> Router {
             post(handlers::activate_version),
         )
         .route("/apps/{app}/rollback", post(handlers::rollback))
+        .route("/apps/{app}/secrets", get(secrets::list))
+        .route(
+            "/apps/{app}/secrets/{name}",
+            put(secrets::set).delete(secrets::delete),
+        )
         .route("/functions/{function}/invocations", post(handlers::invoke))
         .route("/functions/{function}/logs", get(ledger::logs))
         .route("/invocations/{id}", get(ledger::invocation))

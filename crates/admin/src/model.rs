@@ -340,8 +340,11 @@ pub struct InvocationDetail {
     pub app: String,
     pub function: String,
     pub version: u32,
-    /// `http` (gateway) or `api` (admin invoke).
+    /// `http` (gateway), `api` (admin invoke), `event` (queue, cron,
+    /// brokers) or `service` (another function's `.svc` call).
     pub trigger: String,
+    /// The invocation that called this one through `http://<function>.svc/`.
+    pub caller: Option<String>,
     pub started_at: String,
     pub duration_ms: f64,
     pub cpu_ms: f64,
@@ -353,6 +356,12 @@ pub struct InvocationDetail {
     pub status: u16,
     pub error: Option<String>,
     pub cold: bool,
+    /// Outbound HTTP requests and `.svc` calls the invocation made.
+    pub outbound_requests: u32,
+    /// Their request and response bodies, in bytes.
+    pub outbound_bytes: u64,
+    /// Time spent waiting for their answers.
+    pub outbound_ms: f64,
     pub logs: Vec<LogLineInfo>,
 }
 
@@ -364,6 +373,7 @@ impl InvocationDetail {
             function: r.function.clone(),
             version: r.version,
             trigger: r.trigger.as_str().to_string(),
+            caller: r.caller.clone(),
             started_at: stratus_ledger::record::format_time(r.started_at),
             duration_ms: r.wall.as_secs_f64() * 1000.0,
             cpu_ms: r.cpu.as_secs_f64() * 1000.0,
@@ -375,6 +385,9 @@ impl InvocationDetail {
             status: r.status,
             error: r.error.clone(),
             cold: r.cold,
+            outbound_requests: r.outbound.requests,
+            outbound_bytes: r.outbound.bytes,
+            outbound_ms: r.outbound.time.as_secs_f64() * 1000.0,
             logs: logs.iter().map(LogLineInfo::from).collect(),
         }
     }
@@ -455,4 +468,13 @@ pub struct Published {
     pub id: String,
     /// The functions it was queued for, as `app/function`.
     pub consumers: Vec<String>,
+}
+
+/// A secret as listed: its name and when it was last set. Values are never
+/// returned by the API.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SecretSummary {
+    pub name: String,
+    /// Unix time in milliseconds.
+    pub updated_at: i64,
 }

@@ -7,6 +7,7 @@ use utoipa::{Modify, OpenApi};
 use crate::handlers;
 use crate::ledger;
 use crate::model;
+use crate::secrets;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +17,7 @@ use crate::model;
         handlers::show_app, handlers::delete_app, handlers::list_versions,
         handlers::activate_version, handlers::rollback, handlers::invoke,
         ledger::usage, ledger::logs, ledger::invocation, ledger::event, ledger::dead_letters, ledger::function_events,
-        ledger::redrive, ledger::publish,
+        ledger::redrive, ledger::publish, secrets::list, secrets::set, secrets::delete,
     ),
     components(schemas(
         model::AppSummary, model::AppDetail, model::FunctionInfo, model::VersionSummary,
@@ -24,7 +25,7 @@ use crate::model;
         model::ActivateResponse, model::ErrorResponse, model::ErrorInfo, model::Health, model::EventList, model::BrokerHealth, model::TriggerHealth,
         model::UsageReport, model::Prices, model::UsageRow, model::LogLineInfo, model::LogLines,
         model::InvocationDetail, model::AsyncAccepted, model::EventInfo,
-        model::DeadLetters, model::Redriven, model::Published,
+        model::DeadLetters, model::Redriven, model::Published, model::SecretSummary,
     )),
     modifiers(&BearerAuth),
 )]

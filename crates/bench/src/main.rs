@@ -8,6 +8,7 @@
 //! `docs/benchmarks.md`. This is a benchmark program, not a test: it
 //! asserts nothing and its numbers depend on the machine.
 
+mod capabilities;
 mod density;
 mod events;
 mod load;
@@ -64,6 +65,9 @@ enum Mode {
         #[arg(long, default_value = "api")]
         via: String,
     },
+    /// Key-value gets and sets from inside a function (SQLite and Redis),
+    /// and what a `.svc` call between functions adds.
+    Capabilities,
     /// Deploy many functions: deploy time, idle RSS, random-request latency.
     Density {
         /// Function counts to measure, each on a fresh node.
@@ -79,6 +83,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match args.mode {
         Some(Mode::RawHyper) => return raw::serve(),
+        Some(Mode::Capabilities) => return capabilities_tables(&args),
         Some(Mode::Density {
             functions,
             requests,
@@ -336,5 +341,72 @@ fn density_table(counts: &[usize], requests: usize) -> anyhow::Result<()> {
             r.errors
         );
     }
+    Ok(())
+}
+
+/// `stratus-bench capabilities`: two Markdown tables.
+fn capabilities_tables(args: &Args) -> anyhow::Result<()> {
+    let loaded = load::LoadSpec {
+        duration: Duration::from_secs(args.duration),
+        warmup: Duration::from_secs(args.warmup),
+        connections: args.connections,
+        threads: args.threads,
+    };
+    println!(
+        "| backend | set, in one invocation | get, in one invocation | requests/s, one set each (p50) | requests/s, one get each (p50) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for backend in ["sqlite", "redis"] {
+        let r = capabilities::keyvalue(backend, &loaded)?;
+        println!(
+            "| {} | {:.0} ops/s | {:.0} ops/s | {:.0} ({}) | {:.0} ({}) |",
+            r.backend,
+            r.set_in_function,
+            r.get_in_function,
+            r.set_requests.rps,
+            fmt_us(r.set_requests.p50_us),
+            r.get_requests.rps,
+            fmt_us(r.get_requests.p50_us)
+        );
+    }
+    let one = capabilities::one_at_a_time(&loaded);
+    let unloaded = capabilities::svc_calls(&one)?;
+    let under_load = capabilities::svc_calls(&loaded)?;
+    println!();
+    println!(
+        "| request | p50, one at a time | p99, one at a time | requests/s, {} connections | p50 under load |",
+        args.connections
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (name, a, b) in [
+        (
+            "callee straight from the gateway",
+            unloaded.direct,
+            under_load.direct,
+        ),
+        (
+            "caller alone (no call)",
+            unloaded.caller_alone,
+            under_load.caller_alone,
+        ),
+        (
+            "caller calling the callee through `.svc`",
+            unloaded.through_svc,
+            under_load.through_svc,
+        ),
+    ] {
+        println!(
+            "| {name} | {} | {} | {:.0} | {} |",
+            fmt_us(a.p50_us),
+            fmt_us(a.p99_us),
+            b.rps,
+            fmt_us(b.p50_us)
+        );
+    }
+    println!(
+        "\nA `.svc` call adds {} at p50 (caller with the call minus caller alone), against {} for the callee as a gateway request.",
+        fmt_us(unloaded.through_svc.p50_us - unloaded.caller_alone.p50_us),
+        fmt_us(unloaded.direct.p50_us)
+    );
     Ok(())
 }

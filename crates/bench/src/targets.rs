@@ -28,6 +28,20 @@ fn stratus_bin() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
+/// A component of the test guests (`tests/guests`), e.g. `capabilities`.
+pub fn test_component(name: &str) -> anyhow::Result<PathBuf> {
+    let path = repo_root().join(format!(
+        "tests/guests/target/wasm32-wasip2/release/{name}.wasm"
+    ));
+    if !path.exists() {
+        bail!(
+            "{} is missing; build the test guests with `cargo build --release --target wasm32-wasip2 --manifest-path tests/guests/Cargo.toml`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 pub fn hello_component() -> anyhow::Result<PathBuf> {
     let path = repo_root().join("examples/target/wasm32-wasip2/release/hello.wasm");
     if !path.exists() {
@@ -138,6 +152,25 @@ impl StratusNode {
         }
         node.url = format!("{}/hello", node.url);
         Ok(node)
+    }
+
+    /// Deploys the app described by `manifest` (written to a directory of
+    /// the node's data dir named after `name`).
+    pub fn deploy(&self, name: &str, manifest: &str) -> anyhow::Result<()> {
+        let app = self._data.path().join(name);
+        std::fs::create_dir_all(&app)?;
+        std::fs::write(app.join("stratus.toml"), manifest)?;
+        let status = Command::new(stratus_bin()?)
+            .arg("deploy")
+            .arg(&app)
+            .env("STRATUS_SERVER", &self.admin)
+            .env("STRATUS_TOKEN", "bench")
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("deploying {name} failed");
+        }
+        Ok(())
     }
 
     /// The node's resident set size in bytes.
@@ -265,10 +298,12 @@ pub fn measure_instantiate(n: u32) -> anyhow::Result<Instantiation> {
     let limits = FunctionLimits {
         memory: 16 << 20,
         timeout: std::time::Duration::from_secs(5),
+        outbound: Default::default(),
     };
     let options = FunctionOptions {
         identity: FunctionIdentity::new("bench", "hello"),
         allowed_outbound: Vec::new(),
+        grants: Default::default(),
         limits,
         env: Vec::new(),
         min_warm: false,

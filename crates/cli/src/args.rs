@@ -41,6 +41,8 @@ pub enum Command {
     Server(ServerArgs),
     /// Build and serve apps on a throwaway local node, ready to curl.
     Up(UpArgs),
+    /// Create a function directory from a template, ready for `stratus up`.
+    New(NewArgs),
     /// Upload an app's components and create and activate a new version.
     Deploy(DeployArgs),
     /// List apps.
@@ -60,6 +62,32 @@ pub enum Command {
     /// A function's dead letters: list them, or redrive them.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// An app's secrets: set one (value on stdin), list names, remove one.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Store a secret, encrypted; its value is read from stdin.
+    Set(SecretArgs),
+    /// List an app's secrets (names only: values are never shown).
+    Ls(SecretsListArgs),
+    /// Remove a secret.
+    Rm(SecretArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    pub app: String,
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsListArgs {
+    pub app: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +192,24 @@ pub struct NodeOpts {
         default_value = "mqtt://127.0.0.1:1883"
     )]
     pub mqtt_url: String,
+    /// Where functions' key-value buckets live: `sqlite` (keyvalue.sqlite in
+    /// the data directory) or `redis` (the server at --keyvalue-url).
+    #[arg(long, env = "STRATUS_KEYVALUE", value_enum, default_value_t = KeyValueKind::Sqlite)]
+    pub keyvalue: KeyValueKind,
+    /// The Redis server of `--keyvalue redis`.
+    #[arg(
+        long,
+        env = "STRATUS_KEYVALUE_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub keyvalue_url: String,
+}
+
+/// The key-value backends a node can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyValueKind {
+    Sqlite,
+    Redis,
 }
 
 #[derive(Debug, Args)]
@@ -294,4 +340,30 @@ pub struct UsageArgs {
     pub since: Option<String>,
     #[arg(long, value_enum, default_value_t = UsageFormat::Table)]
     pub format: UsageFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The function's language.
+    #[arg(value_enum)]
+    pub language: Language,
+    /// Name of the app, its function and its route: lowercase letters,
+    /// digits and '-', starting with a letter.
+    pub name: String,
+    /// Directory to create (default: ./NAME); never an existing one.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// The languages `stratus new` has templates for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Language {
+    /// cargo for wasm32-wasip2, with the `wasip2` crate.
+    Rust,
+    /// componentize-py.
+    #[value(alias = "py")]
+    Python,
+    /// jco componentize (componentize-js).
+    #[value(alias = "javascript")]
+    Js,
 }

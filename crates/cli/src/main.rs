@@ -43,6 +43,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Server(args) => node::server(args).await.map(|()| ExitCode::SUCCESS),
         Command::Up(args) => node::up(args).await.map(|()| ExitCode::SUCCESS),
+        Command::New(args) => commands::new::run(args).map(|()| ExitCode::SUCCESS),
         Command::Deploy(args) => commands::deploy::run(&client_opts, args).await,
         Command::Apps(args) => commands::apps::list(&client_opts, args).await,
         Command::Versions(args) => commands::apps::versions(&client_opts, args).await,
@@ -52,6 +53,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => commands::logs::run(&client_opts, args).await,
         Command::Usage(args) => commands::usage::run(&client_opts, args).await,
         Command::Dlq(command) => commands::dlq::run(&client_opts, command).await,
+        Command::Secrets(command) => commands::secrets::run(&client_opts, command).await,
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use stratus_admin::AdminState;
-use stratus_control::{Node, Upload};
+use stratus_control::{CapabilityBackends, Node, Upload};
 use stratus_events::{DispatchConfig, Dispatcher};
 use stratus_gateway::{Admission, Gateway};
 use stratus_ledger::{Ledger, PriceSheet, Retention};
@@ -19,7 +19,7 @@ use stratus_triggers::{TriggerConfig, Triggers};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::args::{NodeOpts, ServerArgs, UpArgs};
+use crate::args::{KeyValueKind, NodeOpts, ServerArgs, UpArgs};
 
 /// How long handled and dead events stay queryable.
 const SETTLED_EVENTS_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
@@ -39,6 +39,8 @@ struct NodeConfig {
     max_attempts: u32,
     nats_url: String,
     mqtt_url: String,
+    /// `None`: the SQLite file in the data directory.
+    keyvalue_redis: Option<String>,
 }
 
 impl NodeConfig {
@@ -105,6 +107,10 @@ impl NodeConfig {
             max_attempts: opts.max_attempts,
             nats_url: opts.nats_url.clone(),
             mqtt_url: opts.mqtt_url.clone(),
+            keyvalue_redis: match opts.keyvalue {
+                KeyValueKind::Sqlite => None,
+                KeyValueKind::Redis => Some(opts.keyvalue_url.clone()),
+            },
         })
     }
 }
@@ -152,6 +158,7 @@ struct RunningNode {
     ledger: Option<Arc<Ledger>>,
     dispatcher: Arc<Dispatcher>,
     triggers: Triggers,
+    secrets: Arc<stratus_secrets::SecretStore>,
 }
 
 /// `persistent`: the data directory outlives this process (`stratus
@@ -195,9 +202,10 @@ async fn start(
         },
     );
     // Functions publish with `POST http://queue.svc/<queue>`.
-    runtime
-        .set_services(stratus_events::QueueService::new(&dispatcher, &gateway))
-        .context("cannot offer in-process services to functions")?;
+    runtime.add_service(stratus_events::QueueService::new(&dispatcher, &gateway));
+    // `http://<function>.svc/`: calls to other functions of the same app.
+    // Last, so node services such as `queue.svc` keep their names.
+    runtime.add_service(stratus_gateway::FunctionCalls::new(&gateway));
     let trigger_config = TriggerConfig {
         nats_url: config.nats_url.clone(),
         mqtt_url: config.mqtt_url.clone(),
@@ -212,7 +220,9 @@ async fn start(
         retry: config.retry,
     };
     let triggers = Triggers::new(dispatcher.clone(), gateway.clone(), trigger_config);
-    let node = Arc::new(Node::new(Arc::new(store), Arc::new(runtime), gateway));
+    let (backends, secrets) = capability_backends(&config.keyvalue_redis, data_dir)?;
+    let node =
+        Arc::new(Node::new(Arc::new(store), Arc::new(runtime), gateway).with_backends(backends));
 
     let gateway_listener = bind(config.listen, "--listen").await?;
     let admin_listener = bind(config.admin_listen, "--admin-listen").await?;
@@ -235,7 +245,31 @@ async fn start(
         ledger,
         dispatcher,
         triggers,
+        secrets,
     })
+}
+
+/// The key-value backend and the secret store functions' grants are
+/// served from (the store also for the admin API, which sets secrets).
+fn capability_backends(
+    keyvalue_redis: &Option<String>,
+    data_dir: &Path,
+) -> anyhow::Result<(CapabilityBackends, Arc<stratus_secrets::SecretStore>)> {
+    let keyvalue = match keyvalue_redis {
+        None => stratus_keyvalue::KeyValueConfig::Sqlite {
+            path: data_dir.join("keyvalue.sqlite"),
+        },
+        Some(url) => stratus_keyvalue::KeyValueConfig::Redis { url: url.clone() },
+    };
+    let keyvalue = stratus_keyvalue::open(&keyvalue).context("cannot open the key-value store")?;
+    let secrets = Arc::new(
+        stratus_secrets::SecretStore::open(data_dir).context("cannot open the secret store")?,
+    );
+    let backends = CapabilityBackends {
+        keyvalue: Some(keyvalue),
+        secrets: Some(secrets.clone()),
+    };
+    Ok((backends, secrets))
 }
 
 fn hostname() -> String {
@@ -286,6 +320,7 @@ impl RunningNode {
             ledger: self.ledger.clone(),
             dispatcher: self.dispatcher.clone(),
             triggers: self.triggers.health(),
+            secrets: self.secrets.clone(),
         });
         // Deliveries stop with the process; an event in delivery then is due
         // again when the node next starts (at least once).

@@ -9,7 +9,8 @@ use serde::Serialize;
 use stratus_gateway::LiveFunction;
 use stratus_manifest::{FunctionSpec, Manifest};
 use stratus_runtime::{
-    Function, FunctionIdentity, FunctionLimits, FunctionOptions, PreparedComponent,
+    ConfigGrant, Function, FunctionIdentity, FunctionLimits, FunctionOptions, Grants,
+    KeyValueGrant, OutboundLimits, PreparedComponent,
 };
 use stratus_store::NewFunction;
 use tokio::sync::Semaphore;
@@ -79,11 +80,12 @@ impl Node {
         let runtime = self.runtime.clone();
         let functions = manifest.functions.clone();
         let components = upload.components.clone();
+        let grants: Vec<Grants> = functions.iter().map(|s| self.grants(&app, s)).collect();
         let compiled = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             let mut validate = Duration::ZERO;
             let mut compile = Duration::ZERO;
-            for spec in functions {
+            for (spec, grants) in functions.into_iter().zip(grants) {
                 let bytes = components.get(&spec.component).ok_or_else(|| {
                     ControlError::Upload(format!(
                         "component \"{}\" was not uploaded",
@@ -98,6 +100,12 @@ impl Node {
                             function: spec.name.clone(),
                             source,
                         })?;
+                component
+                    .check_grants(&grants)
+                    .map_err(|e| ControlError::Component {
+                        function: spec.name.clone(),
+                        source: e.into(),
+                    })?;
                 validate += timings.validate;
                 compile += timings.compile;
                 out.push((Prepared { spec, component }, timings.from_cache));
@@ -209,6 +217,11 @@ impl Node {
         let limits = FunctionLimits {
             memory: spec.memory.0,
             timeout: spec.timeout,
+            outbound: OutboundLimits {
+                max_requests: spec.max_outbound_requests,
+                max_bytes: spec.max_outbound_bytes.0,
+                timeout: spec.outbound_timeout,
+            },
         };
         let env = spec
             .env
@@ -245,6 +258,7 @@ impl Node {
                         .iter()
                         .filter_map(|p| stratus_manifest::OutboundRule::parse(p).ok())
                         .collect(),
+                    grants: self.grants(app, spec),
                     limits,
                     env,
                     min_warm: spec.min_warm,
@@ -253,6 +267,23 @@ impl Node {
                 },
             ),
         })
+    }
+
+    /// The capabilities `spec` grants, served from the node's backends.
+    fn grants(&self, app: &str, spec: &FunctionSpec) -> Grants {
+        Grants {
+            keyvalue: KeyValueGrant {
+                app: app.to_string(),
+                buckets: spec.keyvalue.clone(),
+                backend: self.backends.keyvalue.clone(),
+            },
+            config: ConfigGrant {
+                app: app.to_string(),
+                values: Arc::new(spec.config.clone()),
+                secrets: spec.secrets.clone().into(),
+                source: self.backends.secrets.clone(),
+            },
+        }
     }
 
     fn check_limits(&self, manifest: &Manifest) -> Result<(), ControlError> {

@@ -14,4 +14,4 @@ mod node;
 
 pub use deploy::{DeployReport, DeployTimings, DeployedFunction, Upload};
 pub use error::ControlError;
-pub use node::{Node, NodeStats};
+pub use node::{CapabilityBackends, Node, NodeStats};

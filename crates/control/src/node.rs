@@ -39,6 +39,26 @@ pub struct Node {
     /// Apps whose stored live version could not be loaded at start-up, with
     /// why; reported by `/readyz` so an operator sees them.
     problems: std::sync::Mutex<Vec<String>>,
+    /// What granted capabilities are served from.
+    pub(crate) backends: CapabilityBackends,
+}
+
+/// The node-wide services behind the capabilities functions are granted:
+/// where key-value buckets live and where secrets are read from. A node
+/// without one refuses, at run time, the calls that would need it.
+#[derive(Clone, Default)]
+pub struct CapabilityBackends {
+    pub keyvalue: Option<Arc<dyn stratus_runtime::KeyValueBackend>>,
+    pub secrets: Option<Arc<dyn stratus_runtime::SecretSource>>,
+}
+
+impl std::fmt::Debug for CapabilityBackends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CapabilityBackends")
+            .field("keyvalue", &self.keyvalue.as_ref().map(|kv| kv.kind()))
+            .field("secrets", &self.secrets.is_some())
+            .finish()
+    }
 }
 
 impl Node {
@@ -51,7 +71,15 @@ impl Node {
             stats: NodeStats::default(),
             ready: AtomicBool::new(false),
             problems: std::sync::Mutex::default(),
+            backends: CapabilityBackends::default(),
         }
+    }
+
+    /// Serves granted capabilities from `backends`. Set before the stored
+    /// apps are loaded, so every function sees them.
+    pub fn with_backends(mut self, backends: CapabilityBackends) -> Node {
+        self.backends = backends;
+        self
     }
 
     pub fn gateway(&self) -> &Arc<Gateway> {

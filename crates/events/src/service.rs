@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use stratus_gateway::Gateway;
 use stratus_manifest::valid_queue_name;
-use stratus_runtime::{FunctionIdentity, InProcessServices, ServiceFuture};
+use stratus_runtime::{FunctionIdentity, InProcessServices, ServiceCaller, ServiceFuture};
 
 use crate::dispatcher::{Dispatcher, Published};
 
@@ -45,20 +45,14 @@ impl QueueService {
 }
 
 impl InProcessServices for QueueService {
-    fn call(
-        &self,
-        caller: &FunctionIdentity,
-        request: http::Request<Bytes>,
-    ) -> Option<ServiceFuture> {
-        let host = request.uri().host()?;
-        if !host.eq_ignore_ascii_case(QUEUE_SERVICE_HOST) {
-            return None;
-        }
+    fn handles(&self, host: &str) -> bool {
+        host.eq_ignore_ascii_case(QUEUE_SERVICE_HOST)
+    }
+
+    fn call(&self, caller: &ServiceCaller, request: http::Request<Bytes>) -> ServiceFuture {
         let (dispatcher, gateway) = (self.dispatcher.clone(), self.gateway.clone());
-        let caller = caller.clone();
-        Some(Box::pin(async move {
-            publish(dispatcher, gateway, caller, request).await
-        }))
+        let caller = caller.function.clone();
+        Box::pin(async move { publish(dispatcher, gateway, caller, request).await })
     }
 }
 
@@ -219,11 +213,11 @@ mod tests {
             .uri(uri)
             .body(Bytes::from_static(b"data"))
             .unwrap();
-        let caller = FunctionIdentity::new("app", "fn");
-        let response = service
-            .call(&caller, request)
-            .expect("queue.svc is served")
-            .await;
+        let caller = ServiceCaller {
+            function: FunctionIdentity::new("app", "fn"),
+            invocation: Default::default(),
+        };
+        let response = service.call(&caller, request).await;
         let body = serde_json::from_slice(response.body()).unwrap();
         (response.status(), body)
     }
@@ -233,10 +227,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (dispatcher, gateway) = node(dir.path());
         let service = QueueService::new(&dispatcher, &gateway);
-        let caller = FunctionIdentity::new("app", "fn");
-        for uri in ["http://kv.svc/x", "http://example.com/orders", "/orders"] {
-            let request = http::Request::post(uri).body(Bytes::new()).unwrap();
-            assert!(service.call(&caller, request).is_none(), "{uri}");
+        assert!(service.handles("queue.svc"));
+        assert!(service.handles("QUEUE.svc"));
+        for host in ["kv.svc", "example.com", "queue.svc.example.com", ""] {
+            assert!(!service.handles(host), "{host}");
         }
     }
 

@@ -8,6 +8,7 @@
 //! started on and no request ever sees half a deploy.
 
 mod admission;
+mod calls;
 mod error;
 mod live;
 mod metering;
@@ -15,6 +16,7 @@ mod routes;
 mod server;
 
 pub use admission::{Admission, Admitted, Shed};
+pub use calls::{FunctionCalls, MAX_CALL_DEPTH};
 pub use error::{ErrorBody, ErrorDetail, PlatformError, full_body};
 pub use live::{LiveFunction, LiveSet, RouteConflict};
 pub use routes::RouteTable;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use stratus_ledger::{InvocationRecord, LogLine, LogStream, Recorder, Trigger};
-use stratus_runtime::{Meter, OutputKind, Reading};
+use stratus_ledger::{InvocationRecord, LogLine, LogStream, Outbound, Recorder, Trigger};
+use stratus_runtime::{CallInfo, Meter, OutputKind, Reading};
 
 use crate::error::invoke_error_code;
 use crate::live::LiveFunction;
@@ -16,6 +16,23 @@ pub(crate) fn meter_for(
     function: &LiveFunction,
     id: &str,
     trigger: Trigger,
+    caller: Option<&CallInfo>,
+) -> Arc<Meter> {
+    let meter = record_on_done(recorder, function, id, trigger, caller);
+    // The invocation's own id and depth, for the calls it makes in turn.
+    meter.set_call(CallInfo {
+        id: id.to_owned(),
+        depth: caller.map_or(0, |c| c.depth + 1),
+    });
+    meter
+}
+
+fn record_on_done(
+    recorder: Option<&Recorder>,
+    function: &LiveFunction,
+    id: &str,
+    trigger: Trigger,
+    caller: Option<&CallInfo>,
 ) -> Arc<Meter> {
     let Some(recorder) = recorder.cloned() else {
         return Meter::unread();
@@ -27,6 +44,7 @@ pub(crate) fn meter_for(
         function.version,
         id.to_owned(),
     );
+    let caller = caller.map(|c| c.id.clone());
     Meter::new(move |reading: Reading| {
         let logs = reading
             .output
@@ -63,6 +81,12 @@ pub(crate) fn meter_for(
             status: reading.status,
             error: error.map(str::to_owned),
             cold: reading.cold,
+            caller,
+            outbound: Outbound {
+                requests: reading.outbound_requests,
+                bytes: reading.outbound_bytes,
+                time: reading.outbound_time,
+            },
         };
         recorder.record(record, logs);
     })

@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use stratus_ledger::{Recorder, Trigger};
-use stratus_runtime::{BodyError, Invocation, Meter, ResponseBody};
+use stratus_runtime::{BodyError, CallInfo, Invocation, Meter, ResponseBody};
 use tokio::net::TcpListener;
 
 use crate::admission::{Admission, Admitted};
@@ -151,11 +151,12 @@ impl Gateway {
             }
             // A declared length is enforced by hyper's framing: stream it.
             Some(length) => {
-                self.invoke(&function, request, &id, Trigger::Http, length)
+                self.invoke(&function, request, &id, Trigger::Http, length, None)
                     .await
             }
             None if request.body().is_end_stream() => {
-                self.invoke(&function, request, &id, Trigger::Http, 0).await
+                self.invoke(&function, request, &id, Trigger::Http, 0, None)
+                    .await
             }
             // Chunked: the size is unknown until read, so read it (bounded)
             // before the function starts rather than cut it off midway.
@@ -168,7 +169,7 @@ impl Gateway {
                         let body =
                             Full::new(bytes).map_err(|never| -> BodyError { match never {} });
                         let request = hyper::Request::from_parts(parts, body);
-                        self.invoke(&function, request, &id, Trigger::Http, length)
+                        self.invoke(&function, request, &id, Trigger::Http, length, None)
                             .await
                     }
                     Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -199,9 +200,36 @@ impl Gateway {
         let request =
             request.map(|bytes| Full::new(bytes).map_err(|never| -> BodyError { match never {} }));
         with_id(
-            self.invoke(function, request, id, trigger, length).await,
+            self.invoke(function, request, id, trigger, length, None)
+                .await,
             id,
         )
+    }
+
+    /// Invokes `function` for another function's invocation (`caller`), as
+    /// a `http://<function>.svc/` call: the same admission, limits,
+    /// metering and logs as a gateway request, with the caller recorded.
+    pub async fn call_function(
+        &self,
+        function: &LiveFunction,
+        request: hyper::Request<Bytes>,
+        caller: &CallInfo,
+    ) -> hyper::Response<ResponseBody> {
+        let id = new_invocation_id();
+        let length = request.body().len() as u64;
+        let request =
+            request.map(|bytes| Full::new(bytes).map_err(|never| -> BodyError { match never {} }));
+        let response = self
+            .invoke(
+                function,
+                request,
+                &id,
+                Trigger::Service,
+                length,
+                Some(caller),
+            )
+            .await;
+        with_id(response, &id)
     }
 
     /// The node's invocation recorder, when metering is on.
@@ -216,6 +244,7 @@ impl Gateway {
         id: &str,
         trigger: Trigger,
         body_length: u64,
+        caller: Option<&CallInfo>,
     ) -> hyper::Response<ResponseBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -235,7 +264,7 @@ impl Gateway {
                 return PlatformError::shed(&function.name, shed, waited).into_response(id);
             }
         };
-        let meter = meter_for(self.recorder.as_ref(), function, id, trigger);
+        let meter = meter_for(self.recorder.as_ref(), function, id, trigger, caller);
         meter.add_bytes_in(body_length);
         match function.function.handle(request, &meter).await {
             Ok((mut response, info)) => {

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::record::{InvocationRecord, Trigger, from_unix_micros, id_key, unix_micros};
+use crate::record::{InvocationRecord, Outbound, Trigger, from_unix_micros, id_key, unix_micros};
 
 /// A record as unpacked, with the function by number.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,11 +27,18 @@ pub(crate) fn push(out: &mut Vec<u8>, function_id: i64, r: &InvocationRecord) {
     out.extend_from_slice(&key[..key.len().min(255)]);
     out.extend_from_slice(&function_id.to_le_bytes());
     out.extend_from_slice(&r.version.to_le_bytes());
-    out.push(match r.trigger {
-        Trigger::Http => 0,
-        Trigger::Api => 1,
-        Trigger::Event => 2,
-    });
+    // The high bit says the record carries the fields added later (caller,
+    // outbound usage) after its error: batches written before them still
+    // read as they are.
+    out.push(
+        EXTENDED
+            | match r.trigger {
+                Trigger::Http => 0,
+                Trigger::Api => 1,
+                Trigger::Event => 2,
+                Trigger::Service => 3,
+            },
+    );
     out.extend_from_slice(&unix_micros(r.started_at).to_le_bytes());
     for n in [
         r.wall.as_micros() as u64,
@@ -48,7 +55,17 @@ pub(crate) fn push(out: &mut Vec<u8>, function_id: i64, r: &InvocationRecord) {
     let error = &error[..error.len().min(255)];
     out.push(error.len() as u8);
     out.extend_from_slice(error);
+    let caller = r.caller.as_deref().map(id_key).unwrap_or_default();
+    let caller = &caller[..caller.len().min(255)];
+    out.push(caller.len() as u8);
+    out.extend_from_slice(caller);
+    out.extend_from_slice(&r.outbound.requests.to_le_bytes());
+    out.extend_from_slice(&r.outbound.bytes.to_le_bytes());
+    out.extend_from_slice(&(r.outbound.time.as_micros() as u64).to_le_bytes());
 }
+
+/// Set in the trigger byte of a record with the later fields.
+const EXTENDED: u8 = 0x80;
 
 /// Unpacks a batch; `None` if the bytes are not a valid batch.
 pub(crate) fn unpack(mut bytes: &[u8]) -> Option<Vec<Packed>> {
@@ -63,9 +80,11 @@ pub(crate) fn unpack(mut bytes: &[u8]) -> Option<Vec<Packed>> {
         let key = take(key_len)?.to_vec();
         let function_id = i64::from_le_bytes(take(8)?.try_into().ok()?);
         let version = u32::from_le_bytes(take(4)?.try_into().ok()?);
-        let trigger = match take(1)?[0] {
+        let trigger_byte = take(1)?[0];
+        let trigger = match trigger_byte & !EXTENDED {
             1 => Trigger::Api,
             2 => Trigger::Event,
+            3 => Trigger::Service,
             _ => Trigger::Http,
         };
         let started = i64::from_le_bytes(take(8)?.try_into().ok()?);
@@ -78,6 +97,15 @@ pub(crate) fn unpack(mut bytes: &[u8]) -> Option<Vec<Packed>> {
         let error_len = take(1)?[0] as usize;
         let error = take(error_len)?;
         let error = (!error.is_empty()).then(|| String::from_utf8_lossy(error).into_owned());
+        let (mut caller, mut outbound) = (None, Outbound::default());
+        if trigger_byte & EXTENDED != 0 {
+            let caller_len = take(1)?[0] as usize;
+            let caller_key = take(caller_len)?;
+            caller = (!caller_key.is_empty()).then(|| crate::record::id_text(caller_key));
+            outbound.requests = u32::from_le_bytes(take(4)?.try_into().ok()?);
+            outbound.bytes = u64::from_le_bytes(take(8)?.try_into().ok()?);
+            outbound.time = Duration::from_micros(u64::from_le_bytes(take(8)?.try_into().ok()?));
+        }
         let [wall, cpu, peak_memory, bytes_in, bytes_out] = numbers;
         records.push(Packed {
             record: InvocationRecord {
@@ -95,6 +123,8 @@ pub(crate) fn unpack(mut bytes: &[u8]) -> Option<Vec<Packed>> {
                 status,
                 error,
                 cold,
+                caller,
+                outbound,
             },
             key,
             function_id,

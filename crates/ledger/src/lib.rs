@@ -20,7 +20,7 @@ mod writer;
 
 pub use error::LedgerError;
 pub use logs::LogQuery;
-pub use record::{InvocationRecord, LogLine, LogStream, Trigger};
+pub use record::{InvocationRecord, LogLine, LogStream, Outbound, Trigger};
 pub use usage::{PriceSheet, UsageQuery, UsageReport, UsageRow};
 pub use writer::{Ledger, LedgerStats, Recorder, Retention};
 

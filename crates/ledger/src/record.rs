@@ -11,6 +11,8 @@ pub enum Trigger {
     Api,
     /// An event from the queue (async invocations, queues, cron, brokers).
     Event,
+    /// A call from another function (`http://<function>.svc/`).
+    Service,
 }
 
 impl Trigger {
@@ -19,6 +21,7 @@ impl Trigger {
             Trigger::Http => "http",
             Trigger::Api => "api",
             Trigger::Event => "event",
+            Trigger::Service => "service",
         }
     }
 }
@@ -49,6 +52,22 @@ pub struct InvocationRecord {
     pub error: Option<String>,
     /// Whether the function's code had to be loaded (scaled from zero).
     pub cold: bool,
+    /// The invocation of the function that called this one through
+    /// `http://<function>.svc/`, if one did.
+    pub caller: Option<String>,
+    /// What the invocation asked of other services over HTTP.
+    pub outbound: Outbound,
+}
+
+/// An invocation's outbound HTTP: requests to the network (its
+/// `allowed_outbound`) and calls to other functions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outbound {
+    pub requests: u32,
+    /// Request and response bodies together.
+    pub bytes: u64,
+    /// Time spent waiting for the answers.
+    pub time: Duration,
 }
 
 impl InvocationRecord {

@@ -33,6 +33,8 @@ fn record(id: &str, function: &str, wall_ms: u64, peak_mib: u64) -> InvocationRe
         status: 200,
         error: None,
         cold: false,
+        caller: None,
+        outbound: Default::default(),
     }
 }
 
@@ -268,4 +270,52 @@ fn a_batch_packs_and_unpacks_every_field() {
     assert_eq!(unpacked[1].record.id, "odd-id");
     // Cut short, it is refused rather than misread.
     assert!(batch::unpack(&bytes[..bytes.len() - 1]).is_none());
+}
+
+#[test]
+fn a_service_call_keeps_its_caller_and_outbound_usage() {
+    let mut r = record(&id(5), "pricing", 3, 1);
+    r.trigger = Trigger::Service;
+    r.caller = Some(id(4));
+    r.outbound = crate::Outbound {
+        requests: 3,
+        bytes: 4096,
+        time: Duration::from_micros(1500),
+    };
+    let mut bytes = Vec::new();
+    batch::push(&mut bytes, 1, &r);
+    let back = batch::unpack(&bytes).unwrap().remove(0).record;
+    assert_eq!(back.trigger, Trigger::Service);
+    assert_eq!(back.caller, Some(id(4)));
+    assert_eq!(back.outbound, r.outbound);
+}
+
+#[test]
+fn records_packed_before_the_extension_still_read() {
+    // The layout of a record from before callers and outbound usage were
+    // recorded: key, function, version, trigger 0 (http, no high bit),
+    // start, five numbers, status, cold, error.
+    let mut old = Vec::new();
+    old.push(3u8);
+    old.extend_from_slice(b"old");
+    old.extend_from_slice(&9i64.to_le_bytes());
+    old.extend_from_slice(&2u32.to_le_bytes());
+    old.push(0);
+    old.extend_from_slice(&0i64.to_le_bytes());
+    for n in [1000u64, 10, 1 << 20, 5, 6] {
+        old.extend_from_slice(&n.to_le_bytes());
+    }
+    old.extend_from_slice(&200u16.to_le_bytes());
+    old.push(0);
+    old.push(0);
+    let back = batch::unpack(&old).unwrap().remove(0).record;
+    assert_eq!(
+        (back.id.as_str(), back.version, back.status),
+        ("old", 2, 200)
+    );
+    assert_eq!(back.trigger, Trigger::Http);
+    assert_eq!(
+        (back.caller, back.outbound),
+        (None, crate::Outbound::default())
+    );
 }

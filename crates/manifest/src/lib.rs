@@ -10,8 +10,8 @@
 //!
 //! Errors are for the person editing the file: each names the file, line,
 //! column and key, and says what to write instead. Keys that later versions
-//! of Stratus implement (`keyvalue`) are
-//! refused as such, rather than as unknown keys.
+//! of Stratus implement (none at the moment: see `raw::UNSUPPORTED_FUNCTION_KEYS`)
+//! are refused as such, rather than as unknown keys.
 //!
 //! The validated types ([`Manifest`], [`FunctionSpec`]) serialize to JSON in
 //! a stable form (sizes in bytes, the timeout in milliseconds, routes as
@@ -36,8 +36,12 @@ pub use model::{
     MAX_TIMEOUT, MIN_MEMORY, Manifest, TriggerSpec,
 };
 pub use model::{DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS};
+pub use model::{
+    DEFAULT_MAX_OUTBOUND_BYTES, DEFAULT_MAX_OUTBOUND_REQUESTS, DEFAULT_OUTBOUND_TIMEOUT,
+    MAX_MAX_OUTBOUND_BYTES, MAX_MAX_OUTBOUND_REQUESTS,
+};
 pub use outbound::OutboundRule;
 pub use route::{Route, RouteError};
 pub use schedule::{parse_schedule, parse_time_zone};
 pub use units::{ByteSize, SizeError};
-pub use validate::valid_queue_name;
+pub use validate::{valid_app_name, valid_bucket_name, valid_config_key, valid_queue_name};

@@ -28,6 +28,17 @@ pub const DEFAULT_MAX_BODY: ByteSize = ByteSize::mib(10);
 /// Concurrent invocations per function when `max_concurrency` is not set.
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 100;
 
+/// Outbound requests per invocation when `max_outbound_requests` is not set.
+pub const DEFAULT_MAX_OUTBOUND_REQUESTS: u32 = 50;
+/// Largest accepted `max_outbound_requests`.
+pub const MAX_MAX_OUTBOUND_REQUESTS: u32 = 10_000;
+/// Outbound body bytes per invocation when `max_outbound_bytes` is not set.
+pub const DEFAULT_MAX_OUTBOUND_BYTES: ByteSize = ByteSize::mib(16);
+/// Largest accepted `max_outbound_bytes`.
+pub const MAX_MAX_OUTBOUND_BYTES: ByteSize = ByteSize::gib(1);
+/// Per-request outbound timeout when `outbound_timeout` is not set.
+pub const DEFAULT_OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Smallest accepted `memory`: less cannot hold a typical guest's stack and data.
 pub const MIN_MEMORY: ByteSize = ByteSize::mib(1);
 /// Largest accepted `memory`: the 32-bit linear-memory limit.
@@ -94,6 +105,45 @@ pub struct FunctionSpec {
     /// default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_outbound: Vec<String>,
+    /// Key-value buckets the function may open (`wasi:keyvalue`), scoped to
+    /// the app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keyvalue: Vec<String>,
+    /// Values the function reads through `wasi:config`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Names of the app's secrets the function may read through
+    /// `wasi:config`; the values live encrypted in the node's secret store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// Outbound HTTP requests (network and `.svc`) one invocation may make.
+    #[serde(default = "default_max_outbound_requests")]
+    pub max_outbound_requests: u32,
+    /// Request and response bodies of those requests, per invocation.
+    #[serde(default = "default_max_outbound_bytes")]
+    pub max_outbound_bytes: ByteSize,
+    /// How long one outbound request may wait (to connect, for its answer
+    /// to start, between parts of the answer); stored as
+    /// `outbound_timeout_ms`.
+    #[serde(
+        rename = "outbound_timeout_ms",
+        with = "crate::units::duration_ms",
+        default = "default_outbound_timeout"
+    )]
+    pub outbound_timeout: Duration,
+}
+
+// Specs stored before these keys existed read with the defaults.
+fn default_max_outbound_requests() -> u32 {
+    DEFAULT_MAX_OUTBOUND_REQUESTS
+}
+
+fn default_max_outbound_bytes() -> ByteSize {
+    DEFAULT_MAX_OUTBOUND_BYTES
+}
+
+fn default_outbound_timeout() -> Duration {
+    DEFAULT_OUTBOUND_TIMEOUT
 }
 
 /// One entry of a function's `triggers`. Every kind delivers its events as

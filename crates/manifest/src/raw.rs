@@ -52,6 +52,12 @@ pub(crate) struct RawFunction {
     pub env: Option<Spanned<RawEnv>>,
     pub triggers: Option<Spanned<Value>>,
     pub allowed_outbound: Option<Spanned<Value>>,
+    pub keyvalue: Option<Spanned<Value>>,
+    pub config: Option<Spanned<Value>>,
+    pub secrets: Option<Spanned<Value>>,
+    pub max_outbound_requests: Option<Spanned<Value>>,
+    pub max_outbound_bytes: Option<Spanned<Value>>,
+    pub outbound_timeout: Option<Spanned<Value>>,
     /// Recognised keys that this version does not implement, with the span
     /// of each key.
     pub unsupported: Vec<Spanned<&'static str>>,
@@ -73,12 +79,18 @@ pub(crate) const FUNCTION_KEYS: &[&str] = &[
     "env",
     "triggers",
     "allowed_outbound",
+    "keyvalue",
+    "config",
+    "secrets",
+    "max_outbound_requests",
+    "max_outbound_bytes",
+    "outbound_timeout",
 ];
 
 /// Keys of the product contract that later versions implement. They are
 /// refused with their own message rather than as unknown, so a user with a
 /// newer manifest learns to upgrade rather than to fix a typo.
-pub(crate) const UNSUPPORTED_FUNCTION_KEYS: &[&str] = &["keyvalue"];
+pub(crate) const UNSUPPORTED_FUNCTION_KEYS: &[&str] = &[];
 
 /// A list whose elements keep their spans (`routes`).
 #[derive(Debug)]
@@ -124,6 +136,12 @@ enum FunctionKey {
     Env,
     Triggers,
     AllowedOutbound,
+    KeyValue,
+    Config,
+    Secrets,
+    MaxOutboundRequests,
+    MaxOutboundBytes,
+    OutboundTimeout,
     Unsupported(&'static str),
 }
 
@@ -143,6 +161,12 @@ impl FunctionKey {
             "env" => FunctionKey::Env,
             "triggers" => FunctionKey::Triggers,
             "allowed_outbound" => FunctionKey::AllowedOutbound,
+            "keyvalue" => FunctionKey::KeyValue,
+            "config" => FunctionKey::Config,
+            "secrets" => FunctionKey::Secrets,
+            "max_outbound_requests" => FunctionKey::MaxOutboundRequests,
+            "max_outbound_bytes" => FunctionKey::MaxOutboundBytes,
+            "outbound_timeout" => FunctionKey::OutboundTimeout,
             _ => {
                 let later = UNSUPPORTED_FUNCTION_KEYS.iter().find(|k| **k == key)?;
                 FunctionKey::Unsupported(later)
@@ -195,6 +219,18 @@ impl<'de> Deserialize<'de> for RawFunction {
                         FunctionKey::Triggers => f.triggers = Some(map.next_value()?),
                         FunctionKey::AllowedOutbound => {
                             f.allowed_outbound = Some(map.next_value()?)
+                        }
+                        FunctionKey::KeyValue => f.keyvalue = Some(map.next_value()?),
+                        FunctionKey::Config => f.config = Some(map.next_value()?),
+                        FunctionKey::Secrets => f.secrets = Some(map.next_value()?),
+                        FunctionKey::MaxOutboundRequests => {
+                            f.max_outbound_requests = Some(map.next_value()?)
+                        }
+                        FunctionKey::MaxOutboundBytes => {
+                            f.max_outbound_bytes = Some(map.next_value()?)
+                        }
+                        FunctionKey::OutboundTimeout => {
+                            f.outbound_timeout = Some(map.next_value()?)
                         }
                         FunctionKey::Unsupported(name) => {
                             map.next_value::<IgnoredAny>()?;

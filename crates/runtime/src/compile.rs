@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::capabilities::Grants;
 use crate::engine::Runtime;
 use crate::error::{RuntimeError, ValidationError};
 use crate::host::InstanceState;
@@ -24,6 +25,8 @@ use crate::validate;
 pub struct PreparedComponent {
     pub(crate) pre: ProxyPre<InstanceState>,
     sha256: String,
+    /// Every import of the component, to check a function's grants against.
+    imports: Vec<String>,
 }
 
 impl std::fmt::Debug for PreparedComponent {
@@ -38,6 +41,12 @@ impl PreparedComponent {
     /// The SHA-256 of the component's bytes (hex).
     pub fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    /// Refuses the component for a function with `grants` if it imports a
+    /// capability the function was not granted.
+    pub fn check_grants(&self, grants: &Grants) -> Result<(), ValidationError> {
+        crate::capabilities::check_grants(&self.imports, grants)
     }
 }
 
@@ -192,9 +201,15 @@ impl Runtime {
             .map_err(|e| ValidationError::Link(format!("{e:#}")))?;
         let pre =
             ProxyPre::new(instance_pre).map_err(|e| ValidationError::Link(format!("{e:#}")))?;
+        let imports = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         let prepared = Arc::new(PreparedComponent {
             pre,
             sha256: sha256.to_string(),
+            imports,
         });
         let mut loaded = self.lock_loaded();
         loaded.retain(|_, weak| weak.strong_count() > 0);

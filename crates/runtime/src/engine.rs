@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::hash::Hasher;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -72,7 +74,7 @@ pub struct Runtime {
     /// The `*.svc` services functions may call. Set once after
     /// construction: what serves them (the event dispatcher) is built on top
     /// of the runtime.
-    services: OnceLock<Arc<dyn InProcessServices>>,
+    services: ArcSwap<Vec<Arc<dyn InProcessServices>>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -120,6 +122,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .and_then(|()| crate::capabilities::add_to_linker(&mut linker))
             .map_err(|e| RuntimeError::Config(format!("linking host interfaces: {e:#}")))?;
 
         let engine_hash = engine_hash(&engine);
@@ -135,7 +138,7 @@ impl Runtime {
             residency: ResidencyStats::default(),
             idle_instances: AtomicU32::new(0),
             loaded: Mutex::default(),
-            services: OnceLock::new(),
+            services: ArcSwap::default(),
         })
     }
 
@@ -171,17 +174,21 @@ impl Runtime {
         &self.residency
     }
 
-    /// Registers the services functions reach at `http://<name>.svc/`.
-    /// Instances created from now on can call them; before, and without
-    /// them, such requests are denied like any other outbound request.
-    pub fn set_services(&self, services: Arc<dyn InProcessServices>) -> Result<(), RuntimeError> {
-        self.services
-            .set(services)
-            .map_err(|_| RuntimeError::Config("in-process services are already registered".into()))
+    /// Adds a service functions reach at `http://<name>.svc/`. Services
+    /// are asked in the order they were added, so a catch-all (calls to
+    /// other functions) goes last. Instances created from now on can call
+    /// it; without a service, such requests are denied like any other
+    /// outbound request.
+    pub fn add_service(&self, service: Arc<dyn InProcessServices>) {
+        self.services.rcu(|services| {
+            let mut services = Vec::clone(services);
+            services.push(service.clone());
+            services
+        });
     }
 
-    pub(crate) fn services(&self) -> Option<Arc<dyn InProcessServices>> {
-        self.services.get().cloned()
+    pub(crate) fn services(&self) -> Arc<Vec<Arc<dyn InProcessServices>>> {
+        self.services.load_full()
     }
 
     /// The settings the runtime was built with.

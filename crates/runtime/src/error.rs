@@ -45,6 +45,14 @@ pub enum ValidationError {
         .imports.join(", ")
     )]
     UnsupportedImports { imports: Vec<String> },
+    #[error(
+        "the component imports {}",
+        .missing.iter().map(|(import, key)| format!("`{import}`, which the function was not granted: add {key} to its [[function]] entry in stratus.toml")).collect::<Vec<_>>().join("; and it imports ")
+    )]
+    NotGranted {
+        /// Each ungranted import with the manifest key that would grant it.
+        missing: Vec<(String, &'static str)>,
+    },
     #[error("the component cannot be linked: {0}")]
     Link(String),
 }

@@ -21,6 +21,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
+use crate::capabilities::Grants;
 use crate::compile::PreparedComponent;
 use crate::engine::Runtime;
 use crate::error::InvokeError;
@@ -28,7 +29,7 @@ use crate::host::InstanceState;
 use crate::meter::Meter;
 use crate::residency::Resident;
 use crate::reuse::{Idle, IdleInstances};
-use crate::services::{FunctionIdentity, OutboundHooks};
+use crate::services::{FunctionIdentity, OutboundHooks, OutboundLimits};
 
 /// The body type of a function's response: streamed from the guest.
 pub type ResponseBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -40,6 +41,9 @@ pub struct FunctionLimits {
     pub memory: u64,
     /// Wall-clock limit of one invocation (manifest `timeout`).
     pub timeout: Duration,
+    /// Outbound HTTP per invocation (manifest `max_outbound_requests`,
+    /// `max_outbound_bytes`, `outbound_timeout`).
+    pub outbound: OutboundLimits,
 }
 
 /// How a function runs, from its manifest entry.
@@ -49,6 +53,8 @@ pub struct FunctionOptions {
     pub identity: FunctionIdentity,
     /// Where its outbound HTTP may go (manifest `allowed_outbound`).
     pub allowed_outbound: Vec<stratus_manifest::OutboundRule>,
+    /// Key-value buckets, config and secrets it may use.
+    pub grants: Grants,
     pub limits: FunctionLimits,
     /// The function's environment (manifest `env`).
     pub env: Vec<(String, String)>,
@@ -71,6 +77,7 @@ pub struct Function {
     idle: Arc<IdleInstances>,
     identity: Arc<FunctionIdentity>,
     allowed_outbound: Arc<[stratus_manifest::OutboundRule]>,
+    grants: Grants,
 }
 
 impl std::fmt::Debug for Function {
@@ -113,6 +120,7 @@ impl Function {
             env: options.env,
             identity: Arc::new(options.identity),
             allowed_outbound: options.allowed_outbound.into(),
+            grants: options.grants,
         }
     }
 
@@ -246,8 +254,15 @@ impl Function {
             self.identity.clone(),
             self.runtime.services(),
             self.allowed_outbound.clone(),
+            self.limits.outbound,
         );
-        let state = InstanceState::new(&self.env, self.limits.memory, OUTPUT_CAPACITY, hooks);
+        let state = InstanceState::new(
+            &self.env,
+            self.limits.memory,
+            OUTPUT_CAPACITY,
+            hooks,
+            &self.grants,
+        );
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.limits);
         // Every epoch tick the guest yields to other tasks, and once the

@@ -13,6 +13,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::capabilities::{CapabilityStates, Grants};
 use crate::capture::CapturedOutput;
 use crate::meter::Meter;
 use crate::services::OutboundHooks;
@@ -28,6 +29,8 @@ pub struct InstanceState {
     pub(crate) deadline: Instant,
     /// Where the guest's outbound HTTP requests go.
     hooks: OutboundHooks,
+    /// Key-value, config and the other granted capabilities.
+    pub(crate) capabilities: CapabilityStates,
 }
 
 impl InstanceState {
@@ -36,6 +39,7 @@ impl InstanceState {
         memory_cap: u64,
         output_capacity: usize,
         hooks: OutboundHooks,
+        grants: &Grants,
     ) -> Self {
         let output = CapturedOutput::new(output_capacity);
         let mut wasi = WasiCtx::builder();
@@ -54,6 +58,7 @@ impl InstanceState {
             output,
             deadline: Instant::now(),
             hooks,
+            capabilities: CapabilityStates::new(grants),
         }
     }
 
@@ -62,12 +67,14 @@ impl InstanceState {
     pub(crate) fn begin(&mut self, deadline: Instant, meter: Arc<Meter>) {
         self.deadline = deadline;
         meter.memory_at(self.limits.current);
+        self.hooks.set_meter(Some(meter.clone()));
         self.limits.meter = Some(meter);
     }
 
     /// Detaches the invocation's meter, so a reused instance does not keep
     /// the previous invocation from being reported.
     pub(crate) fn end(&mut self) {
+        self.hooks.set_meter(None);
         self.limits.meter = None;
     }
 }

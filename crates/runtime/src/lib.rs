@@ -17,6 +17,7 @@
 //!   deadline, an empty filesystem, denied sockets and denied outbound HTTP
 //!   except to the node's own in-process services (`http://<name>.svc/`).
 
+pub mod capabilities;
 mod capture;
 mod compile;
 mod engine;
@@ -29,6 +30,11 @@ mod reuse;
 mod services;
 mod validate;
 
+pub use capabilities::config::{ConfigGrant, SecretSource};
+pub use capabilities::keyvalue::{
+    BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, KeyValueGrant, Pairs,
+};
+pub use capabilities::{CAPABILITIES, Grants};
 pub use capture::{OutputKind, OutputLine};
 pub use compile::{CompileTimings, PreparedComponent};
 pub use engine::{Runtime, RuntimeConfig};
@@ -36,9 +42,12 @@ pub use error::{InvokeError, RuntimeError, ValidationError};
 pub use function::{
     Function, FunctionLimits, FunctionOptions, Invocation, OUTPUT_CAPACITY, ResponseBody,
 };
-pub use meter::{Meter, Reading};
+pub use meter::{CallInfo, Meter, Reading};
 pub use residency::ResidencyStats;
-pub use services::{FunctionIdentity, InProcessServices, SERVICE_BODY_LIMIT, ServiceFuture};
+pub use services::{
+    FunctionIdentity, InProcessServices, OutboundLimits, SERVICE_BODY_LIMIT, ServiceCaller,
+    ServiceFuture,
+};
 
 pub use validate::PROVIDED_INTERFACES;
 /// The error type of request and response bodies exchanged with guests.

@@ -6,7 +6,7 @@
 //! reports itself when the last reference drops — no task waits for it and
 //! nothing on the request path blocks on the ledger.
 
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,11 @@ pub struct Meter {
     cold: AtomicBool,
     reused: AtomicBool,
     status: AtomicU16,
+    outbound_requests: AtomicU32,
+    outbound_bytes: AtomicU64,
+    outbound_ns: AtomicU64,
+    /// Who this invocation is, for the calls it makes to other functions.
+    call: OnceLock<CallInfo>,
     failure: OnceLock<&'static str>,
     guest: OnceLock<GuestEnd>,
     on_done: Mutex<Option<OnDone>>,
@@ -34,6 +39,16 @@ struct GuestEnd {
     at: Instant,
     error: Option<InvokeError>,
     output: Vec<OutputLine>,
+}
+
+/// An invocation's place in a chain of `.svc` calls: its own id (which
+/// the functions it calls record as their caller) and how deep it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallInfo {
+    pub id: String,
+    /// 0 for an invocation nobody called (a request, an event); n + 1 for a
+    /// call made by an invocation at depth n.
+    pub depth: u32,
 }
 
 /// The final reading of a [`Meter`].
@@ -55,6 +70,12 @@ pub struct Reading {
     pub reused: bool,
     /// The status the caller got, as set with [`Meter::set_status`].
     pub status: u16,
+    /// Outbound HTTP requests and `.svc` calls made.
+    pub outbound_requests: u32,
+    /// Their request and response bodies, in bytes.
+    pub outbound_bytes: u64,
+    /// Time spent waiting for their answers.
+    pub outbound_time: Duration,
     /// The platform's error code for the caller's answer, if it was one.
     pub failure: Option<&'static str>,
     /// How the guest failed, if it did — including after its response had
@@ -91,6 +112,10 @@ impl Meter {
             cold: AtomicBool::new(false),
             reused: AtomicBool::new(false),
             status: AtomicU16::new(0),
+            outbound_requests: AtomicU32::new(0),
+            outbound_bytes: AtomicU64::new(0),
+            outbound_ns: AtomicU64::new(0),
+            call: OnceLock::new(),
             failure: OnceLock::new(),
             guest: OnceLock::new(),
             on_done: Mutex::new(on_done),
@@ -120,6 +145,33 @@ impl Meter {
     }
 
     /// Peak linear memory so far, in bytes.
+    /// Names the invocation for the calls it makes (set once, before it
+    /// runs).
+    pub fn set_call(&self, call: CallInfo) {
+        let _ = self.call.set(call);
+    }
+
+    /// The invocation's id and call depth; an anonymous depth-0 invocation
+    /// when they were not set.
+    pub fn call(&self) -> CallInfo {
+        self.call.get().cloned().unwrap_or_default()
+    }
+
+    /// Counts one outbound request; returns how many there are now.
+    pub(crate) fn add_outbound_request(&self) -> u32 {
+        self.outbound_requests.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Counts outbound body bytes; returns the total now.
+    pub(crate) fn add_outbound_bytes(&self, n: u64) -> u64 {
+        self.outbound_bytes.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    pub(crate) fn add_outbound_time(&self, spent: Duration) {
+        self.outbound_ns
+            .fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+    }
+
     pub fn peak_memory(&self) -> u64 {
         self.peak_memory.load(Ordering::Relaxed)
     }
@@ -170,6 +222,9 @@ impl Drop for Meter {
             cold: *self.cold.get_mut(),
             reused: *self.reused.get_mut(),
             status: *self.status.get_mut(),
+            outbound_requests: *self.outbound_requests.get_mut(),
+            outbound_bytes: *self.outbound_bytes.get_mut(),
+            outbound_time: Duration::from_nanos(*self.outbound_ns.get_mut()),
             failure: self.failure.get().copied(),
             error,
             output,

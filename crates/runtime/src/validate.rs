@@ -57,7 +57,9 @@ pub(crate) fn check_bytes(bytes: &[u8]) -> Result<(), ValidationError> {
 }
 
 /// Checks the compiled component's world: it may import only
-/// [`PROVIDED_INTERFACES`] at a 0.2.x version, and must export the HTTP
+/// [`PROVIDED_INTERFACES`] at a 0.2.x version and the capabilities' own
+/// interfaces (granted or not: that is checked per function), and must
+/// export the HTTP
 /// handler. Imports come first so every unsupported import is named at once.
 pub(crate) fn check_world(engine: &Engine, component: &Component) -> Result<(), ValidationError> {
     let ty = component.component_type();
@@ -65,7 +67,10 @@ pub(crate) fn check_world(engine: &Engine, component: &Component) -> Result<(), 
     let unsupported: Vec<String> = ty
         .imports(engine)
         .map(|(name, _)| name)
-        .filter(|name| !PROVIDED_INTERFACES.iter().any(|p| is_wasi_02(name, p)))
+        .filter(|name| {
+            !PROVIDED_INTERFACES.iter().any(|p| is_wasi_02(name, p))
+                && crate::capabilities::capability_of(name).is_none()
+        })
         .map(str::to_string)
         .collect();
     if !unsupported.is_empty() {

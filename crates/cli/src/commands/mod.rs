@@ -5,4 +5,6 @@ pub mod deploy;
 pub mod dlq;
 pub mod invoke;
 pub mod logs;
+pub mod new;
+pub mod secrets;
 pub mod usage;

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-token-0123456789";
@@ -63,6 +63,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     pub http: reqwest::Client,
+    /// Every line the node wrote to stdout and stderr so far.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -101,16 +103,22 @@ impl Server {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
-        // Forward the node's log to the test output (shown on failure).
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        // Forward the node's log to the test output (shown on failure) and
+        // keep it for tests that search it.
+        let kept = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[node] {line}");
+                kept.lock().unwrap().push(line);
             }
         });
         let (tx, rx) = std::sync::mpsc::channel();
+        let kept = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 println!("[node stdout] {line}");
+                kept.lock().unwrap().push(line.clone());
                 let _ = tx.send(line);
             }
         });
@@ -134,7 +142,32 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             _tmp: None,
             http: reqwest::Client::new(),
+            log,
         }
+    }
+
+    /// The node's output so far, one line each.
+    pub fn node_log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Whether the node logs a line containing `needle` within 10 s (its
+    /// output reaches the test through a pipe, a little after the fact).
+    pub async fn logs(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|line| line.contains(needle))
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
     }
 
     /// Runs the real CLI against this server.

@@ -109,10 +109,20 @@ fn function_spec_json_round_trips_exactly() {
     let json = serde_json::to_string(f).unwrap();
     assert_eq!(
         json,
-        r#"{"name":"pricing","component":"target/wasm32-wasip2/release/pricing.wasm","build":"cargo build --release --target wasm32-wasip2","routes":["/pricing/...","/price"],"memory":67108864,"timeout_ms":2000,"max_body":1000000,"max_concurrency":50,"min_warm":false,"env":{"CURRENCY":"EUR","WITH SPACE":"ok"}}"#
+        r#"{"name":"pricing","component":"target/wasm32-wasip2/release/pricing.wasm","build":"cargo build --release --target wasm32-wasip2","routes":["/pricing/...","/price"],"memory":67108864,"timeout_ms":2000,"max_body":1000000,"max_concurrency":50,"min_warm":false,"env":{"CURRENCY":"EUR","WITH SPACE":"ok"},"max_outbound_requests":50,"max_outbound_bytes":16777216,"outbound_timeout_ms":10000}"#
     );
     let back: FunctionSpec = serde_json::from_str(&json).unwrap();
     assert_eq!(&back, f);
+    // A spec stored before the outbound limits existed reads with their
+    // defaults.
+    let stored_earlier = json.replace(
+        r#","max_outbound_requests":50,"max_outbound_bytes":16777216,"outbound_timeout_ms":10000"#,
+        "",
+    );
+    assert_eq!(
+        &serde_json::from_str::<FunctionSpec>(&stored_earlier).unwrap(),
+        f
+    );
     assert_eq!(serde_json::to_string(&back).unwrap(), json);
 
     let defaults = &parse(&one_function(

@@ -17,25 +17,58 @@ fn refuses_unknown_keys_with_their_line() {
     assert_eq!(
         function_error("\nmemroy = \"64MiB\""),
         format!(
-            "{FILE}:7:1: unknown field `memroy`, expected one of `name`, `component`, `build`, `routes`, `memory`, `timeout`, `max_body`, `max_concurrency`, `min_warm`, `reuse`, `env`, `triggers`, `allowed_outbound`"
+            "{FILE}:7:1: unknown field `memroy`, expected one of `name`, `component`, `build`, `routes`, `memory`, `timeout`, `max_body`, `max_concurrency`, `min_warm`, `reuse`, `env`, `triggers`, `allowed_outbound`, `keyvalue`, `config`, `secrets`, `max_outbound_requests`, `max_outbound_bytes`, `outbound_timeout`"
         )
     );
 }
 
 #[test]
-fn refuses_keys_of_later_versions_as_not_yet_supported() {
-    let (key, value) = ("keyvalue", "[\"default\"]");
-    let err = parse(&one_function(&format!(
-        "component = \"f.wasm\"\n\n{key} = {value}"
-    )))
-    .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "{FILE}:7:1: function \"f\": `{key}` is recognised but not supported by this version of Stratus yet; remove it to deploy with this version"
-        )
-    );
-    assert!(matches!(err, ManifestError::Unsupported { ref function, .. } if function == "f"));
+fn reads_capability_grants() {
+    let manifest = parse(&one_function(
+        "component = \"f.wasm\"\nkeyvalue = [\"default\", \"carts\"]\nconfig = { currency = \"EUR\", \"tax.rate\" = \"0.2\" }\nsecrets = [\"stripe-key\"]",
+    ))
+    .unwrap();
+    let f = &manifest.functions[0];
+    assert_eq!(f.keyvalue, ["default", "carts"]);
+    assert_eq!(f.config.get("tax.rate").map(String::as_str), Some("0.2"));
+    assert_eq!(f.secrets, ["stripe-key"]);
+}
+
+#[test]
+fn refuses_bad_capability_grants_naming_the_key() {
+    let cases = [
+        (
+            "keyvalue = \"default\"",
+            "function \"f\": keyvalue must be an array of strings, not a string (\"default\")",
+        ),
+        (
+            "keyvalue = [\"a/b\"]",
+            "function \"f\": keyvalue[0] \"a/b\" is not a valid name: bucket names are",
+        ),
+        (
+            "keyvalue = [\"a\", \"a\"]",
+            "function \"f\": keyvalue names \"a\" twice",
+        ),
+        (
+            "config = { port = 80 }",
+            "function \"f\": config value port must be a string (quote it), not an integer",
+        ),
+        (
+            "config = { \"a b\" = \"x\" }",
+            "function \"f\": config key \"a b\" is not a valid name",
+        ),
+        (
+            "config = { token = \"x\" }\nsecrets = [\"token\"]",
+            "function \"f\": \"token\" is both a config key and a secret",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = parse(&one_function(&format!("component = \"f.wasm\"\n{text}"))).unwrap_err();
+        assert!(
+            err.to_string().contains(expected),
+            "{text}: {err} does not contain {expected}"
+        );
+    }
 }
 
 #[test]

@@ -12,13 +12,17 @@ use toml::{Spanned, Value};
 
 use crate::error::{Location, ManifestError};
 use crate::model::{
-    AppSpec, DEFAULT_MAX_BODY, DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT,
-    FunctionSpec, MAX_MAX_BODY, MAX_MAX_CONCURRENCY, MAX_MEMORY, MAX_REUSE, MIN_MEMORY, Manifest,
+    AppSpec, DEFAULT_MAX_BODY, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_OUTBOUND_BYTES,
+    DEFAULT_MAX_OUTBOUND_REQUESTS, DEFAULT_MEMORY, DEFAULT_OUTBOUND_TIMEOUT, DEFAULT_TIMEOUT,
+    FunctionSpec, MAX_MAX_BODY, MAX_MAX_CONCURRENCY, MAX_MAX_OUTBOUND_BYTES,
+    MAX_MAX_OUTBOUND_REQUESTS, MAX_MEMORY, MAX_REUSE, MIN_MEMORY, Manifest,
 };
 use crate::raw::{RawFunction, RawManifest};
 use crate::route::Route;
 use crate::units::ByteSize;
 
+mod capabilities;
+pub use capabilities::{valid_app_name, valid_bucket_name, valid_config_key};
 mod triggers;
 pub use triggers::valid_queue_name;
 mod values;
@@ -258,6 +262,54 @@ impl Source<'_> {
             None => Vec::new(),
             Some(value) => self.allowed_outbound(value, &p)?,
         };
+        let keyvalue = match &raw.keyvalue {
+            None => Vec::new(),
+            Some(value) => self.keyvalue(value, &p)?,
+        };
+        let config = match &raw.config {
+            None => BTreeMap::new(),
+            Some(value) => self.config(value, &p)?,
+        };
+        let secrets = match &raw.secrets {
+            None => Vec::new(),
+            Some(value) => self.secrets(value, &p)?,
+        };
+        let max_outbound_requests = match &raw.max_outbound_requests {
+            None => DEFAULT_MAX_OUTBOUND_REQUESTS,
+            Some(value) => self.integer(
+                value,
+                &p,
+                "max_outbound_requests",
+                0,
+                MAX_MAX_OUTBOUND_REQUESTS,
+            )?,
+        };
+        let max_outbound_bytes = match &raw.max_outbound_bytes {
+            None => DEFAULT_MAX_OUTBOUND_BYTES,
+            Some(value) => self.size(
+                value,
+                &p,
+                "max_outbound_bytes",
+                ByteSize(0),
+                MAX_MAX_OUTBOUND_BYTES,
+            )?,
+        };
+        let outbound_timeout = match &raw.outbound_timeout {
+            None => DEFAULT_OUTBOUND_TIMEOUT,
+            Some(value) => self.duration(value, &p, "outbound_timeout")?,
+        };
+        if let (Some(value), Some(name)) = (
+            &raw.secrets,
+            secrets.iter().find(|name| config.contains_key(*name)),
+        ) {
+            return Err(self.invalid(
+                value.span(),
+                "secrets",
+                format!(
+                    "{p}{name:?} is both a config key and a secret; a function reads both through wasi:config, so one name cannot be both"
+                ),
+            ));
+        }
 
         Ok(CheckedFunction {
             name_span: raw_name.span(),
@@ -276,6 +328,12 @@ impl Source<'_> {
                 env,
                 triggers,
                 allowed_outbound,
+                keyvalue,
+                config,
+                secrets,
+                max_outbound_requests,
+                max_outbound_bytes,
+                outbound_timeout,
             },
         })
     }

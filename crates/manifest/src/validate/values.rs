@@ -125,35 +125,46 @@ impl Source<'_> {
         value: &Spanned<Value>,
         p: &str,
     ) -> Result<Duration, ManifestError> {
+        self.duration(value, p, "timeout")
+    }
+
+    /// A duration key (`timeout`, `outbound_timeout`): a string with a unit,
+    /// above zero and at most [`MAX_TIMEOUT`].
+    pub(super) fn duration(
+        &self,
+        value: &Spanned<Value>,
+        p: &str,
+        key: &str,
+    ) -> Result<Duration, ManifestError> {
         let span = value.span();
         let written = self.written(&span);
-        let fail = |message: String| Err(self.invalid(span.clone(), "timeout", message));
+        let fail = |message: String| Err(self.invalid(span.clone(), key, message));
         let text = match value.get_ref() {
             Value::String(text) => text,
             Value::Integer(n) => {
                 return fail(format!(
-                    "{p}timeout {written} has no unit; write e.g. \"{n}s\" or \"{n}ms\""
+                    "{p}{key} {written} has no unit; write e.g. \"{n}s\" or \"{n}ms\""
                 ));
             }
-            _ => return Err(self.wrong_type(value, p, "timeout", "a duration such as \"2s\"")),
+            _ => return Err(self.wrong_type(value, p, key, "a duration such as \"2s\"")),
         };
         let Ok(timeout) = humantime::parse_duration(text) else {
             return fail(format!(
-                "{p}timeout {written} is not a duration; use e.g. \"500ms\", \"2s\" or \"1m\""
+                "{p}{key} {written} is not a duration; use e.g. \"500ms\", \"2s\" or \"1m\""
             ));
         };
         if timeout.is_zero() {
-            return fail(format!("{p}timeout {written} must be greater than zero"));
+            return fail(format!("{p}{key} {written} must be greater than zero"));
         }
         if timeout > MAX_TIMEOUT {
             return fail(format!(
-                "{p}timeout {written} is above the maximum of {}",
+                "{p}{key} {written} is above the maximum of {}",
                 humantime::format_duration(MAX_TIMEOUT)
             ));
         }
         if !timeout.subsec_nanos().is_multiple_of(1_000_000) {
             return fail(format!(
-                "{p}timeout {written} is finer than a millisecond; use whole milliseconds"
+                "{p}{key} {written} is finer than a millisecond; use whole milliseconds"
             ));
         }
         Ok(timeout)
@@ -255,7 +266,7 @@ impl Source<'_> {
 }
 
 /// "an integer", "a string": for messages about a value of the wrong type.
-fn with_article(type_name: &str) -> String {
+pub(super) fn with_article(type_name: &str) -> String {
     let article = if type_name.starts_with(['a', 'e', 'i', 'o', 'u']) {
         "an"
     } else {

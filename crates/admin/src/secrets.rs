@@ -1,0 +1,105 @@
+//! Apps' secrets: set, list (names only) and delete. No route of the API
+//! ever answers with a secret's value; only functions granted a secret read
+//! it, through `wasi:config`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use http::StatusCode;
+use stratus_secrets::{SecretError, SecretInfo};
+
+use crate::AdminState;
+use crate::error::ApiError;
+use crate::ledger::blocking;
+use crate::model::{ErrorResponse, SecretSummary};
+
+impl From<SecretError> for ApiError {
+    fn from(e: SecretError) -> Self {
+        match e {
+            SecretError::BadName(_) | SecretError::BadValue(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+            SecretError::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "secret_not_found", e.to_string())
+            }
+            _ => {
+                tracing::error!("secret store failed: {e}");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
+        }
+    }
+}
+
+fn check_app(app: &str) -> Result<(), ApiError> {
+    if stratus_manifest::valid_app_name(app) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{app:?} is not a valid app name: names are 1-63 characters of lowercase ASCII letters, digits and '-', starting with a letter"
+        )))
+    }
+}
+
+/// Lists an app's secrets: names and when each was set, never values.
+#[utoipa::path(get, path = "/v1/apps/{app}/secrets", params(("app" = String, Path)),
+    responses((status = 200, body = [SecretSummary]), (status = 400, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AdminState>,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<SecretSummary>>, ApiError> {
+    check_app(&app)?;
+    let store = state.secrets.clone();
+    let infos = blocking(move || store.list(&app)).await?;
+    Ok(Json(infos.into_iter().map(summary).collect()))
+}
+
+/// Sets a secret from the request body (UTF-8 text, at most 64 KiB). The
+/// app need not be deployed yet, so a pipeline can set secrets first.
+#[utoipa::path(put, path = "/v1/apps/{app}/secrets/{name}",
+    params(("app" = String, Path), ("name" = String, Path)),
+    request_body(content = String, content_type = "text/plain"),
+    responses((status = 204), (status = 400, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn set(
+    State(state): State<AdminState>,
+    Path((app, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    check_app(&app)?;
+    let value = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("a secret value must be UTF-8 text"))?;
+    let store = state.secrets.clone();
+    blocking(move || store.set(&app, &name, &value)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a secret.
+#[utoipa::path(delete, path = "/v1/apps/{app}/secrets/{name}",
+    params(("app" = String, Path), ("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AdminState>,
+    Path((app, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    check_app(&app)?;
+    let store = state.secrets.clone();
+    let (app2, name2) = (app.clone(), name.clone());
+    if blocking(move || store.delete(&app2, &name2)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(SecretError::NotFound { app, name }.into())
+    }
+}
+
+fn summary(info: SecretInfo) -> SecretSummary {
+    SecretSummary {
+        name: info.name,
+        updated_at: info
+            .updated
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    }
+}

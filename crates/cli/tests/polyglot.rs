@@ -1,0 +1,360 @@
+#![allow(clippy::unwrap_used)]
+//! Functions in other languages than Rust, built by their own toolchains
+//! (componentize-py, jco with componentize-js), and `stratus new`: each
+//! template builds, deploys and answers; the python-notes and js-counter
+//! examples use key-value and config through the node.
+//!
+//! The Python and JavaScript tests need the toolchains that
+//! `scripts/guest-toolchains.sh` installs (scripts/test.sh runs it first).
+//! Without them they are skipped with a note, except under CI, where a
+//! missing toolchain is a failure.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use common::*;
+
+/// The componentize-py version the script installs and the templates name.
+const COMPONENTIZE_PY: &str = "componentize-py 0.25.1";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Toolchain {
+    Python,
+    Js,
+}
+
+/// Whether a toolchain is installed; when it is not, says so, and fails
+/// under CI, where scripts/guest-toolchains.sh has installed it.
+fn available(toolchain: Toolchain) -> bool {
+    let found = match toolchain {
+        Toolchain::Python => Command::new("componentize-py")
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| stdout(&out).trim() == COMPONENTIZE_PY),
+        Toolchain::Js => {
+            repo_root().join("examples/node_modules/.bin/jco").exists()
+                && Command::new("npm").arg("--version").output().is_ok()
+        }
+    };
+    if !found {
+        let what = match toolchain {
+            Toolchain::Python => COMPONENTIZE_PY,
+            Toolchain::Js => "npm and examples/node_modules (jco, componentize-js)",
+        };
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{what} is missing; scripts/guest-toolchains.sh installs it"
+        );
+        eprintln!("skipped: {what} is not installed (bash scripts/guest-toolchains.sh)");
+    }
+    found
+}
+
+/// Builds the python-notes and js-counter examples when out of date (once
+/// per test binary), with the tools that are installed.
+fn guest_examples() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/guest-toolchains.sh"))
+            .arg("--no-install")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/guest-toolchains.sh --no-install failed: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    });
+}
+
+/// Runs `stratus new` in `dir`.
+fn stratus_new(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .arg("new")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// Creates a function with `stratus new` in a temporary directory.
+fn new_function(language: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = stratus_new(tmp.path(), &[language, name]);
+    assert!(out.status.success(), "stratus new failed: {}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("function \"{name}\" in {name}")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("stratus up"), "{}", stdout(&out));
+    let dir = tmp.path().join(name);
+    assert!(dir.join("stratus.toml").is_file());
+    (tmp, dir)
+}
+
+/// Runs a command in `dir` as `sh -c`, as `stratus up` runs a `build`, and
+/// asserts that it succeeds. The guest build is independent of how the test
+/// itself was built.
+fn sh(dir: &Path, command: &str) {
+    let started = std::time::Instant::now();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "`{command}` failed in {}: {}{}",
+        dir.display(),
+        stdout(&out),
+        stderr(&out)
+    );
+    eprintln!("`{command}` took {:?}", started.elapsed());
+}
+
+/// Runs the `build` command of the function's manifest.
+fn build(dir: &Path) {
+    let loaded = stratus_manifest::Manifest::load(&dir.join("stratus.toml")).unwrap();
+    let command = loaded.manifest.functions[0].build.clone().unwrap();
+    sh(dir, &command);
+}
+
+/// Deploys `dir` and checks that `path` answers the template's greeting.
+async fn deploys_and_greets(dir: &Path, name: &str, path: &str) {
+    let server = Server::start();
+    let out = server.deploy(dir);
+    assert!(out.contains(&format!("Deployed {name} version 1")), "{out}");
+    let response = server.get(path).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let body = response.text().await.unwrap();
+    assert_eq!(body, format!("Hello from {name}!\nGET {path}\n"));
+}
+
+#[tokio::test]
+async fn new_rust_function_builds_deploys_and_answers() {
+    let (_tmp, dir) = new_function("rust", "hello-rs");
+    assert!(dir.join("Cargo.toml").is_file() && dir.join("src/lib.rs").is_file());
+    build(&dir);
+    assert!(
+        dir.join("target/wasm32-wasip2/release/hello_rs.wasm")
+            .is_file()
+    );
+    deploys_and_greets(&dir, "hello-rs", "/hello-rs/x?y=1").await;
+}
+
+#[tokio::test]
+async fn new_python_function_builds_deploys_and_answers() {
+    if !available(Toolchain::Python) {
+        return;
+    }
+    let (_tmp, dir) = new_function("python", "hello-py");
+    assert!(dir.join("wit/deps/http.wit").is_file());
+    build(&dir);
+    deploys_and_greets(&dir, "hello-py", "/hello-py/x?y=1").await;
+}
+
+#[tokio::test]
+async fn new_js_function_builds_deploys_and_answers() {
+    if !available(Toolchain::Js) {
+        return;
+    }
+    let (_tmp, dir) = new_function("js", "hello-js");
+    // The user's `npm install`, from the lock file (the npm cache that
+    // scripts/guest-toolchains.sh filled has every package).
+    sh(&dir, "npm ci --prefer-offline --no-audit --no-fund");
+    build(&dir);
+    deploys_and_greets(&dir, "hello-js", "/hello-js/x?y=1").await;
+}
+
+#[test]
+fn new_refuses_bad_names_and_existing_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = stratus_new(tmp.path(), &["rust", "Hello_World"]);
+    assert!(!out.status.success());
+    let error = stderr(&out);
+    assert!(
+        error.contains("\"Hello_World\" is not a valid function name")
+            && error.contains("lowercase ASCII letters, digits and '-'"),
+        "{error}"
+    );
+    let out = stratus_new(tmp.path(), &["rust", "fn"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot name a Rust crate"),
+        "{}",
+        stderr(&out)
+    );
+    let out = stratus_new(tmp.path(), &["cobol", "hello"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("possible values: rust, python, js"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+
+    // An existing directory is left alone, even when it is empty.
+    let existing = tmp.path().join("mine");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::write(existing.join("keep.txt"), "mine").unwrap();
+    for args in [
+        &["python", "mine"][..],
+        &["js", "other", "--dir", "mine"][..],
+    ] {
+        let out = stratus_new(tmp.path(), args);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("mine already exists"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let entries: Vec<_> = std::fs::read_dir(&existing).unwrap().collect();
+    assert_eq!(entries.len(), 1);
+
+    // --dir names the directory, creating its parents.
+    let out = stratus_new(tmp.path(), &["py", "other", "--dir", "fns/other-dir"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = std::fs::read_to_string(tmp.path().join("fns/other-dir/stratus.toml")).unwrap();
+    assert!(manifest.contains("name = \"other\""), "{manifest}");
+}
+
+/// A request to the gateway; the status and the body as text.
+async fn call(server: &Server, method: &str, path: &str, body: &str) -> (u16, String) {
+    let response = server
+        .http
+        .request(method.parse().unwrap(), server.url(path))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+fn parse(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[tokio::test]
+async fn python_notes_round_trip_through_key_value_and_read_config() {
+    if !available(Toolchain::Python) {
+        return;
+    }
+    guest_examples();
+    let server = Server::start();
+    let out = server.deploy(&repo_root().join("examples/python-notes"));
+    assert!(out.contains("Deployed python-notes version 1"), "{out}");
+
+    let hello = server.get("/py/hello").await;
+    assert_eq!(hello.status(), 200);
+    // CPython fits its 32 MiB cap with room to spare.
+    let billed = hello.headers()["x-stratus-billed"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mib: u64 = billed
+        .split("memory-mib=")
+        .nth(1)
+        .and_then(|m| m.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no memory-mib in {billed}"));
+    assert!((1..=24).contains(&mib), "peak memory {mib} MiB");
+    assert_eq!(hello.text().await.unwrap(), "Hello from Python\n");
+
+    let (status, body) = call(&server, "GET", "/py/notes/missing", "").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(parse(&body)["error"]["code"], "note_not_found");
+
+    let (status, body) = call(&server, "PUT", "/py/notes/first", "one ✓").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        parse(&body),
+        serde_json::json!({"key": "first", "bytes": "one ✓".len()})
+    );
+    // Each request is a fresh instance: the note lives in the node's store.
+    assert_eq!(
+        call(&server, "GET", "/py/notes/first", "").await,
+        (200, "one ✓".to_string())
+    );
+    call(&server, "PUT", "/py/notes/second", "two").await;
+    call(&server, "PUT", "/py/notes/first", "uno").await;
+    assert_eq!(
+        call(&server, "GET", "/py/notes/first", "").await,
+        (200, "uno".to_string())
+    );
+    let (status, body) = call(&server, "GET", "/py/notes", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        parse(&body),
+        serde_json::json!({"keys": ["first", "second"]})
+    );
+
+    let (status, _) = call(&server, "DELETE", "/py/notes/first", "").await;
+    assert_eq!(status, 204);
+    assert_eq!(call(&server, "GET", "/py/notes/first", "").await.0, 404);
+    let (_, body) = call(&server, "GET", "/py/notes", "").await;
+    assert_eq!(parse(&body), serde_json::json!({"keys": ["second"]}));
+
+    let (status, body) = call(&server, "POST", "/py/notes/first", "x").await;
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(parse(&body)["error"]["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn js_counter_increments_atomically_and_reads_config() {
+    if !available(Toolchain::Js) {
+        return;
+    }
+    guest_examples();
+    let server = Server::start();
+    let out = server.deploy(&repo_root().join("examples/js-counter"));
+    assert!(out.contains("Deployed js-counter version 1"), "{out}");
+
+    assert_eq!(
+        call(&server, "GET", "/js/hello", "").await,
+        (200, "Hello from JavaScript\n".to_string())
+    );
+    for expected in 1..=3 {
+        let (status, body) = call(&server, "POST", "/js/count/alice", "").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            parse(&body),
+            serde_json::json!({"name": "alice", "count": expected})
+        );
+    }
+    // A read (an increment by 0) changes nothing; counters are separate.
+    let (_, body) = call(&server, "GET", "/js/count/alice", "").await;
+    assert_eq!(parse(&body)["count"], 3);
+    let (_, body) = call(&server, "GET", "/js/count/bob", "").await;
+    assert_eq!(parse(&body)["count"], 0);
+
+    // Concurrent increments are not lost.
+    let posts = (0..20).map(|_| call(&server, "POST", "/js/count/bob", ""));
+    for (status, body) in futures_util::future::join_all(posts).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, body) = call(&server, "GET", "/js/count/bob", "").await;
+    assert_eq!(parse(&body)["count"], 20);
+
+    let (status, body) = call(&server, "POST", "/js/count/no%20spaces", "").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(parse(&body)["error"]["code"], "invalid_name");
+    let (status, body) = call(&server, "DELETE", "/js/count/alice", "").await;
+    assert_eq!(status, 405, "{body}");
+}

@@ -1,0 +1,56 @@
+//! Where functions' key-value buckets live.
+//!
+//! Two backends implement the runtime's [`KeyValueBackend`]: the node's own
+//! SQLite file (the default: nothing to run besides the node) and a Redis
+//! server (shared by several nodes, or already operated by the team). A node
+//! picks one at start by a type tag ([`KeyValueConfig`]); functions cannot
+//! tell which, and the same conformance tests run against both.
+//!
+//! Both keep a bucket's keys under its app, so the scoping the runtime does
+//! (an app only ever names its own buckets) holds in storage too, and both
+//! store an incremented number as decimal ASCII within the signed 64-bit
+//! range (Redis's `HINCRBY` range), so a value reads the same on either.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use stratus_runtime::KeyValueBackend;
+
+mod redis_backend;
+mod sqlite_backend;
+
+pub use redis_backend::RedisKeyValue;
+pub use sqlite_backend::SqliteKeyValue;
+
+/// Which backend a node uses, from its configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyValueConfig {
+    /// A SQLite file in the data directory.
+    Sqlite { path: PathBuf },
+    /// A Redis server, e.g. `redis://127.0.0.1:6379`.
+    Redis { url: String },
+}
+
+/// Why a backend could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyValueSetupError {
+    #[error(transparent)]
+    Sqlite(#[from] stratus_sqlite::SqliteError),
+    #[error("invalid Redis URL {url:?}: {reason}")]
+    RedisUrl { url: String, reason: String },
+}
+
+/// Opens the configured backend. Redis is connected lazily, on first use:
+/// a node starts (and serves everything else) while Redis is down.
+pub fn open(config: &KeyValueConfig) -> Result<Arc<dyn KeyValueBackend>, KeyValueSetupError> {
+    Ok(match config {
+        KeyValueConfig::Sqlite { path } => Arc::new(SqliteKeyValue::open(path)?),
+        KeyValueConfig::Redis { url } => Arc::new(RedisKeyValue::new(url)?),
+    })
+}
+
+/// The largest number an increment may reach: Redis's `HINCRBY` range.
+const MAX_COUNTER: u64 = i64::MAX as u64;
+
+#[cfg(test)]
+mod conformance;

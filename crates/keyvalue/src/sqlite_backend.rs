@@ -1,0 +1,225 @@
+//! Buckets in the node's `keyvalue.sqlite`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use stratus_runtime::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs};
+
+use crate::MAX_COUNTER;
+
+/// Migration `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["CREATE TABLE kv (
+        id     INTEGER PRIMARY KEY,
+        app    TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        key    TEXT NOT NULL,
+        value  BLOB NOT NULL,
+        UNIQUE (app, bucket, key)
+    );
+    -- list-keys pages through a bucket in id order.
+    CREATE INDEX kv_page ON kv (app, bucket, id);"];
+
+/// One writer connection and one reader: SQLite in WAL mode lets reads
+/// proceed while a write commits.
+pub struct SqliteKeyValue {
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteKeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteKeyValue").finish_non_exhaustive()
+    }
+}
+
+impl SqliteKeyValue {
+    pub fn open(path: &Path) -> Result<SqliteKeyValue, stratus_sqlite::SqliteError> {
+        let mut writer = stratus_sqlite::open(path, false)?;
+        stratus_sqlite::migrate(&mut writer, path, MIGRATIONS)?;
+        // A key-value write is acknowledged once it is in the WAL, which
+        // survives the process being killed; only a power cut may lose the
+        // last writes. FULL would fsync every `set`, a hundredfold slower
+        // for what functions use as a cache and counter store.
+        let relaxed = |conn: &Connection| {
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(|source| stratus_sqlite::SqliteError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                })
+        };
+        relaxed(&writer)?;
+        let reader = stratus_sqlite::open(path, false)?;
+        Ok(SqliteKeyValue {
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    /// Runs `op` on a connection off the async workers.
+    fn run<T: Send + 'static>(
+        conn: &Arc<Mutex<Connection>>,
+        op: impl FnOnce(&mut Connection) -> rusqlite::Result<Result<T, KeyValueError>> + Send + 'static,
+    ) -> KeyValueFuture<T> {
+        let conn = conn.clone();
+        Box::pin(async move {
+            let joined = tokio::task::spawn_blocking(move || {
+                let mut guard = lock(&conn);
+                op(&mut guard)
+            })
+            .await;
+            match joined {
+                Ok(Ok(result)) => result,
+                Ok(Err(e)) => Err(KeyValueError::Backend(format!("sqlite: {e}"))),
+                Err(e) => Err(KeyValueError::Backend(format!("sqlite task failed: {e}"))),
+            }
+        })
+    }
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic mid-statement leaves no transaction open (rusqlite rolls
+    // back on drop), so the connection is still usable.
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn get(conn: &Connection, b: &BucketId, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT value FROM kv WHERE app = ?1 AND bucket = ?2 AND key = ?3")?
+        .query_row(params![b.app, b.bucket, key], |row| row.get(0))
+        .optional()
+}
+
+fn set(conn: &Connection, b: &BucketId, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO kv (app, bucket, key, value) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (app, bucket, key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![b.app, b.bucket, key, value])?;
+    Ok(())
+}
+
+fn delete(conn: &Connection, b: &BucketId, key: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM kv WHERE app = ?1 AND bucket = ?2 AND key = ?3")?
+        .execute(params![b.app, b.bucket, key])?;
+    Ok(())
+}
+
+/// The number at `key` plus `delta`, as [`KeyValueBackend::increment`]
+/// defines it.
+fn incremented(key: &str, current: Option<&[u8]>, delta: u64) -> Result<u64, KeyValueError> {
+    let current = match current {
+        None => 0,
+        Some(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+            .filter(|n| *n <= MAX_COUNTER)
+            .ok_or_else(|| KeyValueError::NotANumber { key: key.into() })?,
+    };
+    current
+        .checked_add(delta)
+        .filter(|n| *n <= MAX_COUNTER)
+        .ok_or_else(|| KeyValueError::Overflow { key: key.into() })
+}
+
+impl KeyValueBackend for SqliteKeyValue {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn get(&self, bucket: BucketId, key: String) -> KeyValueFuture<Option<Vec<u8>>> {
+        Self::run(&self.reader, move |conn| get(conn, &bucket, &key).map(Ok))
+    }
+
+    fn set(&self, bucket: BucketId, key: String, value: Vec<u8>) -> KeyValueFuture<()> {
+        Self::run(&self.writer, move |conn| {
+            set(conn, &bucket, &key, &value).map(Ok)
+        })
+    }
+
+    fn delete(&self, bucket: BucketId, key: String) -> KeyValueFuture<()> {
+        Self::run(&self.writer, move |conn| {
+            delete(conn, &bucket, &key).map(Ok)
+        })
+    }
+
+    fn exists(&self, bucket: BucketId, key: String) -> KeyValueFuture<bool> {
+        Self::run(&self.reader, move |conn| {
+            conn.prepare_cached("SELECT 1 FROM kv WHERE app = ?1 AND bucket = ?2 AND key = ?3")?
+                .exists(params![bucket.app, bucket.bucket, key])
+                .map(Ok)
+        })
+    }
+
+    fn list_keys(
+        &self,
+        bucket: BucketId,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> KeyValueFuture<(Vec<String>, Option<u64>)> {
+        Self::run(&self.reader, move |conn| {
+            let after = i64::try_from(cursor.unwrap_or(0)).unwrap_or(i64::MAX);
+            let mut statement = conn.prepare_cached(
+                "SELECT id, key FROM kv WHERE app = ?1 AND bucket = ?2 AND id > ?3
+                 ORDER BY id LIMIT ?4",
+            )?;
+            let rows = statement
+                .query_map(
+                    params![bucket.app, bucket.bucket, after, limit as i64],
+                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            // A full page may have more after it; a short one is the last.
+            let next = match rows.last() {
+                Some((id, _)) if rows.len() == limit => Some(*id as u64),
+                _ => None,
+            };
+            Ok(Ok((rows.into_iter().map(|(_, key)| key).collect(), next)))
+        })
+    }
+
+    fn increment(&self, bucket: BucketId, key: String, delta: u64) -> KeyValueFuture<u64> {
+        Self::run(&self.writer, move |conn| {
+            let tx = conn.transaction()?;
+            let current = get(&tx, &bucket, &key)?;
+            let next = match incremented(&key, current.as_deref(), delta) {
+                Ok(next) => next,
+                Err(e) => return Ok(Err(e)),
+            };
+            set(&tx, &bucket, &key, next.to_string().as_bytes())?;
+            tx.commit()?;
+            Ok(Ok(next))
+        })
+    }
+
+    fn get_many(&self, bucket: BucketId, keys: Vec<String>) -> KeyValueFuture<Pairs> {
+        Self::run(&self.reader, move |conn| {
+            let tx = conn.transaction()?;
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let value = get(&tx, &bucket, &key)?;
+                out.push(value.map(|v| (key, v)));
+            }
+            Ok(Ok(out))
+        })
+    }
+
+    fn set_many(&self, bucket: BucketId, pairs: Vec<(String, Vec<u8>)>) -> KeyValueFuture<()> {
+        Self::run(&self.writer, move |conn| {
+            let tx = conn.transaction()?;
+            for (key, value) in &pairs {
+                set(&tx, &bucket, key, value)?;
+            }
+            tx.commit().map(Ok)
+        })
+    }
+
+    fn delete_many(&self, bucket: BucketId, keys: Vec<String>) -> KeyValueFuture<()> {
+        Self::run(&self.writer, move |conn| {
+            let tx = conn.transaction()?;
+            for key in &keys {
+                delete(&tx, &bucket, key)?;
+            }
+            tx.commit().map(Ok)
+        })
+    }
+}

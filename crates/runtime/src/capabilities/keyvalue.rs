@@ -1,0 +1,375 @@
+//! `wasi:keyvalue` (store, atomics, batch): named buckets granted per
+//! function and scoped to the app.
+//!
+//! The guest opens a bucket by name; the host turns that name into a
+//! [`BucketId`] (app + bucket) before any backend sees it, so a function of
+//! one app can never address another app's data, whatever it asks for. The
+//! backend (the node's SQLite or Redis) is chosen once per node and
+//! implements [`KeyValueBackend`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use super::{CapabilityInfo, Grants};
+use crate::host::InstanceState;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "wasi:keyvalue/imports",
+        imports: { default: async | trappable },
+        with: {
+            "wasi:keyvalue/store.bucket": super::Bucket,
+        },
+    });
+}
+
+use bindings::wasi::keyvalue::{atomics, batch, store};
+
+pub const INFO: CapabilityInfo = CapabilityInfo {
+    package: "wasi:keyvalue",
+    version: "0.2.0-draft",
+    interfaces: &["store", "atomics", "batch"],
+    grant: "`keyvalue = [\"<bucket>\", ...]`",
+    granted: |grants: &Grants| !grants.keyvalue.buckets.is_empty(),
+};
+
+/// The longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 256;
+/// The largest value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+/// The most keys one batch call or one `list-keys` page may hold.
+pub const MAX_BATCH_KEYS: usize = 1000;
+
+/// One app's bucket: what a backend stores under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BucketId {
+    pub app: String,
+    pub bucket: String,
+}
+
+/// Why a backend operation failed. Shown to the guest as `error::other`
+/// and logged.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KeyValueError {
+    #[error("the value of key {key:?} is not a decimal number, so it cannot be incremented")]
+    NotANumber { key: String },
+    #[error("incrementing key {key:?} would overflow a 64-bit number")]
+    Overflow { key: String },
+    #[error("the key-value store failed: {0}")]
+    Backend(String),
+}
+
+/// The pairs `get-many` finds: one per key asked, none where it is not set.
+pub type Pairs = Vec<Option<(String, Vec<u8>)>>;
+
+/// What a backend operation resolves to.
+pub type KeyValueFuture<T> = Pin<Box<dyn Future<Output = Result<T, KeyValueError>> + Send>>;
+
+/// A place to keep buckets: the node's SQLite or a Redis server. Keys and
+/// values reach a backend already checked against the size limits.
+/// Increments keep the number as decimal ASCII, so `get` after
+/// `increment` reads `b"42"` on every backend.
+pub trait KeyValueBackend: Send + Sync + 'static {
+    /// A short name for logs and `/readyz`, e.g. `sqlite` or `redis`.
+    fn kind(&self) -> &'static str;
+    fn get(&self, bucket: BucketId, key: String) -> KeyValueFuture<Option<Vec<u8>>>;
+    fn set(&self, bucket: BucketId, key: String, value: Vec<u8>) -> KeyValueFuture<()>;
+    fn delete(&self, bucket: BucketId, key: String) -> KeyValueFuture<()>;
+    fn exists(&self, bucket: BucketId, key: String) -> KeyValueFuture<bool>;
+    /// Up to `limit` keys from `cursor` (none: the start), and the cursor of
+    /// the next page, none once there is no more.
+    fn list_keys(
+        &self,
+        bucket: BucketId,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> KeyValueFuture<(Vec<String>, Option<u64>)>;
+    /// Adds `delta` atomically and returns the new number.
+    fn increment(&self, bucket: BucketId, key: String, delta: u64) -> KeyValueFuture<u64>;
+    fn get_many(&self, bucket: BucketId, keys: Vec<String>) -> KeyValueFuture<Pairs>;
+    fn set_many(&self, bucket: BucketId, pairs: Vec<(String, Vec<u8>)>) -> KeyValueFuture<()>;
+    fn delete_many(&self, bucket: BucketId, keys: Vec<String>) -> KeyValueFuture<()>;
+}
+
+/// A function's key-value grant: the buckets its manifest names, in its app.
+#[derive(Clone, Default)]
+pub struct KeyValueGrant {
+    pub app: String,
+    pub buckets: Vec<String>,
+    /// The node's backend; none on a node without one, where every `open`
+    /// fails with a message saying so.
+    pub backend: Option<Arc<dyn KeyValueBackend>>,
+}
+
+impl std::fmt::Debug for KeyValueGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyValueGrant")
+            .field("app", &self.app)
+            .field("buckets", &self.buckets)
+            .field("backend", &self.backend.as_ref().map(|b| b.kind()))
+            .finish()
+    }
+}
+
+/// An open bucket, as the guest's `bucket` resource.
+#[derive(Debug)]
+pub struct Bucket {
+    id: BucketId,
+}
+
+/// Per-instance state: the grant, shared by every instance of the function.
+pub(crate) struct KeyValueState {
+    grant: KeyValueGrant,
+}
+
+impl KeyValueState {
+    pub(crate) fn new(grant: &KeyValueGrant) -> Self {
+        KeyValueState {
+            grant: grant.clone(),
+        }
+    }
+}
+
+/// What the host functions see: the instance's grant and resource table.
+pub(crate) struct KeyValueView<'a> {
+    state: &'a KeyValueState,
+    table: &'a mut ResourceTable,
+}
+
+struct KeyValueData;
+
+impl HasData for KeyValueData {
+    type Data<'a> = KeyValueView<'a>;
+}
+
+fn view(state: &mut InstanceState) -> KeyValueView<'_> {
+    KeyValueView {
+        state: &state.capabilities.keyvalue,
+        table: &mut state.table,
+    }
+}
+
+pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    store::add_to_linker::<_, KeyValueData>(linker, view)?;
+    atomics::add_to_linker::<_, KeyValueData>(linker, view)?;
+    batch::add_to_linker::<_, KeyValueData>(linker, view)?;
+    Ok(())
+}
+
+type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
+
+impl KeyValueView<'_> {
+    /// The backend and the bucket behind a guest's resource.
+    fn bucket(
+        &self,
+        bucket: &Resource<Bucket>,
+    ) -> wasmtime::Result<(Arc<dyn KeyValueBackend>, BucketId)> {
+        let id = self.table.get(bucket)?.id.clone();
+        // A bucket resource exists only after `open` found a backend.
+        let backend = self
+            .state
+            .grant
+            .backend
+            .clone()
+            .ok_or_else(|| wasmtime::format_err!("a bucket is open without a backend"))?;
+        Ok((backend, id))
+    }
+}
+
+/// Why a key cannot be stored, if it cannot.
+fn check_key(key: &str) -> Result<(), store::Error> {
+    if key.is_empty() {
+        return Err(store::Error::Other("a key must not be empty".into()));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(store::Error::Other(format!(
+            "a key of {} bytes is over the limit of {MAX_KEY_BYTES} bytes",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_value(key: &str, value: &[u8]) -> Result<(), store::Error> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(store::Error::Other(format!(
+            "the value for key {key:?} has {} bytes, over the limit of {MAX_VALUE_BYTES} bytes (1 MiB)",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_batch(len: usize) -> Result<(), store::Error> {
+    if len > MAX_BATCH_KEYS {
+        return Err(store::Error::Other(format!(
+            "a batch of {len} keys is over the limit of {MAX_BATCH_KEYS}"
+        )));
+    }
+    Ok(())
+}
+
+/// Turns a backend failure into the guest's `error::other`, logging it: the
+/// guest sees the message, the operator sees which bucket it was.
+fn failed(bucket: &BucketId, error: KeyValueError) -> store::Error {
+    tracing::warn!(app = %bucket.app, bucket = %bucket.bucket, "key-value operation failed: {error}");
+    store::Error::Other(error.to_string())
+}
+
+impl store::Host for KeyValueView<'_> {
+    async fn open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {
+        let grant = &self.state.grant;
+        if !grant.buckets.contains(&identifier) {
+            tracing::info!(
+                app = %grant.app,
+                bucket = %identifier,
+                "key-value bucket denied: the function's `keyvalue` grant does not name it"
+            );
+            return Ok(Err(store::Error::AccessDenied));
+        }
+        if grant.backend.is_none() {
+            return Ok(Err(store::Error::Other(
+                "this node has no key-value backend configured".into(),
+            )));
+        }
+        let id = BucketId {
+            app: grant.app.clone(),
+            bucket: identifier,
+        };
+        Ok(Ok(self.table.push(Bucket { id })?))
+    }
+}
+
+impl store::HostBucket for KeyValueView<'_> {
+    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<Vec<u8>>> {
+        let (backend, id) = self.bucket(&bucket)?;
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(backend
+            .get(id.clone(), key)
+            .await
+            .map_err(|e| failed(&id, e)))
+    }
+
+    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
+        let (backend, id) = self.bucket(&bucket)?;
+        if let Err(e) = check_key(&key).and_then(|()| check_value(&key, &value)) {
+            return Ok(Err(e));
+        }
+        Ok(backend
+            .set(id.clone(), key, value)
+            .await
+            .map_err(|e| failed(&id, e)))
+    }
+
+    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<()> {
+        let (backend, id) = self.bucket(&bucket)?;
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(backend
+            .delete(id.clone(), key)
+            .await
+            .map_err(|e| failed(&id, e)))
+    }
+
+    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<bool> {
+        let (backend, id) = self.bucket(&bucket)?;
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(backend
+            .exists(id.clone(), key)
+            .await
+            .map_err(|e| failed(&id, e)))
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<u64>,
+    ) -> Answer<store::KeyResponse> {
+        let (backend, id) = self.bucket(&bucket)?;
+        Ok(backend
+            .list_keys(id.clone(), cursor, MAX_BATCH_KEYS)
+            .await
+            .map(|(keys, cursor)| store::KeyResponse { keys, cursor })
+            .map_err(|e| failed(&id, e)))
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for KeyValueView<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: u64,
+    ) -> Answer<u64> {
+        let (backend, id) = self.bucket(&bucket)?;
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(backend
+            .increment(id.clone(), key, delta)
+            .await
+            .map_err(|e| failed(&id, e)))
+    }
+}
+
+impl batch::Host for KeyValueView<'_> {
+    async fn get_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<Pairs> {
+        let (backend, id) = self.bucket(&bucket)?;
+        if let Err(e) =
+            check_batch(keys.len()).and_then(|()| keys.iter().try_for_each(|k| check_key(k)))
+        {
+            return Ok(Err(e));
+        }
+        Ok(backend
+            .get_many(id.clone(), keys)
+            .await
+            .map_err(|e| failed(&id, e)))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        pairs: Vec<(String, Vec<u8>)>,
+    ) -> Answer<()> {
+        let (backend, id) = self.bucket(&bucket)?;
+        let checked = check_batch(pairs.len()).and_then(|()| {
+            pairs
+                .iter()
+                .try_for_each(|(k, v)| check_key(k).and_then(|()| check_value(k, v)))
+        });
+        if let Err(e) = checked {
+            return Ok(Err(e));
+        }
+        Ok(backend
+            .set_many(id.clone(), pairs)
+            .await
+            .map_err(|e| failed(&id, e)))
+    }
+
+    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
+        let (backend, id) = self.bucket(&bucket)?;
+        if let Err(e) =
+            check_batch(keys.len()).and_then(|()| keys.iter().try_for_each(|k| check_key(k)))
+        {
+            return Ok(Err(e));
+        }
+        Ok(backend
+            .delete_many(id.clone(), keys)
+            .await
+            .map_err(|e| failed(&id, e)))
+    }
+}
