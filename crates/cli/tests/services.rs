@@ -103,9 +103,15 @@ async fn allowed_outbound_lets_matching_requests_out_and_denies_the_rest() {
             response.text().await.unwrap()
         }
     };
-    // The allowed address is reached (its `/` answers 404, a real answer).
-    let reached = fetch(admin.clone()).await;
+    // The allowed address is reached (its `/` answers 404, a real answer),
+    // and the request is metered with the invocation.
+    let response = server.get(&format!("/egress/fetch?to={admin}")).await;
+    let id = invocation_id(&response);
+    let reached = response.text().await.unwrap();
     assert!(reached.starts_with("reached: "), "{reached}");
+    let detail = server.invocation(&id).await;
+    assert_eq!(detail["outbound_requests"], 1, "{detail}");
+    assert!(detail["outbound_ms"].as_f64().unwrap() > 0.0, "{detail}");
     // The same host on another port, and another name for it, are not.
     for to in ["127.0.0.1:1".to_string(), format!("localhost:{port}")] {
         let denied = fetch(to.clone()).await;
