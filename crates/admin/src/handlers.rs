@@ -16,7 +16,7 @@ use crate::AdminState;
 use crate::error::ApiError;
 use crate::model::{
     ActivateResponse, AppDetail, AppSummary, AsyncAccepted, BrokerHealth, DeployResponse,
-    ErrorResponse, FunctionInfo, Health, TriggerHealth, VersionSummary,
+    ErrorResponse, FunctionInfo, Health, KeyValueHealth, TriggerHealth, VersionSummary,
 };
 
 /// Liveness: the process is up and answering.
@@ -28,6 +28,7 @@ pub async fn healthz(State(state): State<AdminState>) -> Json<Health> {
         problems: Vec::new(),
         brokers: Vec::new(),
         triggers: Vec::new(),
+        keyvalue: None,
     })
 }
 
@@ -40,6 +41,15 @@ pub async fn readyz(State(state): State<AdminState>) -> Response {
     // HTTP all the same, and its triggers retry.
     let mut problems = state.node.problems();
     problems.extend(state.triggers.problems());
+    let keyvalue = keyvalue_health(&state).await;
+    if let Some(KeyValueHealth {
+        location,
+        error: Some(error),
+        ..
+    }) = &keyvalue
+    {
+        problems.push(format!("key-value store {location}: {error}"));
+    }
     let time = |t| stratus_ledger::record::format_time(t);
     let body = Health {
         status: if ready { "ready" } else { "starting" }.into(),
@@ -69,6 +79,7 @@ pub async fn readyz(State(state): State<AdminState>) -> Response {
                 since: time(t.since),
             })
             .collect(),
+        keyvalue,
     };
     let status = if ready {
         StatusCode::OK
@@ -76,6 +87,23 @@ pub async fn readyz(State(state): State<AdminState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// Asks the key-value store for a sign of life, for at most a second.
+async fn keyvalue_health(state: &AdminState) -> Option<KeyValueHealth> {
+    let store = state.node.keyvalue()?;
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(1), store.check()).await;
+    let error = match answer {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("no answer within 1 s".to_string()),
+    };
+    Some(KeyValueHealth {
+        backend: store.kind().into(),
+        location: store.location(),
+        reachable: error.is_none(),
+        error,
+    })
 }
 
 fn live_apps(state: &AdminState) -> usize {

@@ -130,6 +130,22 @@ pub struct Health {
     /// Every cron, NATS, JetStream and MQTT trigger of a live function.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<TriggerHealth>,
+    /// The store of functions' key-value buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyvalue: Option<KeyValueHealth>,
+}
+
+/// Whether the key-value store answers. A store that does not is detail,
+/// not unreadiness: functions that use it get an error, the rest serve.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct KeyValueHealth {
+    /// `sqlite` or `redis`.
+    pub backend: String,
+    /// The file, or the server's URL without its password.
+    pub location: String,
+    pub reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -25,7 +25,7 @@ use crate::secrets;
         model::ActivateResponse, model::ErrorResponse, model::ErrorInfo, model::Health, model::EventList, model::BrokerHealth, model::TriggerHealth,
         model::UsageReport, model::Prices, model::UsageRow, model::LogLineInfo, model::LogLines,
         model::InvocationDetail, model::AsyncAccepted, model::EventInfo,
-        model::DeadLetters, model::Redriven, model::Published, model::SecretSummary,
+        model::DeadLetters, model::Redriven, model::Published, model::SecretSummary, model::KeyValueHealth,
     )),
     modifiers(&BearerAuth),
 )]

@@ -145,6 +145,9 @@ async fn keyvalue_on_sqlite() {
     let server = Server::start();
     keyvalue_behaves(&server).await;
     assert!(server.data_dir.join("keyvalue.sqlite").exists());
+    let (_, ready) = server.admin_get("/readyz").await;
+    assert_eq!(ready["keyvalue"]["backend"], "sqlite", "{ready}");
+    assert_eq!(ready["keyvalue"]["reachable"], true, "{ready}");
 }
 
 #[tokio::test]
@@ -157,6 +160,8 @@ async fn keyvalue_on_redis() {
     ]);
     keyvalue_behaves(&server).await;
     assert!(!server.data_dir.join("keyvalue.sqlite").exists());
+    let (_, ready) = server.admin_get("/readyz").await;
+    assert_eq!(ready["keyvalue"]["reachable"], true, "{ready}");
 }
 
 #[tokio::test]
@@ -193,10 +198,19 @@ async fn an_unreachable_redis_is_an_error_in_the_guest_not_a_crash() {
         body.contains("cannot connect to Redis at redis://127.0.0.1:1"),
         "{body}"
     );
-    // The node still serves.
+    // The node still serves, and says what is wrong.
     assert_eq!(
         call(&server, app, "GET", "hello", b"").await,
         (200, "capabilities".into())
+    );
+    let (status, ready) = server.admin_get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["keyvalue"]["backend"], "redis", "{ready}");
+    assert_eq!(ready["keyvalue"]["reachable"], false, "{ready}");
+    let problems = ready["problems"].to_string();
+    assert!(
+        problems.contains("key-value store redis://127.0.0.1:1"),
+        "{ready}"
     );
 }
 

@@ -86,6 +86,11 @@ impl Node {
         &self.gateway
     }
 
+    /// The key-value store functions' buckets live in, if the node has one.
+    pub fn keyvalue(&self) -> Option<&Arc<dyn stratus_runtime::KeyValueBackend>> {
+        self.backends.keyvalue.as_ref()
+    }
+
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
     }

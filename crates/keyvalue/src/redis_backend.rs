@@ -64,13 +64,31 @@ impl RedisKeyValue {
                 })
                 .await
                 .map_err(|e| {
-                    KeyValueError::Backend(format!("cannot connect to Redis at {url}: {e}"))
+                    KeyValueError::Backend(format!(
+                        "cannot connect to Redis at {}: {e}",
+                        without_password(&url)
+                    ))
                 })?;
             let mut connection = manager.clone();
             cmd.query_async::<T>(&mut connection)
                 .await
                 .map_err(|e| KeyValueError::Backend(format!("redis: {e}")))
         })
+    }
+}
+
+/// `redis://user:secret@host:6379/0` as `redis://user:***@host:6379/0`:
+/// a URL shown in `/readyz` and logs must not carry the password.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or(credentials, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
     }
 }
 
@@ -87,6 +105,15 @@ fn command(name: &str, bucket: &BucketId) -> Cmd {
 impl KeyValueBackend for RedisKeyValue {
     fn kind(&self) -> &'static str {
         "redis"
+    }
+
+    fn location(&self) -> String {
+        without_password(&self.url)
+    }
+
+    fn check(&self) -> KeyValueFuture<()> {
+        let pong = self.query::<String>(redis::cmd("PING"));
+        Box::pin(async move { pong.await.map(drop) })
     }
 
     fn get(&self, bucket: BucketId, key: String) -> KeyValueFuture<Option<Vec<u8>>> {
@@ -193,5 +220,26 @@ impl KeyValueBackend for RedisKeyValue {
         cmd.arg(keys);
         let done = self.query::<i64>(cmd);
         Box::pin(async move { done.await.map(drop) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            without_password("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(
+            without_password("redis://:hunter2@cache:6379/1"),
+            "redis://:***@cache:6379/1"
+        );
+        assert_eq!(
+            without_password("rediss://app:hunter2@cache:6380"),
+            "rediss://app:***@cache:6380"
+        );
     }
 }

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE kv (
 pub struct SqliteKeyValue {
     writer: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
+    path: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for SqliteKeyValue {
@@ -53,6 +54,7 @@ impl SqliteKeyValue {
         Ok(SqliteKeyValue {
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
+            path: path.to_path_buf(),
         })
     }
 
@@ -124,6 +126,17 @@ fn incremented(key: &str, current: Option<&[u8]>, delta: u64) -> Result<u64, Key
 impl KeyValueBackend for SqliteKeyValue {
     fn kind(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn check(&self) -> KeyValueFuture<()> {
+        Self::run(&self.reader, |conn| {
+            conn.query_row("SELECT count(*) FROM kv WHERE 0", [], |_| Ok(()))
+                .map(Ok)
+        })
     }
 
     fn get(&self, bucket: BucketId, key: String) -> KeyValueFuture<Option<Vec<u8>>> {

@@ -76,6 +76,11 @@ pub type KeyValueFuture<T> = Pin<Box<dyn Future<Output = Result<T, KeyValueError
 pub trait KeyValueBackend: Send + Sync + 'static {
     /// A short name for logs and `/readyz`, e.g. `sqlite` or `redis`.
     fn kind(&self) -> &'static str;
+    /// Where the buckets are (a path, a URL without its password), for
+    /// `/readyz`.
+    fn location(&self) -> String;
+    /// Whether the store answers now (`/readyz`).
+    fn check(&self) -> KeyValueFuture<()>;
     fn get(&self, bucket: BucketId, key: String) -> KeyValueFuture<Option<Vec<u8>>>;
     fn set(&self, bucket: BucketId, key: String, value: Vec<u8>) -> KeyValueFuture<()>;
     fn delete(&self, bucket: BucketId, key: String) -> KeyValueFuture<()>;
@@ -224,9 +229,12 @@ impl store::Host for KeyValueView<'_> {
     async fn open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {
         let grant = &self.state.grant;
         if !grant.buckets.contains(&identifier) {
+            // The name is the guest's: logged escaped and cut short, so a
+            // guest cannot flood or forge the node's log with it.
+            let shown: String = identifier.chars().take(64).collect();
             tracing::info!(
                 app = %grant.app,
-                bucket = %identifier,
+                bucket = ?shown,
                 "key-value bucket denied: the function's `keyvalue` grant does not name it"
             );
             return Ok(Err(store::Error::AccessDenied));
