@@ -390,3 +390,51 @@ async fn config_values_and_granted_secrets_reach_only_their_function_and_no_secr
     let (status, body) = call(&server, app, "GET", "config?key=api-token", b"").await;
     assert_eq!(status, 500, "{body}");
 }
+
+#[tokio::test]
+async fn acknowledged_writes_and_secrets_survive_kill_9() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("data");
+    let mut server = Server::start_in(&data_dir, &[]);
+    let app = "durable";
+    server.deploy(
+        caps_app(
+            app,
+            "store",
+            "keyvalue = [\"default\"]\nsecrets = [\"token\"]",
+        )
+        .path(),
+    );
+    for i in 0..50 {
+        let (status, _) = call(
+            &server,
+            app,
+            "PUT",
+            &format!("set?bucket=default&key=k{i}"),
+            b"v",
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, _) = call(&server, app, "GET", "incr?bucket=default&key=n&by=7", b"").await;
+    assert_eq!(status, 200);
+    assert!(set_secret(&server, app, "token", "t-1").status.success());
+    server.kill_9();
+
+    let server = Server::start_in(&data_dir, &[]);
+    assert_eq!(
+        call(&server, app, "GET", "get?bucket=default&key=k49", b"").await,
+        (200, "v".into())
+    );
+    assert_eq!(
+        call(&server, app, "GET", "incr?bucket=default&key=n&by=1", b"").await,
+        (200, "8".into())
+    );
+    let (_, keys) = call(&server, app, "GET", "keys?bucket=default", b"").await;
+    assert_eq!(keys.lines().count(), 51, "{keys}");
+    // The same key file opens the secret after the restart.
+    assert_eq!(
+        call(&server, app, "GET", "config?key=token", b"").await,
+        (200, "t-1".into())
+    );
+}
