@@ -11,11 +11,15 @@
 //!   native artifact is kept on disk keyed by (component SHA-256, engine
 //!   settings) so a restart loads it instead of compiling again;
 //! - deploy-time validation: is it a component at all, does it export
-//!   `wasi:http/incoming-handler`, does it import only what the node provides;
+//!   `wasi:http/incoming-handler`, does it import only what the node provides,
+//!   and only the capabilities its function was granted;
 //! - per-request execution ([`Function::handle`]): a fresh `Store` and instance
 //!   from a pre-instantiated `ProxyPre`, with a memory cap, a wall-clock
-//!   deadline, an empty filesystem, denied sockets and denied outbound HTTP
-//!   except to the node's own in-process services (`http://<name>.svc/`).
+//!   deadline, an empty filesystem, denied sockets, outbound HTTP only to the
+//!   node's in-process services (`http://<name>.svc/`) and what
+//!   `allowed_outbound` allows, within per-invocation limits;
+//! - the host capabilities ([`capabilities`]): `wasi:keyvalue` and
+//!   `wasi:config`, each checked against the function's grant on every call.
 
 pub mod capabilities;
 mod capture;

@@ -1,12 +1,16 @@
-//! Host capabilities a function reaches as in-process HTTP services.
+//! Outbound HTTP from a guest: to the node's in-process services, to other
+//! functions, and to the network.
 //!
-//! A guest asks the node for something (publish an event, later perhaps a
-//! key-value read) the same way it would ask any web service: an outbound
-//! `wasi:http` request, here to `http://<name>.svc/…`. Such a request never
-//! touches the network; the node answers it through the [`InProcessServices`]
-//! it was given. Keeping the guest-facing shape plain HTTP means no custom
-//! WIT interface to version and any HTTP client library works in the guest.
-//! Every other outbound request is still denied.
+//! A guest asks the node for something (publish an event, call another
+//! function of its app) the same way it would ask any web service: an
+//! outbound `wasi:http` request, here to `http://<name>.svc/…`. Such a
+//! request never touches the network; the node answers it through the
+//! [`InProcessServices`] registered with the runtime. Keeping the
+//! guest-facing shape plain HTTP means no custom WIT interface to version
+//! and any HTTP client library works in the guest. A request to any other
+//! host leaves the node only if the function's `allowed_outbound` allows
+//! it; every request, wherever it goes, counts against the invocation's
+//! [`OutboundLimits`] and is metered.
 
 use std::future::Future;
 use std::pin::Pin;
