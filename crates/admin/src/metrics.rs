@@ -62,6 +62,52 @@ pub async fn render(State(state): State<AdminState>) -> Response {
     for (name, help, counter) in counters {
         registry.register(name, help, ConstCounter::new(read(counter)));
     }
+    let capabilities = state.node.runtime().capability_stats();
+    let counters: [(&str, &str, &AtomicU64); 8] = [
+        (
+            "keyvalue_operations",
+            "Key-value operations functions made on their buckets",
+            &capabilities.keyvalue_operations,
+        ),
+        (
+            "keyvalue_errors",
+            "Key-value operations the backend failed",
+            &capabilities.keyvalue_errors,
+        ),
+        (
+            "keyvalue_denied",
+            "Buckets functions tried to open without a `keyvalue` grant",
+            &capabilities.keyvalue_denied,
+        ),
+        (
+            "secret_reads",
+            "Secrets functions read through wasi:config",
+            &capabilities.secret_reads,
+        ),
+        (
+            "outbound_requests",
+            "Outbound HTTP requests functions made (network and .svc)",
+            &capabilities.outbound_requests,
+        ),
+        (
+            "outbound_denied",
+            "Outbound requests no `allowed_outbound` pattern allowed",
+            &capabilities.outbound_denied,
+        ),
+        (
+            "outbound_over_limit",
+            "Outbound requests refused past the invocation's `max_outbound_requests`",
+            &capabilities.outbound_over_limit,
+        ),
+        (
+            "service_calls",
+            "Outbound requests answered in process (queue.svc, other functions)",
+            &capabilities.service_calls,
+        ),
+    ];
+    for (name, help, counter) in counters {
+        registry.register(name, help, ConstCounter::new(read(counter)));
+    }
     let events = state.dispatcher.stats();
     for (name, help, counter) in [
         (

@@ -148,6 +148,12 @@ async fn keyvalue_on_sqlite() {
     let (_, ready) = server.admin_get("/readyz").await;
     assert_eq!(ready["keyvalue"]["backend"], "sqlite", "{ready}");
     assert_eq!(ready["keyvalue"]["reachable"], true, "{ready}");
+    // 16 operations on open buckets (the two refused for their size
+    // included), one of them a failed increment of a non-number; one
+    // denied open.
+    assert_eq!(server.metric("stratus_keyvalue_operations_total").await, 16);
+    assert_eq!(server.metric("stratus_keyvalue_errors_total").await, 1);
+    assert_eq!(server.metric("stratus_keyvalue_denied_total").await, 1);
 }
 
 #[tokio::test]

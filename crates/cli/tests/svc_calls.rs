@@ -85,6 +85,8 @@ async fn a_function_calls_another_in_process_and_the_call_is_recorded() {
         server.logs("allowed_outbound").await,
         "the denial names the key"
     );
+    assert_eq!(server.metric("stratus_outbound_denied_total").await, 1);
+    assert_eq!(server.metric("stratus_service_calls_total").await, 1);
 
     // Granted, but no such function: the platform's JSON error.
     server.deploy(

@@ -22,6 +22,7 @@ const KEEP_RESIDENT: usize = 1 << 20;
 /// How many slots' excess memory is decommitted per syscall.
 const DECOMMIT_BATCH: usize = 32;
 
+use crate::capabilities::CapabilityStats;
 use crate::compile::PreparedComponent;
 use crate::error::RuntimeError;
 use crate::host::InstanceState;
@@ -75,6 +76,8 @@ pub struct Runtime {
     /// construction: what serves them (the event dispatcher) is built on top
     /// of the runtime.
     services: ArcSwap<Vec<Arc<dyn InProcessServices>>>,
+    /// What functions did with capabilities and outbound HTTP.
+    pub(crate) capability_stats: Arc<CapabilityStats>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -139,6 +142,7 @@ impl Runtime {
             idle_instances: AtomicU32::new(0),
             loaded: Mutex::default(),
             services: ArcSwap::default(),
+            capability_stats: Arc::default(),
         })
     }
 
@@ -189,6 +193,11 @@ impl Runtime {
 
     pub(crate) fn services(&self) -> Arc<Vec<Arc<dyn InProcessServices>>> {
         self.services.load_full()
+    }
+
+    /// Key-value, secret and outbound counters, node-wide.
+    pub fn capability_stats(&self) -> &CapabilityStats {
+        &self.capability_stats
     }
 
     /// The settings the runtime was built with.

@@ -255,6 +255,7 @@ impl Function {
             self.runtime.services(),
             self.allowed_outbound.clone(),
             self.limits.outbound,
+            self.runtime.capability_stats.clone(),
         );
         let state = InstanceState::new(
             &self.env,
@@ -262,6 +263,7 @@ impl Function {
             OUTPUT_CAPACITY,
             hooks,
             &self.grants,
+            &self.runtime.capability_stats,
         );
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.limits);

@@ -13,7 +13,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::capabilities::{CapabilityStates, Grants};
+use crate::capabilities::{CapabilityStates, CapabilityStats, Grants};
 use crate::capture::CapturedOutput;
 use crate::meter::Meter;
 use crate::services::OutboundHooks;
@@ -40,6 +40,7 @@ impl InstanceState {
         output_capacity: usize,
         hooks: OutboundHooks,
         grants: &Grants,
+        stats: &Arc<CapabilityStats>,
     ) -> Self {
         let output = CapturedOutput::new(output_capacity);
         let mut wasi = WasiCtx::builder();
@@ -58,7 +59,7 @@ impl InstanceState {
             output,
             deadline: Instant::now(),
             hooks,
-            capabilities: CapabilityStates::new(grants),
+            capabilities: CapabilityStates::new(grants, stats),
         }
     }
 

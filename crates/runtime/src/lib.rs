@@ -38,7 +38,7 @@ pub use capabilities::config::{ConfigGrant, SecretSource};
 pub use capabilities::keyvalue::{
     BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, KeyValueGrant, Pairs,
 };
-pub use capabilities::{CAPABILITIES, Grants};
+pub use capabilities::{CAPABILITIES, CapabilityStats, Grants};
 pub use capture::{OutputKind, OutputLine};
 pub use compile::{CompileTimings, PreparedComponent};
 pub use engine::{Runtime, RuntimeConfig};

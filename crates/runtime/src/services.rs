@@ -15,6 +15,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ use http_body_util::{BodyExt, Full};
 use stratus_manifest::OutboundRule;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::capabilities::CapabilityStats;
 use crate::meter::{CallInfo, Meter};
 
 /// The largest request body a guest may send to a service. A service call
@@ -124,6 +126,7 @@ pub(crate) struct OutboundHooks {
     limits: OutboundLimits,
     /// The current invocation's meter (none between invocations).
     meter: Option<Arc<Meter>>,
+    stats: Arc<CapabilityStats>,
 }
 
 impl OutboundHooks {
@@ -132,6 +135,7 @@ impl OutboundHooks {
         services: Arc<Vec<Arc<dyn InProcessServices>>>,
         allowed: Arc<[OutboundRule]>,
         limits: OutboundLimits,
+        stats: Arc<CapabilityStats>,
     ) -> Self {
         OutboundHooks {
             caller,
@@ -139,6 +143,7 @@ impl OutboundHooks {
             allowed,
             limits,
             meter: None,
+            stats,
         }
     }
 
@@ -163,8 +168,12 @@ impl OutboundHooks {
     /// Counts the request against the invocation's limit, refusing it once
     /// the limit is passed.
     fn count_request(&self, meter: &Meter) -> Result<(), Error> {
+        self.stats.outbound_requests.fetch_add(1, Ordering::Relaxed);
         let made = meter.add_outbound_request();
         if made > self.limits.max_requests {
+            self.stats
+                .outbound_over_limit
+                .fetch_add(1, Ordering::Relaxed);
             let message = format!(
                 "outbound request {made} refused: at most {} per invocation (the function's `max_outbound_requests`)",
                 self.limits.max_requests
@@ -173,6 +182,16 @@ impl OutboundHooks {
             return Err(Error::InternalError(Some(message)));
         }
         Ok(())
+    }
+
+    fn deny(&self, host: &str) {
+        self.stats.outbound_denied.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            app = %self.caller.app,
+            function = %self.caller.function,
+            host,
+            "outbound HTTP request denied: no pattern of the function's `allowed_outbound` allows it"
+        );
     }
 
     /// The guest's timeouts, none longer than the function's.
@@ -209,9 +228,10 @@ impl WasiHttpHooks for OutboundHooks {
             let service = self.services.iter().find(|s| s.handles(&host)).cloned();
             let Some(service) = service.filter(|s| !s.needs_grant() || self.allows(&request))
             else {
-                deny(&self.caller, &host);
+                self.deny(&host);
                 return Box::new(async { Err(Error::HttpRequestDenied) });
             };
+            self.stats.service_calls.fetch_add(1, Ordering::Relaxed);
             let caller = ServiceCaller {
                 function: (*self.caller).clone(),
                 invocation: meter.call(),
@@ -220,7 +240,7 @@ impl WasiHttpHooks for OutboundHooks {
             return Box::new(call_service(service, caller, request, budget, timeout));
         }
         if !self.allows(&request) {
-            deny(&self.caller, &host);
+            self.deny(&host);
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         let options = self.options(options);
@@ -275,15 +295,6 @@ fn is_service_request<B>(request: &http::Request<B>) -> bool {
             .host()
             .and_then(|host| host.strip_suffix(".svc"))
             .is_some_and(|name| !name.is_empty())
-}
-
-fn deny(caller: &FunctionIdentity, host: &str) {
-    tracing::info!(
-        app = %caller.app,
-        function = %caller.function,
-        host,
-        "outbound HTTP request denied: no pattern of the function's `allowed_outbound` allows it"
-    );
 }
 
 fn request_too_big() -> Error {
@@ -427,6 +438,7 @@ mod tests {
             Arc::new(services),
             allowed.into(),
             limits,
+            Arc::default(),
         )
     }
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker};
 
-use super::{CapabilityInfo, Grants};
+use std::sync::atomic::Ordering;
+
+use super::{CapabilityInfo, CapabilityStats, Grants};
 use crate::host::InstanceState;
 
 mod bindings {
@@ -65,12 +67,14 @@ impl std::fmt::Debug for ConfigGrant {
 
 pub(crate) struct ConfigState {
     grant: ConfigGrant,
+    stats: Arc<CapabilityStats>,
 }
 
 impl ConfigState {
-    pub(crate) fn new(grant: &ConfigGrant) -> Self {
+    pub(crate) fn new(grant: &ConfigGrant, stats: Arc<CapabilityStats>) -> Self {
         ConfigState {
             grant: grant.clone(),
+            stats,
         }
     }
 
@@ -82,6 +86,7 @@ impl ConfigState {
                 "this node has no secret store".into(),
             ));
         };
+        self.stats.secret_reads.fetch_add(1, Ordering::Relaxed);
         match source.reveal(&grant.app, name) {
             Ok(Some(value)) => Ok(Some(value)),
             Ok(None) => Err(store::Error::Upstream(format!(

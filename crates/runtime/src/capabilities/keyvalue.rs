@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use super::{CapabilityInfo, Grants};
+use std::sync::atomic::Ordering;
+
+use super::{CapabilityInfo, CapabilityStats, Grants};
 use crate::host::InstanceState;
 
 mod bindings {
@@ -129,12 +131,14 @@ pub struct Bucket {
 /// Per-instance state: the grant, shared by every instance of the function.
 pub(crate) struct KeyValueState {
     grant: KeyValueGrant,
+    stats: Arc<CapabilityStats>,
 }
 
 impl KeyValueState {
-    pub(crate) fn new(grant: &KeyValueGrant) -> Self {
+    pub(crate) fn new(grant: &KeyValueGrant, stats: Arc<CapabilityStats>) -> Self {
         KeyValueState {
             grant: grant.clone(),
+            stats,
         }
     }
 }
@@ -174,6 +178,10 @@ impl KeyValueView<'_> {
         bucket: &Resource<Bucket>,
     ) -> wasmtime::Result<(Arc<dyn KeyValueBackend>, BucketId)> {
         let id = self.table.get(bucket)?.id.clone();
+        self.state
+            .stats
+            .keyvalue_operations
+            .fetch_add(1, Ordering::Relaxed);
         // A bucket resource exists only after `open` found a backend.
         let backend = self
             .state
@@ -218,9 +226,11 @@ fn check_batch(len: usize) -> Result<(), store::Error> {
     Ok(())
 }
 
-/// Turns a backend failure into the guest's `error::other`, logging it: the
-/// guest sees the message, the operator sees which bucket it was.
-fn failed(bucket: &BucketId, error: KeyValueError) -> store::Error {
+/// Turns a backend failure into the guest's `error::other`, logging and
+/// counting it: the guest sees the message, the operator sees which bucket
+/// it was.
+fn failed(stats: &CapabilityStats, bucket: &BucketId, error: KeyValueError) -> store::Error {
+    stats.keyvalue_errors.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(app = %bucket.app, bucket = %bucket.bucket, "key-value operation failed: {error}");
     store::Error::Other(error.to_string())
 }
@@ -237,6 +247,10 @@ impl store::Host for KeyValueView<'_> {
                 bucket = ?shown,
                 "key-value bucket denied: the function's `keyvalue` grant does not name it"
             );
+            self.state
+                .stats
+                .keyvalue_denied
+                .fetch_add(1, Ordering::Relaxed);
             return Ok(Err(store::Error::AccessDenied));
         }
         if grant.backend.is_none() {
@@ -261,7 +275,7 @@ impl store::HostBucket for KeyValueView<'_> {
         Ok(backend
             .get(id.clone(), key)
             .await
-            .map_err(|e| failed(&id, e)))
+            .map_err(|e| failed(&self.state.stats, &id, e)))
     }
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
@@ -272,7 +286,7 @@ impl store::HostBucket for KeyValueView<'_> {
         Ok(backend
             .set(id.clone(), key, value)
             .await
-            .map_err(|e| failed(&id, e)))
+            .map_err(|e| failed(&self.state.stats, &id, e)))
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<()> {
@@ -283,7 +297,7 @@ impl store::HostBucket for KeyValueView<'_> {
         Ok(backend
             .delete(id.clone(), key)
             .await
-            .map_err(|e| failed(&id, e)))
+            .map_err(|e| failed(&self.state.stats, &id, e)))
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<bool> {
@@ -294,7 +308,7 @@ impl store::HostBucket for KeyValueView<'_> {
         Ok(backend
             .exists(id.clone(), key)
             .await
-            .map_err(|e| failed(&id, e)))
+            .map_err(|e| failed(&self.state.stats, &id, e)))
     }
 
     async fn list_keys(
@@ -307,7 +321,7 @@ impl store::HostBucket for KeyValueView<'_> {
             .list_keys(id.clone(), cursor, MAX_BATCH_KEYS)
             .await
             .map(|(keys, cursor)| store::KeyResponse { keys, cursor })
-            .map_err(|e| failed(&id, e)))
+            .map_err(|e| failed(&self.state.stats, &id, e)))
     }
 
     async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
@@ -330,7 +344,7 @@ impl atomics::Host for KeyValueView<'_> {
         Ok(backend
             .increment(id.clone(), key, delta)
             .await
-            .map_err(|e| failed(&id, e)))
+            .map_err(|e| failed(&self.state.stats, &id, e)))
     }
 }
 
@@ -345,7 +359,7 @@ impl batch::Host for KeyValueView<'_> {
         Ok(backend
             .get_many(id.clone(), keys)
             .await
-            .map_err(|e| failed(&id, e)))
+            .map_err(|e| failed(&self.state.stats, &id, e)))
     }
 
     async fn set_many(
@@ -365,7 +379,7 @@ impl batch::Host for KeyValueView<'_> {
         Ok(backend
             .set_many(id.clone(), pairs)
             .await
-            .map_err(|e| failed(&id, e)))
+            .map_err(|e| failed(&self.state.stats, &id, e)))
     }
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
@@ -378,6 +392,6 @@ impl batch::Host for KeyValueView<'_> {
         Ok(backend
             .delete_many(id.clone(), keys)
             .await
-            .map_err(|e| failed(&id, e)))
+            .map_err(|e| failed(&self.state.stats, &id, e)))
     }
 }

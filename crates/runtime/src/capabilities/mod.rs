@@ -14,6 +14,9 @@
 //! the grant's details again (which bucket, which secret), so a component
 //! cannot reach what its manifest does not name.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
 use wasmtime::component::Linker;
 
 use crate::error::ValidationError;
@@ -39,6 +42,28 @@ impl std::fmt::Debug for Grants {
     }
 }
 
+/// What functions did with their capabilities and outbound HTTP, node-wide,
+/// for `/metrics`.
+#[derive(Debug, Default)]
+pub struct CapabilityStats {
+    /// Key-value operations on an open bucket (each batch counts once).
+    pub keyvalue_operations: AtomicU64,
+    /// Of those, the ones the backend failed (Redis down, say).
+    pub keyvalue_errors: AtomicU64,
+    /// Buckets a function tried to open without a grant.
+    pub keyvalue_denied: AtomicU64,
+    /// Secrets read by functions through `wasi:config`.
+    pub secret_reads: AtomicU64,
+    /// Outbound requests functions made (network and `.svc`).
+    pub outbound_requests: AtomicU64,
+    /// Of those, the ones `allowed_outbound` denied.
+    pub outbound_denied: AtomicU64,
+    /// Of those, the ones refused for passing `max_outbound_requests`.
+    pub outbound_over_limit: AtomicU64,
+    /// Of those, the ones answered by an in-process service (`*.svc`).
+    pub service_calls: AtomicU64,
+}
+
 /// The per-instance state of every capability, built fresh with each
 /// instance from the function's [`Grants`].
 pub(crate) struct CapabilityStates {
@@ -47,10 +72,10 @@ pub(crate) struct CapabilityStates {
 }
 
 impl CapabilityStates {
-    pub(crate) fn new(grants: &Grants) -> Self {
+    pub(crate) fn new(grants: &Grants, stats: &Arc<CapabilityStats>) -> Self {
         CapabilityStates {
-            keyvalue: keyvalue::KeyValueState::new(&grants.keyvalue),
-            config: config::ConfigState::new(&grants.config),
+            keyvalue: keyvalue::KeyValueState::new(&grants.keyvalue, stats.clone()),
+            config: config::ConfigState::new(&grants.config, stats.clone()),
         }
     }
 }
