@@ -206,3 +206,17 @@ fn locations_count_characters_not_bytes() {
     );
     assert_eq!(Location::at("f", text, 1000).to_string(), "f:2:10");
 }
+
+#[test]
+fn refuses_a_function_named_after_a_node_service() {
+    let text = "[app]\nname = \"shop\"\n[[function]]\nname = \"queue\"\ncomponent = \"q.wasm\"\n";
+    let err = parse(text).unwrap_err().to_string();
+    assert!(
+        err.contains("function \"queue\": the name is reserved"),
+        "{err}"
+    );
+    assert!(
+        err.contains("http://queue.svc/ is the node's own queue service"),
+        "{err}"
+    );
+}

@@ -31,6 +31,10 @@ mod values;
 const NAME_RULE: &str =
     "names are 1-63 characters of lowercase ASCII letters, digits and '-', starting with a letter";
 
+/// Function names that would shadow a node service at
+/// `http://<name>.svc/` (`queue.svc` publishes to queues).
+const RESERVED_FUNCTION_NAMES: &[&str] = &["queue"];
+
 /// The manifest text and the name it is reported under.
 struct Source<'a> {
     file: &'a str,
@@ -163,6 +167,15 @@ impl Source<'_> {
         };
         let name = self.name(raw_name, &format!("[[function]] number {} ", index + 1))?;
         let p = format!("function \"{name}\": ");
+        if RESERVED_FUNCTION_NAMES.contains(&name.as_str()) {
+            return Err(self.invalid(
+                raw_name.span(),
+                "name",
+                format!(
+                    "{p}the name is reserved: other functions reach a function at http://<name>.svc/, and http://{name}.svc/ is the node's own {name} service; choose another name"
+                ),
+            ));
+        }
 
         if let Some(key) = raw.unsupported.first() {
             return Err(ManifestError::Unsupported {
