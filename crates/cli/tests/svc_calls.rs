@@ -92,11 +92,14 @@ async fn a_function_calls_another_in_process_and_the_call_is_recorded() {
     server.deploy(
         app_of(
             app,
-            &[(
-                "front",
-                "capabilities",
-                "allowed_outbound = [\"http://*.svc\"]",
-            )],
+            &[
+                (
+                    "front",
+                    "capabilities",
+                    "allowed_outbound = [\"http://*.svc\"]",
+                ),
+                ("tiny", "testbed", "max_body = \"1KiB\""),
+            ],
         )
         .path(),
     );
@@ -104,6 +107,13 @@ async fn a_function_calls_another_in_process_and_the_call_is_recorded() {
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("404 "), "{body}");
     assert!(body.contains("\"no_function\""), "{body}");
+
+    // The callee's `max_body` holds for calls as for the gateway.
+    let (_, body, _) = get(&server, "/calls/front/post?url=http://tiny.svc/echo&kb=1").await;
+    assert_eq!(body.len(), "200 ".len() + 1024, "{body}");
+    let (_, body, _) = get(&server, "/calls/front/post?url=http://tiny.svc/echo&kb=2").await;
+    assert!(body.starts_with("413 "), "{body}");
+    assert!(body.contains("body_too_large"), "{body}");
 }
 
 #[tokio::test]

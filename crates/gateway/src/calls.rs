@@ -100,6 +100,10 @@ async fn call(
             ),
         ));
     }
+    // The callee's own request limit holds for calls as for the gateway.
+    if request.body().len() as u64 > function.max_body {
+        return refuse(PlatformError::body_too_large(function.max_body));
+    }
     let response = gateway
         .call_function(&function, request, &caller.invocation)
         .await;

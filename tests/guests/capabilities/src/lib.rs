@@ -15,6 +15,7 @@
 //! | `configall` | 200 with every `k=v`, sorted |
 //! | `call?url=U` | `GET U` (e.g. `http://other.svc/x`): 200 `<status> <body>` or 502 `denied: <code>` |
 //! | `callmany?url=U&n=N` | `call` N times: 200 with one `<status> <body>` line per call |
+//! | `post?url=U&kb=N` | `call` as a `POST` of N KiB |
 //! | `callid?url=U` | `call`, answering the callee's `x-stratus-invocation-id` |
 //! | `kvloop?bucket=B&op=get\|set&n=N` | N gets or sets of 100-byte values in a row: 200 with the nanoseconds they took |
 //! | `big?kb=N` | 200 with N KiB of `x` |
@@ -127,6 +128,11 @@ impl Guest for Capabilities {
                 let (status, body, _) = call(&param("url"));
                 (status, body)
             }
+            "post" => {
+                let kib: usize = param("kb").parse().unwrap_or(0);
+                let (status, body, _) = send(&param("url"), &vec![b'x'; kib * 1024]);
+                (status, body)
+            }
             "callid" => {
                 let (status, body, callee) = call(&param("url"));
                 if status == 200 { (200, callee) } else { (status, body) }
@@ -220,6 +226,13 @@ fn all_keys(bucket: &store::Bucket) -> (u16, String) {
 /// status and body (and the invocation id header of the answer, for a
 /// `.svc` call), or 502 with the error code.
 fn call(url: &str) -> (u16, String, String) {
+    send(url, &[])
+}
+
+/// Like [`call`], as a `POST` of `body` when it is not empty.
+fn send(url: &str, body: &[u8]) -> (u16, String, String) {
+    use wasip2::http::types::Method;
+
     use wasip2::http::outgoing_handler;
     use wasip2::http::types::{OutgoingRequest, Scheme};
 
@@ -234,10 +247,23 @@ fn call(url: &str) -> (u16, String, String) {
     let _ = request.set_scheme(Some(&Scheme::Http));
     let _ = request.set_authority(Some(authority));
     let _ = request.set_path_with_query(Some(path));
+    if !body.is_empty() {
+        let _ = request.set_method(&Method::Post);
+    }
+    let outgoing = request.body();
     let future = match outgoing_handler::handle(request, None) {
         Ok(future) => future,
         Err(code) => return (502, format!("denied: {code:?}"), String::new()),
     };
+    if let Ok(outgoing) = outgoing {
+        if let Ok(mut stream) = outgoing.write() {
+            for chunk in body.chunks(4096) {
+                let _ = stream.write_all(chunk);
+            }
+            let _ = stream.flush();
+        }
+        let _ = OutgoingBody::finish(outgoing, None);
+    }
     future.subscribe().block();
     let response = match future.get() {
         Some(Ok(Ok(response))) => response,
