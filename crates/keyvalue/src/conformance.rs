@@ -98,6 +98,21 @@ async fn increments_are_decimal_and_checked() {
             Some(b"7".to_vec()),
             "{kind}"
         );
+        // Neither backend increments what is not a plain non-negative
+        // number, and neither changes it trying.
+        kv.set(b.clone(), "minus".into(), b"-5".to_vec())
+            .await
+            .unwrap();
+        let err = kv
+            .increment(b.clone(), "minus".into(), 1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, KeyValueError::NotANumber { .. }),
+            "{kind}: {err}"
+        );
+        let minus = kv.get(b.clone(), "minus".into()).await.unwrap();
+        assert_eq!(minus, Some(b"-5".to_vec()), "{kind}");
         kv.set(b.clone(), "text".into(), b"seven".to_vec())
             .await
             .unwrap();

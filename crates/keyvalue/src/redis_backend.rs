@@ -77,6 +77,18 @@ impl RedisKeyValue {
     }
 }
 
+/// `HINCRBY`, refusing what the SQLite backend refuses too: a value that is
+/// not a plain non-negative decimal number. Redis runs a script atomically,
+/// so the check and the increment see the same value, and nothing is
+/// changed when the check fails.
+const INCREMENT_SCRIPT: &str = r"
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if value and not string.match(value, '^[0-9]+$') then
+  return redis.error_reply('ERR hash value is not an integer')
+end
+return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+";
+
 /// `redis://user:secret@host:6379/0` as `redis://user:***@host:6379/0`:
 /// a URL shown in `/readyz` and logs must not carry the password.
 fn without_password(url: &str) -> String {
@@ -163,8 +175,12 @@ impl KeyValueBackend for RedisKeyValue {
         let Ok(delta_signed) = i64::try_from(delta) else {
             return Box::pin(async move { Err(KeyValueError::Overflow { key }) });
         };
-        let mut cmd = command("HINCRBY", &bucket);
-        cmd.arg(&key).arg(delta_signed);
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(INCREMENT_SCRIPT)
+            .arg(1)
+            .arg(hash(&bucket))
+            .arg(&key)
+            .arg(delta_signed);
         let sum = self.query::<i64>(cmd);
         Box::pin(async move {
             match sum.await {

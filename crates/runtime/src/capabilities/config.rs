@@ -78,16 +78,22 @@ impl ConfigState {
         }
     }
 
-    /// A granted secret's value, or an error naming the secret.
-    fn secret(&self, name: &str) -> Result<Option<String>, store::Error> {
+    /// A granted secret's value, or an error naming the secret. The store
+    /// is read (and the value decrypted) on the blocking pool, off the
+    /// workers that run guests.
+    async fn secret(&self, name: &str) -> Result<Option<String>, store::Error> {
         let grant = &self.grant;
-        let Some(source) = &grant.source else {
+        let Some(source) = grant.source.clone() else {
             return Err(store::Error::Upstream(
                 "this node has no secret store".into(),
             ));
         };
         self.stats.secret_reads.fetch_add(1, Ordering::Relaxed);
-        match source.reveal(&grant.app, name) {
+        let (app, secret) = (grant.app.clone(), name.to_string());
+        let revealed = tokio::task::spawn_blocking(move || source.reveal(&app, &secret))
+            .await
+            .unwrap_or_else(|e| Err(format!("the secret store task failed: {e}")));
+        match revealed {
             Ok(Some(value)) => Ok(Some(value)),
             Ok(None) => Err(store::Error::Upstream(format!(
                 "secret {name:?} is granted but not set: run `stratus secrets set {} {name}`",
@@ -121,7 +127,7 @@ impl store::Host for &ConfigState {
             return Ok(Ok(Some(value.clone())));
         }
         if self.grant.secrets.contains(&key) {
-            return Ok(self.secret(&key));
+            return Ok(self.secret(&key).await);
         }
         Ok(Ok(None))
     }
@@ -134,7 +140,7 @@ impl store::Host for &ConfigState {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for name in self.grant.secrets.iter() {
-            match self.secret(name) {
+            match self.secret(name).await {
                 Ok(Some(value)) => all.push((name.clone(), value)),
                 Ok(None) => {}
                 Err(e) => return Ok(Err(e)),
