@@ -77,7 +77,7 @@ pub struct Function {
     idle: Arc<IdleInstances>,
     identity: Arc<FunctionIdentity>,
     allowed_outbound: Arc<[stratus_manifest::OutboundRule]>,
-    grants: Grants,
+    grants: Arc<Grants>,
 }
 
 impl std::fmt::Debug for Function {
@@ -120,7 +120,7 @@ impl Function {
             env: options.env,
             identity: Arc::new(options.identity),
             allowed_outbound: options.allowed_outbound.into(),
-            grants: options.grants,
+            grants: Arc::new(options.grants),
         }
     }
 

@@ -39,7 +39,7 @@ impl InstanceState {
         memory_cap: u64,
         output_capacity: usize,
         hooks: OutboundHooks,
-        grants: &Grants,
+        grants: &Arc<Grants>,
         stats: &Arc<CapabilityStats>,
     ) -> Self {
         let output = CapturedOutput::new(output_capacity);

@@ -65,24 +65,27 @@ impl std::fmt::Debug for ConfigGrant {
     }
 }
 
+/// Per-instance state: the function's grants (shared by all its
+/// instances) and the node's counters.
 pub(crate) struct ConfigState {
-    grant: ConfigGrant,
+    grants: Arc<Grants>,
     stats: Arc<CapabilityStats>,
 }
 
 impl ConfigState {
-    pub(crate) fn new(grant: &ConfigGrant, stats: Arc<CapabilityStats>) -> Self {
-        ConfigState {
-            grant: grant.clone(),
-            stats,
-        }
+    pub(crate) fn new(grants: Arc<Grants>, stats: Arc<CapabilityStats>) -> Self {
+        ConfigState { grants, stats }
+    }
+
+    fn grant(&self) -> &ConfigGrant {
+        &self.grants.config
     }
 
     /// A granted secret's value, or an error naming the secret. The store
     /// is read (and the value decrypted) on the blocking pool, off the
     /// workers that run guests.
     async fn secret(&self, name: &str) -> Result<Option<String>, store::Error> {
-        let grant = &self.grant;
+        let grant = self.grant();
         let Some(source) = grant.source.clone() else {
             return Err(store::Error::Upstream(
                 "this node has no secret store".into(),
@@ -123,10 +126,10 @@ type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
 
 impl store::Host for &ConfigState {
     async fn get(&mut self, key: String) -> Answer<Option<String>> {
-        if let Some(value) = self.grant.values.get(&key) {
+        if let Some(value) = self.grant().values.get(&key) {
             return Ok(Ok(Some(value.clone())));
         }
-        if self.grant.secrets.contains(&key) {
+        if self.grant().secrets.contains(&key) {
             return Ok(self.secret(&key).await);
         }
         Ok(Ok(None))
@@ -134,12 +137,12 @@ impl store::Host for &ConfigState {
 
     async fn get_all(&mut self) -> Answer<Vec<(String, String)>> {
         let mut all: Vec<(String, String)> = self
-            .grant
+            .grant()
             .values
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        for name in self.grant.secrets.iter() {
+        for name in self.grant().secrets.iter() {
             match self.secret(name).await {
                 Ok(Some(value)) => all.push((name.clone(), value)),
                 Ok(None) => {}

@@ -129,17 +129,20 @@ pub struct Bucket {
 }
 
 /// Per-instance state: the grant, shared by every instance of the function.
+/// Per-instance state: the function's grants (shared by all its
+/// instances, so creating one allocates nothing) and the node's counters.
 pub(crate) struct KeyValueState {
-    grant: KeyValueGrant,
+    grants: Arc<Grants>,
     stats: Arc<CapabilityStats>,
 }
 
 impl KeyValueState {
-    pub(crate) fn new(grant: &KeyValueGrant, stats: Arc<CapabilityStats>) -> Self {
-        KeyValueState {
-            grant: grant.clone(),
-            stats,
-        }
+    pub(crate) fn new(grants: Arc<Grants>, stats: Arc<CapabilityStats>) -> Self {
+        KeyValueState { grants, stats }
+    }
+
+    fn grant(&self) -> &KeyValueGrant {
+        &self.grants.keyvalue
     }
 }
 
@@ -185,7 +188,7 @@ impl KeyValueView<'_> {
         // A bucket resource exists only after `open` found a backend.
         let backend = self
             .state
-            .grant
+            .grant()
             .backend
             .clone()
             .ok_or_else(|| wasmtime::format_err!("a bucket is open without a backend"))?;
@@ -237,7 +240,7 @@ fn failed(stats: &CapabilityStats, bucket: &BucketId, error: KeyValueError) -> s
 
 impl store::Host for KeyValueView<'_> {
     async fn open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {
-        let grant = &self.state.grant;
+        let grant = self.state.grant();
         if !grant.buckets.contains(&identifier) {
             // The name is the guest's: logged escaped and cut short, so a
             // guest cannot flood or forge the node's log with it.

@@ -72,10 +72,10 @@ pub(crate) struct CapabilityStates {
 }
 
 impl CapabilityStates {
-    pub(crate) fn new(grants: &Grants, stats: &Arc<CapabilityStats>) -> Self {
+    pub(crate) fn new(grants: &Arc<Grants>, stats: &Arc<CapabilityStats>) -> Self {
         CapabilityStates {
-            keyvalue: keyvalue::KeyValueState::new(&grants.keyvalue, stats.clone()),
-            config: config::ConfigState::new(&grants.config, stats.clone()),
+            keyvalue: keyvalue::KeyValueState::new(grants.clone(), stats.clone()),
+            config: config::ConfigState::new(grants.clone(), stats.clone()),
         }
     }
 }
