@@ -31,11 +31,12 @@ impl From<SecretError> for ApiError {
 }
 
 fn check_app(app: &str) -> Result<(), ApiError> {
-    if stratus_manifest::valid_app_name(app) {
+    if stratus_manifest::valid_name(app) {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
-            "{app:?} is not a valid app name: names are 1-63 characters of lowercase ASCII letters, digits and '-', starting with a letter"
+            "{app:?} is not a valid app name: {}",
+            stratus_manifest::NAME_RULE
         )))
     }
 }

@@ -196,13 +196,11 @@ pub struct NodeOpts {
     /// the data directory) or `redis` (the server at --keyvalue-url).
     #[arg(long, env = "STRATUS_KEYVALUE", value_enum, default_value_t = KeyValueKind::Sqlite)]
     pub keyvalue: KeyValueKind,
-    /// The Redis server of `--keyvalue redis`.
-    #[arg(
-        long,
-        env = "STRATUS_KEYVALUE_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    pub keyvalue_url: String,
+    /// The Redis server of `--keyvalue redis` (default
+    /// redis://127.0.0.1:6379); refused with `--keyvalue sqlite`, where it
+    /// would be ignored.
+    #[arg(long, env = "STRATUS_KEYVALUE_URL")]
+    pub keyvalue_url: Option<String>,
 }
 
 /// The key-value backends a node can use.

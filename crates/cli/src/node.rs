@@ -107,9 +107,15 @@ impl NodeConfig {
             max_attempts: opts.max_attempts,
             nats_url: opts.nats_url.clone(),
             mqtt_url: opts.mqtt_url.clone(),
-            keyvalue_redis: match opts.keyvalue {
-                KeyValueKind::Sqlite => None,
-                KeyValueKind::Redis => Some(opts.keyvalue_url.clone()),
+            keyvalue_redis: match (opts.keyvalue, &opts.keyvalue_url) {
+                (KeyValueKind::Sqlite, None) => None,
+                (KeyValueKind::Sqlite, Some(url)) => bail!(
+                    "--keyvalue-url {url:?} is given but the key-value store is SQLite; add `--keyvalue redis` to use that server, or drop the URL"
+                ),
+                (KeyValueKind::Redis, url) => Some(
+                    url.clone()
+                        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_string()),
+                ),
             },
         })
     }

@@ -200,3 +200,47 @@ fn a_bad_broker_address_stops_the_node_naming_the_flag() {
         assert!(err.contains(expected), "{err}");
     }
 }
+
+#[test]
+fn bad_key_value_and_secrets_settings_stop_the_node_saying_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (args, key, expected) in [
+        (
+            &["--keyvalue-url", "redis://cache:6379"][..],
+            None,
+            "--keyvalue-url \"redis://cache:6379\" is given but the key-value store is SQLite",
+        ),
+        (
+            &["--keyvalue", "redis", "--keyvalue-url", "not a url"][..],
+            None,
+            "invalid Redis URL \"not a url\"",
+        ),
+        (
+            &[][..],
+            Some("c2hvcnQ="),
+            "the secrets key in $STRATUS_SECRETS_KEY is not valid: 5 bytes instead of 32",
+        ),
+    ] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
+        command
+            .args([
+                "server",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .arg("--data-dir")
+            .arg(tmp.path())
+            .env_remove("STRATUS_KEYVALUE_URL")
+            .env_remove("STRATUS_SECRETS_KEY");
+        if let Some(key) = key {
+            command.env("STRATUS_SECRETS_KEY", key);
+        }
+        let out = command.output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{err}");
+    }
+}

@@ -279,8 +279,8 @@ impl Node {
             },
             config: ConfigGrant {
                 app: app.to_string(),
-                values: Arc::new(spec.config.clone()),
-                secrets: spec.secrets.clone().into(),
+                values: spec.config.clone(),
+                secrets: spec.secrets.clone(),
                 source: self.backends.secrets.clone(),
             },
         }

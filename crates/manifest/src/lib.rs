@@ -44,4 +44,7 @@ pub use outbound::OutboundRule;
 pub use route::{Route, RouteError};
 pub use schedule::{parse_schedule, parse_time_zone};
 pub use units::{ByteSize, SizeError};
-pub use validate::{valid_app_name, valid_bucket_name, valid_config_key, valid_queue_name};
+pub use validate::{
+    CONFIG_KEY_RULE, NAME_RULE, RESERVED_FUNCTION_NAMES, valid_bucket_name, valid_config_key,
+    valid_name, valid_queue_name,
+};

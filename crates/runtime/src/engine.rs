@@ -8,10 +8,9 @@ use std::hash::Hasher;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-
-use arc_swap::ArcSwap;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -72,9 +71,9 @@ pub struct Runtime {
     pub(crate) idle_instances: AtomicU32,
     /// Components in memory by hash, so identical ones are loaded once.
     pub(crate) loaded: Mutex<HashMap<String, Weak<PreparedComponent>>>,
-    /// The `*.svc` services functions may call. Set once after
-    /// construction: what serves them (the event dispatcher) is built on top
-    /// of the runtime.
+    /// The `*.svc` services functions may call, in the order they are
+    /// asked. Added after construction: what serves them (the event
+    /// dispatcher, the gateway) is built on top of the runtime.
     services: ArcSwap<Vec<Arc<dyn InProcessServices>>>,
     /// What functions did with capabilities and outbound HTTP.
     pub(crate) capability_stats: Arc<CapabilityStats>,

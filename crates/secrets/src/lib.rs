@@ -55,9 +55,7 @@ pub enum SecretError {
     },
     #[error("the secrets key {origin} is not valid: {reason}")]
     BadKey { origin: String, reason: String },
-    #[error(
-        "{0:?} is not a valid secret name: names are 1-128 characters of ASCII letters, digits, '-', '_' and '.', starting with a letter or digit"
-    )]
+    #[error("{0:?} is not a valid secret name: {rule}", rule = stratus_manifest::CONFIG_KEY_RULE)]
     BadName(String),
     #[error("a secret value must be UTF-8 text of at most {MAX_SECRET_BYTES} bytes; this one {0}")]
     BadValue(String),

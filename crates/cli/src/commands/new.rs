@@ -102,9 +102,6 @@ const WIT_DEPS: &[File] = &[
     ("wit/deps/config/store.wit", node_wit!("config/store.wit")),
 ];
 
-/// What the name may be, for error messages.
-const NAME_RULE: &str = "use 1 to 63 lowercase ASCII letters, digits and '-', starting with a letter, e.g. \"hello-world\"";
-
 /// Names cargo refuses for a package: Rust's keywords and its built-in crates.
 const RUST_RESERVED: &[&str] = &[
     "abstract", "alloc", "as", "async", "await", "become", "box", "break", "const", "continue",
@@ -158,13 +155,16 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
 /// Checks that `name` can name the app, the function, the route and, for
 /// Rust, the crate; the error says what is allowed.
 fn check_name(name: &str, language: Language) -> anyhow::Result<()> {
-    let valid = (1..=63).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !valid {
-        bail!("{name:?} is not a valid function name: {NAME_RULE}");
+    if !stratus_manifest::valid_name(name) {
+        bail!(
+            "{name:?} is not a valid function name: {}, e.g. \"hello-world\"",
+            stratus_manifest::NAME_RULE
+        );
+    }
+    if stratus_manifest::RESERVED_FUNCTION_NAMES.contains(&name) {
+        bail!(
+            "{name:?} is reserved: http://{name}.svc/ is the node's own {name} service; choose another name"
+        );
     }
     if language == Language::Rust && RUST_RESERVED.contains(&name) {
         bail!(
@@ -290,6 +290,9 @@ mod tests {
         }
         let error = check_name("fn", Language::Rust).unwrap_err().to_string();
         assert!(error.contains("cannot name a Rust crate"), "{error}");
+        // The manifest would refuse it: it shadows the node's queue.svc.
+        let error = check_name("queue", Language::Js).unwrap_err().to_string();
+        assert!(error.contains("\"queue\" is reserved"), "{error}");
         check_name("fn", Language::Js).unwrap();
     }
 

@@ -17,8 +17,8 @@ pub const MAX_CONFIG_VALUE: usize = 64 * 1024;
 
 /// Accepted bucket names, appended to every bucket-name error.
 const BUCKET_RULE: &str = "bucket names are 1-64 characters of ASCII letters, digits, '-', '_' and '.', starting with a letter or digit";
-/// Accepted config keys and secret names.
-const KEY_RULE: &str = "config keys and secret names are 1-128 characters of ASCII letters, digits, '-', '_' and '.', starting with a letter or digit";
+/// Accepted config keys and secret names, appended to their errors.
+pub const CONFIG_KEY_RULE: &str = "config keys and secret names are 1-128 characters of ASCII letters, digits, '-', '_' and '.', starting with a letter or digit";
 
 fn is_name(name: &str, max: usize) -> bool {
     name.len() <= max
@@ -34,15 +34,6 @@ fn is_name(name: &str, max: usize) -> bool {
 /// A bucket name the node accepts.
 pub fn valid_bucket_name(name: &str) -> bool {
     is_name(name, 64)
-}
-
-/// An app or function name the node accepts (the manifest's `name` rule).
-pub fn valid_app_name(name: &str) -> bool {
-    name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// A config key or secret name the node accepts.
@@ -107,7 +98,7 @@ impl Source<'_> {
         value: &Spanned<Value>,
         p: &str,
     ) -> Result<Vec<String>, ManifestError> {
-        self.names(value, p, "secrets", valid_config_key, KEY_RULE)
+        self.names(value, p, "secrets", valid_config_key, CONFIG_KEY_RULE)
     }
 
     /// `config = { currency = "EUR" }`: values read through `wasi:config`.
@@ -137,7 +128,8 @@ impl Source<'_> {
         let mut values = BTreeMap::new();
         for (name, item) in table {
             if !valid_config_key(name) {
-                let message = format!("{p}config key {name:?} is not a valid name: {KEY_RULE}");
+                let message =
+                    format!("{p}config key {name:?} is not a valid name: {CONFIG_KEY_RULE}");
                 return Err(self.invalid(value.span(), key, message));
             }
             let Value::String(text) = item else {

@@ -22,18 +22,28 @@ use crate::route::Route;
 use crate::units::ByteSize;
 
 mod capabilities;
-pub use capabilities::{valid_app_name, valid_bucket_name, valid_config_key};
+pub use capabilities::{CONFIG_KEY_RULE, valid_bucket_name, valid_config_key};
 mod triggers;
 pub use triggers::valid_queue_name;
 mod values;
 
-/// Accepted names, appended to every name error.
-const NAME_RULE: &str =
+/// Accepted app and function names, appended to every name error.
+pub const NAME_RULE: &str =
     "names are 1-63 characters of lowercase ASCII letters, digits and '-', starting with a letter";
 
 /// Function names that would shadow a node service at
 /// `http://<name>.svc/` (`queue.svc` publishes to queues).
-const RESERVED_FUNCTION_NAMES: &[&str] = &["queue"];
+pub const RESERVED_FUNCTION_NAMES: &[&str] = &["queue"];
+
+/// An app or function name the node accepts ([`NAME_RULE`]); the manifest
+/// check says which part of a bad one is wrong.
+pub fn valid_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
 
 /// The manifest text and the name it is reported under.
 struct Source<'a> {

@@ -48,8 +48,8 @@ pub trait SecretSource: Send + Sync + 'static {
 #[derive(Clone, Default)]
 pub struct ConfigGrant {
     pub app: String,
-    pub values: Arc<BTreeMap<String, String>>,
-    pub secrets: Arc<[String]>,
+    pub values: BTreeMap<String, String>,
+    pub secrets: Vec<String>,
     pub source: Option<Arc<dyn SecretSource>>,
 }
 
