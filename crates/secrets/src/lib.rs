@@ -170,13 +170,6 @@ impl SecretStore {
         Ok(removed > 0)
     }
 
-    /// Removes every secret of `app` (the app was deleted).
-    pub fn delete_app(&self, app: &str) -> Result<usize, SecretError> {
-        Ok(self
-            .lock()
-            .execute("DELETE FROM secret WHERE app = ?1", params![app])?)
-    }
-
     /// The plaintext of a secret, none when it is not set.
     pub fn reveal(&self, app: &str, name: &str) -> Result<Option<String>, SecretError> {
         let row: Option<(Vec<u8>, Vec<u8>)> = self

@@ -45,6 +45,9 @@ pub const MAX_KEY_BYTES: usize = 256;
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 /// The most keys one batch call or one `list-keys` page may hold.
 pub const MAX_BATCH_KEYS: usize = 1000;
+/// The most value bytes one `set-many` may write: a whole batch goes to the
+/// backend as one command (one Redis `HSET`, one SQLite transaction).
+pub const MAX_BATCH_BYTES: usize = 16 << 20;
 
 /// One app's bucket: what a backend stores under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -229,6 +232,15 @@ fn check_batch(len: usize) -> Result<(), store::Error> {
     Ok(())
 }
 
+fn check_batch_bytes(total: usize) -> Result<(), store::Error> {
+    if total > MAX_BATCH_BYTES {
+        return Err(store::Error::Other(format!(
+            "a batch of {total} value bytes is over the limit of {MAX_BATCH_BYTES} bytes (16 MiB)"
+        )));
+    }
+    Ok(())
+}
+
 /// Turns a backend failure into the guest's `error::other`, logging and
 /// counting it: the guest sees the message, the operator sees which bucket
 /// it was.
@@ -371,11 +383,13 @@ impl batch::Host for KeyValueView<'_> {
         pairs: Vec<(String, Vec<u8>)>,
     ) -> Answer<()> {
         let (backend, id) = self.bucket(&bucket)?;
-        let checked = check_batch(pairs.len()).and_then(|()| {
-            pairs
-                .iter()
-                .try_for_each(|(k, v)| check_key(k).and_then(|()| check_value(k, v)))
-        });
+        let checked = check_batch(pairs.len())
+            .and_then(|()| {
+                pairs
+                    .iter()
+                    .try_for_each(|(k, v)| check_key(k).and_then(|()| check_value(k, v)))
+            })
+            .and_then(|()| check_batch_bytes(pairs.iter().map(|(_, v)| v.len()).sum()));
         if let Err(e) = checked {
             return Ok(Err(e));
         }
@@ -396,5 +410,33 @@ impl batch::Host for KeyValueView<'_> {
             .delete_many(id.clone(), keys)
             .await
             .map_err(|e| failed(&self.state.stats, &id, e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(checked: Result<(), store::Error>) -> String {
+        match checked {
+            Err(store::Error::Other(message)) => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn limits_hold_at_their_bounds() {
+        assert!(check_key(&"k".repeat(MAX_KEY_BYTES)).is_ok());
+        assert!(
+            refused(check_key(&"k".repeat(MAX_KEY_BYTES + 1)))
+                .contains("over the limit of 256 bytes")
+        );
+        assert!(refused(check_key("")).contains("must not be empty"));
+        assert!(check_value("k", &vec![0; MAX_VALUE_BYTES]).is_ok());
+        assert!(refused(check_value("k", &vec![0; MAX_VALUE_BYTES + 1])).contains("(1 MiB)"));
+        assert!(check_batch(MAX_BATCH_KEYS).is_ok());
+        assert!(refused(check_batch(MAX_BATCH_KEYS + 1)).contains("a batch of 1001 keys"));
+        assert!(check_batch_bytes(MAX_BATCH_BYTES).is_ok());
+        assert!(refused(check_batch_bytes(MAX_BATCH_BYTES + 1)).contains("(16 MiB)"));
     }
 }
