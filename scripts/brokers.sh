@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure the brokers the trigger tests use are up on their standard
-# loopback ports: NATS with JetStream (4222) and Mosquitto (1883). A machine
+# Makes sure the services the tests use are up on their standard loopback
+# ports: NATS with JetStream (4222), Mosquitto (1883) and Redis (6379, the
+# key-value conformance suite's second backend). A machine
 # that runs them already is left alone; otherwise they are installed if
 # missing (Debian packages) and started for this session.
 set -euo pipefail
@@ -38,4 +39,11 @@ if ! listening 1883; then
   mosquitto -c "$conf" -d
   wait_for 1883 mosquitto
   echo "brokers.sh: started mosquitto on 127.0.0.1:1883"
+fi
+
+if ! listening 6379; then
+  install_missing redis-server redis-server
+  redis-server --bind 127.0.0.1 --port 6379 --save "" --appendonly no --daemonize yes >/dev/null
+  wait_for 6379 redis-server
+  echo "brokers.sh: started redis-server on 127.0.0.1:6379"
 fi

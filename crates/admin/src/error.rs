@@ -1,10 +1,13 @@
-//! Errors of the admin API: a status and the platform's JSON error shape.
+//! Errors of the admin API: a status and the platform's one JSON error
+//! shape ([`ErrorBody`], which the gateway, `.svc` calls and `queue.svc`
+//! answer with too).
 
-use crate::model::{ErrorInfo, ErrorResponse};
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use stratus_control::ControlError;
+use stratus_invoke::{ErrorBody, PlatformError};
+use stratus_manifest::ManifestError;
 use stratus_runtime::RuntimeError;
 
 /// An error answer of the admin API.
@@ -36,6 +39,9 @@ impl ApiError {
 impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
         let (status, code) = match &e {
+            ControlError::Manifest(ManifestError::TooLarge { .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "manifest_too_large")
+            }
             ControlError::Manifest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest"),
             ControlError::Upload(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_upload"),
             ControlError::Component {
@@ -84,15 +90,28 @@ impl From<stratus_queue::QueueError> for ApiError {
     }
 }
 
+/// A refusal another crate words as a platform error (a publish to a named
+/// queue). The admin API's answers belong to no invocation, so it has no
+/// `Retry-After` to carry either.
+impl From<PlatformError> for ApiError {
+    fn from(e: PlatformError) -> Self {
+        ApiError::new(e.status, e.code, e.message)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorResponse {
-            error: ErrorInfo {
-                code: self.code.to_string(),
-                message: self.message,
-                invocation_id: None,
-            },
-        };
+        let body = ErrorBody::new(self.code, self.message, None);
         (self.status, Json(body)).into_response()
     }
+}
+
+/// Runs a blocking call (SQLite) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::from(ControlError::Internal(e.to_string())))?
+        .map_err(Into::into)
 }

@@ -2,33 +2,52 @@
 //! included) changes a node, so a CI pipeline can do with curl whatever the
 //! CLI does.
 //!
-//! Handlers are thin: they translate HTTP to calls on the control plane's
-//! [`Node`](stratus_control::Node) and its typed errors back to statuses and
-//! the platform's JSON error shape. The OpenAPI document served at
+//! One module per area — apps and versions (`apps`), invocations and logs
+//! (`invocations`), events and queues (`events`), secrets, usage — each with
+//! its own router and its own slice of [`AdminState`], merged in
+//! [`router`]. Handlers are thin: they translate HTTP to operations of the
+//! control plane's [`Node`](stratus_control::Node), the event
+//! [`Dispatcher`], the ledger and the secret store, and their typed errors
+//! back to statuses and the platform's one JSON error shape
+//! ([`model::ErrorBody`]). The OpenAPI document served at
 //! `/v1/openapi.json` is generated from the handler annotations and the
 //! response types in [`model`], so it cannot drift from the code.
 
+mod apps;
 mod auth;
+mod common;
 mod error;
-mod handlers;
-mod ledger;
+mod events;
+mod exposition;
+mod form;
+mod health;
+mod invocations;
 mod metrics;
 pub mod model;
 mod openapi;
 mod secrets;
+mod upload;
+#[cfg(test)]
+mod upload_props;
+mod usage;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::get;
+use http::StatusCode;
 use stratus_control::Node;
 use stratus_events::Dispatcher;
 use stratus_ledger::Ledger;
 
+use crate::error::ApiError;
+
 pub use openapi::openapi_json;
 
-/// What the admin router needs.
+/// Everything the admin API uses, handed over by the node's assembly. Each
+/// area's handlers see only their part of it (`FromRef` substates: see each
+/// area's `router`).
 #[derive(Debug, Clone)]
 pub struct AdminState {
     pub node: Arc<Node>,
@@ -45,51 +64,35 @@ pub struct AdminState {
     pub secrets: Arc<stratus_secrets::SecretStore>,
 }
 
-/// The admin API as a router, ready to serve.
+/// The admin API as a router, ready to serve: the areas under `/v1`, each
+/// its own router, merged behind the token check and the upload limit;
+/// health, metrics and the API's description outside it, without a token.
 pub fn router(state: AdminState) -> Router {
     let v1 = Router::new()
-        .route("/apps", get(handlers::list_apps).post(handlers::deploy))
-        .route(
-            "/apps/{app}",
-            get(handlers::show_app).delete(handlers::delete_app),
-        )
-        .route("/apps/{app}/versions", get(handlers::list_versions))
-        .route(
-            "/apps/{app}/versions/{version}/activate",
-            post(handlers::activate_version),
-        )
-        .route("/apps/{app}/rollback", post(handlers::rollback))
-        .route("/apps/{app}/secrets", get(secrets::list))
-        .route(
-            "/apps/{app}/secrets/{name}",
-            put(secrets::set).delete(secrets::delete),
-        )
-        .route("/functions/{function}/invocations", post(handlers::invoke))
-        .route("/functions/{function}/logs", get(ledger::logs))
-        .route("/invocations/{id}", get(ledger::invocation))
-        .route("/events/{id}", get(ledger::event))
-        .route("/queues/{queue}/events", post(ledger::publish))
-        .route("/functions/{function}/events", get(ledger::function_events))
-        .route(
-            "/functions/{function}/dead-letters",
-            get(ledger::dead_letters),
-        )
-        .route(
-            "/functions/{function}/dead-letters/redrive",
-            post(ledger::redrive),
-        )
-        .route("/usage", get(ledger::usage))
+        .merge(apps::router())
+        .merge(invocations::router())
+        .merge(events::router())
+        .merge(secrets::router())
+        .merge(usage::router())
         .layer(DefaultBodyLimit::max(state.max_upload))
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            auth::Token::from_ref(&state),
             auth::require_token,
         ));
     Router::new()
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(metrics::render))
+        .merge(health::router())
+        .route("/metrics", get(metrics::scrape))
         .route("/v1/openapi.json", get(openapi::serve))
         .nest("/v1", v1)
-        .fallback(handlers::not_found)
+        .fallback(not_found)
         .with_state(state)
+}
+
+/// Unknown admin paths answer in the platform's error shape too.
+async fn not_found(uri: http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no admin endpoint at {}; see /v1/openapi.json", uri.path()),
+    )
 }

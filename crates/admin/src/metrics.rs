@@ -1,21 +1,71 @@
-//! Prometheus metrics of the node, rendered on demand from its counters.
+//! Prometheus metrics of the node, read on demand from its counters and
+//! written in the format the scraper asked for (`exposition`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::Registry;
+use http::HeaderMap;
+use http::header::{ACCEPT, CONTENT_TYPE, VARY};
+use stratus_control::Node;
+use stratus_events::Dispatcher;
 
 use crate::AdminState;
+use crate::exposition::{Family, Format, Value, render};
 
-pub async fn render(State(state): State<AdminState>) -> Response {
+/// Whose counters are scraped: the control plane's (which answers for the
+/// runtime, the invoker and the ledger's writer) and the dispatcher's.
+#[derive(Debug, Clone)]
+pub struct MetricsState {
+    node: Arc<Node>,
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl FromRef<AdminState> for MetricsState {
+    fn from_ref(state: &AdminState) -> Self {
+        MetricsState {
+            node: state.node.clone(),
+            dispatcher: state.dispatcher.clone(),
+        }
+    }
+}
+
+/// The node's counters and gauges, as the classic Prometheus text format or
+/// as OpenMetrics, by the `Accept` header.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    params(("Accept" = Option<String>, Header, description = "OpenMetrics is served when this prefers `application/openmetrics-text` (as Prometheus's scrapes do); otherwise the classic text format")),
+    responses((status = 200, description = "Every family has its samples; counters end in `_total`", content(
+        (String = "text/plain; version=0.0.4; charset=utf-8"),
+        (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    )))
+)]
+pub async fn scrape(State(state): State<MetricsState>, headers: HeaderMap) -> Response {
+    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
+    let text = render(format, "stratus", &families(&state));
+    (
+        [(CONTENT_TYPE, format.content_type()), (VARY, "Accept")],
+        text,
+    )
+        .into_response()
+}
+
+fn families(state: &MetricsState) -> Vec<Family> {
     let stats = state.node.stats();
     let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let mut registry = Registry::with_prefix("stratus");
-    let residency = state.node.runtime().residency();
+    let mut families = Vec::new();
+    let mut counter = |name, help, value| {
+        families.push(Family {
+            name,
+            help,
+            value: Value::Counter(value),
+        })
+    };
+    let residency = state.node.residency();
     let counters: [(&str, &str, &AtomicU64); 9] = [
         (
             "components_compiled",
@@ -59,11 +109,11 @@ pub async fn render(State(state): State<AdminState>) -> Response {
             &residency.reused_kept,
         ),
     ];
-    for (name, help, counter) in counters {
-        registry.register(name, help, ConstCounter::new(read(counter)));
+    for (name, help, value) in counters {
+        counter(name, help, read(value));
     }
-    let capabilities = state.node.runtime().capability_stats();
-    let counters: [(&str, &str, &AtomicU64); 8] = [
+    let capabilities = state.node.capability_stats();
+    let counters: [(&str, &str, &AtomicU64); 9] = [
         (
             "keyvalue_operations",
             "Key-value operations functions made on their buckets",
@@ -80,6 +130,11 @@ pub async fn render(State(state): State<AdminState>) -> Response {
             &capabilities.keyvalue_denied,
         ),
         (
+            "keyvalue_over_quota",
+            "Key-value writes refused for taking the app past --keyvalue-max-bytes-per-app or --keyvalue-max-keys-per-app",
+            &capabilities.keyvalue_over_quota,
+        ),
+        (
             "secret_reads",
             "Secrets functions read through wasi:config",
             &capabilities.secret_reads,
@@ -91,7 +146,7 @@ pub async fn render(State(state): State<AdminState>) -> Response {
         ),
         (
             "outbound_denied",
-            "Outbound requests no `allowed_outbound` pattern allowed",
+            "Outbound requests refused: no `allowed_outbound` pattern allowed them, or their host resolved to a loopback, private or link-local address",
             &capabilities.outbound_denied,
         ),
         (
@@ -105,11 +160,11 @@ pub async fn render(State(state): State<AdminState>) -> Response {
             &capabilities.service_calls,
         ),
     ];
-    for (name, help, counter) in counters {
-        registry.register(name, help, ConstCounter::new(read(counter)));
+    for (name, help, value) in counters {
+        counter(name, help, read(value));
     }
     let events = state.dispatcher.stats();
-    for (name, help, counter) in [
+    for (name, help, value) in [
         (
             "events_succeeded",
             "Queued events (async invocations) their function handled",
@@ -131,11 +186,10 @@ pub async fn render(State(state): State<AdminState>) -> Response {
             &events.busy,
         ),
     ] {
-        registry.register(name, help, ConstCounter::new(read(counter)));
+        counter(name, help, read(value));
     }
-    if let Some(recorder) = state.node.gateway().recorder() {
-        let ledger = recorder.stats();
-        let counters: [(&str, &str, &AtomicU64); 5] = [
+    if let Some(ledger) = state.node.ledger_stats() {
+        let counters: [(&str, &str, &AtomicU64); 6] = [
             (
                 "invocation_records_written",
                 "Invocation records committed to the ledger",
@@ -161,36 +215,32 @@ pub async fn render(State(state): State<AdminState>) -> Response {
                 "Invocation records given up on (the disk refused them too long)",
                 &ledger.records_dropped,
             ),
+            (
+                "log_lines_over_budget",
+                "Function log lines dropped because their app had logged its daily budget (--log-max-per-app-day)",
+                &ledger.log_lines_over_budget,
+            ),
         ];
-        for (name, help, counter) in counters {
-            registry.register(name, help, ConstCounter::new(read(counter)));
+        for (name, help, value) in counters {
+            counter(name, help, read(value));
         }
     }
-    let live = state.node.gateway().live();
-    registry.register(
-        "live_functions",
-        "Functions of live versions",
-        ConstGauge::new(live.functions().count() as i64),
+    counter(
+        "calls_refused",
+        "Calls between functions refused: too deep a chain, or past their request's budget (--max-calls-per-request)",
+        state.node.calls_refused(),
     );
-    registry.register(
-        "resident_functions",
-        "Live functions whose compiled code is in memory",
-        ConstGauge::new(
-            live.functions()
-                .filter(|f| f.function.is_resident())
-                .count() as i64,
-        ),
-    );
-    let mut text = String::new();
-    if let Err(e) = encode(&mut text, &registry) {
-        tracing::error!("cannot encode metrics: {e}");
-    }
-    (
-        [(
-            http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    let live = state.node.live_counts();
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    families.push(Family {
+        name: "live_functions",
+        help: "Functions of live versions",
+        value: Value::Gauge(count(live.functions)),
+    });
+    families.push(Family {
+        name: "resident_functions",
+        help: "Live functions whose compiled code is in memory",
+        value: Value::Gauge(count(live.resident)),
+    });
+    families
 }

@@ -7,6 +7,10 @@ use stratus_manifest::FunctionSpec;
 use stratus_store::{AppRecord, FunctionRecord, VersionRecord};
 use utoipa::ToSchema;
 
+/// The platform's error shape, shared by every surface of the node; its
+/// OpenAPI schemas are named `ErrorResponse` and `ErrorInfo`.
+pub use stratus_invoke::{ErrorBody, ErrorDetail};
+
 /// An app in the list of apps.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AppSummary {
@@ -99,22 +103,6 @@ pub struct ActivateResponse {
     pub live_version: u32,
 }
 
-/// The platform's error shape.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ErrorResponse {
-    pub error: ErrorInfo,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ErrorInfo {
-    /// Stable machine-readable code, e.g. `app_not_found`.
-    pub code: String,
-    /// One sentence for humans.
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub invocation_id: Option<String>,
-}
-
 /// `/healthz` and `/readyz`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
@@ -150,14 +138,20 @@ pub struct KeyValueHealth {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BrokerHealth {
-    /// `nats`.
+    /// `nats` or `mqtt`.
     pub broker: String,
     pub url: String,
+    /// Whether every connection to it is up.
     pub connected: bool,
+    /// Why a connection is down, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// When it last changed, RFC 3339.
+    /// When a connection last changed, RFC 3339.
     pub since: String,
+    /// Connections the node holds to it: one for NATS, shared by its
+    /// triggers; one per trigger for MQTT.
+    #[serde(default)]
+    pub connections: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -367,6 +361,10 @@ pub struct InvocationDetail {
     pub billed_ms: u64,
     pub billed_memory_mib: u64,
     pub peak_memory_bytes: u64,
+    /// Peak host memory the guest made the node hold for it (headers it
+    /// built), sampled while it ran; bounded by a budget from its `memory`
+    /// cap (docs/SECURITY.md).
+    pub peak_host_memory_bytes: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub status: u16,
@@ -396,6 +394,7 @@ impl InvocationDetail {
             billed_ms: r.billed_ms(),
             billed_memory_mib: r.billed_mib(),
             peak_memory_bytes: r.peak_memory,
+            peak_host_memory_bytes: r.peak_host_memory,
             bytes_in: r.bytes_in,
             bytes_out: r.bytes_out,
             status: r.status,
@@ -424,6 +423,10 @@ pub struct AsyncAccepted {
 pub struct EventInfo {
     pub id: String,
     pub queue: String,
+    /// The app that published it into this function's queue when it is not
+    /// the function's own (a publish its trigger's `from` granted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// `queued`, `running`, `succeeded` or `dead` (failed every attempt).
     pub state: String,
     pub attempts: u32,
@@ -444,6 +447,7 @@ impl From<stratus_queue::EventStatus> for EventInfo {
         EventInfo {
             id: e.id,
             queue: e.queue,
+            from: e.origin,
             state: e.state.as_str().to_string(),
             attempts: e.attempts,
             max_attempts: e.max_attempts,
@@ -493,4 +497,57 @@ pub struct SecretSummary {
     pub name: String,
     /// Unix time in milliseconds.
     pub updated_at: i64,
+}
+
+/// A live function as it is now.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FunctionStatus {
+    pub app: String,
+    pub name: String,
+    /// The app's live version, which this function belongs to.
+    pub version: u32,
+    /// As written in the manifest (`/x` exact, `/x/...` prefix).
+    pub routes: Vec<String>,
+    pub triggers: Vec<FunctionTrigger>,
+    /// `resident` (compiled code in memory) or `scaled_to_zero` (the next
+    /// request loads it: a cold start).
+    pub state: String,
+    /// Never scaled to zero (manifest `min_warm`).
+    pub min_warm: bool,
+    /// Seconds since a request last began (or the code was loaded).
+    pub idle_seconds: u64,
+    /// Invocations running now, out of `max_concurrency`.
+    pub in_flight: u32,
+    pub max_concurrency: u32,
+    pub memory_bytes: u64,
+    pub timeout_ms: u64,
+    /// The newest failed invocation since the node started (absent with
+    /// metering off); `stratus logs --invocation ID` shows its log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastErrorInfo>,
+}
+
+/// An event source of a function.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FunctionTrigger {
+    /// As written in the manifest, e.g. `mqtt "sensors/+/telemetry"`.
+    pub trigger: String,
+    /// For broker and cron triggers: `starting`, `running`, `retrying` or
+    /// `stopped` (as `/readyz` shows). Queue triggers are fed by the node's
+    /// own queue and have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LastErrorInfo {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub invocation_id: String,
+    pub version: u32,
+    pub status: u16,
+    /// The platform error code, e.g. `function_trapped` or `timeout`.
+    pub code: String,
 }

@@ -4,28 +4,30 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers;
-use crate::ledger;
-use crate::model;
-use crate::secrets;
+use crate::invocations::{functions, logs};
+use crate::{apps, events, health, invocations, metrics, model, secrets, usage};
 
+// Each path keeps the tag it had before the API was split by area (the
+// module it was in then), so the published document did not change.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Stratus admin API", description = "Deploy, version and invoke functions on a Stratus node."),
     paths(
-        handlers::healthz, handlers::readyz, handlers::deploy, handlers::list_apps,
-        handlers::show_app, handlers::delete_app, handlers::list_versions,
-        handlers::activate_version, handlers::rollback, handlers::invoke,
-        ledger::usage, ledger::logs, ledger::invocation, ledger::event, ledger::dead_letters, ledger::function_events,
-        ledger::redrive, ledger::publish, secrets::list, secrets::set, secrets::delete,
+        health::healthz, health::readyz, apps::deploy, apps::list_apps,
+        apps::show_app, apps::delete_app, apps::list_versions,
+        apps::activate_version, apps::rollback, invocations::invoke,
+        usage::usage, logs::logs, logs::invocation, events::event, events::dead_letters, events::function_events,
+        events::redrive, events::publish, secrets::list, secrets::set, secrets::delete,
+        functions::list, metrics::scrape,
     ),
     components(schemas(
         model::AppSummary, model::AppDetail, model::FunctionInfo, model::VersionSummary,
         model::DeployResponse, model::DeployedFunction, model::DeployTimings, model::DeployForm,
-        model::ActivateResponse, model::ErrorResponse, model::ErrorInfo, model::Health, model::EventList, model::BrokerHealth, model::TriggerHealth,
+        model::ActivateResponse, model::ErrorBody, model::ErrorDetail, model::Health, model::EventList, model::BrokerHealth, model::TriggerHealth,
         model::UsageReport, model::Prices, model::UsageRow, model::LogLineInfo, model::LogLines,
         model::InvocationDetail, model::AsyncAccepted, model::EventInfo,
         model::DeadLetters, model::Redriven, model::Published, model::SecretSummary, model::KeyValueHealth,
+        model::FunctionStatus, model::FunctionTrigger, model::LastErrorInfo,
     )),
     modifiers(&BearerAuth),
 )]
@@ -56,4 +58,21 @@ pub async fn serve() -> Response {
         openapi_json(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metrics_are_described_with_both_formats() {
+        let doc: serde_json::Value = serde_json::from_str(&super::openapi_json()).unwrap();
+        let get = &doc["paths"]["/metrics"]["get"];
+        let content = &get["responses"]["200"]["content"];
+        for media_type in [
+            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ] {
+            assert!(content[media_type].is_object(), "{media_type}: {get:#}");
+        }
+        assert_eq!(get["parameters"][0]["name"], "Accept", "{get:#}");
+    }
 }

@@ -2,16 +2,38 @@
 //! ever answers with a secret's value; only functions granted a secret read
 //! it, through `wasi:config`.
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
+use axum::routing::{get, put};
+use axum::{Json, Router};
 use http::StatusCode;
-use stratus_secrets::{SecretError, SecretInfo};
+use stratus_secrets::{SecretError, SecretInfo, SecretStore};
 
 use crate::AdminState;
-use crate::error::ApiError;
-use crate::ledger::blocking;
-use crate::model::{ErrorResponse, SecretSummary};
+use crate::error::{ApiError, blocking};
+use crate::model::{ErrorBody, SecretSummary};
+
+/// The secret store, and nothing else: this area never runs a function.
+#[derive(Debug, Clone)]
+pub struct SecretsState {
+    secrets: Arc<SecretStore>,
+}
+
+impl FromRef<AdminState> for SecretsState {
+    fn from_ref(state: &AdminState) -> Self {
+        SecretsState {
+            secrets: state.secrets.clone(),
+        }
+    }
+}
+
+pub(crate) fn router() -> Router<AdminState> {
+    Router::new()
+        .route("/apps/{app}/secrets", get(list))
+        .route("/apps/{app}/secrets/{name}", put(set).delete(delete))
+}
 
 impl From<SecretError> for ApiError {
     fn from(e: SecretError) -> Self {
@@ -42,11 +64,11 @@ fn check_app(app: &str) -> Result<(), ApiError> {
 }
 
 /// Lists an app's secrets: names and when each was set, never values.
-#[utoipa::path(get, path = "/v1/apps/{app}/secrets", params(("app" = String, Path)),
-    responses((status = 200, body = [SecretSummary]), (status = 400, body = ErrorResponse)),
+#[utoipa::path(get, tag = "secrets", path = "/v1/apps/{app}/secrets", params(("app" = String, Path)),
+    responses((status = 200, body = [SecretSummary]), (status = 400, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
-    State(state): State<AdminState>,
+    State(state): State<SecretsState>,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<SecretSummary>>, ApiError> {
     check_app(&app)?;
@@ -57,13 +79,13 @@ pub async fn list(
 
 /// Sets a secret from the request body (UTF-8 text, at most 64 KiB). The
 /// app need not be deployed yet, so a pipeline can set secrets first.
-#[utoipa::path(put, path = "/v1/apps/{app}/secrets/{name}",
+#[utoipa::path(put, tag = "secrets", path = "/v1/apps/{app}/secrets/{name}",
     params(("app" = String, Path), ("name" = String, Path)),
     request_body(content = String, content_type = "text/plain"),
-    responses((status = 204), (status = 400, body = ErrorResponse)),
+    responses((status = 204), (status = 400, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn set(
-    State(state): State<AdminState>,
+    State(state): State<SecretsState>,
     Path((app, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
@@ -76,12 +98,12 @@ pub async fn set(
 }
 
 /// Deletes a secret.
-#[utoipa::path(delete, path = "/v1/apps/{app}/secrets/{name}",
+#[utoipa::path(delete, tag = "secrets", path = "/v1/apps/{app}/secrets/{name}",
     params(("app" = String, Path), ("name" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorResponse)),
+    responses((status = 204), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
-    State(state): State<AdminState>,
+    State(state): State<SecretsState>,
     Path((app, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     check_app(&app)?;

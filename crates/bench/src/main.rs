@@ -19,6 +19,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+/// The row of the `--baseline` build.
+const BASELINE: &str = "baseline build, hello, fresh instance per request (default)";
+
 #[derive(Debug, Parser)]
 #[command(name = "stratus-bench")]
 struct Args {
@@ -45,6 +48,10 @@ struct Args {
     /// `--max-instance-reuse-count=128`.
     #[arg(long)]
     wasmtime: Option<std::path::PathBuf>,
+    /// Also measure another build of `stratus` (e.g. the last release) with
+    /// the default variant, to compare two builds in one run.
+    #[arg(long)]
+    baseline: Option<std::path::PathBuf>,
     #[command(subcommand)]
     mode: Option<Mode>,
 }
@@ -196,6 +203,17 @@ fn main() -> anyhow::Result<()> {
             targets.push((name, peer.url.clone(), Box::new(peer)));
         }
     }
+    if let Some(bin) = &args.baseline {
+        let node = targets::StratusNode::start_binary(
+            bin,
+            targets::Variant {
+                reuse: 1,
+                metering: true,
+            },
+            "",
+        )?;
+        targets.push((BASELINE, node.url.clone(), Box::new(node)));
+    }
     let mut runs: Vec<Vec<load::LoadResult>> = vec![Vec::new(); targets.len()];
     for round in 1..=args.rounds {
         // Each round starts with a different target, so no target always
@@ -267,11 +285,17 @@ fn main() -> anyhow::Result<()> {
         100.0 * ratio(rps(0), rps(1)),
         100.0 * ratio(rps(2), rps(3)),
     );
-    if rows.len() == 6 {
+    if args.wasmtime.is_some() {
         println!(
             "Against `wasmtime serve`: fresh {:.2}×, reuse {:.2}×.",
             ratio(rps(0), rps(4)),
             ratio(rps(2), rps(5))
+        );
+    }
+    if let Some((_, baseline)) = rows.iter().find(|(name, _)| *name == BASELINE) {
+        println!(
+            "This build against the baseline build: {:+.1}% requests/s.",
+            100.0 * (ratio(rps(0), baseline.rps) - 1.0)
         );
     }
     println!("\n| one connection, one request at a time | requests/s | p50 | p99 |");

@@ -94,9 +94,14 @@ pub struct Variant {
 impl StratusNode {
     /// Starts a node with `extra` flags, no app deployed.
     pub fn start_empty(extra: &[&str]) -> anyhow::Result<StratusNode> {
-        let bin = stratus_bin()?;
+        Self::start_empty_binary(&stratus_bin()?, extra)
+    }
+
+    /// As [`StratusNode::start_empty`], running the server binary `bin`
+    /// (another build, to compare two in one run).
+    pub fn start_empty_binary(bin: &Path, extra: &[&str]) -> anyhow::Result<StratusNode> {
         let data = tempfile::tempdir()?;
-        let mut child = Command::new(&bin)
+        let mut child = Command::new(bin)
             .arg("server")
             .arg("--data-dir")
             .arg(data.path())
@@ -124,12 +129,21 @@ impl StratusNode {
     /// Like [`StratusNode::start`], with `function_toml` lines in the function's
     /// manifest table (e.g. its triggers).
     pub fn start_with(variant: Variant, function_toml: &str) -> anyhow::Result<StratusNode> {
+        Self::start_binary(&stratus_bin()?, variant, function_toml)
+    }
+
+    /// As [`StratusNode::start_with`], running the server binary `bin`.
+    pub fn start_binary(
+        bin: &Path,
+        variant: Variant,
+        function_toml: &str,
+    ) -> anyhow::Result<StratusNode> {
         let extra: &[&str] = if variant.metering {
             &[]
         } else {
             &["--no-metering"]
         };
-        let mut node = Self::start_empty(extra)?;
+        let mut node = Self::start_empty_binary(bin, extra)?;
         let app = node._data.path().join("app");
         std::fs::create_dir_all(&app)?;
         std::fs::write(

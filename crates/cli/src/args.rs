@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -13,26 +14,79 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "A self-hosted serverless platform for WebAssembly components"
 )]
 pub struct Cli {
-    #[command(flatten)]
-    pub client: ClientOpts,
+    /// `--server` before the command name, as the product contract's
+    /// global options allow (`stratus --server URL apps`); hidden here, as
+    /// help shows it under each client command.
+    #[arg(
+        long = "server",
+        id = "leading_server",
+        value_name = "URL",
+        hide = true
+    )]
+    pub leading_server: Option<String>,
+    /// `--token` before the command name.
+    #[arg(long = "token", id = "leading_token", hide = true)]
+    pub leading_token: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// How client commands reach a node.
+impl Cli {
+    /// Parses the command line, refusing `--server`/`--token` before a
+    /// command that does not talk to a node (clap cannot say that on its
+    /// own, as the leading options belong to every command).
+    pub fn try_parse_checked<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::CommandFactory;
+        let cli = Self::try_parse_from(args)?;
+        let leading = cli.leading_server.is_some() || cli.leading_token.is_some();
+        let local = matches!(
+            cli.command,
+            Command::Server(_) | Command::Up(_) | Command::New(_)
+        );
+        if leading && local {
+            return Err(Self::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--server and --token are for the commands that talk to a node; \
+                 `server` and `up` take --admin-listen and --admin-token",
+            ));
+        }
+        Ok(cli)
+    }
+}
+
+/// How a client command reaches a node. Only the client commands take
+/// these (`server`, `up` and `new` start or write things locally), each
+/// after its name: `stratus apps --server URL`, `stratus dlq ls F --token T`.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Node")]
 pub struct ClientOpts {
     /// The node's admin API.
     #[arg(
         long,
         global = true,
+        value_name = "URL",
         env = "STRATUS_SERVER",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:8081"
     )]
     pub server: String,
-    /// Admin API token (default: read from ./.stratus/admin-token when present).
+    /// The node's admin token (default: the token a `stratus up` on this
+    /// machine left for its port, else ./.stratus/admin-token when present).
     #[arg(long, global = true, env = "STRATUS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+/// A client command: its own arguments, then how to reach the node.
+#[derive(Debug, Args)]
+pub struct Remote<A: Args> {
+    #[command(flatten)]
+    pub args: A,
+    #[command(flatten)]
+    pub client: ClientOpts,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,27 +98,35 @@ pub enum Command {
     /// Create a function directory from a template, ready for `stratus up`.
     New(NewArgs),
     /// Upload an app's components and create and activate a new version.
-    Deploy(DeployArgs),
+    Deploy(Remote<DeployArgs>),
     /// List apps.
-    Apps(ListArgs),
+    Apps(Remote<ListArgs>),
+    /// List live functions: routes, triggers, resident or scaled to zero, last error.
+    Functions(Remote<FunctionsArgs>),
+    /// The node at a glance: readiness, functions, brokers, triggers, key-value store, problems.
+    Status(Remote<StatusArgs>),
     /// List an app's versions and which one is live.
-    Versions(VersionsArgs),
+    Versions(Remote<VersionsArgs>),
     /// Activate an earlier version of an app atomically.
-    Rollback(RollbackArgs),
+    Rollback(Remote<RollbackArgs>),
     /// Delete an app and all its versions.
-    Delete(DeleteArgs),
+    Delete(Remote<DeleteArgs>),
     /// Call a function directly and print its response.
-    Invoke(InvokeArgs),
+    Invoke(Remote<InvokeArgs>),
     /// Print a function's invocation logs (`-f` follows them live).
-    Logs(LogsArgs),
+    Logs(Remote<LogsArgs>),
     /// Report metered usage and cost per function.
-    Usage(UsageArgs),
+    Usage(Remote<UsageArgs>),
     /// A function's dead letters: list them, or redrive them.
-    #[command(subcommand)]
-    Dlq(DlqCommand),
+    Dlq(Remote<DlqArgs>),
     /// An app's secrets: set one (value on stdin), list names, remove one.
+    Secrets(Remote<SecretsArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
     #[command(subcommand)]
-    Secrets(SecretsCommand),
+    pub command: SecretsCommand,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,15 +141,25 @@ pub enum SecretsCommand {
 
 #[derive(Debug, Args)]
 pub struct SecretArgs {
+    /// The app the secret belongs to.
     pub app: String,
+    /// The secret's name, as its functions' `secrets` key lists it.
     pub name: String,
 }
 
 #[derive(Debug, Args)]
 pub struct SecretsListArgs {
+    /// The app whose secrets to list.
     pub app: String,
+    /// How to print it: an aligned table, or JSON for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +174,7 @@ pub enum DlqCommand {
 pub struct DlqListArgs {
     /// Function name, or APP/NAME.
     pub function: String,
+    /// How to print it: an aligned table, or JSON for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -115,6 +188,27 @@ pub struct DlqRedriveArgs {
     pub id: Option<String>,
 }
 
+/// A size flag: "64MiB", "512KiB", "1GB" (a bare number is refused, as
+/// in the manifest, so "64" is not taken for 64 bytes by mistake).
+fn bytes(text: &str) -> Result<u64, String> {
+    use stratus_manifest::SizeError;
+    stratus_manifest::ByteSize::parse(text)
+        .map(|size| size.bytes())
+        .map_err(|e| match e {
+            SizeError::MissingUnit(_) => format!(
+                "\"{text}\" has no unit; add one (B, KiB, MiB, GiB, KB, MB, GB), e.g. \"{}B\"",
+                text.trim()
+            ),
+            e => e.to_string(),
+        })
+}
+
+/// A duration flag: "250ms", "30s", "5m", "7d".
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; use e.g. \"250ms\", \"30s\", \"5m\" or \"7d\""))
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct NodeOpts {
     /// Gateway address.
@@ -123,26 +217,56 @@ pub struct NodeOpts {
     /// Admin API address.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub admin_listen: SocketAddr,
-    /// Admin API token (default: generated on first start and stored in the data directory).
+    /// Admin API token (default: `server` generates one on first start and stores it in the
+    /// data directory; `up` generates one per run and leaves it where the CLI of this user
+    /// finds it). Prefer the STRATUS_ADMIN_TOKEN environment variable or the stored file:
+    /// other users of the machine can read a command line's flags with `ps`.
     #[arg(long, env = "STRATUS_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// How long a deploy waits for a component to compile before refusing
+    /// it, e.g. "2m".
+    #[arg(long, default_value = "2m", value_parser = duration)]
+    pub compile_timeout: Duration,
+    /// The most functions a component may have (all its core modules
+    /// together); compile time and memory grow with them.
+    #[arg(long, default_value_t = 100_000)]
+    pub compile_max_functions: u64,
+    /// The most code a component may have (all its core modules together),
+    /// e.g. "128MiB".
+    #[arg(long, default_value = "128MiB", value_parser = bytes)]
+    pub compile_max_code: u64,
     /// Largest deploy upload accepted, e.g. "64MiB".
-    #[arg(long, default_value = "64MiB")]
-    pub max_upload: String,
+    #[arg(long, default_value = "64MiB", value_parser = bytes)]
+    pub max_upload: u64,
     /// Instances that may run at once across all functions (pool size).
     #[arg(long, default_value_t = 1000)]
     pub max_instances: u32,
     /// How long a request may wait for capacity before a 429, e.g. "1s".
-    #[arg(long, default_value = "1s")]
-    pub queue_timeout: String,
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub queue_timeout: Duration,
+    /// Gateway connections open at once; more wait until one closes
+    /// (default: 8192, or half the process's file descriptor limit if lower).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// How long a client may take to send its request headers, and the
+    /// longest pause within a request body (then 408), e.g. "30s".
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub read_timeout: Duration,
+    /// How long a whole request body may take to arrive (then 408), e.g. "5m".
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    pub body_timeout: Duration,
+    /// Close a connection whose response has made no progress into the
+    /// client for this long (a client that does not read), e.g. "30s".
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub write_timeout: Duration,
     /// Memory that running instances may reserve together (the sum of their
     /// `memory` caps), e.g. "8GiB"; default: half of the machine's memory.
-    #[arg(long)]
-    pub memory_budget: Option<String>,
+    #[arg(long, value_parser = bytes)]
+    pub memory_budget: Option<u64>,
     /// Drop a function's compiled code after it has been idle this long
     /// (scale to zero; "0s" keeps everything resident), e.g. "5m".
-    #[arg(long, default_value = "5m")]
-    pub idle_ttl: String,
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    pub idle_ttl: Duration,
     /// Keep no invocation records, usage or logs (for measuring their cost).
     #[arg(long)]
     pub no_metering: bool,
@@ -151,28 +275,51 @@ pub struct NodeOpts {
     #[arg(
         long,
         env = "STRATUS_PRICE_GB_SECOND",
+        hide_env_values = true,
         default_value_t = 0.000_016_666_7
     )]
     pub price_gb_second: f64,
     /// Price per million invocations.
-    #[arg(long, env = "STRATUS_PRICE_MILLION_REQUESTS", default_value_t = 0.20)]
+    #[arg(
+        long,
+        env = "STRATUS_PRICE_MILLION_REQUESTS",
+        hide_env_values = true,
+        default_value_t = 0.20
+    )]
     pub price_million_requests: f64,
     /// Currency the prices are in.
-    #[arg(long, env = "STRATUS_CURRENCY", default_value = "USD")]
+    #[arg(
+        long,
+        env = "STRATUS_CURRENCY",
+        hide_env_values = true,
+        default_value = "USD"
+    )]
     pub currency: String,
+    /// The most an invocation may log (stdout and stderr together); the
+    /// rest is dropped with a marker, e.g. "64KiB".
+    #[arg(long, default_value = "64KiB", value_parser = bytes)]
+    pub log_max_per_invocation: u64,
+    /// The most log bytes an app keeps per day (UTC); past it its lines are
+    /// dropped and counted, e.g. "256MiB".
+    #[arg(long, default_value = "256MiB", value_parser = bytes)]
+    pub log_max_per_app_day: u64,
+    /// The calls between functions (`http://<function>.svc`) one request
+    /// or event may set off in all, down its whole tree of calls.
+    #[arg(long, default_value_t = stratus_invoke::DEFAULT_MAX_CALLS_PER_TREE)]
+    pub max_calls_per_request: u32,
     /// How long raw invocation records are kept, e.g. "7d".
-    #[arg(long, default_value = "7d")]
-    pub record_retention: String,
+    #[arg(long, default_value = "7d", value_parser = duration)]
+    pub record_retention: Duration,
     /// How long function logs are kept, e.g. "7d".
-    #[arg(long, default_value = "7d")]
-    pub log_retention: String,
+    #[arg(long, default_value = "7d", value_parser = duration)]
+    pub log_retention: Duration,
     /// How long hourly usage totals are kept, e.g. "400d".
-    #[arg(long, default_value = "400d")]
-    pub usage_retention: String,
+    #[arg(long, default_value = "400d", value_parser = duration)]
+    pub usage_retention: Duration,
     /// Wait before the first retry of a failed event, doubled per attempt
     /// (with jitter) up to 5 minutes, e.g. "1s".
-    #[arg(long, default_value = "1s")]
-    pub retry_base: String,
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub retry_base: Duration,
     /// Deliveries of an async invocation before it is dead.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: u32,
@@ -181,6 +328,7 @@ pub struct NodeOpts {
     #[arg(
         long,
         env = "STRATUS_NATS_URL",
+        hide_env_values = true,
         default_value = "nats://127.0.0.1:4222"
     )]
     pub nats_url: String,
@@ -189,18 +337,41 @@ pub struct NodeOpts {
     #[arg(
         long,
         env = "STRATUS_MQTT_URL",
+        hide_env_values = true,
         default_value = "mqtt://127.0.0.1:1883"
     )]
     pub mqtt_url: String,
     /// Where functions' key-value buckets live: `sqlite` (keyvalue.sqlite in
     /// the data directory) or `redis` (the server at --keyvalue-url).
-    #[arg(long, env = "STRATUS_KEYVALUE", value_enum, default_value_t = KeyValueKind::Sqlite)]
+    #[arg(
+        long,
+        env = "STRATUS_KEYVALUE",
+        hide_env_values = true,
+        value_enum,
+        default_value_t = KeyValueKind::Sqlite
+    )]
     pub keyvalue: KeyValueKind,
     /// The Redis server of `--keyvalue redis` (default
     /// redis://127.0.0.1:6379); refused with `--keyvalue sqlite`, where it
     /// would be ignored.
-    #[arg(long, env = "STRATUS_KEYVALUE_URL")]
+    #[arg(long, env = "STRATUS_KEYVALUE_URL", hide_env_values = true)]
     pub keyvalue_url: Option<String>,
+    /// The most key-value data one app may keep, its keys and values in
+    /// all its buckets together, e.g. "64MiB". A write past it fails in
+    /// the guest and changes nothing; deletes free room.
+    #[arg(long, default_value = "64MiB", value_parser = bytes)]
+    pub keyvalue_max_bytes_per_app: u64,
+    /// The most keys one app may keep in all its buckets together.
+    #[arg(long, default_value_t = stratus_keyvalue::Quota::DEFAULT_MAX_KEYS)]
+    pub keyvalue_max_keys_per_app: u64,
+    /// Let functions reach loopback, private and link-local addresses
+    /// (127.0.0.0/8, 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16,
+    /// ::1, fc00::/7, fe80::/10) through host names their `allowed_outbound`
+    /// allows. Without it such a name is refused after resolution, and only
+    /// a pattern naming the IP address itself (e.g. "http://10.0.0.5:8080")
+    /// reaches it.
+    #[arg(long)]
+    pub outbound_allow_private: bool,
 }
 
 /// The key-value backends a node can use.
@@ -213,7 +384,12 @@ pub enum KeyValueKind {
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Where the node keeps its database, components and compiled code.
-    #[arg(long, env = "STRATUS_DATA_DIR", default_value = "./.stratus")]
+    #[arg(
+        long,
+        env = "STRATUS_DATA_DIR",
+        hide_env_values = true,
+        default_value = "./.stratus"
+    )]
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub node: NodeOpts,
@@ -239,6 +415,7 @@ pub struct DeployArgs {
     /// Path of the manifest file.
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
+    /// How to print the report: a table, or JSON for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -251,19 +428,40 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// How to print it: an aligned table, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct FunctionsArgs {
+    /// Only this app's functions.
+    #[arg(long)]
+    pub app: Option<String>,
+    /// How to print it: an aligned table, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// How to print it: an aligned table, or JSON for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct VersionsArgs {
+    /// The app's name.
     pub app: String,
+    /// How to print it: an aligned table, or JSON for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
+    /// The app's name.
     pub app: String,
     /// Version to activate (default: the one before the live version).
     #[arg(long)]
@@ -272,6 +470,7 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
+    /// The app's name.
     pub app: String,
 }
 
@@ -285,7 +484,7 @@ pub struct InvokeArgs {
     /// Path the function sees.
     #[arg(long, default_value = "/")]
     pub path: String,
-    /// Method the function sees (default POST).
+    /// Method the function sees.
     #[arg(long, short = 'X', default_value = "POST")]
     pub method: String,
     /// Extra request headers, "Name: value".
@@ -336,6 +535,7 @@ pub struct UsageArgs {
     /// Only usage since: a duration ("24h", "30d") or an RFC 3339 time.
     #[arg(long)]
     pub since: Option<String>,
+    /// How to print it: an aligned table, JSON, or CSV for spreadsheets.
     #[arg(long, value_enum, default_value_t = UsageFormat::Table)]
     pub format: UsageFormat,
 }
@@ -364,4 +564,168 @@ pub enum Language {
     /// jco componentize (componentize-js).
     #[value(alias = "javascript")]
     Js,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+
+    /// Commands that start or write things on this machine: no node to reach.
+    const LOCAL: &[&str] = &["server", "up", "new"];
+
+    /// The built command line: global options propagated, help texts final.
+    fn built() -> clap::Command {
+        let mut cli = Cli::command();
+        cli.build();
+        cli
+    }
+
+    /// Every command, nested ones too, with the path of names to it (not
+    /// clap's own `help` commands).
+    fn every_command(command: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            let path = format!("{path} {}", sub.get_name()).trim().to_string();
+            out.push((path.clone(), sub.clone()));
+            every_command(sub, &path, out);
+        }
+    }
+
+    fn commands() -> Vec<(String, clap::Command)> {
+        let mut out = Vec::new();
+        every_command(&built(), "", &mut out);
+        out
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn client_options_are_only_on_client_commands() {
+        for (path, command) in commands() {
+            let local = LOCAL.iter().any(|l| path.split(' ').next() == Some(*l));
+            let has = |id: &str| command.get_arguments().any(|a| a.get_id() == id);
+            assert_eq!(has("server"), !local, "--server on `{path}`");
+            assert_eq!(has("token"), !local, "--token on `{path}`");
+        }
+        for args in [
+            &["up", "--token", "t"][..],
+            &["server", "--server", "http://x"],
+            &["new", "rust", "f", "--server", "http://x"],
+            &["--server", "http://x", "up"],
+        ] {
+            let refused =
+                Cli::try_parse_checked(std::iter::once("stratus").chain(args.iter().copied()));
+            assert!(refused.is_err(), "{args:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn client_options_work_after_the_command_name_anywhere() {
+        let cases: [&[&str]; 6] = [
+            &["apps", "--server", "http://n:1", "--token", "t"],
+            &[
+                "invoke",
+                "--token",
+                "t",
+                "f",
+                "--server",
+                "http://n:1",
+                "-d",
+                "x",
+            ],
+            &["dlq", "--server", "http://n:1", "ls", "f", "--token", "t"],
+            &["dlq", "ls", "--token", "t", "f", "--server", "http://n:1"],
+            &[
+                "secrets",
+                "--token",
+                "t",
+                "rm",
+                "app",
+                "key",
+                "--server",
+                "http://n:1",
+            ],
+            &[
+                "usage",
+                "--format",
+                "csv",
+                "--server",
+                "http://n:1",
+                "--token",
+                "t",
+            ],
+        ];
+        for args in cases {
+            let cli = Cli::try_parse_from(std::iter::once("stratus").chain(args.iter().copied()))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let client = match cli.command {
+                Command::Apps(r) => r.client,
+                Command::Invoke(r) => r.client,
+                Command::Dlq(r) => r.client,
+                Command::Secrets(r) => r.client,
+                Command::Usage(r) => r.client,
+                other => panic!("{args:?} parsed as {other:?}"),
+            };
+            assert_eq!(client.server, "http://n:1", "{args:?}");
+            assert_eq!(client.token.as_deref(), Some("t"), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn every_argument_says_what_it_is() {
+        for (path, command) in commands() {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(
+                    arg.get_help().is_some() || arg.get_long_help().is_some(),
+                    "`stratus {path}`: {id} has no description"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn help_says_each_thing_once() {
+        for (path, mut command) in commands() {
+            let help = command.render_long_help().to_string();
+            assert!(
+                !help.contains("=]"),
+                "`{path} --help` shows an empty env value:\n{help}"
+            );
+            for arg in command.get_arguments() {
+                let help = arg
+                    .get_long_help()
+                    .or(arg.get_help())
+                    .map(ToString::to_string);
+                assert!(
+                    arg.get_default_values().is_empty()
+                        || !help.unwrap_or_default().contains("(default"),
+                    "`{path}`: {} says its default, and clap says it again",
+                    arg.get_id()
+                );
+            }
+            // Two options described alike (`up` had --token and
+            // --admin-token, both "Admin API token") leave the reader to guess.
+            let mut seen = std::collections::HashMap::new();
+            for arg in command.get_arguments() {
+                let Some(text) = arg.get_help().map(ToString::to_string) else {
+                    continue;
+                };
+                let first = text.lines().next().unwrap_or("").to_string();
+                if let Some(other) = seen.insert(first.clone(), arg.get_id().to_string()) {
+                    panic!(
+                        "`{path}`: {other} and {} are both \"{first}\"",
+                        arg.get_id()
+                    );
+                }
+            }
+        }
+    }
 }

@@ -8,11 +8,14 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::args::ClientOpts;
+use crate::up_token;
 
 pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// Where the token came from, for the message when it is refused.
+    token_source: String,
 }
 
 impl Client {
@@ -21,14 +24,34 @@ impl Client {
         if !base.starts_with("http://") && !base.starts_with("https://") {
             anyhow::bail!("--server must be an http:// URL, got \"{}\"", opts.server);
         }
-        let token = opts
-            .token
-            .clone()
-            .or_else(|| read_local_token(Path::new("./.stratus")));
+        // A running `up` node on the port asked for comes before a data
+        // dir here: it is the node that answers there now.
+        let local = Path::new("./.stratus");
+        let (token, token_source) = if let Some(token) = opts.token.clone() {
+            (Some(token), "given by --token or STRATUS_TOKEN".to_string())
+        } else if let Some((token, path)) = up_token::find(&base) {
+            let source = format!("that `stratus up` left in {}", path.display());
+            (Some(token), source)
+        } else if let Some(token) = read_local_token(local) {
+            let source = format!("read from {}", local.join("admin-token").display());
+            (Some(token), source)
+        } else {
+            (None, String::new())
+        };
         let http = reqwest::Client::builder()
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(Client { http, base, token })
+        Ok(Client {
+            http,
+            base,
+            token,
+            token_source,
+        })
+    }
+
+    /// The admin API's URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -45,7 +68,7 @@ impl Client {
         if response.status().is_success() {
             Ok(response)
         } else {
-            Err(api_error(response, self.token.is_some()).await)
+            Err(api_error(response, self.token_source()).await)
         }
     }
 
@@ -60,11 +83,16 @@ impl Client {
         read_json(response).await
     }
 
+    /// Where the token came from; `None` when the CLI found none.
+    pub fn token_source(&self) -> Option<&str> {
+        self.token.as_ref().map(|_| self.token_source.as_str())
+    }
+
     fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
         if e.is_connect() {
             anyhow!(
-                "cannot reach the Stratus admin API at {}; is `stratus server` running there? \
-                 (set --server or STRATUS_SERVER)",
+                "cannot reach the Stratus admin API at {}; is `stratus server` or `stratus up` \
+                 running there? (set --server or STRATUS_SERVER)",
                 self.base
             )
         } else if e.is_timeout() {
@@ -88,23 +116,30 @@ pub async fn read_json<T: DeserializeOwned>(response: Response) -> anyhow::Resul
         .map_err(|e| anyhow!("the server's answer to {url} is not what this CLI expects ({e}); are the CLI and server versions the same?"))
 }
 
+/// Where each kind of node keeps its token, for the hints below.
+const WHERE_TOKENS_ARE: &str = "`stratus server` stores its token in <data-dir>/admin-token \
+     (read from ./.stratus when you run the CLI next to it), and a `stratus up` on this machine \
+     is found by its port with no token given (it prints an `export STRATUS_TOKEN=…` line for \
+     other machines)";
+
 /// The server's JSON error message when there is one, else the status.
-pub async fn api_error(response: Response, had_token: bool) -> anyhow::Error {
+/// `token_source` says where the token came from, `None` when none was sent.
+pub async fn api_error(response: Response, token_source: Option<&str>) -> anyhow::Error {
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     let message = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_string));
-    match (status, message) {
-        (StatusCode::UNAUTHORIZED, _) if !had_token => anyhow!(
-            "the server needs an admin token; pass --token or set STRATUS_TOKEN \
-             (`stratus server` prints where it stored the token)"
+    match (status, message, token_source) {
+        (StatusCode::UNAUTHORIZED, _, None) => anyhow!(
+            "the node needs an admin token; pass --token or set STRATUS_TOKEN. {WHERE_TOKENS_ARE}"
         ),
-        (StatusCode::UNAUTHORIZED, _) => {
-            anyhow!("the server rejected the admin token; check --token or STRATUS_TOKEN")
-        }
-        (_, Some(message)) => anyhow!("{message}"),
-        (status, None) => {
+        (StatusCode::UNAUTHORIZED, _, Some(source)) => anyhow!(
+            "the node rejected the admin token {source}; pass the right one with --token or \
+             STRATUS_TOKEN. {WHERE_TOKENS_ARE}"
+        ),
+        (_, Some(message), _) => anyhow!("{message}"),
+        (status, None, _) => {
             let snippet: String = text.chars().take(200).collect();
             anyhow!("the server answered {status}: {}", snippet.trim())
         }

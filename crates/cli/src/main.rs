@@ -7,15 +7,17 @@ mod client;
 mod commands;
 mod node;
 mod output;
+mod up_token;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use crate::args::{Cli, Command};
+use crate::args::{Cli, ClientOpts, Command, Remote};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_checked(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_tracing(&cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -31,29 +33,61 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // One line a person can act on: the chain of contexts, no
-            // debug dump and no backtrace.
-            eprintln!("error: {e:#}");
+            // debug dump and no backtrace. It may quote a function or a
+            // client (a trap's message, a dead letter's error), so terminal
+            // controls in it are shown escaped.
+            eprintln!("error: {}", output::escape_text(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let client_opts = cli.client;
+    let leading = (cli.leading_server, cli.leading_token);
+    // Given before the command name, they win over the environment and the
+    // defaults (and over the same option given after the name as well).
+    let remote = |client: ClientOpts| -> ClientOpts {
+        ClientOpts {
+            server: leading.0.clone().unwrap_or(client.server),
+            token: leading.1.clone().or(client.token),
+        }
+    };
     match cli.command {
         Command::Server(args) => node::server(args).await.map(|()| ExitCode::SUCCESS),
         Command::Up(args) => node::up(args).await.map(|()| ExitCode::SUCCESS),
         Command::New(args) => commands::new::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Deploy(args) => commands::deploy::run(&client_opts, args).await,
-        Command::Apps(args) => commands::apps::list(&client_opts, args).await,
-        Command::Versions(args) => commands::apps::versions(&client_opts, args).await,
-        Command::Rollback(args) => commands::apps::rollback(&client_opts, args).await,
-        Command::Delete(args) => commands::apps::delete(&client_opts, args).await,
-        Command::Invoke(args) => commands::invoke::run(&client_opts, args).await,
-        Command::Logs(args) => commands::logs::run(&client_opts, args).await,
-        Command::Usage(args) => commands::usage::run(&client_opts, args).await,
-        Command::Dlq(command) => commands::dlq::run(&client_opts, command).await,
-        Command::Secrets(command) => commands::secrets::run(&client_opts, command).await,
+        Command::Deploy(Remote { client, args }) => {
+            commands::deploy::run(&remote(client), args).await
+        }
+        Command::Apps(Remote { client, args }) => commands::apps::list(&remote(client), args).await,
+        Command::Functions(Remote { client, args }) => {
+            commands::status::functions(&remote(client), args).await
+        }
+        Command::Status(Remote { client, args }) => {
+            commands::status::status(&remote(client), args).await
+        }
+        Command::Versions(Remote { client, args }) => {
+            commands::apps::versions(&remote(client), args).await
+        }
+        Command::Rollback(Remote { client, args }) => {
+            commands::apps::rollback(&remote(client), args).await
+        }
+        Command::Delete(Remote { client, args }) => {
+            commands::apps::delete(&remote(client), args).await
+        }
+        Command::Invoke(Remote { client, args }) => {
+            commands::invoke::run(&remote(client), args).await
+        }
+        Command::Logs(Remote { client, args }) => commands::logs::run(&remote(client), args).await,
+        Command::Usage(Remote { client, args }) => {
+            commands::usage::run(&remote(client), args).await
+        }
+        Command::Dlq(Remote { client, args }) => {
+            commands::dlq::run(&remote(client), args.command).await
+        }
+        Command::Secrets(Remote { client, args }) => {
+            commands::secrets::run(&remote(client), args.command).await
+        }
     }
 }
 

@@ -170,20 +170,19 @@ async fn dead_letters_are_listed_and_redriven_through_the_cli() {
 #[tokio::test]
 async fn an_event_published_to_a_queue_reaches_every_consumer_once() {
     let server = Server::start();
-    let a = testbed_app("shop", "fulfil", &[], "triggers = [{ queue = \"orders\" }]");
-    let b = testbed_app(
-        "audit",
-        "audit",
-        &[],
-        "triggers = [{ queue = \"orders\", max_attempts = 5 }]",
-    );
-    server.deploy(a.path());
-    server.deploy(b.path());
+    let testbed = test_guest("testbed");
+    let shop = AppDir::new(&format!(
+        "[app]\nname = \"shop\"\n\n\
+         [[function]]\nname = \"fulfil\"\ncomponent = \"{0}\"\ntriggers = [{{ queue = \"orders\" }}]\n\n\
+         [[function]]\nname = \"audit\"\ncomponent = \"{0}\"\ntriggers = [{{ queue = \"orders\", max_attempts = 5 }}]\n",
+        testbed.display()
+    ));
+    server.deploy(shop.path());
     let headers = [
         ("ce-id", "order-1"),
         ("ce-type", "com.example.order.created"),
     ];
-    let (status, published) = publish(&server, "orders", &headers, "{\"order\":1}").await;
+    let (status, published) = publish(&server, "shop", "orders", &headers, "{\"order\":1}").await;
     assert_eq!(status, 202, "{published}");
     assert_eq!(published["id"], "order-1");
     let mut consumers: Vec<&str> = published["consumers"]
@@ -193,9 +192,12 @@ async fn an_event_published_to_a_queue_reaches_every_consumer_once() {
         .map(|c| c.as_str().unwrap())
         .collect();
     consumers.sort_unstable();
-    assert_eq!(consumers, ["audit/audit", "shop/fulfil"]);
+    assert_eq!(consumers, ["shop/audit", "shop/fulfil"]);
     // Published again with the same id: stored once per consumer.
-    assert_eq!(publish(&server, "orders", &headers, "{}").await.0, 202);
+    assert_eq!(
+        publish(&server, "shop", "orders", &headers, "{}").await.0,
+        202
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while server.metric("stratus_events_succeeded_total").await < 2 {
         assert!(
@@ -217,7 +219,7 @@ async fn an_event_published_to_a_queue_reaches_every_consumer_once() {
 #[tokio::test]
 async fn publishing_to_a_queue_nobody_consumes_is_refused_and_bad_triggers_fail_deploy() {
     let server = Server::start();
-    let (status, body) = publish(&server, "nowhere", &[], "x").await;
+    let (status, body) = publish(&server, "shop", "nowhere", &[], "x").await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "no_consumer");
     assert!(

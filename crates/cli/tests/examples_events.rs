@@ -23,6 +23,7 @@ async fn payments_are_idempotent_by_ce_id_and_declines_end_in_the_dlq() {
         let (status, body) = publish(
             &server,
             "payments",
+            "payments",
             &[("ce-id", "order-42"), ("content-type", "application/json")],
             ORDER,
         )
@@ -56,6 +57,7 @@ async fn payments_are_idempotent_by_ce_id_and_declines_end_in_the_dlq() {
     let declined = r#"{"amount":990,"currency":"USD","account":"acc-declined"}"#;
     publish(
         &server,
+        "payments",
         "payments",
         &[("ce-id", "order-43"), ("content-type", "application/json")],
         declined,

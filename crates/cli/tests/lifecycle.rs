@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 
 fn versioned(version: &str) -> AppDir {
@@ -82,7 +80,7 @@ async fn requests_in_flight_finish_on_the_version_they_started_on() {
     let http = server.http.clone();
     let url = server.url("/cart/sleep?ms=1500");
     let in_flight = tokio::spawn(async move { http.get(url).send().await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.wait_in_flight("cart", 1).await;
     server.deploy(versioned("2").path());
     assert_eq!(
         server.get("/cart/env?name=WHO").await.text().await.unwrap(),
@@ -222,7 +220,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_zero() {
     let http = server.http.clone();
     let url = server.url("/cart/sleep?ms=1000");
     let in_flight = tokio::spawn(async move { http.get(url).send().await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.wait_in_flight("cart", 1).await;
     let status = tokio::task::block_in_place(|| server.terminate());
     assert!(status.success(), "exit status {status}");
     let response = in_flight.await.unwrap();
@@ -253,7 +251,7 @@ async fn invoke_calls_a_function_directly() {
 
 #[tokio::test]
 async fn show_and_delete_an_app() {
-    let server = Server::start();
+    let server = Server::start_own_cache();
     server.deploy(versioned("1").path());
     let detail = json(
         server

@@ -247,6 +247,15 @@ async fn call(server: &Server, method: &str, path: &str, body: &str) -> (u16, St
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
+/// A complete answer is metered as one: status 200 and no error. (A
+/// JavaScript component's body ends with its `content-length`, after which
+/// hyper drops it unpolled; that once read as a client that hung up.)
+async fn assert_clean_record(server: &Server, response: &reqwest::Response) {
+    let record = server.invocation(&invocation_id(response)).await;
+    assert_eq!(record["status"], 200, "{record}");
+    assert!(record["error"].is_null(), "{record}");
+}
+
 fn parse(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -263,6 +272,7 @@ async fn python_notes_round_trip_through_key_value_and_read_config() {
 
     let hello = server.get("/py/hello").await;
     assert_eq!(hello.status(), 200);
+    assert_clean_record(&server, &hello).await;
     // CPython fits its 32 MiB cap with room to spare.
     let billed = hello.headers()["x-stratus-billed"]
         .to_str()
@@ -326,10 +336,10 @@ async fn js_counter_increments_atomically_and_reads_config() {
     let out = server.deploy(&repo_root().join("examples/js-counter"));
     assert!(out.contains("Deployed js-counter version 1"), "{out}");
 
-    assert_eq!(
-        call(&server, "GET", "/js/hello", "").await,
-        (200, "Hello from JavaScript\n".to_string())
-    );
+    let hello = server.get("/js/hello").await;
+    assert_clean_record(&server, &hello).await;
+    assert_eq!(hello.status(), 200);
+    assert_eq!(hello.text().await.unwrap(), "Hello from JavaScript\n");
     for expected in 1..=3 {
         let (status, body) = call(&server, "POST", "/js/count/alice", "").await;
         assert_eq!(status, 200, "{body}");

@@ -16,9 +16,14 @@ fn publisher() -> AppDir {
 #[tokio::test]
 async fn a_function_publishes_to_a_queue_another_function_consumes() {
     let server = Server::start();
-    let consumer = testbed_app("shop", "fulfil", &[], "triggers = [{ queue = \"orders\" }]");
-    server.deploy(consumer.path());
-    server.deploy(publisher().path());
+    // The publisher and, in the same app, a function consuming `orders`.
+    let app = AppDir::new(&format!(
+        "[app]\nname = \"front\"\n\n\
+         [[function]]\nname = \"checkout\"\ncomponent = \"{0}\"\nroutes = [\"/pub/...\"]\n\n\
+         [[function]]\nname = \"fulfil\"\ncomponent = \"{0}\"\ntriggers = [{{ queue = \"orders\" }}]\n",
+        test_guest("testbed").display()
+    ));
+    server.deploy(app.path());
 
     let (status, body) =
         publish_from_guest(&server, "queue=orders&id=order-7", "{\"order\":7}").await;
@@ -26,12 +31,13 @@ async fn a_function_publishes_to_a_queue_another_function_consumes() {
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         answer,
-        serde_json::json!({ "id": "order-7", "queue": "orders", "consumers": 1 })
+        serde_json::json!({ "id": "order-7", "app": "front", "queue": "orders", "consumers": 1 })
     );
 
     let event = settled(&server, "order-7").await;
     assert_eq!(event["state"], "succeeded", "{event}");
-    assert_eq!(event["queue"], "fn:shop/fulfil");
+    assert_eq!(event["queue"], "fn:front/fulfil");
+    assert!(event.get("from").is_none(), "its own app's event: {event}");
     assert_eq!(event["result"], "testbed", "{event}");
 
     // Without a `ce-id` the service makes one up and says which.

@@ -10,21 +10,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
 
-const NATS: &str = "nats://127.0.0.1:4222";
-
-async fn jetstream() -> async_nats::jetstream::Context {
-    async_nats::jetstream::new(async_nats::connect(NATS).await.unwrap())
-}
-
-/// A stream taking the subjects `<name>.>`.
-async fn create_stream(js: &async_nats::jetstream::Context, name: &str) {
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: name.to_owned(),
-        subjects: vec![format!("{name}.>")],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+/// A JetStream API client with a stream taking the subjects `<name>.>`.
+async fn create_stream(name: &str) -> JetStream {
+    let js = JetStream::connect().await;
+    js.create_stream(name).await;
+    js
 }
 
 fn tick_of(event: &serde_json::Value) -> u64 {
@@ -184,9 +174,8 @@ async fn nats_messages_are_queued_then_delivered_and_malformed_ones_kept_dead() 
 
 #[tokio::test]
 async fn jetstream_acknowledges_after_a_2xx_and_dead_letters_after_the_last_attempt() {
-    let js = jetstream().await;
     let stream = unique("STRATUS_T");
-    create_stream(&js, &stream).await;
+    let js = create_stream(&stream).await;
 
     let server = Server::start_with(&["--retry-base", "10ms"]);
     let app = testbed_app(
@@ -199,11 +188,7 @@ async fn jetstream_acknowledges_after_a_2xx_and_dead_letters_after_the_last_atte
     );
     server.deploy(app.path());
     for body in ["ok 1", "fail 2", "ok 3"] {
-        js.publish(format!("{stream}.orders"), body.into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        js.publish(format!("{stream}.orders"), body).await;
     }
     // The failing message (sequence 2) is tried three times, then kept.
     let dead = dead_letter(&server, "worker", &format!("{stream}-2")).await;
@@ -213,23 +198,19 @@ async fn jetstream_acknowledges_after_a_2xx_and_dead_letters_after_the_last_atte
         "{dead}"
     );
     // Every message is settled with the stream: nothing pending or unacked.
-    let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
-        .get_stream(&stream)
-        .await
-        .unwrap()
-        .get_consumer("worker")
-        .await
-        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let info = consumer.info().await.unwrap();
-        if info.ack_floor.stream_sequence == 3 && info.num_ack_pending == 0 {
+        let info = js.consumer(&stream, "worker").await;
+        if info
+            .as_ref()
+            .is_some_and(|i| i.ack_floor == 3 && i.ack_pending == 0)
+        {
             break;
         }
         assert!(Instant::now() < deadline, "not all acknowledged: {info:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    js.delete_stream(&stream).await.unwrap();
+    js.delete_stream(&stream).await;
 }
 
 #[tokio::test]
@@ -299,6 +280,17 @@ async fn unreachable_brokers_are_reported_and_http_keeps_serving() {
         let problems = b["problems"].to_string();
         problems.contains("nats broker nats://127.0.0.1:9 is not connected")
             && problems.contains("trigger mqtt \\\"a/b\\\" of nobroker/web is retrying")
+            // MQTT is listed with the brokers too (one connection per trigger).
+            && problems.contains("mqtt broker mqtt://127.0.0.1:9 is not connected")
+            && b["brokers"].as_array().is_some_and(|brokers| {
+                brokers.iter().any(|b| {
+                    b["broker"] == "mqtt"
+                        && b["url"] == "mqtt://127.0.0.1:9"
+                        && b["connected"] == false
+                        && b["connections"] == 1
+                        && b["error"].as_str().is_some_and(|e| !e.is_empty())
+                })
+            })
             // The cron trigger needs no broker: it runs all the same.
             && b["triggers"].as_array().is_some_and(|t| {
                 t.iter().any(|t| {
@@ -364,31 +356,19 @@ async fn a_jetstream_trigger_on_a_missing_stream_waits_for_it_and_says_why() {
     .await;
     assert!(readyz["triggers"][0]["state"] == "retrying", "{readyz}");
     // Once the stream exists the trigger finds it and delivers.
-    let js = jetstream().await;
-    create_stream(&js, &stream).await;
-    js.publish(format!("{stream}.x"), "hello".into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    let mut consumer: async_nats::jetstream::consumer::PullConsumer = loop {
-        if let Ok(consumer) = js
-            .get_stream(&stream)
-            .await
-            .unwrap()
-            .get_consumer("late")
-            .await
-        {
-            break consumer;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let js = create_stream(&stream).await;
+    js.publish(format!("{stream}.x"), "hello").await;
+    // The trigger creates its consumer once it finds the stream.
     let deadline = Instant::now() + Duration::from_secs(40);
-    while consumer.info().await.unwrap().ack_floor.stream_sequence < 1 {
+    while js
+        .consumer(&stream, "late")
+        .await
+        .is_none_or(|c| c.ack_floor < 1)
+    {
         assert!(Instant::now() < deadline, "the message was never handled");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    js.delete_stream(&stream).await.unwrap();
+    js.delete_stream(&stream).await;
 }
 
 #[tokio::test]
@@ -424,9 +404,8 @@ async fn mqtt_messages_published_while_the_node_is_down_arrive_after_it_restarts
 
 #[tokio::test]
 async fn a_jetstream_message_shed_by_a_busy_function_keeps_its_attempts() {
-    let js = jetstream().await;
     let stream = unique("STRATUS_BUSY");
-    create_stream(&js, &stream).await;
+    let js = create_stream(&stream).await;
     // One slot, no waiting for it: while one message runs (300 ms) the
     // others are shed and come back later.
     let server = Server::start_with(&["--queue-timeout", "10ms", "--retry-base", "10ms"]);
@@ -440,11 +419,7 @@ async fn a_jetstream_message_shed_by_a_busy_function_keeps_its_attempts() {
     );
     server.deploy(app.path());
     for _ in 0..3 {
-        js.publish(format!("{stream}.x"), "slowfail".into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        js.publish(format!("{stream}.x"), "slowfail").await;
     }
     for sequence in 1..=3 {
         let dead = dead_letter(&server, "slow", &format!("{stream}-{sequence}")).await;
@@ -466,5 +441,5 @@ async fn a_jetstream_message_shed_by_a_busy_function_keeps_its_attempts() {
         assert!(runs < 6 && Instant::now() < deadline, "{runs} runs: {logs}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    js.delete_stream(&stream).await.unwrap();
+    js.delete_stream(&stream).await;
 }

@@ -1,12 +1,12 @@
 //! Turning an upload (manifest + component bytes) into a new live version.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
-use stratus_gateway::LiveFunction;
+use stratus_invoke::LiveFunction;
 use stratus_manifest::{FunctionSpec, Manifest};
 use stratus_runtime::{
     ConfigGrant, Function, FunctionIdentity, FunctionLimits, FunctionOptions, Grants,
@@ -59,6 +59,29 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Compiled code this deploy wrote to the cache: removed when dropped
+/// unless kept, so a deploy refused after compiling (an ungranted import, a
+/// route conflict, a failed commit) leaves no artifact behind.
+struct FreshArtifacts {
+    runtime: Arc<stratus_runtime::Runtime>,
+    shas: Vec<String>,
+}
+
+impl FreshArtifacts {
+    /// The deploy went live: its compiled code stays.
+    fn keep(mut self) {
+        self.shas.clear();
+    }
+}
+
+impl Drop for FreshArtifacts {
+    fn drop(&mut self) {
+        for sha in &self.shas {
+            self.runtime.forget(sha);
+        }
+    }
+}
+
 /// A function whose component is compiled and ready, not yet live.
 pub(crate) struct Prepared {
     pub spec: FunctionSpec,
@@ -70,23 +93,39 @@ impl Node {
     /// Nothing is stored and nothing changes in serving unless every step
     /// succeeds.
     pub async fn deploy(&self, upload: Upload) -> Result<DeployReport, ControlError> {
-        let manifest = Manifest::parse(&upload.manifest, "stratus.toml")?;
+        // Parsing and checking are linear in a manifest of at most
+        // MAX_MANIFEST_SIZE, yet still CPU work that a client decides on:
+        // like compiling, it runs on the blocking pool, not on the async
+        // workers that serve requests.
+        let upload = Arc::new(upload);
+        let max_memory = self.runtime.config().max_memory;
+        let checked = upload.clone();
+        let manifest = tokio::task::spawn_blocking(move || {
+            let manifest = Manifest::parse(&checked.manifest, "stratus.toml")?;
+            check_upload_matches(&manifest, &checked)?;
+            check_limits(&manifest, max_memory)?;
+            Ok::<_, ControlError>(manifest)
+        })
+        .await
+        .map_err(ControlError::internal)??;
         let app = manifest.app.name.clone();
-        check_upload_matches(&manifest, &upload)?;
-        self.check_limits(&manifest)?;
 
         // Compiling is CPU-bound work of up to seconds: keep it off the
         // async workers that serve requests.
         let runtime = self.runtime.clone();
         let functions = manifest.functions.clone();
-        let components = upload.components.clone();
+        let uploaded = upload.clone();
         let grants: Vec<Grants> = functions.iter().map(|s| self.grants(&app, s)).collect();
         let compiled = tokio::task::spawn_blocking(move || {
+            let mut fresh = FreshArtifacts {
+                runtime: runtime.clone(),
+                shas: Vec::new(),
+            };
             let mut out = Vec::new();
             let mut validate = Duration::ZERO;
             let mut compile = Duration::ZERO;
             for (spec, grants) in functions.into_iter().zip(grants) {
-                let bytes = components.get(&spec.component).ok_or_else(|| {
+                let bytes = uploaded.components.get(&spec.component).ok_or_else(|| {
                     ControlError::Upload(format!(
                         "component \"{}\" was not uploaded",
                         spec.component
@@ -98,23 +137,28 @@ impl Node {
                         .prepare(&sha256, bytes)
                         .map_err(|source| ControlError::Component {
                             function: spec.name.clone(),
+                            component: spec.component.clone(),
                             source,
                         })?;
                 component
                     .check_grants(&grants)
                     .map_err(|e| ControlError::Component {
                         function: spec.name.clone(),
+                        component: spec.component.clone(),
                         source: e.into(),
                     })?;
                 validate += timings.validate;
                 compile += timings.compile;
+                if !timings.from_cache {
+                    fresh.shas.push(sha256);
+                }
                 out.push((Prepared { spec, component }, timings.from_cache));
             }
-            Ok::<_, ControlError>((out, validate, compile))
+            Ok::<_, ControlError>((out, validate, compile, fresh))
         })
         .await
         .map_err(ControlError::internal)??;
-        let (prepared, validate, compile) = compiled;
+        let (prepared, validate, compile, fresh) = compiled;
         self.count_compiles(prepared.iter().map(|(_, cached)| *cached));
 
         let _serialized = self.deploy_lock.lock().await;
@@ -126,7 +170,7 @@ impl Node {
             .iter()
             .map(|(p, _)| self.live_function(&app, 0, &p.spec, p.component.clone()))
             .collect();
-        self.gateway
+        self.invoker
             .live()
             .with_app(&app, probe)
             .map_err(ControlError::RouteConflict)?;
@@ -184,11 +228,12 @@ impl Node {
             .map(|(p, _)| self.live_function(&app, version, &p.spec, p.component))
             .collect();
         let set = self
-            .gateway
+            .invoker
             .live()
             .with_app(&app, live)
             .map_err(ControlError::RouteConflict)?;
-        self.gateway.activate(set);
+        self.invoker.activate(set);
+        fresh.keep();
         self.stats
             .deploys
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -231,7 +276,7 @@ impl Node {
         // Successive versions share one concurrency count, so requests still
         // running on the old version count against the new one's limit.
         let slots = self
-            .gateway
+            .invoker
             .live()
             .function(app, &spec.name)
             .filter(|live| live.max_concurrency == spec.max_concurrency)
@@ -251,13 +296,7 @@ impl Node {
                 component.clone(),
                 FunctionOptions {
                     identity: FunctionIdentity::new(app, spec.name.as_str()),
-                    // Checked when the manifest was parsed; a pattern this
-                    // build cannot read allows nothing.
-                    allowed_outbound: spec
-                        .allowed_outbound
-                        .iter()
-                        .filter_map(|p| stratus_manifest::OutboundRule::parse(p).ok())
-                        .collect(),
+                    allowed_outbound: spec.allowed_outbound.clone(),
                     grants: self.grants(app, spec),
                     limits,
                     env,
@@ -286,23 +325,6 @@ impl Node {
         }
     }
 
-    fn check_limits(&self, manifest: &Manifest) -> Result<(), ControlError> {
-        let max = self.runtime.config().max_memory;
-        for f in &manifest.functions {
-            if f.memory.0 > max {
-                return Err(ControlError::Limit {
-                    function: f.name.clone(),
-                    message: format!(
-                        "memory {} MiB is more than this node allows ({} MiB)",
-                        f.memory.0 >> 20,
-                        max >> 20
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Removes blobs this deploy wrote when its commit failed, so a refused
     /// deploy leaves no trace on disk either.
     fn forget_blobs(&self, created: &[String]) {
@@ -315,6 +337,23 @@ impl Node {
     }
 }
 
+/// Every function must fit the node's memory limit (`max` bytes).
+fn check_limits(manifest: &Manifest, max: u64) -> Result<(), ControlError> {
+    for f in &manifest.functions {
+        if f.memory.0 > max {
+            return Err(ControlError::Limit {
+                function: f.name.clone(),
+                message: format!(
+                    "memory {} MiB is more than this node allows ({} MiB)",
+                    f.memory.0 >> 20,
+                    max >> 20
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Every function's component must be in the upload, and nothing else.
 fn check_upload_matches(manifest: &Manifest, upload: &Upload) -> Result<(), ControlError> {
     for f in &manifest.functions {
@@ -325,7 +364,8 @@ fn check_upload_matches(manifest: &Manifest, upload: &Upload) -> Result<(), Cont
             )));
         }
     }
-    let named: Vec<&str> = manifest
+    // A set: an upload may have many parts, and a manifest many functions.
+    let named: HashSet<&str> = manifest
         .functions
         .iter()
         .map(|f| f.component.as_str())

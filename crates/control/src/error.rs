@@ -11,10 +11,12 @@ pub enum ControlError {
     /// manifest does not name.
     #[error("{0}")]
     Upload(String),
-    /// A function's component cannot run on this node.
-    #[error("function \"{function}\": {source}")]
+    /// A function's component cannot run on this node. `component` is the
+    /// file as the manifest names it, so a wrong file is seen at once.
+    #[error("function \"{function}\" (component \"{component}\"): {source}")]
     Component {
         function: String,
+        component: String,
         #[source]
         source: stratus_runtime::RuntimeError,
     },
@@ -23,7 +25,7 @@ pub enum ControlError {
     Limit { function: String, message: String },
     /// A route is already served by another app.
     #[error("{0}")]
-    RouteConflict(stratus_gateway::RouteConflict),
+    RouteConflict(stratus_invoke::RouteConflict),
     #[error("app \"{0}\" does not exist")]
     AppNotFound(String),
     #[error("app \"{app}\" has no version {version}")]

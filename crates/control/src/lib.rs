@@ -1,7 +1,7 @@
 //! The control plane of one node: deploy, activate, roll back and delete
 //! apps, keeping three things in step — the durable store (what was
 //! deployed), the runtime (compiled, pre-instantiated components) and the
-//! gateway's live set (what serves traffic).
+//! invoker's live set (what serves traffic).
 //!
 //! Every change follows the same order: do all the work that can fail
 //! (parse, validate, compile, check routes) first, then commit to the store
@@ -11,7 +11,9 @@
 mod deploy;
 mod error;
 mod node;
+mod serving;
 
 pub use deploy::{DeployReport, DeployTimings, DeployedFunction, Upload};
 pub use error::ControlError;
 pub use node::{CapabilityBackends, Node, NodeStats};
+pub use serving::LiveCounts;

@@ -1,4 +1,4 @@
-//! The node: store, runtime and gateway, and the operations that keep them
+//! The node: store, runtime and invoker, and the operations that keep them
 //! in step (start-up, activation, deletion).
 
 use std::collections::BTreeMap;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use stratus_gateway::{Gateway, LiveFunction};
+use stratus_invoke::{Invoker, LiveFunction};
 use stratus_manifest::FunctionSpec;
 use stratus_runtime::Runtime;
 use stratus_store::{AppRecord, FunctionRecord, Store, StoreError, VersionRecord};
@@ -30,7 +30,7 @@ pub struct NodeStats {
 pub struct Node {
     pub(crate) store: Arc<Store>,
     pub(crate) runtime: Arc<Runtime>,
-    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) invoker: Arc<Invoker>,
     /// Serializes changes to the live set (deploy, activate, delete) so two
     /// of them never build on the same old set.
     pub(crate) deploy_lock: tokio::sync::Mutex<()>,
@@ -62,11 +62,11 @@ impl std::fmt::Debug for CapabilityBackends {
 }
 
 impl Node {
-    pub fn new(store: Arc<Store>, runtime: Arc<Runtime>, gateway: Arc<Gateway>) -> Node {
+    pub fn new(store: Arc<Store>, runtime: Arc<Runtime>, invoker: Arc<Invoker>) -> Node {
         Node {
             store,
             runtime,
-            gateway,
+            invoker,
             deploy_lock: tokio::sync::Mutex::new(()),
             stats: NodeStats::default(),
             ready: AtomicBool::new(false),
@@ -82,8 +82,8 @@ impl Node {
         self
     }
 
-    pub fn gateway(&self) -> &Arc<Gateway> {
-        &self.gateway
+    pub fn invoker(&self) -> &Arc<Invoker> {
+        &self.invoker
     }
 
     /// The key-value store functions' buckets live in, if the node has one.
@@ -121,9 +121,9 @@ impl Node {
         let mut loaded = 0;
         for ((app, version), records) in by_app {
             match self.load_version(&app, version, records).await {
-                Ok(functions) => match self.gateway.live().with_app(&app, functions) {
+                Ok(functions) => match self.invoker.live().with_app(&app, functions) {
                     Ok(set) => {
-                        self.gateway.activate(set);
+                        self.invoker.activate(set);
                         loaded += 1;
                     }
                     Err(conflict) => self.report_problem(&app, &conflict.to_string()),
@@ -159,7 +159,7 @@ impl Node {
             loop {
                 ticks.tick().await;
                 let Some(node) = node.upgrade() else { break };
-                let live = node.gateway.live();
+                let live = node.invoker.live();
                 for f in live.functions() {
                     if f.function.evict_if_idle(ttl) {
                         tracing::debug!(app = %f.app, function = %f.name, "idle: compiled code dropped");
@@ -195,7 +195,7 @@ impl Node {
             })?;
         let functions = self.load_version(app, target, record.functions).await?;
         let set = self
-            .gateway
+            .invoker
             .live()
             .with_app(app, functions)
             .map_err(ControlError::RouteConflict)?;
@@ -204,7 +204,7 @@ impl Node {
         blocking(move || store.set_live(&name, target))
             .await?
             .map_err(|e| not_found(e, app))?;
-        self.gateway.activate(set);
+        self.invoker.activate(set);
         self.stats.activations.fetch_add(1, Ordering::Relaxed);
         tracing::info!(app, version = target, "activated");
         Ok(target)
@@ -233,11 +233,11 @@ impl Node {
         .await?
         .map_err(|e| not_found(e, app))?;
         let set = self
-            .gateway
+            .invoker
             .live()
             .with_app(app, Vec::new())
             .map_err(ControlError::RouteConflict)?;
-        self.gateway.activate(set);
+        self.invoker.activate(set);
         tracing::info!(app, "deleted");
         Ok(())
     }
@@ -266,7 +266,7 @@ impl Node {
     /// Finds a live function by name, or by `app/function` when the name is
     /// used by several apps.
     pub fn find_function(&self, name: &str) -> Result<Arc<LiveFunction>, ControlError> {
-        let live = self.gateway.live();
+        let live = self.invoker.live();
         let (app, function) = match name.split_once('/') {
             Some((app, function)) => (Some(app), function),
             None => (None, name),
@@ -314,6 +314,7 @@ impl Node {
                         })
                         .map_err(|source| ControlError::Component {
                             function: record.name.clone(),
+                            component: spec.component.clone(),
                             source,
                         })?;
                     Ok::<_, ControlError>((spec, component, timings.from_cache))

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use stratus_gateway::{Gateway, LiveFunction, new_invocation_id};
+use stratus_invoke::{Invoker, LiveFunction, new_invocation_id};
 use stratus_ledger::Trigger;
 use stratus_queue::{Delivery, NewEvent, Queue, QueueError, Settled};
 use stratus_runtime::ResponseBody;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::cloudevent::request_for;
+use crate::cloudevent::{check_size, request_for};
+use crate::publish::{Consumers, PublishError, consumers};
 
 /// The queue of a function's async invocations.
 pub fn async_queue(app: &str, function: &str) -> String {
@@ -21,10 +22,14 @@ pub fn async_queue(app: &str, function: &str) -> String {
 }
 
 /// An event published to a named queue; what is not given is filled in
-/// (`ce-id` generated, `ce-source` `/queues/<name>`, `ce-type`
+/// (`ce-id` generated, `ce-source` `/apps/<app>/queues/<name>`, `ce-type`
 /// `dev.stratus.queue.message`, `ce-subject` the queue's name).
 #[derive(Debug, Clone, Default)]
 pub struct Published {
+    /// The app that published it when it is not the queue's own (a
+    /// publish the consumers' `from` granted). Its ids are de-duplicated
+    /// apart from the app's own, so they never shadow the app's events.
+    pub from: Option<String>,
     pub id: Option<String>,
     pub source: Option<String>,
     pub kind: Option<String>,
@@ -79,8 +84,8 @@ pub struct DispatchStats {
 /// Delivers queued events to live functions.
 pub struct Dispatcher {
     stats: DispatchStats,
-    queue: Arc<Queue>,
-    gateway: Arc<Gateway>,
+    pub(crate) queue: Arc<Queue>,
+    invoker: Arc<Invoker>,
     config: DispatchConfig,
     wake: Notify,
     in_flight: Arc<Semaphore>,
@@ -95,10 +100,10 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(queue: Arc<Queue>, gateway: Arc<Gateway>, config: DispatchConfig) -> Arc<Self> {
+    pub fn new(queue: Arc<Queue>, invoker: Arc<Invoker>, config: DispatchConfig) -> Arc<Self> {
         Arc::new(Dispatcher {
             queue,
-            gateway,
+            invoker,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             config,
             wake: Notify::new(),
@@ -127,6 +132,7 @@ impl Dispatcher {
         self.queue
             .enqueue(NewEvent {
                 queue: async_queue(&function.app, &function.name),
+                origin: None,
                 id: id.clone(),
                 source: format!("/v1/functions/{}/{}", function.app, function.name),
                 kind: "dev.stratus.invocation".into(),
@@ -141,12 +147,35 @@ impl Dispatcher {
         Ok(id)
     }
 
-    /// Publishes an event to the named queue `queue`: one durable copy per
-    /// consuming function, in that function's queue (so each consumer
-    /// retries, and dead-letters, on its own). The copies share `ce-id`, and
-    /// publishing the same id again stores nothing new. Returns the id.
+    /// Publishes `event` to the named queue `queue` of `app`, from the app
+    /// in `event.from` (or from `app` itself, as its functions and the
+    /// operator publish): finds its consumers in the live set or refuses
+    /// (see `crate::consumers`), then stores one durable copy per consumer
+    /// in that function's queue (so each consumer retries, and
+    /// dead-letters, on its own). The copies share `ce-id`, and publishing
+    /// the same id again from the same app stores nothing new. Returns the
+    /// id and the consumers.
     pub async fn publish(
         &self,
+        app: &str,
+        queue: &str,
+        event: Published,
+    ) -> Result<(String, Consumers), PublishError> {
+        let publisher = event.from.as_deref().unwrap_or(app);
+        let consumers = consumers(
+            &self.invoker.live(),
+            app,
+            queue,
+            publisher,
+            event.data.len(),
+        )?;
+        let id = self.enqueue_copies(app, queue, &consumers, event).await?;
+        Ok((id, consumers))
+    }
+
+    async fn enqueue_copies(
+        &self,
+        app: &str,
         queue: &str,
         consumers: &[(Arc<LiveFunction>, u32)],
         event: Published,
@@ -156,11 +185,12 @@ impl Dispatcher {
             self.queue
                 .enqueue(NewEvent {
                     queue: async_queue(&function.app, &function.name),
+                    origin: event.from.clone(),
                     id: id.clone(),
                     source: event
                         .source
                         .clone()
-                        .unwrap_or_else(|| format!("/queues/{queue}")),
+                        .unwrap_or_else(|| format!("/apps/{app}/queues/{queue}")),
                     kind: event
                         .kind
                         .clone()
@@ -240,6 +270,14 @@ impl Dispatcher {
                 self.stats.busy.fetch_add(1, Ordering::Relaxed);
                 self.queue.release(d.seq, BUSY_DELAY).await.map(|()| None)
             }
+            Attempt::Rejected(error) => {
+                let done = self.queue.reject(d.seq, error.clone()).await;
+                if done.is_ok() {
+                    self.stats.dead.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(event = %d.id, queue = %d.queue, "event is dead at once: {error}");
+                }
+                done.map(|()| None)
+            }
         };
         let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
         match settled {
@@ -265,17 +303,21 @@ impl Dispatcher {
         let Some((app, name)) = d.queue.strip_prefix("fn:").and_then(|f| f.split_once('/')) else {
             return Attempt::Failed(format!("no function consumes queue \"{}\"", d.queue));
         };
-        let live = self.gateway.live();
+        let live = self.invoker.live();
         let Some(function) = live.function(app, name).cloned() else {
             return Attempt::Failed(format!("function {app}/{name} is not deployed"));
         };
+        // Neither can change by trying again: the event is dead at once.
+        if let Err(why) = check_size(d.data.len(), &function) {
+            return Attempt::Rejected(why);
+        }
         let request = match request_for(d) {
             Ok(request) => request,
-            Err(e) => return Attempt::Failed(format!("cannot build the CloudEvent request: {e}")),
+            Err(e) => return Attempt::Rejected(e.to_string()),
         };
         let id = new_invocation_id();
         let response = self
-            .gateway
+            .invoker
             .invoke_buffered(&function, request, &id, Trigger::Event)
             .await;
         let status = response.status();
@@ -283,7 +325,14 @@ impl Dispatcher {
         // never ran, so it is no attempt.
         let busy = response.headers().contains_key(http::header::RETRY_AFTER)
             && matches!(status.as_u16(), 429 | 503);
-        let body = read_bounded(response.into_body()).await;
+        let body = match read_bounded(response.into_body()).await {
+            Ok(body) => body,
+            // The function failed after its answer began (a trap or its
+            // timeout mid-body): whatever the status said, it failed.
+            Err(e) => {
+                return Attempt::Failed(format!("invocation {id} answered {status}, then {e}"));
+            }
+        };
         if status.is_success() {
             Attempt::Handled((status.as_u16(), body))
         } else if busy {
@@ -303,17 +352,21 @@ pub enum Attempt {
     Failed(String),
     /// The function was at capacity and shed the request.
     Busy,
+    /// Never delivered, and never deliverable as it is: larger than the
+    /// function's `max_body`, or an attribute no header can carry. Dead at
+    /// once with the reason, using no attempt.
+    Rejected(String),
 }
 
 /// The first `RESULT_LIMIT` bytes of a body; the rest is drained unread.
-async fn read_bounded(mut body: ResponseBody) -> Vec<u8> {
+/// A body that fails instead of ending is an error.
+async fn read_bounded(mut body: ResponseBody) -> Result<Vec<u8>, stratus_runtime::BodyError> {
     let mut kept = Vec::new();
     while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { break };
-        if let Ok(data) = frame.into_data() {
+        if let Ok(data) = frame?.into_data() {
             let room = RESULT_LIMIT.saturating_sub(kept.len());
             kept.extend_from_slice(&data[..data.len().min(room)]);
         }
     }
-    kept
+    Ok(kept)
 }

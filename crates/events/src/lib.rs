@@ -9,8 +9,11 @@
 
 mod cloudevent;
 mod dispatcher;
+mod operator;
+mod publish;
 mod service;
 
-pub use cloudevent::request_for;
+pub use cloudevent::{Undeliverable, check_size, header_value, request_for};
 pub use dispatcher::{Attempt, DispatchConfig, DispatchStats, Dispatcher, Published, async_queue};
+pub use publish::{Consumers, PublishError, PublishRefusal, check_address, consumers};
 pub use service::{QUEUE_SERVICE_HOST, QueueService};

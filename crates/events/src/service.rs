@@ -1,32 +1,35 @@
 //! `http://queue.svc/<queue>`: publishing to a named queue from inside a
 //! function, as an in-process service of the runtime.
 //!
-//! It answers like the admin API's `POST /v1/queues/{queue}/events` (same
-//! consumer lookup, same `no_consumer` refusal, same `ce-*` headers), so a
-//! function and an operator publish the same way; only the default
-//! `ce-source` differs, naming the function that published.
+//! `POST http://queue.svc/<queue>` publishes to the caller's app's queue,
+//! `POST http://queue.svc/<app>/<queue>` to another app's, which reaches
+//! only the functions whose trigger lists the caller's app in `from`. It
+//! answers like the admin API's `POST /v1/apps/{app}/queues/{queue}/events`
+//! (same consumer lookup and refusals, see `crate::publish`, same `ce-*`
+//! headers), so a function and an operator publish the same way; only the
+//! default `ce-source` differs, naming the function that published.
 
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, StatusCode, header};
-use stratus_gateway::Gateway;
-use stratus_manifest::valid_queue_name;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use stratus_invoke::PlatformError;
 use stratus_runtime::{FunctionIdentity, InProcessServices, ServiceCaller, ServiceFuture};
 
 use crate::dispatcher::{Dispatcher, Published};
+use crate::publish::PublishError;
 
 /// The host this service answers for.
 pub const QUEUE_SERVICE_HOST: &str = "queue.svc";
 
-/// Publishes a function's `POST http://queue.svc/<queue>` to the queue.
+/// Publishes a function's `POST http://queue.svc/[<app>/]<queue>` to the
+/// queue.
 ///
-/// Holds the dispatcher and gateway weakly: the runtime keeps its services
-/// for its whole life, and live functions keep the runtime, so strong
-/// references would make a cycle that never drops.
+/// Holds the dispatcher weakly: the runtime keeps its services for its
+/// whole life, and live functions keep the runtime, so a strong reference
+/// would make a cycle that never drops.
 pub struct QueueService {
     dispatcher: Weak<Dispatcher>,
-    gateway: Weak<Gateway>,
 }
 
 impl std::fmt::Debug for QueueService {
@@ -36,34 +39,41 @@ impl std::fmt::Debug for QueueService {
 }
 
 impl QueueService {
-    pub fn new(dispatcher: &Arc<Dispatcher>, gateway: &Arc<Gateway>) -> Arc<QueueService> {
+    pub fn new(dispatcher: &Arc<Dispatcher>) -> Arc<QueueService> {
         Arc::new(QueueService {
             dispatcher: Arc::downgrade(dispatcher),
-            gateway: Arc::downgrade(gateway),
         })
     }
 }
 
 impl InProcessServices for QueueService {
-    fn handles(&self, host: &str) -> bool {
-        host.eq_ignore_ascii_case(QUEUE_SERVICE_HOST)
-    }
-
     fn call(&self, caller: &ServiceCaller, request: http::Request<Bytes>) -> ServiceFuture {
-        let (dispatcher, gateway) = (self.dispatcher.clone(), self.gateway.clone());
+        let dispatcher = self.dispatcher.clone();
         let caller = caller.function.clone();
-        Box::pin(async move { publish(dispatcher, gateway, caller, request).await })
+        Box::pin(async move { publish(dispatcher, caller, request).await })
+    }
+}
+
+/// The app and queue a path addresses: `/<queue>` is the caller's app's,
+/// `/<app>/<queue>` that app's (the caller's own when it names it).
+fn address<'a>(path: &'a str, caller_app: &'a str) -> Result<(&'a str, &'a str), String> {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        [queue] => Ok((caller_app, queue)),
+        [app, queue] => Ok((app, queue)),
+        _ => Err(format!(
+            "\"/{path}\" is not a queue; publish to your app's queue with POST http://{QUEUE_SERVICE_HOST}/<queue>, or to another app's with POST http://{QUEUE_SERVICE_HOST}/<app>/<queue>"
+        )),
     }
 }
 
 async fn publish(
     dispatcher: Weak<Dispatcher>,
-    gateway: Weak<Gateway>,
     caller: FunctionIdentity,
     request: http::Request<Bytes>,
 ) -> http::Response<Bytes> {
     if request.method() != Method::POST {
-        let mut response = error(
+        let mut response = PlatformError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!(
@@ -71,136 +81,106 @@ async fn publish(
                 QUEUE_SERVICE_HOST,
                 request.method()
             ),
-        );
+        )
+        .into_bytes_response();
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let queue = request.uri().path().trim_start_matches('/');
-    if !valid_queue_name(queue) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!(
-                "\"{queue}\" is not a queue name; use 1 to 64 of a-z, 0-9, '.', '-', '_', starting with a letter or digit"
-            ),
-        );
-    }
-    let (Some(dispatcher), Some(gateway)) = (dispatcher.upgrade(), gateway.upgrade()) else {
-        return error(
+    let (app, queue) = match address(request.uri().path(), &caller.app) {
+        Ok(address) => address,
+        Err(message) => {
+            return PlatformError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+                .into_bytes_response();
+        }
+    };
+    let Some(dispatcher) = dispatcher.upgrade() else {
+        return PlatformError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "queue_unavailable",
             "the node is shutting down",
-        );
+        )
+        .into_bytes_response();
     };
-    let consumers = gateway.live().consumers(queue);
-    if consumers.is_empty() {
-        return error(
-            StatusCode::NOT_FOUND,
-            "no_consumer",
-            format!(
-                "no deployed function has a trigger on queue \"{queue}\"; add triggers = [{{ queue = \"{queue}\" }}] to one, or the event would be lost"
-            ),
-        );
-    }
-    let data = request.body();
-    if let Some((f, _)) = consumers
-        .iter()
-        .find(|(f, _)| data.len() as u64 > f.max_body)
-    {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "the event's data is {} bytes; function \"{}\" accepts at most {} (its `max_body`)",
-                data.len(),
-                f.name,
-                f.max_body
-            ),
-        );
-    }
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let event = Published {
-        id: header("ce-id"),
-        source: header("ce-source").or_else(|| {
-            Some(format!(
-                "/apps/{}/functions/{}",
-                caller.app, caller.function
-            ))
-        }),
-        kind: header("ce-type"),
-        subject: header("ce-subject"),
-        content_type: header("content-type"),
-        data: data.clone(),
-    };
-    match dispatcher.publish(queue, &consumers, event).await {
-        Ok(id) => {
+    let event = event_of(&caller, app, request.headers(), request.body().clone());
+    match dispatcher.publish(app, queue, event).await {
+        Ok((id, consumers)) => {
             tracing::debug!(
-                app = %caller.app, function = %caller.function, queue, event = %id,
+                app = %caller.app, function = %caller.function, to_app = app, queue, event = %id,
                 "a function published an event"
             );
             let body = serde_json::json!({
                 "id": id,
+                "app": app,
                 "queue": queue,
                 "consumers": consumers.len(),
             });
-            json(StatusCode::ACCEPTED, &body)
+            let mut response = http::Response::new(Bytes::from(body.to_string()));
+            *response.status_mut() = StatusCode::ACCEPTED;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
         }
         Err(e) => {
-            tracing::error!(queue, "a function's event could not be queued: {e}");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue_unavailable",
-                e.to_string(),
-            )
+            if let PublishError::Queue(e) = &e {
+                tracing::error!(app, queue, "a function's event could not be queued: {e}");
+            }
+            PlatformError::from(e).into_bytes_response()
         }
     }
 }
 
-/// The platform's JSON error shape, as the admin API answers it.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> http::Response<Bytes> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message.into() } });
-    json(status, &body)
-}
-
-fn json(status: StatusCode, body: &serde_json::Value) -> http::Response<Bytes> {
-    let mut response = http::Response::new(Bytes::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+/// The event `caller` publishes to a queue of `app`, from its request's
+/// `ce-*` and `content-type` headers.
+fn event_of(caller: &FunctionIdentity, app: &str, headers: &HeaderMap, data: Bytes) -> Published {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let own = app == caller.app.as_str();
+    let publisher = format!("/apps/{}/functions/{}", caller.app, caller.function);
+    Published {
+        from: (!own).then(|| caller.app.clone()),
+        id: header("ce-id"),
+        // Another app's event always names the function that published it:
+        // the consumer can tell who sent it, and no app can pose as another.
+        source: if own {
+            header("ce-source").or(Some(publisher))
+        } else {
+            Some(publisher)
+        },
+        kind: header("ce-type"),
+        subject: header("ce-subject"),
+        content_type: header("content-type"),
+        data,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use stratus_gateway::Admission;
+    use stratus_invoke::{Admission, Invoker};
+    use stratus_manifest::valid_queue_name;
     use stratus_queue::{Queue, RetryPolicy};
 
     use super::*;
     use crate::dispatcher::DispatchConfig;
 
-    fn node(dir: &std::path::Path) -> (Arc<Dispatcher>, Arc<Gateway>) {
-        let gateway = Gateway::new(Admission::new(4, 64 << 20, Duration::from_secs(1)), None);
+    fn node(dir: &std::path::Path) -> Arc<Dispatcher> {
+        let invoker = Invoker::new(Admission::new(4, 64 << 20, Duration::from_secs(1)), None);
         let queue = Queue::open(
             &dir.join(Queue::FILE),
             RetryPolicy::default(),
             Duration::from_secs(60),
         )
         .unwrap();
-        let dispatcher =
-            Dispatcher::new(Arc::new(queue), gateway.clone(), DispatchConfig::default());
-        (dispatcher, gateway)
+        Dispatcher::new(Arc::new(queue), invoker, DispatchConfig::default())
     }
 
     async fn answer(
@@ -223,22 +203,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_queue_svc_is_served() {
-        let dir = tempfile::tempdir().unwrap();
-        let (dispatcher, gateway) = node(dir.path());
-        let service = QueueService::new(&dispatcher, &gateway);
-        assert!(service.handles("queue.svc"));
-        assert!(service.handles("QUEUE.svc"));
-        for host in ["kv.svc", "example.com", "queue.svc.example.com", ""] {
-            assert!(!service.handles(host), "{host}");
-        }
-    }
-
-    #[tokio::test]
     async fn malformed_publishes_are_refused_with_the_api_error_shape() {
         let dir = tempfile::tempdir().unwrap();
-        let (dispatcher, gateway) = node(dir.path());
-        let service = QueueService::new(&dispatcher, &gateway);
+        let dispatcher = node(dir.path());
+        let service = QueueService::new(&dispatcher);
         let cases = [
             (
                 Method::GET,
@@ -260,13 +228,31 @@ mod tests {
             ),
             (
                 Method::POST,
-                "http://queue.svc/a/b",
+                "http://queue.svc/a/b/c",
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            ),
+            (
+                Method::POST,
+                "http://queue.svc/Shop/orders",
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            ),
+            (
+                Method::POST,
+                "http://queue.svc/shop/",
                 StatusCode::BAD_REQUEST,
                 "bad_request",
             ),
             (
                 Method::POST,
                 "http://queue.svc/orders",
+                StatusCode::NOT_FOUND,
+                "no_consumer",
+            ),
+            (
+                Method::POST,
+                "http://queue.svc/shop/orders",
                 StatusCode::NOT_FOUND,
                 "no_consumer",
             ),
@@ -284,11 +270,41 @@ mod tests {
     #[tokio::test]
     async fn a_node_going_away_answers_unavailable() {
         let dir = tempfile::tempdir().unwrap();
-        let (dispatcher, gateway) = node(dir.path());
-        let service = QueueService::new(&dispatcher, &gateway);
-        drop((dispatcher, gateway));
+        let dispatcher = node(dir.path());
+        let service = QueueService::new(&dispatcher);
+        drop(dispatcher);
         let (status, body) = answer(&service, Method::POST, "http://queue.svc/orders").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    }
+
+    #[test]
+    fn another_apps_event_names_its_publisher_whatever_it_claims() {
+        let caller = FunctionIdentity::new("shop", "checkout");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "ce-source",
+            HeaderValue::from_static("/apps/billing/internal"),
+        );
+        headers.insert("ce-id", HeaderValue::from_static("inv-1"));
+        let data = Bytes::from_static(b"{}");
+
+        let own = event_of(&caller, "shop", &headers, data.clone());
+        assert_eq!(own.from, None);
+        assert_eq!(own.source.as_deref(), Some("/apps/billing/internal"));
+
+        let other = event_of(&caller, "billing", &headers, data.clone());
+        assert_eq!(other.from.as_deref(), Some("shop"));
+        assert_eq!(
+            other.source.as_deref(),
+            Some("/apps/shop/functions/checkout")
+        );
+        assert_eq!(other.id.as_deref(), Some("inv-1"));
+
+        let unnamed = event_of(&caller, "shop", &HeaderMap::new(), data);
+        assert_eq!(
+            unnamed.source.as_deref(),
+            Some("/apps/shop/functions/checkout")
+        );
     }
 
     #[test]

@@ -10,11 +10,19 @@
 //! (an app only ever names its own buckets) holds in storage too, and both
 //! store an incremented number as decimal ASCII within the signed 64-bit
 //! range (Redis's `HINCRBY` range), so a value reads the same on either.
+//!
+//! Both hold each app to a [`Quota`]: the bytes of its keys and values and
+//! the number of its keys, over all its buckets. Each keeps the app's usage
+//! next to the data and changes it in the same atomic step as the write
+//! (SQLite: triggers in the write's transaction; Redis: Lua scripts), so a
+//! write is checked against exact numbers and concurrent writers cannot
+//! overshoot.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use stratus_runtime::KeyValueBackend;
+use stratus_storage::KeyValueBackend;
+pub use stratus_storage::Quota;
 
 mod redis_backend;
 mod sqlite_backend;
@@ -40,12 +48,16 @@ pub enum KeyValueSetupError {
     RedisUrl { url: String, reason: String },
 }
 
-/// Opens the configured backend. Redis is connected lazily, on first use:
-/// a node starts (and serves everything else) while Redis is down.
-pub fn open(config: &KeyValueConfig) -> Result<Arc<dyn KeyValueBackend>, KeyValueSetupError> {
+/// Opens the configured backend, holding every app to `quota`. Redis is
+/// connected lazily, on first use: a node starts (and serves everything
+/// else) while Redis is down.
+pub fn open(
+    config: &KeyValueConfig,
+    quota: Quota,
+) -> Result<Arc<dyn KeyValueBackend>, KeyValueSetupError> {
     Ok(match config {
-        KeyValueConfig::Sqlite { path } => Arc::new(SqliteKeyValue::open(path)?),
-        KeyValueConfig::Redis { url } => Arc::new(RedisKeyValue::new(url)?),
+        KeyValueConfig::Sqlite { path } => Arc::new(SqliteKeyValue::open(path, quota)?),
+        KeyValueConfig::Redis { url } => Arc::new(RedisKeyValue::new(url, quota)?),
     })
 }
 

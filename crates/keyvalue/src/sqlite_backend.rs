@@ -3,13 +3,14 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use rusqlite::{Connection, OptionalExtension, params};
-use stratus_runtime::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use stratus_storage::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs, Usage};
 
-use crate::MAX_COUNTER;
+use crate::{MAX_COUNTER, Quota};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["CREATE TABLE kv (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE kv (
         id     INTEGER PRIMARY KEY,
         app    TEXT NOT NULL,
         bucket TEXT NOT NULL,
@@ -18,7 +19,39 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE kv (
         UNIQUE (app, bucket, key)
     );
     -- list-keys pages through a bucket in id order.
-    CREATE INDEX kv_page ON kv (app, bucket, id);"];
+    CREATE INDEX kv_page ON kv (app, bucket, id);",
+    // Each app's usage against its quota, counted from the data already
+    // stored, then kept by triggers: they run inside the statement that
+    // changes `kv`, so the usage commits or rolls back with the write
+    // whatever path made it. Bytes are the key's UTF-8 bytes plus the
+    // value's.
+    "CREATE TABLE kv_usage (
+        app   TEXT PRIMARY KEY,
+        bytes INTEGER NOT NULL,
+        keys  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO kv_usage (app, bytes, keys)
+        SELECT app, sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), count(*)
+        FROM kv GROUP BY app;
+    CREATE TRIGGER kv_usage_insert AFTER INSERT ON kv BEGIN
+        INSERT OR IGNORE INTO kv_usage (app, bytes, keys) VALUES (NEW.app, 0, 0);
+        UPDATE kv_usage
+            SET bytes = bytes + length(CAST(NEW.key AS BLOB)) + length(CAST(NEW.value AS BLOB)),
+                keys = keys + 1
+            WHERE app = NEW.app;
+    END;
+    CREATE TRIGGER kv_usage_update AFTER UPDATE OF value ON kv BEGIN
+        UPDATE kv_usage
+            SET bytes = bytes + length(CAST(NEW.value AS BLOB)) - length(CAST(OLD.value AS BLOB))
+            WHERE app = NEW.app;
+    END;
+    CREATE TRIGGER kv_usage_delete AFTER DELETE ON kv BEGIN
+        UPDATE kv_usage
+            SET bytes = bytes - length(CAST(OLD.key AS BLOB)) - length(CAST(OLD.value AS BLOB)),
+                keys = keys - 1
+            WHERE app = OLD.app;
+    END;",
+];
 
 /// One writer connection and one reader: SQLite in WAL mode lets reads
 /// proceed while a write commits.
@@ -26,6 +59,7 @@ pub struct SqliteKeyValue {
     writer: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
     path: std::path::PathBuf,
+    quota: Quota,
 }
 
 impl std::fmt::Debug for SqliteKeyValue {
@@ -35,7 +69,7 @@ impl std::fmt::Debug for SqliteKeyValue {
 }
 
 impl SqliteKeyValue {
-    pub fn open(path: &Path) -> Result<SqliteKeyValue, stratus_sqlite::SqliteError> {
+    pub fn open(path: &Path, quota: Quota) -> Result<SqliteKeyValue, stratus_sqlite::SqliteError> {
         let mut writer = stratus_sqlite::open(path, false)?;
         stratus_sqlite::migrate(&mut writer, path, MIGRATIONS)?;
         // A key-value write is acknowledged once it is in the WAL, which
@@ -55,6 +89,33 @@ impl SqliteKeyValue {
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
             path: path.to_path_buf(),
+            quota,
+        })
+    }
+
+    /// Runs `write` in one transaction on the writer and commits it only
+    /// if it keeps the app within its quota; otherwise rolls it back, so a
+    /// refused write (a whole batch) changes nothing. The writer is one
+    /// connection behind a mutex and the transaction is immediate, so no
+    /// other write comes between the usage read before and the one after.
+    fn write<T: Send + 'static>(
+        &self,
+        app: String,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<Result<T, KeyValueError>> + Send + 'static,
+    ) -> KeyValueFuture<T> {
+        let quota = self.quota;
+        Self::run(&self.writer, move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let before = usage(&tx, &app)?;
+            let done = match write(&tx)? {
+                Ok(done) => done,
+                Err(e) => return Ok(Err(e)),
+            };
+            if let Err(e) = quota.check(before, usage(&tx, &app)?) {
+                return Ok(Err(e));
+            }
+            tx.commit()?;
+            Ok(Ok(done))
         })
     }
 
@@ -98,6 +159,22 @@ fn set(conn: &Connection, b: &BucketId, key: &str, value: &[u8]) -> rusqlite::Re
     )?
     .execute(params![b.app, b.bucket, key, value])?;
     Ok(())
+}
+
+/// What `app` stores now, as the triggers count it.
+fn usage(conn: &Connection, app: &str) -> rusqlite::Result<Usage> {
+    let found = conn
+        .prepare_cached("SELECT bytes, keys FROM kv_usage WHERE app = ?1")?
+        .query_row(params![app], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        })
+        .optional()?;
+    // The triggers keep both non-negative; a clamp rather than a failed
+    // write should that ever not hold.
+    Ok(found.map_or_else(Usage::default, |(bytes, keys)| Usage {
+        bytes: u64::try_from(bytes).unwrap_or(0),
+        keys: u64::try_from(keys).unwrap_or(0),
+    }))
 }
 
 fn delete(conn: &Connection, b: &BucketId, key: &str) -> rusqlite::Result<()> {
@@ -144,7 +221,7 @@ impl KeyValueBackend for SqliteKeyValue {
     }
 
     fn set(&self, bucket: BucketId, key: String, value: Vec<u8>) -> KeyValueFuture<()> {
-        Self::run(&self.writer, move |conn| {
+        self.write(bucket.app.clone(), move |conn| {
             set(conn, &bucket, &key, &value).map(Ok)
         })
     }
@@ -191,15 +268,13 @@ impl KeyValueBackend for SqliteKeyValue {
     }
 
     fn increment(&self, bucket: BucketId, key: String, delta: u64) -> KeyValueFuture<u64> {
-        Self::run(&self.writer, move |conn| {
-            let tx = conn.transaction()?;
-            let current = get(&tx, &bucket, &key)?;
+        self.write(bucket.app.clone(), move |conn| {
+            let current = get(conn, &bucket, &key)?;
             let next = match incremented(&key, current.as_deref(), delta) {
                 Ok(next) => next,
                 Err(e) => return Ok(Err(e)),
             };
-            set(&tx, &bucket, &key, next.to_string().as_bytes())?;
-            tx.commit()?;
+            set(conn, &bucket, &key, next.to_string().as_bytes())?;
             Ok(Ok(next))
         })
     }
@@ -217,12 +292,11 @@ impl KeyValueBackend for SqliteKeyValue {
     }
 
     fn set_many(&self, bucket: BucketId, pairs: Vec<(String, Vec<u8>)>) -> KeyValueFuture<()> {
-        Self::run(&self.writer, move |conn| {
-            let tx = conn.transaction()?;
+        self.write(bucket.app.clone(), move |conn| {
             for (key, value) in &pairs {
-                set(&tx, &bucket, key, value)?;
+                set(conn, &bucket, key, value)?;
             }
-            tx.commit().map(Ok)
+            Ok(Ok(()))
         })
     }
 
@@ -234,5 +308,79 @@ impl KeyValueBackend for SqliteKeyValue {
             }
             tx.commit().map(Ok)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A database written before quotas existed (schema version 1) has its
+    /// usage counted when a node opens it, and the quota holds from there.
+    #[tokio::test]
+    async fn the_migration_counts_what_was_stored_before_quotas() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            let mut insert = conn
+                .prepare("INSERT INTO kv (app, bucket, key, value) VALUES (?1, ?2, ?3, ?4)")
+                .unwrap();
+            // "ké" is 3 bytes in UTF-8: bytes are counted, not characters.
+            insert
+                .execute(params!["old", "a", "ké", vec![0u8; 10]])
+                .unwrap();
+            insert
+                .execute(params!["old", "b", "k2", vec![0u8; 5]])
+                .unwrap();
+            insert
+                .execute(params!["neighbour", "a", "k", vec![0u8; 100]])
+                .unwrap();
+        }
+        let quota = Quota {
+            max_bytes: 30,
+            max_keys: 10,
+        };
+        let kv = SqliteKeyValue::open(&path, quota).unwrap();
+        let stored = |app: &str| usage(&lock(&kv.reader), app).unwrap();
+        assert_eq!(stored("old"), Usage { bytes: 20, keys: 2 });
+        assert_eq!(
+            stored("neighbour"),
+            Usage {
+                bytes: 101,
+                keys: 1
+            }
+        );
+
+        let bucket = BucketId {
+            app: "old".into(),
+            bucket: "a".into(),
+        };
+        let err = kv
+            .set(bucket.clone(), "x".into(), vec![0; 10])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                KeyValueError::BytesQuota {
+                    limit: 30,
+                    used: 20,
+                    adding: 11
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(stored("old"), Usage { bytes: 20, keys: 2 });
+        kv.set(bucket.clone(), "x".into(), vec![0; 9])
+            .await
+            .unwrap();
+        assert_eq!(stored("old"), Usage { bytes: 30, keys: 3 });
+        kv.delete(bucket, "ké".into()).await.unwrap();
+        assert_eq!(stored("old"), Usage { bytes: 17, keys: 2 });
     }
 }

@@ -32,6 +32,7 @@ pub(crate) fn push(out: &mut Vec<u8>, function_id: i64, r: &InvocationRecord) {
     // read as they are.
     out.push(
         EXTENDED
+            | HOST_MEMORY
             | match r.trigger {
                 Trigger::Http => 0,
                 Trigger::Api => 1,
@@ -62,10 +63,14 @@ pub(crate) fn push(out: &mut Vec<u8>, function_id: i64, r: &InvocationRecord) {
     out.extend_from_slice(&r.outbound.requests.to_le_bytes());
     out.extend_from_slice(&r.outbound.bytes.to_le_bytes());
     out.extend_from_slice(&(r.outbound.time.as_micros() as u64).to_le_bytes());
+    out.extend_from_slice(&r.peak_host_memory.to_le_bytes());
 }
 
 /// Set in the trigger byte of a record with the later fields.
 const EXTENDED: u8 = 0x80;
+/// Set in the trigger byte of a record with its peak host memory (after the
+/// `EXTENDED` fields).
+const HOST_MEMORY: u8 = 0x40;
 
 /// Unpacks a batch; `None` if the bytes are not a valid batch.
 pub(crate) fn unpack(mut bytes: &[u8]) -> Option<Vec<Packed>> {
@@ -81,7 +86,7 @@ pub(crate) fn unpack(mut bytes: &[u8]) -> Option<Vec<Packed>> {
         let function_id = i64::from_le_bytes(take(8)?.try_into().ok()?);
         let version = u32::from_le_bytes(take(4)?.try_into().ok()?);
         let trigger_byte = take(1)?[0];
-        let trigger = match trigger_byte & !EXTENDED {
+        let trigger = match trigger_byte & !(EXTENDED | HOST_MEMORY) {
             1 => Trigger::Api,
             2 => Trigger::Event,
             3 => Trigger::Service,
@@ -106,6 +111,10 @@ pub(crate) fn unpack(mut bytes: &[u8]) -> Option<Vec<Packed>> {
             outbound.bytes = u64::from_le_bytes(take(8)?.try_into().ok()?);
             outbound.time = Duration::from_micros(u64::from_le_bytes(take(8)?.try_into().ok()?));
         }
+        let mut peak_host_memory = 0;
+        if trigger_byte & HOST_MEMORY != 0 {
+            peak_host_memory = u64::from_le_bytes(take(8)?.try_into().ok()?);
+        }
         let [wall, cpu, peak_memory, bytes_in, bytes_out] = numbers;
         records.push(Packed {
             record: InvocationRecord {
@@ -118,6 +127,7 @@ pub(crate) fn unpack(mut bytes: &[u8]) -> Option<Vec<Packed>> {
                 wall: Duration::from_micros(wall),
                 cpu: Duration::from_micros(cpu),
                 peak_memory,
+                peak_host_memory,
                 bytes_in,
                 bytes_out,
                 status,

@@ -12,6 +12,8 @@
 
 mod batch;
 mod error;
+mod last_errors;
+mod log_budget;
 mod logs;
 pub mod record;
 mod schema;
@@ -19,6 +21,8 @@ mod usage;
 mod writer;
 
 pub use error::LedgerError;
+pub use last_errors::LastError;
+pub use log_budget::DEFAULT_LOG_BYTES_PER_APP_DAY;
 pub use logs::LogQuery;
 pub use record::{InvocationRecord, LogLine, LogStream, Outbound, Trigger};
 pub use usage::{PriceSheet, UsageQuery, UsageReport, UsageRow};

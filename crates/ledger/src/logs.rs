@@ -6,11 +6,12 @@ use rusqlite::params;
 
 use crate::Ledger;
 use crate::batch;
-use crate::error::{DbContext, LedgerError};
+use crate::error::{DB, LedgerError};
 use crate::record::{
     InvocationRecord, LogLine, LogStream, from_unix_micros, id_key, time_key, unix_micros,
 };
 use crate::usage::function_names;
+use stratus_sqlite::During;
 
 /// Longer than any invocation may run (the largest `timeout` is 15 min).
 const LONGEST_INVOCATION: Duration = Duration::from_secs(20 * 60);
@@ -38,7 +39,7 @@ impl Ledger {
                    AND (?4 IS NULL OR invocation_id = ?4)
                  ORDER BY seq DESC LIMIT ?5",
             )
-            .during(ACTION)?;
+            .during(DB, ACTION)?;
         let mut lines = statement
             .query_map(
                 params![
@@ -59,9 +60,9 @@ impl Ledger {
                     })
                 },
             )
-            .during(ACTION)?
+            .during(DB, ACTION)?
             .collect::<Result<Vec<_>, _>>()
-            .during(ACTION)?;
+            .during(DB, ACTION)?;
         lines.reverse();
         Ok(lines)
     }
@@ -93,10 +94,10 @@ impl Ledger {
                 "SELECT records FROM invocation_batch
                  WHERE min_id <= ?1 AND max_id >= ?1 AND min_id >= ?2",
             )
-            .during(ACTION)?;
-        let mut rows = statement.query(params![key, window]).during(ACTION)?;
-        while let Some(row) = rows.next().during(ACTION)? {
-            let bytes: Vec<u8> = row.get(0).during(ACTION)?;
+            .during(DB, ACTION)?;
+        let mut rows = statement.query(params![key, window]).during(DB, ACTION)?;
+        while let Some(row) = rows.next().during(DB, ACTION)? {
+            let bytes: Vec<u8> = row.get(0).during(DB, ACTION)?;
             let found = batch::unpack(&bytes)
                 .into_iter()
                 .flatten()

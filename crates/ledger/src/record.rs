@@ -43,6 +43,10 @@ pub struct InvocationRecord {
     pub cpu: Duration,
     /// Peak linear memory in bytes.
     pub peak_memory: u64,
+    /// Peak host memory the guest made the host hold for it (the headers
+    /// it built), in bytes, as sampled while it ran: charged against the
+    /// budget its `memory` cap gives, not billed.
+    pub peak_host_memory: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// The HTTP status the caller got.
@@ -166,32 +170,15 @@ pub(crate) fn time_key(t: SystemTime) -> Vec<u8> {
 
 pub(crate) use stratus_sqlite::{from_unix_micros, unix_micros};
 
-/// RFC 3339 with milliseconds, UTC: what people and log tools read.
+/// RFC 3339 with milliseconds, UTC: what people and log tools read. A
+/// time before 1970 reads as 1970; one beyond what a calendar date can
+/// hold (a damaged row) as its raw microseconds.
 pub fn format_time(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// algorithm), so timestamps need no date crate.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let micros = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    match chrono::DateTime::from_timestamp_micros(micros) {
+        Some(time) => time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        None => format!("@{micros}us"),
+    }
 }

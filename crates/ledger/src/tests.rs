@@ -28,6 +28,7 @@ fn record(id: &str, function: &str, wall_ms: u64, peak_mib: u64) -> InvocationRe
         wall: Duration::from_millis(wall_ms),
         cpu: Duration::from_micros(250),
         peak_memory: peak_mib << 20,
+        peak_host_memory: 0,
         bytes_in: 10,
         bytes_out: 20,
         status: 200,
@@ -231,6 +232,10 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
 fn times_print_as_rfc3339_utc() {
     let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
     assert_eq!(record::format_time(t), "2026-11-18T11:06:40.123Z");
+    let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
+    assert_eq!(record::format_time(before), "1970-01-01T00:00:00.000Z");
+    let beyond = SystemTime::UNIX_EPOCH + Duration::from_secs(i64::MAX as u64 / 1000);
+    assert!(record::format_time(beyond).starts_with('@'));
 }
 
 #[test]
@@ -276,7 +281,9 @@ fn a_batch_packs_and_unpacks_every_field() {
 fn a_service_call_keeps_its_caller_and_outbound_usage() {
     let mut r = record(&id(5), "pricing", 3, 1);
     r.trigger = Trigger::Service;
-    r.caller = Some(id(4));
+    // One id, made once: two calls a millisecond apart differ.
+    let caller = id(4);
+    r.caller = Some(caller.clone());
     r.outbound = crate::Outbound {
         requests: 3,
         bytes: 4096,
@@ -286,8 +293,25 @@ fn a_service_call_keeps_its_caller_and_outbound_usage() {
     batch::push(&mut bytes, 1, &r);
     let back = batch::unpack(&bytes).unwrap().remove(0).record;
     assert_eq!(back.trigger, Trigger::Service);
-    assert_eq!(back.caller, Some(id(4)));
+    assert_eq!(back.caller, Some(caller));
     assert_eq!(back.outbound, r.outbound);
+}
+
+#[test]
+fn the_peak_host_memory_is_kept() {
+    let mut r = record(&id(6), "flood", 3, 64);
+    r.peak_host_memory = 61 << 20;
+    let mut bytes = Vec::new();
+    batch::push(&mut bytes, 1, &r);
+    let back = batch::unpack(&bytes).unwrap().remove(0).record;
+    assert_eq!(back.peak_host_memory, 61 << 20);
+    assert_eq!(back.trigger, Trigger::Http);
+    // As the version before wrote it: no host memory bit, no last field.
+    let trigger_at = 1 + bytes[0] as usize + 8 + 4;
+    bytes[trigger_at] &= !0x40;
+    bytes.truncate(bytes.len() - 8);
+    let back = batch::unpack(&bytes).unwrap().remove(0).record;
+    assert_eq!((back.peak_host_memory, back.outbound), (0, r.outbound));
 }
 
 #[test]

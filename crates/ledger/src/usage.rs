@@ -7,8 +7,9 @@ use rusqlite::params;
 
 use crate::Ledger;
 use crate::batch;
-use crate::error::{DbContext, LedgerError};
+use crate::error::{DB, LedgerError};
 use crate::record::{InvocationRecord, format_time, time_key, unix_micros};
+use stratus_sqlite::During;
 
 /// What compute costs. The defaults are the public AWS Lambda x86 list
 /// price, so users can compare a Stratus bill with a Lambda one.
@@ -188,11 +189,11 @@ impl Ledger {
         let names = function_names(&conn)?;
         let mut statement = conn
             .prepare_cached("SELECT records FROM invocation_batch WHERE max_id >= ?1")
-            .during(ACTION)?;
-        let mut rows = statement.query([&from]).during(ACTION)?;
+            .during(DB, ACTION)?;
+        let mut rows = statement.query([&from]).during(DB, ACTION)?;
         let mut sums = ByFunction::new();
-        while let Some(row) = rows.next().during(ACTION)? {
-            let bytes: Vec<u8> = row.get(0).during(ACTION)?;
+        while let Some(row) = rows.next().during(DB, ACTION)? {
+            let bytes: Vec<u8> = row.get(0).during(DB, ACTION)?;
             let Some(records) = batch::unpack(&bytes) else {
                 tracing::warn!("skipping a damaged batch of invocation records");
                 continue;
@@ -224,7 +225,7 @@ impl Ledger {
                  WHERE hour >= ?1 / 3600000000 AND (?2 IS NULL OR app = ?2)
                  GROUP BY app, function",
             )
-            .during(ACTION)?;
+            .during(DB, ACTION)?;
         let rows = statement
             .query_map(params![unix_micros(since), app], |row| {
                 Ok((
@@ -241,8 +242,8 @@ impl Ledger {
                     },
                 ))
             })
-            .during(ACTION)?;
-        rows.collect::<Result<ByFunction, _>>().during(ACTION)
+            .during(DB, ACTION)?;
+        Ok(rows.collect::<Result<ByFunction, _>>().during(DB, ACTION)?)
     }
 }
 
@@ -253,11 +254,11 @@ pub(crate) fn function_names(
     const ACTION: &str = "reading function names";
     let mut statement = conn
         .prepare_cached("SELECT id, app, function FROM function_key")
-        .during(ACTION)?;
+        .during(DB, ACTION)?;
     let names = statement
         .query_map([], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))))
-        .during(ACTION)?
+        .during(DB, ACTION)?
         .collect::<Result<HashMap<_, _>, _>>()
-        .during(ACTION)?;
+        .during(DB, ACTION)?;
     Ok(names)
 }

@@ -4,18 +4,21 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, params};
 use tokio::sync::broadcast;
 
 use crate::batch;
-use crate::error::{DbContext, LedgerError};
+use crate::error::{DB, LedgerError};
+use crate::last_errors::{LastError, LastErrors};
+use crate::log_budget::LogBudget;
 use crate::record::{InvocationRecord, LogLine, id_key, time_key, unix_micros};
 use crate::schema;
 use crate::usage::{PriceSheet, Sums};
+use stratus_sqlite::{Batcher, During, WriterConfig, spawn_writer};
 
 /// How long the ledger keeps what it stores.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +50,8 @@ pub struct LedgerStats {
     pub batches: AtomicU64,
     pub write_failures: AtomicU64,
     pub records_dropped: AtomicU64,
+    /// Log lines dropped because their app had used its daily budget.
+    pub log_lines_over_budget: AtomicU64,
 }
 
 /// How long the writer gathers records before committing them together. It
@@ -72,7 +77,9 @@ enum Entry {
 
 struct Shared {
     stats: LedgerStats,
+    log_budget: LogBudget,
     live: broadcast::Sender<Arc<LogLine>>,
+    last_errors: LastErrors,
 }
 
 /// Hands invocation records to the writer thread. Cheap to clone; never
@@ -92,7 +99,15 @@ impl std::fmt::Debug for Recorder {
 impl Recorder {
     /// Queues one invocation and its log lines for writing, and shows the
     /// lines to anyone following logs live.
-    pub fn record(&self, record: InvocationRecord, logs: Vec<LogLine>) {
+    pub fn record(&self, record: InvocationRecord, mut logs: Vec<LogLine>) {
+        self.shared.last_errors.note(&record);
+        let over = self.shared.log_budget.admit(&mut logs, SystemTime::now());
+        if over > 0 {
+            self.shared
+                .stats
+                .log_lines_over_budget
+                .fetch_add(over, Ordering::Relaxed);
+        }
         if !logs.is_empty() && self.shared.live.receiver_count() > 0 {
             for line in &logs {
                 let _ = self.shared.live.send(Arc::new(line.clone()));
@@ -152,17 +167,26 @@ impl Ledger {
     ) -> Result<Ledger, LedgerError> {
         let writer = schema::open(path)?;
         let reader = stratus_sqlite::open(path, false)?;
-        let (tx, rx) = mpsc::channel();
         let (live, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared {
             stats: LedgerStats::default(),
+            log_budget: LogBudget::default(),
             live,
+            last_errors: LastErrors::default(),
         });
-        let thread_shared = shared.clone();
-        std::thread::Builder::new()
-            .name("stratus-ledger".into())
-            .spawn(move || write_loop(writer, rx, &thread_shared, retention))
-            .map_err(LedgerError::Thread)?;
+        let batcher = LedgerWriter {
+            shared: shared.clone(),
+            retention,
+            function_ids: FunctionIds::default(),
+            flushes: Vec::new(),
+        };
+        let config = WriterConfig {
+            thread_name: "stratus-ledger",
+            max_batch: MAX_BATCH,
+            retry_after: RETRY_AFTER,
+            maintain_every: PRUNE_EVERY,
+        };
+        let tx = spawn_writer(writer, batcher, config).map_err(LedgerError::Thread)?;
         Ok(Ledger {
             path: path.to_path_buf(),
             reader: Mutex::new(reader),
@@ -172,8 +196,22 @@ impl Ledger {
         })
     }
 
+    /// The most log bytes one app may keep per day (UTC); past it its
+    /// lines are dropped and counted.
+    pub fn set_log_budget(&self, bytes_per_app_day: u64) {
+        self.recorder
+            .shared
+            .log_budget
+            .set_per_day(bytes_per_app_day);
+    }
+
     pub fn recorder(&self) -> Recorder {
         self.recorder.clone()
+    }
+
+    /// The newest failed invocation of a function since the node started.
+    pub fn last_error(&self, app: &str, function: &str) -> Option<LastError> {
+        self.recorder.shared.last_errors.get(app, function)
     }
 
     pub fn prices(&self) -> &PriceSheet {
@@ -199,64 +237,54 @@ impl Ledger {
     }
 }
 
-fn write_loop(
-    mut conn: Connection,
-    rx: mpsc::Receiver<Entry>,
-    shared: &Shared,
+/// The ledger's writer. Nobody waits on a record, so a batch lingers for
+/// [`COMMIT_INTERVAL`] to gather more (one fsync for all of them) unless a
+/// flush is waiting. Records that cannot be written stay in memory, up to
+/// [`MAX_PENDING`], and are retried.
+struct LedgerWriter {
+    shared: Arc<Shared>,
     retention: Retention,
-) {
-    let stats = &shared.stats;
-    let mut pending: Vec<(Box<InvocationRecord>, Vec<LogLine>)> = Vec::new();
-    let mut flushes: Vec<mpsc::Sender<()>> = Vec::new();
-    let mut retry_at: Option<Instant> = None;
-    let mut function_ids = FunctionIds::default();
-    let mut next_prune = Instant::now();
-    loop {
-        let now = Instant::now();
-        let wake = retry_at.unwrap_or(next_prune).min(next_prune);
-        let push = |entry: Entry, pending: &mut Vec<_>, flushes: &mut Vec<_>| match entry {
-            Entry::Invocation(record, logs) => pending.push((record, logs)),
-            Entry::Flush(done) => flushes.push(done),
-        };
-        match rx.recv_timeout(wake.saturating_duration_since(now)) {
-            Ok(entry) => push(entry, &mut pending, &mut flushes),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                let _ = write_batch(&mut conn, &pending, &mut function_ids, stats);
-                return;
+    function_ids: FunctionIds,
+    /// Answered once every record sent before them is written.
+    flushes: Vec<mpsc::Sender<()>>,
+}
+
+impl Batcher for LedgerWriter {
+    type Op = Entry;
+
+    fn linger(&self, pending: &[Entry]) -> Duration {
+        let flushing =
+            !self.flushes.is_empty() || pending.iter().any(|e| matches!(e, Entry::Flush(_)));
+        if flushing {
+            Duration::ZERO
+        } else {
+            COMMIT_INTERVAL
+        }
+    }
+
+    fn apply(&mut self, conn: &mut Connection, pending: &mut Vec<Entry>) {
+        let stats = &self.shared.stats;
+        pending.retain_mut(|entry| match entry {
+            Entry::Flush(done) => {
+                self.flushes.push(done.clone());
+                false
             }
-        }
-        // Group commit: let what arrives over the next few milliseconds
-        // join the same transaction (one fsync for all of it), unless
-        // someone is waiting for a flush. Sleeping rather than waiting on
-        // the channel matters: a receiver blocked in `recv` must be woken
-        // by every send, a syscall on the request path.
-        if !pending.is_empty() && flushes.is_empty() {
-            std::thread::sleep(COMMIT_INTERVAL);
-        }
-        while pending.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(entry) => push(entry, &mut pending, &mut flushes),
-                Err(_) => break,
-            }
-        }
-        let may_write = retry_at.is_none_or(|at| Instant::now() >= at);
-        if !pending.is_empty() && may_write {
+            Entry::Invocation(..) => true,
+        });
+        if !pending.is_empty() {
             let take = pending.len().min(MAX_BATCH);
-            match write_batch(&mut conn, &pending[..take], &mut function_ids, stats) {
+            match write_batch(conn, &pending[..take], &mut self.function_ids, stats) {
                 Ok(()) => {
                     pending.drain(..take);
-                    retry_at = None;
                 }
                 Err(e) => {
                     // Ids handed out inside the failed transaction are gone.
-                    function_ids.clear();
+                    self.function_ids.clear();
                     stats.write_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
                         "cannot write {} invocation records (kept in memory, retrying): {e}",
                         pending.len()
                     );
-                    retry_at = Some(Instant::now() + RETRY_AFTER);
                     if pending.len() > MAX_PENDING {
                         let excess = pending.len() - MAX_PENDING;
                         pending.drain(..excess);
@@ -268,15 +296,27 @@ fn write_loop(
             }
         }
         if pending.is_empty() {
-            for done in flushes.drain(..) {
+            for done in self.flushes.drain(..) {
                 let _ = done.send(());
             }
         }
-        if Instant::now() >= next_prune {
-            if let Err(e) = prune(&conn, retention, SystemTime::now()) {
-                tracing::warn!("cannot prune the ledger: {e}");
+    }
+
+    fn maintain(&mut self, conn: &mut Connection) {
+        if let Err(e) = prune(conn, self.retention, SystemTime::now()) {
+            tracing::warn!("cannot prune the ledger: {e}");
+        }
+    }
+
+    /// Writes everything still pending, batch by batch, until done or a
+    /// write fails.
+    fn close(&mut self, conn: &mut Connection, pending: &mut Vec<Entry>) {
+        loop {
+            let before = pending.len();
+            self.apply(conn, pending);
+            if pending.is_empty() || pending.len() == before {
+                return;
             }
-            next_prune = Instant::now() + PRUNE_EVERY;
         }
     }
 }
@@ -305,14 +345,15 @@ fn function_id(
     Ok(id)
 }
 
+/// Writes the records of `batch` (flushes taken out) in one transaction.
 fn write_batch(
     conn: &mut Connection,
-    batch: &[(Box<InvocationRecord>, Vec<LogLine>)],
+    batch: &[Entry],
     function_ids: &mut FunctionIds,
     stats: &LedgerStats,
 ) -> Result<(), LedgerError> {
     const ACTION: &str = "writing invocation records";
-    let tx = conn.transaction().during(ACTION)?;
+    let tx = conn.transaction().during(DB, ACTION)?;
     let mut rollups: HashMap<(i64, &str, &str), Sums> = HashMap::new();
     let mut lines = 0u64;
     let mut packed = Vec::with_capacity(batch.len() * 96);
@@ -323,10 +364,14 @@ fn write_batch(
                 "INSERT INTO log_line (at_us, invocation_id, app, function, stream, text)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
-            .during(ACTION)?;
-        for (r, logs) in batch {
+            .during(DB, ACTION)?;
+        for entry in batch {
+            let Entry::Invocation(r, logs) = entry else {
+                continue;
+            };
             let started = unix_micros(r.started_at);
-            let function = function_id(&tx, function_ids, &r.app, &r.function).during(ACTION)?;
+            let function =
+                function_id(&tx, function_ids, &r.app, &r.function).during(DB, ACTION)?;
             batch::push(&mut packed, function, r);
             let key = id_key(&r.id);
             if min_id.as_ref().is_none_or(|min| key < *min) {
@@ -350,7 +395,7 @@ fn write_batch(
                         line.stream.as_str(),
                         line.text,
                     ])
-                    .during(ACTION)?;
+                    .during(DB, ACTION)?;
                 lines += 1;
             }
         }
@@ -359,9 +404,9 @@ fn write_batch(
                 "INSERT INTO invocation_batch (min_id, max_id, count, records)
                  VALUES (?1, ?2, ?3, ?4)",
             )
-            .during(ACTION)?
+            .during(DB, ACTION)?
             .execute(params![min_id, max_id, batch.len() as i64, packed])
-            .during(ACTION)?;
+            .during(DB, ACTION)?;
         }
         let mut upsert = tx
             .prepare_cached(
@@ -378,7 +423,7 @@ fn write_batch(
                    bytes_in = bytes_in + excluded.bytes_in,
                    bytes_out = bytes_out + excluded.bytes_out",
             )
-            .during(ACTION)?;
+            .during(DB, ACTION)?;
         for ((hour, app, function), a) in &rollups {
             upsert
                 .execute(params![
@@ -394,10 +439,10 @@ fn write_batch(
                     a.bytes_in,
                     a.bytes_out
                 ])
-                .during(ACTION)?;
+                .during(DB, ACTION)?;
         }
     }
-    tx.commit().during(ACTION)?;
+    tx.commit().during(DB, ACTION)?;
     stats
         .records_written
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -430,7 +475,7 @@ pub(crate) fn prune(
         loop {
             let deleted = conn
                 .execute(sql, params![cutoff, PRUNE_CHUNK])
-                .during("pruning old records")?;
+                .during(DB, "pruning old records")?;
             total += deleted as u64;
             if (deleted as i64) < PRUNE_CHUNK {
                 break;
@@ -443,7 +488,7 @@ pub(crate) fn prune(
             "DELETE FROM usage_hourly WHERE hour < ?1",
             [unix_micros(before(retention.usage)).div_euclid(3_600_000_000)],
         )
-        .during("pruning old usage")? as u64;
+        .during(DB, "pruning old usage")? as u64;
     if total > 0 {
         tracing::info!(rows = total, "pruned ledger rows past their retention");
     }

@@ -18,18 +18,10 @@ pub struct Location {
 
 impl Location {
     /// The location of byte `offset` in `text`, read from the file `file`.
+    /// This reads the whole text; validation, which asks for many
+    /// locations, builds one `LineIndex` instead.
     pub fn at(file: &str, text: &str, offset: usize) -> Location {
-        let mut offset = offset.min(text.len());
-        while !text.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let before = &text[..offset];
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        Location {
-            file: file.to_owned(),
-            line: before.matches('\n').count() + 1,
-            column: before[line_start..].chars().count() + 1,
-        }
+        crate::lines::LineIndex::new(text).location(file, offset)
     }
 }
 
@@ -54,21 +46,23 @@ pub enum ManifestError {
         source: std::io::Error,
     },
 
+    /// The manifest is longer than [`crate::MAX_MANIFEST_SIZE`]; refused
+    /// before it is parsed.
+    #[error(
+        "{file}: the manifest is {size} bytes, more than the {limit} ({} bytes) a manifest may have; make it smaller: one prefix route such as \"/api/...\" serves a whole tree of paths",
+        limit.bytes()
+    )]
+    TooLarge {
+        file: String,
+        size: u64,
+        limit: crate::ByteSize,
+    },
+
     /// The text is not valid TOML, a key is unknown, or a table has the
     /// wrong shape. `message` is toml's own text (e.g. "unknown field `foo`,
     /// expected one of `name`, ...").
     #[error("{location}: {message}")]
     Toml { location: Location, message: String },
-
-    /// A key that a later version of Stratus implements.
-    #[error(
-        "{location}: function \"{function}\": `{key}` is recognised but not supported by this version of Stratus yet; remove it to deploy with this version"
-    )]
-    Unsupported {
-        location: Location,
-        function: String,
-        key: String,
-    },
 
     /// A value is missing, of the wrong type or out of range. `key` is the
     /// manifest key at fault (`name`, `memory`, `routes`, ...).
@@ -127,12 +121,12 @@ impl ManifestError {
     pub fn location(&self) -> Option<&Location> {
         match self {
             ManifestError::Toml { location, .. }
-            | ManifestError::Unsupported { location, .. }
             | ManifestError::Invalid { location, .. }
             | ManifestError::DuplicateFunction { location, .. }
             | ManifestError::DuplicateRoute { location, .. } => Some(location),
             ManifestError::NotFound { .. }
             | ManifestError::Read { .. }
+            | ManifestError::TooLarge { .. }
             | ManifestError::MissingComponent { .. } => None,
         }
     }

@@ -9,20 +9,23 @@
 //! is built, uploaded or bound.
 //!
 //! Errors are for the person editing the file: each names the file, line,
-//! column and key, and says what to write instead. Keys that later versions
-//! of Stratus implement (none at the moment: see `raw::UNSUPPORTED_FUNCTION_KEYS`)
-//! are refused as such, rather than as unknown keys.
+//! column and key, and says what to write instead.
 //!
 //! The validated types ([`Manifest`], [`FunctionSpec`]) serialize to JSON in
-//! a stable form (sizes in bytes, the timeout in milliseconds, routes as
-//! strings), which is how the node stores a deployed function's spec.
+//! a stable form (sizes in bytes, the timeout in milliseconds; routes,
+//! outbound patterns, cron schedules and time zones as written), which is
+//! how the node stores a deployed function's spec. Values are kept parsed
+//! ([`OutboundRule`], [`Schedule`], `chrono_tz::Tz`), so no consumer parses
+//! them again, and a stored value that no longer parses fails to read.
 
 mod error;
+mod lines;
 mod model;
 mod outbound;
 mod raw;
 mod route;
 mod schedule;
+mod suggest;
 mod units;
 mod validate;
 
@@ -40,9 +43,10 @@ pub use model::{
     DEFAULT_MAX_OUTBOUND_BYTES, DEFAULT_MAX_OUTBOUND_REQUESTS, DEFAULT_OUTBOUND_TIMEOUT,
     MAX_MAX_OUTBOUND_BYTES, MAX_MAX_OUTBOUND_REQUESTS,
 };
+pub use model::{MAX_MANIFEST_SIZE, MAX_ROUTES_PER_APP};
 pub use outbound::OutboundRule;
 pub use route::{Route, RouteError};
-pub use schedule::{parse_schedule, parse_time_zone};
+pub use schedule::Schedule;
 pub use units::{ByteSize, SizeError};
 pub use validate::{
     CONFIG_KEY_RULE, NAME_RULE, RESERVED_FUNCTION_NAMES, valid_bucket_name, valid_config_key,

@@ -3,8 +3,8 @@
 //! These types exist only in a valid state when they come from
 //! [`Manifest::parse`]. They are also the form the node stores: each
 //! function's spec is kept as JSON (sizes in bytes, the timeout in
-//! milliseconds, routes as strings) and read back as is, without parsing the
-//! manifest again.
+//! milliseconds; routes, outbound patterns, schedules and zones as written)
+//! and read back as is, without parsing the manifest again.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ManifestError;
+use crate::outbound::OutboundRule;
 use crate::route::Route;
+use crate::schedule::Schedule;
 use crate::units::ByteSize;
 
 /// The file name `Manifest::load` looks for when given a directory.
@@ -38,6 +40,13 @@ pub const DEFAULT_MAX_OUTBOUND_BYTES: ByteSize = ByteSize::mib(16);
 pub const MAX_MAX_OUTBOUND_BYTES: ByteSize = ByteSize::gib(1);
 /// Per-request outbound timeout when `outbound_timeout` is not set.
 pub const DEFAULT_OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest accepted manifest text. Real manifests are a few KiB; the cap
+/// bounds what parsing a deploy's manifest can cost the node.
+pub const MAX_MANIFEST_SIZE: ByteSize = ByteSize::kib(256);
+/// Most routes an app may have, over all its functions. A prefix route
+/// (`"/api/..."`) serves a whole tree of paths, so real apps need few.
+pub const MAX_ROUTES_PER_APP: usize = 256;
 
 /// Smallest accepted `memory`: less cannot hold a typical guest's stack and data.
 pub const MIN_MEMORY: ByteSize = ByteSize::mib(1);
@@ -101,10 +110,9 @@ pub struct FunctionSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<TriggerSpec>,
     /// Outbound HTTP the function may make (patterns such as
-    /// `"https://*.example.com"`, see [`crate::OutboundRule`]); none by
-    /// default.
+    /// `"https://*.example.com"`); none by default. Stored as written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub allowed_outbound: Vec<String>,
+    pub allowed_outbound: Vec<OutboundRule>,
     /// Key-value buckets the function may open (`wasi:keyvalue`), scoped to
     /// the app.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -152,14 +160,28 @@ fn default_outbound_timeout() -> Duration {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TriggerSpec {
-    /// `{ queue = "orders" }`: every event published to the named queue.
-    Queue { queue: String, max_attempts: u32 },
+    /// `{ queue = "orders", from = ["shop"] }`: every event published to
+    /// the app's queue of this name, by its own functions, the admin API,
+    /// and the functions of the apps `from` lists (none by default: queues
+    /// are the app's own).
+    Queue {
+        queue: String,
+        // Specs stored before grants existed read as granting no one.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        from: Vec<String>,
+        max_attempts: u32,
+    },
     /// `{ cron = "0 */5 * * * *", timezone = "Europe/Paris" }`: a schedule
-    /// with a seconds field, evaluated in UTC unless a zone is named.
+    /// with a seconds field, evaluated in UTC unless a zone is named. Both
+    /// are stored as written.
     Cron {
-        schedule: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timezone: Option<String>,
+        schedule: Schedule,
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "crate::schedule::zone"
+        )]
+        timezone: Option<chrono_tz::Tz>,
         max_attempts: u32,
     },
     /// `{ nats = "orders.created" }`: core NATS messages on a subject
@@ -200,12 +222,17 @@ impl std::fmt::Display for TriggerSpec {
     /// As written in the manifest, for logs and `/readyz`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TriggerSpec::Queue { queue, .. } => write!(f, "queue {queue:?}"),
+            TriggerSpec::Queue { queue, from, .. } if from.is_empty() => {
+                write!(f, "queue {queue:?}")
+            }
+            TriggerSpec::Queue { queue, from, .. } => {
+                write!(f, "queue {queue:?} (from {})", from.join(", "))
+            }
             TriggerSpec::Cron {
                 schedule, timezone, ..
             } => match timezone {
-                Some(zone) => write!(f, "cron {schedule:?} ({zone})"),
-                None => write!(f, "cron {schedule:?} (UTC)"),
+                Some(zone) => write!(f, "cron {:?} ({zone})", schedule.as_str()),
+                None => write!(f, "cron {:?} (UTC)", schedule.as_str()),
             },
             TriggerSpec::Nats { subject, .. } => write!(f, "nats {subject:?}"),
             TriggerSpec::JetStream {

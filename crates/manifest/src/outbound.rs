@@ -5,10 +5,22 @@
 //! host a name, an IP address, or `*.` and a domain (any subdomain, not the
 //! domain itself); the port a number or `*`, and when absent the scheme's
 //! own (80 or 443), as a URL means it.
+//!
+//! Where a name resolves is checked when the request is sent (the runtime
+//! refuses loopback, private and link-local addresses unless the node runs
+//! with `--outbound-allow-private`); only a pattern that is an IP address
+//! itself ([`OutboundRule::ip_literal`]) reaches such an address without it.
 
-/// One parsed pattern.
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One parsed pattern, with the text it was parsed from: that text is what
+/// the stored spec keeps and what messages show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundRule {
+    pattern: String,
     https: bool,
     host: HostPattern,
     /// `None`: any port.
@@ -61,7 +73,27 @@ impl OutboundRule {
                 ));
             }
         };
-        Ok(OutboundRule { https, host, port })
+        Ok(OutboundRule {
+            pattern: pattern.to_owned(),
+            https,
+            host,
+            port,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The IP address this pattern names, when its host is one written out
+    /// (`http://127.0.0.1:8080`) rather than a name or a wildcard: the
+    /// operator who wrote it meant that address, private or not.
+    pub fn ip_literal(&self) -> Option<IpAddr> {
+        match &self.host {
+            HostPattern::Exact(host) => host.parse().ok(),
+            HostPattern::Subdomains(_) => None,
+        }
     }
 
     /// Whether a request to `scheme://host:port` is allowed (`port` as the
@@ -76,6 +108,27 @@ impl OutboundRule {
                     host.len() > suffix.len() && host.ends_with(suffix.as_str())
                 }
             }
+    }
+}
+
+impl fmt::Display for OutboundRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.pattern)
+    }
+}
+
+impl Serialize for OutboundRule {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.pattern)
+    }
+}
+
+impl<'de> Deserialize<'de> for OutboundRule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pattern = String::deserialize(d)?;
+        OutboundRule::parse(&pattern).map_err(|why| {
+            serde::de::Error::custom(format!("{pattern:?} is not an outbound pattern: {why}"))
+        })
     }
 }
 
@@ -111,6 +164,24 @@ mod tests {
         assert!(!wild.allows(false, "badexample.com", 80));
         let ip = OutboundRule::parse("http://127.0.0.1:8080/").unwrap();
         assert!(ip.allows(false, "127.0.0.1", 8080));
+    }
+
+    #[test]
+    fn only_a_written_out_address_is_an_ip_literal() {
+        let literal = OutboundRule::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(literal.ip_literal(), Some([127, 0, 0, 1].into()));
+        for pattern in [
+            "http://localhost:*",
+            "http://*.0.0.1:*",
+            "https://api.example.com",
+            // Not dotted-quad, so not a literal: resolvers may still read
+            // it as 127.0.0.1, which is why the address is checked after
+            // resolution.
+            "http://2130706433",
+        ] {
+            let rule = OutboundRule::parse(pattern).unwrap();
+            assert_eq!(rule.ip_literal(), None, "{pattern}");
+        }
     }
 
     #[test]

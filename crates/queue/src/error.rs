@@ -2,12 +2,6 @@
 pub enum QueueError {
     #[error(transparent)]
     Database(#[from] stratus_sqlite::SqliteError),
-    #[error("queue database error while {action}: {source}")]
-    Db {
-        action: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
     #[error("the queue could not commit: {0}")]
     Commit(String),
     #[error("the queue's writer has stopped")]
@@ -18,12 +12,5 @@ pub enum QueueError {
     NotFound(i64),
 }
 
-pub(crate) trait DbContext<T> {
-    fn during(self, action: &'static str) -> Result<T, QueueError>;
-}
-
-impl<T> DbContext<T> for Result<T, rusqlite::Error> {
-    fn during(self, action: &'static str) -> Result<T, QueueError> {
-        self.map_err(|source| QueueError::Db { action, source })
-    }
-}
+/// The name of this crate's database in error messages.
+pub(crate) const DB: &str = "queue";

@@ -4,11 +4,16 @@ use std::time::{Duration, SystemTime};
 
 /// An event to enqueue. `id` is the CloudEvents `ce-id`: it stays the same
 /// across retries so handlers can be idempotent, and enqueueing the same
-/// `(queue, id)` twice stores it once.
+/// `(queue, origin, id)` twice stores it once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
     /// The queue: a named queue, or a function's own async queue.
     pub queue: String,
+    /// The app that published the event when it is not the queue's own
+    /// (a publish another app's trigger granted with `from`); `None` for
+    /// the queue's own events. Ids are unique per origin, so another app's
+    /// ce-id never shadows one of the queue's own.
+    pub origin: Option<String>,
     pub id: String,
     /// `ce-source`.
     pub source: String,
@@ -102,6 +107,8 @@ impl EventState {
 pub struct EventStatus {
     pub seq: i64,
     pub queue: String,
+    /// The app that published it into another app's queue (see `NewEvent`).
+    pub origin: Option<String>,
     pub id: String,
     pub state: EventState,
     pub attempts: u32,

@@ -6,19 +6,25 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use stratus_sqlite::from_unix_micros;
 
-use crate::error::{DbContext, QueueError};
+use crate::error::{DB, QueueError};
 use crate::model::{Delivery, EventState, EventStatus, NewEvent, RetryPolicy, Settled};
+use stratus_sqlite::During;
 
-/// Stores the event (once per `(queue, id)`); returns its sequence number.
+/// Stores the event (once per `(queue, origin, id)`); returns its sequence
+/// number.
 pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64, QueueError> {
     const ACTION: &str = "enqueueing an event";
+    // The queue's own events are stored with origin '' rather than NULL:
+    // SQLite's UNIQUE treats NULLs as distinct, which would end
+    // de-duplication.
+    let origin = e.origin.as_deref().unwrap_or("");
     conn.prepare_cached(
-        "INSERT INTO event (queue, id, source, kind, subject, path, content_type, data, state,
-                            max_attempts, created_us, updated_us, next_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?10, ?6, ?7, 'queued', ?8, ?9, ?9, ?9)
-         ON CONFLICT (queue, id) DO NOTHING",
+        "INSERT INTO event (queue, origin, id, source, kind, subject, path, content_type, data,
+                            state, max_attempts, created_us, updated_us, next_us)
+         VALUES (?1, ?11, ?2, ?3, ?4, ?5, ?10, ?6, ?7, 'queued', ?8, ?9, ?9, ?9)
+         ON CONFLICT (queue, origin, id) DO NOTHING",
     )
-    .during(ACTION)?
+    .during(DB, ACTION)?
     .execute(params![
         e.queue,
         e.id,
@@ -29,13 +35,15 @@ pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64, 
         e.data,
         e.max_attempts.max(1),
         now,
-        e.path
+        e.path,
+        origin
     ])
-    .during(ACTION)?;
-    conn.prepare_cached("SELECT seq FROM event WHERE queue = ?1 AND id = ?2")
-        .during(ACTION)?
-        .query_row(params![e.queue, e.id], |row| row.get(0))
-        .during(ACTION)
+    .during(DB, ACTION)?;
+    Ok(conn
+        .prepare_cached("SELECT seq FROM event WHERE queue = ?1 AND origin = ?2 AND id = ?3")
+        .during(DB, ACTION)?
+        .query_row(params![e.queue, origin, e.id], |row| row.get(0))
+        .during(DB, ACTION)?)
 }
 
 /// Stores a cron tick's event (if any: a first start only marks where the
@@ -53,25 +61,27 @@ pub(crate) fn fire(
         "INSERT INTO cron_tick (trigger, tick_us) VALUES (?1, ?2)
          ON CONFLICT (trigger) DO UPDATE SET tick_us = max(tick_us, excluded.tick_us)",
     )
-    .during("recording a cron tick")?
+    .during(DB, "recording a cron tick")?
     .execute(params![trigger, tick_us])
-    .during("recording a cron tick")?;
+    .during(DB, "recording a cron tick")?;
     Ok(seq)
 }
 
 /// The last tick a cron trigger fired, if it ever did.
 pub(crate) fn last_tick(conn: &Connection, trigger: &str) -> Result<Option<i64>, QueueError> {
-    conn.prepare_cached("SELECT tick_us FROM cron_tick WHERE trigger = ?1")
-        .during("reading a cron tick")?
+    Ok(conn
+        .prepare_cached("SELECT tick_us FROM cron_tick WHERE trigger = ?1")
+        .during(DB, "reading a cron tick")?
         .query_row([trigger], |row| row.get(0))
         .optional()
-        .during("reading a cron tick")
+        .during(DB, "reading a cron tick")?)
 }
 
 /// Stores an event straight into the dead-letter state: one that was
 /// delivered elsewhere (a JetStream message) until its attempts ran out, or
 /// that could not be read as an event at all. Redrive then delivers it
-/// through this queue.
+/// through this queue. An id already stored stays as it is, as `enqueue`
+/// leaves it: a duplicate never ends the event it duplicates.
 pub(crate) fn bury(
     conn: &Connection,
     e: &NewEvent,
@@ -81,13 +91,16 @@ pub(crate) fn bury(
 ) -> Result<i64, QueueError> {
     const ACTION: &str = "storing a dead letter";
     let seq = enqueue(conn, e, now)?;
+    if conn.changes() == 0 {
+        return Ok(seq);
+    }
     conn.prepare_cached(
         "UPDATE event SET state = 'dead', attempts = ?2, last_error = ?3, updated_us = ?4
          WHERE seq = ?1 AND state = 'queued' AND attempts = 0",
     )
-    .during(ACTION)?
+    .during(DB, ACTION)?
     .execute(params![seq, attempts, error, now])
-    .during(ACTION)?;
+    .during(DB, ACTION)?;
     Ok(seq)
 }
 
@@ -115,7 +128,7 @@ pub(crate) fn lease(
             "?1 IS NULL AND"
         }
     );
-    let mut select = conn.prepare_cached(&sql).during(ACTION)?;
+    let mut select = conn.prepare_cached(&sql).during(DB, ACTION)?;
     let deliveries = select
         .query_map(params![queue, now, max as i64], |row| {
             Ok(Delivery {
@@ -133,9 +146,9 @@ pub(crate) fn lease(
                 max_attempts: row.get(11)?,
             })
         })
-        .during(ACTION)?
+        .during(DB, ACTION)?
         .collect::<Result<Vec<_>, _>>()
-        .during(ACTION)?;
+        .during(DB, ACTION)?;
     // While leased, `next_us` is when the lease runs out: the same index
     // then finds events whose deliverer died.
     let mut mark = conn
@@ -144,9 +157,10 @@ pub(crate) fn lease(
                               lease_until_us = ?2, updated_us = ?3
              WHERE seq = ?1",
         )
-        .during(ACTION)?;
+        .during(DB, ACTION)?;
     for d in &deliveries {
-        mark.execute(params![d.seq, until, now]).during(ACTION)?;
+        mark.execute(params![d.seq, until, now])
+            .during(DB, ACTION)?;
     }
     Ok(deliveries)
 }
@@ -154,12 +168,13 @@ pub(crate) fn lease(
 /// After a restart nothing of this node is delivering: every leased event
 /// is due again at once rather than when its lease would have run out.
 pub(crate) fn recover(conn: &Connection, now: i64) -> Result<usize, QueueError> {
-    conn.execute(
-        "UPDATE event SET state = 'queued', next_us = ?1, lease_until_us = NULL
+    Ok(conn
+        .execute(
+            "UPDATE event SET state = 'queued', next_us = ?1, lease_until_us = NULL
          WHERE state = 'running'",
-        [now],
-    )
-    .during("recovering leased events")
+            [now],
+        )
+        .during(DB, "recovering leased events")?)
 }
 
 /// Records a successful delivery and the handler's answer.
@@ -175,14 +190,14 @@ pub(crate) fn succeed(
                               lease_until_us = NULL, next_us = ?4, updated_us = ?4
              WHERE seq = ?1 AND state = 'running'",
         )
-        .during("settling an event")?
+        .during(DB, "settling an event")?
         .execute(params![
             seq,
             result.map(|r| r.0),
             result.map(|r| r.1.as_slice()),
             now
         ])
-        .during("settling an event")?;
+        .during(DB, "settling an event")?;
     if changed == 0 {
         return Err(QueueError::NotFound(seq));
     }
@@ -203,9 +218,27 @@ pub(crate) fn release(
                               lease_until_us = NULL, updated_us = ?3
              WHERE seq = ?1 AND state = 'running'",
         )
-        .during("releasing an event")?
+        .during(DB, "releasing an event")?
         .execute(params![seq, now + delay.as_micros() as i64, now])
-        .during("releasing an event")?;
+        .during(DB, "releasing an event")?;
+    if changed == 0 {
+        return Err(QueueError::NotFound(seq));
+    }
+    Ok(())
+}
+
+/// Settles a leased event as dead at once with `error`, its attempt taken
+/// back (it was never delivered).
+pub(crate) fn reject(conn: &Connection, seq: i64, error: &str, now: i64) -> Result<(), QueueError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE event SET state = 'dead', attempts = MAX(attempts - 1, 0), last_error = ?2,
+                              next_us = ?3, lease_until_us = NULL, updated_us = ?3
+             WHERE seq = ?1 AND state = 'running'",
+        )
+        .during(DB, "rejecting an event")?
+        .execute(params![seq, error, now])
+        .during(DB, "rejecting an event")?;
     if changed == 0 {
         return Err(QueueError::NotFound(seq));
     }
@@ -226,10 +259,10 @@ pub(crate) fn fail(
         .prepare_cached(
             "SELECT attempts, max_attempts FROM event WHERE seq = ?1 AND state = 'running'",
         )
-        .during(ACTION)?
+        .during(DB, ACTION)?
         .query_row([seq], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()
-        .during(ACTION)?;
+        .during(DB, ACTION)?;
     let Some((attempts, max_attempts)) = found else {
         return Err(QueueError::NotFound(seq));
     };
@@ -244,9 +277,9 @@ pub(crate) fn fail(
                           updated_us = ?5
          WHERE seq = ?1",
     )
-    .during(ACTION)?
+    .during(DB, ACTION)?
     .execute(params![seq, state, next, error, now])
-    .during(ACTION)?;
+    .during(DB, ACTION)?;
     Ok(settled)
 }
 
@@ -258,31 +291,35 @@ pub(crate) fn redrive(
     id: Option<&str>,
     now: i64,
 ) -> Result<usize, QueueError> {
-    conn.prepare_cached(
-        "UPDATE event SET state = 'queued', attempts = 0, next_us = ?3, updated_us = ?3
+    Ok(conn
+        .prepare_cached(
+            "UPDATE event SET state = 'queued', attempts = 0, next_us = ?3, updated_us = ?3
          WHERE queue = ?1 AND state = 'dead' AND (?2 IS NULL OR id = ?2)",
-    )
-    .during("redriving dead events")?
-    .execute(params![queue, id, now])
-    .during("redriving dead events")
+        )
+        .during(DB, "redriving dead events")?
+        .execute(params![queue, id, now])
+        .during(DB, "redriving dead events")?)
 }
 
 /// Deletes settled events (succeeded or dead) last touched before `before`.
 pub(crate) fn prune(conn: &Connection, before: i64) -> Result<usize, QueueError> {
-    conn.execute(
-        "DELETE FROM event WHERE state IN ('succeeded', 'dead') AND updated_us < ?1",
-        [before],
-    )
-    .during("pruning settled events")
+    Ok(conn
+        .execute(
+            "DELETE FROM event WHERE state IN ('succeeded', 'dead') AND updated_us < ?1",
+            [before],
+        )
+        .during(DB, "pruning settled events")?)
 }
 
 const STATUS_COLUMNS: &str = "seq, queue, id, state, attempts, max_attempts, created_us, \
-     updated_us, next_us, last_error, result_status, result_body";
+     updated_us, next_us, last_error, result_status, result_body, origin";
 
 fn status_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventStatus> {
+    let origin: String = row.get(12)?;
     Ok(EventStatus {
         seq: row.get(0)?,
         queue: row.get(1)?,
+        origin: (!origin.is_empty()).then_some(origin),
         id: row.get(2)?,
         state: EventState::parse(&row.get::<_, String>(3)?),
         attempts: row.get(4)?,
@@ -302,25 +339,27 @@ pub(crate) fn recent(
     queue: &str,
     limit: usize,
 ) -> Result<Vec<EventStatus>, QueueError> {
-    conn.prepare_cached(&format!(
-        "SELECT {STATUS_COLUMNS} FROM event WHERE queue = ?1 ORDER BY seq DESC LIMIT ?2"
-    ))
-    .during("listing events")?
-    .query_map(params![queue, limit as i64], status_row)
-    .during("listing events")?
-    .collect::<Result<Vec<_>, _>>()
-    .during("listing events")
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {STATUS_COLUMNS} FROM event WHERE queue = ?1 ORDER BY seq DESC LIMIT ?2"
+        ))
+        .during(DB, "listing events")?
+        .query_map(params![queue, limit as i64], status_row)
+        .during(DB, "listing events")?
+        .collect::<Result<Vec<_>, _>>()
+        .during(DB, "listing events")?)
 }
 
 /// The newest event with this id, in any queue.
 pub(crate) fn status(conn: &Connection, id: &str) -> Result<Option<EventStatus>, QueueError> {
-    conn.prepare_cached(&format!(
-        "SELECT {STATUS_COLUMNS} FROM event WHERE id = ?1 ORDER BY seq DESC LIMIT 1"
-    ))
-    .during("reading an event")?
-    .query_row([id], status_row)
-    .optional()
-    .during("reading an event")
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {STATUS_COLUMNS} FROM event WHERE id = ?1 ORDER BY seq DESC LIMIT 1"
+        ))
+        .during(DB, "reading an event")?
+        .query_row([id], status_row)
+        .optional()
+        .during(DB, "reading an event")?)
 }
 
 /// The dead events of a queue, oldest first.
@@ -329,13 +368,14 @@ pub(crate) fn dead(
     queue: &str,
     limit: usize,
 ) -> Result<Vec<EventStatus>, QueueError> {
-    conn.prepare_cached(&format!(
-        "SELECT {STATUS_COLUMNS} FROM event WHERE queue = ?1 AND state = 'dead'
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {STATUS_COLUMNS} FROM event WHERE queue = ?1 AND state = 'dead'
          ORDER BY seq LIMIT ?2"
-    ))
-    .during("listing dead events")?
-    .query_map(params![queue, limit as i64], status_row)
-    .during("listing dead events")?
-    .collect::<Result<Vec<_>, _>>()
-    .during("listing dead events")
+        ))
+        .during(DB, "listing dead events")?
+        .query_map(params![queue, limit as i64], status_row)
+        .during(DB, "listing dead events")?
+        .collect::<Result<Vec<_>, _>>()
+        .during(DB, "listing dead events")?)
 }

@@ -6,6 +6,7 @@ use crate::*;
 fn event(queue: &str, id: &str, max_attempts: u32) -> NewEvent {
     NewEvent {
         queue: queue.into(),
+        origin: None,
         id: id.into(),
         source: "/tests".into(),
         kind: "com.example.test".into(),
@@ -240,6 +241,27 @@ async fn a_released_event_keeps_its_attempts() {
 }
 
 #[tokio::test]
+async fn a_rejected_event_is_dead_at_once_without_using_an_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(&dir, no_backoff());
+    queue.enqueue(event("fn:app/f", "big", 5)).await.unwrap();
+    let d = queue.lease(None, 1, LEASE).await.unwrap().remove(0);
+    queue
+        .reject(d.seq, "body_too_large: 4096 bytes".into())
+        .await
+        .unwrap();
+    assert!(queue.lease(None, 10, LEASE).await.unwrap().is_empty());
+    let dead = queue.dead_letters("fn:app/f", 10).unwrap();
+    assert_eq!(
+        (dead[0].attempts, dead[0].last_error.as_deref()),
+        (0, Some("body_too_large: 4096 bytes"))
+    );
+    // Settling it again finds nothing leased.
+    assert!(queue.reject(d.seq, "again".into()).await.is_err());
+    assert_eq!(queue.redrive("fn:app/f", Some("big")).await.unwrap(), 1);
+}
+
+#[tokio::test]
 async fn a_cron_tick_is_stored_with_its_event_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let tick = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
@@ -281,4 +303,82 @@ async fn a_buried_event_is_a_dead_letter_that_redrive_delivers() {
     assert_eq!(queue.redrive("fn:app/f", None).await.unwrap(), 1);
     let d = queue.lease(None, 10, LEASE).await.unwrap().remove(0);
     assert_eq!((d.id.as_str(), d.attempt), ("js-1", 1));
+}
+
+#[tokio::test]
+async fn burying_a_duplicate_leaves_the_stored_event_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(&dir, no_backoff());
+    queue.enqueue(event("fn:app/f", "dup", 3)).await.unwrap();
+    queue
+        .bury(event("fn:app/f", "dup", 3), 0, "too large".into())
+        .await
+        .unwrap();
+    assert!(queue.dead_letters("fn:app/f", 10).unwrap().is_empty());
+    assert_eq!(queue.lease(None, 10, LEASE).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn another_apps_id_never_shadows_the_queues_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = open(&dir, no_backoff());
+    let from = |app: &str| NewEvent {
+        origin: Some(app.into()),
+        ..event("fn:b/orders", "x", 3)
+    };
+    // Another app publishing "x" first takes nothing from the queue's own "x".
+    let shop = queue.enqueue(from("shop")).await.unwrap();
+    let own = queue.enqueue(event("fn:b/orders", "x", 3)).await.unwrap();
+    let other = queue.enqueue(from("other")).await.unwrap();
+    assert!(shop != own && own != other && shop != other);
+    // Each origin still de-duplicates its own ids.
+    assert_eq!(queue.enqueue(from("shop")).await.unwrap(), shop);
+    assert_eq!(
+        queue.enqueue(event("fn:b/orders", "x", 3)).await.unwrap(),
+        own
+    );
+
+    let recent = queue.recent("fn:b/orders", 10).unwrap();
+    let mut origins: Vec<Option<&str>> = recent.iter().map(|e| e.origin.as_deref()).collect();
+    origins.sort_unstable();
+    assert_eq!(origins, [None, Some("other"), Some("shop")]);
+    assert_eq!(queue.lease(None, 10, LEASE).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn events_stored_before_origins_existed_survive_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(Queue::FILE);
+    {
+        // A queue as a node before this schema left it: version 2, one
+        // event waiting, one already handled.
+        let mut conn = stratus_sqlite::open(&path, false).unwrap();
+        stratus_sqlite::migrate(&mut conn, &path, &crate::schema::MIGRATIONS[..2]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO event (seq, queue, id, source, kind, path, data, state, max_attempts,
+                                created_us, updated_us, next_us)
+             VALUES (7, 'fn:b/orders', 'old-1', '/s', 't', '/', x'01', 'queued', 3, 1, 1, 1),
+                    (8, 'fn:b/orders', 'old-2', '/s', 't', '/', x'02', 'succeeded', 3, 1, 1, 1);",
+        )
+        .unwrap();
+    }
+    let queue = open(&dir, no_backoff());
+    let old = queue.status("old-2").unwrap().unwrap();
+    assert_eq!(
+        (old.seq, old.state, old.origin),
+        (8, EventState::Succeeded, None)
+    );
+    // The stored events keep de-duplicating the queue's own publishes ...
+    assert_eq!(
+        queue
+            .enqueue(event("fn:b/orders", "old-1", 3))
+            .await
+            .unwrap(),
+        7
+    );
+    // ... and the waiting one is delivered.
+    let leased = queue.lease(None, 10, LEASE).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!((leased[0].seq, leased[0].id.as_str()), (7, "old-1"));
+    assert_eq!(leased[0].data, [1]);
 }

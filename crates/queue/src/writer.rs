@@ -3,16 +3,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::error::{DbContext, QueueError};
+use crate::error::{DB, QueueError};
 use crate::model::{Delivery, EventStatus, NewEvent, RetryPolicy, Settled};
 use crate::schema;
 use crate::store;
 use stratus_sqlite::unix_micros;
+use stratus_sqlite::{Batcher, During, WriterConfig, spawn_writer};
 
 /// The most operations one transaction takes.
 const MAX_BATCH: usize = 4096;
@@ -59,6 +60,11 @@ enum Op {
     Release {
         seq: i64,
         delay: Duration,
+        reply: Reply<()>,
+    },
+    Reject {
+        seq: i64,
+        error: String,
         reply: Reply<()>,
     },
 }
@@ -111,11 +117,18 @@ impl Queue {
             );
         }
         let reader = stratus_sqlite::open(path, false)?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("stratus-queue".into())
-            .spawn(move || write_loop(writer, rx, policy, keep_settled))
-            .map_err(QueueError::Thread)?;
+        let config = WriterConfig {
+            thread_name: "stratus-queue",
+            max_batch: MAX_BATCH,
+            // Nothing is left to retry: a failed batch answers its callers.
+            retry_after: Duration::ZERO,
+            maintain_every: PRUNE_EVERY,
+        };
+        let batcher = QueueWriter {
+            policy,
+            keep_settled,
+        };
+        let tx = spawn_writer(writer, batcher, config).map_err(QueueError::Thread)?;
         Ok(Queue {
             path: path.to_path_buf(),
             tx,
@@ -215,6 +228,15 @@ impl Queue {
         self.call(|reply| Op::Release { seq, delay, reply }).await
     }
 
+    /// Settles a leased event as dead at once, whatever attempts it has
+    /// left, and without counting this one: it was never delivered, because
+    /// it cannot be as it is (larger than its function's `max_body`, an
+    /// attribute no header can carry), so a retry would only fail the same
+    /// way. Redrive puts it back, say once `max_body` was raised.
+    pub async fn reject(&self, seq: i64, error: String) -> Result<(), QueueError> {
+        self.call(|reply| Op::Reject { seq, error, reply }).await
+    }
+
     /// Puts a queue's dead events (or the one with `id`) back in line.
     pub async fn redrive(&self, queue: &str, id: Option<&str>) -> Result<usize, QueueError> {
         let (queue, id) = (queue.to_owned(), id.map(str::to_owned));
@@ -242,38 +264,29 @@ impl Queue {
     }
 }
 
-fn write_loop(
-    mut conn: Connection,
-    rx: mpsc::Receiver<Op>,
+/// The queue's writer: every operation that queued up is applied in one
+/// transaction and answered after the commit (none lingers: each has a
+/// caller waiting); settled events are pruned now and then.
+struct QueueWriter {
     policy: RetryPolicy,
     keep_settled: Duration,
-) {
-    let mut next_prune = Instant::now();
-    loop {
-        let first = match rx.recv_timeout(next_prune.saturating_duration_since(Instant::now())) {
-            Ok(op) => Some(op),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        // Group commit: everything that queued up while the last commit
-        // was being fsync'd goes into this one.
-        let ops: Vec<Op> = first
-            .into_iter()
-            .chain(std::iter::from_fn(|| rx.try_recv().ok()).take(MAX_BATCH))
-            .collect();
-        if !ops.is_empty() {
-            apply(&mut conn, ops, &policy);
-        }
-        if Instant::now() >= next_prune {
-            let before = SystemTime::now()
-                .checked_sub(keep_settled)
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            match store::prune(&conn, unix_micros(before)) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(events = n, "pruned settled events"),
-                Err(e) => tracing::warn!("cannot prune the queue: {e}"),
-            }
-            next_prune = Instant::now() + PRUNE_EVERY;
+}
+
+impl Batcher for QueueWriter {
+    type Op = Op;
+
+    fn apply(&mut self, conn: &mut Connection, pending: &mut Vec<Op>) {
+        apply(conn, std::mem::take(pending), &self.policy);
+    }
+
+    fn maintain(&mut self, conn: &mut Connection) {
+        let before = SystemTime::now()
+            .checked_sub(self.keep_settled)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        match store::prune(conn, unix_micros(before)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "pruned settled events"),
+            Err(e) => tracing::warn!("cannot prune the queue: {e}"),
         }
     }
 }
@@ -285,9 +298,9 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
     let now = unix_micros(SystemTime::now());
     let mut answers: Vec<Answer> = Vec::with_capacity(ops.len());
     let committed = (|| -> Result<(), QueueError> {
-        let mut tx = conn.transaction().during("starting a batch")?;
+        let mut tx = conn.transaction().during(DB, "starting a batch")?;
         for op in ops {
-            let mut sp = tx.savepoint().during("starting an operation")?;
+            let mut sp = tx.savepoint().during(DB, "starting an operation")?;
             let (ok, done) = match op {
                 Op::Enqueue(event, reply) => {
                     let r = store::enqueue(&sp, &event, now);
@@ -332,19 +345,23 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
                     let r = store::release(&sp, seq, delay, now);
                     (r.is_ok(), answer(reply, r))
                 }
+                Op::Reject { seq, error, reply } => {
+                    let r = store::reject(&sp, seq, &error, now);
+                    (r.is_ok(), answer(reply, r))
+                }
                 Op::Redrive { queue, id, reply } => {
                     let r = store::redrive(&sp, &queue, id.as_deref(), now);
                     (r.is_ok(), answer(reply, r))
                 }
             };
             if ok {
-                sp.commit().during("finishing an operation")?;
+                sp.commit().during(DB, "finishing an operation")?;
             } else {
-                sp.rollback().during("undoing an operation")?;
+                sp.rollback().during(DB, "undoing an operation")?;
             }
             answers.push(done);
         }
-        tx.commit().during("committing a batch")
+        Ok(tx.commit().during(DB, "committing a batch")?)
     })();
     let failed = committed.err().map(|e| {
         tracing::error!("queue batch not committed: {e}");

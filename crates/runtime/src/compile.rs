@@ -85,6 +85,8 @@ impl Runtime {
         }
         let started = Instant::now();
         validate::check_bytes(bytes)?;
+        validate::check_limits(bytes, &self.slot_limits())?;
+        validate::check_code_size(bytes, &self.config.compile)?;
         let mut timings = CompileTimings {
             validate: started.elapsed(),
             ..CompileTimings::default()
@@ -102,7 +104,12 @@ impl Runtime {
         timings.compile = compile_started.elapsed();
 
         let check_started = Instant::now();
-        let prepared = self.pre_instantiate(sha256, &component)?;
+        let prepared = self.pre_instantiate(sha256, &component).inspect_err(|_| {
+            // A refused component leaves no compiled code behind.
+            if !timings.from_cache {
+                self.forget(sha256);
+            }
+        })?;
         timings.validate += check_started.elapsed();
         Ok((prepared, timings))
     }
@@ -176,17 +183,69 @@ impl Runtime {
     }
 
     fn compile_to(&self, artifact: &Path, bytes: &[u8]) -> Result<Component, RuntimeError> {
-        let native = self
-            .engine
-            .precompile_component(bytes)
-            .map_err(|e| ValidationError::Malformed(format!("{e:#}")))?;
+        let native = self.compile_bounded(bytes)?;
         write_atomically(artifact, &native)?;
-        self.load_artifact(artifact)
-            .ok_or_else(|| RuntimeError::Io {
-                action: "load the compiled artifact",
-                path: artifact.to_path_buf(),
-                source: std::io::Error::other("wasmtime refused the artifact it just wrote"),
+        // SAFETY: as in `load_artifact`; this engine wrote the file just now.
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Component::deserialize_file(&self.engine, artifact) };
+        loaded.map_err(|e| {
+            // Not left for the next deploy of the same bytes to trip over.
+            let _ = std::fs::remove_file(artifact);
+            if e.chain().any(|cause| cause.is::<std::io::Error>()) {
+                RuntimeError::Io {
+                    action: "load the compiled artifact",
+                    path: artifact.to_path_buf(),
+                    source: std::io::Error::other(format!("{e:#}")),
+                }
+            } else {
+                // Compiled code of this engine loads unless the component
+                // needs more than a pool slot holds (instance size, core
+                // instances): the component's limit, not the node's fault.
+                ValidationError::DoesNotFit(format!("{e:#}")).into()
+            }
+        })
+    }
+
+    /// Whether a compile is running, including one a deploy gave up
+    /// waiting for.
+    pub fn is_compiling(&self) -> bool {
+        self.compiling.try_lock().is_err()
+    }
+
+    /// Compiles on a thread of its own, one component at a time, and waits
+    /// at most the compile timeout for it (and as long again for a compile
+    /// before it). A compile past the timeout cannot be stopped: it runs to
+    /// its end and its result is dropped, never written to the cache.
+    fn compile_bounded(&self, bytes: &[u8]) -> Result<Vec<u8>, RuntimeError> {
+        let timeout = self.config.compile.timeout;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (engine, lock) = (self.engine.clone(), self.compiling.clone());
+        let bytes = bytes.to_vec();
+        std::thread::Builder::new()
+            .name("stratus-compile".into())
+            .spawn(move || {
+                let _one_at_a_time = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                if tx.send(None).is_err() {
+                    return; // the deploy gave up waiting
+                }
+                let _ = tx.send(Some(engine.precompile_component(&bytes)));
             })
+            .map_err(|source| RuntimeError::Io {
+                action: "start a compiler thread for",
+                path: PathBuf::from("the component"),
+                source,
+            })?;
+        let too_slow = || RuntimeError::from(ValidationError::CompileTimeout(timeout));
+        // First the turn (after any compile before it), then the compile.
+        rx.recv_timeout(timeout).map_err(|_| too_slow())?;
+        match rx.recv_timeout(timeout) {
+            Ok(Some(Ok(native))) => Ok(native),
+            Ok(Some(Err(e))) => Err(ValidationError::Malformed(format!("{e:#}")).into()),
+            Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(too_slow()),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(RuntimeError::Config(
+                "the compiler thread stopped without an answer".into(),
+            )),
+        }
     }
 
     fn pre_instantiate(
@@ -240,7 +299,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| io("create the cache directory for", e))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| io("write", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io("rename into place", e))
+    // Unique per write, so two deploys of one new component never write
+    // into each other's temp file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io("write", e)
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io("rename into place", e)
+    })
 }

@@ -20,13 +20,20 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 const KEEP_RESIDENT: usize = 1 << 20;
 /// How many slots' excess memory is decommitted per syscall.
 const DECOMMIT_BATCH: usize = 32;
+/// What a pool slot holds per core module. These are wasmtime's defaults,
+/// set explicitly because deploy checks components against them
+/// ([`crate::validate::check_limits`]); a Rust std component's modules
+/// define at most one table of a few hundred elements and one memory.
+const TABLE_ELEMENTS: usize = 20_000;
+const TABLES_PER_MODULE: u32 = 1;
+const MEMORIES_PER_MODULE: u32 = 1;
 
 use crate::capabilities::CapabilityStats;
 use crate::compile::PreparedComponent;
 use crate::error::RuntimeError;
 use crate::host::InstanceState;
 use crate::residency::ResidencyStats;
-use crate::services::InProcessServices;
+use crate::services::{InProcessServices, NodeOutbound};
 
 /// Settings that shape the engine. They are fixed for the life of a node;
 /// changing any of them changes [`Runtime::engine_hash`] and therefore the
@@ -44,6 +51,44 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// Where precompiled artifacts are cached.
     pub cache_dir: PathBuf,
+    /// Whether functions may reach loopback, private and link-local
+    /// addresses through a host name `allowed_outbound` allows
+    /// (`--outbound-allow-private`). Off, only a pattern naming such an IP
+    /// address itself reaches it.
+    pub outbound_allow_private: bool,
+    /// The bytes of stdout and stderr one invocation may log together
+    /// (`--log-max-per-invocation`); the rest is dropped with a marker.
+    pub output_capacity: usize,
+    /// What compiling one component may cost the node.
+    pub compile: CompileLimits,
+}
+
+/// Bounds on compiling one component at deploy. Cranelift's time and memory
+/// grow with the code it is given (a component of 400,000 functions took
+/// 40 s and 1.7 GB), and a compile cannot be interrupted once started, so
+/// the code is measured before compiling; the timeout bounds what the
+/// measure misses, and one compile at a time on all but one core keeps
+/// deploys from starving the requests being served.
+#[derive(Debug, Clone, Copy)]
+pub struct CompileLimits {
+    /// Functions in all of a component's core modules together.
+    pub max_functions: u64,
+    /// Bytes of code in all of a component's core modules together.
+    pub max_code_bytes: u64,
+    /// How long a deploy waits for the compiler before refusing the
+    /// component (the compile itself runs to its end in the background,
+    /// and its result is thrown away).
+    pub timeout: Duration,
+}
+
+impl Default for CompileLimits {
+    fn default() -> Self {
+        CompileLimits {
+            max_functions: 100_000,
+            max_code_bytes: 128 << 20,
+            timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 impl RuntimeConfig {
@@ -54,6 +99,9 @@ impl RuntimeConfig {
             max_memory: 4 << 30,
             epoch_tick: Duration::from_millis(5),
             cache_dir: cache_dir.into(),
+            outbound_allow_private: false,
+            output_capacity: crate::function::OUTPUT_CAPACITY,
+            compile: CompileLimits::default(),
         }
     }
 }
@@ -71,10 +119,13 @@ pub struct Runtime {
     pub(crate) idle_instances: AtomicU32,
     /// Components in memory by hash, so identical ones are loaded once.
     pub(crate) loaded: Mutex<HashMap<String, Weak<PreparedComponent>>>,
-    /// The `*.svc` services functions may call, in the order they are
-    /// asked. Added after construction: what serves them (the event
+    /// Held while compiling: one component at a time.
+    pub(crate) compiling: Arc<Mutex<()>>,
+    /// The node's side of outbound HTTP: the `*.svc` services functions may
+    /// call and the address policy. Services
+    /// are added after construction: what serves them (the event
     /// dispatcher, the gateway) is built on top of the runtime.
-    services: ArcSwap<Vec<Arc<dyn InProcessServices>>>,
+    services: ArcSwap<NodeOutbound>,
     /// What functions did with capabilities and outbound HTTP.
     pub(crate) capability_stats: Arc<CapabilityStats>,
 }
@@ -102,6 +153,9 @@ impl Runtime {
             .total_tables(config.max_instances.saturating_mul(2))
             .total_stacks(config.max_instances)
             .max_memory_size(max_memory)
+            .table_elements(TABLE_ELEMENTS)
+            .max_tables_per_module(TABLES_PER_MODULE)
+            .max_memories_per_module(MEMORIES_PER_MODULE)
             // Reset a slot's memory by zeroing the pages the last instance
             // dirtied (found with the PAGEMAP_SCAN ioctl on Linux 6.7+)
             // instead of unmapping them: the next request then takes no
@@ -114,6 +168,7 @@ impl Runtime {
             // syscall for many slots rather than one per request.
             .decommit_batch_size(DECOMMIT_BATCH);
 
+        leave_a_core_for_serving();
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
@@ -131,6 +186,7 @@ impl Runtime {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(&engine, config.epoch_tick, ticker_stop.clone())?;
 
+        let outbound = NodeOutbound::new(config.outbound_allow_private);
         Ok(Runtime {
             engine,
             linker,
@@ -140,13 +196,12 @@ impl Runtime {
             residency: ResidencyStats::default(),
             idle_instances: AtomicU32::new(0),
             loaded: Mutex::default(),
-            services: ArcSwap::default(),
+            compiling: Arc::default(),
+            services: ArcSwap::from_pointee(outbound),
             capability_stats: Arc::default(),
         })
     }
 
-    /// A short hex digest of everything that makes a precompiled artifact
-    /// loadable by this engine (wasmtime version, target, settings).
     /// Pool slots kept for idle reusable instances (`reuse`): a tenth.
     pub fn idle_reserve(&self) -> u32 {
         self.config.max_instances / 10
@@ -168,6 +223,8 @@ impl Runtime {
             .is_ok()
     }
 
+    /// A short hex digest of everything that makes a precompiled artifact
+    /// loadable by this engine (wasmtime version, target, settings).
     pub fn engine_hash(&self) -> &str {
         &self.engine_hash
     }
@@ -177,20 +234,26 @@ impl Runtime {
         &self.residency
     }
 
-    /// Adds a service functions reach at `http://<name>.svc/`. Services
-    /// are asked in the order they were added, so a catch-all (calls to
-    /// other functions) goes last. Instances created from now on can call
-    /// it; without a service, such requests are denied like any other
-    /// outbound request.
-    pub fn add_service(&self, service: Arc<dyn InProcessServices>) {
-        self.services.rcu(|services| {
-            let mut services = Vec::clone(services);
-            services.push(service.clone());
-            services
-        });
+    /// Adds a node service every function reaches at `http://<host>/`
+    /// (e.g. `queue.svc`), without a grant. It answers that host even when
+    /// the caller's app has a function of the same name. Instances created
+    /// from now on can call it.
+    pub fn add_service(&self, host: &str, service: Arc<dyn InProcessServices>) {
+        self.services
+            .rcu(|outbound| outbound.with_service(host, service.clone()));
     }
 
-    pub(crate) fn services(&self) -> Arc<Vec<Arc<dyn InProcessServices>>> {
+    /// Sets what answers every other `*.svc` host: calls to the functions
+    /// of the caller's app, granted by its `allowed_outbound`. Without it,
+    /// such requests are denied like any other outbound request.
+    pub fn set_function_calls(&self, service: Arc<dyn InProcessServices>) {
+        self.services
+            .rcu(|outbound| outbound.with_function_calls(service.clone()));
+    }
+
+    /// What every new instance's outbound hooks share: the services and
+    /// the address policy.
+    pub(crate) fn services(&self) -> Arc<NodeOutbound> {
         self.services.load_full()
     }
 
@@ -202,6 +265,16 @@ impl Runtime {
     /// The settings the runtime was built with.
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
+    }
+
+    /// What one pool slot holds per core module.
+    pub(crate) fn slot_limits(&self) -> crate::validate::SlotLimits {
+        crate::validate::SlotLimits {
+            table_elements: TABLE_ELEMENTS as u64,
+            tables_per_module: TABLES_PER_MODULE,
+            memories_per_module: MEMORIES_PER_MODULE,
+            memory_bytes: self.config.max_memory,
+        }
     }
 }
 
@@ -252,4 +325,16 @@ fn spawn_epoch_ticker(
         })
         .map(|_| ())
         .map_err(|e| RuntimeError::Config(format!("cannot start the epoch thread: {e}")))
+}
+
+/// Wasmtime compiles a component's functions in parallel on rayon's global
+/// pool, which by default takes every core; on a small node a deploy would
+/// then stall the requests being served. One core is left to them (the
+/// pool can only be sized once per process; a later call changes nothing).
+fn leave_a_core_for_serving() {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores.saturating_sub(1).max(1))
+        .thread_name(|i| format!("stratus-compile-{i}"))
+        .build_global();
 }

@@ -103,7 +103,8 @@ pub struct Invocation {
     pub peak_memory: u64,
 }
 
-/// The bytes each invocation may write to stdout and stderr together.
+/// The bytes each invocation may write to stdout and stderr together,
+/// unless the node is configured otherwise.
 pub const OUTPUT_CAPACITY: usize = 64 * 1024;
 
 impl Function {
@@ -138,6 +139,17 @@ impl Function {
         self.code.is_resident()
     }
 
+    /// Whether the function never scales to zero (manifest `min_warm`).
+    pub fn keeps_warm(&self) -> bool {
+        self.code.keeps_warm()
+    }
+
+    /// How long since a request last began (or the code was loaded): what
+    /// scale to zero compares with `--idle-ttl`.
+    pub fn idle_for(&self) -> Duration {
+        self.code.idle_for()
+    }
+
     /// Drops the compiled code, and any idle instances, if the function has
     /// been idle for `ttl`.
     pub fn evict_if_idle(&self, ttl: Duration) -> bool {
@@ -153,14 +165,21 @@ impl Function {
     /// body from the guest; the guest's task ends at the latest when the
     /// function's timeout expires. `meter` is filled in as the invocation
     /// runs and reports when both the guest and the response are done.
-    pub async fn handle<B>(
+    ///
+    /// `permits` (the caller's admission) are dropped when the guest's task
+    /// ends, not when the response has been sent: a client that reads
+    /// slowly, or not at all, holds the response's bounded buffer but no
+    /// instance and no capacity past the function's timeout.
+    pub async fn handle<B, P>(
         &self,
         request: hyper::Request<B>,
         meter: &Arc<Meter>,
+        permits: P,
     ) -> Result<(hyper::Response<ResponseBody>, Invocation), InvokeError>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
+        P: Send + 'static,
     {
         let started = Instant::now();
         let deadline = started + self.limits.timeout;
@@ -204,6 +223,7 @@ impl Function {
             meter: meter.clone(),
             idle: self.idle.clone(),
             instantiated: instantiated_tx,
+            permits: Box::new(permits),
         }));
         // Until the guest has answered, dropping this future (client gone)
         // must stop the guest too.
@@ -260,7 +280,7 @@ impl Function {
         let state = InstanceState::new(
             &self.env,
             self.limits.memory,
-            OUTPUT_CAPACITY,
+            self.runtime.config.output_capacity,
             hooks,
             &self.grants,
             &self.runtime.capability_stats,
@@ -272,7 +292,8 @@ impl Function {
         // spinning guest can neither starve the node nor outlive its
         // timeout.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|store| {
+        store.epoch_deadline_callback(|mut store| {
+            store.data_mut().sample_host_memory();
             if Instant::now() >= store.data().deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
@@ -302,6 +323,9 @@ struct GuestRun {
     meter: Arc<Meter>,
     idle: Arc<IdleInstances>,
     instantiated: tokio::sync::oneshot::Sender<Instant>,
+    /// Whatever the caller holds while the guest runs (its admission),
+    /// released with the task.
+    permits: Box<dyn Send>,
 }
 
 /// Runs the guest's handler to completion (or its deadline), timing every
@@ -318,6 +342,7 @@ async fn run_guest(run: GuestRun) -> Result<(), InvokeError> {
         meter,
         idle,
         instantiated,
+        permits,
     } = run;
     let (result, served) = {
         let call = async {
@@ -357,10 +382,11 @@ async fn run_guest(run: GuestRun) -> Result<(), InvokeError> {
         }
     };
     let output = store.data().output.take_lines();
+    store.data_mut().sample_host_memory();
     store.data_mut().end();
     meter.guest_finished(result.as_ref().err().cloned(), output);
     drop(meter);
-    match result {
+    let outcome = match result {
         Ok(proxy) => {
             if idle.enabled() {
                 idle.put(Idle {
@@ -368,11 +394,20 @@ async fn run_guest(run: GuestRun) -> Result<(), InvokeError> {
                     proxy,
                     served: served + 1,
                 });
+            } else {
+                drop(store);
             }
             Ok(())
         }
-        Err(error) => Err(error),
-    }
+        Err(error) => {
+            drop(store);
+            Err(error)
+        }
+    };
+    // The instance went (its pool slot and memory with it) before the
+    // admission that counted them is released.
+    drop(permits);
+    outcome
 }
 
 /// The guest dropped its response outparam without using it: find out
@@ -401,16 +436,34 @@ fn classify_trap(
             limit_mib: limits.memory >> 20,
         };
     }
+    if let Some(limit) = host_limit(&error, limits) {
+        return InvokeError::Trap(limit);
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => InvokeError::Timeout(limits.timeout),
-        Some(trap) => InvokeError::Trap(trap.to_string()),
-        None => InvokeError::Trap(
-            format!("{error:#}")
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string(),
-        ),
+        Some(trap) => InvokeError::trapped(*trap, &error),
+        None => InvokeError::ended(&error),
+    }
+}
+
+/// Says which host limit a trap came from, if it came from one: the host
+/// ends a guest that asks it to hold more than its budget.
+fn host_limit(error: &wasmtime::Error, limits: FunctionLimits) -> Option<String> {
+    if error.is::<wasmtime::component::ResourceTableError>() {
+        let budget = crate::host::max_host_resources(limits.memory);
+        return Some(format!(
+            "the function holds more host resources (headers, bodies, streams, requests) than its budget of {budget} allows; the budget follows its `memory` cap"
+        ));
+    }
+    match error.downcast_ref::<wasmtime_wasi_http::FieldMapError>() {
+        Some(wasmtime_wasi_http::FieldMapError::TotalSizeTooBig) => Some(format!(
+            "the function built a set of HTTP headers (fields) larger than the {} KiB a set may hold",
+            crate::host::FIELDS_LIMIT >> 10
+        )),
+        Some(wasmtime_wasi_http::FieldMapError::TooManyFields) => {
+            Some("the function built a set of HTTP headers (fields) with too many entries".into())
+        }
+        _ => None,
     }
 }
 

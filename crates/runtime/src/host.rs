@@ -18,6 +18,27 @@ use crate::capture::CapturedOutput;
 use crate::meter::Meter;
 use crate::services::OutboundHooks;
 
+/// The most one `wasi:http` `fields` (a set of headers a guest builds) may
+/// hold, roughly in bytes. Eight times what HTTP servers usually accept for
+/// a whole header section, so no real request is refused.
+pub const FIELDS_LIMIT: usize = 64 * 1024;
+
+/// The least host memory a function's guest may make the host hold for it,
+/// whatever its (possibly small) `memory` cap.
+pub const MIN_HOST_BUDGET: u64 = 64 << 20;
+
+/// How many host resources (handles: headers, bodies, streams, requests,
+/// pollables, …) one instance may hold at once. Host memory a guest causes
+/// is bounded through them: each handle holds at most about
+/// [`FIELDS_LIMIT`] bytes (bodies and outbound data are bounded by their own
+/// limits), so the handles together stay within the function's host budget —
+/// its `memory` cap, or [`MIN_HOST_BUDGET`] if that is larger. A guest past
+/// it gets an error naming the limit instead of growing the node.
+pub fn max_host_resources(memory_cap: u64) -> usize {
+    let budget = memory_cap.max(MIN_HOST_BUDGET);
+    usize::try_from(budget / FIELDS_LIMIT as u64).unwrap_or(usize::MAX)
+}
+
 pub struct InstanceState {
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
@@ -51,10 +72,14 @@ impl InstanceState {
             // resolve. Outbound HTTP goes through `wasi:http` instead.
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .allow_ip_name_lookup(false);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(FIELDS_LIMIT);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(max_host_resources(memory_cap));
         InstanceState {
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            http,
+            table,
             limits: MemoryCap::new(memory_cap),
             output,
             deadline: Instant::now(),
@@ -70,6 +95,27 @@ impl InstanceState {
         meter.memory_at(self.limits.current);
         self.hooks.set_meter(Some(meter.clone()));
         self.limits.meter = Some(meter);
+    }
+
+    /// Reports to the meter the host memory the guest holds right now: the
+    /// headers of every `fields` it keeps (other handles hold bounded
+    /// buffers of their own limits). Sampled at each epoch tick while the
+    /// guest runs and when it ends, so a short burst between two ticks can
+    /// be missed, never overstated.
+    pub(crate) fn sample_host_memory(&mut self) {
+        let Some(meter) = &self.limits.meter else {
+            return;
+        };
+        let mut bytes = 0_u64;
+        for entry in self.table.iter_mut() {
+            if let Some(fields) = entry.downcast_ref::<wasmtime_wasi_http::FieldMap>() {
+                bytes += fields
+                    .iter()
+                    .map(|(name, value)| (name.as_str().len() + value.len()) as u64)
+                    .sum::<u64>();
+            }
+        }
+        meter.host_memory_at(bytes);
     }
 
     /// Detaches the invocation's meter, so a reused instance does not keep
@@ -130,12 +176,15 @@ impl ResourceLimiter for MemoryCap {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        // The cap is on the sum of the instance's memories: a component
+        // with several cannot have the cap for each.
         let (current, desired) = (current as u64, desired as u64);
-        if desired > self.limit {
+        let total = (self.current + desired).saturating_sub(current);
+        if total > self.limit {
             self.exceeded = true;
             return Ok(false);
         }
-        self.current = self.current + desired - current.min(desired);
+        self.current = total;
         if let Some(meter) = &self.meter {
             meter.memory_at(self.current);
         }
@@ -151,5 +200,35 @@ impl ResourceLimiter for MemoryCap {
         // Tables hold function references; a million entries is far beyond
         // any real program and bounds the host memory they can take.
         Ok(desired <= 1_000_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_cap_is_on_the_sum_of_the_memories() {
+        let mut cap = MemoryCap::new(10 << 20);
+        assert!(cap.memory_growing(0, 6 << 20, None).unwrap_or(false));
+        // A second memory of 6 MiB would pass a per-memory cap of 10 MiB.
+        assert!(!cap.memory_growing(0, 6 << 20, None).unwrap_or(true));
+        assert!(cap.exceeded);
+        assert!(cap.memory_growing(0, 4 << 20, None).unwrap_or(false));
+        // The first memory grows by one more byte's page: over the sum.
+        assert!(
+            !cap.memory_growing(6 << 20, (6 << 20) + 65536, None)
+                .unwrap_or(true)
+        );
+        assert_eq!(cap.current, 10 << 20);
+    }
+
+    #[test]
+    fn host_resources_are_bounded_by_the_memory_cap_or_the_minimum_budget() {
+        assert_eq!(max_host_resources(16 << 20), (64 << 20) / FIELDS_LIMIT);
+        assert_eq!(max_host_resources(256 << 20), (256 << 20) / FIELDS_LIMIT);
+        // Every handle at its fullest still fits the budget.
+        let cap = 128_u64 << 20;
+        assert!(max_host_resources(cap) as u64 * FIELDS_LIMIT as u64 <= cap);
     }
 }

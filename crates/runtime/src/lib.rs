@@ -24,6 +24,7 @@
 pub mod capabilities;
 mod capture;
 mod compile;
+mod egress;
 mod engine;
 mod error;
 mod function;
@@ -41,12 +42,12 @@ pub use capabilities::keyvalue::{
 pub use capabilities::{CAPABILITIES, CapabilityStats, Grants};
 pub use capture::{OutputKind, OutputLine};
 pub use compile::{CompileTimings, PreparedComponent};
-pub use engine::{Runtime, RuntimeConfig};
+pub use engine::{CompileLimits, Runtime, RuntimeConfig};
 pub use error::{InvokeError, RuntimeError, ValidationError};
 pub use function::{
     Function, FunctionLimits, FunctionOptions, Invocation, OUTPUT_CAPACITY, ResponseBody,
 };
-pub use meter::{CallInfo, Meter, Reading};
+pub use meter::{CallInfo, CallTree, Meter, Reading};
 pub use residency::ResidencyStats;
 pub use services::{
     FunctionIdentity, InProcessServices, OutboundLimits, SERVICE_BODY_LIMIT, ServiceCaller,

@@ -20,6 +20,7 @@ pub struct Meter {
     started: Instant,
     cpu_ns: AtomicU64,
     peak_memory: AtomicU64,
+    peak_host_memory: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     cold: AtomicBool,
@@ -42,13 +43,29 @@ struct GuestEnd {
 }
 
 /// An invocation's place in a chain of `.svc` calls: its own id (which
-/// the functions it calls record as their caller) and how deep it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// the functions it calls record as their caller), how deep it is, and the
+/// count of calls made so far in its whole tree.
+#[derive(Debug, Clone, Default)]
 pub struct CallInfo {
     pub id: String,
     /// 0 for an invocation nobody called (a request, an event); n + 1 for a
     /// call made by an invocation at depth n.
     pub depth: u32,
+    /// Shared by every invocation of one tree of calls.
+    pub tree: CallTree,
+}
+
+/// The calls made in one tree of `.svc` calls, from the invocation nobody
+/// called down: bounding them bounds what one request can set off (a
+/// fan-out of 50 at each of 8 levels is billions of invocations).
+#[derive(Debug, Clone, Default)]
+pub struct CallTree(Arc<AtomicU32>);
+
+impl CallTree {
+    /// Counts one more call in the tree; returns how many there are now.
+    pub fn add_call(&self) -> u32 {
+        self.0.fetch_add(1, Ordering::Relaxed).saturating_add(1)
+    }
 }
 
 /// The final reading of a [`Meter`].
@@ -62,6 +79,9 @@ pub struct Reading {
     /// time it spent waiting on I/O, timers or the scheduler.
     pub cpu: Duration,
     pub peak_memory: u64,
+    /// Peak host memory the guest made the host hold (headers it built),
+    /// in bytes, sampled while it ran.
+    pub peak_host_memory: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     /// The code had to be loaded first (a start from zero).
@@ -107,6 +127,7 @@ impl Meter {
             started: Instant::now(),
             cpu_ns: AtomicU64::new(0),
             peak_memory: AtomicU64::new(0),
+            peak_host_memory: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             cold: AtomicBool::new(false),
@@ -144,7 +165,6 @@ impl Meter {
         self.bytes_out.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Peak linear memory so far, in bytes.
     /// Names the invocation for the calls it makes (set once, before it
     /// runs).
     pub fn set_call(&self, call: CallInfo) {
@@ -181,6 +201,10 @@ impl Meter {
             .fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
     }
 
+    pub(crate) fn host_memory_at(&self, bytes: u64) {
+        self.peak_host_memory.fetch_max(bytes, Ordering::Relaxed);
+    }
+
     pub(crate) fn memory_at(&self, bytes: u64) {
         self.peak_memory.fetch_max(bytes, Ordering::Relaxed);
     }
@@ -191,6 +215,13 @@ impl Meter {
 
     pub(crate) fn set_reused(&self) {
         self.reused.store(true, Ordering::Relaxed);
+    }
+
+    /// How the guest failed, once it has finished with an error; `None`
+    /// while it runs or when it finished cleanly. A response body that ends
+    /// after this is set was cut short by the failure, not finished.
+    pub fn guest_error(&self) -> Option<&InvokeError> {
+        self.guest.get().and_then(|end| end.error.as_ref())
     }
 
     pub(crate) fn guest_finished(&self, error: Option<InvokeError>, output: Vec<OutputLine>) {
@@ -217,6 +248,7 @@ impl Drop for Meter {
             wall: ended.saturating_duration_since(self.started),
             cpu: Duration::from_nanos(*self.cpu_ns.get_mut()),
             peak_memory: *self.peak_memory.get_mut(),
+            peak_host_memory: *self.peak_host_memory.get_mut(),
             bytes_in: *self.bytes_in.get_mut(),
             bytes_out: *self.bytes_out.get_mut(),
             cold: *self.cold.get_mut(),

@@ -69,6 +69,16 @@ impl Resident {
         self.code.load().is_some()
     }
 
+    pub(crate) fn keeps_warm(&self) -> bool {
+        self.keep_warm
+    }
+
+    /// Since the last request began, or since the function was loaded.
+    pub(crate) fn idle_for(&self) -> Duration {
+        let now = self.started.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_used.load(Ordering::Relaxed)))
+    }
+
     fn touch(&self) {
         let now = self.started.elapsed().as_millis() as u64;
         self.last_used.store(now, Ordering::Relaxed);

@@ -9,13 +9,17 @@
 //! guest-facing shape plain HTTP means no custom WIT interface to version
 //! and any HTTP client library works in the guest. A request to any other
 //! host leaves the node only if the function's `allowed_outbound` allows
-//! it; every request, wherever it goes, counts against the invocation's
+//! it, and a name it allows is refused if it resolves to a loopback,
+//! private or link-local address (`egress.rs`) unless the node runs with
+//! `--outbound-allow-private` or the pattern names that IP address itself;
+//! every request, wherever it goes, counts against the invocation's
 //! [`OutboundLimits`] and is metered.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -27,6 +31,7 @@ use stratus_manifest::OutboundRule;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::capabilities::CapabilityStats;
+use crate::egress;
 use crate::meter::{CallInfo, Meter};
 
 /// The largest request body a guest may send to a service. A service call
@@ -65,19 +70,12 @@ pub struct ServiceCaller {
 /// One service a node offers its functions under `http://<name>.svc/`.
 ///
 /// Implemented outside the runtime (the runtime knows nothing of queues or
-/// of other functions) and registered with [`crate::Runtime::add_service`].
+/// of other functions) and registered with [`crate::Runtime::add_service`]
+/// under its exact host name (a node service such as `queue.svc`, which
+/// every function may call), or with [`crate::Runtime::set_function_calls`]
+/// for every other `*.svc` host (another function of the caller's app,
+/// which its `allowed_outbound` must grant, e.g. `"http://pricing.svc"`).
 pub trait InProcessServices: Send + Sync + 'static {
-    /// Whether this service answers requests to `host` (which ends in
-    /// `.svc`). Services are asked in the order they were added.
-    fn handles(&self, host: &str) -> bool;
-
-    /// Whether a function needs a grant in its `allowed_outbound` (e.g.
-    /// `"http://pricing.svc"`) to reach this service. Node services such as
-    /// `queue.svc` need none; other functions do.
-    fn needs_grant(&self) -> bool {
-        false
-    }
-
     /// Answers `request` (its body is complete) made by `caller`.
     fn call(&self, caller: &ServiceCaller, request: http::Request<Bytes>) -> ServiceFuture;
 }
@@ -105,6 +103,111 @@ impl Default for OutboundLimits {
     }
 }
 
+/// The node's side of every function's outbound HTTP, shared by all
+/// instances: the services it answers in process and where on the network
+/// a request may go.
+#[derive(Clone)]
+pub(crate) struct NodeOutbound {
+    /// Node services by exact host (`queue.svc`), which need no grant;
+    /// they win over a function of the same name.
+    services: HashMap<String, Arc<dyn InProcessServices>>,
+    /// Every other `*.svc` host: calls to the caller's app's functions,
+    /// which need a grant.
+    function_calls: Option<Arc<dyn InProcessServices>>,
+    /// `--outbound-allow-private`: an allowed name may resolve to a
+    /// loopback, private or link-local address.
+    allow_private: bool,
+    /// Refusals are logged rate-limited, one limit per kind, so a guest
+    /// repeating a refused request cannot flood the node's log (nor hide
+    /// one kind behind the other).
+    denied_log: Arc<LogLimit>,
+    reserved_log: Arc<LogLimit>,
+}
+
+impl NodeOutbound {
+    pub(crate) fn new(allow_private: bool) -> Self {
+        NodeOutbound {
+            services: HashMap::new(),
+            function_calls: None,
+            allow_private,
+            denied_log: Arc::default(),
+            reserved_log: Arc::default(),
+        }
+    }
+
+    /// The same, with `service` answering `host` (replacing any service
+    /// there before).
+    pub(crate) fn with_service(&self, host: &str, service: Arc<dyn InProcessServices>) -> Self {
+        let mut services = self.services.clone();
+        services.insert(host.to_ascii_lowercase(), service);
+        NodeOutbound {
+            services,
+            ..self.clone()
+        }
+    }
+
+    /// The same, with `service` answering every `*.svc` host no node
+    /// service has.
+    pub(crate) fn with_function_calls(&self, service: Arc<dyn InProcessServices>) -> Self {
+        NodeOutbound {
+            function_calls: Some(service),
+            ..self.clone()
+        }
+    }
+
+    /// The service answering `host` and whether the caller needs a grant
+    /// for it.
+    fn service(&self, host: &str) -> Option<(&Arc<dyn InProcessServices>, bool)> {
+        match self.services.get(&host.to_ascii_lowercase()) {
+            Some(service) => Some((service, false)),
+            None => self.function_calls.as_ref().map(|s| (s, true)),
+        }
+    }
+}
+
+/// Says when a line that can repeat without bound may be logged: the first
+/// time, then at most once a second, with the number of occurrences the
+/// line stands for (itself and those not logged since the last one).
+#[derive(Default)]
+struct LogLimit {
+    /// When a line was last logged, and occurrences since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl LogLimit {
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    fn hit(&self) -> Option<u64> {
+        // The state is two numbers, valid whatever a panicking holder did.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last, count) = &mut *state;
+        *count += 1;
+        let now = Instant::now();
+        if last.is_some_and(|last| now.duration_since(last) < Self::INTERVAL) {
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(count))
+    }
+}
+
+/// A host name or address from a guest's request, as logged: escaped by
+/// the `?` formatting of the field, and cut short.
+fn shown(host: &str) -> String {
+    host.chars().take(255).collect()
+}
+
+/// Where a request `allowed_outbound` lets out goes.
+struct Destination {
+    https: bool,
+    /// Without the brackets of an IPv6 address.
+    host: String,
+    port: u16,
+    /// Whether a pattern that allows it names this IP address itself: then
+    /// the address is what the operator wrote, reserved or not.
+    literal: bool,
+}
+
 /// What a guest's completed outbound request resolves to.
 type SendOutcome = Result<
     (
@@ -120,7 +223,7 @@ type SendOutcome = Result<
 /// invocation's outbound limits and is metered.
 pub(crate) struct OutboundHooks {
     caller: Arc<FunctionIdentity>,
-    services: Arc<Vec<Arc<dyn InProcessServices>>>,
+    node: Arc<NodeOutbound>,
     /// The function's `allowed_outbound`: what may leave the node.
     allowed: Arc<[OutboundRule]>,
     limits: OutboundLimits,
@@ -132,14 +235,14 @@ pub(crate) struct OutboundHooks {
 impl OutboundHooks {
     pub(crate) fn new(
         caller: Arc<FunctionIdentity>,
-        services: Arc<Vec<Arc<dyn InProcessServices>>>,
+        node: Arc<NodeOutbound>,
         allowed: Arc<[OutboundRule]>,
         limits: OutboundLimits,
         stats: Arc<CapabilityStats>,
     ) -> Self {
         OutboundHooks {
             caller,
-            services,
+            node,
             allowed,
             limits,
             meter: None,
@@ -152,17 +255,33 @@ impl OutboundHooks {
         self.meter = meter;
     }
 
-    /// Whether the function's `allowed_outbound` lets `request` out.
-    fn allows<B>(&self, request: &http::Request<B>) -> bool {
+    /// Where `request` goes, if the function's `allowed_outbound` lets it
+    /// out.
+    fn destination<B>(&self, request: &http::Request<B>) -> Option<Destination> {
         let uri = request.uri();
         let https = uri.scheme() == Some(&Scheme::HTTPS);
         let (Some(host), true) = (uri.host(), https || uri.scheme() == Some(&Scheme::HTTP)) else {
-            return false;
+            return None;
         };
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        self.allowed
+        let mut allowing = self
+            .allowed
             .iter()
-            .any(|rule| rule.allows(https, host, port))
+            .filter(|rule| rule.allows(https, host, port))
+            .peekable();
+        allowing.peek()?;
+        let literal = allowing.any(|rule| rule.ip_literal().is_some());
+        Some(Destination {
+            https,
+            host: egress::bare_host(host).to_owned(),
+            port,
+            literal,
+        })
+    }
+
+    /// Whether the function's `allowed_outbound` lets `request` out.
+    fn allows<B>(&self, request: &http::Request<B>) -> bool {
+        self.destination(request).is_some()
     }
 
     /// Counts the request against the invocation's limit, refusing it once
@@ -186,12 +305,15 @@ impl OutboundHooks {
 
     fn deny(&self, host: &str) {
         self.stats.outbound_denied.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(
-            app = %self.caller.app,
-            function = %self.caller.function,
-            host,
-            "outbound HTTP request denied: no pattern of the function's `allowed_outbound` allows it"
-        );
+        if let Some(occurrences) = self.node.denied_log.hit() {
+            tracing::info!(
+                app = %self.caller.app,
+                function = %self.caller.function,
+                host = ?shown(host),
+                occurrences,
+                "outbound HTTP request denied: no pattern of the function's `allowed_outbound` allows it"
+            );
+        }
     }
 
     /// The guest's timeouts, none longer than the function's.
@@ -225,9 +347,12 @@ impl WasiHttpHooks for OutboundHooks {
         };
         let host = request.uri().host().unwrap_or_default().to_owned();
         if is_service_request(&request) {
-            let service = self.services.iter().find(|s| s.handles(&host)).cloned();
-            let Some(service) = service.filter(|s| !s.needs_grant() || self.allows(&request))
-            else {
+            let service = self
+                .node
+                .service(&host)
+                .filter(|(_, needs_grant)| !needs_grant || self.allows(&request))
+                .map(|(service, _)| service.clone());
+            let Some(service) = service else {
                 self.deny(&host);
                 return Box::new(async { Err(Error::HttpRequestDenied) });
             };
@@ -239,24 +364,80 @@ impl WasiHttpHooks for OutboundHooks {
             let timeout = self.limits.timeout;
             return Box::new(call_service(service, caller, request, budget, timeout));
         }
-        if !self.allows(&request) {
+        let Some(destination) = self.destination(&request) else {
             self.deny(&host);
             return Box::new(async { Err(Error::HttpRequestDenied) });
-        }
+        };
         let options = self.options(options);
+        let refusal = Refusal {
+            caller: self.caller.clone(),
+            node: self.node.clone(),
+            stats: self.stats.clone(),
+        };
+        let connect_timeout = options.connect_timeout.unwrap_or(self.limits.timeout);
         Box::new(async move {
             let started = Instant::now();
-            let request = request
-                .map(|body| Counted::new(body, budget.clone(), request_too_big).boxed_unsync());
-            let sent = wasmtime_wasi_http::default_send_request(request, Some(options)).await;
+            let sent = async {
+                // Resolved once: the connection goes to an address checked
+                // here, so a second lookup cannot answer differently.
+                let addrs =
+                    egress::resolve(&destination.host, destination.port, connect_timeout).await?;
+                if !(refusal.node.allow_private || destination.literal) {
+                    refusal.check(&destination.host, &addrs)?;
+                }
+                let request = request
+                    .map(|body| Counted::new(body, budget.clone(), request_too_big).boxed_unsync());
+                egress::send(
+                    request,
+                    &addrs,
+                    &destination.host,
+                    destination.https,
+                    options,
+                )
+                .await
+            }
+            .await;
             meter.add_outbound_time(started.elapsed());
             let (response, io) = sent?;
-            let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(io);
-            let response = response.map(|body| {
-                Counted::new(body.boxed_unsync(), budget, response_too_big).boxed_unsync()
-            });
+            let response =
+                response.map(|body| Counted::new(body, budget, response_too_big).boxed_unsync());
             Ok((response, io))
         })
+    }
+}
+
+/// What refusing a request for where its host resolves needs, once the
+/// hooks' borrow has ended.
+struct Refusal {
+    caller: Arc<FunctionIdentity>,
+    node: Arc<NodeOutbound>,
+    stats: Arc<CapabilityStats>,
+}
+
+impl Refusal {
+    /// `HTTP-request-denied` (counted, and logged rate-limited) if any of
+    /// `addrs` is reserved: one such address is enough for a resolver to
+    /// hand it out, or for the connection to fall back to it.
+    fn check(&self, host: &str, addrs: &[std::net::SocketAddr]) -> Result<(), Error> {
+        let Some((addr, range)) = addrs
+            .iter()
+            .find_map(|addr| egress::reserved(addr.ip()).map(|range| (addr, range)))
+        else {
+            return Ok(());
+        };
+        self.stats.outbound_denied.fetch_add(1, Ordering::Relaxed);
+        if let Some(occurrences) = self.node.reserved_log.hit() {
+            tracing::warn!(
+                app = %self.caller.app,
+                function = %self.caller.function,
+                host = ?shown(host),
+                address = %addr.ip(),
+                range = %range,
+                occurrences,
+                "outbound HTTP request refused: the host resolves to a loopback, private or link-local address; an `allowed_outbound` pattern naming that IP address itself, or a node started with --outbound-allow-private, reaches it"
+            );
+        }
+        Err(Error::HttpRequestDenied)
     }
 }
 
@@ -397,20 +578,10 @@ fn to_wasi_response(response: http::Response<Bytes>) -> http::Response<WasiBody>
 mod tests {
     use super::*;
 
-    /// Answers `kv.svc` with the caller, method, path and body it was sent.
-    struct Echo {
-        grant: bool,
-    }
+    /// Answers with the caller, method, path and body it was sent.
+    struct Echo;
 
     impl InProcessServices for Echo {
-        fn handles(&self, host: &str) -> bool {
-            host == "kv.svc"
-        }
-
-        fn needs_grant(&self) -> bool {
-            self.grant
-        }
-
         fn call(&self, caller: &ServiceCaller, request: http::Request<Bytes>) -> ServiceFuture {
             let text = format!(
                 "{}/{} {} {} {}",
@@ -424,30 +595,84 @@ mod tests {
         }
     }
 
-    fn hooks_with(
-        services: Vec<Arc<dyn InProcessServices>>,
-        allowed: &[&str],
-        limits: OutboundLimits,
-    ) -> OutboundHooks {
+    fn hooks_with(node: NodeOutbound, allowed: &[&str], limits: OutboundLimits) -> OutboundHooks {
+        hooks_on(node, allowed, limits)
+    }
+
+    fn hooks_on(node: NodeOutbound, allowed: &[&str], limits: OutboundLimits) -> OutboundHooks {
         let allowed: Vec<OutboundRule> = allowed
             .iter()
             .map(|p| OutboundRule::parse(p).unwrap())
             .collect();
         OutboundHooks::new(
             Arc::new(FunctionIdentity::new("shop", "cart")),
-            Arc::new(services),
+            Arc::new(node),
             allowed.into(),
             limits,
             Arc::default(),
         )
     }
 
-    fn hooks(services: Vec<Arc<dyn InProcessServices>>) -> OutboundHooks {
-        hooks_with(services, &[], OutboundLimits::default())
+    /// Hooks for network requests: no services, the node's address policy
+    /// as `allow_private` says.
+    fn network_hooks(allow_private: bool, allowed: &[&str]) -> OutboundHooks {
+        hooks_on(
+            NodeOutbound::new(allow_private),
+            allowed,
+            OutboundLimits {
+                timeout: Duration::from_secs(5),
+                ..OutboundLimits::default()
+            },
+        )
     }
 
-    fn echo(grant: bool) -> Vec<Arc<dyn InProcessServices>> {
-        vec![Arc::new(Echo { grant })]
+    /// A server on 127.0.0.1 that answers every connection with `answer`
+    /// as soon as anything arrives (whatever it is: a TLS hello too), or,
+    /// with `None`, never answers. Returns its port.
+    async fn loopback_server(answer: Option<&'static str>) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let _ = stream.read(&mut buffer).await;
+                    match answer {
+                        Some(answer) => {
+                            let _ = stream.write_all(answer.as_bytes()).await;
+                        }
+                        // Holds the connection open without a word.
+                        None => std::future::pending::<()>().await,
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nloopback";
+
+    fn get(uri: &str) -> http::Request<WasiBody> {
+        let body = Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        http::Request::get(uri).body(body).unwrap()
+    }
+
+    fn hooks(node: NodeOutbound) -> OutboundHooks {
+        hooks_with(node, &[], OutboundLimits::default())
+    }
+
+    /// `Echo` as the node service `kv.svc`, or (`as_functions`) as the
+    /// calls to functions, answering every `*.svc` host with a grant.
+    fn echo(as_functions: bool) -> NodeOutbound {
+        let node = NodeOutbound::new(false);
+        if as_functions {
+            node.with_function_calls(Arc::new(Echo))
+        } else {
+            node.with_service("kv.svc", Arc::new(Echo))
+        }
     }
 
     fn request(uri: &str, body: Vec<u8>) -> http::Request<WasiBody> {
@@ -492,12 +717,34 @@ mod tests {
                 "{uri}: {answer:?}"
             );
         }
-        let mut without_services = hooks(Vec::new());
+        let mut without_services = hooks(NodeOutbound::new(false));
         let answer = send(&mut without_services, request("http://kv.svc/", Vec::new())).await;
         assert!(
             matches!(answer, Err(Error::HttpRequestDenied)),
             "{answer:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_node_service_wins_over_a_function_of_its_name() {
+        struct Fixed(&'static str);
+        impl InProcessServices for Fixed {
+            fn call(&self, _: &ServiceCaller, _: http::Request<Bytes>) -> ServiceFuture {
+                let text = self.0;
+                Box::pin(async move { http::Response::new(Bytes::from(text)) })
+            }
+        }
+        // Registered in either order, the node's own service answers its
+        // host, and the functions every other.
+        let node = NodeOutbound::new(false)
+            .with_function_calls(Arc::new(Fixed("function")))
+            .with_service("queue.svc", Arc::new(Fixed("node")));
+        let allowed = ["http://queue.svc", "http://pricing.svc"];
+        let mut hooks = hooks_with(node, &allowed, OutboundLimits::default());
+        let answer = send(&mut hooks, request("http://QUEUE.svc/x", Vec::new())).await;
+        assert_eq!(answer.unwrap().1, "node");
+        let answer = send(&mut hooks, request("http://pricing.svc/x", Vec::new())).await;
+        assert_eq!(answer.unwrap().1, "function");
     }
 
     #[tokio::test]
@@ -572,5 +819,92 @@ mod tests {
                 .0,
             200
         );
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_loopback_is_refused_and_counted() {
+        let port = loopback_server(Some(OK)).await;
+        let mut hooks = network_hooks(false, &["http://localhost:*"]);
+        let answer = send(&mut hooks, get(&format!("http://localhost:{port}/"))).await;
+        assert!(
+            matches!(answer, Err(Error::HttpRequestDenied)),
+            "{answer:?}"
+        );
+        assert_eq!(hooks.stats.outbound_denied.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn the_node_flag_lets_a_name_reach_a_reserved_address() {
+        let port = loopback_server(Some(OK)).await;
+        let mut hooks = network_hooks(true, &["http://localhost:*"]);
+        let answer = send(&mut hooks, get(&format!("http://localhost:{port}/"))).await;
+        assert_eq!(answer.unwrap(), (200, "loopback".to_string()));
+        assert_eq!(hooks.stats.outbound_denied.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn only_a_pattern_naming_the_address_itself_reaches_it() {
+        let port = loopback_server(Some(OK)).await;
+        let uri = format!("http://127.0.0.1:{port}/");
+        let mut literal = network_hooks(false, &[&format!("http://127.0.0.1:{port}")]);
+        assert_eq!(
+            send(&mut literal, get(&uri)).await.unwrap(),
+            (200, "loopback".to_string())
+        );
+        // A wildcard that happens to match the address is no literal.
+        let mut wildcard = network_hooks(false, &["http://*.0.0.1:*"]);
+        let answer = send(&mut wildcard, get(&uri)).await;
+        assert!(
+            matches!(answer, Err(Error::HttpRequestDenied)),
+            "{answer:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_handed_to_the_guest_not_followed() {
+        const REDIRECT: &str = "HTTP/1.1 302 Found\r\nlocation: http://localhost:1/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        let port = loopback_server(Some(REDIRECT)).await;
+        let mut hooks = network_hooks(false, &[&format!("http://127.0.0.1:{port}")]);
+        let answer = send(&mut hooks, get(&format!("http://127.0.0.1:{port}/"))).await;
+        assert_eq!(answer.unwrap().0, 302);
+    }
+
+    #[tokio::test]
+    async fn https_speaks_tls_to_the_checked_address() {
+        // A plain HTTP answer to the TLS hello: the request failed in TLS,
+        // so it went through TLS (and was not denied).
+        let port = loopback_server(Some(OK)).await;
+        let mut hooks = network_hooks(false, &[&format!("https://127.0.0.1:{port}")]);
+        let answer = send(&mut hooks, get(&format!("https://127.0.0.1:{port}/"))).await;
+        assert!(matches!(answer, Err(Error::Tls(_))), "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_times_out() {
+        let port = loopback_server(None).await;
+        let mut hooks = hooks_on(
+            NodeOutbound::new(false),
+            &[&format!("http://127.0.0.1:{port}")],
+            OutboundLimits {
+                timeout: Duration::from_millis(200),
+                ..OutboundLimits::default()
+            },
+        );
+        let answer = send(&mut hooks, get(&format!("http://127.0.0.1:{port}/"))).await;
+        assert!(
+            matches!(answer, Err(Error::ConnectionReadTimeout)),
+            "{answer:?}"
+        );
+    }
+
+    #[test]
+    fn a_repeated_line_is_logged_first_then_once_a_second_with_its_count() {
+        let limit = LogLimit::default();
+        assert_eq!(limit.hit(), Some(1));
+        assert_eq!(limit.hit(), None);
+        assert_eq!(limit.hit(), None);
+        // As if the last line were a second old.
+        limit.state.lock().unwrap().0 = Some(Instant::now() - LogLimit::INTERVAL);
+        assert_eq!(limit.hit(), Some(3));
     }
 }

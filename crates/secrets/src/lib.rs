@@ -202,7 +202,7 @@ impl SecretStore {
     }
 }
 
-impl stratus_runtime::SecretSource for SecretStore {
+impl stratus_storage::SecretSource for SecretStore {
     fn reveal(&self, app: &str, name: &str) -> Result<Option<String>, String> {
         SecretStore::reveal(self, app, name).map_err(|e| e.to_string())
     }

@@ -15,8 +15,9 @@ use rusqlite::params;
 use crate::Store;
 use crate::blobs::check_hash;
 use crate::db::now_ms;
-use crate::error::{DbContext, StoreError};
+use crate::error::{DB, StoreError};
 use crate::records::{FunctionRecord, NewFunction, VersionRecord, find_app, version_not_found};
+use stratus_sqlite::During;
 
 impl Store {
     /// Records a new version of `app` (creating the app if needed) in one
@@ -57,23 +58,23 @@ impl Store {
 
         let action = || format!("creating a version of app \"{app}\"");
         let now = now_ms();
-        let tx = conn.transaction().during(action)?;
+        let tx = conn.transaction().during_with(DB, action)?;
         tx.execute(
             "INSERT INTO app (name, live_version, created_at, updated_at) VALUES (?1, NULL, ?2, ?2)
              ON CONFLICT (name) DO NOTHING",
             params![app, now],
         )
-        .during(action)?;
+        .during_with(DB, action)?;
         let app_id: i64 = tx
             .query_row("SELECT id FROM app WHERE name = ?1", [app], |r| r.get(0))
-            .during(action)?;
+            .during_with(DB, action)?;
         let last: Option<u32> = tx
             .query_row(
                 "SELECT MAX(number) FROM version WHERE app_id = ?1",
                 [app_id],
                 |r| r.get(0),
             )
-            .during(action)?;
+            .during_with(DB, action)?;
         let last = last.unwrap_or(0);
         let number = last
             .checked_add(1)
@@ -85,7 +86,7 @@ impl Store {
             "INSERT INTO version (app_id, number, created_at, manifest) VALUES (?1, ?2, ?3, ?4)",
             params![app_id, number, now, manifest_text],
         )
-        .during(action)?;
+        .during_with(DB, action)?;
         for f in functions {
             tx.execute(
                 "INSERT INTO function (app_id, version, name, component_sha256, spec)
@@ -98,7 +99,7 @@ impl Store {
                     f.spec.to_string()
                 ],
             )
-            .during(action)?;
+            .during_with(DB, action)?;
         }
         tx.execute(
             "UPDATE app SET updated_at = ?2,
@@ -106,8 +107,8 @@ impl Store {
              WHERE id = ?1",
             params![app_id, now, activate, number],
         )
-        .during(action)?;
-        tx.commit().during(action)?;
+        .during_with(DB, action)?;
+        tx.commit().during_with(DB, action)?;
         tracing::info!(app, version = number, activate, "created app version");
 
         let mut functions: Vec<FunctionRecord> = functions
@@ -132,7 +133,7 @@ impl Store {
     pub fn set_live(&self, app: &str, number: u32) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let action = || format!("making version {number} of app \"{app}\" live");
-        let tx = conn.transaction().during(action)?;
+        let tx = conn.transaction().during_with(DB, action)?;
         let (app_id, _) = find_app(&tx, app)?;
         let exists: bool = tx
             .query_row(
@@ -140,7 +141,7 @@ impl Store {
                 params![app_id, number],
                 |r| r.get(0),
             )
-            .during(action)?;
+            .during_with(DB, action)?;
         if !exists {
             return Err(version_not_found(app, number));
         }
@@ -148,8 +149,8 @@ impl Store {
             "UPDATE app SET live_version = ?2, updated_at = ?3 WHERE id = ?1",
             params![app_id, number, now_ms()],
         )
-        .during(action)?;
-        tx.commit().during(action)?;
+        .during_with(DB, action)?;
+        tx.commit().during_with(DB, action)?;
         tracing::info!(app, version = number, "set live version");
         Ok(())
     }
@@ -160,17 +161,20 @@ impl Store {
     pub fn delete_app(&self, app: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let action = || format!("deleting app \"{app}\"");
-        let tx = conn.transaction().during(action)?;
+        let tx = conn.transaction().during_with(DB, action)?;
         let (app_id, _) = find_app(&tx, app)?;
         let hashes: Vec<String> = {
             let mut stmt = tx
                 .prepare("SELECT DISTINCT component_sha256 FROM function WHERE app_id = ?1")
-                .during(action)?;
-            let rows = stmt.query_map([app_id], |r| r.get(0)).during(action)?;
-            rows.collect::<rusqlite::Result<_>>().during(action)?
+                .during_with(DB, action)?;
+            let rows = stmt
+                .query_map([app_id], |r| r.get(0))
+                .during_with(DB, action)?;
+            rows.collect::<rusqlite::Result<_>>()
+                .during_with(DB, action)?
         };
         tx.execute("DELETE FROM app WHERE id = ?1", [app_id])
-            .during(action)?;
+            .during_with(DB, action)?;
         let mut unreferenced = Vec::new();
         for sha in hashes {
             let used: bool = tx
@@ -179,12 +183,12 @@ impl Store {
                     [&sha],
                     |r| r.get(0),
                 )
-                .during(action)?;
+                .during_with(DB, action)?;
             if !used {
                 unreferenced.push(sha);
             }
         }
-        tx.commit().during(action)?;
+        tx.commit().during_with(DB, action)?;
         tracing::info!(app, "deleted app");
         // Still holding the lock: a concurrent create_version re-checks blob
         // presence under it, so it never records a hash removed here.

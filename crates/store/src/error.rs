@@ -21,27 +21,9 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
-    #[error("cannot open database {}: {source}", path.display())]
-    OpenDatabase {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-
-    #[error(
-        "database {} has schema version {found}, but this build of Stratus only understands up to version {supported}; run a newer Stratus",
-        path.display()
-    )]
-    SchemaTooNew {
-        path: PathBuf,
-        found: u32,
-        supported: u32,
-    },
-
-    #[error("database error while {action}: {source}")]
-    Database {
-        action: String,
-        source: rusqlite::Error,
-    },
+    /// Opening, migrating or using the store's database.
+    #[error(transparent)]
+    Sqlite(#[from] stratus_sqlite::SqliteError),
 
     #[error("\"{0}\" is not a SHA-256 hash (expected 64 lowercase hex characters)")]
     InvalidHash(String),
@@ -96,39 +78,5 @@ pub enum StoreError {
     },
 }
 
-/// Attaches "what we were doing" to a SQLite error so the message is more
-/// than a bare SQLite code.
-pub(crate) trait DbContext<T> {
-    fn during<S: Into<String>>(self, action: impl FnOnce() -> S) -> Result<T, StoreError>;
-}
-
-impl<T> DbContext<T> for rusqlite::Result<T> {
-    fn during<S: Into<String>>(self, action: impl FnOnce() -> S) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Database {
-            action: action().into(),
-            source,
-        })
-    }
-}
-
-impl From<stratus_sqlite::SqliteError> for StoreError {
-    fn from(e: stratus_sqlite::SqliteError) -> Self {
-        use stratus_sqlite::SqliteError;
-        match e {
-            SqliteError::Open { path, source } => StoreError::OpenDatabase { path, source },
-            SqliteError::SchemaTooNew {
-                path,
-                found,
-                supported,
-            } => StoreError::SchemaTooNew {
-                path,
-                found,
-                supported,
-            },
-            SqliteError::Migrate { to, source, .. } => StoreError::Database {
-                action: format!("migrating the schema to version {to}"),
-                source,
-            },
-        }
-    }
-}
+/// The name of this crate's database in error messages.
+pub(crate) const DB: &str = "store";

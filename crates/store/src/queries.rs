@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 
 use crate::Store;
-use crate::error::{DbContext, StoreError};
+use crate::error::{DB, StoreError};
 use crate::records::{
     APP_SELECT, AppRecord, FunctionRecord, LiveFunction, VersionRecord, app_from_row, find_app,
     function_record, version_not_found,
 };
+use stratus_sqlite::During;
 
 impl Store {
     /// All apps, ordered by name.
@@ -18,21 +19,24 @@ impl Store {
         let action = || "listing apps";
         let mut stmt = conn
             .prepare(&format!("{APP_SELECT} ORDER BY a.name"))
-            .during(action)?;
-        let rows = stmt.query_map([], app_from_row).during(action)?;
-        rows.collect::<rusqlite::Result<_>>().during(action)
+            .during_with(DB, action)?;
+        let rows = stmt.query_map([], app_from_row).during_with(DB, action)?;
+        Ok(rows
+            .collect::<rusqlite::Result<_>>()
+            .during_with(DB, action)?)
     }
 
     /// One app, or `None` if there is no app with that name.
     pub fn app(&self, name: &str) -> Result<Option<AppRecord>, StoreError> {
-        self.conn()
+        Ok(self
+            .conn()
             .query_row(
                 &format!("{APP_SELECT} WHERE a.name = ?1"),
                 [name],
                 app_from_row,
             )
             .optional()
-            .during(|| format!("looking up app \"{name}\""))
+            .during_with(DB, || format!("looking up app \"{name}\""))?)
     }
 
     /// All versions of `app`, newest first, each with its functions.
@@ -46,14 +50,14 @@ impl Store {
                 "SELECT version, name, component_sha256, spec FROM function
                  WHERE app_id = ?1 ORDER BY version, name",
             )
-            .during(action)?;
+            .during_with(DB, action)?;
         let rows = stmt
             .query_map([app_id], |r| {
                 Ok((r.get::<_, u32>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
-            .during(action)?;
+            .during_with(DB, action)?;
         for row in rows {
-            let (version, name, sha, spec) = row.during(action)?;
+            let (version, name, sha, spec) = row.during_with(DB, action)?;
             let function = function_record(app, version, name, sha, spec)?;
             by_version.entry(version).or_default().push(function);
         }
@@ -62,13 +66,13 @@ impl Store {
             .prepare(
                 "SELECT number, created_at FROM version WHERE app_id = ?1 ORDER BY number DESC",
             )
-            .during(action)?;
+            .during_with(DB, action)?;
         let rows = stmt
             .query_map([app_id], |r| Ok((r.get::<_, u32>(0)?, r.get(1)?)))
-            .during(action)?;
+            .during_with(DB, action)?;
         let mut versions = Vec::new();
         for row in rows {
-            let (number, created_at) = row.during(action)?;
+            let (number, created_at) = row.during_with(DB, action)?;
             versions.push(VersionRecord {
                 app: app.to_owned(),
                 number,
@@ -92,22 +96,22 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
-            .during(action)?
+            .during_with(DB, action)?
             .ok_or_else(|| version_not_found(app, number))?;
         let mut stmt = conn
             .prepare(
                 "SELECT name, component_sha256, spec FROM function
                  WHERE app_id = ?1 AND version = ?2 ORDER BY name",
             )
-            .during(action)?;
+            .during_with(DB, action)?;
         let rows = stmt
             .query_map(params![app_id, number], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
-            .during(action)?;
+            .during_with(DB, action)?;
         let mut functions = Vec::new();
         for row in rows {
-            let (name, sha, spec) = row.during(action)?;
+            let (name, sha, spec) = row.during_with(DB, action)?;
             functions.push(function_record(app, number, name, sha, spec)?);
         }
         Ok(VersionRecord {
@@ -129,7 +133,9 @@ impl Store {
             |r| r.get(0),
         )
         .optional()
-        .during(|| format!("reading the manifest of version {number} of app \"{app}\""))?
+        .during_with(DB, || {
+            format!("reading the manifest of version {number} of app \"{app}\"")
+        })?
         .ok_or_else(|| version_not_found(app, number))
     }
 
@@ -144,7 +150,7 @@ impl Store {
                  FROM app a JOIN function f ON f.app_id = a.id AND f.version = a.live_version
                  ORDER BY a.name, f.name",
             )
-            .during(action)?;
+            .during_with(DB, action)?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -155,10 +161,10 @@ impl Store {
                     r.get(4)?,
                 ))
             })
-            .during(action)?;
+            .during_with(DB, action)?;
         let mut out = Vec::new();
         for row in rows {
-            let (app, version, name, sha, spec) = row.during(action)?;
+            let (app, version, name, sha, spec) = row.during_with(DB, action)?;
             let function = function_record(&app, version, name, sha, spec)?;
             out.push(LiveFunction {
                 app,

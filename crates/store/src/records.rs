@@ -3,7 +3,8 @@
 use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DbContext, StoreError};
+use crate::error::{DB, StoreError};
+use stratus_sqlite::During;
 
 /// A function to record in a new version; its component must already be
 /// stored with [`Store::put_blob`](crate::Store::put_blob).
@@ -75,7 +76,7 @@ pub(crate) fn find_app(conn: &Connection, app: &str) -> Result<(i64, Option<u32>
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
     .optional()
-    .during(|| format!("looking up app \"{app}\""))?
+    .during_with(DB, || format!("looking up app \"{app}\""))?
     .ok_or_else(|| StoreError::AppNotFound(app.to_owned()))
 }
 

@@ -87,11 +87,11 @@ fn opening_a_newer_schema_is_refused() {
     let err = Store::open(dir.path()).expect_err("newer schema must be refused");
     assert!(matches!(
         err,
-        StoreError::SchemaTooNew {
+        StoreError::Sqlite(stratus_sqlite::SqliteError::SchemaTooNew {
             found: 9,
             supported: 1,
             ..
-        }
+        })
     ));
     assert!(err.to_string().contains(&db.display().to_string()), "{err}");
 }
@@ -487,11 +487,11 @@ fn error_display_texts() {
             "app \"shop\" has used every version number up to 4294967295; delete and recreate the app",
         ),
         (
-            StoreError::SchemaTooNew {
+            StoreError::Sqlite(stratus_sqlite::SqliteError::SchemaTooNew {
                 path: "/d/stratus.db".into(),
                 found: 3,
                 supported: 1,
-            },
+            }),
             "database /d/stratus.db has schema version 3, but this build of Stratus only understands up to version 1; run a newer Stratus",
         ),
     ];

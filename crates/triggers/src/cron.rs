@@ -11,26 +11,15 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
-use stratus_manifest::{parse_schedule, parse_time_zone};
+use stratus_manifest::Schedule;
 use stratus_queue::NewEvent;
 
 use crate::{Backoff, Task, TriggerState};
 
-pub(crate) async fn run(task: Task, schedule: String, timezone: Option<String>, max_attempts: u32) {
-    // The manifest was checked at deploy; these only fail on a spec stored
-    // by an older version with other rules.
-    let parsed = parse_schedule(&schedule)
-        .and_then(|cron| Ok((cron, timezone.as_deref().map(parse_time_zone).transpose()?)));
-    let (cron, zone) = match parsed {
-        Ok((cron, zone)) => (cron, zone.unwrap_or(chrono_tz::UTC)),
-        Err(e) => {
-            task.set(
-                TriggerState::Retrying,
-                Some(format!("cannot read the schedule: {e}")),
-            );
-            return;
-        }
-    };
+pub(crate) async fn run(task: Task, schedule: Schedule, zone: Option<Tz>, max_attempts: u32) {
+    let zone = zone.unwrap_or(chrono_tz::UTC);
+    let cron = schedule.cron();
+    // Written as the manifest has it: stored last ticks are found by it.
     let tick_key = format!("{}/{} cron {} {}", task.app, task.function, schedule, zone);
     let tick_id = short_hash(&tick_key);
     let fire = |at: DateTime<Tz>, catch_up: bool| {
@@ -42,11 +31,12 @@ pub(crate) async fn run(task: Task, schedule: String, timezone: Option<String>, 
         });
         NewEvent {
             queue: task.queue_name(),
+            origin: None,
             // The same tick is the same event, even if fired twice.
             id: format!("cron-{tick_id}-{}", at.timestamp()),
             source: format!("/apps/{}/functions/{}/cron", task.app, task.function),
             kind: "dev.stratus.cron.tick".into(),
-            subject: Some(schedule.clone()),
+            subject: Some(schedule.to_string()),
             path: "/".into(),
             content_type: Some("application/json".into()),
             data: data.to_string().into_bytes(),
@@ -81,7 +71,7 @@ pub(crate) async fn run(task: Task, schedule: String, timezone: Option<String>, 
                 .filter(|prev| to_system(prev) > last);
             if let Some(prev) = missed {
                 tracing::info!(
-                    function = %format!("{}/{}", task.app, task.function), schedule,
+                    function = %format!("{}/{}", task.app, task.function), schedule = %schedule,
                     tick = %prev.to_rfc3339(), "firing a tick missed while the node was down"
                 );
                 store(

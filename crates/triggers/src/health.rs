@@ -39,14 +39,44 @@ impl TriggerState {
     }
 }
 
-/// A broker connection shared by several triggers (NATS).
+/// A broker and the node's connections to it: one shared by every trigger
+/// (NATS), or one per trigger (MQTT, whose sessions are per subscriber).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerStatus {
     pub broker: &'static str,
     pub url: String,
+    /// Whether every connection to it is up.
     pub connected: bool,
+    /// Why a connection is down, when one is.
     pub error: Option<String>,
+    /// The newest change of any connection.
     pub since: SystemTime,
+    pub connections: usize,
+}
+
+impl BrokerStatus {
+    fn new(broker: &'static str, url: &str, connected: bool, error: Option<String>) -> Self {
+        BrokerStatus {
+            broker,
+            url: url.to_owned(),
+            connected,
+            error,
+            since: SystemTime::now(),
+            connections: 1,
+        }
+    }
+}
+
+/// Puts `status` under `key` unless the connection there is already in
+/// that state (keeping its `since`); whether it changed.
+fn replace<K: Ord>(map: &mut BTreeMap<K, BrokerStatus>, key: K, status: BrokerStatus) -> bool {
+    let unchanged = map
+        .get(&key)
+        .is_some_and(|old| old.connected == status.connected && old.error == status.error);
+    if !unchanged {
+        map.insert(key, status);
+    }
+    !unchanged
 }
 
 /// The shared status board.
@@ -54,6 +84,8 @@ pub struct BrokerStatus {
 pub struct Health {
     triggers: Mutex<BTreeMap<String, TriggerStatus>>,
     brokers: Mutex<BTreeMap<&'static str, BrokerStatus>>,
+    /// MQTT connections by the label of the trigger that owns each.
+    mqtt: Mutex<BTreeMap<String, BrokerStatus>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -98,8 +130,26 @@ impl Health {
 
     pub(crate) fn remove(&self, key: &str) {
         lock(&self.triggers).remove(key);
+        lock(&self.mqtt).remove(key);
     }
 
+    /// Records the state of the MQTT connection of trigger `key` (its
+    /// trigger's own state logs the failures).
+    pub(crate) fn mqtt_connection(
+        &self,
+        key: &str,
+        url: &str,
+        connected: bool,
+        error: Option<String>,
+    ) {
+        let status = BrokerStatus::new("mqtt", url, connected, error);
+        if replace(&mut lock(&self.mqtt), key.to_owned(), status) && connected {
+            tracing::debug!(trigger = key, url, "connected to the MQTT broker");
+        }
+    }
+
+    /// Records the state of the shared connection to `broker`; a change is
+    /// logged once.
     pub(crate) fn broker(
         &self,
         broker: &'static str,
@@ -107,11 +157,8 @@ impl Health {
         connected: bool,
         error: Option<String>,
     ) {
-        let mut brokers = lock(&self.brokers);
-        let changed = brokers
-            .get(broker)
-            .is_none_or(|old| old.connected != connected || old.error != error);
-        if !changed {
+        let status = BrokerStatus::new(broker, url, connected, error.clone());
+        if !replace(&mut lock(&self.brokers), broker, status) {
             return;
         }
         if connected {
@@ -119,24 +166,32 @@ impl Health {
         } else if let Some(e) = &error {
             tracing::warn!(broker, url, "broker unreachable, retrying: {e}");
         }
-        brokers.insert(
-            broker,
-            BrokerStatus {
-                broker,
-                url: url.to_owned(),
-                connected,
-                error,
-                since: SystemTime::now(),
-            },
-        );
     }
 
     pub fn triggers(&self) -> Vec<TriggerStatus> {
         lock(&self.triggers).values().cloned().collect()
     }
 
+    /// Every broker in use; MQTT's connections summed up as one.
     pub fn brokers(&self) -> Vec<BrokerStatus> {
-        lock(&self.brokers).values().cloned().collect()
+        let mut brokers: Vec<BrokerStatus> = lock(&self.brokers).values().cloned().collect();
+        let mqtt = lock(&self.mqtt);
+        let mut connections = mqtt.values();
+        if let Some(first) = connections.next() {
+            let mut all = first.clone();
+            for c in connections {
+                all.connections += 1;
+                all.since = all.since.max(c.since);
+                if !c.connected {
+                    if all.connected {
+                        all.error = c.error.clone();
+                    }
+                    all.connected = false;
+                }
+            }
+            brokers.push(all);
+        }
+        brokers
     }
 
     /// One sentence per thing that keeps events from arriving.

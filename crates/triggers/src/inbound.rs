@@ -4,7 +4,10 @@
 //!
 //! A message that claims to be a CloudEvent but is not a valid one is no
 //! event to deliver, yet it must not be lost either: the caller stores it as
-//! a dead letter with the reason, where it can be read and redriven.
+//! a dead letter with the reason, where it can be read and redriven. So is
+//! one whose attributes could never be delivered: each becomes a header of
+//! the delivery (`ce-id`, `ce-source`, …), and a value with a newline or
+//! another control character cannot be one, however often it is retried.
 
 use base64::Engine;
 use serde_json::Value;
@@ -62,7 +65,7 @@ pub fn from_headers(
                 .filter(|v| !v.trim().is_empty())
                 .ok_or_else(|| format!("the {name} header is missing or empty"))
         };
-        return Ok(Incoming {
+        return deliverable(Incoming {
             id: required("ce-id")?,
             source: required("ce-source")?,
             kind: required("ce-type")?,
@@ -75,9 +78,9 @@ pub fn from_headers(
         .as_deref()
         .is_some_and(|t| t.trim().to_ascii_lowercase().starts_with(STRUCTURED))
     {
-        return structured(payload, defaults);
+        return deliverable(structured(payload, defaults)?);
     }
-    Ok(defaults.wrap(content_type, payload))
+    deliverable(defaults.wrap(content_type, payload))
 }
 
 /// Reads a message without headers (MQTT 3.1.1): a JSON object with a
@@ -86,14 +89,31 @@ pub fn from_payload(payload: &[u8], defaults: &Defaults) -> Result<Incoming, Str
     let looks_structured = payload.trim_ascii_start().starts_with(b"{")
         && serde_json::from_slice::<Value>(payload).is_ok_and(|v| v.get("specversion").is_some());
     if looks_structured {
-        return structured(payload, defaults);
+        return deliverable(structured(payload, defaults)?);
     }
     let content_type = if serde_json::from_slice::<Value>(payload).is_ok() {
         "application/json"
     } else {
         "application/octet-stream"
     };
-    Ok(defaults.wrap(Some(content_type.into()), payload))
+    deliverable(defaults.wrap(Some(content_type.into()), payload))
+}
+
+/// `e` if every attribute that becomes a header of its delivery can be one.
+fn deliverable(e: Incoming) -> Result<Incoming, String> {
+    let attributes = [
+        ("ce-id", Some(&e.id)),
+        ("ce-source", Some(&e.source)),
+        ("ce-type", Some(&e.kind)),
+        ("ce-subject", e.subject.as_ref()),
+        ("content-type", e.content_type.as_ref()),
+    ];
+    for (name, value) in attributes {
+        if let Some(value) = value {
+            stratus_events::header_value(name, value).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(e)
 }
 
 fn check_version(version: &str) -> Result<(), String> {
@@ -275,5 +295,141 @@ mod tests {
                 .unwrap_err()
                 .starts_with("the structured CloudEvent is not valid JSON")
         );
+    }
+
+    #[test]
+    fn attributes_that_cannot_be_headers_are_refused_with_the_reason() {
+        let newline = from_payload(
+            br#"{"specversion":"1.0","id":"r-1\nx","source":"/s","type":"t"}"#,
+            &defaults(),
+        )
+        .unwrap_err();
+        assert!(
+            newline.contains(r#"its ce-id "r-1\nx" cannot be an HTTP header value"#),
+            "{newline}"
+        );
+        let escape = from_headers(
+            headers(&[
+                ("ce-specversion", "1.0"),
+                ("ce-id", "ok"),
+                ("ce-source", "/s\u{1b}[2J"),
+                ("ce-type", "t"),
+            ]),
+            b"",
+            &defaults(),
+        )
+        .unwrap_err();
+        assert!(escape.contains("its ce-source"), "{escape}");
+        // A plain message on a topic no header can carry is refused too.
+        let topic = Defaults {
+            subject: "sensors/a\rb".into(),
+            ..defaults()
+        };
+        let plain = from_payload(b"21.5", &topic).unwrap_err();
+        assert!(plain.contains("its ce-subject"), "{plain}");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Short text, mostly printable ASCII but often with control
+        /// characters (the ones no header can carry), sometimes any Unicode.
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => "[ -~\\t\\n\\r\\x00-\\x1f\\x7f\\u{80}-\\u{9f}é]{0,12}",
+                1 => any::<String>(),
+            ]
+        }
+
+        /// A header lookup over arbitrary pairs, CloudEvents names likely.
+        fn header_pairs() -> impl Strategy<Value = Vec<(String, String)>> {
+            let name = prop_oneof![
+                Just("ce-specversion".to_owned()),
+                Just("ce-id".to_owned()),
+                Just("ce-source".to_owned()),
+                Just("ce-type".to_owned()),
+                Just("ce-subject".to_owned()),
+                Just("content-type".to_owned()),
+                "[a-zA-Z-]{1,12}",
+            ];
+            let value = prop_oneof![
+                Just("1.0".to_owned()),
+                Just("application/cloudevents+json".to_owned()),
+                text(),
+            ];
+            proptest::collection::vec((name, value), 0..8)
+        }
+
+        /// JSON objects shaped like structured CloudEvents, with arbitrary
+        /// (often wrong) attribute values, or arbitrary bytes.
+        fn payloads() -> impl Strategy<Value = Vec<u8>> {
+            let attribute = prop_oneof![
+                text().prop_map(Value::String),
+                any::<i64>().prop_map(Value::from),
+                Just(Value::Null),
+                Just(Value::String("1.0".into())),
+            ];
+            let names = prop_oneof![
+                Just("specversion"),
+                Just("id"),
+                Just("source"),
+                Just("type"),
+                Just("subject"),
+                Just("datacontenttype"),
+                Just("data"),
+                Just("data_base64"),
+            ];
+            let event = proptest::collection::vec((names, attribute), 0..9).prop_map(|pairs| {
+                let object: serde_json::Map<String, Value> =
+                    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                serde_json::to_vec(&Value::Object(object)).unwrap_or_default()
+            });
+            prop_oneof![proptest::collection::vec(any::<u8>(), 0..256), event,]
+        }
+
+        /// What any answer must be: an event every header of whose
+        /// delivery is valid, or a reason that says something and carries
+        /// no control character (it goes to logs and the dead letter).
+        fn check(result: Result<Incoming, String>) -> Result<(), TestCaseError> {
+            match result {
+                Ok(e) => {
+                    prop_assert!(!e.id.trim().is_empty());
+                    for value in [Some(&e.id), Some(&e.source), Some(&e.kind)]
+                        .into_iter()
+                        .chain([e.subject.as_ref(), e.content_type.as_ref()])
+                        .flatten()
+                    {
+                        prop_assert!(stratus_events::header_value("x", value).is_ok());
+                    }
+                }
+                Err(why) => {
+                    prop_assert!(why.len() > 10, "{why:?}");
+                    prop_assert!(!why.chars().any(char::is_control), "{why:?}");
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn any_message_parses_or_says_why(
+                payload in payloads(),
+                pairs in header_pairs(),
+                subject in text(),
+            ) {
+                let defaults = Defaults { subject, ..defaults() };
+                let header = |name: &str| {
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.clone())
+                };
+                check(from_headers(header, &payload, &defaults))?;
+                check(from_payload(&payload, &defaults))?;
+            }
+        }
     }
 }

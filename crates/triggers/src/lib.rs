@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratus_events::Dispatcher;
-use stratus_gateway::Gateway;
+use stratus_invoke::Invoker;
 use stratus_manifest::TriggerSpec;
 use stratus_queue::RetryPolicy;
 use tokio::sync::OnceCell;
@@ -55,8 +55,20 @@ pub fn check_addresses(nats_url: &str, mqtt_url: &str) -> Result<(), String> {
     nats_url
         .parse::<async_nats::ServerAddr>()
         .map_err(|e| format!("--nats-url {nats_url:?}: {e}"))?;
-    mqtt::parse_url(mqtt_url).map_err(|e| format!("--mqtt-url: {e}"))?;
+    mqtt::MqttAddress::parse(mqtt_url).map_err(|e| format!("--mqtt-url: {e}"))?;
     Ok(())
+}
+
+/// A broker URL as it may be shown (health, logs, an event's `source`):
+/// a password in it is replaced by `***`.
+fn without_password(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => text.to_owned(),
+    }
 }
 
 /// The triggers of a node.
@@ -75,12 +87,14 @@ impl std::fmt::Debug for Triggers {
 /// What every trigger task shares.
 struct Ctx {
     dispatcher: Arc<Dispatcher>,
-    gateway: Arc<Gateway>,
+    invoker: Arc<Invoker>,
     config: TriggerConfig,
     health: Arc<Health>,
     /// One NATS connection for every NATS and JetStream trigger, made when
     /// the first of them starts.
     nats: OnceCell<async_nats::Client>,
+    /// `--nats-url` without its password, as `/readyz` and events show it.
+    nats_shown: String,
 }
 
 /// A running trigger: `app`, `function` and the trigger as deployed.
@@ -96,14 +110,15 @@ impl Drop for Running {
 }
 
 impl Triggers {
-    pub fn new(dispatcher: Arc<Dispatcher>, gateway: Arc<Gateway>, config: TriggerConfig) -> Self {
+    pub fn new(dispatcher: Arc<Dispatcher>, invoker: Arc<Invoker>, config: TriggerConfig) -> Self {
         Triggers {
             ctx: Arc::new(Ctx {
                 dispatcher,
-                gateway,
-                config,
+                invoker,
                 health: Arc::new(Health::default()),
                 nats: OnceCell::new(),
+                nats_shown: without_password(&config.nats_url),
+                config,
             }),
         }
     }
@@ -117,7 +132,7 @@ impl Triggers {
     pub fn spawn(&self) -> JoinHandle<()> {
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
-            let mut changes = ctx.gateway.live_changes();
+            let mut changes = ctx.invoker.live_changes();
             let mut running: HashMap<Key, Running> = HashMap::new();
             loop {
                 reconcile(&ctx, &mut running);
@@ -130,7 +145,7 @@ impl Triggers {
 }
 
 fn reconcile(ctx: &Arc<Ctx>, running: &mut HashMap<Key, Running>) {
-    let live = ctx.gateway.live();
+    let live = ctx.invoker.live();
     let mut wanted: HashSet<Key> = HashSet::new();
     for function in live.functions() {
         for trigger in &function.triggers {
@@ -211,6 +226,18 @@ impl Task {
         );
     }
 
+    /// Why the function cannot take an event of `len` bytes, if it cannot
+    /// (`stratus_events::check_size`): such a message is kept as a dead
+    /// letter where it comes in rather than queued for a delivery that
+    /// would refuse it. A function no longer live has its events queued
+    /// as before; the dispatcher settles them.
+    fn check_size(&self, len: usize) -> Result<(), String> {
+        match self.ctx.invoker.live().function(&self.app, &self.function) {
+            Some(function) => stratus_events::check_size(len, function),
+            None => Ok(()),
+        }
+    }
+
     fn queue_name(&self) -> String {
         stratus_events::async_queue(&self.app, &self.function)
     }
@@ -219,6 +246,7 @@ impl Task {
     fn new_event(&self, e: inbound::Incoming, max_attempts: u32) -> stratus_queue::NewEvent {
         stratus_queue::NewEvent {
             queue: self.queue_name(),
+            origin: None,
             id: e.id,
             source: e.source,
             kind: e.kind,
@@ -247,5 +275,21 @@ impl Backoff {
 
     fn reset(&mut self) {
         *self = Backoff::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn broker_passwords_are_not_shown() {
+        assert_eq!(
+            super::without_password("nats://app:s3cret@127.0.0.1:4222"),
+            "nats://app:***@127.0.0.1:4222"
+        );
+        assert_eq!(
+            super::without_password("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
+        );
+        assert_eq!(super::without_password("127.0.0.1:4222"), "127.0.0.1:4222");
     }
 }

@@ -27,7 +27,8 @@ impl Ctx {
         let ctx = self.clone();
         self.nats
             .get_or_init(|| async move {
-                let url = ctx.config.nats_url.clone();
+                let address = ctx.config.nats_url.clone();
+                let url = ctx.nats_shown.clone();
                 ctx.health
                     .broker("nats", &url, false, Some("connecting".into()));
                 let health = ctx.health.clone();
@@ -58,7 +59,7 @@ impl Ctx {
                             }
                         }
                     });
-                match options.connect(url.as_str()).await {
+                match options.connect(address.as_str()).await {
                     Ok(client) => client,
                     // Only a malformed address fails here (retrying covers
                     // the rest); the node was started with it, so say so
@@ -156,41 +157,43 @@ async fn store_core(
     max_attempts: u32,
 ) {
     let defaults = Defaults {
-        id: stratus_gateway::new_invocation_id(),
-        source: format!("{}/{}", task.ctx.config.nats_url, message.subject),
+        id: stratus_invoke::new_invocation_id(),
+        source: format!("{}/{}", task.ctx.nats_shown, message.subject),
         kind: "dev.stratus.nats.message",
         subject: message.subject.to_string(),
     };
     let header = header_reader(&message);
-    let stored = match from_headers(&header, &message.payload, &defaults) {
-        Ok(event) => {
-            let id = event.id.clone();
-            task.ctx
-                .dispatcher
-                .queue()
-                .enqueue(task.new_event(event, max_attempts))
-                .await
-                .map(|_| id)
-        }
-        Err(why) => {
-            let raw = defaults.wrap(header("content-type"), &message.payload);
-            let id = raw.id.clone();
-            tracing::warn!(subject = %message.subject, "malformed CloudEvent kept as a dead letter: {why}");
-            task.ctx
-                .dispatcher
-                .queue()
-                .bury(
-                    task.new_event(raw, max_attempts),
-                    0,
-                    format!(
-                        "malformed CloudEvent from NATS subject {}: {why}",
-                        message.subject
-                    ),
-                )
-                .await
-                .map(|_| id)
-        }
+    let (event, dead) = match from_headers(&header, &message.payload, &defaults) {
+        Ok(event) => match task.check_size(event.data.len()) {
+            Ok(()) => (event, None),
+            Err(why) => (
+                event,
+                Some(format!(
+                    "message from NATS subject {}: {why}",
+                    message.subject
+                )),
+            ),
+        },
+        Err(why) => (
+            defaults.wrap(header("content-type"), &message.payload),
+            Some(format!(
+                "malformed CloudEvent from NATS subject {}: {why}",
+                message.subject
+            )),
+        ),
     };
+    let id = event.id.clone();
+    let queue = task.ctx.dispatcher.queue();
+    let stored = match dead {
+        None => queue.enqueue(task.new_event(event, max_attempts)).await,
+        Some(reason) => {
+            tracing::warn!(subject = %message.subject, "kept as a dead letter: {reason}");
+            queue
+                .bury(task.new_event(event, max_attempts), 0, reason)
+                .await
+        }
+    }
+    .map(|_| id);
     match stored {
         Ok(id) => {
             task.ctx.dispatcher.wake();
@@ -211,7 +214,7 @@ pub(crate) async fn run_jetstream(task: Task, stream: String, consumer: String, 
     let client = task.ctx.nats().await;
     let ack_wait = task
         .ctx
-        .gateway
+        .invoker
         .live()
         .function(&task.app, &task.function)
         .map_or(Duration::from_secs(60), |f| {
@@ -295,7 +298,7 @@ async fn deliver_jetstream(
     let defaults = Defaults {
         // Stable across redeliveries, so a handler can be idempotent.
         id: format!("{stream}-{sequence}"),
-        source: format!("{}/{stream}", task.ctx.config.nats_url),
+        source: format!("{}/{stream}", task.ctx.nats_shown),
         kind: "dev.stratus.jetstream.message",
         subject: message.subject.to_string(),
     };
@@ -328,13 +331,26 @@ async fn deliver_jetstream(
         Attempt::Failed(error) if delivered >= max_attempts => {
             // Out of attempts: keep it as a dead letter (redrive delivers it
             // through the durable queue), then let the stream forget it.
-            match queue.bury(event, delivered, error).await {
-                Ok(_) => js.ack(client).await,
-                Err(e) => {
-                    tracing::error!(stream, sequence, "cannot store a dead letter: {e}");
-                    js.nak(client, BUSY_DELAY).await
-                }
-            }
+            bury_then_ack(queue, client, &js, stream, event, delivered, error).await
+        }
+        // Too large for the function or not expressible as a request: this
+        // delivery never happened, and another would fare no better.
+        Attempt::Rejected(error) => {
+            tracing::warn!(
+                stream,
+                sequence,
+                "JetStream message is dead at once: {error}"
+            );
+            bury_then_ack(
+                queue,
+                client,
+                &js,
+                stream,
+                event,
+                delivered.saturating_sub(1),
+                error,
+            )
+            .await
         }
         Attempt::Failed(_) => {
             // Delivered again later: its shed count still applies then.
@@ -344,6 +360,30 @@ async fn deliver_jetstream(
     };
     shed.forget(sequence);
     settle_log(settled, stream, sequence);
+}
+
+/// Keeps `event` as a dead letter, then lets the stream forget it; a dead
+/// letter that cannot be stored leaves the message with the stream.
+async fn bury_then_ack(
+    queue: &stratus_queue::Queue,
+    client: &async_nats::Client,
+    js: &jetstream::Delivered,
+    stream: &str,
+    event: stratus_queue::NewEvent,
+    attempts: u32,
+    error: String,
+) -> Result<(), String> {
+    match queue.bury(event, attempts, error).await {
+        Ok(_) => js.ack(client).await,
+        Err(e) => {
+            tracing::error!(
+                stream,
+                sequence = js.sequence,
+                "cannot store a dead letter: {e}"
+            );
+            js.nak(client, BUSY_DELAY).await
+        }
+    }
 }
 
 fn settle_log(settled: Result<(), String>, stream: &str, sequence: u64) {

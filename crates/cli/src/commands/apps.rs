@@ -28,6 +28,7 @@ pub async fn list(opts: &ClientOpts, args: ListArgs) -> anyhow::Result<ExitCode>
                 })
                 .collect()
         },
+        "no apps yet; deploy one with `stratus deploy DIR`",
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -57,6 +58,10 @@ pub async fn versions(opts: &ClientOpts, args: VersionsArgs) -> anyhow::Result<E
                 })
                 .collect()
         },
+        &format!(
+            "app {} has no versions; deploy one with `stratus deploy DIR`",
+            args.app
+        ),
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,15 @@
-//! `stratus deploy`.
+//! `stratus deploy`: uploads an app's manifest and components; the node
+//! validates, compiles and activates them. On a terminal it says what it is
+//! doing meanwhile (a large component takes seconds to upload and compile).
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bytes::Bytes;
+use futures_util::StreamExt;
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use stratus_admin::model::DeployResponse;
@@ -20,10 +26,18 @@ pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode
     let loaded = Manifest::load(&path)?;
     let upload = read_components(&loaded)?;
     let size: usize = upload.components.values().map(|b| b.len()).sum();
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| Progress::start(size as u64, opts.server.trim_end_matches('/')));
 
     let mut form = Form::new().text("manifest", upload.manifest);
     for (name, bytes) in upload.components {
-        let part = Part::stream(reqwest::Body::from(bytes))
+        let length = bytes.len() as u64;
+        let body = match &progress {
+            Some(progress) => progress.body(bytes),
+            None => reqwest::Body::from(bytes),
+        };
+        let part = Part::stream_with_length(body, length)
             .file_name(name)
             .mime_str("application/wasm")
             .context("building the upload")?;
@@ -32,7 +46,9 @@ pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode
     let started = Instant::now();
     let response = client
         .send(client.request(Method::POST, "/v1/apps").multipart(form))
-        .await?;
+        .await;
+    drop(progress);
+    let response = response?;
     let total_ms = started.elapsed().as_secs_f64() * 1000.0;
     let report: DeployResponse = read_json(response).await?;
 
@@ -77,4 +93,100 @@ pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode
         .collect::<Vec<_>>();
     output::table(&["FUNCTION", "ROUTES", "SHA256", "SIZE", "CODE"], &rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Upload size in chunks of this many bytes, the steps of the progress line.
+const CHUNK: usize = 256 * 1024;
+
+/// One line on stderr (a terminal) rewritten as the deploy goes: the share
+/// uploaded, then, once the node has every byte, that it is validating and
+/// compiling, with the seconds spent waiting. Cleared when dropped, before
+/// the report or the error is printed.
+struct Progress {
+    state: Arc<Mutex<Shown>>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+struct Shown {
+    total: u64,
+    sent: u64,
+    target: String,
+    /// When the last byte went out.
+    uploaded: Option<Instant>,
+}
+
+impl Shown {
+    fn line(&self) -> String {
+        match self.uploaded {
+            None => format!(
+                "uploading {} to {} ({}%)…",
+                output::bytes(self.total),
+                self.target,
+                (self.sent * 100).checked_div(self.total).unwrap_or(100)
+            ),
+            Some(at) => format!(
+                "uploaded {}; the node is validating and compiling it ({} s)…",
+                output::bytes(self.total),
+                at.elapsed().as_secs()
+            ),
+        }
+    }
+
+    fn show(&self) {
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "\r\x1b[2K{}", self.line());
+        let _ = stderr.flush();
+    }
+}
+
+impl Progress {
+    fn start(total: u64, target: &str) -> Progress {
+        let shown = Shown {
+            total,
+            sent: 0,
+            target: target.to_string(),
+            uploaded: None,
+        };
+        shown.show();
+        let state = Arc::new(Mutex::new(shown));
+        let ticking = state.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Ok(shown) = ticking.lock() {
+                    shown.show();
+                }
+            }
+        });
+        Progress { state, ticker }
+    }
+
+    /// The component as a body whose chunks move the line on as they are sent.
+    fn body(&self, bytes: Bytes) -> reqwest::Body {
+        let state = self.state.clone();
+        let chunks: Vec<Bytes> = (0..bytes.len())
+            .step_by(CHUNK)
+            .map(|start| bytes.slice(start..bytes.len().min(start + CHUNK)))
+            .collect();
+        let stream = futures_util::stream::iter(chunks).map(move |chunk| {
+            if let Ok(mut shown) = state.lock() {
+                shown.sent += chunk.len() as u64;
+                if shown.sent >= shown.total && shown.uploaded.is_none() {
+                    shown.uploaded = Some(Instant::now());
+                }
+                shown.show();
+            }
+            Ok::<_, std::io::Error>(chunk)
+        });
+        reqwest::Body::wrap_stream(stream)
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.ticker.abort();
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "\r\x1b[2K");
+        let _ = stderr.flush();
+    }
 }

@@ -33,6 +33,10 @@ pub async fn run(opts: &ClientOpts, command: DlqCommand) -> anyhow::Result<ExitC
                         })
                         .collect()
                 },
+                &format!(
+                    "function {} has no dead letters: every event it was sent succeeded or is still queued",
+                    args.function
+                ),
             )?;
         }
         DlqCommand::Redrive(args) => {

@@ -1,6 +1,6 @@
 //! `stratus invoke`: a synchronous call through the admin API.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -9,6 +9,7 @@ use reqwest::Method;
 use crate::args::{ClientOpts, InvokeArgs};
 use crate::client::Client;
 use crate::commands::apps::segment;
+use crate::output;
 
 pub async fn run(opts: &ClientOpts, args: InvokeArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(opts)?;
@@ -56,7 +57,16 @@ pub async fn run(opts: &ClientOpts, args: InvokeArgs) -> anyhow::Result<ExitCode
     {
         bail!("{message} ({status})");
     }
-    std::io::stdout().write_all(&bytes)?;
+    // The answer goes out byte for byte into a pipe or a file; on a
+    // terminal its control characters are shown escaped instead, as `logs`
+    // does, so a function cannot take over the operator's screen.
+    let mut stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        let text = String::from_utf8_lossy(&bytes);
+        stdout.write_all(output::escape_text(&text).as_bytes())?;
+    } else {
+        stdout.write_all(&bytes)?;
+    }
     Ok(if status.is_success() {
         ExitCode::SUCCESS
     } else {

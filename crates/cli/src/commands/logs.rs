@@ -9,6 +9,7 @@ use stratus_admin::model::{LogLineInfo, LogLines};
 use crate::args::{ClientOpts, Format, LogsArgs};
 use crate::client::{Client, read_json};
 use crate::commands::apps::segment;
+use crate::output;
 
 pub async fn run(opts: &ClientOpts, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(opts)?;
@@ -30,6 +31,9 @@ pub async fn run(opts: &ClientOpts, args: LogsArgs) -> anyhow::Result<ExitCode> 
         for line in &logs.lines {
             print_line(line, args.format)?;
         }
+        if logs.lines.is_empty() && args.format == Format::Table {
+            output::nothing(&no_lines(&args));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     // Server-sent events: `data: {json}` lines, blank-line separated.
@@ -44,7 +48,7 @@ pub async fn run(opts: &ClientOpts, args: LogsArgs) -> anyhow::Result<ExitCode> 
             if let Some(data) = line.trim_end().strip_prefix("data:") {
                 match serde_json::from_str::<LogLineInfo>(data.trim_start()) {
                     Ok(info) => print_line(&info, args.format)?,
-                    Err(_) => println!("{}", data.trim_start()),
+                    Err(_) => println!("{}", output::escape_line(data.trim_start())),
                 }
             }
         }
@@ -52,12 +56,33 @@ pub async fn run(opts: &ClientOpts, args: LogsArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// What an empty answer means, in the terms the user asked in.
+fn no_lines(args: &LogsArgs) -> String {
+    let mut filters = String::new();
+    if let Some(id) = &args.invocation {
+        filters.push_str(&format!(" in invocation {id}"));
+    }
+    if let Some(since) = &args.since {
+        filters.push_str(&format!(" since {since}"));
+    }
+    format!(
+        "no log lines for function {}{filters}; what it writes to stdout and stderr shows here",
+        args.function
+    )
+}
+
+/// A line's text is whatever the function wrote: shown escaped, so a
+/// function cannot clear the operator's screen, retitle the terminal or
+/// forge other lines.
 fn print_line(line: &LogLineInfo, format: Format) -> anyhow::Result<()> {
     match format {
-        Format::Json => println!("{}", serde_json::to_string(line)?),
+        Format::Json => println!("{}", output::escape_json(&serde_json::to_string(line)?)),
         Format::Table => println!(
             "{}  {}  {:<6}  {}",
-            line.at, line.invocation_id, line.stream, line.text
+            line.at,
+            line.invocation_id,
+            line.stream,
+            output::escape_line(&line.text)
         ),
     }
     Ok(())

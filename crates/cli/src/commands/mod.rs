@@ -7,4 +7,5 @@ pub mod invoke;
 pub mod logs;
 pub mod new;
 pub mod secrets;
+pub mod status;
 pub mod usage;

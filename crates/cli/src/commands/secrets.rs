@@ -48,13 +48,17 @@ pub async fn run(opts: &ClientOpts, command: SecretsCommand) -> anyhow::Result<E
             output::print(
                 args.format,
                 &secrets,
-                &["NAME", "UPDATED (UNIX MS)"],
+                &["NAME", "UPDATED (UTC)"],
                 || {
                     secrets
                         .iter()
-                        .map(|s| vec![s.name.clone(), s.updated_at.to_string()])
+                        .map(|s| vec![s.name.clone(), output::timestamp(s.updated_at)])
                         .collect()
                 },
+                &format!(
+                    "app {} has no secrets; set one with `printf %s \"$VALUE\" | stratus secrets set {} NAME`",
+                    args.app, args.app
+                ),
             )?;
         }
         SecretsCommand::Rm(args) => {

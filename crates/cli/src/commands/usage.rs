@@ -25,6 +25,16 @@ pub async fn run(opts: &ClientOpts, args: UsageArgs) -> anyhow::Result<ExitCode>
     match args.format {
         UsageFormat::Json => output::json(&report)?,
         UsageFormat::Csv => print!("{}", csv(&report)),
+        UsageFormat::Table if report.functions.is_empty() => {
+            let since = report.since.as_deref().unwrap_or("the start of retention");
+            let of = args
+                .app
+                .as_ref()
+                .map_or(String::new(), |app| format!(" of app {app}"));
+            output::nothing(&format!(
+                "no invocations{of} since {since}; every request to a deployed function is counted here"
+            ));
+        }
         UsageFormat::Table => table(&report),
     }
     Ok(ExitCode::SUCCESS)
@@ -77,7 +87,22 @@ fn table(report: &UsageReport) {
     );
 }
 
-/// One row per function; numbers unformatted so spreadsheets can sum them.
+/// Decimals of a cost in CSV: a billionth of the currency, so that a
+/// function's share of one request's price (0.0000002 at the default price)
+/// still shows, without the float's noise in the last digits.
+const COST_DECIMALS: usize = 9;
+
+/// A number with a fixed count of decimals (`{:.N}`).
+struct Fixed(f64, usize);
+
+impl std::fmt::Display for Fixed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.*}", self.1, self.0)
+    }
+}
+
+/// One row per function; plain numbers (no units, no thousands separators)
+/// with fixed decimals, so spreadsheets can sum them.
 fn csv(report: &UsageReport) -> String {
     let mut out = String::from(
         "app,function,requests,errors,cold_starts,gb_seconds,cpu_seconds,duration_seconds,bytes_in,bytes_out,cost,currency\n",
@@ -90,12 +115,12 @@ fn csv(report: &UsageReport) -> String {
             r.requests,
             r.errors,
             r.cold_starts,
-            r.gb_seconds,
-            r.cpu_seconds,
-            r.duration_seconds,
+            Fixed(r.gb_seconds, 6),
+            Fixed(r.cpu_seconds, 6),
+            Fixed(r.duration_seconds, 6),
             r.bytes_in,
             r.bytes_out,
-            r.cost,
+            Fixed(r.cost, COST_DECIMALS),
             csv_field(&report.prices.currency),
         ));
     }

@@ -4,11 +4,16 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod jetstream;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+#[allow(unused_imports)]
+pub use jetstream::{JetStream, NATS};
 
 pub const TOKEN: &str = "test-token-0123456789";
 
@@ -65,6 +70,9 @@ pub struct Server {
     pub http: reqwest::Client,
     /// Every line the node wrote to stdout and stderr so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Whether its compile cache was seeded from, and goes back to, the
+    /// one the test servers share.
+    shares_compiled: bool,
 }
 
 impl Server {
@@ -73,18 +81,50 @@ impl Server {
     }
 
     /// Starts a server with extra flags; `--max-instances 64` unless given
-    /// (a smaller pool keeps parallel test servers light).
+    /// (a smaller pool keeps parallel test servers light). Its compile
+    /// cache starts with what other test servers compiled (see
+    /// [`compile_cache`]).
     pub fn start_with(extra: &[&str]) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
+        compile_cache::seed(&data_dir);
         let mut server = Self::start_in(&data_dir, extra);
+        server._tmp = Some(tmp);
+        server.shares_compiled = true;
+        server
+    }
+
+    /// A server whose compile cache starts empty, for tests that count
+    /// what is compiled or left in it.
+    pub fn start_own_cache() -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let mut server = Self::start_in(&data_dir, &[]);
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// Starts a server whose process may open at most `descriptors` files
+    /// (soft and hard limit, set with util-linux's `prlimit`).
+    pub fn start_with_descriptors(descriptors: u32, extra: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={descriptors}:{descriptors}"))
+            .arg(env!("CARGO_BIN_EXE_stratus"));
+        let mut server = Self::start_command(command, &data_dir, extra);
         server._tmp = Some(tmp);
         server
     }
 
     /// Starts a server on an existing data dir (restart tests).
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stratus"))
+        Self::start_command(Command::new(env!("CARGO_BIN_EXE_stratus")), data_dir, extra)
+    }
+
+    fn start_command(mut command: Command, data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = command
             .arg("server")
             .arg("--data-dir")
             .arg(data_dir)
@@ -143,6 +183,7 @@ impl Server {
             _tmp: None,
             http: reqwest::Client::new(),
             log,
+            shares_compiled: false,
         }
     }
 
@@ -168,6 +209,31 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         false
+    }
+
+    /// POSTs a deploy form to the admin API — `manifest` and one component
+    /// part named `file_name` — and returns the status and the JSON answer.
+    pub async fn post_deploy(
+        &self,
+        manifest: &str,
+        file_name: &str,
+        component: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        let form = reqwest::multipart::Form::new()
+            .text("manifest", manifest.to_string())
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(component).file_name(file_name.to_string()),
+            );
+        let response = self
+            .http
+            .post(self.admin_url("/v1/apps"))
+            .bearer_auth(TOKEN)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), json(response).await)
     }
 
     /// Runs the real CLI against this server.
@@ -217,6 +283,47 @@ impl Server {
         format!("{}{path}", self.admin)
     }
 
+    /// Waits (up to 10 s) until `function` has at least `n` invocations
+    /// running, as `GET /v1/functions` reports them: a condition to wait on
+    /// instead of a sleep that hopes a request has arrived.
+    pub async fn wait_in_flight(&self, function: &str, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, functions) = self.admin_get("/v1/functions").await;
+            let running = functions
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|f| f["name"] == function)
+                .filter_map(|f| f["in_flight"].as_u64())
+                .sum::<u64>();
+            if running >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{function} never had {n} invocations running: {functions}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits (up to 10 s) until the metric `name` reaches at least `n`.
+    pub async fn metric_reaching(&self, name: &str, n: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.metric(name).await;
+            if value >= n {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} stayed at {value}, below {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn metric(&self, name: &str) -> u64 {
         let text = self
             .http
@@ -260,6 +367,79 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if self.shares_compiled {
+            compile_cache::harvest(&self.data_dir);
+        }
+    }
+}
+
+/// Compiled code shared by the test servers: a new server's cache is
+/// seeded with hard links to what others compiled, and what a server
+/// compiled is linked back when it stops. A component is then compiled
+/// once per engine rather than once per server, and each node's cache
+/// stays its own directory (what it deletes is only its link). Artifacts
+/// are named by engine hash and component hash, and written complete
+/// (temp file, rename), so a link is always to a whole artifact.
+pub mod compile_cache {
+    use std::path::{Path, PathBuf};
+
+    fn shared() -> PathBuf {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stratus-compiled")
+    }
+
+    /// `(engine hash, file name)` of every artifact under `root`.
+    fn artifacts(root: &Path) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        let Ok(engines) = std::fs::read_dir(root) else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for engine in engines.flatten() {
+            let Ok(files) = std::fs::read_dir(engine.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                if file.path().extension().is_some_and(|e| e == "cwasm") {
+                    found.push((engine.file_name(), file.file_name()));
+                }
+            }
+        }
+        found
+    }
+
+    pub fn seed(data_dir: &Path) {
+        // The data directory is made as the node makes it (0700): one open
+        // to others gets a warning in the node's log.
+        let mut private = std::fs::DirBuilder::new();
+        private.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut private, 0o700);
+        let _ = private.create(data_dir);
+        let cache = data_dir.join("compiled");
+        for (engine, file) in artifacts(&shared()) {
+            let _ = std::fs::create_dir_all(cache.join(&engine));
+            let _ = std::fs::hard_link(
+                shared().join(&engine).join(&file),
+                cache.join(&engine).join(&file),
+            );
+        }
+    }
+
+    pub fn harvest(data_dir: &Path) {
+        let cache = data_dir.join("compiled");
+        for (engine, file) in artifacts(&cache) {
+            let to = shared().join(&engine).join(&file);
+            if to.exists() || std::fs::create_dir_all(shared().join(&engine)).is_err() {
+                continue;
+            }
+            // Linked under a name of its own, then renamed: another test
+            // binary seeding at the same time sees all of it or nothing.
+            let temp = to.with_extension(format!("part{}", std::process::id()));
+            if std::fs::hard_link(cache.join(&engine).join(&file), &temp).is_ok()
+                && std::fs::rename(&temp, &to).is_err()
+            {
+                let _ = std::fs::remove_file(&temp);
+            }
+        }
     }
 }
 
@@ -291,6 +471,15 @@ pub fn testbed_app(app: &str, function: &str, routes: &[&str], extra: &str) -> A
         "[app]\nname = \"{app}\"\n\n[[function]]\nname = \"{function}\"\ncomponent = \"{}\"\nroutes = [{}]\n{extra}\n",
         test_guest("testbed").display(),
         routes.join(", ")
+    ))
+}
+
+/// A manifest with one function named like its app serving the hostile
+/// guest (tests/guests/hostile) at `route`, with `extra` manifest lines.
+pub fn hostile_app(app: &str, route: &str, extra: &str) -> AppDir {
+    AppDir::new(&format!(
+        "[app]\nname = \"{app}\"\n\n[[function]]\nname = \"{app}\"\ncomponent = \"{}\"\nroutes = [\"{route}\"]\n{extra}\n",
+        test_guest("hostile").display()
     ))
 }
 
@@ -402,16 +591,17 @@ pub async fn submit(server: &Server, function: &str, path: &str, body: &str) -> 
     accepted
 }
 
-/// Publishes to a named queue through the admin API.
+/// Publishes to `app`'s named queue through the admin API.
 pub async fn publish(
     server: &Server,
+    app: &str,
     queue: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, serde_json::Value) {
     let mut request = server
         .http
-        .post(server.admin_url(&format!("/v1/queues/{queue}/events")))
+        .post(server.admin_url(&format!("/v1/apps/{app}/queues/{queue}/events")))
         .bearer_auth(TOKEN)
         .body(body.to_string());
     for (name, value) in headers {

@@ -5,6 +5,10 @@ use std::time::Duration;
 use super::*;
 
 mod load;
+mod props;
+mod route_props;
+mod scale;
+mod stored;
 mod structure;
 mod values;
 

@@ -1,5 +1,5 @@
-//! The shape of the document: unknown and not-yet-supported keys, missing
-//! tables, duplicates across functions, syntax errors and positions.
+//! The shape of the document: unknown keys, missing tables, duplicates
+//! across functions, syntax errors and positions.
 
 use super::*;
 
@@ -17,9 +17,17 @@ fn refuses_unknown_keys_with_their_line() {
     assert_eq!(
         function_error("\nmemroy = \"64MiB\""),
         format!(
-            "{FILE}:7:1: unknown field `memroy`, expected one of `name`, `component`, `build`, `routes`, `memory`, `timeout`, `max_body`, `max_concurrency`, `min_warm`, `reuse`, `env`, `triggers`, `allowed_outbound`, `keyvalue`, `config`, `secrets`, `max_outbound_requests`, `max_outbound_bytes`, `outbound_timeout`"
+            "{FILE}:7:1: unknown field `memroy`, expected one of `name`, `component`, `build`, `routes`, `memory`, `timeout`, `max_body`, `max_concurrency`, `min_warm`, `reuse`, `env`, `triggers`, `allowed_outbound`, `keyvalue`, `config`, `secrets`, `max_outbound_requests`, `max_outbound_bytes`, `outbound_timeout`; did you mean `memory`?"
         )
     );
+    assert_eq!(
+        error("[app]\nname = \"shop\"\n[[functions]]\nname = \"f\"\n"),
+        format!(
+            "{FILE}:3:3: unknown field `functions`, expected `app` or `function`; did you mean `function`?"
+        )
+    );
+    // A key that is no typo gets no guess.
+    assert!(!function_error("\nretries = 3").contains("did you mean"));
 }
 
 #[test]
@@ -134,6 +142,10 @@ fn refuses_missing_tables_and_keys() {
         format!(
             "{FILE}:3:1: invalid type: map, expected [[function]] tables (an array of tables: two brackets)"
         )
+    );
+    assert_eq!(
+        error("function = [1]\n[app]\nname = \"shop\"\n"),
+        format!("{FILE}:1:13: invalid type: integer `1`, expected a [[function]] table")
     );
     assert_eq!(
         error("[app]\nname = \"shop\"\n[[function]]\ncomponent = \"a.wasm\"\n"),

@@ -55,6 +55,14 @@ fn refuses_bad_sizes_naming_file_line_column_and_key() {
             "6:10: function \"f\": memory \"512KiB\" is below the minimum of 1MiB",
         ),
         (
+            "memory = 16",
+            "6:10: function \"f\": memory 16 means 16 bytes, below the minimum of 1MiB; a bare number is a count of bytes: write \"16MiB\"",
+        ),
+        (
+            "memory = 0",
+            "6:10: function \"f\": memory 0 means 0 bytes, below the minimum of 1MiB; a bare number is a count of bytes: write e.g. \"64MiB\"",
+        ),
+        (
             "memory = \"5GiB\"",
             "6:10: function \"f\": memory \"5GiB\" is above the maximum of 4GiB",
         ),
@@ -216,7 +224,7 @@ fn checks_reuse() {
 #[test]
 fn checks_triggers() {
     let m = parse(&one_function(
-        "component = \"f.wasm\"\ntriggers = [{ queue = \"orders\" }, { queue = \"audit.log\", max_attempts = 5 },
+        "component = \"f.wasm\"\ntriggers = [{ queue = \"orders\" }, { queue = \"audit.log\", max_attempts = 5, from = [\"billing\", \"front-2\"] },
           { cron = \"*/10 * * * * *\" }, { cron = \"0 30 9 * * MON-FRI\", timezone = \"Europe/Paris\" },
           { nats = \"orders.*.created\" }, { nats = \"audit.>\", queue_group = \"auditors\" },
           { jetstream = { stream = \"ORDERS\", consumer = \"restock\" }, max_attempts = 7 },
@@ -229,20 +237,22 @@ fn checks_triggers() {
         [
             TriggerSpec::Queue {
                 queue: "orders".into(),
+                from: Vec::new(),
                 max_attempts
             },
             TriggerSpec::Queue {
                 queue: "audit.log".into(),
+                from: vec!["billing".into(), "front-2".into()],
                 max_attempts: 5
             },
             TriggerSpec::Cron {
-                schedule: "*/10 * * * * *".into(),
+                schedule: Schedule::parse("*/10 * * * * *").unwrap(),
                 timezone: None,
                 max_attempts
             },
             TriggerSpec::Cron {
-                schedule: "0 30 9 * * MON-FRI".into(),
-                timezone: Some("Europe/Paris".into()),
+                schedule: Schedule::parse("0 30 9 * * MON-FRI").unwrap(),
+                timezone: Some(chrono_tz::Europe::Paris),
                 max_attempts
             },
             TriggerSpec::Nats {
@@ -325,11 +335,39 @@ fn checks_triggers() {
         ),
         (
             "[{ queue = \"a\", retries = 2 }]",
-            "function \"f\": triggers[0] has an unknown key `retries`; a queue trigger takes `queue`, `max_attempts`",
+            "function \"f\": triggers[0] has an unknown key `retries`; a queue trigger takes `queue`, `from`, `max_attempts`",
+        ),
+        (
+            "[{ queue = \"a\", from = \"shop\" }]",
+            "function \"f\": triggers[0]: from must be an array of app names such as [\"shop\"], not string",
+        ),
+        (
+            "[{ queue = \"a\" }, { queue = \"b\", from = [\"shop\", \"*\"] }]",
+            "function \"f\": triggers[1]: from[1] \"*\" is not an app name (names are 1-63 characters of lowercase ASCII letters, digits and '-', starting with a letter); list each app whose functions may publish here by its name",
+        ),
+        (
+            "[{ queue = \"a\", from = [\"shop\", 7] }]",
+            "function \"f\": triggers[0]: from[1] must be a string, not integer",
+        ),
+        (
+            "[{ queue = \"a\", from = [\"billing\", \"billing\"] }]",
+            "function \"f\": triggers[0]: from lists \"billing\" twice; list each app once",
+        ),
+        (
+            "[{ cron = \"0 0 * * * *\", from = [\"shop\"] }]",
+            "function \"f\": triggers[0] has an unknown key `from`; a cron trigger takes `cron`, `timezone`, `max_attempts`",
         ),
         (
             "[\"orders\"]",
             "function \"f\": triggers[0] must be a table such as { queue = \"orders\" }, not string",
+        ),
+        (
+            "[{ cron = \"0 0 * * * *\", timezon = \"UTC\" }]",
+            "function \"f\": triggers[0] has an unknown key `timezon`; a cron trigger takes `cron`, `timezone`, `max_attempts`; did you mean `timezone`?",
+        ),
+        (
+            "[{ queu = \"orders\" }]",
+            "function \"f\": triggers[0] names no event source; use one of queue, cron, nats, jetstream, mqtt; did you mean `queue`?",
         ),
     ] {
         let error = function_error(&format!("triggers = {triggers}"));
@@ -342,13 +380,42 @@ fn checks_triggers() {
 }
 
 #[test]
+fn a_queue_trigger_stored_before_grants_grants_no_one() {
+    let stored = r#"{"kind":"queue","queue":"orders","max_attempts":3}"#;
+    let trigger: TriggerSpec = serde_json::from_str(stored).unwrap();
+    assert_eq!(
+        trigger,
+        TriggerSpec::Queue {
+            queue: "orders".into(),
+            from: Vec::new(),
+            max_attempts: 3
+        }
+    );
+    // And a trigger without grants is stored as before.
+    assert_eq!(serde_json::to_string(&trigger).unwrap(), stored);
+    let granted = TriggerSpec::Queue {
+        queue: "orders".into(),
+        from: vec!["shop".into()],
+        max_attempts: 3,
+    };
+    let json = serde_json::to_string(&granted).unwrap();
+    assert_eq!(serde_json::from_str::<TriggerSpec>(&json).unwrap(), granted);
+    assert_eq!(granted.to_string(), "queue \"orders\" (from shop)");
+}
+
+#[test]
 fn checks_allowed_outbound_patterns() {
     let m = parse(&one_function(
         "component = \"f.wasm\"\nallowed_outbound = [\"https://api.example.com\", \"http://*.svc.local:*\"]",
     ))
     .unwrap();
+    let patterns: Vec<&str> = m.functions[0]
+        .allowed_outbound
+        .iter()
+        .map(OutboundRule::as_str)
+        .collect();
     assert_eq!(
-        m.functions[0].allowed_outbound,
+        patterns,
         ["https://api.example.com", "http://*.svc.local:*"]
     );
     let error = function_error("allowed_outbound = [\"https://ok.org\", \"ftp://files.org\"]");

@@ -11,11 +11,12 @@ use std::ops::Range;
 use toml::{Spanned, Value};
 
 use crate::error::{Location, ManifestError};
+use crate::lines::LineIndex;
 use crate::model::{
     AppSpec, DEFAULT_MAX_BODY, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_OUTBOUND_BYTES,
     DEFAULT_MAX_OUTBOUND_REQUESTS, DEFAULT_MEMORY, DEFAULT_OUTBOUND_TIMEOUT, DEFAULT_TIMEOUT,
-    FunctionSpec, MAX_MAX_BODY, MAX_MAX_CONCURRENCY, MAX_MAX_OUTBOUND_BYTES,
-    MAX_MAX_OUTBOUND_REQUESTS, MAX_MEMORY, MAX_REUSE, MIN_MEMORY, Manifest,
+    FunctionSpec, MAX_MANIFEST_SIZE, MAX_MAX_BODY, MAX_MAX_CONCURRENCY, MAX_MAX_OUTBOUND_BYTES,
+    MAX_MAX_OUTBOUND_REQUESTS, MAX_MEMORY, MAX_REUSE, MAX_ROUTES_PER_APP, MIN_MEMORY, Manifest,
 };
 use crate::raw::{RawFunction, RawManifest};
 use crate::route::Route;
@@ -45,14 +46,53 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-/// The manifest text and the name it is reported under.
+/// The manifest text, the name it is reported under and where its lines
+/// start.
 struct Source<'a> {
     file: &'a str,
     text: &'a str,
+    lines: LineIndex<'a>,
+}
+
+/// How much a manifest may hold: what a node accepts by default, or more
+/// for tests that measure how validation scales.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Bytes of manifest text.
+    pub max_size: ByteSize,
+    /// Routes over all functions of the app.
+    pub max_routes: usize,
+}
+
+impl Limits {
+    pub(crate) const DEFAULT: Limits = Limits {
+        max_size: MAX_MANIFEST_SIZE,
+        max_routes: MAX_ROUTES_PER_APP,
+    };
 }
 
 pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
-    let src = Source { file, text };
+    parse_within(text, file, Limits::DEFAULT)
+}
+
+pub(crate) fn parse_within(
+    text: &str,
+    file: &str,
+    limits: Limits,
+) -> Result<Manifest, ManifestError> {
+    let size = text.len() as u64;
+    if size > limits.max_size.bytes() {
+        return Err(ManifestError::TooLarge {
+            file: file.to_owned(),
+            size,
+            limit: limits.max_size,
+        });
+    }
+    let src = Source {
+        file,
+        text,
+        lines: LineIndex::new(text),
+    };
     let raw: RawManifest = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
 
     let Some(app) = raw.app else {
@@ -95,27 +135,37 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
     for (index, raw_function) in raw_functions.into_iter().enumerate() {
         let checked = src.function(index, raw_function)?;
         let function = checked.spec;
-        let name_location = src.location(checked.name_span);
+        // Only lines are kept for what passes; a full location (its column
+        // counted in characters) is worked out for the one error reported.
         if let Some(&first_line) = names.get(&function.name) {
             return Err(ManifestError::DuplicateFunction {
-                location: name_location,
+                location: src.location(checked.name_span),
                 name: function.name,
                 first_line,
             });
         }
-        names.insert(function.name.clone(), name_location.line);
+        names.insert(function.name.clone(), src.line(&checked.name_span));
         for (route, span) in function.routes.iter().zip(checked.route_spans) {
-            let location = src.location(span);
+            if routes.len() == limits.max_routes {
+                return Err(src.invalid(
+                    span,
+                    "routes",
+                    format!(
+                        "function \"{}\": this route makes app \"{name}\" exceed {} routes, the most an app may have (counting the `routes` of all its functions); serve many paths with one prefix route such as \"/api/...\"",
+                        function.name, limits.max_routes
+                    ),
+                ));
+            }
             if let Some((other, first_line)) = routes.get(route) {
                 return Err(ManifestError::DuplicateRoute {
-                    location,
+                    location: src.location(span),
                     route: route.to_string(),
                     function: function.name.clone(),
                     other_function: other.clone(),
                     first_line: *first_line,
                 });
             }
-            routes.insert(route.clone(), (function.name.clone(), location.line));
+            routes.insert(route.clone(), (function.name.clone(), src.line(&span)));
         }
         functions.push(function);
     }
@@ -135,7 +185,11 @@ struct CheckedFunction {
 
 impl Source<'_> {
     fn location(&self, span: Range<usize>) -> Location {
-        Location::at(self.file, self.text, span.start)
+        self.lines.location(self.file, span.start)
+    }
+
+    fn line(&self, span: &Range<usize>) -> usize {
+        self.lines.line(span.start)
     }
 
     /// The value as the user wrote it (`"12XB"` with its quotes, `5`).
@@ -154,7 +208,7 @@ impl Source<'_> {
     fn toml_error(&self, error: &toml::de::Error) -> ManifestError {
         ManifestError::Toml {
             location: self.location(error.span().unwrap_or(0..0)),
-            message: error.message().trim_end().to_owned(),
+            message: crate::suggest::unknown_field(error.message().trim_end()),
         }
     }
 
@@ -185,14 +239,6 @@ impl Source<'_> {
                     "{p}the name is reserved: other functions reach a function at http://<name>.svc/, and http://{name}.svc/ is the node's own {name} service; choose another name"
                 ),
             ));
-        }
-
-        if let Some(key) = raw.unsupported.first() {
-            return Err(ManifestError::Unsupported {
-                location: self.location(key.span()),
-                function: name,
-                key: (*key.get_ref()).to_owned(),
-            });
         }
 
         let component = match &raw.component {

@@ -3,14 +3,14 @@
 
 use toml::{Spanned, Value, map::Map};
 
-use super::Source;
+use super::{NAME_RULE, Source, valid_name};
 use crate::error::ManifestError;
 use crate::model::{DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS, TriggerSpec};
-use crate::schedule::{parse_schedule, parse_time_zone};
+use crate::schedule::{Schedule, parse_time_zone};
 
 /// Each event source a trigger may name, with the keys its table takes.
 const KINDS: &[(&str, &[&str])] = &[
-    ("queue", &["queue", "max_attempts"]),
+    ("queue", &["queue", "from", "max_attempts"]),
     ("cron", &["cron", "timezone", "max_attempts"]),
     ("nats", &["nats", "queue_group", "max_attempts"]),
     ("jetstream", &["jetstream", "max_attempts"]),
@@ -53,8 +53,13 @@ fn one_trigger(item: &Value, at: &str) -> Result<TriggerSpec, String> {
         [one] => **one,
         [] => {
             let kinds: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
+            let hint = table
+                .keys()
+                .map(|key| did_you_mean(key, kinds.iter().copied()))
+                .find(|hint| !hint.is_empty())
+                .unwrap_or_default();
             return Err(format!(
-                "{at} names no event source; use one of {}",
+                "{at} names no event source; use one of {}{hint}",
                 kinds.join(", ")
             ));
         }
@@ -68,11 +73,12 @@ fn one_trigger(item: &Value, at: &str) -> Result<TriggerSpec, String> {
     };
     if let Some(extra) = table.keys().find(|k| !keys.contains(&k.as_str())) {
         return Err(format!(
-            "{at} has an unknown key `{extra}`; a {kind} trigger takes {}",
+            "{at} has an unknown key `{extra}`; a {kind} trigger takes {}{}",
             keys.iter()
                 .map(|k| format!("`{k}`"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            did_you_mean(extra, keys.iter().copied())
         ));
     }
     let max_attempts = match table.get("max_attempts") {
@@ -93,25 +99,28 @@ fn one_trigger(item: &Value, at: &str) -> Result<TriggerSpec, String> {
                     "{at}: queue {source} is not a queue name; use 1 to 64 of a-z, 0-9, '.', '-', '_', starting with a letter or digit"
                 ));
             }
+            let from = match table.get("from") {
+                None => Vec::new(),
+                Some(apps) => publishers(apps, at)?,
+            };
             Ok(TriggerSpec::Queue {
                 queue: queue.to_owned(),
+                from,
                 max_attempts,
             })
         }
         "cron" => {
-            let schedule = string(source, at, "cron")?;
-            parse_schedule(schedule)
+            let schedule = Schedule::parse(string(source, at, "cron")?)
                 .map_err(|why| format!("{at}: cron {source} is not a valid schedule: {why}"))?;
             let timezone = match table.get("timezone") {
                 None => None,
                 Some(zone) => {
                     let name = string(zone, at, "timezone")?;
-                    parse_time_zone(name).map_err(|why| format!("{at}: timezone {why}"))?;
-                    Some(name.to_owned())
+                    Some(parse_time_zone(name).map_err(|why| format!("{at}: timezone {why}"))?)
                 }
             };
             Ok(TriggerSpec::Cron {
-                schedule: schedule.to_owned(),
+                schedule,
                 timezone,
                 max_attempts,
             })
@@ -170,6 +179,37 @@ fn one_trigger(item: &Value, at: &str) -> Result<TriggerSpec, String> {
     }
 }
 
+/// `from = ["shop", "billing"]`: the other apps whose functions may
+/// publish to this queue of the app.
+fn publishers(apps: &Value, at: &str) -> Result<Vec<String>, String> {
+    let Value::Array(items) = apps else {
+        return Err(format!(
+            "{at}: from must be an array of app names such as [\"shop\"], not {}",
+            apps.type_str()
+        ));
+    };
+    let mut from: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let app = string(item, at, &format!("from[{i}]"))?;
+        if !valid_name(app) {
+            return Err(format!(
+                "{at}: from[{i}] {item} is not an app name ({NAME_RULE}); list each app whose functions may publish here by its name"
+            ));
+        }
+        if from.iter().any(|seen| seen == app) {
+            return Err(format!("{at}: from lists {item} twice; list each app once"));
+        }
+        from.push(app.to_owned());
+    }
+    Ok(from)
+}
+
+/// "; did you mean `key`?" for a mistyped key close to one of `keys`.
+fn did_you_mean<'a>(typed: &str, keys: impl IntoIterator<Item = &'a str>) -> String {
+    crate::suggest::closest(typed, keys)
+        .map_or(String::new(), |key| format!("; did you mean `{key}`?"))
+}
+
 fn string<'v>(value: &'v Value, at: &str, key: &str) -> Result<&'v str, String> {
     match value {
         Value::String(s) => Ok(s),
@@ -183,7 +223,8 @@ fn string<'v>(value: &'v Value, at: &str, key: &str) -> Result<&'v str, String> 
 fn jetstream_names(js: &Map<String, Value>, at: &str) -> Result<(String, String), String> {
     if let Some(extra) = js.keys().find(|k| *k != "stream" && *k != "consumer") {
         return Err(format!(
-            "{at}: jetstream has an unknown key `{extra}`; it takes `stream` and `consumer`"
+            "{at}: jetstream has an unknown key `{extra}`; it takes `stream` and `consumer`{}",
+            did_you_mean(extra, ["stream", "consumer"])
         ));
     }
     let mut names = Vec::new();

@@ -9,6 +9,7 @@ use toml::{Spanned, Value};
 use super::{NAME_RULE, Source};
 use crate::error::ManifestError;
 use crate::model::MAX_TIMEOUT;
+use crate::outbound::OutboundRule;
 
 use crate::raw::RawEnv;
 use crate::units::{ByteSize, SizeError};
@@ -104,11 +105,21 @@ impl Source<'_> {
         }
         .map_err(|message| self.invalid(span.clone(), key, message))?;
         if size < min {
-            return Err(self.invalid(
-                span,
-                key,
-                format!("{p}{key} {written} is below the minimum of {min}"),
-            ));
+            let message = match value.get_ref() {
+                // `memory = 16` meant 16MiB far more often than 16 bytes.
+                Value::Integer(n) => {
+                    let meant = u64::try_from(*n)
+                        .ok()
+                        .and_then(|n| n.checked_mul(ByteSize::mib(1).bytes()))
+                        .filter(|b| (min.bytes()..=max.bytes()).contains(b))
+                        .map_or("e.g. \"64MiB\"".to_owned(), |_| format!("\"{n}MiB\""));
+                    format!(
+                        "{p}{key} {written} means {n} bytes, below the minimum of {min}; a bare number is a count of bytes: write {meant}"
+                    )
+                }
+                _ => format!("{p}{key} {written} is below the minimum of {min}"),
+            };
+            return Err(self.invalid(span, key, message));
         }
         if size > max {
             return Err(self.invalid(
@@ -199,7 +210,7 @@ impl Source<'_> {
         &self,
         value: &Spanned<Value>,
         p: &str,
-    ) -> Result<Vec<String>, ManifestError> {
+    ) -> Result<Vec<OutboundRule>, ManifestError> {
         let key = "allowed_outbound";
         let Value::Array(items) = value.get_ref() else {
             return Err(self.wrong_type(value, p, key, "an array of strings"));
@@ -210,12 +221,12 @@ impl Source<'_> {
                 let message = format!("{p}{key}[{i}] must be a string, not {}", item.type_str());
                 return Err(self.invalid(value.span(), key, message));
             };
-            if let Err(why) = crate::OutboundRule::parse(pattern) {
+            let rule = OutboundRule::parse(pattern).map_err(|why| {
                 let message =
                     format!("{p}{key}[{i}] {pattern:?} is not an outbound pattern: {why}");
-                return Err(self.invalid(value.span(), key, message));
-            }
-            patterns.push(pattern.clone());
+                self.invalid(value.span(), key, message)
+            })?;
+            patterns.push(rule);
         }
         Ok(patterns)
     }

@@ -7,13 +7,14 @@
 //! backend (the node's SQLite or Redis) is chosen once per node and
 //! implements [`KeyValueBackend`].
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use std::sync::atomic::Ordering;
+
+pub use stratus_storage::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs};
 
 use super::{CapabilityInfo, CapabilityStats, Grants};
 use crate::host::InstanceState;
@@ -49,62 +50,6 @@ pub const MAX_BATCH_KEYS: usize = 1000;
 /// backend as one command (one Redis `HSET`, one SQLite transaction).
 pub const MAX_BATCH_BYTES: usize = 16 << 20;
 
-/// One app's bucket: what a backend stores under.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct BucketId {
-    pub app: String,
-    pub bucket: String,
-}
-
-/// Why a backend operation failed. Shown to the guest as `error::other`
-/// and logged.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum KeyValueError {
-    #[error("the value of key {key:?} is not a decimal number, so it cannot be incremented")]
-    NotANumber { key: String },
-    #[error("incrementing key {key:?} would overflow a 64-bit number")]
-    Overflow { key: String },
-    #[error("the key-value store failed: {0}")]
-    Backend(String),
-}
-
-/// The pairs `get-many` finds: one per key asked, none where it is not set.
-pub type Pairs = Vec<Option<(String, Vec<u8>)>>;
-
-/// What a backend operation resolves to.
-pub type KeyValueFuture<T> = Pin<Box<dyn Future<Output = Result<T, KeyValueError>> + Send>>;
-
-/// A place to keep buckets: the node's SQLite or a Redis server. Keys and
-/// values reach a backend already checked against the size limits.
-/// Increments keep the number as decimal ASCII, so `get` after
-/// `increment` reads `b"42"` on every backend.
-pub trait KeyValueBackend: Send + Sync + 'static {
-    /// A short name for logs and `/readyz`, e.g. `sqlite` or `redis`.
-    fn kind(&self) -> &'static str;
-    /// Where the buckets are (a path, a URL without its password), for
-    /// `/readyz`.
-    fn location(&self) -> String;
-    /// Whether the store answers now (`/readyz`).
-    fn check(&self) -> KeyValueFuture<()>;
-    fn get(&self, bucket: BucketId, key: String) -> KeyValueFuture<Option<Vec<u8>>>;
-    fn set(&self, bucket: BucketId, key: String, value: Vec<u8>) -> KeyValueFuture<()>;
-    fn delete(&self, bucket: BucketId, key: String) -> KeyValueFuture<()>;
-    fn exists(&self, bucket: BucketId, key: String) -> KeyValueFuture<bool>;
-    /// Up to `limit` keys from `cursor` (none: the start), and the cursor of
-    /// the next page, none once there is no more.
-    fn list_keys(
-        &self,
-        bucket: BucketId,
-        cursor: Option<u64>,
-        limit: usize,
-    ) -> KeyValueFuture<(Vec<String>, Option<u64>)>;
-    /// Adds `delta` atomically and returns the new number.
-    fn increment(&self, bucket: BucketId, key: String, delta: u64) -> KeyValueFuture<u64>;
-    fn get_many(&self, bucket: BucketId, keys: Vec<String>) -> KeyValueFuture<Pairs>;
-    fn set_many(&self, bucket: BucketId, pairs: Vec<(String, Vec<u8>)>) -> KeyValueFuture<()>;
-    fn delete_many(&self, bucket: BucketId, keys: Vec<String>) -> KeyValueFuture<()>;
-}
-
 /// A function's key-value grant: the buckets its manifest names, in its app.
 #[derive(Clone, Default)]
 pub struct KeyValueGrant {
@@ -131,7 +76,6 @@ pub struct Bucket {
     id: BucketId,
 }
 
-/// Per-instance state: the grant, shared by every instance of the function.
 /// Per-instance state: the function's grants (shared by all its
 /// instances, so creating one allocates nothing) and the node's counters.
 pub(crate) struct KeyValueState {
@@ -245,9 +189,56 @@ fn check_batch_bytes(total: usize) -> Result<(), store::Error> {
 /// counting it: the guest sees the message, the operator sees which bucket
 /// it was.
 fn failed(stats: &CapabilityStats, bucket: &BucketId, error: KeyValueError) -> store::Error {
-    stats.keyvalue_errors.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!(app = %bucket.app, bucket = %bucket.bucket, "key-value operation failed: {error}");
+    if error.is_over_quota() {
+        // A refusal, not a fault of the store: counted apart, and logged
+        // rate-limited, since a guest looping on a full quota would
+        // otherwise write a line per attempt.
+        stats.keyvalue_over_quota.fetch_add(1, Ordering::Relaxed);
+        if let Some(refusals) = QUOTA_LOG.hit() {
+            tracing::warn!(
+                app = %bucket.app,
+                bucket = %bucket.bucket,
+                refusals,
+                "key-value write refused: {error}"
+            );
+        }
+    } else {
+        stats.keyvalue_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(app = %bucket.app, bucket = %bucket.bucket, "key-value operation failed: {error}");
+    }
     store::Error::Other(error.to_string())
+}
+
+/// Quota refusals are logged the first time, then at most once a second
+/// with the number of refusals the line stands for.
+static QUOTA_LOG: LogLimit = LogLimit::new();
+
+struct LogLimit {
+    /// When a line was last logged, and refusals since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl LogLimit {
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    const fn new() -> Self {
+        LogLimit {
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    fn hit(&self) -> Option<u64> {
+        // The state is two numbers, valid whatever a panicking holder did.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last, count) = &mut *state;
+        *count += 1;
+        let now = Instant::now();
+        if last.is_some_and(|last| now.duration_since(last) < Self::INTERVAL) {
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(count))
+    }
 }
 
 impl store::Host for KeyValueView<'_> {
@@ -438,5 +429,44 @@ mod tests {
         assert!(refused(check_batch(MAX_BATCH_KEYS + 1)).contains("a batch of 1001 keys"));
         assert!(check_batch_bytes(MAX_BATCH_BYTES).is_ok());
         assert!(refused(check_batch_bytes(MAX_BATCH_BYTES + 1)).contains("(16 MiB)"));
+    }
+
+    #[test]
+    fn quota_refusals_name_the_limit_and_the_flag_and_are_counted_apart() {
+        let stats = CapabilityStats::default();
+        let bucket = BucketId {
+            app: "shop".into(),
+            bucket: "carts".into(),
+        };
+        let bytes = KeyValueError::BytesQuota {
+            limit: 1024,
+            used: 1000,
+            adding: 30,
+        };
+        let store::Error::Other(message) = failed(&stats, &bucket, bytes) else {
+            panic!("a quota refusal is error::other");
+        };
+        assert!(
+            message.contains(
+                "the app's key-value quota of 1024 bytes (--keyvalue-max-bytes-per-app) is used up"
+            ),
+            "{message}"
+        );
+        let keys = KeyValueError::KeysQuota {
+            limit: 10,
+            used: 10,
+            adding: 1,
+        };
+        let store::Error::Other(message) = failed(&stats, &bucket, keys) else {
+            panic!("a quota refusal is error::other");
+        };
+        assert!(
+            message.contains("quota of 10 keys (--keyvalue-max-keys-per-app)"),
+            "{message}"
+        );
+        assert_eq!(stats.keyvalue_over_quota.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.keyvalue_errors.load(Ordering::Relaxed), 0);
+        failed(&stats, &bucket, KeyValueError::Backend("down".into()));
+        assert_eq!(stats.keyvalue_errors.load(Ordering::Relaxed), 1);
     }
 }

@@ -52,11 +52,16 @@ pub struct CapabilityStats {
     pub keyvalue_errors: AtomicU64,
     /// Buckets a function tried to open without a grant.
     pub keyvalue_denied: AtomicU64,
+    /// Key-value writes refused because they would take the app past its
+    /// quota (bytes or keys); not counted as errors.
+    pub keyvalue_over_quota: AtomicU64,
     /// Secrets read by functions through `wasi:config`.
     pub secret_reads: AtomicU64,
     /// Outbound requests functions made (network and `.svc`).
     pub outbound_requests: AtomicU64,
-    /// Of those, the ones `allowed_outbound` denied.
+    /// Of those, the ones refused: no `allowed_outbound` pattern allowed
+    /// them, or their host resolved to a loopback, private or link-local
+    /// address (see `egress.rs`).
     pub outbound_denied: AtomicU64,
     /// Of those, the ones refused for passing `max_outbound_requests`.
     pub outbound_over_limit: AtomicU64,

@@ -18,6 +18,8 @@
 //! | `post?url=U&kb=N` | `call` as a `POST` of N KiB |
 //! | `callid?url=U` | `call`, answering the callee's `x-stratus-invocation-id` |
 //! | `kvloop?bucket=B&op=get\|set&n=N` | N gets or sets of 100-byte values in a row: 200 with the nanoseconds they took |
+//! | `kvfill?bucket=B&n=N&kb=S&prefix=P` | sets keys `P0000`, `P0001`, ... to S KiB each, N of them, stopping at the first error: 200 `wrote N`, or 500 `wrote I` and the error on the next line |
+//! | `kvsize?bucket=B` | 200 `<bytes> <keys>`: the bucket's keys and values, summed |
 //! | `big?kb=N` | 200 with N KiB of `x` |
 //! | `chain?n=N` | calls `http://<own name>.svc/chain?n=N-1` (name from `?self=`) until N is 0 |
 //! | anything else | 200 `capabilities` |
@@ -135,13 +137,24 @@ impl Guest for Capabilities {
             }
             "callid" => {
                 let (status, body, callee) = call(&param("url"));
-                if status == 200 { (200, callee) } else { (status, body) }
+                if status == 200 {
+                    (200, callee)
+                } else {
+                    (status, body)
+                }
             }
             "kvloop" => {
                 let n: u64 = param("n").parse().unwrap_or(100);
                 let set = param("op") == "set";
                 with_bucket(&param("bucket"), |b| kv_loop(b, n, set))
             }
+            "kvfill" => {
+                let n: u32 = param("n").parse().unwrap_or(1);
+                let kib: usize = param("kb").parse().unwrap_or(1);
+                let prefix = param("prefix");
+                with_bucket(&param("bucket"), |b| kv_fill(b, &prefix, n, kib))
+            }
+            "kvsize" => with_bucket(&param("bucket"), kv_size),
             "big" => {
                 let kib: usize = param("kb").parse().unwrap_or(1);
                 (200, "x".repeat(kib * 1024))
@@ -194,6 +207,35 @@ fn kv_loop(bucket: &store::Bucket, n: u64, set: bool) -> (u16, String) {
     (200, elapsed.to_string())
 }
 
+/// Writes `n` values of `kib` KiB under `<prefix><i>` until one fails:
+/// how a runaway function fills its app's key-value quota.
+fn kv_fill(bucket: &store::Bucket, prefix: &str, n: u32, kib: usize) -> (u16, String) {
+    let value = vec![b'f'; kib * 1024];
+    for i in 0..n {
+        if let Err(e) = bucket.set(&format!("{prefix}{i:04}"), &value) {
+            return (500, format!("wrote {i}\n{e:?}"));
+        }
+    }
+    (200, format!("wrote {n}"))
+}
+
+/// The bytes of every key and value in `bucket`, and the number of keys.
+fn kv_size(bucket: &store::Bucket) -> (u16, String) {
+    let (status, keys) = all_keys(bucket);
+    if status != 200 {
+        return (status, keys);
+    }
+    let (mut bytes, mut count) = (0usize, 0usize);
+    for key in keys.lines() {
+        match bucket.get(key) {
+            Ok(value) => bytes += key.len() + value.map_or(0, |v| v.len()),
+            Err(e) => return (500, format!("{e:?}")),
+        }
+        count += 1;
+    }
+    (200, format!("{bytes} {count}"))
+}
+
 /// Opens `bucket` and runs `op` on it, or answers the open's error.
 fn with_bucket(bucket: &str, op: impl FnOnce(&store::Bucket) -> (u16, String)) -> (u16, String) {
     match store::open(bucket) {
@@ -237,7 +279,11 @@ fn send(url: &str, body: &[u8]) -> (u16, String, String) {
     use wasip2::http::types::{OutgoingRequest, Scheme};
 
     let Some(rest) = url.strip_prefix("http://") else {
-        return (400, "call needs ?url=http://HOST/PATH".into(), String::new());
+        return (
+            400,
+            "call needs ?url=http://HOST/PATH".into(),
+            String::new(),
+        );
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -286,7 +332,11 @@ fn send(url: &str, body: &[u8]) -> (u16, String, String) {
         }
         IncomingBody::finish(incoming);
     }
-    (200, format!("{status} {}", String::from_utf8_lossy(&body)), callee)
+    (
+        200,
+        format!("{status} {}", String::from_utf8_lossy(&body)),
+        callee,
+    )
 }
 
 fn read_body(request: &IncomingRequest) -> Vec<u8> {

@@ -1,8 +1,12 @@
-//! Platform errors: answers the node gives on a function's behalf.
+//! Platform errors: answers the node gives on a function's behalf, and the
+//! one JSON error shape of every surface (the gateway, the admin API,
+//! `.svc` calls, `queue.svc`).
 //!
 //! Every one is JSON `{"error": {"code", "message", "invocation_id"}}` so a
 //! client can tell a platform failure from the function's own answer and
-//! quote the invocation id when asking for help.
+//! quote the invocation id when asking for help; answers that belong to no
+//! invocation (most of the admin API's, an in-process service's refusal)
+//! leave `invocation_id` out.
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
@@ -20,18 +24,43 @@ pub struct PlatformError {
     pub retry_after: Option<u32>,
 }
 
-/// The JSON shape of a platform error.
+// The OpenAPI schemas keep the names and descriptions the admin API
+// published before this type was shared, so its document does not change.
+/// The platform's error shape.
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ErrorResponse))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ErrorInfo))]
 pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `app_not_found`.
     pub code: String,
+    /// One sentence for humans.
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invocation_id: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(code: &str, message: impl Into<String>, invocation_id: Option<&str>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.into(),
+                invocation_id: invocation_id.map(str::to_owned),
+            },
+        }
+    }
+
+    /// The JSON text; the shape has nothing that can fail to serialize.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
 }
 
 impl PlatformError {
@@ -103,17 +132,24 @@ impl PlatformError {
         e
     }
 
+    /// The error's JSON body, naming `invocation_id` when it belongs to one.
+    pub fn body(&self, invocation_id: Option<&str>) -> ErrorBody {
+        ErrorBody::new(self.code, self.message.clone(), invocation_id)
+    }
+
     /// Renders the error as a response carrying the invocation id.
     pub fn into_response(self, invocation_id: &str) -> hyper::Response<ResponseBody> {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_string(),
-                message: self.message,
-                invocation_id: Some(invocation_id.to_string()),
-            },
-        };
-        let json = serde_json::to_vec(&body).unwrap_or_default();
-        let mut response = hyper::Response::new(full_body(json));
+        self.respond(Some(invocation_id)).map(full_body)
+    }
+
+    /// Renders the error as an in-memory response, for answers that belong
+    /// to no invocation (an in-process service refusing a call).
+    pub fn into_bytes_response(self) -> http::Response<Bytes> {
+        self.respond(None)
+    }
+
+    fn respond(self, invocation_id: Option<&str>) -> http::Response<Bytes> {
+        let mut response = http::Response::new(Bytes::from(self.body(invocation_id).to_json()));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(
@@ -137,7 +173,9 @@ pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
 /// The status and code an invocation failure is answered with.
 pub fn invoke_error_code(error: &InvokeError) -> (StatusCode, &'static str) {
     match error {
-        InvokeError::Trap(_) | InvokeError::MemoryLimit { .. } => {
+        // An exit ends the guest as abruptly as a trap; the message tells
+        // the two apart.
+        InvokeError::Trap(_) | InvokeError::Exited(_) | InvokeError::MemoryLimit { .. } => {
             (StatusCode::BAD_GATEWAY, "function_trapped")
         }
         InvokeError::NoResponse | InvokeError::BadResponse(_) => {
@@ -146,5 +184,37 @@ pub fn invoke_error_code(error: &InvokeError) -> (StatusCode, &'static str) {
         InvokeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
         InvokeError::Capacity => (StatusCode::SERVICE_UNAVAILABLE, "pool_exhausted"),
         InvokeError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Clients (the CLI, scripts, other functions) parse these bytes; the
+    // shape is the same on every surface, with or without an invocation.
+    #[test]
+    fn the_error_shape_is_pinned() {
+        let body = ErrorBody::new("no_route", "no function is routed at /x", None);
+        assert_eq!(
+            String::from_utf8(body.to_json()).unwrap_or_default(),
+            r#"{"error":{"code":"no_route","message":"no function is routed at /x"}}"#
+        );
+        let body = PlatformError::no_route("/x").body(Some("inv-1"));
+        assert_eq!(
+            String::from_utf8(body.to_json()).unwrap_or_default(),
+            r#"{"error":{"code":"no_route","message":"no function is routed at /x","invocation_id":"inv-1"}}"#
+        );
+    }
+
+    #[test]
+    fn an_in_memory_refusal_keeps_status_type_and_retry_after() {
+        let response = PlatformError::draining().into_bytes_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+        assert_eq!(body["error"]["code"], "draining");
+        assert!(body["error"].get("invocation_id").is_none(), "{body}");
     }
 }

@@ -23,6 +23,7 @@ pub(crate) fn meter_for(
     meter.set_call(CallInfo {
         id: id.to_owned(),
         depth: caller.map_or(0, |c| c.depth + 1),
+        tree: caller.map(|c| c.tree.clone()).unwrap_or_default(),
     });
     meter
 }
@@ -46,7 +47,7 @@ fn record_on_done(
     );
     let caller = caller.map(|c| c.id.clone());
     Meter::new(move |reading: Reading| {
-        let logs = reading
+        let mut logs: Vec<LogLine> = reading
             .output
             .iter()
             .map(|line| LogLine {
@@ -61,6 +62,20 @@ fn record_on_done(
                 text: line.text.clone(),
             })
             .collect();
+        // The record keeps only the error's code; its cause (a stack
+        // overflow, an exit code, the limit hit) goes into the log, where
+        // `stratus logs` and `GET /v1/invocations/{id}` show it after the
+        // function's own last words.
+        if let Some(error) = &reading.error {
+            logs.push(LogLine {
+                invocation_id: id.clone(),
+                app: app.clone(),
+                function: name.clone(),
+                at: SystemTime::now(),
+                stream: LogStream::Stderr,
+                text: format!("[stratus] {error}"),
+            });
+        }
         // The caller's answer names the failure when there was one; a guest
         // that failed after its response started shows only here.
         let error = reading
@@ -76,6 +91,7 @@ fn record_on_done(
             wall: reading.wall,
             cpu: reading.cpu,
             peak_memory: reading.peak_memory,
+            peak_host_memory: reading.peak_host_memory,
             bytes_in: reading.bytes_in,
             bytes_out: reading.bytes_out,
             status: reading.status,

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use stratus_manifest::{Route, TriggerSpec};
 use stratus_runtime::Function;
 
+use crate::routes::RouteTable;
+
 /// One function of an app's live version, with what routing needs.
 #[derive(Debug)]
 pub struct LiveFunction {
@@ -25,6 +27,14 @@ pub struct LiveFunction {
     pub function: Function,
 }
 
+impl LiveFunction {
+    /// Invocations of it running now, on any of its versions.
+    pub fn in_flight(&self) -> u32 {
+        let available = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
+        self.max_concurrency.saturating_sub(available)
+    }
+}
+
 /// Every live function, indexed by route and by name.
 #[derive(Debug, Default, Clone)]
 pub struct LiveSet {
@@ -33,8 +43,6 @@ pub struct LiveSet {
     /// app name -> live version
     apps: HashMap<String, u32>,
 }
-
-use crate::routes::RouteTable;
 
 /// Two functions of different apps claiming the same route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,23 +123,36 @@ impl LiveSet {
         self.by_name(name).iter().find(|f| f.app == app)
     }
 
-    /// Live functions with this name (one per app that has it).
-    /// The live functions with a trigger on `queue`, and that trigger's
-    /// `max_attempts`.
-    pub fn consumers(&self, queue: &str) -> Vec<(Arc<LiveFunction>, u32)> {
+    /// The live functions of `app` with a trigger on its queue `queue` that
+    /// takes events from `publisher`, and that trigger's `max_attempts`.
+    /// Queues belong to their app: a trigger takes its own app's events,
+    /// and another app's only when its `from` lists that app.
+    pub fn consumers(
+        &self,
+        app: &str,
+        queue: &str,
+        publisher: &str,
+    ) -> Vec<(Arc<LiveFunction>, u32)> {
         self.functions()
+            .filter(|f| f.app == app)
             .filter_map(|f| {
                 f.triggers.iter().find_map(|t| match t {
                     TriggerSpec::Queue {
                         queue: q,
+                        from,
                         max_attempts,
-                    } if q == queue => Some((f.clone(), *max_attempts)),
+                    } if q == queue
+                        && (publisher == app || from.iter().any(|a| a == publisher)) =>
+                    {
+                        Some((f.clone(), *max_attempts))
+                    }
                     _ => None,
                 })
             })
             .collect()
     }
 
+    /// Live functions with this name (one per app that has it).
     pub fn by_name(&self, name: &str) -> &[Arc<LiveFunction>] {
         self.by_name.get(name).map(Vec::as_slice).unwrap_or(&[])
     }

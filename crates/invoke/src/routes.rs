@@ -110,6 +110,59 @@ mod tests {
         assert_eq!(t.lookup("/a"), Some(&"/a/...".to_string()));
     }
 
+    mod props {
+        use std::collections::HashMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Routes and paths over two letters, so they often share prefixes.
+        fn route() -> impl Strategy<Value = Route> {
+            (prop::collection::vec("[ab]{1,2}", 0..4), any::<bool>()).prop_map(
+                |(segments, prefix)| match (prefix, segments.is_empty()) {
+                    (true, _) => Route::Prefix(segments.iter().map(|s| format!("/{s}")).collect()),
+                    (false, true) => Route::Exact("/".into()),
+                    (false, false) => Route::Exact(format!("/{}", segments.join("/"))),
+                },
+            )
+        }
+
+        fn path() -> impl Strategy<Value = String> {
+            "(/[ab]{0,2}){0,5}/?"
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+            /// The table answers as a scan over every route would: the
+            /// matching route of the greatest specificity (longest; exact
+            /// before prefix). Inserting returns the previous owner, as a
+            /// map keyed by the route does.
+            #[test]
+            fn lookup_is_the_longest_match_of_a_scan(
+                routes in prop::collection::vec(route(), 0..12),
+                paths in prop::collection::vec(path(), 1..8),
+            ) {
+                let mut table = RouteTable::default();
+                let mut model: HashMap<Route, usize> = HashMap::new();
+                for (i, route) in routes.iter().enumerate() {
+                    prop_assert_eq!(table.insert(route, i), model.insert(route.clone(), i));
+                    prop_assert_eq!(table.owner(route), Some(&i));
+                }
+                prop_assert_eq!(table.len(), model.len());
+                for path in &paths {
+                    let scanned = model
+                        .iter()
+                        .filter(|(route, _)| route.matches(path))
+                        .max_by_key(|(route, _)| route.specificity())
+                        .map(|(_, owner)| owner);
+                    prop_assert_eq!(table.lookup(path), scanned, "{}", path);
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_route_claimed_twice_returns_the_first_owner() {
         let mut t = table(&["/a/..."]);

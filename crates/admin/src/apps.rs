@@ -1,0 +1,158 @@
+//! Apps and versions: deploy, list, show, delete, activate a version, roll
+//! back. Everything here is an operation of the control plane
+//! ([`Node`]); the handlers translate HTTP to it and its errors back.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRef, Path, Request, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::StatusCode;
+use stratus_control::Node;
+
+use crate::AdminState;
+use crate::error::ApiError;
+use crate::model::{
+    ActivateResponse, AppDetail, AppSummary, DeployResponse, ErrorBody, FunctionInfo,
+    VersionSummary,
+};
+use crate::upload::{deploy_form, read_upload};
+
+/// What the apps area needs: the control plane, and how large an upload it
+/// takes.
+#[derive(Debug, Clone)]
+pub struct AppsState {
+    node: Arc<Node>,
+    max_upload: usize,
+}
+
+impl FromRef<AdminState> for AppsState {
+    fn from_ref(state: &AdminState) -> Self {
+        AppsState {
+            node: state.node.clone(),
+            max_upload: state.max_upload,
+        }
+    }
+}
+
+pub(crate) fn router() -> Router<AdminState> {
+    Router::new()
+        .route("/apps", get(list_apps).post(deploy))
+        .route("/apps/{app}", get(show_app).delete(delete_app))
+        .route("/apps/{app}/versions", get(list_versions))
+        .route(
+            "/apps/{app}/versions/{version}/activate",
+            post(activate_version),
+        )
+        .route("/apps/{app}/rollback", post(rollback))
+}
+
+/// Creates and activates a new version of the app named in the manifest.
+#[utoipa::path(post, tag = "handlers", path = "/v1/apps",
+    request_body(content = crate::model::DeployForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, body = DeployResponse),
+        (status = 409, description = "a route is served by another app", body = ErrorBody),
+        (status = 413, description = "the upload, or its manifest (256 KiB at most), is too large", body = ErrorBody),
+        (status = 422, description = "invalid manifest or component", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn deploy(
+    State(state): State<AppsState>,
+    request: Request,
+) -> Result<(StatusCode, Json<DeployResponse>), ApiError> {
+    let started = Instant::now();
+    let upload = read_upload(deploy_form(request).await?, state.max_upload).await?;
+    let receive_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let report = state.node.deploy(upload).await?;
+    let mut response = DeployResponse::from(report);
+    response.timings.receive_ms = receive_ms;
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+/// Lists apps.
+#[utoipa::path(get, tag = "handlers", path = "/v1/apps", responses((status = 200, body = [AppSummary])),
+    security(("bearer" = [])))]
+pub async fn list_apps(State(state): State<AppsState>) -> Result<Json<Vec<AppSummary>>, ApiError> {
+    let apps = state.node.apps().await?;
+    Ok(Json(apps.into_iter().map(AppSummary::from).collect()))
+}
+
+/// Shows an app with the functions and routes of its live version.
+#[utoipa::path(get, tag = "handlers", path = "/v1/apps/{app}", params(("app" = String, Path)),
+    responses((status = 200, body = AppDetail), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn show_app(
+    State(state): State<AppsState>,
+    Path(app): Path<String>,
+) -> Result<Json<AppDetail>, ApiError> {
+    let record = state.node.app(&app).await?;
+    let functions = match record.live_version {
+        Some(live) => state
+            .node
+            .versions(&app)
+            .await?
+            .into_iter()
+            .find(|v| v.number == live)
+            .map(|v| v.functions.iter().map(FunctionInfo::from).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    Ok(Json(AppDetail {
+        app: record.into(),
+        functions,
+    }))
+}
+
+/// Deletes an app and all its versions.
+#[utoipa::path(delete, tag = "handlers", path = "/v1/apps/{app}", params(("app" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete_app(
+    State(state): State<AppsState>,
+    Path(app): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.node.delete_app(&app).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lists an app's versions, newest first.
+#[utoipa::path(get, tag = "handlers", path = "/v1/apps/{app}/versions", params(("app" = String, Path)),
+    responses((status = 200, body = [VersionSummary]), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_versions(
+    State(state): State<AppsState>,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<VersionSummary>>, ApiError> {
+    let versions = state.node.versions(&app).await?;
+    Ok(Json(
+        versions.into_iter().map(VersionSummary::from).collect(),
+    ))
+}
+
+/// Makes a given version live, atomically.
+#[utoipa::path(post, tag = "handlers", path = "/v1/apps/{app}/versions/{version}/activate",
+    params(("app" = String, Path), ("version" = u32, Path)),
+    responses((status = 200, body = ActivateResponse), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn activate_version(
+    State(state): State<AppsState>,
+    Path((app, version)): Path<(String, u32)>,
+) -> Result<Json<ActivateResponse>, ApiError> {
+    let live_version = state.node.activate(&app, Some(version)).await?;
+    Ok(Json(ActivateResponse { app, live_version }))
+}
+
+/// Makes the version before the live one live again.
+#[utoipa::path(post, tag = "handlers", path = "/v1/apps/{app}/rollback", params(("app" = String, Path)),
+    responses((status = 200, body = ActivateResponse), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rollback(
+    State(state): State<AppsState>,
+    Path(app): Path<String>,
+) -> Result<Json<ActivateResponse>, ApiError> {
+    let live_version = state.node.activate(&app, None).await?;
+    Ok(Json(ActivateResponse { app, live_version }))
+}

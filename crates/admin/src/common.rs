@@ -1,0 +1,57 @@
+//! What several areas read the same way: a period (`since`), a function's
+//! name, how many items to list, and whether the node keeps a ledger.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::StatusCode;
+use stratus_control::{ControlError, Node};
+use stratus_ledger::Ledger;
+
+use crate::error::ApiError;
+
+/// Items listed when no `limit` is given, and the most allowed.
+pub(crate) const DEFAULT_LIMIT: usize = 100;
+pub(crate) const MAX_LIMIT: usize = 10_000;
+
+/// The ledger, or why there is none.
+pub(crate) fn metered(ledger: &Option<Arc<Ledger>>) -> Result<Arc<Ledger>, ApiError> {
+    ledger.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metering_off",
+            "this node runs with metering off (--no-metering): it keeps no usage or logs",
+        )
+    })
+}
+
+/// `since` as a duration back from now ("15m", "2h", "7d") or an RFC 3339
+/// time.
+pub(crate) fn parse_since(text: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
+    let Some(text) = text else { return Ok(None) };
+    if let Ok(ago) = humantime::parse_duration(text) {
+        return Ok(Some(
+            SystemTime::now()
+                .checked_sub(ago)
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        ));
+    }
+    humantime::parse_rfc3339_weak(text).map(Some).map_err(|_| {
+        ApiError::bad_request(format!(
+            "since \"{text}\" is neither a duration (e.g. \"15m\", \"2h\", \"7d\") nor an RFC 3339 time (e.g. \"2026-11-27T09:00:00Z\")"
+        ))
+    })
+}
+
+/// `NAME` or `APP/NAME` of a live function; a function no longer live can
+/// still be named `APP/NAME` to read the logs it left.
+pub(crate) fn resolve(node: &Node, function: &str) -> Result<(String, String), ApiError> {
+    match node.find_function(function) {
+        Ok(f) => Ok((f.app.clone(), f.name.clone())),
+        Err(ControlError::FunctionNotFound(_)) if function.contains('/') => {
+            let (app, name) = function.split_once('/').unwrap_or_default();
+            Ok((app.to_string(), name.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

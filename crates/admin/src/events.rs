@@ -1,0 +1,222 @@
+//! Events and queues: a queued event's state, a function's events and dead
+//! letters, a redrive, and a publish to an app's named queue. The
+//! dispatcher owns the queue; the handlers ask it, by function, never by
+//! the queue's internal names.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use stratus_control::Node;
+use stratus_events::{Dispatcher, PublishError};
+use stratus_invoke::PlatformError;
+use stratus_queue::{EventStatus, QueueError};
+
+use crate::AdminState;
+use crate::common::{DEFAULT_LIMIT, MAX_LIMIT, resolve};
+use crate::error::{ApiError, blocking};
+use crate::model::{DeadLetters, ErrorBody, EventInfo, EventList, Published, Redriven};
+
+/// What the events area needs: the control plane (to name functions) and
+/// the dispatcher (the queue and its delivery loop).
+#[derive(Debug, Clone)]
+pub struct EventsState {
+    node: Arc<Node>,
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl FromRef<AdminState> for EventsState {
+    fn from_ref(state: &AdminState) -> Self {
+        EventsState {
+            node: state.node.clone(),
+            dispatcher: state.dispatcher.clone(),
+        }
+    }
+}
+
+pub(crate) fn router() -> Router<AdminState> {
+    Router::new()
+        .route("/events/{id}", get(event))
+        .route("/apps/{app}/queues/{queue}/events", post(publish))
+        .route("/queues/{queue}/events", post(publish_moved))
+        .route("/functions/{function}/events", get(function_events))
+        .route("/functions/{function}/dead-letters", get(dead_letters))
+        .route("/functions/{function}/dead-letters/redrive", post(redrive))
+}
+
+/// A queued event (an async invocation): its state, attempts, last error
+/// and, once handled, the function's answer.
+#[utoipa::path(get, tag = "ledger", path = "/v1/events/{id}",
+    params(("id" = String, Path)),
+    responses((status = 200, body = EventInfo), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn event(
+    State(state): State<EventsState>,
+    Path(id): Path<String>,
+) -> Result<Json<EventInfo>, ApiError> {
+    let dispatcher = state.dispatcher.clone();
+    let wanted = id.clone();
+    let found = blocking(move || dispatcher.event(&wanted)).await?;
+    match found {
+        Some(status) => Ok(Json(status.into())),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "event_not_found",
+            format!("no event \"{id}\" is queued or kept here"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DeadLetterParams {
+    /// The most events listed (default 100, at most 10000).
+    limit: Option<usize>,
+}
+
+/// A function's dead letters: events that failed every attempt (or could
+/// not be read as events), oldest first, with their last error.
+#[utoipa::path(get, tag = "ledger", path = "/v1/functions/{function}/dead-letters",
+    params(("function" = String, Path), DeadLetterParams),
+    responses((status = 200, body = DeadLetters), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn dead_letters(
+    State(state): State<EventsState>,
+    Path(function): Path<String>,
+    Query(params): Query<DeadLetterParams>,
+) -> Result<Json<DeadLetters>, ApiError> {
+    let events = list_events(&state, &function, params, Dispatcher::dead_letters).await?;
+    Ok(Json(DeadLetters { events }))
+}
+
+/// A function's newest events in any state — async invocations, queue
+/// messages, cron ticks, broker messages — newest first.
+#[utoipa::path(get, tag = "ledger", path = "/v1/functions/{function}/events",
+    params(("function" = String, Path), DeadLetterParams),
+    responses((status = 200, body = EventList), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn function_events(
+    State(state): State<EventsState>,
+    Path(function): Path<String>,
+    Query(params): Query<DeadLetterParams>,
+) -> Result<Json<EventList>, ApiError> {
+    let events = list_events(&state, &function, params, Dispatcher::recent_events).await?;
+    Ok(Json(EventList { events }))
+}
+
+/// A blocking read of a function's events: app, function, limit.
+type ReadEvents = fn(&Dispatcher, &str, &str, usize) -> Result<Vec<EventStatus>, QueueError>;
+
+/// Reads a function's queue with `read` (a blocking query).
+async fn list_events(
+    state: &EventsState,
+    function: &str,
+    params: DeadLetterParams,
+    read: ReadEvents,
+) -> Result<Vec<EventInfo>, ApiError> {
+    let (app, name) = resolve(&state.node, function)?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let dispatcher = state.dispatcher.clone();
+    let found = blocking(move || read(&dispatcher, &app, &name, limit)).await?;
+    Ok(found.into_iter().map(EventInfo::from).collect())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct RedriveParams {
+    /// Only the dead letter with this id (default: all of them).
+    id: Option<String>,
+}
+
+/// Puts a function's dead letters (or one of them) back in its queue with
+/// fresh attempts.
+#[utoipa::path(post, tag = "ledger", path = "/v1/functions/{function}/dead-letters/redrive",
+    params(("function" = String, Path), RedriveParams),
+    responses((status = 200, body = Redriven), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn redrive(
+    State(state): State<EventsState>,
+    Path(function): Path<String>,
+    Query(params): Query<RedriveParams>,
+) -> Result<Json<Redriven>, ApiError> {
+    let (app, name) = resolve(&state.node, &function)?;
+    let redriven = state
+        .dispatcher
+        .redrive(&app, &name, params.id.as_deref())
+        .await?;
+    if redriven == 0
+        && let Some(id) = &params.id
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "event_not_found",
+            format!("function \"{function}\" has no dead letter \"{id}\""),
+        ));
+    }
+    Ok(Json(Redriven { redriven }))
+}
+
+/// Publishes an event to the named queue `queue` of app `app`: every
+/// function of the app with a `{ queue = "…" }` trigger on it gets it as a
+/// CloudEvent (queues belong to their app, and the operator publishes as
+/// the app itself). The body is the event's data; `ce-id`, `ce-type`,
+/// `ce-source` and `ce-subject` request headers are used when given.
+/// Answers 202 once every copy is durable.
+#[utoipa::path(post, tag = "ledger", path = "/v1/apps/{app}/queues/{queue}/events",
+    params(("app" = String, Path), ("queue" = String, Path)),
+    request_body(content = String, content_type = "application/octet-stream"),
+    responses((status = 202, body = Published), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn publish(
+    State(state): State<EventsState>,
+    Path((app, queue)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Published>), ApiError> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let event = stratus_events::Published {
+        from: None,
+        id: header("ce-id"),
+        source: header("ce-source"),
+        kind: header("ce-type"),
+        subject: header("ce-subject"),
+        content_type: header("content-type"),
+        data: body,
+    };
+    let (id, consumers) = match state.dispatcher.publish(&app, &queue, event).await {
+        Ok(published) => published,
+        // Through the API's own mapping, so it is logged as every failed
+        // queue operation of the API is.
+        Err(PublishError::Queue(e)) => return Err(e.into()),
+        Err(refused) => return Err(PlatformError::from(refused).into()),
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Published {
+            id,
+            consumers: consumers
+                .iter()
+                .map(|(f, _)| format!("{}/{}", f.app, f.name))
+                .collect(),
+        }),
+    ))
+}
+
+/// The path queues were published on before they belonged to an app:
+/// answered 410 naming the path that replaced it, since which app's queue
+/// was meant cannot be guessed.
+pub async fn publish_moved(Path(queue): Path<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "moved",
+        format!("queues belong to an app: publish with POST /v1/apps/<app>/queues/{queue}/events"),
+    )
+}

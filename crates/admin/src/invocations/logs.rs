@@ -1,0 +1,157 @@
+//! A function's logs (also followed live as server-sent events) and one
+//! invocation as the ledger recorded it.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream, StreamExt};
+use http::StatusCode;
+use serde::Deserialize;
+use stratus_ledger::{LogLine, LogQuery};
+use tokio::sync::broadcast;
+
+use super::InvocationsState;
+use crate::common::{DEFAULT_LIMIT, MAX_LIMIT, metered, parse_since, resolve};
+use crate::error::{ApiError, blocking};
+use crate::model::{ErrorBody, InvocationDetail, LogLineInfo, LogLines};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LogParams {
+    /// A duration back from now ("10m") or an RFC 3339 time.
+    since: Option<String>,
+    /// Only the lines of this invocation.
+    invocation: Option<String>,
+    /// The newest this many lines (default 100, at most 10000).
+    limit: Option<usize>,
+    /// Keep the response open and send new lines as server-sent events.
+    #[serde(default)]
+    follow: bool,
+}
+
+/// A function's invocation logs, oldest first; with `follow=true`, a
+/// `text/event-stream` that sends those lines and then new ones as they
+/// are written, each event's data one JSON log line.
+#[utoipa::path(get, tag = "ledger", path = "/v1/functions/{function}/logs",
+    params(("function" = String, Path), LogParams),
+    responses((status = 200, body = LogLines), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn logs(
+    State(state): State<InvocationsState>,
+    Path(function): Path<String>,
+    Query(params): Query<LogParams>,
+) -> Result<Response, ApiError> {
+    let ledger = metered(&state.ledger)?;
+    let (app, name) = resolve(&state.node, &function)?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit {limit} is out of range; use 1 to {MAX_LIMIT}"
+        )));
+    }
+    let query = LogQuery {
+        app,
+        function: name,
+        since: parse_since(params.since.as_deref())?,
+        invocation: params.invocation,
+        limit,
+    };
+    // Subscribed before reading the history, so no line falls between.
+    let live = params.follow.then(|| state.node.follow_logs()).flatten();
+    let history = {
+        let (ledger, query) = (ledger.clone(), query.clone());
+        blocking(move || ledger.logs(&query)).await?
+    };
+    match live {
+        None => {
+            let lines = history.iter().map(LogLineInfo::from).collect();
+            Ok(Json(LogLines { lines }).into_response())
+        }
+        Some(live) => Ok(follow(history, live, query).into_response()),
+    }
+}
+
+fn follow(
+    history: Vec<LogLine>,
+    live: broadcast::Receiver<Arc<LogLine>>,
+    query: LogQuery,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let seen: HashSet<String> = history.iter().map(|l| l.invocation_id.clone()).collect();
+    let past = stream::iter(history.into_iter().map(|l| Ok(sse_event(&l))));
+    let new = stream::unfold((live, seen, query), |(mut live, seen, query)| async move {
+        loop {
+            let event = match live.recv().await {
+                Ok(line) => {
+                    let wanted = line.app == query.app
+                        && line.function == query.function
+                        && query
+                            .invocation
+                            .as_ref()
+                            .is_none_or(|id| *id == line.invocation_id)
+                        && !seen.contains(&line.invocation_id);
+                    if !wanted {
+                        continue;
+                    }
+                    sse_event(&line)
+                }
+                Err(broadcast::error::RecvError::Lagged(skipped)) => Event::default().comment(
+                    format!("{skipped} lines were skipped: the follower fell behind"),
+                ),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((Ok(event), (live, seen, query)));
+        }
+    });
+    Sse::new(past.chain(new)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+fn sse_event(line: &LogLine) -> Event {
+    let info = LogLineInfo::from(line);
+    Event::default()
+        .json_data(&info)
+        .unwrap_or_else(|_| Event::default().data(info.text))
+}
+
+/// One invocation: what it used, how it ended, and its log.
+#[utoipa::path(get, tag = "ledger", path = "/v1/invocations/{id}",
+    params(("id" = String, Path)),
+    responses((status = 200, body = InvocationDetail), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn invocation(
+    State(state): State<InvocationsState>,
+    Path(id): Path<String>,
+) -> Result<Json<InvocationDetail>, ApiError> {
+    let ledger = metered(&state.ledger)?;
+    let wanted = id.clone();
+    let found = blocking(move || {
+        let Some(record) = ledger.invocation(&wanted)? else {
+            return Ok(None);
+        };
+        let logs = ledger.logs(&LogQuery {
+            app: record.app.clone(),
+            function: record.function.clone(),
+            since: None,
+            invocation: Some(wanted),
+            limit: MAX_LIMIT,
+        })?;
+        Ok::<_, stratus_ledger::LedgerError>(Some((record, logs)))
+    })
+    .await?;
+    match found {
+        Some((record, logs)) => Ok(Json(InvocationDetail::new(&record, &logs))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invocation_not_found",
+            format!(
+                "no invocation \"{id}\" is recorded: it has not finished yet, was pruned, or never ran here"
+            ),
+        )),
+    }
+}

@@ -1,0 +1,29 @@
+//! The invocation core: which functions are live, and the one path that
+//! runs any of them.
+//!
+//! The *live set* — the routing table and every function of every app's
+//! live version — sits behind an atomic pointer. Activating a version
+//! builds a new live set and swaps it in one store; an invocation takes its
+//! snapshot when it arrives, so invocations in flight finish on the version
+//! they started on and none ever sees half a deploy.
+//!
+//! [`Invoker::invoke`] is the path every entry point takes (the HTTP
+//! gateway, event delivery, the admin API's invoke, `.svc` calls between
+//! functions): admission, metering, the guest, the cost receipt.
+
+mod admission;
+mod calls;
+mod error;
+mod invoker;
+mod live;
+mod metering;
+mod routes;
+mod warn_limit;
+
+pub use admission::{Admission, Admitted, Shed};
+pub use calls::{DEFAULT_MAX_CALLS_PER_TREE, FunctionCalls, MAX_CALL_DEPTH};
+pub use error::{ErrorBody, ErrorDetail, PlatformError, full_body};
+pub use invoker::{INVOCATION_ID_HEADER, Invoker, new_invocation_id, with_id};
+pub use live::{LiveFunction, LiveSet, RouteConflict};
+pub use routes::RouteTable;
+pub use warn_limit::{SharedWarnLimit, WarnLimit};

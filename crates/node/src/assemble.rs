@@ -1,0 +1,199 @@
+//! Opening a node's data directory and wiring its crates together.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use stratus_admin::AdminState;
+use stratus_control::{CapabilityBackends, Node};
+use stratus_events::{DispatchConfig, Dispatcher, QUEUE_SERVICE_HOST, QueueService};
+use stratus_gateway::{ConnectionLimits, Gateway};
+use stratus_invoke::{Admission, FunctionCalls, Invoker};
+use stratus_ledger::Ledger;
+use stratus_queue::Queue;
+use stratus_runtime::{Runtime, RuntimeConfig};
+use stratus_secrets::SecretStore;
+use stratus_store::Store;
+use stratus_triggers::{TriggerConfig, Triggers};
+
+use crate::config::{KeyValueStore, NodeConfig};
+use crate::error::NodeError;
+
+/// How long handled and dead events stay queryable.
+const SETTLED_EVENTS_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// A node whose data directory is open and whose stored apps are live,
+/// not yet serving: [`Stratus::serve`] binds nothing itself, so tests can
+/// drive [`Stratus::gateway`] and [`Stratus::admin`] in process instead.
+pub struct Stratus {
+    pub(crate) control: Arc<Node>,
+    pub(crate) gateway: Arc<Gateway>,
+    pub(crate) admin: axum::Router,
+    pub(crate) limits: ConnectionLimits,
+    pub(crate) ledger: Option<Arc<Ledger>>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) triggers: Triggers,
+}
+
+impl std::fmt::Debug for Stratus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stratus")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stratus {
+    /// Opens every store in `data_dir` (which must exist), builds the
+    /// runtime, the invoker, the event dispatcher and the triggers, and
+    /// makes the stored live versions live. `token` guards the admin API.
+    pub async fn open(
+        config: NodeConfig,
+        data_dir: &Path,
+        token: &str,
+    ) -> Result<Stratus, NodeError> {
+        config.check()?;
+        let limits = config.connection_limits()?;
+        let store = Store::open(data_dir).map_err(|e| NodeError::open("data directory", e))?;
+        let mut runtime_config = RuntimeConfig::new(data_dir.join("compiled"));
+        runtime_config.max_instances = config.max_instances;
+        runtime_config.output_capacity =
+            usize::try_from(config.log_per_invocation).unwrap_or(usize::MAX);
+        runtime_config.compile = config.compile;
+        runtime_config.outbound_allow_private = config.outbound_allow_private;
+        let runtime = Runtime::new(runtime_config).map_err(|e| NodeError::open("runtime", e))?;
+        let ledger = match &config.metering {
+            Some(metering) => {
+                let ledger = Ledger::open(
+                    &data_dir.join(Ledger::FILE),
+                    metering.retention,
+                    metering.prices.clone(),
+                )
+                .map_err(|e| NodeError::open("invocation ledger", e))?;
+                ledger.set_log_budget(config.log_per_app_day);
+                Some(Arc::new(ledger))
+            }
+            None => None,
+        };
+        let admission = Admission::new(
+            runtime.request_slots(),
+            config.memory_budget(),
+            config.queue_timeout,
+        );
+        let invoker = Invoker::new(admission, ledger.as_ref().map(|l| l.recorder()));
+        let gateway = Gateway::new(invoker.clone(), limits);
+        let queue = Queue::open(
+            &data_dir.join(Queue::FILE),
+            config.retry,
+            SETTLED_EVENTS_KEPT,
+        )
+        .map_err(|e| NodeError::open("event queue", e))?;
+        let dispatcher = Dispatcher::new(
+            Arc::new(queue),
+            invoker.clone(),
+            DispatchConfig {
+                max_attempts: config.max_attempts,
+                ..DispatchConfig::default()
+            },
+        );
+        // Functions publish with `POST http://queue.svc/<queue>`, and call
+        // the other functions of their app at `http://<function>.svc/`.
+        runtime.add_service(QUEUE_SERVICE_HOST, QueueService::new(&dispatcher));
+        runtime.set_function_calls(FunctionCalls::new(&invoker, config.calls_per_request));
+        let triggers = Triggers::new(
+            dispatcher.clone(),
+            invoker.clone(),
+            TriggerConfig {
+                nats_url: config.nats_url.clone(),
+                mqtt_url: config.mqtt_url.clone(),
+                node_identity: node_identity(data_dir),
+                persistent_sessions: config.persistent,
+                retry: config.retry,
+            },
+        );
+        let (backends, secrets) = capability_backends(&config, data_dir)?;
+        let control = Arc::new(
+            Node::new(Arc::new(store), Arc::new(runtime), invoker).with_backends(backends),
+        );
+        control
+            .load_live()
+            .await
+            .map_err(|e| NodeError::Load(Box::new(e)))?;
+        if !config.idle_ttl.is_zero() {
+            control.spawn_evictor(config.idle_ttl);
+        }
+        let admin = stratus_admin::router(AdminState {
+            node: control.clone(),
+            token: token.into(),
+            max_upload: usize::try_from(config.max_upload).unwrap_or(usize::MAX),
+            ledger: ledger.clone(),
+            dispatcher: dispatcher.clone(),
+            triggers: triggers.health(),
+            secrets,
+        });
+        Ok(Stratus {
+            control,
+            gateway,
+            admin,
+            limits,
+            ledger,
+            dispatcher,
+            triggers,
+        })
+    }
+
+    /// The control plane: deploy, activate, roll back, delete.
+    pub fn control(&self) -> &Arc<Node> {
+        &self.control
+    }
+
+    /// The gateway, to serve or to drive with [`Gateway::handle_request`].
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// The admin API (`/v1`, `/healthz`, `/readyz`, `/metrics`), to serve
+    /// or to drive with `tower::ServiceExt::oneshot`.
+    pub fn admin(&self) -> axum::Router {
+        self.admin.clone()
+    }
+
+    /// The event dispatcher (the durable queue and its delivery loop).
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.dispatcher
+    }
+}
+
+/// Stable for this machine and data directory, so a broker's persistent
+/// session is found again after a restart.
+fn node_identity(data_dir: &Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    format!("{host}:{}", dir.display())
+}
+
+/// The key-value backend and the secret store functions' grants are
+/// served from (the store also for the admin API, which sets secrets).
+fn capability_backends(
+    config: &NodeConfig,
+    data_dir: &Path,
+) -> Result<(CapabilityBackends, Arc<SecretStore>), NodeError> {
+    let keyvalue = match &config.keyvalue {
+        KeyValueStore::Sqlite => stratus_keyvalue::KeyValueConfig::Sqlite {
+            path: data_dir.join("keyvalue.sqlite"),
+        },
+        KeyValueStore::Redis { url } => {
+            stratus_keyvalue::KeyValueConfig::Redis { url: url.clone() }
+        }
+    };
+    let keyvalue = stratus_keyvalue::open(&keyvalue, config.keyvalue_quota)
+        .map_err(|e| NodeError::open("key-value store", e))?;
+    let secrets =
+        Arc::new(SecretStore::open(data_dir).map_err(|e| NodeError::open("secret store", e))?);
+    let backends = CapabilityBackends {
+        keyvalue: Some(keyvalue),
+        secrets: Some(secrets.clone()),
+    };
+    Ok((backends, secrets))
+}

@@ -1,0 +1,328 @@
+//! What a node is configured with, typed and checked before anything is
+//! opened or bound.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use stratus_gateway::ConnectionLimits;
+use stratus_keyvalue::Quota;
+use stratus_ledger::{PriceSheet, Retention};
+use stratus_queue::RetryPolicy;
+use stratus_runtime::CompileLimits;
+
+/// Everything a node is started with. [`NodeConfig::default`] is what
+/// `stratus server` runs with when given no flags (the binary checks that
+/// the two agree); the names in comments are those flags.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// `--listen`: the gateway.
+    pub listen: SocketAddr,
+    /// `--admin-listen`: the admin API.
+    pub admin_listen: SocketAddr,
+    /// `--max-upload`: the largest deploy upload, in bytes.
+    pub max_upload: u64,
+    /// `--max-instances`: instances that may run at once (the pool size).
+    pub max_instances: u32,
+    /// `--queue-timeout`: how long an invocation waits for capacity.
+    pub queue_timeout: Duration,
+    /// `--max-connections`: gateway connections at once; `None` picks 8192
+    /// or half the process's descriptor limit, whichever is lower.
+    pub max_connections: Option<usize>,
+    /// `--read-timeout`, `--body-timeout`, `--write-timeout`.
+    pub read_timeout: Duration,
+    pub body_timeout: Duration,
+    pub write_timeout: Duration,
+    /// `--compile-timeout`, `--compile-max-functions`, `--compile-max-code`.
+    pub compile: CompileLimits,
+    /// `--memory-budget`: memory running instances may reserve together;
+    /// `None` is half of the machine's.
+    pub memory_budget: Option<u64>,
+    /// `--idle-ttl`: compiled code idle this long is dropped (zero keeps
+    /// everything resident).
+    pub idle_ttl: Duration,
+    /// Retention and prices of the invocation ledger; `None` with
+    /// `--no-metering`.
+    pub metering: Option<Metering>,
+    /// `--log-max-per-invocation`, at most [`MAX_LOG_PER_INVOCATION`].
+    pub log_per_invocation: u64,
+    /// `--log-max-per-app-day`.
+    pub log_per_app_day: u64,
+    /// `--max-calls-per-request`.
+    pub calls_per_request: u32,
+    /// `--retry-base` (the rest of the policy is fixed).
+    pub retry: RetryPolicy,
+    /// `--max-attempts`.
+    pub max_attempts: u32,
+    /// `--nats-url`, `--mqtt-url`.
+    pub nats_url: String,
+    pub mqtt_url: String,
+    /// `--keyvalue`, `--keyvalue-url`.
+    pub keyvalue: KeyValueStore,
+    /// `--keyvalue-max-bytes-per-app`, `--keyvalue-max-keys-per-app`.
+    pub keyvalue_quota: Quota,
+    /// `--outbound-allow-private`.
+    pub outbound_allow_private: bool,
+    /// Whether the data directory outlives the process (`stratus server`;
+    /// not `stratus up`), so that broker sessions may too.
+    pub persistent: bool,
+}
+
+/// Where functions' key-value buckets live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyValueStore {
+    /// `keyvalue.sqlite` in the data directory.
+    Sqlite,
+    /// A Redis server.
+    Redis { url: String },
+}
+
+/// What the ledger keeps and how it prices it.
+#[derive(Debug, Clone)]
+pub struct Metering {
+    pub retention: Retention,
+    pub prices: PriceSheet,
+}
+
+/// An invocation's log is held in memory until it ends.
+pub const MAX_LOG_PER_INVOCATION: u64 = 16 << 20;
+
+/// A setting the node cannot start with, naming the flag that set it.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// Empty when the message names it.
+    pub flag: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.flag {
+            "" => f.write_str(&self.message),
+            flag => write!(f, "{flag} {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn refuse(flag: &'static str, message: impl Into<String>) -> Result<(), ConfigError> {
+    Err(ConfigError {
+        flag,
+        message: message.into(),
+    })
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        NodeConfig {
+            listen: loopback(8080),
+            admin_listen: loopback(8081),
+            max_upload: 64 << 20,
+            max_instances: 1000,
+            queue_timeout: Duration::from_secs(1),
+            max_connections: None,
+            read_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(300),
+            write_timeout: Duration::from_secs(30),
+            compile: CompileLimits {
+                max_functions: 100_000,
+                max_code_bytes: 128 << 20,
+                timeout: Duration::from_secs(120),
+            },
+            memory_budget: None,
+            idle_ttl: Duration::from_secs(300),
+            metering: Some(Metering {
+                retention: Retention {
+                    records: Duration::from_secs(7 * 86_400),
+                    logs: Duration::from_secs(7 * 86_400),
+                    usage: Duration::from_secs(400 * 86_400),
+                },
+                prices: PriceSheet {
+                    currency: "USD".into(),
+                    per_gb_second: 0.000_016_666_7,
+                    per_million_requests: 0.20,
+                },
+            }),
+            log_per_invocation: 64 << 10,
+            log_per_app_day: 256 << 20,
+            calls_per_request: stratus_invoke::DEFAULT_MAX_CALLS_PER_TREE,
+            retry: RetryPolicy::default(),
+            max_attempts: 3,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            mqtt_url: "mqtt://127.0.0.1:1883".into(),
+            keyvalue: KeyValueStore::Sqlite,
+            keyvalue_quota: Quota::default(),
+            outbound_allow_private: false,
+            persistent: true,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Refuses settings the node cannot run with, naming the flag, before
+    /// anything is opened.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.max_instances == 0 {
+            refuse("--max-instances", "must be at least 1")?;
+        }
+        if self.listen == self.admin_listen && self.listen.port() != 0 {
+            refuse(
+                "--listen",
+                format!("and --admin-listen must differ (both are {})", self.listen),
+            )?;
+        }
+        for (flag, timeout) in [
+            ("--read-timeout", self.read_timeout),
+            ("--body-timeout", self.body_timeout),
+            ("--write-timeout", self.write_timeout),
+        ] {
+            if timeout.is_zero() {
+                refuse(flag, "must be longer than 0s")?;
+            }
+        }
+        if self.max_connections == Some(0) {
+            refuse("--max-connections", "must be at least 1")?;
+        }
+        if self.log_per_invocation > MAX_LOG_PER_INVOCATION {
+            refuse(
+                "--log-max-per-invocation",
+                "may be at most 16MiB (an invocation's log is kept in memory until it ends)",
+            )?;
+        }
+        if self.calls_per_request == 0 {
+            refuse("--max-calls-per-request", "must be at least 1")?;
+        }
+        if self.max_attempts == 0 {
+            refuse("--max-attempts", "must be at least 1")?;
+        }
+        if let Some(metering) = &self.metering {
+            let prices = &metering.prices;
+            for (flag, price) in [
+                ("--price-gb-second", prices.per_gb_second),
+                ("--price-million-requests", prices.per_million_requests),
+            ] {
+                if !price.is_finite() || price < 0.0 {
+                    refuse(
+                        flag,
+                        format!("must be a price of zero or more, not {price}"),
+                    )?;
+                }
+            }
+            if prices.currency.trim().is_empty() {
+                refuse("--currency", "must not be empty")?;
+            }
+        }
+        stratus_triggers::check_addresses(&self.nats_url, &self.mqtt_url).map_err(|message| {
+            // The message names the flag already.
+            ConfigError { flag: "", message }
+        })?;
+        Ok(())
+    }
+
+    /// The connection bounds of the gateway, `--max-connections` checked
+    /// against the descriptors the process may open (raised first to the
+    /// hard limit).
+    pub(crate) fn connection_limits(&self) -> Result<ConnectionLimits, ConfigError> {
+        let descriptors = descriptor_limit();
+        let room = descriptors.saturating_sub(RESERVED_DESCRIPTORS);
+        let max_connections = match self.max_connections {
+            Some(n) if n as u64 > room => {
+                return Err(ConfigError {
+                    flag: "--max-connections",
+                    message: format!(
+                        "{n} does not fit the process's file descriptor limit ({descriptors}, of which {RESERVED_DESCRIPTORS} are kept for the admin API, databases and outbound requests); raise the limit (ulimit -n) or ask for at most {room}"
+                    ),
+                });
+            }
+            Some(n) => n.max(1),
+            None => usize::try_from((descriptors / 2).min(8192))
+                .unwrap_or(8192)
+                .max(1),
+        };
+        Ok(ConnectionLimits {
+            max_connections,
+            read_timeout: self.read_timeout,
+            body_timeout: self.body_timeout,
+            write_timeout: self.write_timeout,
+        })
+    }
+
+    /// `--memory-budget`, or half of the machine's memory.
+    pub(crate) fn memory_budget(&self) -> u64 {
+        self.memory_budget.unwrap_or_else(half_of_physical_memory)
+    }
+}
+
+/// Connections the admin API serves at once: plenty for operators and CI,
+/// and its own count, so a flood on the gateway never locks operators out.
+pub(crate) const ADMIN_MAX_CONNECTIONS: usize = 256;
+
+/// Descriptors kept for everything but gateway connections: the admin API,
+/// databases, brokers, outbound requests of functions.
+const RESERVED_DESCRIPTORS: u64 = ADMIN_MAX_CONNECTIONS as u64 + 768;
+
+/// The process's soft limit on open descriptors, raised first to the hard
+/// limit: the default soft limit (often 1024) is far below what a gateway
+/// under load needs, and raising it is allowed without privilege.
+fn descriptor_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!("cannot raise the open file limit: {e}");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
+/// Half of `MemTotal`, leaving the rest to the node itself, compiled code
+/// and the OS (8 GiB where it cannot be read).
+fn half_of_physical_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024 / 2)
+        })
+        .unwrap_or(8 << 30)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_start() {
+        NodeConfig::default().check().expect("defaults are valid");
+    }
+
+    #[test]
+    fn a_bad_setting_names_its_flag() {
+        type Change = fn(&mut NodeConfig);
+        let cases: [(Change, &str); 6] = [
+            (|c| c.max_instances = 0, "--max-instances"),
+            (|c| c.admin_listen = c.listen, "--listen"),
+            (|c| c.write_timeout = Duration::ZERO, "--write-timeout"),
+            (
+                |c| c.log_per_invocation = 17 << 20,
+                "--log-max-per-invocation",
+            ),
+            (|c| c.mqtt_url = "http://x".into(), "--mqtt-url"),
+            (
+                |c| {
+                    if let Some(m) = &mut c.metering {
+                        m.prices.per_gb_second = f64::NAN;
+                    }
+                },
+                "--price-gb-second",
+            ),
+        ];
+        for (change, flag) in cases {
+            let mut config = NodeConfig::default();
+            change(&mut config);
+            let error = config.check().expect_err(flag).to_string();
+            assert!(error.contains(flag), "{flag}: {error}");
+        }
+    }
+}

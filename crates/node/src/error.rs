@@ -1,0 +1,49 @@
+//! Why a node could not start or stopped serving.
+
+use std::net::SocketAddr;
+
+use crate::config::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// One of the node's stores or its runtime could not be opened.
+    #[error("cannot open the {what}: {source}")]
+    Open {
+        what: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot load the deployed apps: {0}")]
+    Load(Box<stratus_control::ControlError>),
+    #[error("{}", bind_message(.addr, .flag, .source))]
+    Bind {
+        addr: SocketAddr,
+        flag: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{0} task failed: {1}")]
+    Task(&'static str, tokio::task::JoinError),
+    #[error("{0} failed: {1}")]
+    Serve(&'static str, std::io::Error),
+}
+
+impl NodeError {
+    pub(crate) fn open(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> NodeError {
+        NodeError::Open {
+            what,
+            source: Box::new(source),
+        }
+    }
+}
+
+fn bind_message(addr: &SocketAddr, flag: &str, source: &std::io::Error) -> String {
+    if source.kind() == std::io::ErrorKind::AddrInUse {
+        format!("{addr} is already in use; choose another address with {flag}")
+    } else {
+        format!("cannot listen on {addr} ({flag}): {source}")
+    }
+}

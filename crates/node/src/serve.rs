@@ -1,0 +1,99 @@
+//! Serving a node until it is told to stop, then stopping cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use stratus_gateway::{ConnectionLimits, serve_connections};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::assemble::Stratus;
+use crate::config::ADMIN_MAX_CONNECTIONS;
+use crate::error::NodeError;
+
+/// How long stopping waits for the last invocation records to be written.
+const LEDGER_FLUSH_LIMIT: Duration = Duration::from_secs(10);
+
+/// Listens on `addr`; `flag` names the option that chose it, for the error.
+pub async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { addr, flag, source })
+}
+
+impl Stratus {
+    /// Serves the gateway on `gateway` and the admin API on `admin`, and
+    /// delivers events and runs triggers, until `shutdown` resolves. Then
+    /// it stops accepting, lets requests in flight finish (within a
+    /// limit), and writes the last invocation records.
+    pub async fn serve(
+        self,
+        gateway: TcpListener,
+        admin: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), NodeError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let serving = self
+            .gateway
+            .clone()
+            .serve(gateway, stopped(stop_rx.clone()));
+        // Deliveries stop with the process; an event in delivery then is due
+        // again when the node next starts (at least once).
+        let delivering = self.dispatcher.spawn();
+        // Cron ticks and broker messages are queued durably (or, for
+        // JetStream, left unacknowledged), so stopping them at any point
+        // loses nothing.
+        let triggering = self.triggers.spawn();
+        // The admin API is served under the same bounds as the gateway, with
+        // its own connection count.
+        let admin_limits = ConnectionLimits {
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            ..self.limits
+        };
+        let router = self.admin.clone();
+        let administering = serve_connections(
+            admin,
+            admin_limits,
+            "admin API",
+            move |request| {
+                let router = router.clone();
+                async move {
+                    match tower::ServiceExt::oneshot(router, request).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
+                }
+            },
+            stopped(stop_rx),
+        );
+        let serving = tokio::spawn(serving);
+        let administering = tokio::spawn(administering);
+
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        let _ = stop_tx.send(true);
+        // No new deliveries while draining; those under way finish or are
+        // delivered again after a restart.
+        delivering.abort();
+        triggering.abort();
+        let (g, a) = tokio::join!(serving, administering);
+        g.map_err(|e| NodeError::Task("gateway", e))?
+            .map_err(|e| NodeError::Serve("gateway", e))?;
+        a.map_err(|e| NodeError::Task("admin API", e))?
+            .map_err(|e| NodeError::Serve("admin API", e))?;
+        if let Some(ledger) = self.ledger {
+            let flushed = tokio::task::spawn_blocking(move || ledger.flush(LEDGER_FLUSH_LIMIT))
+                .await
+                .unwrap_or(false);
+            if !flushed {
+                tracing::warn!("could not write the last invocation records before stopping");
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

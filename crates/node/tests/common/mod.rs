@@ -1,0 +1,73 @@
+//! What the in-process tests share: the testbed component and a node on
+//! a temporary data directory.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use stratus_node::{NodeConfig, Stratus};
+
+pub const TOKEN: &str = "in-process-token";
+
+/// The testbed guest, built once per test binary for wasm32-wasip2.
+pub fn testbed() -> Bytes {
+    static WASM: OnceLock<Bytes> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let manifest = root.join("tests/guests/Cargo.toml");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the test guests failed");
+        let wasm = root.join("tests/guests/target/wasm32-wasip2/release/testbed.wasm");
+        Bytes::from(std::fs::read(wasm).unwrap())
+    })
+    .clone()
+}
+
+/// A node with a small pool, on `dir`.
+pub async fn node_in(dir: &Path) -> Stratus {
+    let config = NodeConfig {
+        max_instances: 16,
+        memory_budget: Some(1 << 30),
+        ..NodeConfig::default()
+    };
+    Stratus::open(config, dir, TOKEN).await.unwrap()
+}
+
+/// A node on its own temporary data directory.
+pub async fn node() -> (Stratus, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_in(dir.path()).await;
+    (node, dir)
+}
+
+/// A GET through the gateway: status and body.
+pub async fn get(node: &Stratus, path: &str) -> (StatusCode, String) {
+    let request = Request::get(path)
+        .header(header::HOST, "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = node.gateway().handle_request(request).await;
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A one-function testbed app routed at `{route}/...`, with `extra` keys.
+pub fn manifest(app: &str, route: &str, extra: &str) -> String {
+    format!(
+        "[app]\nname = \"{app}\"\n\n[[function]]\nname = \"bed\"\ncomponent = \"testbed.wasm\"\nroutes = [\"{route}/...\"]\n{extra}\n"
+    )
+}

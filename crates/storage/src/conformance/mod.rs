@@ -1,0 +1,6 @@
+//! Conformance suites: one per seam, run by every backend's tests. They
+//! are compiled into the library (not behind a feature) so that the tests
+//! and the `stratus` binary build this crate, and everything above it,
+//! once.
+
+pub mod keyvalue;

@@ -1,0 +1,15 @@
+//! The seams between a node and where it keeps things, as small traits that
+//! know nothing of wasmtime, HTTP or SQLite: the runtime calls them, the
+//! backend crates implement them (`stratus-keyvalue`: SQLite and Redis;
+//! `stratus-secrets`: the encrypted SQLite store).
+//!
+//! Each seam comes with a conformance suite ([`conformance`]) that states
+//! its behaviour once; every backend runs it, so adding a backend means
+//! implementing the trait and passing the suite.
+
+pub mod conformance;
+mod keyvalue;
+mod secrets;
+
+pub use keyvalue::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs, Quota, Usage};
+pub use secrets::SecretSource;
