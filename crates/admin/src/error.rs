@@ -79,8 +79,8 @@ impl From<stratus_ledger::LedgerError> for ApiError {
 }
 
 /// A queue operation that failed (disk full, database locked): retryable.
-impl From<stratus_queue::QueueError> for ApiError {
-    fn from(e: stratus_queue::QueueError) -> Self {
+impl From<stratus_storage::QueueError> for ApiError {
+    fn from(e: stratus_storage::QueueError) -> Self {
         tracing::error!("queue operation failed: {e}");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -14,11 +14,11 @@ use serde::Deserialize;
 use stratus_control::Node;
 use stratus_events::{Dispatcher, PublishError};
 use stratus_invoke::PlatformError;
-use stratus_queue::{EventStatus, QueueError};
+use stratus_storage::{EventStatus, QueueFuture};
 
 use crate::AdminState;
 use crate::common::{DEFAULT_LIMIT, MAX_LIMIT, resolve};
-use crate::error::{ApiError, blocking};
+use crate::error::ApiError;
 use crate::model::{DeadLetters, ErrorBody, EventInfo, EventList, Published, Redriven};
 
 /// What the events area needs: the control plane (to name functions) and
@@ -58,10 +58,7 @@ pub async fn event(
     State(state): State<EventsState>,
     Path(id): Path<String>,
 ) -> Result<Json<EventInfo>, ApiError> {
-    let dispatcher = state.dispatcher.clone();
-    let wanted = id.clone();
-    let found = blocking(move || dispatcher.event(&wanted)).await?;
-    match found {
+    match state.dispatcher.event(&id).await? {
         Some(status) => Ok(Json(status.into())),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -107,10 +104,10 @@ pub async fn function_events(
     Ok(Json(EventList { events }))
 }
 
-/// A blocking read of a function's events: app, function, limit.
-type ReadEvents = fn(&Dispatcher, &str, &str, usize) -> Result<Vec<EventStatus>, QueueError>;
+/// A read of a function's events: app, function, limit.
+type ReadEvents = fn(&Dispatcher, &str, &str, usize) -> QueueFuture<Vec<EventStatus>>;
 
-/// Reads a function's queue with `read` (a blocking query).
+/// Reads a function's queue with `read`.
 async fn list_events(
     state: &EventsState,
     function: &str,
@@ -119,8 +116,7 @@ async fn list_events(
 ) -> Result<Vec<EventInfo>, ApiError> {
     let (app, name) = resolve(&state.node, function)?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let dispatcher = state.dispatcher.clone();
-    let found = blocking(move || read(&dispatcher, &app, &name, limit)).await?;
+    let found = read(&state.dispatcher, &app, &name, limit).await?;
     Ok(found.into_iter().map(EventInfo::from).collect())
 }
 

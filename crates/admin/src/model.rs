@@ -441,8 +441,8 @@ pub struct EventInfo {
     pub result: Option<String>,
 }
 
-impl From<stratus_queue::EventStatus> for EventInfo {
-    fn from(e: stratus_queue::EventStatus) -> Self {
+impl From<stratus_storage::EventStatus> for EventInfo {
+    fn from(e: stratus_storage::EventStatus) -> Self {
         let time = stratus_ledger::record::format_time;
         EventInfo {
             id: e.id,

@@ -8,7 +8,7 @@ use stratus_control::Upload;
 use stratus_ledger::{PriceSheet, Retention};
 use stratus_manifest::Manifest;
 use stratus_node::{KeyValueStore, Metering, NodeConfig, Stratus};
-use stratus_queue::RetryPolicy;
+use stratus_storage::RetryPolicy;
 
 use crate::args::{KeyValueKind, NodeOpts, ServerArgs, UpArgs};
 use crate::up_token;

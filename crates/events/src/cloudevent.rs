@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Method, Uri, header};
 use stratus_invoke::LiveFunction;
-use stratus_queue::Delivery;
+use stratus_storage::Delivery;
 
 /// An event no request can carry: one of its attributes cannot be an HTTP
 /// header value (it holds a newline or another control character) or its

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use stratus_invoke::{Invoker, LiveFunction, new_invocation_id};
 use stratus_ledger::Trigger;
-use stratus_queue::{Delivery, NewEvent, Queue, QueueError, Settled};
 use stratus_runtime::ResponseBody;
+use stratus_storage::{Delivery, EventQueue, NewEvent, QueueError, Settled};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::cloudevent::{check_size, request_for};
@@ -84,7 +84,7 @@ pub struct DispatchStats {
 /// Delivers queued events to live functions.
 pub struct Dispatcher {
     stats: DispatchStats,
-    pub(crate) queue: Arc<Queue>,
+    pub(crate) queue: Arc<dyn EventQueue>,
     invoker: Arc<Invoker>,
     config: DispatchConfig,
     wake: Notify,
@@ -100,7 +100,11 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(queue: Arc<Queue>, invoker: Arc<Invoker>, config: DispatchConfig) -> Arc<Self> {
+    pub fn new(
+        queue: Arc<dyn EventQueue>,
+        invoker: Arc<Invoker>,
+        config: DispatchConfig,
+    ) -> Arc<Self> {
         Arc::new(Dispatcher {
             queue,
             invoker,
@@ -115,7 +119,7 @@ impl Dispatcher {
         &self.stats
     }
 
-    pub fn queue(&self) -> &Arc<Queue> {
+    pub fn queue(&self) -> &Arc<dyn EventQueue> {
         &self.queue
     }
 

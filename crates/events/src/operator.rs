@@ -3,35 +3,33 @@
 //! admin API calls these rather than reaching into the queue, so which
 //! queue holds a function's events stays this crate's business.
 
-use stratus_queue::{EventStatus, QueueError};
+use stratus_storage::{EventStatus, QueueError, QueueFuture};
 
 use crate::dispatcher::{Dispatcher, async_queue};
 
 impl Dispatcher {
-    /// The event `id`, queued or kept, in any queue. A blocking read.
-    pub fn event(&self, id: &str) -> Result<Option<EventStatus>, QueueError> {
+    /// The event `id`, queued or kept, in any queue.
+    pub fn event(&self, id: &str) -> QueueFuture<Option<EventStatus>> {
         self.queue.status(id)
     }
 
     /// The newest `limit` events of a function, in any state, newest first.
-    /// A blocking read.
     pub fn recent_events(
         &self,
         app: &str,
         function: &str,
         limit: usize,
-    ) -> Result<Vec<EventStatus>, QueueError> {
+    ) -> QueueFuture<Vec<EventStatus>> {
         self.queue.recent(&async_queue(app, function), limit)
     }
 
-    /// A function's dead letters, oldest first, at most `limit`. A blocking
-    /// read.
+    /// A function's dead letters, oldest first, at most `limit`.
     pub fn dead_letters(
         &self,
         app: &str,
         function: &str,
         limit: usize,
-    ) -> Result<Vec<EventStatus>, QueueError> {
+    ) -> QueueFuture<Vec<EventStatus>> {
         self.queue.dead_letters(&async_queue(app, function), limit)
     }
 

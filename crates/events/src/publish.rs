@@ -14,7 +14,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use stratus_invoke::{LiveFunction, LiveSet, PlatformError};
 use stratus_manifest::{NAME_RULE, valid_name, valid_queue_name};
-use stratus_queue::QueueError;
+use stratus_storage::QueueError;
 
 /// The functions a publish goes to, each with its trigger's `max_attempts`.
 pub type Consumers = Vec<(Arc<LiveFunction>, u32)>;

@@ -167,15 +167,16 @@ mod tests {
 
     use stratus_invoke::{Admission, Invoker};
     use stratus_manifest::valid_queue_name;
-    use stratus_queue::{Queue, RetryPolicy};
+    use stratus_queue::SqliteQueue;
+    use stratus_storage::RetryPolicy;
 
     use super::*;
     use crate::dispatcher::DispatchConfig;
 
     fn node(dir: &std::path::Path) -> Arc<Dispatcher> {
         let invoker = Invoker::new(Admission::new(4, 64 << 20, Duration::from_secs(1)), None);
-        let queue = Queue::open(
-            &dir.join(Queue::FILE),
+        let queue = SqliteQueue::open(
+            &dir.join(SqliteQueue::FILE),
             RetryPolicy::default(),
             Duration::from_secs(60),
         )

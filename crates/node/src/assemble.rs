@@ -9,7 +9,7 @@ use stratus_events::{DispatchConfig, Dispatcher, QUEUE_SERVICE_HOST, QueueServic
 use stratus_gateway::{ConnectionLimits, Gateway};
 use stratus_invoke::{Admission, FunctionCalls, Invoker};
 use stratus_ledger::Ledger;
-use stratus_queue::Queue;
+use stratus_queue::SqliteQueue;
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_secrets::SecretStore;
 use stratus_store::Store;
@@ -81,8 +81,8 @@ impl Stratus {
         );
         let invoker = Invoker::new(admission, ledger.as_ref().map(|l| l.recorder()));
         let gateway = Gateway::new(invoker.clone(), limits);
-        let queue = Queue::open(
-            &data_dir.join(Queue::FILE),
+        let queue = SqliteQueue::open(
+            &data_dir.join(SqliteQueue::FILE),
             config.retry,
             SETTLED_EVENTS_KEPT,
         )

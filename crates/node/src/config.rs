@@ -7,8 +7,8 @@ use std::time::Duration;
 use stratus_gateway::ConnectionLimits;
 use stratus_keyvalue::Quota;
 use stratus_ledger::{PriceSheet, Retention};
-use stratus_queue::RetryPolicy;
 use stratus_runtime::CompileLimits;
+use stratus_storage::RetryPolicy;
 
 /// Everything a node is started with. [`NodeConfig::default`] is what
 /// `stratus server` runs with when given no flags (the binary checks that

@@ -1,16 +1,18 @@
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error(transparent)]
-    Database(#[from] stratus_sqlite::SqliteError),
-    #[error("the queue could not commit: {0}")]
-    Commit(String),
-    #[error("the queue's writer has stopped")]
-    Stopped,
-    #[error("cannot start the queue writer thread: {0}")]
-    Thread(#[source] std::io::Error),
-    #[error("no event {0} is waiting in this queue")]
-    NotFound(i64),
-}
+//! What the SQLite queue adds to the seam's [`QueueError`]: its own errors
+//! travel as `QueueError::Backend`, their messages unchanged.
+
+use stratus_sqlite::SqliteError;
+use stratus_storage::QueueError;
 
 /// The name of this crate's database in error messages.
 pub(crate) const DB: &str = "queue";
+
+/// The writer thread could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the queue writer thread: {0}")]
+pub(crate) struct NoThread(#[source] pub(crate) std::io::Error);
+
+/// A failed statement as the seam's error.
+pub(crate) fn backend(e: SqliteError) -> QueueError {
+    QueueError::backend(e)
+}

@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use rusqlite::Connection;
-
-use crate::error::QueueError;
+use stratus_sqlite::SqliteError;
 
 pub(crate) const MIGRATIONS: &[&str] = &[
     "
@@ -91,7 +90,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 ];
 
 /// Opens (creating or migrating) the queue database at `path`.
-pub(crate) fn open(path: &Path) -> Result<Connection, QueueError> {
+pub(crate) fn open(path: &Path) -> Result<Connection, SqliteError> {
     let mut conn = stratus_sqlite::open(path, false)?;
     stratus_sqlite::migrate(&mut conn, path, MIGRATIONS)?;
     Ok(conn)

@@ -6,13 +6,17 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use stratus_sqlite::from_unix_micros;
 
-use crate::error::{DB, QueueError};
-use crate::model::{Delivery, EventState, EventStatus, NewEvent, RetryPolicy, Settled};
-use stratus_sqlite::During;
+use crate::error::DB;
+use stratus_sqlite::{During, SqliteError};
+use stratus_storage::{Delivery, EventState, EventStatus, NewEvent, RetryPolicy, Settled};
+
+/// What a statement of this module answers: SQLite's error names the
+/// database and what the node was doing, shown as it is.
+type Result<T> = std::result::Result<T, SqliteError>;
 
 /// Stores the event (once per `(queue, origin, id)`); returns its sequence
 /// number.
-pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64, QueueError> {
+pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64> {
     const ACTION: &str = "enqueueing an event";
     // The queue's own events are stored with origin '' rather than NULL:
     // SQLite's UNIQUE treats NULLs as distinct, which would end
@@ -39,11 +43,10 @@ pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64, 
         origin
     ])
     .during(DB, ACTION)?;
-    Ok(conn
-        .prepare_cached("SELECT seq FROM event WHERE queue = ?1 AND origin = ?2 AND id = ?3")
+    conn.prepare_cached("SELECT seq FROM event WHERE queue = ?1 AND origin = ?2 AND id = ?3")
         .during(DB, ACTION)?
         .query_row(params![e.queue, origin, e.id], |row| row.get(0))
-        .during(DB, ACTION)?)
+        .during(DB, ACTION)
 }
 
 /// Stores a cron tick's event (if any: a first start only marks where the
@@ -55,7 +58,7 @@ pub(crate) fn fire(
     trigger: &str,
     tick_us: i64,
     now: i64,
-) -> Result<Option<i64>, QueueError> {
+) -> Result<Option<i64>> {
     let seq = e.map(|e| enqueue(conn, e, now)).transpose()?;
     conn.prepare_cached(
         "INSERT INTO cron_tick (trigger, tick_us) VALUES (?1, ?2)
@@ -68,13 +71,12 @@ pub(crate) fn fire(
 }
 
 /// The last tick a cron trigger fired, if it ever did.
-pub(crate) fn last_tick(conn: &Connection, trigger: &str) -> Result<Option<i64>, QueueError> {
-    Ok(conn
-        .prepare_cached("SELECT tick_us FROM cron_tick WHERE trigger = ?1")
+pub(crate) fn last_tick(conn: &Connection, trigger: &str) -> Result<Option<i64>> {
+    conn.prepare_cached("SELECT tick_us FROM cron_tick WHERE trigger = ?1")
         .during(DB, "reading a cron tick")?
         .query_row([trigger], |row| row.get(0))
         .optional()
-        .during(DB, "reading a cron tick")?)
+        .during(DB, "reading a cron tick")
 }
 
 /// Stores an event straight into the dead-letter state: one that was
@@ -88,7 +90,7 @@ pub(crate) fn bury(
     attempts: u32,
     error: &str,
     now: i64,
-) -> Result<i64, QueueError> {
+) -> Result<i64> {
     const ACTION: &str = "storing a dead letter";
     let seq = enqueue(conn, e, now)?;
     if conn.changes() == 0 {
@@ -113,7 +115,7 @@ pub(crate) fn lease(
     max: usize,
     lease: Duration,
     now: i64,
-) -> Result<Vec<Delivery>, QueueError> {
+) -> Result<Vec<Delivery>> {
     const ACTION: &str = "leasing events";
     let until = now + lease.as_micros() as i64;
     let sql = format!(
@@ -147,7 +149,7 @@ pub(crate) fn lease(
             })
         })
         .during(DB, ACTION)?
-        .collect::<Result<Vec<_>, _>>()
+        .collect::<rusqlite::Result<Vec<_>>>()
         .during(DB, ACTION)?;
     // While leased, `next_us` is when the lease runs out: the same index
     // then finds events whose deliverer died.
@@ -167,23 +169,23 @@ pub(crate) fn lease(
 
 /// After a restart nothing of this node is delivering: every leased event
 /// is due again at once rather than when its lease would have run out.
-pub(crate) fn recover(conn: &Connection, now: i64) -> Result<usize, QueueError> {
-    Ok(conn
-        .execute(
-            "UPDATE event SET state = 'queued', next_us = ?1, lease_until_us = NULL
+pub(crate) fn recover(conn: &Connection, now: i64) -> Result<usize> {
+    conn.execute(
+        "UPDATE event SET state = 'queued', next_us = ?1, lease_until_us = NULL
          WHERE state = 'running'",
-            [now],
-        )
-        .during(DB, "recovering leased events")?)
+        [now],
+    )
+    .during(DB, "recovering leased events")
 }
 
-/// Records a successful delivery and the handler's answer.
+/// Records a successful delivery and the handler's answer; `false` when
+/// `seq` is not leased.
 pub(crate) fn succeed(
     conn: &Connection,
     seq: i64,
     result: Option<&(u16, Vec<u8>)>,
     now: i64,
-) -> Result<(), QueueError> {
+) -> Result<bool> {
     let changed = conn
         .prepare_cached(
             "UPDATE event SET state = 'succeeded', result_status = ?2, result_body = ?3,
@@ -198,20 +200,13 @@ pub(crate) fn succeed(
             now
         ])
         .during(DB, "settling an event")?;
-    if changed == 0 {
-        return Err(QueueError::NotFound(seq));
-    }
-    Ok(())
+    Ok(changed > 0)
 }
 
 /// Hands a leased event back without counting the attempt (the function
-/// was too busy to take it: back-pressure, not failure), due after `delay`.
-pub(crate) fn release(
-    conn: &Connection,
-    seq: i64,
-    delay: Duration,
-    now: i64,
-) -> Result<(), QueueError> {
+/// was too busy to take it: back-pressure, not failure), due after `delay`;
+/// `false` when `seq` is not leased.
+pub(crate) fn release(conn: &Connection, seq: i64, delay: Duration, now: i64) -> Result<bool> {
     let changed = conn
         .prepare_cached(
             "UPDATE event SET state = 'queued', attempts = MAX(attempts - 1, 0), next_us = ?2,
@@ -221,15 +216,12 @@ pub(crate) fn release(
         .during(DB, "releasing an event")?
         .execute(params![seq, now + delay.as_micros() as i64, now])
         .during(DB, "releasing an event")?;
-    if changed == 0 {
-        return Err(QueueError::NotFound(seq));
-    }
-    Ok(())
+    Ok(changed > 0)
 }
 
 /// Settles a leased event as dead at once with `error`, its attempt taken
-/// back (it was never delivered).
-pub(crate) fn reject(conn: &Connection, seq: i64, error: &str, now: i64) -> Result<(), QueueError> {
+/// back (it was never delivered); `false` when `seq` is not leased.
+pub(crate) fn reject(conn: &Connection, seq: i64, error: &str, now: i64) -> Result<bool> {
     let changed = conn
         .prepare_cached(
             "UPDATE event SET state = 'dead', attempts = MAX(attempts - 1, 0), last_error = ?2,
@@ -239,21 +231,18 @@ pub(crate) fn reject(conn: &Connection, seq: i64, error: &str, now: i64) -> Resu
         .during(DB, "rejecting an event")?
         .execute(params![seq, error, now])
         .during(DB, "rejecting an event")?;
-    if changed == 0 {
-        return Err(QueueError::NotFound(seq));
-    }
-    Ok(())
+    Ok(changed > 0)
 }
 
 /// Records a failed delivery: queued again after a backoff, or dead once
-/// its attempts are used up.
+/// its attempts are used up. `None` when `seq` is not leased.
 pub(crate) fn fail(
     conn: &Connection,
     seq: i64,
     error: &str,
     policy: &RetryPolicy,
     now: i64,
-) -> Result<Settled, QueueError> {
+) -> Result<Option<Settled>> {
     const ACTION: &str = "settling a failed event";
     let found: Option<(u32, u32)> = conn
         .prepare_cached(
@@ -264,7 +253,7 @@ pub(crate) fn fail(
         .optional()
         .during(DB, ACTION)?;
     let Some((attempts, max_attempts)) = found else {
-        return Err(QueueError::NotFound(seq));
+        return Ok(None);
     };
     let (state, next, settled) = if attempts >= max_attempts {
         ("dead", now, Settled::Dead)
@@ -280,35 +269,28 @@ pub(crate) fn fail(
     .during(DB, ACTION)?
     .execute(params![seq, state, next, error, now])
     .during(DB, ACTION)?;
-    Ok(settled)
+    Ok(Some(settled))
 }
 
 /// Puts dead events of `queue` (or just the one with `id`) back in line
 /// with fresh attempts; returns how many.
-pub(crate) fn redrive(
-    conn: &Connection,
-    queue: &str,
-    id: Option<&str>,
-    now: i64,
-) -> Result<usize, QueueError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE event SET state = 'queued', attempts = 0, next_us = ?3, updated_us = ?3
+pub(crate) fn redrive(conn: &Connection, queue: &str, id: Option<&str>, now: i64) -> Result<usize> {
+    conn.prepare_cached(
+        "UPDATE event SET state = 'queued', attempts = 0, next_us = ?3, updated_us = ?3
          WHERE queue = ?1 AND state = 'dead' AND (?2 IS NULL OR id = ?2)",
-        )
-        .during(DB, "redriving dead events")?
-        .execute(params![queue, id, now])
-        .during(DB, "redriving dead events")?)
+    )
+    .during(DB, "redriving dead events")?
+    .execute(params![queue, id, now])
+    .during(DB, "redriving dead events")
 }
 
 /// Deletes settled events (succeeded or dead) last touched before `before`.
-pub(crate) fn prune(conn: &Connection, before: i64) -> Result<usize, QueueError> {
-    Ok(conn
-        .execute(
-            "DELETE FROM event WHERE state IN ('succeeded', 'dead') AND updated_us < ?1",
-            [before],
-        )
-        .during(DB, "pruning settled events")?)
+pub(crate) fn prune(conn: &Connection, before: i64) -> Result<usize> {
+    conn.execute(
+        "DELETE FROM event WHERE state IN ('succeeded', 'dead') AND updated_us < ?1",
+        [before],
+    )
+    .during(DB, "pruning settled events")
 }
 
 const STATUS_COLUMNS: &str = "seq, queue, id, state, attempts, max_attempts, created_us, \
@@ -334,48 +316,37 @@ fn status_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventStatus> {
 }
 
 /// A queue's newest events, newest first, in any state.
-pub(crate) fn recent(
-    conn: &Connection,
-    queue: &str,
-    limit: usize,
-) -> Result<Vec<EventStatus>, QueueError> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {STATUS_COLUMNS} FROM event WHERE queue = ?1 ORDER BY seq DESC LIMIT ?2"
-        ))
-        .during(DB, "listing events")?
-        .query_map(params![queue, limit as i64], status_row)
-        .during(DB, "listing events")?
-        .collect::<Result<Vec<_>, _>>()
-        .during(DB, "listing events")?)
+pub(crate) fn recent(conn: &Connection, queue: &str, limit: usize) -> Result<Vec<EventStatus>> {
+    conn.prepare_cached(&format!(
+        "SELECT {STATUS_COLUMNS} FROM event WHERE queue = ?1 ORDER BY seq DESC LIMIT ?2"
+    ))
+    .during(DB, "listing events")?
+    .query_map(params![queue, limit as i64], status_row)
+    .during(DB, "listing events")?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .during(DB, "listing events")
 }
 
 /// The newest event with this id, in any queue.
-pub(crate) fn status(conn: &Connection, id: &str) -> Result<Option<EventStatus>, QueueError> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {STATUS_COLUMNS} FROM event WHERE id = ?1 ORDER BY seq DESC LIMIT 1"
-        ))
-        .during(DB, "reading an event")?
-        .query_row([id], status_row)
-        .optional()
-        .during(DB, "reading an event")?)
+pub(crate) fn status(conn: &Connection, id: &str) -> Result<Option<EventStatus>> {
+    conn.prepare_cached(&format!(
+        "SELECT {STATUS_COLUMNS} FROM event WHERE id = ?1 ORDER BY seq DESC LIMIT 1"
+    ))
+    .during(DB, "reading an event")?
+    .query_row([id], status_row)
+    .optional()
+    .during(DB, "reading an event")
 }
 
 /// The dead events of a queue, oldest first.
-pub(crate) fn dead(
-    conn: &Connection,
-    queue: &str,
-    limit: usize,
-) -> Result<Vec<EventStatus>, QueueError> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {STATUS_COLUMNS} FROM event WHERE queue = ?1 AND state = 'dead'
+pub(crate) fn dead(conn: &Connection, queue: &str, limit: usize) -> Result<Vec<EventStatus>> {
+    conn.prepare_cached(&format!(
+        "SELECT {STATUS_COLUMNS} FROM event WHERE queue = ?1 AND state = 'dead'
          ORDER BY seq LIMIT ?2"
-        ))
-        .during(DB, "listing dead events")?
-        .query_map(params![queue, limit as i64], status_row)
-        .during(DB, "listing dead events")?
-        .collect::<Result<Vec<_>, _>>()
-        .during(DB, "listing dead events")?)
+    ))
+    .during(DB, "listing dead events")?
+    .query_map(params![queue, limit as i64], status_row)
+    .during(DB, "listing dead events")?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .during(DB, "listing dead events")
 }

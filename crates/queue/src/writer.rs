@@ -2,18 +2,21 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use rusqlite::Connection;
+use stratus_sqlite::{
+    Batcher, During, SqliteError, WriterConfig, from_unix_micros, spawn_writer, unix_micros,
+};
+use stratus_storage::{
+    Delivery, EventQueue, EventStatus, NewEvent, QueueError, QueueFuture, RetryPolicy, Settled,
+};
 use tokio::sync::oneshot;
 
-use crate::error::{DB, QueueError};
-use crate::model::{Delivery, EventStatus, NewEvent, RetryPolicy, Settled};
+use crate::error::{DB, NoThread, backend};
 use crate::schema;
 use crate::store;
-use stratus_sqlite::unix_micros;
-use stratus_sqlite::{Batcher, During, WriterConfig, spawn_writer};
 
 /// The most operations one transaction takes.
 const MAX_BATCH: usize = 4096;
@@ -82,41 +85,43 @@ fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, QueueError>) -> 
     })
 }
 
-/// The durable queue of one node.
-pub struct Queue {
+/// The durable queue of one node, in `queue.sqlite`: writes go to the
+/// writer thread, reads to a connection of their own on the blocking pool.
+pub struct SqliteQueue {
     path: PathBuf,
     tx: mpsc::Sender<Op>,
-    reader: Mutex<Connection>,
+    reader: Arc<Mutex<Connection>>,
 }
 
-impl std::fmt::Debug for Queue {
+impl std::fmt::Debug for SqliteQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queue")
+        f.debug_struct("SqliteQueue")
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
-impl Queue {
+impl SqliteQueue {
     /// The queue's file within a data directory.
     pub const FILE: &'static str = "queue.sqlite";
 
-    /// Opens (creating or migrating) the queue at `path`. Settled events
-    /// are kept for `keep_settled` after they settled.
+    /// Opens (creating or migrating) the queue at `path`. Failed deliveries
+    /// are retried with `policy`'s backoff; settled events are kept for
+    /// `keep_settled` after they settled.
     pub fn open(
         path: &Path,
         policy: RetryPolicy,
         keep_settled: Duration,
-    ) -> Result<Queue, QueueError> {
-        let writer = schema::open(path)?;
-        let recovered = store::recover(&writer, unix_micros(SystemTime::now()))?;
+    ) -> Result<SqliteQueue, QueueError> {
+        let writer = schema::open(path).map_err(backend)?;
+        let recovered = store::recover(&writer, unix_micros(SystemTime::now())).map_err(backend)?;
         if recovered > 0 {
             tracing::info!(
                 events = recovered,
                 "events in delivery when the node stopped are due again"
             );
         }
-        let reader = stratus_sqlite::open(path, false)?;
+        let reader = stratus_sqlite::open(path, false).map_err(backend)?;
         let config = WriterConfig {
             thread_name: "stratus-queue",
             max_batch: MAX_BATCH,
@@ -128,34 +133,56 @@ impl Queue {
             policy,
             keep_settled,
         };
-        let tx = spawn_writer(writer, batcher, config).map_err(QueueError::Thread)?;
-        Ok(Queue {
+        let tx =
+            spawn_writer(writer, batcher, config).map_err(|e| QueueError::backend(NoThread(e)))?;
+        Ok(SqliteQueue {
             path: path.to_path_buf(),
             tx,
-            reader: Mutex::new(reader),
+            reader: Arc::new(Mutex::new(reader)),
         })
     }
 
-    async fn call<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, QueueError> {
+    /// Sends `op` to the writer now; the future answers after its commit.
+    fn call<T: Send + 'static>(&self, op: impl FnOnce(Reply<T>) -> Op) -> QueueFuture<T> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(op(reply)).map_err(|_| QueueError::Stopped)?;
-        answer.await.map_err(|_| QueueError::Stopped)?
+        let sent = self.tx.send(op(reply)).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err(QueueError::Stopped);
+            }
+            answer.await.map_err(|_| QueueError::Stopped)?
+        })
     }
 
-    /// Stores an event; returns once it is durable (its sequence number).
-    pub async fn enqueue(&self, event: NewEvent) -> Result<i64, QueueError> {
-        self.call(|reply| Op::Enqueue(event, reply)).await
+    /// Runs `read` on the reader connection, on the blocking pool.
+    fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, SqliteError> + Send + 'static,
+    ) -> QueueFuture<T> {
+        let reader = self.reader.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                // Reads hold no transaction across a panic.
+                let conn = reader.lock().unwrap_or_else(PoisonError::into_inner);
+                read(&conn).map_err(backend)
+            })
+            .await
+            .map_err(QueueError::backend)?
+        })
+    }
+}
+
+impl EventQueue for SqliteQueue {
+    fn enqueue(&self, event: NewEvent) -> QueueFuture<i64> {
+        self.call(|reply| Op::Enqueue(event, reply))
     }
 
-    /// Stores the event of a cron tick and records `tick` as the trigger's
-    /// last, atomically; returns once both are durable. Without an event it
-    /// only records the tick.
-    pub async fn fire(
+    fn fire(
         &self,
         event: Option<NewEvent>,
         trigger: &str,
         tick: SystemTime,
-    ) -> Result<Option<i64>, QueueError> {
+    ) -> QueueFuture<Option<i64>> {
         let trigger = trigger.to_owned();
         let tick_us = unix_micros(tick);
         self.call(|reply| Op::Fire {
@@ -164,40 +191,28 @@ impl Queue {
             tick_us,
             reply,
         })
-        .await
     }
 
-    /// The last tick the cron trigger `trigger` fired (blocking read).
-    pub fn last_tick(&self, trigger: &str) -> Result<Option<SystemTime>, QueueError> {
-        Ok(store::last_tick(&self.reader(), trigger)?.map(stratus_sqlite::from_unix_micros))
+    fn last_tick(&self, trigger: &str) -> QueueFuture<Option<SystemTime>> {
+        let trigger = trigger.to_owned();
+        self.read(move |conn| Ok(store::last_tick(conn, &trigger)?.map(from_unix_micros)))
     }
 
-    /// Stores an event as dead after `attempts` deliveries made elsewhere
-    /// (or none, for one that could not be read), with the reason; it can
-    /// be redriven like any dead letter. Returns once it is durable.
-    pub async fn bury(
-        &self,
-        event: NewEvent,
-        attempts: u32,
-        error: String,
-    ) -> Result<i64, QueueError> {
+    fn bury(&self, event: NewEvent, attempts: u32, error: String) -> QueueFuture<i64> {
         self.call(|reply| Op::Bury {
             event,
             attempts,
             error,
             reply,
         })
-        .await
     }
 
-    /// Leases up to `max` due events of `queue` (of every queue when
-    /// `None`) for `lease`.
-    pub async fn lease(
+    fn lease(
         &self,
         queue: Option<&str>,
         max: usize,
         lease: Duration,
-    ) -> Result<Vec<Delivery>, QueueError> {
+    ) -> QueueFuture<Vec<Delivery>> {
         let queue = queue.map(str::to_owned);
         self.call(|reply| Op::Lease {
             queue,
@@ -205,62 +220,42 @@ impl Queue {
             lease,
             reply,
         })
-        .await
     }
 
-    /// Settles a leased event as handled, with the handler's answer.
-    pub async fn succeed(
-        &self,
-        seq: i64,
-        result: Option<(u16, Vec<u8>)>,
-    ) -> Result<(), QueueError> {
-        self.call(|reply| Op::Succeed { seq, result, reply }).await
+    fn succeed(&self, seq: i64, result: Option<(u16, Vec<u8>)>) -> QueueFuture<()> {
+        self.call(|reply| Op::Succeed { seq, result, reply })
     }
 
-    /// Settles a leased event as failed: retried later, or dead.
-    pub async fn fail(&self, seq: i64, error: String) -> Result<Settled, QueueError> {
-        self.call(|reply| Op::Fail { seq, error, reply }).await
+    fn fail(&self, seq: i64, error: String) -> QueueFuture<Settled> {
+        self.call(|reply| Op::Fail { seq, error, reply })
     }
 
-    /// Hands a leased event back uncounted, due again after `delay`: the
-    /// function was too busy to take it, which is no failure of the event.
-    pub async fn release(&self, seq: i64, delay: Duration) -> Result<(), QueueError> {
-        self.call(|reply| Op::Release { seq, delay, reply }).await
+    fn release(&self, seq: i64, delay: Duration) -> QueueFuture<()> {
+        self.call(|reply| Op::Release { seq, delay, reply })
     }
 
-    /// Settles a leased event as dead at once, whatever attempts it has
-    /// left, and without counting this one: it was never delivered, because
-    /// it cannot be as it is (larger than its function's `max_body`, an
-    /// attribute no header can carry), so a retry would only fail the same
-    /// way. Redrive puts it back, say once `max_body` was raised.
-    pub async fn reject(&self, seq: i64, error: String) -> Result<(), QueueError> {
-        self.call(|reply| Op::Reject { seq, error, reply }).await
+    fn reject(&self, seq: i64, error: String) -> QueueFuture<()> {
+        self.call(|reply| Op::Reject { seq, error, reply })
     }
 
-    /// Puts a queue's dead events (or the one with `id`) back in line.
-    pub async fn redrive(&self, queue: &str, id: Option<&str>) -> Result<usize, QueueError> {
+    fn redrive(&self, queue: &str, id: Option<&str>) -> QueueFuture<usize> {
         let (queue, id) = (queue.to_owned(), id.map(str::to_owned));
-        self.call(|reply| Op::Redrive { queue, id, reply }).await
+        self.call(|reply| Op::Redrive { queue, id, reply })
     }
 
-    /// The newest event with this id (blocking read).
-    pub fn status(&self, id: &str) -> Result<Option<EventStatus>, QueueError> {
-        store::status(&self.reader(), id)
+    fn status(&self, id: &str) -> QueueFuture<Option<EventStatus>> {
+        let id = id.to_owned();
+        self.read(move |conn| store::status(conn, &id))
     }
 
-    /// A queue's newest events in any state, newest first (blocking read).
-    pub fn recent(&self, queue: &str, limit: usize) -> Result<Vec<EventStatus>, QueueError> {
-        store::recent(&self.reader(), queue, limit)
+    fn recent(&self, queue: &str, limit: usize) -> QueueFuture<Vec<EventStatus>> {
+        let queue = queue.to_owned();
+        self.read(move |conn| store::recent(conn, &queue, limit))
     }
 
-    /// A queue's dead letters, oldest first (blocking read).
-    pub fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<EventStatus>, QueueError> {
-        store::dead(&self.reader(), queue, limit)
-    }
-
-    fn reader(&self) -> MutexGuard<'_, Connection> {
-        // Reads hold no transaction across a panic.
-        self.reader.lock().unwrap_or_else(PoisonError::into_inner)
+    fn dead_letters(&self, queue: &str, limit: usize) -> QueueFuture<Vec<EventStatus>> {
+        let queue = queue.to_owned();
+        self.read(move |conn| store::dead(conn, &queue, limit))
     }
 }
 
@@ -297,13 +292,13 @@ impl Batcher for QueueWriter {
 fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
     let now = unix_micros(SystemTime::now());
     let mut answers: Vec<Answer> = Vec::with_capacity(ops.len());
-    let committed = (|| -> Result<(), QueueError> {
+    let committed = (|| -> Result<(), SqliteError> {
         let mut tx = conn.transaction().during(DB, "starting a batch")?;
         for op in ops {
             let mut sp = tx.savepoint().during(DB, "starting an operation")?;
             let (ok, done) = match op {
                 Op::Enqueue(event, reply) => {
-                    let r = store::enqueue(&sp, &event, now);
+                    let r = store::enqueue(&sp, &event, now).map_err(backend);
                     (r.is_ok(), answer(reply, r))
                 }
                 Op::Fire {
@@ -312,7 +307,8 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
                     tick_us,
                     reply,
                 } => {
-                    let r = store::fire(&sp, event.as_ref(), &trigger, tick_us, now);
+                    let r =
+                        store::fire(&sp, event.as_ref(), &trigger, tick_us, now).map_err(backend);
                     (r.is_ok(), answer(reply, r))
                 }
                 Op::Bury {
@@ -321,7 +317,7 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
                     error,
                     reply,
                 } => {
-                    let r = store::bury(&sp, &event, attempts, &error, now);
+                    let r = store::bury(&sp, &event, attempts, &error, now).map_err(backend);
                     (r.is_ok(), answer(reply, r))
                 }
                 Op::Lease {
@@ -330,27 +326,29 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
                     lease,
                     reply,
                 } => {
-                    let r = store::lease(&sp, queue.as_deref(), max, lease, now);
+                    let r = store::lease(&sp, queue.as_deref(), max, lease, now).map_err(backend);
                     (r.is_ok(), answer(reply, r))
                 }
                 Op::Succeed { seq, result, reply } => {
-                    let r = store::succeed(&sp, seq, result.as_ref(), now);
+                    let r = leased(seq, store::succeed(&sp, seq, result.as_ref(), now));
                     (r.is_ok(), answer(reply, r))
                 }
                 Op::Fail { seq, error, reply } => {
-                    let r = store::fail(&sp, seq, &error, policy, now);
+                    let r = store::fail(&sp, seq, &error, policy, now)
+                        .map_err(backend)
+                        .and_then(|settled| settled.ok_or(QueueError::NotFound(seq)));
                     (r.is_ok(), answer(reply, r))
                 }
                 Op::Release { seq, delay, reply } => {
-                    let r = store::release(&sp, seq, delay, now);
+                    let r = leased(seq, store::release(&sp, seq, delay, now));
                     (r.is_ok(), answer(reply, r))
                 }
                 Op::Reject { seq, error, reply } => {
-                    let r = store::reject(&sp, seq, &error, now);
+                    let r = leased(seq, store::reject(&sp, seq, &error, now));
                     (r.is_ok(), answer(reply, r))
                 }
                 Op::Redrive { queue, id, reply } => {
-                    let r = store::redrive(&sp, &queue, id.as_deref(), now);
+                    let r = store::redrive(&sp, &queue, id.as_deref(), now).map_err(backend);
                     (r.is_ok(), answer(reply, r))
                 }
             };
@@ -361,7 +359,7 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
             }
             answers.push(done);
         }
-        Ok(tx.commit().during(DB, "committing a batch")?)
+        tx.commit().during(DB, "committing a batch")
     })();
     let failed = committed.err().map(|e| {
         tracing::error!("queue batch not committed: {e}");
@@ -369,5 +367,14 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
     });
     for done in answers {
         done(failed.as_deref());
+    }
+}
+
+/// A settle's answer: not found when `seq` was not leased.
+fn leased(seq: i64, settled: Result<bool, SqliteError>) -> Result<(), QueueError> {
+    match settled {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(QueueError::NotFound(seq)),
+        Err(e) => Err(backend(e)),
     }
 }

@@ -1,7 +1,8 @@
 //! The seams between a node and where it keeps things, as small traits that
-//! know nothing of wasmtime, HTTP or SQLite: the runtime calls them, the
-//! backend crates implement them (`stratus-keyvalue`: SQLite and Redis;
-//! `stratus-secrets`: the encrypted SQLite store).
+//! know nothing of wasmtime, HTTP or SQLite: the runtime and event delivery
+//! call them, the backend crates implement them (`stratus-keyvalue`: SQLite
+//! and Redis; `stratus-secrets`: the encrypted SQLite store;
+//! `stratus-queue`: the durable event queue in SQLite).
 //!
 //! Each seam comes with a conformance suite ([`conformance`]) that states
 //! its behaviour once; every backend runs it, so adding a backend means
@@ -9,7 +10,12 @@
 
 pub mod conformance;
 mod keyvalue;
+mod queue;
 mod secrets;
 
 pub use keyvalue::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs, Quota, Usage};
+pub use queue::{
+    Delivery, EventQueue, EventState, EventStatus, NewEvent, QueueError, QueueFuture, RetryPolicy,
+    Settled,
+};
 pub use secrets::SecretSource;

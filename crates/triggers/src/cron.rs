@@ -6,13 +6,14 @@
 //! the node starts after missing ticks it fires the latest missed one once —
 //! not once per missed tick, which after a long outage would be a storm.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 use stratus_manifest::Schedule;
-use stratus_queue::NewEvent;
+use stratus_storage::{EventQueue, NewEvent};
 
 use crate::{Backoff, Task, TriggerState};
 
@@ -47,15 +48,12 @@ pub(crate) async fn run(task: Task, schedule: Schedule, zone: Option<Tz>, max_at
 
     let mut backoff = Backoff::new();
     let last = loop {
-        let queue = queue.clone();
-        let key = tick_key.clone();
-        match tokio::task::spawn_blocking(move || queue.last_tick(&key)).await {
-            Ok(Ok(last)) => break last,
-            Ok(Err(e)) => task.set(
+        match queue.last_tick(&tick_key).await {
+            Ok(last) => break last,
+            Err(e) => task.set(
                 TriggerState::Retrying,
                 Some(format!("cannot read the last tick: {e}")),
             ),
-            Err(e) => task.set(TriggerState::Retrying, Some(e.to_string())),
         }
         backoff.wait().await;
     };
@@ -119,7 +117,7 @@ pub(crate) async fn run(task: Task, schedule: Schedule, zone: Option<Tz>, max_at
 /// tick is not skipped).
 async fn store(
     task: &Task,
-    queue: &std::sync::Arc<stratus_queue::Queue>,
+    queue: &Arc<dyn EventQueue>,
     event: Option<NewEvent>,
     key: &str,
     tick: SystemTime,

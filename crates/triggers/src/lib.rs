@@ -17,7 +17,7 @@ use std::time::Duration;
 use stratus_events::Dispatcher;
 use stratus_invoke::Invoker;
 use stratus_manifest::TriggerSpec;
-use stratus_queue::RetryPolicy;
+use stratus_storage::RetryPolicy;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
@@ -243,8 +243,8 @@ impl Task {
     }
 
     /// A broker's message as an event of this function's queue.
-    fn new_event(&self, e: inbound::Incoming, max_attempts: u32) -> stratus_queue::NewEvent {
-        stratus_queue::NewEvent {
+    fn new_event(&self, e: inbound::Incoming, max_attempts: u32) -> stratus_storage::NewEvent {
+        stratus_storage::NewEvent {
             queue: self.queue_name(),
             origin: None,
             id: e.id,

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use stratus_events::Attempt;
-use stratus_queue::Delivery;
+use stratus_storage::{Delivery, EventQueue, NewEvent};
 use tokio::sync::Semaphore;
 
 use crate::inbound::{Defaults, from_headers};
@@ -365,11 +365,11 @@ async fn deliver_jetstream(
 /// Keeps `event` as a dead letter, then lets the stream forget it; a dead
 /// letter that cannot be stored leaves the message with the stream.
 async fn bury_then_ack(
-    queue: &stratus_queue::Queue,
+    queue: &Arc<dyn EventQueue>,
     client: &async_nats::Client,
     js: &jetstream::Delivered,
     stream: &str,
-    event: stratus_queue::NewEvent,
+    event: NewEvent,
     attempts: u32,
     error: String,
 ) -> Result<(), String> {
