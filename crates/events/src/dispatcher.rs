@@ -8,9 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use stratus_invoke::{Invoker, LiveFunction, new_invocation_id};
-use stratus_ledger::Trigger;
 use stratus_queue::{Delivery, NewEvent, Queue, QueueError, Settled};
 use stratus_runtime::ResponseBody;
+use stratus_storage::Trigger;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::cloudevent::{check_size, request_for};

@@ -4,3 +4,4 @@
 //! once.
 
 pub mod keyvalue;
+pub mod ledger;
