@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use http::StatusCode;
 use stratus_control::{ControlError, Node};
-use stratus_ledger::Ledger;
+use stratus_storage::Ledger;
 
 use crate::error::ApiError;
 

@@ -71,8 +71,8 @@ impl From<ControlError> for ApiError {
 }
 
 /// A ledger read that failed: the node's fault.
-impl From<stratus_ledger::LedgerError> for ApiError {
-    fn from(e: stratus_ledger::LedgerError) -> Self {
+impl From<stratus_storage::LedgerError> for ApiError {
+    fn from(e: stratus_storage::LedgerError) -> Self {
         tracing::error!("ledger read failed: {e}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }

@@ -67,7 +67,7 @@ pub async fn readyz(State(state): State<HealthState>) -> Response {
     {
         problems.push(format!("key-value store {location}: {error}"));
     }
-    let time = |t| stratus_ledger::record::format_time(t);
+    let time = |t| stratus_storage::format_time(t);
     let body = Health {
         status: if ready { "ready" } else { "starting" }.into(),
         live_apps: state.node.live_app_count(),

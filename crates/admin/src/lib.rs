@@ -39,7 +39,7 @@ use axum::routing::get;
 use http::StatusCode;
 use stratus_control::Node;
 use stratus_events::Dispatcher;
-use stratus_ledger::Ledger;
+use stratus_storage::Ledger;
 
 use crate::error::ApiError;
 

@@ -277,8 +277,8 @@ pub struct UsageRow {
     pub cost: f64,
 }
 
-impl From<stratus_ledger::UsageReport> for UsageReport {
-    fn from(r: stratus_ledger::UsageReport) -> Self {
+impl From<stratus_storage::UsageReport> for UsageReport {
+    fn from(r: stratus_storage::UsageReport) -> Self {
         UsageReport {
             since: r.since,
             granularity: r.granularity.to_string(),
@@ -293,8 +293,8 @@ impl From<stratus_ledger::UsageReport> for UsageReport {
     }
 }
 
-impl From<stratus_ledger::UsageRow> for UsageRow {
-    fn from(r: stratus_ledger::UsageRow) -> Self {
+impl From<stratus_storage::UsageRow> for UsageRow {
+    fn from(r: stratus_storage::UsageRow) -> Self {
         UsageRow {
             app: r.app,
             function: r.function,
@@ -324,10 +324,10 @@ pub struct LogLineInfo {
     pub text: String,
 }
 
-impl From<&stratus_ledger::LogLine> for LogLineInfo {
-    fn from(l: &stratus_ledger::LogLine) -> Self {
+impl From<&stratus_storage::LogLine> for LogLineInfo {
+    fn from(l: &stratus_storage::LogLine) -> Self {
         LogLineInfo {
-            at: stratus_ledger::record::format_time(l.at),
+            at: stratus_storage::format_time(l.at),
             invocation_id: l.invocation_id.clone(),
             app: l.app.clone(),
             function: l.function.clone(),
@@ -380,7 +380,7 @@ pub struct InvocationDetail {
 }
 
 impl InvocationDetail {
-    pub fn new(r: &stratus_ledger::InvocationRecord, logs: &[stratus_ledger::LogLine]) -> Self {
+    pub fn new(r: &stratus_storage::InvocationRecord, logs: &[stratus_storage::LogLine]) -> Self {
         InvocationDetail {
             id: r.id.clone(),
             app: r.app.clone(),
@@ -388,7 +388,7 @@ impl InvocationDetail {
             version: r.version,
             trigger: r.trigger.as_str().to_string(),
             caller: r.caller.clone(),
-            started_at: stratus_ledger::record::format_time(r.started_at),
+            started_at: stratus_storage::format_time(r.started_at),
             duration_ms: r.wall.as_secs_f64() * 1000.0,
             cpu_ms: r.cpu.as_secs_f64() * 1000.0,
             billed_ms: r.billed_ms(),
@@ -443,7 +443,7 @@ pub struct EventInfo {
 
 impl From<stratus_storage::EventStatus> for EventInfo {
     fn from(e: stratus_storage::EventStatus) -> Self {
-        let time = stratus_ledger::record::format_time;
+        let time = stratus_storage::format_time;
         EventInfo {
             id: e.id,
             queue: e.queue,

@@ -7,11 +7,11 @@ use axum::extract::{FromRef, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use stratus_ledger::{Ledger, UsageQuery};
+use stratus_storage::{Ledger, UsageQuery};
 
 use crate::AdminState;
 use crate::common::{metered, parse_since};
-use crate::error::{ApiError, blocking};
+use crate::error::ApiError;
 use crate::model::{ErrorBody, UsageReport};
 
 /// The ledger, when the node keeps one (metering on).
@@ -55,6 +55,6 @@ pub async fn usage(
         app: params.app,
         since: parse_since(params.since.as_deref())?,
     };
-    let report = blocking(move || ledger.usage(&query)).await?;
+    let report = ledger.usage(query).await?;
     Ok(Json(report.into()))
 }

@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use stratus_control::Upload;
-use stratus_ledger::{PriceSheet, Retention};
 use stratus_manifest::Manifest;
 use stratus_node::{KeyValueStore, Metering, NodeConfig, Stratus};
-use stratus_storage::RetryPolicy;
+use stratus_storage::{PriceSheet, Retention, RetryPolicy};
 
 use crate::args::{KeyValueKind, NodeOpts, ServerArgs, UpArgs};
 use crate::up_token;

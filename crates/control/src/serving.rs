@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use stratus_invoke::LiveFunction;
-use stratus_ledger::{LedgerStats, LogLine, Trigger};
 use stratus_runtime::{CapabilityStats, ResidencyStats, ResponseBody};
+use stratus_storage::{LedgerStats, LogLine, Trigger};
 use tokio::sync::broadcast;
 
 use crate::node::Node;

@@ -74,7 +74,7 @@ pub fn request_for(d: &Delivery) -> Result<http::Request<Bytes>, Undeliverable> 
         .header("ce-id", header_value("ce-id", &d.id)?)
         .header("ce-source", header_value("ce-source", &d.source)?)
         .header("ce-type", header_value("ce-type", &d.kind)?)
-        .header("ce-time", stratus_ledger::record::format_time(d.time));
+        .header("ce-time", stratus_storage::format_time(d.time));
     if let Some(subject) = &d.subject {
         request = request.header("ce-subject", header_value("ce-subject", subject)?);
     }

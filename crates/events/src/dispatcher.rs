@@ -8,9 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use stratus_invoke::{Invoker, LiveFunction, new_invocation_id};
-use stratus_ledger::Trigger;
 use stratus_runtime::ResponseBody;
-use stratus_storage::{Delivery, EventQueue, NewEvent, QueueError, Settled};
+use stratus_storage::{Delivery, EventQueue, NewEvent, QueueError, Settled, Trigger};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::cloudevent::{check_size, request_for};

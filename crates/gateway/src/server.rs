@@ -10,8 +10,8 @@ use http::header;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
 use stratus_invoke::{Invoker, PlatformError, new_invocation_id, with_id};
-use stratus_ledger::Trigger;
 use stratus_runtime::{BodyError, ResponseBody};
+use stratus_storage::Trigger;
 use tokio::net::TcpListener;
 
 use crate::body::{ReadError, TimedBody};

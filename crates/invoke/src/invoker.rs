@@ -12,8 +12,8 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
-use stratus_ledger::{Recorder, Trigger};
 use stratus_runtime::{BodyError, CallInfo, Invocation, Meter, ResponseBody};
+use stratus_storage::{Recorder, Trigger};
 
 use crate::admission::Admission;
 use crate::error::PlatformError;

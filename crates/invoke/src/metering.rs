@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use stratus_ledger::{InvocationRecord, LogLine, LogStream, Outbound, Recorder, Trigger};
 use stratus_runtime::{CallInfo, Meter, OutputKind, Reading};
+use stratus_storage::{InvocationRecord, LogLine, LogStream, Outbound, Recorder, Trigger};
 
 use crate::error::invoke_error_code;
 use crate::live::LiveFunction;

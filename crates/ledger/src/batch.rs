@@ -11,7 +11,9 @@
 
 use std::time::Duration;
 
-use crate::record::{InvocationRecord, Outbound, Trigger, from_unix_micros, id_key, unix_micros};
+use stratus_storage::{InvocationRecord, Outbound, Trigger};
+
+use crate::keys::{from_unix_micros, id_key, id_text, unix_micros};
 
 /// A record as unpacked, with the function by number.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +108,7 @@ pub(crate) fn unpack(mut bytes: &[u8]) -> Option<Vec<Packed>> {
         if trigger_byte & EXTENDED != 0 {
             let caller_len = take(1)?[0] as usize;
             let caller_key = take(caller_len)?;
-            caller = (!caller_key.is_empty()).then(|| crate::record::id_text(caller_key));
+            caller = (!caller_key.is_empty()).then(|| id_text(caller_key));
             outbound.requests = u32::from_le_bytes(take(4)?.try_into().ok()?);
             outbound.bytes = u64::from_le_bytes(take(8)?.try_into().ok()?);
             outbound.time = Duration::from_micros(u64::from_le_bytes(take(8)?.try_into().ok()?));
@@ -118,7 +120,7 @@ pub(crate) fn unpack(mut bytes: &[u8]) -> Option<Vec<Packed>> {
         let [wall, cpu, peak_memory, bytes_in, bytes_out] = numbers;
         records.push(Packed {
             record: InvocationRecord {
-                id: crate::record::id_text(&key),
+                id: id_text(&key),
                 app: String::new(),
                 function: String::new(),
                 version,

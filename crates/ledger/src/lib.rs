@@ -1,6 +1,9 @@
-//! The invocation ledger: one record per invocation (what it used, how it
-//! ended), hourly usage roll-ups priced by a price sheet, and the lines each
-//! invocation wrote to stdout and stderr.
+//! The invocation ledger in SQLite: the default [`LedgerStore`] of a node,
+//! keeping one record per invocation (what it used, how it ended), hourly
+//! usage roll-ups and the lines each invocation wrote to stdout and stderr.
+//! The model, the in-memory policy in front of it (log budget, last
+//! errors, live following) and the conformance suite are in
+//! `stratus-storage`.
 //!
 //! It lives in its own SQLite database (`ledger.sqlite` in the data
 //! directory) rather than beside the apps, because it is written all the
@@ -9,24 +12,21 @@
 //! thread that commits whatever has queued up as one transaction (group
 //! commit), so the request path only pays for a channel send and the disk
 //! sees one fsync per batch instead of one per request.
+//!
+//! [`LedgerStore`]: stratus_storage::LedgerStore
 
 mod batch;
 mod error;
-mod last_errors;
-mod log_budget;
+mod keys;
 mod logs;
-pub mod record;
 mod schema;
+mod store;
 mod usage;
 mod writer;
 
-pub use error::LedgerError;
-pub use last_errors::LastError;
-pub use log_budget::DEFAULT_LOG_BYTES_PER_APP_DAY;
-pub use logs::LogQuery;
-pub use record::{InvocationRecord, LogLine, LogStream, Outbound, Trigger};
-pub use usage::{PriceSheet, UsageQuery, UsageReport, UsageRow};
-pub use writer::{Ledger, LedgerStats, Recorder, Retention};
+pub use store::SqliteLedger;
 
+#[cfg(test)]
+mod conformance;
 #[cfg(test)]
 mod tests;

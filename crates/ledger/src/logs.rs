@@ -1,37 +1,24 @@
 //! Reading invocation logs back: `stratus logs` and the admin API.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use rusqlite::params;
+use stratus_sqlite::{During, SqliteError};
+use stratus_storage::{InvocationRecord, LogLine, LogQuery, LogStream};
 
-use crate::Ledger;
 use crate::batch;
-use crate::error::{DB, LedgerError};
-use crate::record::{
-    InvocationRecord, LogLine, LogStream, from_unix_micros, id_key, time_key, unix_micros,
-};
+use crate::error::DB;
+use crate::keys::{from_unix_micros, id_key, time_key, unix_micros};
+use crate::store::Reader;
 use crate::usage::function_names;
-use stratus_sqlite::During;
 
 /// Longer than any invocation may run (the largest `timeout` is 15 min).
 const LONGEST_INVOCATION: Duration = Duration::from_secs(20 * 60);
 
-/// Which log lines to read.
-#[derive(Debug, Clone)]
-pub struct LogQuery {
-    pub app: String,
-    pub function: String,
-    pub since: Option<SystemTime>,
-    /// Only the lines of this invocation.
-    pub invocation: Option<String>,
-    /// The newest this many lines (returned oldest first).
-    pub limit: usize,
-}
-
-impl Ledger {
-    pub fn logs(&self, query: &LogQuery) -> Result<Vec<LogLine>, LedgerError> {
+impl Reader {
+    pub(crate) fn logs(&self, query: &LogQuery) -> Result<Vec<LogLine>, SqliteError> {
         const ACTION: &str = "reading logs";
-        let conn = self.reader();
+        let conn = self.conn();
         let mut statement = conn
             .prepare_cached(
                 "SELECT at_us, invocation_id, stream, text FROM log_line
@@ -68,7 +55,7 @@ impl Ledger {
     }
 
     /// One invocation's record, if it is still kept.
-    pub fn invocation(&self, id: &str) -> Result<Option<InvocationRecord>, LedgerError> {
+    pub(crate) fn invocation(&self, id: &str) -> Result<Option<InvocationRecord>, SqliteError> {
         const ACTION: &str = "reading an invocation";
         let key = id_key(id);
         // Its batch was committed after it ended, which is at most the
@@ -87,7 +74,7 @@ impl Ledger {
             }
             _ => Vec::new(),
         };
-        let conn = self.reader();
+        let conn = self.conn();
         let names = function_names(&conn)?;
         let mut statement = conn
             .prepare_cached(

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::error::LedgerError;
+use stratus_sqlite::SqliteError;
 
 const MIGRATIONS: &[&str] = &[
     // Version 1: raw invocation records, hourly roll-ups, log lines.
@@ -62,7 +62,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Opens (creating or migrating) the ledger database at `path`.
-pub(crate) fn open(path: &Path) -> Result<Connection, LedgerError> {
+pub(crate) fn open(path: &Path) -> Result<Connection, SqliteError> {
     let mut conn = stratus_sqlite::open(path, false)?;
     stratus_sqlite::migrate(&mut conn, path, MIGRATIONS)?;
     Ok(conn)

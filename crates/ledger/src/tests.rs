@@ -1,8 +1,18 @@
+//! What only the SQLite ledger does: its file across restarts, pruning,
+//! its schema, the packed batches, and retrying writes the disk refused.
+//! What every ledger does is in the conformance suite (`conformance.rs`).
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use crate::batch;
+use stratus_storage::{
+    InvocationRecord, LedgerStore, LogLine, LogQuery, LogStream, Outbound, PriceSheet, Retention,
+    Trigger, UsageQuery,
+};
+
 use crate::writer::prune;
-use crate::*;
+use crate::{SqliteLedger, batch, keys};
 
 /// A UUIDv7-shaped id (as the gateway makes) for an invocation at `t`.
 fn id_at(t: SystemTime, n: u64) -> String {
@@ -50,136 +60,46 @@ fn line(id: &str, function: &str, text: &str) -> LogLine {
     }
 }
 
-fn open(dir: &tempfile::TempDir) -> Ledger {
-    Ledger::open(
-        &dir.path().join(Ledger::FILE),
+fn open(dir: &tempfile::TempDir) -> SqliteLedger {
+    SqliteLedger::open(
+        &dir.path().join(SqliteLedger::FILE),
         Retention::default(),
         PriceSheet::default(),
     )
     .unwrap()
 }
 
-#[test]
-fn usage_adds_up_what_was_recorded_and_prices_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = open(&dir);
-    let recorder = ledger.recorder();
-    for i in 0..1000 {
-        recorder.record(record(&id(i), "cart", 100, 128), vec![]);
-    }
-    let mut failed = record(&id(5000), "pay", 1, 1);
-    failed.error = Some("timeout".into());
-    failed.status = 504;
-    recorder.record(failed, vec![]);
-    assert!(ledger.flush(Duration::from_secs(10)));
+const FLUSH: Duration = Duration::from_secs(10);
 
-    for since in [None, Some(SystemTime::now() - Duration::from_secs(60))] {
-        let report = ledger.usage(&UsageQuery { app: None, since }).unwrap();
-        assert_eq!(report.total.requests, 1001);
-        assert_eq!(report.total.errors, 1);
-        let cart = &report.functions[0];
-        assert_eq!((cart.function.as_str(), cart.requests), ("cart", 1000));
-        // 1000 × 0.125 GB × 0.1 s = 12.5 GB-s.
-        assert!((cart.gb_seconds - 12.5).abs() < 1e-9, "{}", cart.gb_seconds);
-        let expected = 1000.0 * 0.2 / 1e6 + 12.5 * 0.000_016_666_7;
-        assert!((cart.cost - expected).abs() < 1e-12, "{}", cart.cost);
-        assert_eq!(cart.bytes_out, 20_000);
-        assert!((cart.cpu_seconds - 0.25).abs() < 1e-9);
-    }
-    let exact = ledger
-        .usage(&UsageQuery {
-            app: None,
-            since: Some(SystemTime::now() - Duration::from_secs(60)),
-        })
-        .unwrap();
-    assert_eq!(exact.granularity, "invocation");
-    let other_app = ledger
-        .usage(&UsageQuery {
-            app: Some("blog".into()),
-            since: None,
-        })
-        .unwrap();
-    assert_eq!(other_app.total.requests, 0);
-    let future = ledger
-        .usage(&UsageQuery {
-            app: None,
-            since: Some(SystemTime::now() + Duration::from_secs(60)),
-        })
-        .unwrap();
-    assert_eq!(future.total.requests, 0);
-}
-
-#[test]
-fn records_and_logs_survive_reopening() {
+#[tokio::test]
+async fn records_and_logs_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let x1 = id(1);
     {
         let ledger = open(&dir);
-        ledger
-            .recorder()
-            .record(record(&x1, "cart", 5, 2), vec![line(&x1, "cart", "hello")]);
-        assert!(ledger.flush(Duration::from_secs(10)));
+        ledger.record(record(&x1, "cart", 5, 2), vec![line(&x1, "cart", "hello")]);
+        assert!(ledger.flush(FLUSH).await);
     }
     let ledger = open(&dir);
-    let found = ledger.invocation(&x1).unwrap().unwrap();
+    let found = ledger.invocation(x1.clone()).await.unwrap().unwrap();
     assert_eq!(found.function, "cart");
     assert_eq!(found.wall, Duration::from_millis(5));
     let logs = ledger
-        .logs(&LogQuery {
+        .logs(LogQuery {
             app: "shop".into(),
             function: "cart".into(),
             since: None,
             invocation: Some(x1.clone()),
             limit: 100,
         })
+        .await
         .unwrap();
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].text, "hello");
-    assert!(ledger.invocation("nope").unwrap().is_none());
 }
 
-#[test]
-fn logs_come_back_newest_last_and_limited() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = open(&dir);
-    let lines = (0..10)
-        .map(|i| line(&id(1), "cart", &format!("line {i}")))
-        .collect();
-    ledger
-        .recorder()
-        .record(record(&id(1), "cart", 1, 1), lines);
-    ledger.recorder().record(
-        record(&id(2), "pay", 1, 1),
-        vec![line(&id(2), "pay", "other")],
-    );
-    assert!(ledger.flush(Duration::from_secs(10)));
-    let logs = ledger
-        .logs(&LogQuery {
-            app: "shop".into(),
-            function: "cart".into(),
-            since: None,
-            invocation: None,
-            limit: 3,
-        })
-        .unwrap();
-    let texts: Vec<_> = logs.iter().map(|l| l.text.as_str()).collect();
-    assert_eq!(texts, ["line 7", "line 8", "line 9"]);
-}
-
-#[test]
-fn live_followers_see_lines_as_they_are_recorded() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = open(&dir);
-    let mut follower = ledger.recorder().subscribe();
-    ledger.recorder().record(
-        record(&id(3), "cart", 1, 1),
-        vec![line(&id(3), "cart", "live")],
-    );
-    assert_eq!(follower.try_recv().unwrap().text, "live");
-}
-
-#[test]
-fn pruning_drops_what_is_past_retention_and_keeps_the_rest() {
+#[tokio::test]
+async fn pruning_drops_what_is_past_retention_and_keeps_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&dir);
     let then = SystemTime::now() - Duration::from_secs(30 * 86_400);
@@ -188,27 +108,27 @@ fn pruning_drops_what_is_past_retention_and_keeps_the_rest() {
     old.started_at = then;
     let mut old_line = line(&old_id, "cart", "old");
     old_line.at = old.started_at;
-    ledger.recorder().record(old, vec![old_line]);
+    ledger.record(old, vec![old_line]);
     // Raw records are pruned a committed batch at a time: commit the old
     // one on its own.
-    assert!(ledger.flush(Duration::from_secs(10)));
-    ledger.recorder().record(
+    assert!(ledger.flush(FLUSH).await);
+    ledger.record(
         record(&new_id, "cart", 1, 1),
         vec![line(&new_id, "cart", "new")],
     );
-    assert!(ledger.flush(Duration::from_secs(10)));
+    assert!(ledger.flush(FLUSH).await);
 
-    let conn = crate::schema::open(&dir.path().join(Ledger::FILE)).unwrap();
+    let conn = crate::schema::open(&dir.path().join(SqliteLedger::FILE)).unwrap();
     // The writer thread prunes on start too, so it may have got there first.
     prune(&conn, Retention::default(), SystemTime::now()).unwrap();
     let lines: i64 = conn
         .query_row("SELECT COUNT(*) FROM log_line", [], |r| r.get(0))
         .unwrap();
     assert_eq!(lines, 1, "only the new line is left");
-    assert!(ledger.invocation(&old_id).unwrap().is_none());
-    assert!(ledger.invocation(&new_id).unwrap().is_some());
+    assert!(ledger.invocation(old_id).await.unwrap().is_none());
+    assert!(ledger.invocation(new_id).await.unwrap().is_some());
     // The roll-up keeps the old invocation's usage beyond raw retention.
-    let all = ledger.usage(&UsageQuery::default()).unwrap();
+    let all = ledger.usage(UsageQuery::default()).await.unwrap();
     assert_eq!(all.total.requests, 2);
     assert_eq!(all.granularity, "hour");
 }
@@ -216,11 +136,11 @@ fn pruning_drops_what_is_past_retention_and_keeps_the_rest() {
 #[test]
 fn a_newer_schema_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(Ledger::FILE);
+    let path = dir.path().join(SqliteLedger::FILE);
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
-    let error = Ledger::open(&path, Retention::default(), PriceSheet::default()).unwrap_err();
+    let error = SqliteLedger::open(&path, Retention::default(), PriceSheet::default()).unwrap_err();
     assert!(
         error.to_string().contains("schema version 99")
             && error.to_string().contains("run a newer Stratus"),
@@ -229,22 +149,12 @@ fn a_newer_schema_is_refused_with_a_clear_message() {
 }
 
 #[test]
-fn times_print_as_rfc3339_utc() {
-    let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
-    assert_eq!(record::format_time(t), "2026-11-18T11:06:40.123Z");
-    let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
-    assert_eq!(record::format_time(before), "1970-01-01T00:00:00.000Z");
-    let beyond = SystemTime::UNIX_EPOCH + Duration::from_secs(i64::MAX as u64 / 1000);
-    assert!(record::format_time(beyond).starts_with('@'));
-}
-
-#[test]
 fn uuid_ids_are_stored_as_their_bytes_and_order_by_time() {
     let earlier = id_at(SystemTime::UNIX_EPOCH + Duration::from_millis(1_000), 7);
-    assert_eq!(record::id_key(&earlier).len(), 16);
-    let key = record::time_key(SystemTime::UNIX_EPOCH + Duration::from_millis(1_001));
-    assert!(record::id_key(&earlier) < key);
-    assert_eq!(record::id_key("not-a-uuid"), b"not-a-uuid");
+    assert_eq!(keys::id_key(&earlier).len(), 16);
+    let key = keys::time_key(SystemTime::UNIX_EPOCH + Duration::from_millis(1_001));
+    assert!(keys::id_key(&earlier) < key);
+    assert_eq!(keys::id_key("not-a-uuid"), b"not-a-uuid");
 }
 
 #[test]
@@ -284,7 +194,7 @@ fn a_service_call_keeps_its_caller_and_outbound_usage() {
     // One id, made once: two calls a millisecond apart differ.
     let caller = id(4);
     r.caller = Some(caller.clone());
-    r.outbound = crate::Outbound {
+    r.outbound = Outbound {
         requests: 3,
         bytes: 4096,
         time: Duration::from_micros(1500),
@@ -338,8 +248,43 @@ fn records_packed_before_the_extension_still_read() {
         ("old", 2, 200)
     );
     assert_eq!(back.trigger, Trigger::Http);
-    assert_eq!(
-        (back.caller, back.outbound),
-        (None, crate::Outbound::default())
+    assert_eq!((back.caller, back.outbound), (None, Outbound::default()));
+}
+
+#[tokio::test]
+async fn a_write_the_database_refuses_is_kept_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    let first = id(1);
+    ledger.record(record(&first, "cart", 1, 1), vec![]);
+    assert!(ledger.flush(FLUSH).await);
+    // Take the log table away: every write fails until it is back.
+    let conn = crate::schema::open(&dir.path().join(SqliteLedger::FILE)).unwrap();
+    conn.execute("ALTER TABLE log_line RENAME TO log_line_away", [])
+        .unwrap();
+    let kept = id(2);
+    ledger.record(
+        record(&kept, "cart", 1, 1),
+        vec![line(&kept, "cart", "kept")],
     );
+    assert!(!ledger.flush(Duration::from_millis(300)).await);
+    assert!(ledger.stats().write_failures.load(Ordering::Relaxed) >= 1);
+    assert!(ledger.invocation(kept.clone()).await.unwrap().is_none());
+    conn.execute("ALTER TABLE log_line_away RENAME TO log_line", [])
+        .unwrap();
+    // Retried (after a second), nothing lost.
+    assert!(ledger.flush(FLUSH).await);
+    assert!(ledger.invocation(kept.clone()).await.unwrap().is_some());
+    let logs = ledger
+        .logs(LogQuery {
+            app: "shop".into(),
+            function: "cart".into(),
+            since: None,
+            invocation: Some(kept),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(ledger.stats().records_dropped.load(Ordering::Relaxed), 0);
 }

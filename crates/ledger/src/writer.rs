@@ -1,252 +1,51 @@
-//! The ledger handle, the recorder the request path uses, and the writer
-//! thread that commits records in batches.
+//! The writer thread that commits records in batches.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, params};
-use tokio::sync::broadcast;
+use stratus_sqlite::{Batcher, During, SqliteError};
+use stratus_storage::{InvocationRecord, LedgerStats, LogLine, Retention, UsageSums};
+use tokio::sync::oneshot;
 
 use crate::batch;
-use crate::error::{DB, LedgerError};
-use crate::last_errors::{LastError, LastErrors};
-use crate::log_budget::LogBudget;
-use crate::record::{InvocationRecord, LogLine, id_key, time_key, unix_micros};
-use crate::schema;
-use crate::usage::{PriceSheet, Sums};
-use stratus_sqlite::{Batcher, During, WriterConfig, spawn_writer};
-
-/// How long the ledger keeps what it stores.
-#[derive(Debug, Clone, Copy)]
-pub struct Retention {
-    /// Raw invocation records (one row per invocation).
-    pub records: Duration,
-    /// Log lines.
-    pub logs: Duration,
-    /// Hourly usage roll-ups, which is what `usage` reads beyond `records`.
-    pub usage: Duration,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        const DAY: u64 = 86_400;
-        Retention {
-            records: Duration::from_secs(7 * DAY),
-            logs: Duration::from_secs(7 * DAY),
-            usage: Duration::from_secs(400 * DAY),
-        }
-    }
-}
-
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct LedgerStats {
-    pub records_written: AtomicU64,
-    pub log_lines_written: AtomicU64,
-    pub batches: AtomicU64,
-    pub write_failures: AtomicU64,
-    pub records_dropped: AtomicU64,
-    /// Log lines dropped because their app had used its daily budget.
-    pub log_lines_over_budget: AtomicU64,
-}
+use crate::error::DB;
+use crate::keys::{id_key, time_key, unix_micros};
 
 /// How long the writer gathers records before committing them together. It
 /// bounds how long a record waits to be durable, and makes the number of
 /// fsyncs per second independent of the request rate.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 /// The most records one transaction takes; more wait for the next one.
-const MAX_BATCH: usize = 8192;
+pub(crate) const MAX_BATCH: usize = 8192;
 /// Records held in memory while the disk refuses writes (full, read-only)
 /// before the oldest are dropped, so a broken disk cannot exhaust memory.
 const MAX_PENDING: usize = 1_000_000;
 /// How long to wait before retrying a failed write.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How often old rows are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
+pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Rows deleted per statement while pruning, so records never wait long.
 const PRUNE_CHUNK: i64 = 10_000;
 
-enum Entry {
+pub(crate) enum Entry {
     Invocation(Box<InvocationRecord>, Vec<LogLine>),
-    Flush(mpsc::Sender<()>),
-}
-
-struct Shared {
-    stats: LedgerStats,
-    log_budget: LogBudget,
-    live: broadcast::Sender<Arc<LogLine>>,
-    last_errors: LastErrors,
-}
-
-/// Hands invocation records to the writer thread. Cheap to clone; never
-/// blocks, never fails the request it is called from.
-#[derive(Clone)]
-pub struct Recorder {
-    tx: mpsc::Sender<Entry>,
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for Recorder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recorder").finish_non_exhaustive()
-    }
-}
-
-impl Recorder {
-    /// Queues one invocation and its log lines for writing, and shows the
-    /// lines to anyone following logs live.
-    pub fn record(&self, record: InvocationRecord, mut logs: Vec<LogLine>) {
-        self.shared.last_errors.note(&record);
-        let over = self.shared.log_budget.admit(&mut logs, SystemTime::now());
-        if over > 0 {
-            self.shared
-                .stats
-                .log_lines_over_budget
-                .fetch_add(over, Ordering::Relaxed);
-        }
-        if !logs.is_empty() && self.shared.live.receiver_count() > 0 {
-            for line in &logs {
-                let _ = self.shared.live.send(Arc::new(line.clone()));
-            }
-        }
-        if self
-            .tx
-            .send(Entry::Invocation(Box::new(record), logs))
-            .is_err()
-        {
-            // Only after the writer thread died, which it does not do
-            // short of a panic; count it rather than lose it silently.
-            self.shared
-                .stats
-                .records_dropped
-                .fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Log lines as they are recorded, for `logs --follow`.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogLine>> {
-        self.shared.live.subscribe()
-    }
-
-    pub fn stats(&self) -> &LedgerStats {
-        &self.shared.stats
-    }
-}
-
-/// The ledger of one node.
-pub struct Ledger {
-    path: PathBuf,
-    reader: Mutex<Connection>,
-    recorder: Recorder,
-    pub(crate) retention: Retention,
-    pub(crate) prices: PriceSheet,
-}
-
-impl std::fmt::Debug for Ledger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Ledger {
-    /// The ledger's file within a data directory.
-    pub const FILE: &'static str = "ledger.sqlite";
-
-    /// Opens (creating or migrating) the ledger at `path` and starts its
-    /// writer thread.
-    pub fn open(
-        path: &Path,
-        retention: Retention,
-        prices: PriceSheet,
-    ) -> Result<Ledger, LedgerError> {
-        let writer = schema::open(path)?;
-        let reader = stratus_sqlite::open(path, false)?;
-        let (live, _) = broadcast::channel(4096);
-        let shared = Arc::new(Shared {
-            stats: LedgerStats::default(),
-            log_budget: LogBudget::default(),
-            live,
-            last_errors: LastErrors::default(),
-        });
-        let batcher = LedgerWriter {
-            shared: shared.clone(),
-            retention,
-            function_ids: FunctionIds::default(),
-            flushes: Vec::new(),
-        };
-        let config = WriterConfig {
-            thread_name: "stratus-ledger",
-            max_batch: MAX_BATCH,
-            retry_after: RETRY_AFTER,
-            maintain_every: PRUNE_EVERY,
-        };
-        let tx = spawn_writer(writer, batcher, config).map_err(LedgerError::Thread)?;
-        Ok(Ledger {
-            path: path.to_path_buf(),
-            reader: Mutex::new(reader),
-            recorder: Recorder { tx, shared },
-            retention,
-            prices,
-        })
-    }
-
-    /// The most log bytes one app may keep per day (UTC); past it its
-    /// lines are dropped and counted.
-    pub fn set_log_budget(&self, bytes_per_app_day: u64) {
-        self.recorder
-            .shared
-            .log_budget
-            .set_per_day(bytes_per_app_day);
-    }
-
-    pub fn recorder(&self) -> Recorder {
-        self.recorder.clone()
-    }
-
-    /// The newest failed invocation of a function since the node started.
-    pub fn last_error(&self, app: &str, function: &str) -> Option<LastError> {
-        self.recorder.shared.last_errors.get(app, function)
-    }
-
-    pub fn prices(&self) -> &PriceSheet {
-        &self.prices
-    }
-
-    /// Waits until everything recorded before this call is committed (or
-    /// `limit` passes); returns whether it was. Used at shutdown and by
-    /// tests that need "acknowledged as written".
-    pub fn flush(&self, limit: Duration) -> bool {
-        let (tx, rx) = mpsc::channel();
-        if self.recorder.tx.send(Entry::Flush(tx)).is_err() {
-            return false;
-        }
-        rx.recv_timeout(limit).is_ok()
-    }
-
-    pub(crate) fn reader(&self) -> MutexGuard<'_, Connection> {
-        // Reads hold no transaction across a panic; a poisoned lock is fine.
-        self.reader
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+    /// Answered once everything sent before it is written.
+    Flush(oneshot::Sender<()>),
 }
 
 /// The ledger's writer. Nobody waits on a record, so a batch lingers for
 /// [`COMMIT_INTERVAL`] to gather more (one fsync for all of them) unless a
 /// flush is waiting. Records that cannot be written stay in memory, up to
 /// [`MAX_PENDING`], and are retried.
-struct LedgerWriter {
-    shared: Arc<Shared>,
-    retention: Retention,
-    function_ids: FunctionIds,
+pub(crate) struct LedgerWriter {
+    pub(crate) stats: Arc<LedgerStats>,
+    pub(crate) retention: Retention,
+    pub(crate) function_ids: FunctionIds,
     /// Answered once every record sent before them is written.
-    flushes: Vec<mpsc::Sender<()>>,
+    pub(crate) flushes: Vec<oneshot::Sender<()>>,
 }
 
 impl Batcher for LedgerWriter {
@@ -263,14 +62,12 @@ impl Batcher for LedgerWriter {
     }
 
     fn apply(&mut self, conn: &mut Connection, pending: &mut Vec<Entry>) {
-        let stats = &self.shared.stats;
-        pending.retain_mut(|entry| match entry {
-            Entry::Flush(done) => {
-                self.flushes.push(done.clone());
-                false
+        let stats = &self.stats;
+        for entry in pending.extract_if(.., |e| matches!(e, Entry::Flush(_))) {
+            if let Entry::Flush(done) = entry {
+                self.flushes.push(done);
             }
-            Entry::Invocation(..) => true,
-        });
+        }
         if !pending.is_empty() {
             let take = pending.len().min(MAX_BATCH);
             match write_batch(conn, &pending[..take], &mut self.function_ids, stats) {
@@ -323,7 +120,7 @@ impl Batcher for LedgerWriter {
 
 /// Numbers of `(app, function)` in `function_key`, as known to the writer,
 /// by app then function (so a lookup needs no allocation).
-type FunctionIds = HashMap<String, HashMap<String, i64>>;
+pub(crate) type FunctionIds = HashMap<String, HashMap<String, i64>>;
 
 fn function_id(
     tx: &rusqlite::Transaction<'_>,
@@ -351,10 +148,10 @@ fn write_batch(
     batch: &[Entry],
     function_ids: &mut FunctionIds,
     stats: &LedgerStats,
-) -> Result<(), LedgerError> {
+) -> Result<(), SqliteError> {
     const ACTION: &str = "writing invocation records";
     let tx = conn.transaction().during(DB, ACTION)?;
-    let mut rollups: HashMap<(i64, &str, &str), Sums> = HashMap::new();
+    let mut rollups: HashMap<(i64, &str, &str), UsageSums> = HashMap::new();
     let mut lines = 0u64;
     let mut packed = Vec::with_capacity(batch.len() * 96);
     let (mut min_id, mut max_id): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
@@ -456,7 +253,7 @@ pub(crate) fn prune(
     conn: &Connection,
     retention: Retention,
     now: SystemTime,
-) -> Result<u64, LedgerError> {
+) -> Result<u64, SqliteError> {
     let before = |keep: Duration| now.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH);
     let statements: [(&str, rusqlite::types::Value); 2] = [
         (

@@ -8,10 +8,11 @@ use stratus_control::{CapabilityBackends, Node};
 use stratus_events::{DispatchConfig, Dispatcher, QUEUE_SERVICE_HOST, QueueService};
 use stratus_gateway::{ConnectionLimits, Gateway};
 use stratus_invoke::{Admission, FunctionCalls, Invoker};
-use stratus_ledger::Ledger;
+use stratus_ledger::SqliteLedger;
 use stratus_queue::SqliteQueue;
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_secrets::SecretStore;
+use stratus_storage::Ledger;
 use stratus_store::Store;
 use stratus_triggers::{TriggerConfig, Triggers};
 
@@ -63,12 +64,13 @@ impl Stratus {
         let runtime = Runtime::new(runtime_config).map_err(|e| NodeError::open("runtime", e))?;
         let ledger = match &config.metering {
             Some(metering) => {
-                let ledger = Ledger::open(
-                    &data_dir.join(Ledger::FILE),
+                let store = SqliteLedger::open(
+                    &data_dir.join(SqliteLedger::FILE),
                     metering.retention,
                     metering.prices.clone(),
                 )
                 .map_err(|e| NodeError::open("invocation ledger", e))?;
+                let ledger = Ledger::new(Arc::new(store));
                 ledger.set_log_budget(config.log_per_app_day);
                 Some(Arc::new(ledger))
             }

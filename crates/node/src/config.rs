@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use stratus_gateway::ConnectionLimits;
 use stratus_keyvalue::Quota;
-use stratus_ledger::{PriceSheet, Retention};
 use stratus_runtime::CompileLimits;
-use stratus_storage::RetryPolicy;
+use stratus_storage::{PriceSheet, Retention, RetryPolicy};
 
 /// Everything a node is started with. [`NodeConfig::default`] is what
 /// `stratus server` runs with when given no flags (the binary checks that

@@ -85,13 +85,10 @@ impl Stratus {
             .map_err(|e| NodeError::Serve("gateway", e))?;
         a.map_err(|e| NodeError::Task("admin API", e))?
             .map_err(|e| NodeError::Serve("admin API", e))?;
-        if let Some(ledger) = self.ledger {
-            let flushed = tokio::task::spawn_blocking(move || ledger.flush(LEDGER_FLUSH_LIMIT))
-                .await
-                .unwrap_or(false);
-            if !flushed {
-                tracing::warn!("could not write the last invocation records before stopping");
-            }
+        if let Some(ledger) = self.ledger
+            && !ledger.flush(LEDGER_FLUSH_LIMIT).await
+        {
+            tracing::warn!("could not write the last invocation records before stopping");
         }
         tracing::info!("stopped");
         Ok(())

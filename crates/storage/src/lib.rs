@@ -1,8 +1,9 @@
 //! The seams between a node and where it keeps things, as small traits that
-//! know nothing of wasmtime, HTTP or SQLite: the runtime and event delivery
-//! call them, the backend crates implement them (`stratus-keyvalue`: SQLite
-//! and Redis; `stratus-secrets`: the encrypted SQLite store;
-//! `stratus-queue`: the durable event queue in SQLite).
+//! know nothing of wasmtime, HTTP or SQLite: the runtime, event delivery
+//! and metering call them, the backend crates implement them
+//! (`stratus-keyvalue`: SQLite and Redis; `stratus-secrets`: the encrypted
+//! SQLite store; `stratus-queue`: the durable event queue in SQLite;
+//! `stratus-ledger`: the invocation ledger in SQLite).
 //!
 //! Each seam comes with a conformance suite ([`conformance`]) that states
 //! its behaviour once; every backend runs it, so adding a backend means
@@ -10,10 +11,16 @@
 
 pub mod conformance;
 mod keyvalue;
+mod ledger;
 mod queue;
 mod secrets;
 
 pub use keyvalue::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs, Quota, Usage};
+pub use ledger::{
+    DEFAULT_LOG_BYTES_PER_APP_DAY, FlushFuture, InvocationRecord, LastError, Ledger, LedgerError,
+    LedgerFuture, LedgerStats, LedgerStore, LogLine, LogQuery, LogStream, Outbound, PriceSheet,
+    Recorder, Retention, Trigger, UsageQuery, UsageReport, UsageRow, UsageSums, format_time,
+};
 pub use queue::{
     Delivery, EventQueue, EventState, EventStatus, NewEvent, QueueError, QueueFuture, RetryPolicy,
     Settled,

@@ -38,7 +38,7 @@ pub async fn list(
             )
         })
         .collect();
-    let time = |t| stratus_ledger::record::format_time(t);
+    let time = |t| stratus_storage::format_time(t);
     let functions = state
         .node
         .live_functions(query.app.as_deref())

@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
 use http::StatusCode;
 use serde::Deserialize;
-use stratus_ledger::{LogLine, LogQuery};
+use stratus_storage::{LogLine, LogQuery};
 use tokio::sync::broadcast;
 
 use super::InvocationsState;
 use crate::common::{DEFAULT_LIMIT, MAX_LIMIT, metered, parse_since, resolve};
-use crate::error::{ApiError, blocking};
+use crate::error::ApiError;
 use crate::model::{ErrorBody, InvocationDetail, LogLineInfo, LogLines};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -64,10 +64,7 @@ pub async fn logs(
     };
     // Subscribed before reading the history, so no line falls between.
     let live = params.follow.then(|| state.node.follow_logs()).flatten();
-    let history = {
-        let (ledger, query) = (ledger.clone(), query.clone());
-        blocking(move || ledger.logs(&query)).await?
-    };
+    let history = ledger.logs(query.clone()).await?;
     match live {
         None => {
             let lines = history.iter().map(LogLineInfo::from).collect();
@@ -129,23 +126,19 @@ pub async fn invocation(
     Path(id): Path<String>,
 ) -> Result<Json<InvocationDetail>, ApiError> {
     let ledger = metered(&state.ledger)?;
-    let wanted = id.clone();
-    let found = blocking(move || {
-        let Some(record) = ledger.invocation(&wanted)? else {
-            return Ok(None);
-        };
-        let logs = ledger.logs(&LogQuery {
-            app: record.app.clone(),
-            function: record.function.clone(),
-            since: None,
-            invocation: Some(wanted),
-            limit: MAX_LIMIT,
-        })?;
-        Ok::<_, stratus_ledger::LedgerError>(Some((record, logs)))
-    })
-    .await?;
-    match found {
-        Some((record, logs)) => Ok(Json(InvocationDetail::new(&record, &logs))),
+    match ledger.invocation(id.clone()).await? {
+        Some(record) => {
+            let logs = ledger
+                .logs(LogQuery {
+                    app: record.app.clone(),
+                    function: record.function.clone(),
+                    since: None,
+                    invocation: Some(id),
+                    limit: MAX_LIMIT,
+                })
+                .await?;
+            Ok(Json(InvocationDetail::new(&record, &logs)))
+        }
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "invocation_not_found",

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use stratus_control::Node;
 use stratus_events::Dispatcher;
 use stratus_invoke::{PlatformError, new_invocation_id};
-use stratus_ledger::Ledger;
+use stratus_storage::Ledger;
 
 use crate::AdminState;
 use crate::error::ApiError;

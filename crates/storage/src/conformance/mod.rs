@@ -4,4 +4,5 @@
 //! once.
 
 pub mod keyvalue;
+pub mod ledger;
 pub mod queue;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use crate::record::InvocationRecord;
+use super::record::InvocationRecord;
 
 /// Functions remembered at most. Names come from deployed manifests, which
 /// an admin token controls, but a bound keeps even a node that has seen

@@ -1,4 +1,4 @@
-//! What the ledger stores.
+//! What the ledger stores: invocation records and log lines.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +29,8 @@ impl Trigger {
 /// One invocation, as metered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvocationRecord {
+    /// A UUIDv7 in simple form (32 hex digits) as the node makes them,
+    /// whose timestamp is when the invocation arrived.
     pub id: String,
     pub app: String,
     pub function: String,
@@ -78,21 +80,13 @@ impl InvocationRecord {
     /// The billed duration in whole milliseconds, rounded up, at least 1
     /// (the rounding Lambda uses).
     pub fn billed_ms(&self) -> u64 {
-        billed_ms(self.wall)
+        (self.wall.as_micros().div_ceil(1000) as u64).max(1)
     }
 
     /// The billed memory in whole MiB, rounded up, at least 1.
     pub fn billed_mib(&self) -> u64 {
-        billed_mib(self.peak_memory)
+        self.peak_memory.div_ceil(1 << 20).max(1)
     }
-}
-
-pub(crate) fn billed_ms(wall: Duration) -> u64 {
-    (wall.as_micros().div_ceil(1000) as u64).max(1)
-}
-
-pub(crate) fn billed_mib(bytes: u64) -> u64 {
-    bytes.div_ceil(1 << 20).max(1)
 }
 
 /// Which stream a log line was written to.
@@ -110,7 +104,9 @@ impl LogStream {
         }
     }
 
-    pub(crate) fn parse(text: &str) -> LogStream {
+    /// The stream named by [`LogStream::as_str`]; anything else reads as
+    /// stdout.
+    pub fn parse(text: &str) -> LogStream {
         if text == "stderr" {
             LogStream::Stderr
         } else {
@@ -130,46 +126,6 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// An invocation id as stored: a UUID's 16 bytes when the id is one in
-/// simple form (as the gateway's are), its text bytes otherwise.
-pub(crate) fn id_key(id: &str) -> Vec<u8> {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let bytes = id.as_bytes();
-    if bytes.len() == 32 {
-        let decoded: Option<Vec<u8>> = bytes
-            .chunks(2)
-            .map(|pair| Some(hex(pair[0])? << 4 | hex(pair[1])?))
-            .collect();
-        if let Some(decoded) = decoded {
-            return decoded;
-        }
-    }
-    bytes.to_vec()
-}
-
-/// The id back as text.
-pub(crate) fn id_text(key: &[u8]) -> String {
-    if key.len() == 16 {
-        key.iter().map(|b| format!("{b:02x}")).collect()
-    } else {
-        String::from_utf8_lossy(key).into_owned()
-    }
-}
-
-/// The smallest UUIDv7 key of an invocation that arrived at or after `t`:
-/// UUIDv7 begins with its 48-bit Unix millisecond timestamp.
-pub(crate) fn time_key(t: SystemTime) -> Vec<u8> {
-    let ms = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let mut key = ms.to_be_bytes()[2..].to_vec();
-    key.resize(16, 0);
-    key
-}
-
-pub(crate) use stratus_sqlite::{from_unix_micros, unix_micros};
-
 /// RFC 3339 with milliseconds, UTC: what people and log tools read. A
 /// time before 1970 reads as 1970; one beyond what a calendar date can
 /// hold (a damaged row) as its raw microseconds.
@@ -180,5 +136,20 @@ pub fn format_time(t: SystemTime) -> String {
     match chrono::DateTime::from_timestamp_micros(micros) {
         Some(time) => time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
         None => format!("@{micros}us"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_rfc3339_utc() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+        assert_eq!(format_time(t), "2026-11-18T11:06:40.123Z");
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(format_time(before), "1970-01-01T00:00:00.000Z");
+        let beyond = UNIX_EPOCH + Duration::from_secs(i64::MAX as u64 / 1000);
+        assert!(format_time(beyond).starts_with('@'));
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::record::{LogLine, LogStream};
+use super::record::{LogLine, LogStream};
 
 /// The default daily budget per app, in bytes.
 pub const DEFAULT_LOG_BYTES_PER_APP_DAY: u64 = 256 << 20;

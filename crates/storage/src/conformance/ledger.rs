@@ -1,0 +1,517 @@
+//! The ledger conformance suite: what every [`LedgerStore`] must do, the
+//! same way. A backend's crate runs it with
+//! [`ledger_conformance!`](crate::ledger_conformance), one test per check;
+//! a new backend (a JetStream one, say) is done when it passes. The last
+//! checks drive the store through the node's [`Ledger`], to show the log
+//! budget, live following and last errors hold over it.
+//!
+//! Checks record under app names and invocation ids no other run uses, and
+//! read usage of their own apps only, so a backend that outlives the test
+//! (a server) needs no cleaning.
+#![allow(clippy::unwrap_used)]
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::ledger::{
+    InvocationRecord, Ledger, LedgerStore, LogLine, LogQuery, LogStream, Outbound, PriceSheet,
+    Trigger, UsageQuery, UsageReport, UsageRow,
+};
+
+/// Opens a fresh backend pricing usage with the sheet, with whatever must
+/// live as long as it (say the directory of a SQLite file).
+pub type Open = dyn Fn(PriceSheet) -> (Arc<dyn LedgerStore>, Box<dyn Any>);
+
+const FLUSH: Duration = Duration::from_secs(10);
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// An app name no other test run uses.
+fn app(name: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{name}-{}-{now}-{n}", std::process::id())
+}
+
+/// A UUIDv7-shaped id (as the node makes them) of an invocation that
+/// arrived at `t`, unique to this run.
+fn id_at(t: SystemTime) -> String {
+    let ms = t.duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{ms:012x}7{:07x}{n:012x}", std::process::id() & 0xfff_ffff)
+}
+
+/// Now, to the microsecond: what a backend must keep of a time.
+fn now() -> SystemTime {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    UNIX_EPOCH + Duration::from_micros(micros as u64)
+}
+
+fn record(app: &str, function: &str, started_at: SystemTime) -> InvocationRecord {
+    InvocationRecord {
+        id: id_at(started_at),
+        app: app.into(),
+        function: function.into(),
+        version: 1,
+        trigger: Trigger::Http,
+        started_at,
+        wall: Duration::from_millis(100),
+        cpu: Duration::from_micros(250),
+        peak_memory: 128 << 20,
+        peak_host_memory: 0,
+        bytes_in: 10,
+        bytes_out: 20,
+        status: 200,
+        error: None,
+        cold: false,
+        caller: None,
+        outbound: Outbound::default(),
+    }
+}
+
+fn line(r: &InvocationRecord, text: &str) -> LogLine {
+    LogLine {
+        invocation_id: r.id.clone(),
+        app: r.app.clone(),
+        function: r.function.clone(),
+        at: r.started_at,
+        stream: LogStream::Stdout,
+        text: text.into(),
+    }
+}
+
+fn logs_of(app: &str, function: &str, limit: usize) -> LogQuery {
+    LogQuery {
+        app: app.into(),
+        function: function.into(),
+        since: None,
+        invocation: None,
+        limit,
+    }
+}
+
+fn texts(lines: &[LogLine]) -> Vec<&str> {
+    lines.iter().map(|l| l.text.as_str()).collect()
+}
+
+async fn usage(store: &Arc<dyn LedgerStore>, app: &str, since: Option<SystemTime>) -> UsageReport {
+    let query = UsageQuery {
+        app: Some(app.into()),
+        since,
+    };
+    store.usage(query).await.unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+pub async fn a_recorded_invocation_reads_back_whole_after_flush(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default());
+    let kind = store.kind();
+    let app = app("shop");
+    let caller = record(&app, "cart", now());
+    let mut full = record(&app, "pricing", now());
+    full.version = 3;
+    full.trigger = Trigger::Service;
+    full.caller = Some(caller.id.clone());
+    full.wall = Duration::from_micros(12_345);
+    full.cpu = Duration::from_micros(6_789);
+    full.peak_memory = 3 << 20;
+    full.peak_host_memory = 61 << 20;
+    full.bytes_in = 1_000_000;
+    full.bytes_out = 7;
+    full.status = 504;
+    full.error = Some("timeout".into());
+    full.cold = true;
+    full.outbound = Outbound {
+        requests: 3,
+        bytes: 4096,
+        time: Duration::from_micros(1500),
+    };
+    // An id that is no UUID (the node's are) is kept as it is.
+    let mut odd = record(&app, "cart", now());
+    odd.id = format!("odd-{}", app);
+    odd.trigger = Trigger::Event;
+    for r in [&caller, &full, &odd] {
+        store.record(r.clone(), vec![]);
+    }
+    assert!(store.flush(FLUSH).await, "{kind}");
+    for r in [caller, full, odd] {
+        let found = store.invocation(r.id.clone()).await.unwrap();
+        assert_eq!(found, Some(r), "{kind}");
+    }
+    let missing = store.invocation(id_at(now())).await.unwrap();
+    assert_eq!(missing, None, "{kind}");
+    assert_eq!(
+        store.invocation("nope".into()).await.unwrap(),
+        None,
+        "{kind}"
+    );
+}
+
+pub async fn a_flush_with_nothing_recorded_answers_at_once(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default());
+    let started = std::time::Instant::now();
+    assert!(store.flush(FLUSH).await, "{}", store.kind());
+    assert!(started.elapsed() < FLUSH / 2, "{}", store.kind());
+}
+
+pub async fn logs_come_back_oldest_first_and_limited(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default());
+    let kind = store.kind();
+    let app = app("shop");
+    let cart = record(&app, "cart", now());
+    let mut lines: Vec<LogLine> = (0..10).map(|i| line(&cart, &format!("line {i}"))).collect();
+    lines[4].stream = LogStream::Stderr;
+    store.record(cart.clone(), lines.clone());
+    let pay = record(&app, "pay", now());
+    store.record(pay.clone(), vec![line(&pay, "other")]);
+    assert!(store.flush(FLUSH).await, "{kind}");
+
+    let newest = store.logs(logs_of(&app, "cart", 3)).await.unwrap();
+    assert_eq!(texts(&newest), ["line 7", "line 8", "line 9"], "{kind}");
+    // Every field as written, times to the microsecond.
+    let all = store.logs(logs_of(&app, "cart", 100)).await.unwrap();
+    assert_eq!(all, lines, "{kind}");
+    let other = store.logs(logs_of(&app, "pay", 100)).await.unwrap();
+    assert_eq!(texts(&other), ["other"], "{kind}");
+    let none = store.logs(logs_of(&app, "gone", 100)).await.unwrap();
+    assert!(none.is_empty(), "{kind}");
+}
+
+pub async fn logs_filter_by_invocation_and_since(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default());
+    let kind = store.kind();
+    let app = app("shop");
+    let earlier = record(&app, "cart", now() - Duration::from_secs(3600));
+    let later = record(&app, "cart", now());
+    store.record(
+        earlier.clone(),
+        vec![line(&earlier, "a1"), line(&earlier, "a2")],
+    );
+    store.record(later.clone(), vec![line(&later, "b1"), line(&later, "b2")]);
+    assert!(store.flush(FLUSH).await, "{kind}");
+
+    let mut query = logs_of(&app, "cart", 100);
+    query.invocation = Some(earlier.id.clone());
+    let of_earlier = store.logs(query.clone()).await.unwrap();
+    assert_eq!(texts(&of_earlier), ["a1", "a2"], "{kind}");
+    query.limit = 1;
+    let last_of_earlier = store.logs(query).await.unwrap();
+    assert_eq!(texts(&last_of_earlier), ["a2"], "{kind}");
+
+    let mut query = logs_of(&app, "cart", 100);
+    query.since = Some(later.started_at - Duration::from_secs(60));
+    let recent = store.logs(query.clone()).await.unwrap();
+    assert_eq!(texts(&recent), ["b1", "b2"], "{kind}");
+    // `since` is inclusive.
+    query.since = Some(later.started_at);
+    assert_eq!(store.logs(query.clone()).await.unwrap().len(), 2, "{kind}");
+    query.since = Some(later.started_at + Duration::from_secs(1));
+    assert!(store.logs(query).await.unwrap().is_empty(), "{kind}");
+}
+
+pub async fn apps_do_not_mix(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default());
+    let kind = store.kind();
+    let (shop, blog) = (app("shop"), app("blog"));
+    let a = record(&shop, "api", now());
+    let b = record(&blog, "api", now());
+    store.record(a.clone(), vec![line(&a, "shop says")]);
+    store.record(b.clone(), vec![line(&b, "blog says")]);
+    store.record(record(&blog, "api", now()), vec![]);
+    assert!(store.flush(FLUSH).await, "{kind}");
+
+    let shop_logs = store.logs(logs_of(&shop, "api", 100)).await.unwrap();
+    assert_eq!(texts(&shop_logs), ["shop says"], "{kind}");
+    // Asking for one app's function with another's invocation finds nothing.
+    let mut query = logs_of(&shop, "api", 100);
+    query.invocation = Some(b.id.clone());
+    assert!(store.logs(query).await.unwrap().is_empty(), "{kind}");
+    let found = store.invocation(b.id.clone()).await.unwrap().unwrap();
+    assert_eq!(found.app, blog, "{kind}");
+
+    let shop_usage = usage(&store, &shop, None).await;
+    assert_eq!(shop_usage.total.requests, 1, "{kind}");
+    assert_eq!(shop_usage.functions.len(), 1, "{kind}");
+    assert_eq!(usage(&store, &blog, None).await.total.requests, 2, "{kind}");
+    // Without an app, each of them has its own rows.
+    let everyone = store.usage(UsageQuery::default()).await.unwrap();
+    let row = |app: &str| -> Vec<UsageRow> {
+        let rows = everyone.functions.iter().filter(|r| r.app == app);
+        rows.cloned().collect()
+    };
+    assert_eq!(row(&shop).len(), 1, "{kind}");
+    assert_eq!(row(&blog)[0].requests, 2, "{kind}");
+}
+
+pub async fn usage_adds_up_what_was_recorded_and_prices_it(open: &Open) {
+    let prices = PriceSheet {
+        currency: "EUR".into(),
+        per_gb_second: 0.000_02,
+        per_million_requests: 0.5,
+    };
+    let (store, _guard) = open(prices.clone());
+    let kind = store.kind();
+    let app = app("shop");
+    for i in 0..1000 {
+        let mut r = record(&app, "cart", now());
+        r.cold = i < 3;
+        store.record(r, vec![]);
+    }
+    let mut failed = record(&app, "pay", now());
+    failed.error = Some("timeout".into());
+    failed.status = 504;
+    // Billed as 1 ms and 1 MiB at least.
+    failed.wall = Duration::from_micros(10);
+    failed.peak_memory = 0;
+    store.record(failed, vec![]);
+    // A function that answers a 5xx itself has not failed.
+    let mut own_500 = record(&app, "pay", now());
+    own_500.status = 500;
+    store.record(own_500, vec![]);
+    assert!(store.flush(FLUSH).await, "{kind}");
+
+    let minute_ago = Some(SystemTime::now() - Duration::from_secs(60));
+    for since in [None, minute_ago] {
+        let report = usage(&store, &app, since).await;
+        assert_eq!(report.prices, prices, "{kind}");
+        assert_eq!(report.total.requests, 1002, "{kind}");
+        assert_eq!(report.total.errors, 1, "{kind}");
+        assert_eq!(report.total.cold_starts, 3, "{kind}");
+        let names: Vec<_> = report
+            .functions
+            .iter()
+            .map(|r| r.function.as_str())
+            .collect();
+        assert_eq!(names, ["cart", "pay"], "{kind}");
+        let cart = &report.functions[0];
+        assert_eq!((cart.app.as_str(), cart.requests), (app.as_str(), 1000));
+        // 1000 × 0.125 GB × 0.1 s = 12.5 GB-s.
+        assert!(close(cart.gb_seconds, 12.5), "{kind}: {}", cart.gb_seconds);
+        let expected = 1000.0 * 0.5 / 1e6 + 12.5 * 0.000_02;
+        assert!(close(cart.cost, expected), "{kind}: {}", cart.cost);
+        assert!(close(cart.cpu_seconds, 0.25), "{kind}");
+        assert!(close(cart.duration_seconds, 100.0), "{kind}");
+        assert_eq!((cart.bytes_in, cart.bytes_out), (10_000, 20_000), "{kind}");
+        let pay = &report.functions[1];
+        // 1 MiB × 1 ms + 128 MiB × 100 ms.
+        let pay_gb_s = (1.0 + 12_800.0) / 1024.0 / 1000.0;
+        assert!(
+            close(pay.gb_seconds, pay_gb_s),
+            "{kind}: {}",
+            pay.gb_seconds
+        );
+        assert!(close(report.total.cost, cart.cost + pay.cost), "{kind}");
+    }
+    let exact = usage(&store, &app, minute_ago).await;
+    assert_eq!(exact.granularity, "invocation", "{kind}");
+    assert!(exact.since.is_some(), "{kind}");
+    let future = usage(
+        &store,
+        &app,
+        Some(SystemTime::now() + Duration::from_secs(60)),
+    )
+    .await;
+    assert_eq!(future.total.requests, 0, "{kind}");
+    assert!(future.functions.is_empty(), "{kind}");
+}
+
+pub async fn usage_reaches_back_past_raw_records_by_the_hour(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default());
+    let kind = store.kind();
+    let app = app("shop");
+    let hour = 3600;
+    let month_ago = SystemTime::now() - Duration::from_secs(30 * 86_400);
+    let secs = month_ago.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    // Half past an hour, a month ago.
+    let old_at = UNIX_EPOCH + Duration::from_secs(secs - secs % hour + hour / 2);
+    store.record(record(&app, "cart", old_at), vec![]);
+    store.record(record(&app, "cart", now()), vec![]);
+    assert!(store.flush(FLUSH).await, "{kind}");
+
+    assert_eq!(usage(&store, &app, None).await.total.requests, 2, "{kind}");
+    let before = old_at - Duration::from_secs(86_400);
+    let from_before = usage(&store, &app, Some(before)).await;
+    assert_eq!(from_before.total.requests, 2, "{kind}");
+    let recent = usage(
+        &store,
+        &app,
+        Some(SystemTime::now() - Duration::from_secs(60)),
+    )
+    .await;
+    assert_eq!(recent.total.requests, 1, "{kind}");
+    // Later in the same hour: from the roll-ups the whole hour counts;
+    // from raw records, it is exact.
+    let report = usage(&store, &app, Some(old_at + Duration::from_secs(1))).await;
+    let expected = match report.granularity {
+        "hour" => 2,
+        "invocation" => 1,
+        other => panic!("{kind}: granularity {other:?}"),
+    };
+    assert_eq!(report.total.requests, expected, "{kind}");
+}
+
+pub async fn records_from_many_threads_are_all_kept(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default());
+    let kind = store.kind();
+    let app = app("burst");
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, app) = (store.clone(), app.clone());
+            std::thread::spawn(move || {
+                for _ in 0..250 {
+                    let r = record(&app, "cart", now());
+                    let lines = vec![line(&r, "x")];
+                    store.record(r, lines);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert!(store.flush(FLUSH).await, "{kind}");
+    assert_eq!(
+        usage(&store, &app, None).await.total.requests,
+        2000,
+        "{kind}"
+    );
+    let lines = store.logs(logs_of(&app, "cart", 10_000)).await.unwrap();
+    assert_eq!(lines.len(), 2000, "{kind}");
+}
+
+pub async fn stats_count_what_was_written(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default());
+    let kind = store.kind();
+    let app = app("stats");
+    for n in [1, 0, 4] {
+        let r = record(&app, "cart", now());
+        let lines = (0..n).map(|i| line(&r, &format!("{i}"))).collect();
+        store.record(r, lines);
+    }
+    assert!(store.flush(FLUSH).await, "{kind}");
+    let stats = store.stats();
+    let read = |n: &AtomicU64| n.load(Ordering::Relaxed);
+    assert_eq!(read(&stats.records_written), 3, "{kind}");
+    assert_eq!(read(&stats.log_lines_written), 5, "{kind}");
+    assert!(read(&stats.batches) >= 1, "{kind}");
+    assert_eq!(read(&stats.records_dropped), 0, "{kind}");
+    assert_eq!(read(&stats.write_failures), 0, "{kind}");
+}
+
+pub async fn lines_past_an_apps_daily_budget_are_dropped_with_one_marker(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default());
+    let kind = store.kind();
+    let ledger = Ledger::new(store.clone());
+    ledger.set_log_budget(1000);
+    let (noisy, quiet) = (app("noisy"), app("quiet"));
+    let r = record(&noisy, "cart", now());
+    // 99 bytes a line (with its newline): 10 fit.
+    let lines = (0..15).map(|_| line(&r, &"x".repeat(98))).collect();
+    ledger.recorder().record(r, lines);
+    let later = record(&noisy, "cart", now());
+    ledger
+        .recorder()
+        .record(later.clone(), vec![line(&later, "more")]);
+    let other = record(&quiet, "cart", now());
+    ledger
+        .recorder()
+        .record(other.clone(), vec![line(&other, "fine")]);
+    assert!(ledger.flush(FLUSH).await, "{kind}");
+
+    let kept = ledger.logs(logs_of(&noisy, "cart", 100)).await.unwrap();
+    assert_eq!(kept.len(), 11, "{kind}");
+    let marker = &kept[10];
+    assert_eq!(marker.stream, LogStream::Stderr, "{kind}");
+    assert!(
+        marker.text.contains("--log-max-per-app-day"),
+        "{kind}: {marker:?}"
+    );
+    let over = ledger
+        .recorder()
+        .stats()
+        .log_lines_over_budget
+        .load(Ordering::Relaxed);
+    assert_eq!(over, 6, "{kind}");
+    // The invocations are recorded all the same, and another app logs on.
+    let found = ledger.invocation(later.id.clone()).await.unwrap();
+    assert!(found.is_some(), "{kind}");
+    let fine = ledger.logs(logs_of(&quiet, "cart", 100)).await.unwrap();
+    assert_eq!(texts(&fine), ["fine"], "{kind}");
+}
+
+pub async fn live_followers_see_lines_as_they_are_recorded(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default());
+    let ledger = Ledger::new(store);
+    let recorder = ledger.recorder();
+    let mut follower = recorder.subscribe();
+    let r = record(&app("live"), "cart", now());
+    recorder.record(r.clone(), vec![line(&r, "live"), line(&r, "again")]);
+    assert_eq!(follower.try_recv().unwrap().text, "live");
+    assert_eq!(follower.try_recv().unwrap().text, "again");
+}
+
+pub async fn the_newest_failure_of_each_function_is_remembered(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default());
+    let ledger = Ledger::new(store);
+    let recorder = ledger.recorder();
+    let app = app("shop");
+    let failed = |at: SystemTime, code: &str| {
+        let mut r = record(&app, "cart", at);
+        r.error = Some(code.into());
+        r.status = 502;
+        r
+    };
+    let newest = failed(now(), "function_trapped");
+    recorder.record(newest.clone(), vec![]);
+    // An older failure recorded later, and a success, change nothing.
+    recorder.record(failed(now() - Duration::from_secs(5), "timeout"), vec![]);
+    recorder.record(record(&app, "cart", now()), vec![]);
+    let last = ledger.last_error(&app, "cart").unwrap();
+    assert_eq!(
+        (last.invocation_id, last.code.as_str(), last.status, last.at),
+        (newest.id, "function_trapped", 502, newest.started_at)
+    );
+    assert!(ledger.last_error(&app, "pay").is_none());
+}
+
+/// One `#[tokio::test]` per conformance check, each opening its backend
+/// with `$open` (a [`conformance::ledger::Open`](crate::conformance::ledger::Open)).
+/// Invoke it inside a module of the backend's tests.
+#[macro_export]
+macro_rules! ledger_conformance {
+    (@checks $open:expr; $($check:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                $crate::conformance::ledger::$check(&$open).await;
+            }
+        )*
+    };
+    ($open:expr) => {
+        $crate::ledger_conformance!(@checks $open;
+            a_recorded_invocation_reads_back_whole_after_flush,
+            a_flush_with_nothing_recorded_answers_at_once,
+            logs_come_back_oldest_first_and_limited,
+            logs_filter_by_invocation_and_since,
+            apps_do_not_mix,
+            usage_adds_up_what_was_recorded_and_prices_it,
+            usage_reaches_back_past_raw_records_by_the_hour,
+            records_from_many_threads_are_all_kept,
+            stats_count_what_was_written,
+            lines_past_an_apps_daily_budget_are_dropped_with_one_marker,
+            live_followers_see_lines_as_they_are_recorded,
+            the_newest_failure_of_each_function_is_remembered,
+        );
+    };
+}

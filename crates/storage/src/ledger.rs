@@ -1,0 +1,113 @@
+//! The invocation ledger: one record per invocation (what it used, how it
+//! ended), usage per function priced by a price sheet, and the lines each
+//! invocation wrote. [`LedgerStore`] is where these are kept (the node's
+//! `ledger.sqlite` today); [`Ledger`] and its [`Recorder`] are what the
+//! node keeps in memory in front of any store (the log budget, the last
+//! error per function, live log following).
+
+mod last_errors;
+mod log_budget;
+mod record;
+mod recorder;
+mod usage;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use last_errors::LastError;
+pub use log_budget::DEFAULT_LOG_BYTES_PER_APP_DAY;
+pub use record::{InvocationRecord, LogLine, LogStream, Outbound, Trigger, format_time};
+pub use recorder::{Ledger, LedgerStats, Recorder};
+pub use usage::{LogQuery, PriceSheet, Retention, UsageQuery, UsageReport, UsageRow, UsageSums};
+
+/// Why the ledger could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The backend's own error, shown as it words it (SQLite's "… during
+    /// …").
+    #[error(transparent)]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl LedgerError {
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> LedgerError {
+        LedgerError::Backend(Box::new(e))
+    }
+}
+
+/// What a ledger read resolves to.
+pub type LedgerFuture<T> = Pin<Box<dyn Future<Output = Result<T, LedgerError>> + Send>>;
+
+/// What [`LedgerStore::flush`] resolves to: whether everything was written.
+pub type FlushFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// Where a node keeps its invocation records, their log lines and the
+/// usage they add up to.
+///
+/// # Writing: `record` is a hand-off, not a commit
+///
+/// The request path calls [`record`](LedgerStore::record) once per
+/// invocation, at tens of thousands a second, and must never wait for the
+/// disk or the network. So the trait's write is a synchronous, non-blocking
+/// hand-off, and how records are batched, written and retried is each
+/// backend's own: SQLite queues them to one writer thread that commits
+/// whatever has gathered in one transaction (one fsync per batch); a
+/// JetStream backend would publish them to a stream without awaiting each
+/// acknowledgement. A batch-commit method called by a shared writer would
+/// force one batching and retry policy (a thread holding a blocking
+/// connection) on every backend, and an async `record` would make each
+/// invocation allocate and poll a future for what should be a channel send.
+///
+/// A backend keeps this contract:
+/// - `record` returns at once. What it cannot write it keeps (bounded) and
+///   retries before anything newer; what it must give up on it counts in
+///   [`LedgerStats::records_dropped`], never failing the caller.
+/// - A record is durable, and readable by [`invocation`], [`logs`] and
+///   [`usage`], once a [`flush`] called after it answered `true`; not
+///   necessarily before. Records and lines are kept in the order recorded;
+///   the lines of one record in the order given.
+/// - Pruning what is past its [`Retention`] is the backend's own concern,
+///   done off the request path; usage outlives raw records (it is kept as
+///   roll-ups, per function and hour).
+/// - Reads never see another app's records or lines.
+///
+/// [`invocation`]: LedgerStore::invocation
+/// [`logs`]: LedgerStore::logs
+/// [`usage`]: LedgerStore::usage
+/// [`flush`]: LedgerStore::flush
+pub trait LedgerStore: Send + Sync + 'static {
+    /// A short name for logs, e.g. `sqlite`.
+    fn kind(&self) -> &'static str;
+
+    /// Queues one invocation and its log lines (already held to the app's
+    /// budget) for writing. Never blocks.
+    fn record(&self, record: InvocationRecord, logs: Vec<LogLine>);
+
+    /// Resolves `true` once everything recorded before the call is durable,
+    /// `false` if that did not happen within `limit` (the disk refuses
+    /// writes, the server is unreachable). Used at shutdown and by tests
+    /// that need "acknowledged as written".
+    fn flush(&self, limit: Duration) -> FlushFuture;
+
+    /// One invocation's record with every field as recorded (times to the
+    /// microsecond), or none when it is not kept: never recorded, not yet
+    /// written, or pruned.
+    fn invocation(&self, id: String) -> LedgerFuture<Option<InvocationRecord>>;
+
+    /// The lines of `query.function` of `query.app` written at or after
+    /// `since`, of one invocation when asked: the newest `limit` of them,
+    /// oldest first.
+    fn logs(&self, query: LogQuery) -> LedgerFuture<Vec<LogLine>>;
+
+    /// Usage per function of invocations that started at or after `since`
+    /// (of one app when asked), priced with the price sheet the backend was
+    /// opened with by [`UsageReport::priced`], rows by app then function.
+    /// Exact (`invocation` granularity) while raw records cover the period;
+    /// from the hourly roll-ups beyond, counting from the top of the hour
+    /// `since` falls in.
+    fn usage(&self, query: UsageQuery) -> LedgerFuture<UsageReport>;
+
+    /// The backend's counters for `/metrics`.
+    fn stats(&self) -> &LedgerStats;
+}
