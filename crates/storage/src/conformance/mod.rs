@@ -3,4 +3,6 @@
 //! and the `stratus` binary build this crate, and everything above it,
 //! once.
 
+pub mod apps;
+pub mod artifacts;
 pub mod keyvalue;
