@@ -61,7 +61,10 @@ impl From<ControlError> for ApiError {
             ControlError::VersionNotFound { .. } => (StatusCode::NOT_FOUND, "version_not_found"),
             ControlError::FunctionNotFound(_) => (StatusCode::NOT_FOUND, "function_not_found"),
             ControlError::NoEarlierVersion(_) => (StatusCode::CONFLICT, "no_earlier_version"),
-            ControlError::Store(_) | ControlError::Internal(_) => {
+            ControlError::Apps(_)
+            | ControlError::Artifacts(_)
+            | ControlError::ComponentNotUploaded { .. }
+            | ControlError::Internal(_) => {
                 tracing::error!("admin request failed: {e}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use stratus_manifest::FunctionSpec;
-use stratus_store::{AppRecord, FunctionRecord, VersionRecord};
+use stratus_storage::{AppRecord, FunctionRecord, VersionRecord};
 use utoipa::ToSchema;
 
 /// The platform's error shape, shared by every surface of the node; its

@@ -1,6 +1,7 @@
 //! Turning an upload (manifest + component bytes) into a new live version.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,11 +13,11 @@ use stratus_runtime::{
     ConfigGrant, Function, FunctionIdentity, FunctionLimits, FunctionOptions, Grants,
     KeyValueGrant, OutboundLimits, PreparedComponent,
 };
-use stratus_store::NewFunction;
 use tokio::sync::Semaphore;
 
 use crate::error::ControlError;
 use crate::node::Node;
+use crate::stored::FunctionUpload;
 
 /// What a client sends to deploy: the manifest text and the bytes of each
 /// component, keyed by the manifest's `component` value.
@@ -131,7 +132,7 @@ impl Node {
                         spec.component
                     ))
                 })?;
-                let sha256 = stratus_store::sha256_hex(bytes);
+                let sha256 = stratus_storage::sha256_hex(bytes);
                 let (component, timings) =
                     runtime
                         .prepare(&sha256, bytes)
@@ -161,71 +162,58 @@ impl Node {
         let (prepared, validate, compile, fresh) = compiled;
         self.count_compiles(prepared.iter().map(|(_, cached)| *cached));
 
-        let _serialized = self.deploy_lock.lock().await;
+        let serialized = self.deploy_lock.lock().await;
         let commit_started = Instant::now();
-        // The version number is only known after the commit, so build the
-        // live set with a placeholder first purely to detect route
-        // conflicts before anything is written.
+        // The version number and the components' files are only known
+        // after the commit, so build the live set with placeholders first
+        // purely to detect route conflicts before anything is written (this
+        // set never serves).
         let probe: Vec<_> = prepared
             .iter()
-            .map(|(p, _)| self.live_function(&app, 0, &p.spec, p.component.clone()))
+            .map(|(p, _)| self.live_function(&app, 0, &p.spec, p.component.clone(), PathBuf::new()))
             .collect();
         self.invoker
             .live()
             .with_app(&app, probe)
             .map_err(ControlError::RouteConflict)?;
 
-        let mut report_functions = Vec::new();
-        let mut new_functions = Vec::new();
-        let mut created_blobs = Vec::new();
-        for (p, cached) in &prepared {
+        let mut uploads = Vec::with_capacity(prepared.len());
+        for (p, _) in &prepared {
             let Some(bytes) = upload.components.get(&p.spec.component) else {
                 return Err(ControlError::Upload(format!(
                     "component \"{}\" was not uploaded",
                     p.spec.component
                 )));
             };
-            let store = self.store.clone();
-            let data = bytes.clone();
-            let blob = tokio::task::spawn_blocking(move || store.put_blob(&data))
-                .await
-                .map_err(ControlError::internal)??;
-            if blob.created {
-                created_blobs.push(blob.sha256.clone());
-            }
-            report_functions.push(DeployedFunction {
+            uploads.push(FunctionUpload {
+                name: p.spec.name.clone(),
+                spec: serde_json::to_value(&p.spec).map_err(ControlError::internal)?,
+                bytes: bytes.clone(),
+            });
+        }
+        let sizes: Vec<u64> = uploads.iter().map(|u| u.bytes.len() as u64).collect();
+        let stored = self
+            .store_version(&serialized, &app, &upload.manifest, uploads)
+            .await?;
+        let version = stored.number;
+        let report_functions = prepared
+            .iter()
+            .zip(&stored.blobs)
+            .zip(sizes)
+            .map(|(((p, cached), blob), size)| DeployedFunction {
                 name: p.spec.name.clone(),
                 sha256: blob.sha256.clone(),
-                size: bytes.len() as u64,
+                size,
                 routes: p.spec.routes.iter().map(ToString::to_string).collect(),
                 stored_new: blob.created,
                 compiled_from_cache: *cached,
-            });
-            new_functions.push(NewFunction {
-                name: p.spec.name.clone(),
-                component_sha256: blob.sha256,
-                spec: serde_json::to_value(&p.spec).map_err(ControlError::internal)?,
-            });
-        }
-
-        let store = self.store.clone();
-        let (app_name, manifest_text) = (app.clone(), upload.manifest.clone());
-        let committed = tokio::task::spawn_blocking(move || {
-            store.create_version(&app_name, &manifest_text, &new_functions, true)
-        })
-        .await
-        .map_err(ControlError::internal)?;
-        let version = match committed {
-            Ok(record) => record.number,
-            Err(e) => {
-                self.forget_blobs(&created_blobs);
-                return Err(e.into());
-            }
-        };
+            })
+            .collect();
 
         let live: Vec<_> = prepared
             .into_iter()
-            .map(|(p, _)| self.live_function(&app, version, &p.spec, p.component))
+            .zip(stored.sources)
+            .map(|((p, _), source)| self.live_function(&app, version, &p.spec, p.component, source))
             .collect();
         let set = self
             .invoker
@@ -251,13 +239,16 @@ impl Node {
         })
     }
 
-    /// Builds the live form of one function of one version.
+    /// Builds the live form of one function of one version, whose
+    /// component's bytes are in the file `source` (read again to reload
+    /// the function after it scaled to zero).
     pub(crate) fn live_function(
         &self,
         app: &str,
         version: u32,
         spec: &FunctionSpec,
         component: Arc<PreparedComponent>,
+        source: PathBuf,
     ) -> Arc<LiveFunction> {
         let limits = FunctionLimits {
             memory: spec.memory.0,
@@ -302,7 +293,7 @@ impl Node {
                     env,
                     min_warm: spec.min_warm,
                     reuse: spec.reuse,
-                    source: self.store.blob_path(component.sha256()),
+                    source,
                 },
             ),
         })
@@ -322,17 +313,6 @@ impl Node {
                 secrets: spec.secrets.clone(),
                 source: self.backends.secrets.clone(),
             },
-        }
-    }
-
-    /// Removes blobs this deploy wrote when its commit failed, so a refused
-    /// deploy leaves no trace on disk either.
-    fn forget_blobs(&self, created: &[String]) {
-        for sha in created {
-            let path = self.store.blob_path(sha);
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!(path = %path.display(), "could not remove blob of a failed deploy: {e}");
-            }
         }
     }
 }

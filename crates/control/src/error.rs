@@ -36,9 +36,22 @@ pub enum ControlError {
     FunctionNotFound(String),
     #[error("function name \"{name}\" is used by several apps ({}); name the app too", apps.join(", "))]
     AmbiguousFunction { name: String, apps: Vec<String> },
-    /// The store failed (disk full, permissions, corruption).
+    /// The app store failed (disk full, permissions, corruption), or
+    /// refused a version (a function named twice).
     #[error("{0}")]
-    Store(#[from] stratus_store::StoreError),
+    Apps(#[from] stratus_storage::AppStoreError),
+    /// The artifact store failed (disk full, permissions).
+    #[error("{0}")]
+    Artifacts(#[from] stratus_storage::ArtifactError),
+    /// A version would point at a component that is not stored.
+    #[error(
+        "function \"{function}\" of app \"{app}\" uses component {sha256}, which has not been uploaded"
+    )]
+    ComponentNotUploaded {
+        app: String,
+        function: String,
+        sha256: String,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }

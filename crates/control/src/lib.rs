@@ -7,11 +7,15 @@
 //! (parse, validate, compile, check routes) first, then commit to the store
 //! in one transaction, then swap the live set in one atomic store. A change
 //! that fails therefore leaves no trace and the previous version serving.
+//!
+//! The app store and the artifact store (`stratus-storage`'s traits) know
+//! nothing of each other; `stored.rs` keeps them in step.
 
 mod deploy;
 mod error;
 mod node;
 mod serving;
+mod stored;
 
 pub use deploy::{DeployReport, DeployTimings, DeployedFunction, Upload};
 pub use error::ControlError;

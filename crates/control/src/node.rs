@@ -9,7 +9,9 @@ use std::time::Duration;
 use stratus_invoke::{Invoker, LiveFunction};
 use stratus_manifest::FunctionSpec;
 use stratus_runtime::Runtime;
-use stratus_store::{AppRecord, FunctionRecord, Store, StoreError, VersionRecord};
+use stratus_storage::{
+    AppRecord, AppStore, AppStoreError, ArtifactStore, FunctionRecord, VersionRecord,
+};
 
 use crate::error::ControlError;
 
@@ -26,9 +28,12 @@ pub struct NodeStats {
 }
 
 /// One node's control plane. Shared behind an `Arc` by the admin API.
-#[derive(Debug)]
 pub struct Node {
-    pub(crate) store: Arc<Store>,
+    /// What was deployed: apps, versions, which is live.
+    pub(crate) apps: Arc<dyn AppStore>,
+    /// The components' bytes, by hash. Kept in step with `apps` by
+    /// `stored.rs` alone.
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
     pub(crate) runtime: Arc<Runtime>,
     pub(crate) invoker: Arc<Invoker>,
     /// Serializes changes to the live set (deploy, activate, delete) so two
@@ -52,6 +57,18 @@ pub struct CapabilityBackends {
     pub secrets: Option<Arc<dyn stratus_runtime::SecretSource>>,
 }
 
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("runtime", &self.runtime)
+            .field("invoker", &self.invoker)
+            .field("stats", &self.stats)
+            .field("ready", &self.ready)
+            .field("backends", &self.backends)
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for CapabilityBackends {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CapabilityBackends")
@@ -62,9 +79,15 @@ impl std::fmt::Debug for CapabilityBackends {
 }
 
 impl Node {
-    pub fn new(store: Arc<Store>, runtime: Arc<Runtime>, invoker: Arc<Invoker>) -> Node {
+    pub fn new(
+        apps: Arc<dyn AppStore>,
+        artifacts: Arc<dyn ArtifactStore>,
+        runtime: Arc<Runtime>,
+        invoker: Arc<Invoker>,
+    ) -> Node {
         Node {
-            store,
+            apps,
+            artifacts,
             runtime,
             invoker,
             deploy_lock: tokio::sync::Mutex::new(()),
@@ -108,8 +131,7 @@ impl Node {
     /// possible) and makes it serve. An app that cannot be loaded is logged
     /// and skipped so one bad app does not keep the others down.
     pub async fn load_live(&self) -> Result<usize, ControlError> {
-        let store = self.store.clone();
-        let live = blocking(move || store.live_functions()).await??;
+        let live = self.apps.live_functions().await?;
         let mut by_app: BTreeMap<(String, u32), Vec<FunctionRecord>> = BTreeMap::new();
         for f in live {
             by_app
@@ -199,10 +221,9 @@ impl Node {
             .live()
             .with_app(app, functions)
             .map_err(ControlError::RouteConflict)?;
-        let store = self.store.clone();
-        let name = app.to_string();
-        blocking(move || store.set_live(&name, target))
-            .await?
+        self.apps
+            .set_live(app, target)
+            .await
             .map_err(|e| not_found(e, app))?;
         self.invoker.activate(set);
         self.stats.activations.fetch_add(1, Ordering::Relaxed);
@@ -212,26 +233,8 @@ impl Node {
 
     /// Stops serving an app and deletes it with all its versions.
     pub async fn delete_app(&self, app: &str) -> Result<(), ControlError> {
-        let _serialized = self.deploy_lock.lock().await;
-        let store = self.store.clone();
-        let runtime = self.runtime.clone();
-        let name = app.to_string();
-        blocking(move || {
-            let components: Vec<String> = store
-                .list_versions(&name)?
-                .into_iter()
-                .flat_map(|v| v.functions)
-                .map(|f| f.component_sha256)
-                .collect();
-            store.delete_app(&name)?;
-            // Compiled code of components no other app uses goes with them.
-            for sha in components.iter().filter(|sha| !store.has_blob(sha)) {
-                runtime.forget(sha);
-            }
-            Ok::<_, StoreError>(())
-        })
-        .await?
-        .map_err(|e| not_found(e, app))?;
+        let serialized = self.deploy_lock.lock().await;
+        self.delete_stored_app(&serialized, app).await?;
         let set = self
             .invoker
             .live()
@@ -243,23 +246,20 @@ impl Node {
     }
 
     pub async fn apps(&self) -> Result<Vec<AppRecord>, ControlError> {
-        let store = self.store.clone();
-        Ok(blocking(move || store.list_apps()).await??)
+        Ok(self.apps.list_apps().await?)
     }
 
     pub async fn app(&self, app: &str) -> Result<AppRecord, ControlError> {
-        let store = self.store.clone();
-        let name = app.to_string();
-        blocking(move || store.app(&name))
-            .await??
+        self.apps
+            .app(app)
+            .await?
             .ok_or_else(|| ControlError::AppNotFound(app.to_string()))
     }
 
     pub async fn versions(&self, app: &str) -> Result<Vec<VersionRecord>, ControlError> {
-        let store = self.store.clone();
-        let name = app.to_string();
-        blocking(move || store.list_versions(&name))
-            .await?
+        self.apps
+            .list_versions(app)
+            .await
             .map_err(|e| not_found(e, app))
     }
 
@@ -294,8 +294,16 @@ impl Node {
         version: u32,
         records: Vec<FunctionRecord>,
     ) -> Result<Vec<Arc<LiveFunction>>, ControlError> {
+        // The files functions reload their code from after scaling to zero.
+        let mut sources = Vec::with_capacity(records.len());
+        for record in &records {
+            sources.push(self.artifacts.local_path(&record.component_sha256).await?);
+        }
         let runtime = self.runtime.clone();
-        let store = self.store.clone();
+        let artifacts = self.artifacts.clone();
+        // The bytes are read only when no compiled code is cached, from the
+        // blocking thread the load runs on.
+        let handle = tokio::runtime::Handle::current();
         let prepared = blocking(move || {
             records
                 .into_iter()
@@ -310,7 +318,9 @@ impl Node {
                     let sha = record.component_sha256.clone();
                     let (component, timings) = runtime
                         .load(&sha, || {
-                            store.read_blob(&sha).map_err(std::io::Error::other)
+                            handle
+                                .block_on(artifacts.read(&sha))
+                                .map_err(std::io::Error::other)
                         })
                         .map_err(|source| ControlError::Component {
                             function: record.name.clone(),
@@ -325,7 +335,10 @@ impl Node {
         self.count_compiles(prepared.iter().map(|(_, _, cached)| *cached));
         Ok(prepared
             .into_iter()
-            .map(|(spec, component, _)| self.live_function(app, version, &spec, component))
+            .zip(sources)
+            .map(|((spec, component, _), source)| {
+                self.live_function(app, version, &spec, component, source)
+            })
             .collect())
     }
 
@@ -341,7 +354,7 @@ impl Node {
     }
 }
 
-/// Runs blocking store or compile work off the async workers.
+/// Runs blocking compile work off the async workers.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ControlError> {
@@ -350,15 +363,15 @@ async fn blocking<T: Send + 'static>(
         .map_err(ControlError::internal)
 }
 
-/// The store's not-found errors become the control plane's, so the admin
-/// API answers 404 rather than 500.
-fn not_found(e: StoreError, app: &str) -> ControlError {
+/// The app store's not-found errors become the control plane's, so the
+/// admin API answers 404 rather than 500.
+pub(crate) fn not_found(e: AppStoreError, app: &str) -> ControlError {
     match e {
-        StoreError::AppNotFound(_) => ControlError::AppNotFound(app.to_string()),
-        StoreError::VersionNotFound { number, .. } => ControlError::VersionNotFound {
+        AppStoreError::AppNotFound(_) => ControlError::AppNotFound(app.to_string()),
+        AppStoreError::VersionNotFound { number, .. } => ControlError::VersionNotFound {
             app: app.to_string(),
             version: number,
         },
-        other => ControlError::Store(other),
+        other => ControlError::Apps(other),
     }
 }

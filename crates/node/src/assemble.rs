@@ -12,8 +12,8 @@ use stratus_ledger::SqliteLedger;
 use stratus_queue::SqliteQueue;
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_secrets::SecretStore;
-use stratus_storage::Ledger;
-use stratus_store::Store;
+use stratus_storage::{AppStore, ArtifactStore, Ledger};
+use stratus_store::{FileArtifacts, SqliteAppStore};
 use stratus_triggers::{TriggerConfig, Triggers};
 
 use crate::config::{KeyValueStore, NodeConfig};
@@ -54,7 +54,12 @@ impl Stratus {
     ) -> Result<Stratus, NodeError> {
         config.check()?;
         let limits = config.connection_limits()?;
-        let store = Store::open(data_dir).map_err(|e| NodeError::open("data directory", e))?;
+        let artifacts: Arc<dyn ArtifactStore> = Arc::new(
+            FileArtifacts::open(data_dir).map_err(|e| NodeError::open("data directory", e))?,
+        );
+        let apps: Arc<dyn AppStore> = Arc::new(
+            SqliteAppStore::open(data_dir).map_err(|e| NodeError::open("data directory", e))?,
+        );
         let mut runtime_config = RuntimeConfig::new(data_dir.join("compiled"));
         runtime_config.max_instances = config.max_instances;
         runtime_config.output_capacity =
@@ -114,7 +119,7 @@ impl Stratus {
         );
         let (backends, secrets) = capability_backends(&config, data_dir)?;
         let control = Arc::new(
-            Node::new(Arc::new(store), Arc::new(runtime), invoker).with_backends(backends),
+            Node::new(apps, artifacts, Arc::new(runtime), invoker).with_backends(backends),
         );
         control
             .load_live()

@@ -1,20 +1,30 @@
 //! The seams between a node and where it keeps things, as small traits that
-//! know nothing of wasmtime, HTTP or SQLite: the runtime, event delivery
-//! and metering call them, the backend crates implement them
-//! (`stratus-keyvalue`: SQLite and Redis; `stratus-secrets`: the encrypted
-//! SQLite store; `stratus-queue`: the durable event queue in SQLite;
+//! know nothing of wasmtime, HTTP or SQLite: the runtime, the control
+//! plane, event delivery and metering call them, the backend crates
+//! implement them (`stratus-keyvalue`: SQLite and Redis; `stratus-secrets`:
+//! the encrypted SQLite store; `stratus-store`: apps in SQLite, components
+//! as files; `stratus-queue`: the durable event queue in SQLite;
 //! `stratus-ledger`: the invocation ledger in SQLite).
 //!
 //! Each seam comes with a conformance suite ([`conformance`]) that states
 //! its behaviour once; every backend runs it, so adding a backend means
 //! implementing the trait and passing the suite.
 
+mod apps;
+mod artifacts;
 pub mod conformance;
 mod keyvalue;
 mod ledger;
 mod queue;
 mod secrets;
 
+pub use apps::{
+    AppFuture, AppRecord, AppStore, AppStoreError, FunctionRecord, LiveFunctionRecord, NewFunction,
+    VersionRecord,
+};
+pub use artifacts::{
+    ArtifactError, ArtifactFuture, ArtifactStore, BlobRef, is_sha256_hex, sha256_hex,
+};
 pub use keyvalue::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs, Quota, Usage};
 pub use ledger::{
     DEFAULT_LOG_BYTES_PER_APP_DAY, FlushFuture, InvocationRecord, LastError, Ledger, LedgerError,

@@ -3,44 +3,40 @@
 use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension, params};
-
-use crate::Store;
-use crate::error::{DB, StoreError};
-use crate::records::{
-    APP_SELECT, AppRecord, FunctionRecord, LiveFunction, VersionRecord, app_from_row, find_app,
-    function_record, version_not_found,
+use stratus_storage::{
+    AppRecord, AppStoreError, FunctionRecord, LiveFunctionRecord, VersionRecord,
 };
-use stratus_sqlite::During;
 
-impl Store {
+use crate::db::Db;
+use crate::error::Sql;
+use crate::records::{APP_SELECT, app_from_row, find_app, function_record, version_not_found};
+
+impl Db {
     /// All apps, ordered by name.
-    pub fn list_apps(&self) -> Result<Vec<AppRecord>, StoreError> {
+    pub(crate) fn list_apps(&self) -> Result<Vec<AppRecord>, AppStoreError> {
         let conn = self.conn();
         let action = || "listing apps";
         let mut stmt = conn
             .prepare(&format!("{APP_SELECT} ORDER BY a.name"))
-            .during_with(DB, action)?;
-        let rows = stmt.query_map([], app_from_row).during_with(DB, action)?;
-        Ok(rows
-            .collect::<rusqlite::Result<_>>()
-            .during_with(DB, action)?)
+            .sql(action)?;
+        let rows = stmt.query_map([], app_from_row).sql(action)?;
+        rows.collect::<rusqlite::Result<_>>().sql(action)
     }
 
     /// One app, or `None` if there is no app with that name.
-    pub fn app(&self, name: &str) -> Result<Option<AppRecord>, StoreError> {
-        Ok(self
-            .conn()
+    pub(crate) fn app(&self, name: &str) -> Result<Option<AppRecord>, AppStoreError> {
+        self.conn()
             .query_row(
                 &format!("{APP_SELECT} WHERE a.name = ?1"),
                 [name],
                 app_from_row,
             )
             .optional()
-            .during_with(DB, || format!("looking up app \"{name}\""))?)
+            .sql(|| format!("looking up app \"{name}\""))
     }
 
     /// All versions of `app`, newest first, each with its functions.
-    pub fn list_versions(&self, app: &str) -> Result<Vec<VersionRecord>, StoreError> {
+    pub(crate) fn list_versions(&self, app: &str) -> Result<Vec<VersionRecord>, AppStoreError> {
         let conn = self.conn();
         let (app_id, live) = find_app(&conn, app)?;
         let action = || format!("listing versions of app \"{app}\"");
@@ -50,14 +46,14 @@ impl Store {
                 "SELECT version, name, component_sha256, spec FROM function
                  WHERE app_id = ?1 ORDER BY version, name",
             )
-            .during_with(DB, action)?;
+            .sql(action)?;
         let rows = stmt
             .query_map([app_id], |r| {
                 Ok((r.get::<_, u32>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
-            .during_with(DB, action)?;
+            .sql(action)?;
         for row in rows {
-            let (version, name, sha, spec) = row.during_with(DB, action)?;
+            let (version, name, sha, spec) = row.sql(action)?;
             let function = function_record(app, version, name, sha, spec)?;
             by_version.entry(version).or_default().push(function);
         }
@@ -66,13 +62,13 @@ impl Store {
             .prepare(
                 "SELECT number, created_at FROM version WHERE app_id = ?1 ORDER BY number DESC",
             )
-            .during_with(DB, action)?;
+            .sql(action)?;
         let rows = stmt
             .query_map([app_id], |r| Ok((r.get::<_, u32>(0)?, r.get(1)?)))
-            .during_with(DB, action)?;
+            .sql(action)?;
         let mut versions = Vec::new();
         for row in rows {
-            let (number, created_at) = row.during_with(DB, action)?;
+            let (number, created_at) = row.sql(action)?;
             versions.push(VersionRecord {
                 app: app.to_owned(),
                 number,
@@ -85,7 +81,7 @@ impl Store {
     }
 
     /// One version of `app` with its functions.
-    pub fn version(&self, app: &str, number: u32) -> Result<VersionRecord, StoreError> {
+    pub(crate) fn version(&self, app: &str, number: u32) -> Result<VersionRecord, AppStoreError> {
         let conn = self.conn();
         let (app_id, live) = find_app(&conn, app)?;
         let action = || format!("reading version {number} of app \"{app}\"");
@@ -96,22 +92,22 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
-            .during_with(DB, action)?
+            .sql(action)?
             .ok_or_else(|| version_not_found(app, number))?;
         let mut stmt = conn
             .prepare(
                 "SELECT name, component_sha256, spec FROM function
                  WHERE app_id = ?1 AND version = ?2 ORDER BY name",
             )
-            .during_with(DB, action)?;
+            .sql(action)?;
         let rows = stmt
             .query_map(params![app_id, number], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
-            .during_with(DB, action)?;
+            .sql(action)?;
         let mut functions = Vec::new();
         for row in rows {
-            let (name, sha, spec) = row.during_with(DB, action)?;
+            let (name, sha, spec) = row.sql(action)?;
             functions.push(function_record(app, number, name, sha, spec)?);
         }
         Ok(VersionRecord {
@@ -124,7 +120,7 @@ impl Store {
     }
 
     /// The `stratus.toml` text uploaded with a version.
-    pub fn manifest(&self, app: &str, number: u32) -> Result<String, StoreError> {
+    pub(crate) fn manifest(&self, app: &str, number: u32) -> Result<String, AppStoreError> {
         let conn = self.conn();
         let (app_id, _) = find_app(&conn, app)?;
         conn.query_row(
@@ -133,15 +129,13 @@ impl Store {
             |r| r.get(0),
         )
         .optional()
-        .during_with(DB, || {
-            format!("reading the manifest of version {number} of app \"{app}\"")
-        })?
+        .sql(|| format!("reading the manifest of version {number} of app \"{app}\""))?
         .ok_or_else(|| version_not_found(app, number))
     }
 
     /// Every function of every app's live version, ordered by app then
     /// function name; what a node loads when it starts.
-    pub fn live_functions(&self) -> Result<Vec<LiveFunction>, StoreError> {
+    pub(crate) fn live_functions(&self) -> Result<Vec<LiveFunctionRecord>, AppStoreError> {
         let conn = self.conn();
         let action = || "loading live functions";
         let mut stmt = conn
@@ -150,7 +144,7 @@ impl Store {
                  FROM app a JOIN function f ON f.app_id = a.id AND f.version = a.live_version
                  ORDER BY a.name, f.name",
             )
-            .during_with(DB, action)?;
+            .sql(action)?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -161,12 +155,12 @@ impl Store {
                     r.get(4)?,
                 ))
             })
-            .during_with(DB, action)?;
+            .sql(action)?;
         let mut out = Vec::new();
         for row in rows {
-            let (app, version, name, sha, spec) = row.during_with(DB, action)?;
+            let (app, version, name, sha, spec) = row.sql(action)?;
             let function = function_record(&app, version, name, sha, spec)?;
-            out.push(LiveFunction {
+            out.push(LiveFunctionRecord {
                 app,
                 version,
                 function,

@@ -3,6 +3,8 @@
 //! and the `stratus` binary build this crate, and everything above it,
 //! once.
 
+pub mod apps;
+pub mod artifacts;
 pub mod keyvalue;
 pub mod ledger;
 pub mod queue;
