@@ -6,33 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use stratus_storage::{EventQueue, EventState, NewEvent, RetryPolicy};
+use stratus_storage::conformance::queue::{event, no_backoff};
+use stratus_storage::{EventQueue, EventState, RetryPolicy};
 
 use crate::SqliteQueue;
-
-fn event(queue: &str, id: &str, max_attempts: u32) -> NewEvent {
-    NewEvent {
-        queue: queue.into(),
-        origin: None,
-        id: id.into(),
-        source: "/tests".into(),
-        kind: "com.example.test".into(),
-        subject: Some("subject".into()),
-        path: "/".into(),
-        content_type: Some("application/json".into()),
-        data: br#"{"n":1}"#.to_vec(),
-        max_attempts,
-    }
-}
-
-/// Retries come back at once, so tests need not wait for backoff.
-fn no_backoff() -> RetryPolicy {
-    RetryPolicy {
-        base: Duration::ZERO,
-        max: Duration::ZERO,
-        jitter: 0.0,
-    }
-}
 
 fn open(dir: &tempfile::TempDir, policy: RetryPolicy) -> SqliteQueue {
     SqliteQueue::open(

@@ -25,7 +25,8 @@ const LEASE: Duration = Duration::from_secs(30);
 /// How long a check waits for something due to come.
 const DEADLINE: Duration = Duration::from_secs(10);
 
-fn event(queue: &str, id: &str, max_attempts: u32) -> NewEvent {
+/// An event of `queue` with this id, as a backend's own tests build one.
+pub fn event(queue: &str, id: &str, max_attempts: u32) -> NewEvent {
     NewEvent {
         queue: queue.into(),
         origin: None,
@@ -41,7 +42,7 @@ fn event(queue: &str, id: &str, max_attempts: u32) -> NewEvent {
 }
 
 /// Retries come back at once, so checks need not wait for backoff.
-fn no_backoff() -> RetryPolicy {
+pub fn no_backoff() -> RetryPolicy {
     RetryPolicy {
         base: Duration::ZERO,
         max: Duration::ZERO,
