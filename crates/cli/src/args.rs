@@ -362,7 +362,7 @@ pub struct NodeOpts {
     #[arg(long, default_value = "64MiB", value_parser = bytes)]
     pub keyvalue_max_bytes_per_app: u64,
     /// The most keys one app may keep in all its buckets together.
-    #[arg(long, default_value_t = stratus_keyvalue::Quota::DEFAULT_MAX_KEYS)]
+    #[arg(long, default_value_t = stratus_storage::Quota::DEFAULT_MAX_KEYS)]
     pub keyvalue_max_keys_per_app: u64,
     /// Let functions reach loopback, private and link-local addresses
     /// (127.0.0.0/8, 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16,

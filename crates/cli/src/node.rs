@@ -67,7 +67,7 @@ fn node_config(opts: &NodeOpts, persistent: bool) -> anyhow::Result<NodeConfig> 
         nats_url: opts.nats_url.clone(),
         mqtt_url: opts.mqtt_url.clone(),
         keyvalue,
-        keyvalue_quota: stratus_keyvalue::Quota {
+        keyvalue_quota: stratus_storage::Quota {
             max_bytes: opts.keyvalue_max_bytes_per_app,
             max_keys: opts.keyvalue_max_keys_per_app,
         },
