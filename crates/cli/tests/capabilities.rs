@@ -28,16 +28,7 @@ fn caps_app(app: &str, function: &str, grants: &str) -> AppDir {
 
 /// Calls the guest at `/<app>/<route>` and returns status and body.
 async fn call(server: &Server, app: &str, method: &str, route: &str, body: &[u8]) -> (u16, String) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let response = server
-        .http
-        .request(method, server.url(&format!("/{app}/{route}")))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
+    server.send(method, &format!("/{app}/{route}"), body).await
 }
 
 /// The same key-value behaviour whichever backend the node runs.

@@ -275,6 +275,21 @@ impl Server {
         format!("{}{path}", self.gateway)
     }
 
+    /// Sends `method` with `body` to the gateway's `path`: the status and
+    /// the body as text.
+    pub async fn send(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = self
+            .http
+            .request(method, self.url(path))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.unwrap()
     }

@@ -10,7 +10,6 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
 
@@ -23,13 +22,7 @@ pub type Open = dyn Fn() -> (Arc<dyn AppStore>, Box<dyn Any>);
 
 /// A prefix no other test run uses.
 fn prefix(check: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{check}-{}-{now}-{n}", std::process::id())
+    super::unique(check)
 }
 
 /// A function named `name` whose component is `component`'s hash.

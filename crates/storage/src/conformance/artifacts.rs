@@ -9,7 +9,6 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -21,13 +20,7 @@ pub type Open = dyn Fn() -> (Arc<dyn ArtifactStore>, Box<dyn Any>);
 
 /// Bytes no other test run stores.
 fn unique(what: &str) -> Bytes {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    Bytes::from(format!("{what}-{}-{now}-{n}", std::process::id()))
+    Bytes::from(super::unique(what))
 }
 
 pub async fn put_is_idempotent_and_reads_back_the_bytes(open: &Open) {

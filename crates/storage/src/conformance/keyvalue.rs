@@ -9,7 +9,6 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::keyvalue::{BucketId, KeyValueBackend, KeyValueError, Quota};
 
@@ -19,14 +18,8 @@ pub type Open = dyn Fn(Quota) -> (Arc<dyn KeyValueBackend>, Box<dyn Any>);
 
 /// A bucket no other test run uses.
 fn bucket(app: &str) -> BucketId {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     BucketId {
-        app: format!("{app}-{}-{now}-{n}", std::process::id()),
+        app: super::unique(app),
         bucket: "default".into(),
     }
 }

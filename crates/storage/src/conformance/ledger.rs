@@ -30,12 +30,7 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// An app name no other test run uses.
 fn app(name: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{name}-{}-{now}-{n}", std::process::id())
+    super::unique(name)
 }
 
 /// A UUIDv7-shaped id (as the node makes them) of an invocation that

@@ -8,3 +8,18 @@ pub mod artifacts;
 pub mod keyvalue;
 pub mod ledger;
 pub mod queue;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// `what` made unique to this run and call (process id, time, a counter),
+/// so a check against a backend that outlives the test (a Redis or NATS
+/// server) never meets a name an earlier run left behind.
+pub(crate) fn unique(what: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{what}-{}-{now}-{n}", std::process::id())
+}
