@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, Weak};
 
-use crate::warn_limit::SharedWarnLimit;
+use stratus_runtime::SharedWarnLimit;
 
 use bytes::Bytes;
 use http::StatusCode;

@@ -19,7 +19,7 @@ use crate::admission::Admission;
 use crate::error::PlatformError;
 use crate::live::{LiveFunction, LiveSet};
 use crate::metering::meter_for;
-use crate::warn_limit::SharedWarnLimit;
+use stratus_runtime::SharedWarnLimit;
 
 /// The response header carrying the invocation id, on every answer.
 pub const INVOCATION_ID_HEADER: &str = "x-stratus-invocation-id";

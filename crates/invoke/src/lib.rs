@@ -18,7 +18,6 @@ mod invoker;
 mod live;
 mod metering;
 mod routes;
-mod warn_limit;
 
 pub use admission::{Admission, Admitted, Shed};
 pub use calls::{DEFAULT_MAX_CALLS_PER_TREE, FunctionCalls, MAX_CALL_DEPTH};
@@ -26,4 +25,4 @@ pub use error::{ErrorBody, ErrorDetail, PlatformError, full_body};
 pub use invoker::{INVOCATION_ID_HEADER, Invoker, new_invocation_id, with_id};
 pub use live::{LiveFunction, LiveSet, RouteConflict};
 pub use routes::RouteTable;
-pub use warn_limit::{SharedWarnLimit, WarnLimit};
+pub use stratus_runtime::{SharedWarnLimit, WarnLimit};

@@ -34,6 +34,7 @@ mod residency;
 mod reuse;
 mod services;
 mod validate;
+mod warn_limit;
 
 pub use capabilities::config::{ConfigGrant, SecretSource};
 pub use capabilities::keyvalue::{
@@ -55,5 +56,6 @@ pub use services::{
 };
 
 pub use validate::PROVIDED_INTERFACES;
+pub use warn_limit::{SharedWarnLimit, WarnLimit};
 /// The error type of request and response bodies exchanged with guests.
 pub use wasmtime_wasi_http::Error as BodyError;

@@ -15,11 +15,12 @@
 //! every request, wherever it goes, counts against the invocation's
 //! [`OutboundLimits`] and is metered.
 
+use crate::SharedWarnLimit;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -120,8 +121,8 @@ pub(crate) struct NodeOutbound {
     /// Refusals are logged rate-limited, one limit per kind, so a guest
     /// repeating a refused request cannot flood the node's log (nor hide
     /// one kind behind the other).
-    denied_log: Arc<LogLimit>,
-    reserved_log: Arc<LogLimit>,
+    denied_log: Arc<SharedWarnLimit>,
+    reserved_log: Arc<SharedWarnLimit>,
 }
 
 impl NodeOutbound {
@@ -162,32 +163,6 @@ impl NodeOutbound {
             Some(service) => Some((service, false)),
             None => self.function_calls.as_ref().map(|s| (s, true)),
         }
-    }
-}
-
-/// Says when a line that can repeat without bound may be logged: the first
-/// time, then at most once a second, with the number of occurrences the
-/// line stands for (itself and those not logged since the last one).
-#[derive(Default)]
-struct LogLimit {
-    /// When a line was last logged, and occurrences since.
-    state: Mutex<(Option<Instant>, u64)>,
-}
-
-impl LogLimit {
-    const INTERVAL: Duration = Duration::from_secs(1);
-
-    fn hit(&self) -> Option<u64> {
-        // The state is two numbers, valid whatever a panicking holder did.
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let (last, count) = &mut *state;
-        *count += 1;
-        let now = Instant::now();
-        if last.is_some_and(|last| now.duration_since(last) < Self::INTERVAL) {
-            return None;
-        }
-        *last = Some(now);
-        Some(std::mem::take(count))
     }
 }
 
@@ -895,16 +870,5 @@ mod tests {
             matches!(answer, Err(Error::ConnectionReadTimeout)),
             "{answer:?}"
         );
-    }
-
-    #[test]
-    fn a_repeated_line_is_logged_first_then_once_a_second_with_its_count() {
-        let limit = LogLimit::default();
-        assert_eq!(limit.hit(), Some(1));
-        assert_eq!(limit.hit(), None);
-        assert_eq!(limit.hit(), None);
-        // As if the last line were a second old.
-        limit.state.lock().unwrap().0 = Some(Instant::now() - LogLimit::INTERVAL);
-        assert_eq!(limit.hit(), Some(3));
     }
 }

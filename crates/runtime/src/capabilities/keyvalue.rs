@@ -7,8 +7,8 @@
 //! backend (the node's SQLite or Redis) is chosen once per node and
 //! implements [`KeyValueBackend`].
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use crate::SharedWarnLimit;
+use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
@@ -211,35 +211,7 @@ fn failed(stats: &CapabilityStats, bucket: &BucketId, error: KeyValueError) -> s
 
 /// Quota refusals are logged the first time, then at most once a second
 /// with the number of refusals the line stands for.
-static QUOTA_LOG: LogLimit = LogLimit::new();
-
-struct LogLimit {
-    /// When a line was last logged, and refusals since.
-    state: Mutex<(Option<Instant>, u64)>,
-}
-
-impl LogLimit {
-    const INTERVAL: Duration = Duration::from_secs(1);
-
-    const fn new() -> Self {
-        LogLimit {
-            state: Mutex::new((None, 0)),
-        }
-    }
-
-    fn hit(&self) -> Option<u64> {
-        // The state is two numbers, valid whatever a panicking holder did.
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let (last, count) = &mut *state;
-        *count += 1;
-        let now = Instant::now();
-        if last.is_some_and(|last| now.duration_since(last) < Self::INTERVAL) {
-            return None;
-        }
-        *last = Some(now);
-        Some(std::mem::take(count))
-    }
-}
+static QUOTA_LOG: SharedWarnLimit = SharedWarnLimit::new();
 
 impl store::Host for KeyValueView<'_> {
     async fn open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {

@@ -3,8 +3,8 @@
 //! count of occurrences it stands for, so the node's log stays readable and
 //! its disk bounded however often the cause repeats.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 /// Counts occurrences and says when one should be logged.
@@ -16,7 +16,7 @@ pub struct WarnLimit {
 }
 
 impl WarnLimit {
-    pub fn per_second() -> Self {
+    pub const fn per_second() -> Self {
         WarnLimit {
             interval: Duration::from_secs(1),
             last: None,
@@ -50,20 +50,30 @@ pub struct SharedWarnLimit {
 
 impl Default for SharedWarnLimit {
     fn default() -> Self {
+        SharedWarnLimit::new()
+    }
+}
+
+impl SharedWarnLimit {
+    /// `const`, so a limit can be a `static` for a warning with no owner.
+    pub const fn new() -> Self {
         SharedWarnLimit {
             suppressed: AtomicU64::new(0),
             limit: Mutex::new(WarnLimit::per_second()),
         }
     }
-}
 
-impl SharedWarnLimit {
     /// As [`WarnLimit::hit`].
     pub fn hit(&self) -> Option<u64> {
-        let Ok(mut limit) = self.limit.try_lock() else {
-            // Another task is deciding right now: this one is suppressed.
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return None;
+        let mut limit = match self.limit.try_lock() {
+            Ok(limit) => limit,
+            // Two numbers, valid whatever a panicking holder did.
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                // Another task is deciding right now: this one is suppressed.
+                self.suppressed.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
         };
         let logged = limit.hit()?;
         Some(logged + self.suppressed.swap(0, Ordering::Relaxed))
