@@ -21,4 +21,8 @@ if ! command -v promtool >/dev/null; then
         { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; } ||
         echo "warning: cannot install prometheus; the promtool check will be skipped (or fail with CI set)" >&2
 fi
+# The end-to-end tests mostly wait on the servers and brokers they start,
+# so they run two to a core; a test that waits on a timeout then overlaps
+# the rest instead of holding up a thread.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-$(($(nproc) * 2))}"
 cargo test --workspace "$@"

@@ -1,10 +1,6 @@
 //! Every bad deploy gets a clear message and changes nothing.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn app_with_component(bytes: &[u8]) -> AppDir {
     let app = AppDir::new(

@@ -2,14 +2,10 @@
 //! config and secrets, and the deploy-time grant check, with the
 //! `capabilities` test guest (see tests/guests/capabilities).
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 /// An app of one `capabilities` function under `/<app>/...` with `grants`
 /// (manifest lines) added. The guest imports config too, so unless the

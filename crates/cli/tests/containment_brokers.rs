@@ -6,15 +6,11 @@
 //! neighbour in another app keeps answering throughout. Against the real
 //! brokers on their loopback ports, like `triggers.rs`.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Publishes QoS 1 messages of any size to Mosquitto (the shared helper's
 /// client keeps rumqttc's 10 KiB default) and waits for their PUBACKs.

@@ -3,13 +3,9 @@
 //! failures after the headers. Each attack runs against the real binary,
 //! with a neighbour function in another app that must keep answering.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -7,15 +7,11 @@
 //! without slowing the neighbour, its refusal leaves no compiled code, and
 //! one over `--compile-max-functions` is refused before compiling.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The most a neighbour request may take while deploys are in flight; an
 /// unloaded one takes a millisecond or two.

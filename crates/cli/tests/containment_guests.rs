@@ -2,13 +2,9 @@
 //! suite: for each, the attack is contained (the answer says what
 //! happened) AND a neighbour function in another app keeps answering.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -5,11 +5,7 @@
 //! data stays within it, deletes free room, and a neighbour app keeps
 //! writing and answering. Run on SQLite and on Redis.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// The byte quota the tests' node runs with.
 const QUOTA_BYTES: usize = 1 << 20;

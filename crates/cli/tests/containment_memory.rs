@@ -3,11 +3,7 @@
 //! 920 MB from a 64 MiB function — stays within a budget derived from the
 //! function's `memory` cap, and a neighbour in another app keeps answering.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A line of `/proc/<pid>/status` in bytes (`VmRSS`, `VmHWM`).
 fn proc_status_bytes(server: &Server, field: &str) -> u64 {

@@ -5,11 +5,7 @@
 //! big for the node is refused naming the limit, and the data directory is
 //! private. A neighbour app keeps answering throughout.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A server with the hostile app and a neighbour app (the testbed).
 fn server_with_neighbour() -> Server {

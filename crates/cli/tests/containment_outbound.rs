@@ -6,11 +6,7 @@
 //! again. Each case runs against the real binary, with a neighbour
 //! function in another app that must keep answering.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An app serving the hostile guest at `/o/...` with `allowed_outbound`.

@@ -7,15 +7,11 @@
 //! grant answers exactly like one that does not exist. A neighbour in a
 //! third app keeps answering throughout, against the real binary.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// App `name`: `front` (testbed at `/<name>/...`, the publisher) and
 /// `fulfil` consuming `orders` with `fulfil_trigger`'s extra keys; `b` also

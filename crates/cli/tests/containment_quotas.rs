@@ -2,13 +2,9 @@
 //! per day and an invocation's log, and the calls one request may set off.
 //! Each holds against a hostile guest while a neighbour keeps answering.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The texts of a function's stored log lines (at most 10,000).
 async fn log_texts(server: &Server, function: &str) -> Vec<String> {

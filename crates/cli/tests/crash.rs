@@ -2,14 +2,10 @@
 //! its sender is delivered at least once, even when the node dies in the
 //! middle of delivering.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt;
 
 const EVENTS: usize = 3000;

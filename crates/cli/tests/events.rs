@@ -1,10 +1,8 @@
 //! Async invocations through the durable queue, end to end.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn an_async_invocation_is_delivered_as_a_cloudevent_and_keeps_its_result() {

@@ -2,13 +2,9 @@
 //! consumer that is idempotent by `ce-id`, with declines in the dead-letter
 //! queue) and `examples/iot-telemetry` (MQTT → ingest → queue → alerts).
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const ORDER: &str = r#"{"amount":1250,"currency":"EUR","account":"acc-1"}"#;
 

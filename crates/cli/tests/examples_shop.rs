@@ -1,14 +1,11 @@
-#![allow(clippy::unwrap_used)]
 //! `examples/shop` end to end: five functions that call each other through
 //! `http://<function>.svc/`, keep stock and orders in key-value buckets,
 //! read their pricing policy from `config`, and hand orders to a consumer
 //! through the `orders` queue.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 async fn deployed_shop() -> Server {

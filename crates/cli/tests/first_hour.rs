@@ -2,16 +2,12 @@
 //! node that the CLI in another shell reaches with no token copied, and the
 //! at-a-glance views `stratus functions` and `stratus status`.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The CLI as a second shell of the same user runs it: no token given, its
 /// own working directory, and the runtime dir `runtime` (where `up` leaves

@@ -3,15 +3,11 @@
 //! wrong file or an empty list says what to do next; a slow deploy says what
 //! it is doing.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The CLI with no node settings from the test's environment.
 fn stratus() -> Command {

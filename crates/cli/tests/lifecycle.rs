@@ -1,11 +1,7 @@
 //! Versions over time: rollback, atomic activation, restart persistence
 //! without recompiling, authentication and graceful shutdown.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn versioned(version: &str) -> AppDir {
     testbed_app(

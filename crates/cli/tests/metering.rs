@@ -1,13 +1,11 @@
 //! Metering, usage and cost, invocation logs and instance reuse, end to end
 //! against the real binary.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn usage_totals_equal_the_requests_sent_and_are_priced() {

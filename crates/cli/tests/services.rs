@@ -1,11 +1,7 @@
 //! In-process services: a function reaching the node itself over
 //! `wasi:http`, e.g. publishing with `POST http://queue.svc/<queue>`.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A testbed function under `/pub/...` that publishes (or fetches) from
 /// inside the sandbox (see `publish_from_guest`).

@@ -1,13 +1,9 @@
 //! Serving requests through the gateway: routing, limits and failures, each
 //! answered with the platform's JSON error shape and an invocation id.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const ID: &str = "x-stratus-invocation-id";
 

@@ -2,11 +2,7 @@
 //! granted by `allowed_outbound`, metered and limited like any request,
 //! bounded in depth; and the per-invocation outbound limits.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// An app `app` whose functions are `(name, component, extra manifest
 /// lines)`, each routed at `/<app>/<name>/...`. The `capabilities` guest

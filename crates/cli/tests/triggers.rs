@@ -2,13 +2,9 @@
 //! their standard loopback ports (NATS with JetStream on 4222, Mosquitto on
 //! 1883).
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 
 /// A JetStream API client with a stream taking the subjects `<name>.>`.
 async fn create_stream(name: &str) -> JetStream {

@@ -3,8 +3,6 @@
 //! function is deployed, so no guest is built: what is checked here is the
 //! routing, the token check and the error answers the areas share.
 
-#![allow(clippy::unwrap_used)]
-
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};

@@ -1,13 +1,9 @@
 //! The control plane in process: versions, rollback, deletion and
 //! start-up, each checked through what the gateway then serves.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{get, manifest, node, node_in, testbed};
+use crate::common::{get, manifest, node, node_in, testbed};
 use http::StatusCode;
 use stratus_control::{ControlError, Upload};
 

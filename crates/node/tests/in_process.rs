@@ -3,12 +3,8 @@
 //! socket or a process. What only a process shows (signals, restarts, the
 //! CLI) stays in the binary's end-to-end tests.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
+use crate::common::{TOKEN, get, manifest, node, testbed};
 use bytes::Bytes;
-use common::{TOKEN, get, manifest, node, testbed};
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use stratus_node::Stratus;

@@ -24,8 +24,8 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
-/// Builds a guest workspace for wasm32-wasip2 (once per test binary; cargo's
-/// own lock serializes test binaries).
+/// Builds a guest workspace for wasm32-wasip2 (once per run of the tests:
+/// its callers keep the answer in a `OnceLock`).
 fn build_guests(workspace: &str) -> PathBuf {
     let root = repo_root();
     let manifest = root.join(workspace).join("Cargo.toml");

@@ -1,0 +1,13 @@
+//! The node in process: built on a temporary data directory and driven
+//! through its routers with `oneshot`.
+//!
+//! One test binary with a module per area (as the CLI's end-to-end tests
+//! are): each binary would link wasmtime and the whole node again.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+mod admin_areas;
+mod control_plane;
+mod in_process;
