@@ -300,14 +300,15 @@ impl Node {
             sources.push(self.artifacts.local_path(&record.component_sha256).await?);
         }
         let runtime = self.runtime.clone();
-        let artifacts = self.artifacts.clone();
         // The bytes are read only when no compiled code is cached, from the
-        // blocking thread the load runs on.
-        let handle = tokio::runtime::Handle::current();
+        // local file the artifact store keeps them in, on the blocking
+        // thread the load runs on.
+        let files = sources.clone();
         let prepared = blocking(move || {
             records
                 .into_iter()
-                .map(|record| {
+                .zip(files)
+                .map(|(record, file)| {
                     let spec: FunctionSpec =
                         serde_json::from_value(record.spec.clone()).map_err(|e| {
                             ControlError::Internal(format!(
@@ -315,12 +316,14 @@ impl Node {
                                 record.name
                             ))
                         })?;
-                    let sha = record.component_sha256.clone();
                     let (component, timings) = runtime
-                        .load(&sha, || {
-                            handle
-                                .block_on(artifacts.read(&sha))
-                                .map_err(std::io::Error::other)
+                        .load(&record.component_sha256, || {
+                            std::fs::read(&file).map_err(|e| {
+                                std::io::Error::new(
+                                    e.kind(),
+                                    format!("cannot read {}: {e}", file.display()),
+                                )
+                            })
                         })
                         .map_err(|source| ControlError::Component {
                             function: record.name.clone(),

@@ -129,3 +129,44 @@ async fn errors_read_as_they_did() {
     );
     assert!(err.to_string().contains("cannot open database"), "{err}");
 }
+
+/// Settled events (succeeded or dead) are pruned once they settled longer
+/// ago than `keep_settled`; what is still waiting or running never is, and
+/// a pruned id no longer de-duplicates.
+#[test]
+fn pruning_removes_only_events_settled_before_the_cutoff() {
+    use crate::store;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = crate::schema::open(&dir.path().join(SqliteQueue::FILE)).unwrap();
+    let seq = |id: &str, at: i64| store::enqueue(&conn, &event("q", id, 3), at).unwrap();
+    let (old_done, new_done, running) = (
+        seq("old-done", 100),
+        seq("new-done", 100),
+        seq("running", 100),
+    );
+    seq("waiting", 100);
+    store::bury(&conn, &event("q", "old-dead", 3), 3, "no", 200).unwrap();
+    store::bury(&conn, &event("q", "new-dead", 3), 3, "no", 900).unwrap();
+    // Lease the first three (due at 100, in order) and settle two of them.
+    let leased = store::lease(&conn, Some("q"), 3, LEASE, 150).unwrap();
+    assert_eq!(
+        leased.iter().map(|d| d.seq).collect::<Vec<_>>(),
+        [old_done, new_done, running]
+    );
+    assert!(store::succeed(&conn, old_done, None, 200).unwrap());
+    assert!(store::succeed(&conn, new_done, None, 900).unwrap());
+
+    assert_eq!(store::prune(&conn, 500).unwrap(), 2);
+    let state = |id: &str| store::status(&conn, id).unwrap().map(|s| s.state);
+    assert_eq!(state("old-done"), None);
+    assert_eq!(state("old-dead"), None);
+    assert_eq!(state("new-done"), Some(EventState::Succeeded));
+    assert_eq!(state("new-dead"), Some(EventState::Dead));
+    assert_eq!(state("running"), Some(EventState::Running));
+    assert_eq!(state("waiting"), Some(EventState::Queued));
+    // Nothing else is old enough; a pruned id is a new event again.
+    assert_eq!(store::prune(&conn, 500).unwrap(), 0);
+    let again = seq("old-done", 1000);
+    assert!(again > old_done, "{again} after {old_done}");
+    assert_eq!(state("old-done"), Some(EventState::Queued));
+}

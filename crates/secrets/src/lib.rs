@@ -13,16 +13,20 @@
 //! the data directory, created with mode 0600 on first use. A database
 //! without its key is useless to whoever copies it.
 
+mod sqlite;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use rusqlite::{Connection, OptionalExtension, params};
+pub use sqlite::SqliteSecrets;
+pub use stratus_storage::SecretInfo;
+use stratus_storage::{SealedSecret, SecretBackend, SecretBackendError};
 
 /// The environment variable that holds the key (base64 of 32 bytes).
 pub const KEY_ENV: &str = "STRATUS_SECRETS_KEY";
@@ -31,21 +35,11 @@ pub const KEY_FILE: &str = "secrets.key";
 /// The largest secret value, in bytes.
 pub const MAX_SECRET_BYTES: usize = 64 * 1024;
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE secret (
-        app        TEXT NOT NULL,
-        name       TEXT NOT NULL,
-        nonce      BLOB NOT NULL,
-        ciphertext BLOB NOT NULL,
-        updated_us INTEGER NOT NULL,
-        PRIMARY KEY (app, name)
-    );"];
-
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// Where the sealed secrets are kept failed; its message unchanged.
     #[error(transparent)]
-    Sqlite(#[from] stratus_sqlite::SqliteError),
-    #[error("secret store: {0}")]
-    Database(#[from] rusqlite::Error),
+    Backend(#[from] SecretBackendError),
     #[error("cannot {action} the secrets key file {}: {source}", path.display())]
     KeyFile {
         action: &'static str,
@@ -67,16 +61,10 @@ pub enum SecretError {
     NotFound { app: String, name: String },
 }
 
-/// A secret's name and when it was last set: all that is ever listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretInfo {
-    pub name: String,
-    pub updated: SystemTime,
-}
-
-/// The node's secrets: `secrets.sqlite` and the key that seals them.
+/// The node's secrets: the key that seals them and the backend that keeps
+/// them sealed.
 pub struct SecretStore {
-    conn: Mutex<Connection>,
+    backend: Arc<dyn SecretBackend>,
     cipher: XChaCha20Poly1305,
 }
 
@@ -94,21 +82,21 @@ impl SecretStore {
             Ok(encoded) => decode_key(&encoded, &format!("in ${KEY_ENV}"))?,
             Err(_) => key_from_file(&data_dir.join(KEY_FILE))?,
         };
-        Self::open_with_key(&data_dir.join("secrets.sqlite"), &key)
+        Self::open_with_key(&data_dir.join(SqliteSecrets::FILE), &key)
     }
 
     /// Opens the database at `path` with an explicit 32-byte key.
     pub fn open_with_key(path: &Path, key: &[u8; 32]) -> Result<SecretStore, SecretError> {
-        let mut conn = stratus_sqlite::open(path, false)?;
-        stratus_sqlite::migrate(&mut conn, path, MIGRATIONS)?;
-        Ok(SecretStore {
-            conn: Mutex::new(conn),
-            cipher: XChaCha20Poly1305::new(key.into()),
-        })
+        let sqlite = SqliteSecrets::open(path).map_err(SecretBackendError::new)?;
+        Ok(Self::with_backend(Arc::new(sqlite), key))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    /// A store that keeps its secrets, sealed with `key`, in `backend`.
+    pub fn with_backend(backend: Arc<dyn SecretBackend>, key: &[u8; 32]) -> SecretStore {
+        SecretStore {
+            backend,
+            cipher: XChaCha20Poly1305::new(key.into()),
+        }
     }
 
     /// Stores (or replaces) secret `name` of `app`.
@@ -131,17 +119,14 @@ impl SecretStore {
                 },
             )
             .map_err(|_| SecretError::BadValue("could not be encrypted".into()))?;
-        self.lock().execute(
-            "INSERT INTO secret (app, name, nonce, ciphertext, updated_us) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (app, name) DO UPDATE SET nonce = excluded.nonce,
-                ciphertext = excluded.ciphertext, updated_us = excluded.updated_us",
-            params![
-                app,
-                name,
-                nonce.as_slice(),
-                sealed,
-                stratus_sqlite::unix_micros(SystemTime::now())
-            ],
+        self.backend.put(
+            app,
+            name,
+            &SealedSecret {
+                nonce: nonce.to_vec(),
+                ciphertext: sealed,
+                updated: SystemTime::now(),
+            },
         )?;
         tracing::info!(app, secret = name, "secret set");
         Ok(())
@@ -149,35 +134,22 @@ impl SecretStore {
 
     /// The names of `app`'s secrets, sorted, with when each was set.
     pub fn list(&self, app: &str) -> Result<Vec<SecretInfo>, SecretError> {
-        let conn = self.lock();
-        let mut statement = conn
-            .prepare_cached("SELECT name, updated_us FROM secret WHERE app = ?1 ORDER BY name")?;
-        let rows = statement.query_map(params![app], |row| {
-            Ok(SecretInfo {
-                name: row.get(0)?,
-                updated: stratus_sqlite::from_unix_micros(row.get(1)?),
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(self.backend.list(app)?)
     }
 
     /// Removes a secret; false when it was not set.
     pub fn delete(&self, app: &str, name: &str) -> Result<bool, SecretError> {
-        let removed = self.lock().execute(
-            "DELETE FROM secret WHERE app = ?1 AND name = ?2",
-            params![app, name],
-        )?;
-        Ok(removed > 0)
+        Ok(self.backend.delete(app, name)?)
     }
 
     /// The plaintext of a secret, none when it is not set.
     pub fn reveal(&self, app: &str, name: &str) -> Result<Option<String>, SecretError> {
-        let row: Option<(Vec<u8>, Vec<u8>)> = self
-            .lock()
-            .prepare_cached("SELECT nonce, ciphertext FROM secret WHERE app = ?1 AND name = ?2")?
-            .query_row(params![app, name], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        let Some((nonce, sealed)) = row else {
+        let Some(SealedSecret {
+            nonce,
+            ciphertext: sealed,
+            ..
+        }) = self.backend.get(app, name)?
+        else {
             return Ok(None);
         };
         let wrong_key = || SecretError::WrongKey {
@@ -274,5 +246,7 @@ fn check_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod conformance;
 #[cfg(test)]
 mod tests;

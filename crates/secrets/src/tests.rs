@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use stratus_storage::SecretBackend;
 
 fn store(dir: &Path) -> SecretStore {
     SecretStore::open_with_key(&dir.join("secrets.sqlite"), &[7; 32]).unwrap()
@@ -58,17 +59,18 @@ fn another_key_or_a_moved_ciphertext_does_not_open() {
     let err = other.reveal("shop", "token").unwrap_err();
     assert!(matches!(err, SecretError::WrongKey { .. }), "{err}");
     assert!(!err.to_string().contains("t0p"));
-    // The same ciphertext under another name fails authentication.
-    other
-        .lock()
-        .execute(
-            "INSERT INTO secret SELECT app, 'copy', nonce, ciphertext, updated_us FROM secret",
-            [],
-        )
-        .unwrap();
     drop(other);
-    let s = SecretStore::open_with_key(&path, &[1; 32]).unwrap();
-    assert!(s.reveal("shop", "copy").is_err());
+    // The same ciphertext under another name or app fails authentication.
+    let backend = Arc::new(SqliteSecrets::open(&path).unwrap());
+    let sealed = backend.get("shop", "token").unwrap().unwrap();
+    backend.put("shop", "copy", &sealed).unwrap();
+    backend.put("other", "token", &sealed).unwrap();
+    let s = SecretStore::with_backend(backend, &[1; 32]);
+    assert_eq!(s.reveal("shop", "token").unwrap().as_deref(), Some("t0p"));
+    for (app, name) in [("shop", "copy"), ("other", "token")] {
+        let err = s.reveal(app, name).unwrap_err();
+        assert!(matches!(err, SecretError::WrongKey { .. }), "{err}");
+    }
 }
 
 #[test]

@@ -35,4 +35,4 @@ pub use queue::{
     Delivery, EventQueue, EventState, EventStatus, NewEvent, QueueError, QueueFuture, RetryPolicy,
     Settled,
 };
-pub use secrets::SecretSource;
+pub use secrets::{SealedSecret, SecretBackend, SecretBackendError, SecretInfo, SecretSource};

@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod keyvalue;
 pub mod ledger;
 pub mod queue;
+pub mod secrets;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
