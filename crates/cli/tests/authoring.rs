@@ -239,18 +239,6 @@ fn new_refuses_bad_names_and_existing_directories() {
     assert!(manifest.contains("name = \"other\""), "{manifest}");
 }
 
-/// A request to the gateway; the status and the body as text.
-async fn call(server: &Server, method: &str, path: &str, body: &str) -> (u16, String) {
-    let response = server
-        .http
-        .request(method.parse().unwrap(), server.url(path))
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
-
 /// A complete answer is metered as one: status 200 and no error. (A
 /// JavaScript component's body ends with its `content-length`, after which
 /// hyper drops it unpolled; that once read as a client that hung up.)
@@ -291,11 +279,13 @@ async fn python_notes_round_trip_through_key_value_and_read_config() {
     assert!((1..=24).contains(&mib), "peak memory {mib} MiB");
     assert_eq!(hello.text().await.unwrap(), "Hello from Python\n");
 
-    let (status, body) = call(&server, "GET", "/py/notes/missing", "").await;
+    let (status, body) = server.send("GET", "/py/notes/missing", b"").await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(parse(&body)["error"]["code"], "note_not_found");
 
-    let (status, body) = call(&server, "PUT", "/py/notes/first", "one ✓").await;
+    let (status, body) = server
+        .send("PUT", "/py/notes/first", "one ✓".as_bytes())
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         parse(&body),
@@ -303,29 +293,29 @@ async fn python_notes_round_trip_through_key_value_and_read_config() {
     );
     // Each request is a fresh instance: the note lives in the node's store.
     assert_eq!(
-        call(&server, "GET", "/py/notes/first", "").await,
+        server.send("GET", "/py/notes/first", b"").await,
         (200, "one ✓".to_string())
     );
-    call(&server, "PUT", "/py/notes/second", "two").await;
-    call(&server, "PUT", "/py/notes/first", "uno").await;
+    server.send("PUT", "/py/notes/second", b"two").await;
+    server.send("PUT", "/py/notes/first", b"uno").await;
     assert_eq!(
-        call(&server, "GET", "/py/notes/first", "").await,
+        server.send("GET", "/py/notes/first", b"").await,
         (200, "uno".to_string())
     );
-    let (status, body) = call(&server, "GET", "/py/notes", "").await;
+    let (status, body) = server.send("GET", "/py/notes", b"").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         parse(&body),
         serde_json::json!({"keys": ["first", "second"]})
     );
 
-    let (status, _) = call(&server, "DELETE", "/py/notes/first", "").await;
+    let (status, _) = server.send("DELETE", "/py/notes/first", b"").await;
     assert_eq!(status, 204);
-    assert_eq!(call(&server, "GET", "/py/notes/first", "").await.0, 404);
-    let (_, body) = call(&server, "GET", "/py/notes", "").await;
+    assert_eq!(server.send("GET", "/py/notes/first", b"").await.0, 404);
+    let (_, body) = server.send("GET", "/py/notes", b"").await;
     assert_eq!(parse(&body), serde_json::json!({"keys": ["second"]}));
 
-    let (status, body) = call(&server, "POST", "/py/notes/first", "x").await;
+    let (status, body) = server.send("POST", "/py/notes/first", b"x").await;
     assert_eq!(status, 405, "{body}");
     assert_eq!(parse(&body)["error"]["code"], "method_not_allowed");
 }
@@ -345,7 +335,7 @@ async fn js_counter_increments_atomically_and_reads_config() {
     assert_eq!(hello.status(), 200);
     assert_eq!(hello.text().await.unwrap(), "Hello from JavaScript\n");
     for expected in 1..=3 {
-        let (status, body) = call(&server, "POST", "/js/count/alice", "").await;
+        let (status, body) = server.send("POST", "/js/count/alice", b"").await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
             parse(&body),
@@ -353,22 +343,22 @@ async fn js_counter_increments_atomically_and_reads_config() {
         );
     }
     // A read (an increment by 0) changes nothing; counters are separate.
-    let (_, body) = call(&server, "GET", "/js/count/alice", "").await;
+    let (_, body) = server.send("GET", "/js/count/alice", b"").await;
     assert_eq!(parse(&body)["count"], 3);
-    let (_, body) = call(&server, "GET", "/js/count/bob", "").await;
+    let (_, body) = server.send("GET", "/js/count/bob", b"").await;
     assert_eq!(parse(&body)["count"], 0);
 
     // Concurrent increments are not lost.
-    let posts = (0..20).map(|_| call(&server, "POST", "/js/count/bob", ""));
+    let posts = (0..20).map(|_| server.send("POST", "/js/count/bob", b""));
     for (status, body) in futures_util::future::join_all(posts).await {
         assert_eq!(status, 200, "{body}");
     }
-    let (_, body) = call(&server, "GET", "/js/count/bob", "").await;
+    let (_, body) = server.send("GET", "/js/count/bob", b"").await;
     assert_eq!(parse(&body)["count"], 20);
 
-    let (status, body) = call(&server, "POST", "/js/count/no%20spaces", "").await;
+    let (status, body) = server.send("POST", "/js/count/no%20spaces", b"").await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(parse(&body)["error"]["code"], "invalid_name");
-    let (status, body) = call(&server, "DELETE", "/js/count/alice", "").await;
+    let (status, body) = server.send("DELETE", "/js/count/alice", b"").await;
     assert_eq!(status, 405, "{body}");
 }

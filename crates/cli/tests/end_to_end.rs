@@ -2,8 +2,8 @@
 //! driven over HTTP and through its CLI, against real brokers.
 //!
 //! One test binary with a module per area, rather than one binary per file:
-//! each binary links the whole dependency tree again, and cargo runs test
-//! binaries one after another, so a test that waits on a timeout held up
+//! each binary is compiled with the harness and linked again, and cargo
+//! runs test binaries one after another, so a test that waits on a timeout held up
 //! every other file. Here all of them share the test threads, and a long
 //! wait overlaps the rest. (`cargo test -p stratus --test end_to_end
 //! containment_` runs one area.)

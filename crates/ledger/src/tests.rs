@@ -6,6 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use stratus_storage::conformance;
 use stratus_storage::{
     InvocationRecord, LedgerStore, LogLine, LogQuery, LogStream, Outbound, PriceSheet, Retention,
     Trigger, UsageQuery,
@@ -30,22 +31,9 @@ fn id(n: u64) -> String {
 fn record(id: &str, function: &str, wall_ms: u64, peak_mib: u64) -> InvocationRecord {
     InvocationRecord {
         id: id.into(),
-        app: "shop".into(),
-        function: function.into(),
-        version: 1,
-        trigger: Trigger::Http,
-        started_at: SystemTime::now(),
         wall: Duration::from_millis(wall_ms),
-        cpu: Duration::from_micros(250),
         peak_memory: peak_mib << 20,
-        peak_host_memory: 0,
-        bytes_in: 10,
-        bytes_out: 20,
-        status: 200,
-        error: None,
-        cold: false,
-        caller: None,
-        outbound: Default::default(),
+        ..conformance::ledger::record("shop", function, SystemTime::now())
     }
 }
 
