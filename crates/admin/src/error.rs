@@ -9,6 +9,7 @@ use stratus_control::ControlError;
 use stratus_invoke::{ErrorBody, PlatformError};
 use stratus_manifest::ManifestError;
 use stratus_runtime::RuntimeError;
+use stratus_storage::AppStoreError;
 
 /// An error answer of the admin API.
 #[derive(Debug)]
@@ -61,6 +62,9 @@ impl From<ControlError> for ApiError {
             ControlError::VersionNotFound { .. } => (StatusCode::NOT_FOUND, "version_not_found"),
             ControlError::FunctionNotFound(_) => (StatusCode::NOT_FOUND, "function_not_found"),
             ControlError::NoEarlierVersion(_) => (StatusCode::CONFLICT, "no_earlier_version"),
+            ControlError::Apps(AppStoreError::Conflict(_)) => {
+                (StatusCode::CONFLICT, "concurrent_change")
+            }
             ControlError::Apps(_)
             | ControlError::Artifacts(_)
             | ControlError::ComponentNotUploaded { .. }

@@ -145,6 +145,7 @@ async fn deploys_and_greets(dir: &Path, name: &str, path: &str) {
 
 #[tokio::test]
 async fn new_rust_function_builds_deploys_and_answers() {
+    let _cores = busy().await;
     let (_tmp, dir) = new_function("rust", "hello-rs");
     assert!(dir.join("Cargo.toml").is_file() && dir.join("src/lib.rs").is_file());
     build(&dir);
@@ -157,6 +158,7 @@ async fn new_rust_function_builds_deploys_and_answers() {
 
 #[tokio::test]
 async fn new_python_function_builds_deploys_and_answers() {
+    let _cores = busy().await;
     if !available(Toolchain::Python) {
         return;
     }
@@ -168,6 +170,7 @@ async fn new_python_function_builds_deploys_and_answers() {
 
 #[tokio::test]
 async fn new_js_function_builds_deploys_and_answers() {
+    let _cores = busy().await;
     if !available(Toolchain::Js) {
         return;
     }
@@ -254,6 +257,7 @@ fn parse(text: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn python_notes_round_trip_through_key_value_and_read_config() {
+    let _cores = busy().await;
     if !available(Toolchain::Python) {
         return;
     }
@@ -322,6 +326,7 @@ async fn python_notes_round_trip_through_key_value_and_read_config() {
 
 #[tokio::test]
 async fn js_counter_increments_atomically_and_reads_config() {
+    let _cores = busy().await;
     if !available(Toolchain::Js) {
         return;
     }

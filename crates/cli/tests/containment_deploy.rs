@@ -64,6 +64,7 @@ async fn apps(server: &Server) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_deploys_of_the_largest_manifests_leave_a_neighbour_answering() {
+    let _cores = timed().await;
     let server = Arc::new(Server::start());
     server.deploy(testbed_app("neighbour", "neighbour", &["/n/..."], "").path());
     assert_eq!(server.get("/n/echo").await.status(), 200);
@@ -210,6 +211,7 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_compile_leaves_a_neighbour_answering_and_a_refusal_leaves_no_compiled_code() {
+    let _cores = timed().await;
     let server = Arc::new(Server::start());
     server.deploy(testbed_app("neighbour", "neighbour", &["/n/..."], "").path());
     assert_eq!(server.get("/n/echo").await.status(), 200);
@@ -288,6 +290,7 @@ async fn a_large_compile_leaves_a_neighbour_answering_and_a_refusal_leaves_no_co
 
 #[tokio::test]
 async fn a_component_over_compile_max_functions_is_refused_at_once_naming_the_flag() {
+    let _cores = timed().await;
     let server = Server::start_with(&["--compile-max-functions", "1000"]);
     let compiled = server.data_dir.join("compiled");
     let before = files(&compiled);

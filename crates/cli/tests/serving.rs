@@ -175,6 +175,7 @@ async fn traps_and_bad_answers_are_502_and_do_not_hurt_other_requests() {
 
 #[tokio::test]
 async fn timeouts_are_504_for_spinning_and_sleeping_guests() {
+    let _cores = timed().await;
     let server = Server::start();
     let app = testbed_app("slow", "slow", &["/slow/..."], "timeout = \"500ms\"");
     server.deploy(app.path());

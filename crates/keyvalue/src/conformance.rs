@@ -6,21 +6,32 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use stratus_storage::conformance::Opened;
 use stratus_storage::{BucketId, KeyValueBackend};
 
 use crate::{Quota, RedisKeyValue, SqliteKeyValue};
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
-fn open_sqlite(quota: Quota) -> (Arc<dyn KeyValueBackend>, Box<dyn Any>) {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = SqliteKeyValue::open(&dir.path().join("kv.sqlite"), quota).unwrap();
-    (Arc::new(sqlite), Box::new(dir))
+fn open_sqlite(quota: Quota) -> Opened<Arc<dyn KeyValueBackend>> {
+    Box::pin(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = SqliteKeyValue::open(&dir.path().join("kv.sqlite"), quota).unwrap();
+        (
+            Arc::new(sqlite) as Arc<dyn KeyValueBackend>,
+            Box::new(dir) as Box<dyn Any>,
+        )
+    })
 }
 
-fn open_redis(quota: Quota) -> (Arc<dyn KeyValueBackend>, Box<dyn Any>) {
-    let redis = RedisKeyValue::new(REDIS, quota).unwrap();
-    (Arc::new(redis), Box::new(()))
+fn open_redis(quota: Quota) -> Opened<Arc<dyn KeyValueBackend>> {
+    Box::pin(async move {
+        let redis = RedisKeyValue::new(REDIS, quota).unwrap();
+        (
+            Arc::new(redis) as Arc<dyn KeyValueBackend>,
+            Box::new(()) as Box<dyn Any>,
+        )
+    })
 }
 
 mod sqlite {

@@ -6,15 +6,21 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
+use stratus_storage::conformance::Opened;
 use stratus_storage::{EventQueue, RetryPolicy};
 
 use crate::SqliteQueue;
 
-fn open_sqlite(policy: RetryPolicy) -> (Arc<dyn EventQueue>, Box<dyn Any>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(SqliteQueue::FILE);
-    let queue = SqliteQueue::open(&path, policy, Duration::from_secs(86_400)).unwrap();
-    (Arc::new(queue), Box::new(dir))
+fn open_sqlite(policy: RetryPolicy) -> Opened<Arc<dyn EventQueue>> {
+    Box::pin(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SqliteQueue::FILE);
+        let queue = SqliteQueue::open(&path, policy, Duration::from_secs(86_400)).unwrap();
+        (
+            Arc::new(queue) as Arc<dyn EventQueue>,
+            Box::new(dir) as Box<dyn Any>,
+        )
+    })
 }
 
 mod sqlite {

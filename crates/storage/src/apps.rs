@@ -79,6 +79,14 @@ pub enum AppStoreError {
     #[error("app \"{app}\" has no version {number}")]
     VersionNotFound { app: String, number: u32 },
 
+    /// Another writer (a deploy through another node of a cluster) changed
+    /// the app between this write's read and its commit; nothing of this
+    /// write was kept. The admin API answers 409: the client may try again.
+    #[error(
+        "app \"{0}\" was changed by another deploy at the same time; nothing was written, try again"
+    )]
+    Conflict(String),
+
     /// The backend itself failed (a SQLite statement, a corrupt row, a
     /// lost connection); its message is shown unchanged.
     #[error(transparent)]
@@ -112,8 +120,10 @@ pub type AppFuture<T> = Pin<Box<dyn Future<Output = Result<T, AppStoreError>> + 
 ///   serving exactly the versions it acknowledged as live.
 /// - **Atomic writes.** `create_version` (with its functions and the live
 ///   pointer), `set_live` and `delete_app` each happen whole or not at
-///   all, and a reader never sees half of one. The control plane
-///   serialises them among themselves, but readers run concurrently.
+///   all, and a reader never sees half of one. The control plane of one
+///   node serialises them among themselves, but readers run concurrently;
+///   a backend shared by several nodes refuses a write that raced another
+///   node's with [`AppStoreError::Conflict`], writing nothing.
 /// - **Numbering.** An app's versions are numbered from 1, each new one
 ///   `max + 1`; a number is never reused while the app exists (a deleted
 ///   and recreated app starts again at 1).

@@ -5,20 +5,31 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use stratus_storage::conformance::Opened;
 use stratus_storage::{AppStore, ArtifactStore};
 
 use crate::{FileArtifacts, SqliteAppStore};
 
-fn open_sqlite() -> (Arc<dyn AppStore>, Box<dyn Any>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteAppStore::open(dir.path()).unwrap();
-    (Arc::new(store), Box::new(dir))
+fn open_sqlite() -> Opened<Arc<dyn AppStore>> {
+    Box::pin(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteAppStore::open(dir.path()).unwrap();
+        (
+            Arc::new(store) as Arc<dyn AppStore>,
+            Box::new(dir) as Box<dyn Any>,
+        )
+    })
 }
 
-fn open_files() -> (Arc<dyn ArtifactStore>, Box<dyn Any>) {
-    let dir = tempfile::tempdir().unwrap();
-    let files = FileArtifacts::open(dir.path()).unwrap();
-    (Arc::new(files), Box::new(dir))
+fn open_files() -> Opened<Arc<dyn ArtifactStore>> {
+    Box::pin(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileArtifacts::open(dir.path()).unwrap();
+        (
+            Arc::new(files) as Arc<dyn ArtifactStore>,
+            Box::new(dir) as Box<dyn Any>,
+        )
+    })
 }
 
 mod sqlite {

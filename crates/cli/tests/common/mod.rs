@@ -17,6 +17,25 @@ pub use jetstream::{JetStream, NATS};
 
 pub const TOKEN: &str = "test-token-0123456789";
 
+/// Shares the two cores between tests that bound how long something takes
+/// and tests that keep every core busy for many seconds (building Python
+/// and JavaScript components and compiling them, compiling a huge
+/// component). The end-to-end tests run two to a core, so without it a
+/// latency bound would measure the neighbouring test's compiler, not the
+/// node under test. A tokio lock: held across awaits, never poisoned.
+static CORES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Held by a test whose assertions bound a latency: no [`busy`] test runs
+/// meanwhile, nor another timed one.
+pub async fn timed() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    CORES.write().await
+}
+
+/// Held by a test that keeps the cores busy; such tests run together.
+pub async fn busy() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    CORES.read().await
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")

@@ -8,7 +8,6 @@
 //! them without looking.
 #![allow(clippy::unwrap_used)]
 
-use std::any::Any;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -18,7 +17,7 @@ use crate::artifacts::sha256_hex;
 
 /// Opens a fresh backend, with whatever must live as long as it (say the
 /// directory of a SQLite file).
-pub type Open = dyn Fn() -> (Arc<dyn AppStore>, Box<dyn Any>);
+pub type Open = dyn Fn() -> super::Opened<Arc<dyn AppStore>>;
 
 /// A prefix no other test run uses.
 fn prefix(check: &str) -> String {
@@ -48,7 +47,7 @@ async fn live_version(store: &dyn AppStore, app: &str) -> Option<u32> {
 }
 
 pub async fn version_numbers_count_up_from_1_and_are_never_reused(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let shop = prefix("numbers");
     let f = func("hello", "c1");
     for expected in 1..=3 {
@@ -84,7 +83,7 @@ pub async fn version_numbers_count_up_from_1_and_are_never_reused(open: &Open) {
 }
 
 pub async fn activate_false_leaves_live_unchanged(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let p = prefix("staged");
     let f = func("hello", "c1");
     let new = format!("{p}-new");
@@ -114,7 +113,7 @@ pub async fn activate_false_leaves_live_unchanged(open: &Open) {
 }
 
 pub async fn a_repeated_function_is_refused_with_nothing_written(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let shop = prefix("duplicate");
     let f = func("hello", "c1");
     let err = store
@@ -151,7 +150,7 @@ pub async fn a_repeated_function_is_refused_with_nothing_written(open: &Open) {
 }
 
 pub async fn set_live_rolls_back_and_refuses_unknown_versions(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let shop = prefix("rollback");
     let f = func("hello", "c1");
     store
@@ -187,7 +186,7 @@ pub async fn set_live_rolls_back_and_refuses_unknown_versions(open: &Open) {
 }
 
 pub async fn versions_are_listed_newest_first_with_functions_by_name(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let shop = prefix("versions");
     let a = func("a", "ca");
     let b = func("b", "cb");
@@ -232,7 +231,7 @@ pub async fn versions_are_listed_newest_first_with_functions_by_name(open: &Open
 }
 
 pub async fn manifest_and_spec_are_returned_as_stored(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let shop = prefix("as-stored");
     let manifest = "[app]\nname = \"shop\"  \n\n# ünïcode, \"quotes\", \\ and a tab\t\n";
     let spec = json!({
@@ -272,7 +271,7 @@ pub async fn manifest_and_spec_are_returned_as_stored(open: &Open) {
 }
 
 pub async fn version_lookups_and_not_found_errors(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let shop = prefix("lookups");
     let created = store
         .create_version(&shop, "name = \"shop\"\n", vec![func("hello", "c1")], true)
@@ -306,7 +305,7 @@ pub async fn version_lookups_and_not_found_errors(open: &Open) {
 }
 
 pub async fn apps_are_listed_by_name(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let p = prefix("list");
     let f = func("hello", "c1");
     for name in ["zeta", "alpha", "mid"] {
@@ -326,7 +325,7 @@ pub async fn apps_are_listed_by_name(open: &Open) {
 }
 
 pub async fn live_functions_are_those_of_live_versions_only(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let p = prefix("live");
     let (shop, blog, draft) = (
         format!("{p}-shop"),
@@ -392,7 +391,7 @@ pub async fn live_functions_are_those_of_live_versions_only(open: &Open) {
 }
 
 pub async fn delete_removes_every_version_and_returns_the_unshared_components(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let p = prefix("delete");
     let (shop, blog) = (format!("{p}-shop"), format!("{p}-blog"));
     let shared = func("shared", &format!("{p} shared"));
@@ -460,12 +459,63 @@ pub async fn delete_removes_every_version_and_returns_the_unshared_components(op
     assert!(apps_under(&*store, &p).await.is_empty());
 }
 
+pub async fn racing_writers_never_share_a_number_and_losers_write_nothing(open: &Open) {
+    let (store, _guard) = open().await;
+    let shop = prefix("race");
+    // A new app (both writers create it) and then an existing one.
+    for round in 0..2 {
+        let writers: Vec<_> = (0..6)
+            .map(|writer| {
+                let (store, shop) = (store.clone(), shop.clone());
+                tokio::spawn(async move {
+                    let manifest = format!("round {round} writer {writer}");
+                    let f = func("hello", &manifest);
+                    let result = store.create_version(&shop, &manifest, vec![f], true).await;
+                    (manifest, result)
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for writer in writers {
+            let (manifest, result) = writer.await.unwrap();
+            match result {
+                Ok(version) => won.push((version.number, manifest)),
+                // A backend shared by nodes may refuse a racing write.
+                Err(AppStoreError::Conflict(app)) => assert_eq!(app, shop),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(!won.is_empty(), "every writer lost");
+        won.sort();
+        let stored = store.list_versions(&shop).await.unwrap();
+        assert_eq!(
+            store.app(&shop).await.unwrap().unwrap().versions as usize,
+            stored.len()
+        );
+        // Each acknowledged version is there with its writer's manifest,
+        // and nothing else is: numbers are not shared or skipped.
+        let first = if round == 0 {
+            1
+        } else {
+            stored.len() - won.len() + 1
+        };
+        for (i, (number, manifest)) in won.iter().enumerate() {
+            assert_eq!(*number as usize, first + i, "{won:?}");
+            assert_eq!(&store.manifest(&shop, *number).await.unwrap(), manifest);
+        }
+    }
+}
+
 /// Expands to one `#[tokio::test]` per check of the app store suite,
-/// opening each backend with `$open` (a `fn() -> (Arc<dyn AppStore>,
-/// Box<dyn Any>)`).
+/// opening each backend with `$open` (a
+/// [`conformance::apps::Open`](crate::conformance::apps::Open)).
 #[macro_export]
 macro_rules! apps_conformance {
     ($open:expr) => {
+        #[tokio::test]
+        async fn racing_writers_never_share_a_number_and_losers_write_nothing() {
+            $crate::conformance::apps::racing_writers_never_share_a_number_and_losers_write_nothing(&$open).await;
+        }
         #[tokio::test]
         async fn version_numbers_count_up_from_1_and_are_never_reused() {
             $crate::conformance::apps::version_numbers_count_up_from_1_and_are_never_reused(&$open).await;

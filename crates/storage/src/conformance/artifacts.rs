@@ -7,7 +7,6 @@
 //! test (a server) needs no cleaning for `created` to be `true`.
 #![allow(clippy::unwrap_used)]
 
-use std::any::Any;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,7 +15,7 @@ use crate::artifacts::{ArtifactError, ArtifactStore, sha256_hex};
 
 /// Opens a fresh backend, with whatever must live as long as it (say its
 /// directory).
-pub type Open = dyn Fn() -> (Arc<dyn ArtifactStore>, Box<dyn Any>);
+pub type Open = dyn Fn() -> super::Opened<Arc<dyn ArtifactStore>>;
 
 /// Bytes no other test run stores.
 fn unique(what: &str) -> Bytes {
@@ -24,7 +23,7 @@ fn unique(what: &str) -> Bytes {
 }
 
 pub async fn put_is_idempotent_and_reads_back_the_bytes(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let bytes = unique("same bytes");
     let first = store.put(bytes.clone()).await.unwrap();
     let second = store.put(bytes.clone()).await.unwrap();
@@ -37,7 +36,7 @@ pub async fn put_is_idempotent_and_reads_back_the_bytes(open: &Open) {
 }
 
 pub async fn any_bytes_round_trip(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     // Every byte value, and a component of a realistic size.
     let mut large: Vec<u8> = unique("large").to_vec();
     large.extend((0..3 << 20).map(|i: u32| (i % 251) as u8));
@@ -60,7 +59,7 @@ pub async fn any_bytes_round_trip(open: &Open) {
 }
 
 pub async fn malformed_hashes_are_refused_not_turned_into_paths(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let stored = store.put(unique("valid")).await.unwrap().sha256;
     let bad = [
         "../x".to_string(),
@@ -93,7 +92,7 @@ pub async fn malformed_hashes_are_refused_not_turned_into_paths(open: &Open) {
 }
 
 pub async fn reading_what_is_not_stored_is_missing(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let sha = sha256_hex(&unique("never stored"));
     assert!(!store.contains(&sha).await.unwrap());
     let err = store.read(&sha).await.unwrap_err();
@@ -109,7 +108,7 @@ pub async fn reading_what_is_not_stored_is_missing(open: &Open) {
 }
 
 pub async fn remove_is_idempotent(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let bytes = unique("removed");
     let keep = store.put(unique("kept")).await.unwrap().sha256;
     let sha = store.put(bytes.clone()).await.unwrap().sha256;
@@ -133,7 +132,7 @@ pub async fn remove_is_idempotent(open: &Open) {
 }
 
 pub async fn local_path_holds_the_bytes(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let bytes = unique("local");
     let sha = store.put(bytes.clone()).await.unwrap().sha256;
     let path = store.local_path(&sha).await.unwrap();
@@ -144,7 +143,7 @@ pub async fn local_path_holds_the_bytes(open: &Open) {
 }
 
 pub async fn concurrent_puts_of_the_same_bytes_all_succeed(open: &Open) {
-    let (store, _guard) = open();
+    let (store, _guard) = open().await;
     let bytes = unique("raced");
     let puts: Vec<_> = (0..8)
         .map(|_| tokio::spawn(store.put(bytes.clone())))
@@ -158,8 +157,8 @@ pub async fn concurrent_puts_of_the_same_bytes_all_succeed(open: &Open) {
 }
 
 /// Expands to one `#[tokio::test]` per check of the artifact store suite,
-/// opening each backend with `$open` (a `fn() -> (Arc<dyn ArtifactStore>,
-/// Box<dyn Any>)`).
+/// opening each backend with `$open` (a
+/// [`conformance::artifacts::Open`](crate::conformance::artifacts::Open)).
 #[macro_export]
 macro_rules! artifacts_conformance {
     ($open:expr) => {

@@ -7,14 +7,13 @@
 //! the test (a Redis server) needs no cleaning.
 #![allow(clippy::unwrap_used)]
 
-use std::any::Any;
 use std::sync::Arc;
 
 use crate::keyvalue::{BucketId, KeyValueBackend, KeyValueError, Quota};
 
 /// Opens a fresh backend holding every app to the quota, with whatever
 /// must live as long as it (say the directory of a SQLite file).
-pub type Open = dyn Fn(Quota) -> (Arc<dyn KeyValueBackend>, Box<dyn Any>);
+pub type Open = dyn Fn(Quota) -> super::Opened<Arc<dyn KeyValueBackend>>;
 
 /// A bucket no other test run uses.
 fn bucket(app: &str) -> BucketId {
@@ -25,7 +24,7 @@ fn bucket(app: &str) -> BucketId {
 }
 
 pub async fn set_get_exists_delete(open: &Open) {
-    let (kv, _guard) = open(Quota::default());
+    let (kv, _guard) = open(Quota::default()).await;
     {
         let b = bucket("crud");
         let kind = kv.kind();
@@ -46,7 +45,7 @@ pub async fn set_get_exists_delete(open: &Open) {
 }
 
 pub async fn apps_and_buckets_do_not_share_keys(open: &Open) {
-    let (kv, _guard) = open(Quota::default());
+    let (kv, _guard) = open(Quota::default()).await;
     {
         let a = bucket("iso");
         let other_app = BucketId {
@@ -74,7 +73,7 @@ pub async fn apps_and_buckets_do_not_share_keys(open: &Open) {
 }
 
 pub async fn increments_are_decimal_and_checked(open: &Open) {
-    let (kv, _guard) = open(Quota::default());
+    let (kv, _guard) = open(Quota::default()).await;
     {
         let b = bucket("incr");
         let kind = kv.kind();
@@ -133,7 +132,7 @@ pub async fn increments_are_decimal_and_checked(open: &Open) {
 }
 
 pub async fn concurrent_increments_lose_nothing(open: &Open) {
-    let (kv, _guard) = open(Quota::default());
+    let (kv, _guard) = open(Quota::default()).await;
     {
         let b = bucket("race");
         let tasks: Vec<_> = (0..50)
@@ -152,7 +151,7 @@ pub async fn concurrent_increments_lose_nothing(open: &Open) {
 }
 
 pub async fn batches_and_pages(open: &Open) {
-    let (kv, _guard) = open(Quota::default());
+    let (kv, _guard) = open(Quota::default()).await;
     {
         let b = bucket("batch");
         let kind = kv.kind();
@@ -230,7 +229,8 @@ pub async fn writes_past_the_byte_quota_change_nothing_and_deletes_free_it(open:
     let (kv, _guard) = open(Quota {
         max_bytes: 100,
         max_keys: 1000,
-    });
+    })
+    .await;
     {
         let kind = kv.kind();
         let a = bucket("bytes");
@@ -283,7 +283,8 @@ pub async fn the_key_quota_counts_every_bucket_of_the_app(open: &Open) {
     let (kv, _guard) = open(Quota {
         max_bytes: 1 << 20,
         max_keys: 3,
-    });
+    })
+    .await;
     {
         let kind = kv.kind();
         let a = bucket("keys");
@@ -330,7 +331,8 @@ pub async fn increments_count_against_the_quota(open: &Open) {
     let (kv, _guard) = open(Quota {
         max_bytes: 5,
         max_keys: 100,
-    });
+    })
+    .await;
     {
         let kind = kv.kind();
         let b = bucket("incr-quota");
@@ -360,7 +362,8 @@ pub async fn set_many_is_all_or_nothing_against_the_quota(open: &Open) {
     let (kv, _guard) = open(Quota {
         max_bytes: 100,
         max_keys: 4,
-    });
+    })
+    .await;
     {
         let kind = kv.kind();
         let b = bucket("batch-quota");
@@ -404,7 +407,8 @@ pub async fn concurrent_writers_cannot_overshoot_the_quota(open: &Open) {
     let (kv, _guard) = open(Quota {
         max_bytes: 10_000,
         max_keys: 1000,
-    });
+    })
+    .await;
     {
         let kind = kv.kind();
         let b = bucket("race-quota");

@@ -10,7 +10,6 @@
 //! (a server) needs no cleaning.
 #![allow(clippy::unwrap_used)]
 
-use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,7 +21,7 @@ use crate::ledger::{
 
 /// Opens a fresh backend pricing usage with the sheet, with whatever must
 /// live as long as it (say the directory of a SQLite file).
-pub type Open = dyn Fn(PriceSheet) -> (Arc<dyn LedgerStore>, Box<dyn Any>);
+pub type Open = dyn Fn(PriceSheet) -> super::Opened<Arc<dyn LedgerStore>>;
 
 const FLUSH: Duration = Duration::from_secs(10);
 
@@ -112,7 +111,7 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 pub async fn a_recorded_invocation_reads_back_whole_after_flush(open: &Open) {
-    let (store, _guard) = open(PriceSheet::default());
+    let (store, _guard) = open(PriceSheet::default()).await;
     let kind = store.kind();
     let app = app("shop");
     let caller = record(&app, "cart", now());
@@ -156,14 +155,14 @@ pub async fn a_recorded_invocation_reads_back_whole_after_flush(open: &Open) {
 }
 
 pub async fn a_flush_with_nothing_recorded_answers_at_once(open: &Open) {
-    let (store, _guard) = open(PriceSheet::default());
+    let (store, _guard) = open(PriceSheet::default()).await;
     let started = std::time::Instant::now();
     assert!(store.flush(FLUSH).await, "{}", store.kind());
     assert!(started.elapsed() < FLUSH / 2, "{}", store.kind());
 }
 
 pub async fn logs_come_back_oldest_first_and_limited(open: &Open) {
-    let (store, _guard) = open(PriceSheet::default());
+    let (store, _guard) = open(PriceSheet::default()).await;
     let kind = store.kind();
     let app = app("shop");
     let cart = record(&app, "cart", now());
@@ -186,7 +185,7 @@ pub async fn logs_come_back_oldest_first_and_limited(open: &Open) {
 }
 
 pub async fn logs_filter_by_invocation_and_since(open: &Open) {
-    let (store, _guard) = open(PriceSheet::default());
+    let (store, _guard) = open(PriceSheet::default()).await;
     let kind = store.kind();
     let app = app("shop");
     let earlier = record(&app, "cart", now() - Duration::from_secs(3600));
@@ -218,7 +217,7 @@ pub async fn logs_filter_by_invocation_and_since(open: &Open) {
 }
 
 pub async fn apps_do_not_mix(open: &Open) {
-    let (store, _guard) = open(PriceSheet::default());
+    let (store, _guard) = open(PriceSheet::default()).await;
     let kind = store.kind();
     let (shop, blog) = (app("shop"), app("blog"));
     let a = record(&shop, "api", now());
@@ -257,7 +256,7 @@ pub async fn usage_adds_up_what_was_recorded_and_prices_it(open: &Open) {
         per_gb_second: 0.000_02,
         per_million_requests: 0.5,
     };
-    let (store, _guard) = open(prices.clone());
+    let (store, _guard) = open(prices.clone()).await;
     let kind = store.kind();
     let app = app("shop");
     for i in 0..1000 {
@@ -324,7 +323,7 @@ pub async fn usage_adds_up_what_was_recorded_and_prices_it(open: &Open) {
 }
 
 pub async fn usage_reaches_back_past_raw_records_by_the_hour(open: &Open) {
-    let (store, _guard) = open(PriceSheet::default());
+    let (store, _guard) = open(PriceSheet::default()).await;
     let kind = store.kind();
     let app = app("shop");
     let hour = 3600;
@@ -359,7 +358,7 @@ pub async fn usage_reaches_back_past_raw_records_by_the_hour(open: &Open) {
 }
 
 pub async fn records_from_many_threads_are_all_kept(open: &Open) {
-    let (store, _guard) = open(PriceSheet::default());
+    let (store, _guard) = open(PriceSheet::default()).await;
     let kind = store.kind();
     let app = app("burst");
     let threads: Vec<_> = (0..8)
@@ -388,7 +387,7 @@ pub async fn records_from_many_threads_are_all_kept(open: &Open) {
 }
 
 pub async fn stats_count_what_was_written(open: &Open) {
-    let (store, _guard) = open(PriceSheet::default());
+    let (store, _guard) = open(PriceSheet::default()).await;
     let kind = store.kind();
     let app = app("stats");
     for n in [1, 0, 4] {
@@ -407,7 +406,7 @@ pub async fn stats_count_what_was_written(open: &Open) {
 }
 
 pub async fn lines_past_an_apps_daily_budget_are_dropped_with_one_marker(open: &Open) {
-    let (store, _guard) = open(PriceSheet::default());
+    let (store, _guard) = open(PriceSheet::default()).await;
     let kind = store.kind();
     let ledger = Ledger::new(store.clone());
     ledger.set_log_budget(1000);
@@ -448,7 +447,7 @@ pub async fn lines_past_an_apps_daily_budget_are_dropped_with_one_marker(open: &
 }
 
 pub async fn live_followers_see_lines_as_they_are_recorded(open: &Open) {
-    let (store, _guard) = open(PriceSheet::default());
+    let (store, _guard) = open(PriceSheet::default()).await;
     let ledger = Ledger::new(store);
     let recorder = ledger.recorder();
     let mut follower = recorder.subscribe();
@@ -459,7 +458,7 @@ pub async fn live_followers_see_lines_as_they_are_recorded(open: &Open) {
 }
 
 pub async fn the_newest_failure_of_each_function_is_remembered(open: &Open) {
-    let (store, _guard) = open(PriceSheet::default());
+    let (store, _guard) = open(PriceSheet::default()).await;
     let ledger = Ledger::new(store);
     let recorder = ledger.recorder();
     let app = app("shop");

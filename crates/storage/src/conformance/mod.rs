@@ -10,7 +10,15 @@ pub mod ledger;
 pub mod queue;
 pub mod secrets;
 
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What a suite's opener resolves to: a fresh backend, with whatever must
+/// live as long as it (the directory of a SQLite file, a connection's
+/// task). Openers are async because a backend on a server connects first.
+pub type Opened<T> = Pin<Box<dyn Future<Output = (T, Box<dyn Any>)>>>;
 
 /// `what` made unique to this run and call (process id, time, a counter),
 /// so a check against a backend that outlives the test (a Redis or NATS

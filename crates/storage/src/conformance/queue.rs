@@ -9,7 +9,6 @@
 //! sleep, so a slow machine makes them slower, not flaky.
 #![allow(clippy::unwrap_used)]
 
-use std::any::Any;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,7 +17,7 @@ use crate::queue::{Delivery, EventQueue, EventState, NewEvent, QueueError, Retry
 
 /// Opens a fresh, empty queue that retries with the policy, with whatever
 /// must live as long as it (say the directory of a SQLite file).
-pub type Open = dyn Fn(RetryPolicy) -> (Arc<dyn EventQueue>, Box<dyn Any>);
+pub type Open = dyn Fn(RetryPolicy) -> super::Opened<Arc<dyn EventQueue>>;
 
 /// Long enough that no check sees it run out unless it waits for that.
 const LEASE: Duration = Duration::from_secs(30);
@@ -81,7 +80,7 @@ fn ids(deliveries: &[Delivery]) -> Vec<&str> {
 }
 
 pub async fn an_event_is_delivered_once_settled_and_shows_its_result(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     let before = SystemTime::now() - Duration::from_secs(1);
     let seq = q.enqueue(event("orders", "e1", 3)).await.unwrap();
     assert!(seq > 0);
@@ -126,7 +125,7 @@ pub async fn an_event_is_delivered_once_settled_and_shows_its_result(open: &Open
 }
 
 pub async fn failures_are_retried_then_dead_then_redriven(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     q.enqueue(event("pay", "p1", 2)).await.unwrap();
     let first = lease_one(&q, "pay").await;
     let settled = q
@@ -176,7 +175,7 @@ pub async fn a_retry_waits_for_its_backoff(open: &Open) {
         max: Duration::from_secs(60),
         jitter: 0.0,
     };
-    let (q, _guard) = open(policy);
+    let (q, _guard) = open(policy).await;
     q.enqueue(event("slow", "s1", 5)).await.unwrap();
     let d = lease_one(&q, "slow").await;
     let Settled::Retry(at) = q.fail(d.seq, "boom".into()).await.unwrap() else {
@@ -194,7 +193,7 @@ pub async fn a_retry_is_due_once_its_backoff_has_passed(open: &Open) {
         max: Duration::from_millis(500),
         jitter: 0.0,
     };
-    let (q, _guard) = open(policy);
+    let (q, _guard) = open(policy).await;
     q.enqueue(event("soon", "s1", 3)).await.unwrap();
     let d = lease_one(&q, "soon").await;
     let Settled::Retry(at) = q.fail(d.seq, "boom".into()).await.unwrap() else {
@@ -206,7 +205,7 @@ pub async fn a_retry_is_due_once_its_backoff_has_passed(open: &Open) {
 }
 
 pub async fn an_expired_lease_is_delivered_again(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     q.enqueue(event("q", "x", 3)).await.unwrap();
     let before = SystemTime::now();
     // The deliverer "dies": its lease runs out without a settle.
@@ -221,7 +220,7 @@ pub async fn an_expired_lease_is_delivered_again(open: &Open) {
 }
 
 pub async fn a_released_event_keeps_its_attempts(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     q.enqueue(event("busy", "b1", 1)).await.unwrap();
     for _ in 0..3 {
         let d = lease_one(&q, "busy").await;
@@ -242,7 +241,7 @@ pub async fn a_released_event_keeps_its_attempts(open: &Open) {
 }
 
 pub async fn a_rejected_event_is_dead_at_once_without_using_an_attempt(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     q.enqueue(event("fn:app/f", "big", 5)).await.unwrap();
     let d = lease(&q, None, 1).await.remove(0);
     q.reject(d.seq, "body_too_large: 4096 bytes".into())
@@ -264,7 +263,7 @@ pub async fn a_rejected_event_is_dead_at_once_without_using_an_attempt(open: &Op
 }
 
 pub async fn only_a_leased_event_can_be_settled(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     let waiting = q.enqueue(event("q", "w", 3)).await.unwrap();
     for seq in [waiting, waiting + 1_000_000] {
         let not_found =
@@ -284,7 +283,7 @@ pub async fn only_a_leased_event_can_be_settled(open: &Open) {
 }
 
 pub async fn ids_are_deduplicated_per_queue_and_origin(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     let from = |app: &str| NewEvent {
         origin: Some(app.into()),
         ..event("fn:b/orders", "x", 3)
@@ -313,7 +312,7 @@ pub async fn ids_are_deduplicated_per_queue_and_origin(open: &Open) {
 }
 
 pub async fn lease_takes_the_longest_due_first_and_at_most_max(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     let mut seqs = Vec::new();
     for id in ["a0", "a1", "a2", "a3", "a4"] {
         seqs.push(q.enqueue(event("a", id, 3)).await.unwrap());
@@ -329,7 +328,7 @@ pub async fn lease_takes_the_longest_due_first_and_at_most_max(open: &Open) {
 }
 
 pub async fn listings_keep_their_order_and_limit(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     for i in 0..5 {
         q.enqueue(event("q", &format!("e{i}"), 1)).await.unwrap();
     }
@@ -377,7 +376,7 @@ pub async fn listings_keep_their_order_and_limit(open: &Open) {
 }
 
 pub async fn concurrent_enqueues_are_all_stored(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     let tasks: Vec<_> = (0..500)
         .map(|i| tokio::spawn(q.enqueue(event("bulk", &format!("b{i}"), 3))))
         .collect();
@@ -391,7 +390,7 @@ pub async fn concurrent_enqueues_are_all_stored(open: &Open) {
 }
 
 pub async fn a_cron_tick_is_stored_with_its_event(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     let tick = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     assert_eq!(q.last_tick("app/f#0").await.unwrap(), None);
     // A first start only marks where the schedule begins.
@@ -425,7 +424,7 @@ pub async fn a_cron_tick_is_stored_with_its_event(open: &Open) {
 }
 
 pub async fn a_buried_event_is_a_dead_letter_that_redrive_delivers(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     q.bury(event("fn:app/f", "js-1", 3), 3, "answered 500".into())
         .await
         .unwrap();
@@ -440,7 +439,7 @@ pub async fn a_buried_event_is_a_dead_letter_that_redrive_delivers(open: &Open) 
 }
 
 pub async fn burying_a_duplicate_leaves_the_stored_event_alone(open: &Open) {
-    let (q, _guard) = open(no_backoff());
+    let (q, _guard) = open(no_backoff()).await;
     let seq = q.enqueue(event("fn:app/f", "dup", 3)).await.unwrap();
     let buried = q
         .bury(event("fn:app/f", "dup", 3), 0, "too large".into())
@@ -452,8 +451,8 @@ pub async fn burying_a_duplicate_leaves_the_stored_event_alone(open: &Open) {
 }
 
 /// One `#[tokio::test]` per check of the event-queue conformance suite,
-/// each opening its queue with `$open` (an `Fn(RetryPolicy) ->
-/// (Arc<dyn EventQueue>, Box<dyn Any>)`).
+/// each opening its queue with `$open` (a
+/// [`conformance::queue::Open`](crate::conformance::queue::Open)).
 #[macro_export]
 macro_rules! queue_conformance {
     ($open:expr) => {

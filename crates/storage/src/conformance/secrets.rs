@@ -7,7 +7,6 @@
 //! (a server) needs no cleaning.
 #![allow(clippy::unwrap_used)]
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -15,7 +14,7 @@ use crate::secrets::{SealedSecret, SecretBackend};
 
 /// Opens a fresh backend, with whatever must live as long as it (say its
 /// directory).
-pub type Open = dyn Fn() -> (Arc<dyn SecretBackend>, Box<dyn Any>);
+pub type Open = dyn Fn() -> super::Opened<Arc<dyn SecretBackend>>;
 
 /// A sealed value whose bytes say which it is, set at `micros`.
 fn sealed(what: &str, micros: u64) -> SealedSecret {
@@ -27,8 +26,8 @@ fn sealed(what: &str, micros: u64) -> SealedSecret {
     }
 }
 
-pub fn a_put_reads_back_and_a_second_replaces_it(open: &Open) {
-    let (store, _guard) = open();
+pub async fn a_put_reads_back_and_a_second_replaces_it(open: &Open) {
+    let (store, _guard) = open().await;
     let app = super::unique("app");
     assert_eq!(store.get(&app, "TOKEN").unwrap(), None);
     store
@@ -53,8 +52,8 @@ pub fn a_put_reads_back_and_a_second_replaces_it(open: &Open) {
     );
 }
 
-pub fn list_is_sorted_by_name_and_holds_only_that_app(open: &Open) {
-    let (store, _guard) = open();
+pub async fn list_is_sorted_by_name_and_holds_only_that_app(open: &Open) {
+    let (store, _guard) = open().await;
     let (app, other) = (super::unique("app"), super::unique("other"));
     for (i, name) in ["b_key", "A_KEY", "a_key", "Z"].iter().enumerate() {
         store.put(&app, name, &sealed(name, i as u64)).unwrap();
@@ -70,8 +69,8 @@ pub fn list_is_sorted_by_name_and_holds_only_that_app(open: &Open) {
     assert!(store.list(&super::unique("nobody")).unwrap().is_empty());
 }
 
-pub fn apps_with_the_same_name_are_apart(open: &Open) {
-    let (store, _guard) = open();
+pub async fn apps_with_the_same_name_are_apart(open: &Open) {
+    let (store, _guard) = open().await;
     let (a, b) = (super::unique("a"), super::unique("b"));
     store.put(&a, "KEY", &sealed("of a", 1)).unwrap();
     store.put(&b, "KEY", &sealed("of b", 2)).unwrap();
@@ -81,8 +80,8 @@ pub fn apps_with_the_same_name_are_apart(open: &Open) {
     assert_eq!(store.get(&a, "KEY").unwrap(), Some(sealed("of a", 1)));
 }
 
-pub fn delete_says_whether_there_was_one(open: &Open) {
-    let (store, _guard) = open();
+pub async fn delete_says_whether_there_was_one(open: &Open) {
+    let (store, _guard) = open().await;
     let app = super::unique("app");
     store.put(&app, "KEY", &sealed("v", 1)).unwrap();
     store.put(&app, "KEPT", &sealed("k", 1)).unwrap();
@@ -102,8 +101,8 @@ pub fn delete_says_whether_there_was_one(open: &Open) {
     assert_eq!(store.get(&app, "KEY").unwrap(), Some(sealed("again", 2)));
 }
 
-pub fn concurrent_writers_each_land_whole(open: &Open) {
-    let (store, _guard) = open();
+pub async fn concurrent_writers_each_land_whole(open: &Open) {
+    let (store, _guard) = open().await;
     let app = super::unique("app");
     std::thread::scope(|scope| {
         for writer in 0..4u64 {
@@ -127,31 +126,32 @@ pub fn concurrent_writers_each_land_whole(open: &Open) {
     assert!(whole, "{shared:?} is no writer's value");
 }
 
-/// Expands to one `#[test]` per check of the secret backend suite, opening
-/// each backend with `$open` (a `fn() -> (Arc<dyn SecretBackend>, Box<dyn
-/// Any>)`).
+/// Expands to one `#[tokio::test]` per check of the secret backend suite, opening
+/// each backend with `$open` (a
+/// [`conformance::secrets::Open`](crate::conformance::secrets::Open)).
 #[macro_export]
 macro_rules! secrets_conformance {
     ($open:expr) => {
-        #[test]
-        fn a_put_reads_back_and_a_second_replaces_it() {
-            $crate::conformance::secrets::a_put_reads_back_and_a_second_replaces_it(&$open);
+        #[tokio::test]
+        async fn a_put_reads_back_and_a_second_replaces_it() {
+            $crate::conformance::secrets::a_put_reads_back_and_a_second_replaces_it(&$open).await;
         }
-        #[test]
-        fn list_is_sorted_by_name_and_holds_only_that_app() {
-            $crate::conformance::secrets::list_is_sorted_by_name_and_holds_only_that_app(&$open);
+        #[tokio::test]
+        async fn list_is_sorted_by_name_and_holds_only_that_app() {
+            $crate::conformance::secrets::list_is_sorted_by_name_and_holds_only_that_app(&$open)
+                .await;
         }
-        #[test]
-        fn apps_with_the_same_name_are_apart() {
-            $crate::conformance::secrets::apps_with_the_same_name_are_apart(&$open);
+        #[tokio::test]
+        async fn apps_with_the_same_name_are_apart() {
+            $crate::conformance::secrets::apps_with_the_same_name_are_apart(&$open).await;
         }
-        #[test]
-        fn delete_says_whether_there_was_one() {
-            $crate::conformance::secrets::delete_says_whether_there_was_one(&$open);
+        #[tokio::test]
+        async fn delete_says_whether_there_was_one() {
+            $crate::conformance::secrets::delete_says_whether_there_was_one(&$open).await;
         }
-        #[test]
-        fn concurrent_writers_each_land_whole() {
-            $crate::conformance::secrets::concurrent_writers_each_land_whole(&$open);
+        #[tokio::test]
+        async fn concurrent_writers_each_land_whole() {
+            $crate::conformance::secrets::concurrent_writers_each_land_whole(&$open).await;
         }
     };
 }

@@ -1,0 +1,266 @@
+//! The JetStream API spoken over core NATS: every operation is a request on
+//! a `$JS.API.…` subject (or a publish to a stream's subject) answered with
+//! JSON. A few requests replace async-nats' `jetstream` feature, whose
+//! retry helper turns on tokio's `test-util` in every build and so puts a
+//! mutex behind the runtime's clock on the serving path.
+
+use std::time::Duration;
+
+use async_nats::{Client, HeaderMap, Message, RequestErrorKind, StatusCode};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// The server's code for a publish whose `Nats-Expected-Last-Subject-
+/// Sequence` did not match: someone else wrote the subject first.
+pub(crate) const WRONG_LAST_SEQUENCE: u32 = 10071;
+/// A stream created again with another configuration.
+const STREAM_NAME_IN_USE: u32 = 10058;
+
+/// How long one API request waits for JetStream before it is an error. A
+/// cluster that elects a new leader answers within a few seconds.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a JetStream operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JetStreamError {
+    /// JetStream answered with an error of its own.
+    #[error("JetStream refused {subject}: {description} (error {err_code})")]
+    Api {
+        subject: String,
+        err_code: u32,
+        description: String,
+    },
+
+    /// Nobody answered: NATS is unreachable, JetStream is not enabled, or
+    /// the cluster has no leader for the stream right now.
+    #[error("JetStream did not answer {subject}: {reason}")]
+    Unavailable { subject: String, reason: String },
+
+    /// An answer that is not what JetStream sends.
+    #[error("JetStream answered {subject} with something unexpected: {reason}")]
+    Protocol { subject: String, reason: String },
+}
+
+impl JetStreamError {
+    /// Whether a compare-and-set lost: the subject had another revision.
+    pub fn is_wrong_last_sequence(&self) -> bool {
+        matches!(self, JetStreamError::Api { err_code, .. } if *err_code == WRONG_LAST_SEQUENCE)
+    }
+
+    fn protocol(subject: &str, reason: impl ToString) -> Self {
+        JetStreamError::Protocol {
+            subject: subject.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// JetStream's acknowledgement of a publish.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PubAck {
+    pub stream: String,
+    pub seq: u64,
+    /// The message was a duplicate (same `Nats-Msg-Id` within the stream's
+    /// duplicate window) and was not stored again.
+    #[serde(default)]
+    pub duplicate: bool,
+}
+
+/// A message read back from a stream.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub subject: String,
+    pub sequence: u64,
+    pub headers: HeaderMap,
+    pub payload: Bytes,
+}
+
+impl StoredMessage {
+    /// A header's value, if the message has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|value| value.as_str())
+    }
+}
+
+/// A connection to JetStream over a core NATS client.
+#[derive(Clone, Debug)]
+pub struct JetStream {
+    client: Client,
+}
+
+impl JetStream {
+    pub fn new(client: Client) -> Self {
+        JetStream { client }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn send(
+        &self,
+        subject: &str,
+        headers: Option<HeaderMap>,
+        payload: Bytes,
+    ) -> Result<Message, JetStreamError> {
+        let mut request = async_nats::Request::new()
+            .payload(payload)
+            .timeout(Some(REQUEST_TIMEOUT));
+        if let Some(headers) = headers {
+            request = request.headers(headers);
+        }
+        self.client
+            .send_request(subject.to_owned(), request)
+            .await
+            .map_err(|e| {
+                let reason = match e.kind() {
+                    RequestErrorKind::NoResponders => {
+                        "no responders (is JetStream enabled on the server?)".to_owned()
+                    }
+                    RequestErrorKind::TimedOut => {
+                        format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())
+                    }
+                    _ => e.to_string(),
+                };
+                JetStreamError::Unavailable {
+                    subject: subject.to_owned(),
+                    reason,
+                }
+            })
+    }
+
+    /// An API request with a JSON body; JetStream's `error` answer becomes
+    /// [`JetStreamError::Api`].
+    pub async fn request<T: DeserializeOwned>(
+        &self,
+        subject: &str,
+        body: &Value,
+    ) -> Result<T, JetStreamError> {
+        let reply = self
+            .send(subject, None, Bytes::from(body.to_string()))
+            .await?;
+        decode(subject, &reply.payload)
+    }
+
+    /// Publishes to a stream's subject and waits until JetStream has stored
+    /// it (replicated to a quorum of a replicated stream).
+    pub async fn publish(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<PubAck, JetStreamError> {
+        let reply = self.send(subject, Some(headers), payload).await?;
+        if reply.status == Some(StatusCode::NO_RESPONDERS) {
+            return Err(JetStreamError::Unavailable {
+                subject: subject.to_owned(),
+                reason: "no stream takes this subject".into(),
+            });
+        }
+        decode(subject, &reply.payload)
+    }
+
+    /// Creates the stream, or updates it when it exists with another
+    /// configuration (a node of a newer version may change limits).
+    pub async fn ensure_stream(&self, config: Value) -> Result<(), JetStreamError> {
+        let name = config["name"]
+            .as_str()
+            .ok_or_else(|| JetStreamError::protocol("stream config", "no name"))?
+            .to_owned();
+        let create = format!("$JS.API.STREAM.CREATE.{name}");
+        match self.request::<Value>(&create, &config).await {
+            Ok(_) => Ok(()),
+            Err(JetStreamError::Api { err_code, .. }) if err_code == STREAM_NAME_IN_USE => {
+                let update = format!("$JS.API.STREAM.UPDATE.{name}");
+                self.request::<Value>(&update, &config).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes every message of `stream` on `subject` (a filter).
+    pub async fn purge(&self, stream: &str, subject: &str) -> Result<(), JetStreamError> {
+        let purge = format!("$JS.API.STREAM.PURGE.{stream}");
+        self.request::<Value>(&purge, &json!({ "filter": subject }))
+            .await
+            .map(|_| ())
+    }
+
+    /// The last message on `subject`, read from any replica (the stream
+    /// must allow direct gets).
+    pub async fn last_message(
+        &self,
+        stream: &str,
+        subject: &str,
+    ) -> Result<Option<StoredMessage>, JetStreamError> {
+        self.direct_get(stream, json!({ "last_by_subj": subject }))
+            .await
+    }
+
+    /// The first message on `subject` at or after sequence `from`.
+    pub async fn next_message(
+        &self,
+        stream: &str,
+        subject: &str,
+        from: u64,
+    ) -> Result<Option<StoredMessage>, JetStreamError> {
+        self.direct_get(stream, json!({ "seq": from, "next_by_subj": subject }))
+            .await
+    }
+
+    async fn direct_get(
+        &self,
+        stream: &str,
+        body: Value,
+    ) -> Result<Option<StoredMessage>, JetStreamError> {
+        let subject = format!("$JS.API.DIRECT.GET.{stream}");
+        let reply = self
+            .send(&subject, None, Bytes::from(body.to_string()))
+            .await?;
+        match reply.status {
+            Some(StatusCode::NOT_FOUND) => return Ok(None),
+            Some(status) if status != StatusCode::OK => {
+                return Err(JetStreamError::Api {
+                    subject,
+                    err_code: u32::from(status.as_u16()),
+                    description: reply.description.unwrap_or_default(),
+                });
+            }
+            _ => {}
+        }
+        let headers = reply
+            .headers
+            .ok_or_else(|| JetStreamError::protocol(&subject, "a message without headers"))?;
+        let field = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+        let sequence = field("Nats-Sequence")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| JetStreamError::protocol(&subject, "no Nats-Sequence"))?;
+        let stored_subject = field("Nats-Subject")
+            .ok_or_else(|| JetStreamError::protocol(&subject, "no Nats-Subject"))?;
+        Ok(Some(StoredMessage {
+            subject: stored_subject,
+            sequence,
+            headers,
+            payload: reply.payload,
+        }))
+    }
+}
+
+/// Reads JetStream's JSON answer: its `error`, or the value.
+fn decode<T: DeserializeOwned>(subject: &str, payload: &[u8]) -> Result<T, JetStreamError> {
+    let answer: Value = serde_json::from_slice(payload)
+        .map_err(|e| JetStreamError::protocol(subject, format!("not JSON: {e}")))?;
+    if let Some(error) = answer.get("error") {
+        return Err(JetStreamError::Api {
+            subject: subject.to_owned(),
+            err_code: error["err_code"].as_u64().unwrap_or(0) as u32,
+            description: error["description"]
+                .as_str()
+                .unwrap_or("no description")
+                .to_owned(),
+        });
+    }
+    serde_json::from_value(answer).map_err(|e| JetStreamError::protocol(subject, e))
+}

@@ -1,0 +1,23 @@
+//! A node's shared state on a NATS JetStream cluster, so that many nodes
+//! serve as one platform: apps and their versions in a key-value bucket
+//! (every write a compare-and-set on the app's revision, every node
+//! watching), component bytes in an object store named by SHA-256. Each
+//! backend implements a seam of `stratus-storage` and passes its
+//! conformance suite, exactly as the embedded SQLite backends do.
+//!
+//! NATS stays off the request path: nodes read this state when it changes
+//! and serve from memory.
+
+mod api;
+mod apps;
+mod artifacts;
+mod kv;
+#[cfg(test)]
+mod testing;
+mod watch;
+
+pub use api::{JetStream, JetStreamError, PubAck, StoredMessage};
+pub use apps::JetStreamApps;
+pub use artifacts::{JetStreamArtifacts, OpenArtifactsError};
+pub use kv::{Entry, Kv, KvSettings};
+pub use watch::{Change, Watch};
