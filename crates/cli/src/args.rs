@@ -372,6 +372,28 @@ pub struct NodeOpts {
     /// reaches it.
     #[arg(long)]
     pub outbound_allow_private: bool,
+    /// Run as one node of a cluster: keep apps and components in the NATS
+    /// JetStream cluster at these servers (comma-separated, e.g.
+    /// "nats://10.0.0.5:4222,nats://10.0.0.6:4222") instead of the data
+    /// directory. Every node started with the same --cluster and
+    /// --cluster-name serves every app, whichever node it was deployed
+    /// through.
+    #[arg(
+        long,
+        env = "STRATUS_CLUSTER",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub cluster: Vec<String>,
+    /// The prefix of the cluster's JetStream buckets, so several Stratus
+    /// clusters can share one NATS cluster.
+    #[arg(long, env = "STRATUS_CLUSTER_NAME", default_value = "stratus")]
+    pub cluster_name: String,
+    /// Copies JetStream keeps of the cluster's buckets: 3 on a NATS cluster
+    /// of three or more servers (survives the loss of one), 1 on a single
+    /// server.
+    #[arg(long, env = "STRATUS_CLUSTER_REPLICAS", default_value_t = 1)]
+    pub cluster_replicas: usize,
 }
 
 /// The key-value backends a node can use.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use stratus_control::Upload;
 use stratus_manifest::Manifest;
-use stratus_node::{KeyValueStore, Metering, NodeConfig, Stratus};
+use stratus_node::{Cluster, KeyValueStore, Metering, NodeConfig, Stratus};
 use stratus_storage::{PriceSheet, Retention, RetryPolicy};
 
 use crate::args::{KeyValueKind, NodeOpts, ServerArgs, UpArgs};
@@ -73,6 +73,11 @@ fn node_config(opts: &NodeOpts, persistent: bool) -> anyhow::Result<NodeConfig> 
         },
         outbound_allow_private: opts.outbound_allow_private,
         persistent,
+        cluster: (!opts.cluster.is_empty()).then(|| Cluster {
+            servers: opts.cluster.clone(),
+            name: opts.cluster_name.clone(),
+            replicas: opts.cluster_replicas,
+        }),
     };
     // Refused before the data directory is created or anything is built.
     config.check()?;

@@ -19,6 +19,7 @@ mod authoring;
 
 mod bad_input;
 mod capabilities;
+mod cluster;
 mod containment_brokers;
 mod containment_connections;
 mod containment_deploy;

@@ -13,11 +13,13 @@
 
 mod deploy;
 mod error;
+mod follow;
 mod node;
 mod serving;
 mod stored;
 
 pub use deploy::{DeployReport, DeployTimings, DeployedFunction, Upload};
 pub use error::ControlError;
+pub use follow::Followed;
 pub use node::{CapabilityBackends, Node, NodeStats};
 pub use serving::LiveCounts;

@@ -40,12 +40,15 @@ pub struct Node {
     /// of them never build on the same old set.
     pub(crate) deploy_lock: tokio::sync::Mutex<()>,
     pub(crate) stats: NodeStats,
-    ready: AtomicBool,
+    pub(crate) ready: AtomicBool,
     /// Apps whose stored live version could not be loaded at start-up, with
     /// why; reported by `/readyz` so an operator sees them.
     problems: std::sync::Mutex<Vec<String>>,
     /// What granted capabilities are served from.
     pub(crate) backends: CapabilityBackends,
+    /// For a node following a shared store: the creation time of each app
+    /// as last followed (`follow.rs`).
+    pub(crate) followed: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// The node-wide services behind the capabilities functions are granted:
@@ -95,6 +98,7 @@ impl Node {
             ready: AtomicBool::new(false),
             problems: std::sync::Mutex::default(),
             backends: CapabilityBackends::default(),
+            followed: std::sync::Mutex::default(),
         }
     }
 
@@ -288,7 +292,7 @@ impl Node {
     }
 
     /// Prepares every function of a stored version for serving.
-    async fn load_version(
+    pub(crate) async fn load_version(
         &self,
         app: &str,
         version: u32,

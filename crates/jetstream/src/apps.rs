@@ -19,7 +19,9 @@ use stratus_storage::{
     VersionRecord,
 };
 
+use crate::api::JetStreamError;
 use crate::kv::Kv;
+use crate::watch::{Change, Watch};
 
 const HEADS: &str = "apps";
 const VERSIONS: &str = "versions";
@@ -105,9 +107,21 @@ impl JetStreamApps {
         JetStreamApps { kv }
     }
 
-    /// The bucket, for a node that watches it.
+    /// The bucket the apps are kept in.
     pub fn bucket(&self) -> &Kv {
         &self.kv
+    }
+
+    /// Follows every app's head: first each app as it is, then every
+    /// deploy, activation, rollback and deletion as it happens, by any node.
+    /// [`JetStreamApps::app_of`] names the app a change is about.
+    pub async fn watch(&self) -> Result<Watch, JetStreamError> {
+        self.kv.watch(HEADS).await
+    }
+
+    /// The app a change seen by [`JetStreamApps::watch`] is about.
+    pub fn app_of(change: &Change) -> Option<&str> {
+        change.key.strip_prefix(HEADS)?.strip_prefix('.')
     }
 
     async fn head(&self, app: &str) -> Result<Option<(Head, u64)>, AppStoreError> {

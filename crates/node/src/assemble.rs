@@ -54,12 +54,23 @@ impl Stratus {
     ) -> Result<Stratus, NodeError> {
         config.check()?;
         let limits = config.connection_limits()?;
-        let artifacts: Arc<dyn ArtifactStore> = Arc::new(
-            FileArtifacts::open(data_dir).map_err(|e| NodeError::open("data directory", e))?,
-        );
-        let apps: Arc<dyn AppStore> = Arc::new(
-            SqliteAppStore::open(data_dir).map_err(|e| NodeError::open("data directory", e))?,
-        );
+        let shared = match &config.cluster {
+            Some(cluster) => Some(crate::cluster::open(cluster, data_dir).await?),
+            None => None,
+        };
+        let (apps, artifacts): (Arc<dyn AppStore>, Arc<dyn ArtifactStore>) = match &shared {
+            Some(shared) => (shared.apps.clone(), shared.artifacts.clone()),
+            None => (
+                Arc::new(
+                    SqliteAppStore::open(data_dir)
+                        .map_err(|e| NodeError::open("data directory", e))?,
+                ),
+                Arc::new(
+                    FileArtifacts::open(data_dir)
+                        .map_err(|e| NodeError::open("data directory", e))?,
+                ),
+            ),
+        };
         let mut runtime_config = RuntimeConfig::new(data_dir.join("compiled"));
         runtime_config.max_instances = config.max_instances;
         runtime_config.output_capacity =
@@ -121,10 +132,15 @@ impl Stratus {
         let control = Arc::new(
             Node::new(apps, artifacts, Arc::new(runtime), invoker).with_backends(backends),
         );
-        control
-            .load_live()
-            .await
-            .map_err(|e| NodeError::Load(Box::new(e)))?;
+        match &shared {
+            Some(shared) => crate::cluster::follow(&shared.apps, control.clone()).await?,
+            None => {
+                control
+                    .load_live()
+                    .await
+                    .map_err(|e| NodeError::Load(Box::new(e)))?;
+            }
+        }
         if !config.idle_ttl.is_zero() {
             control.spawn_evictor(config.idle_ttl);
         }

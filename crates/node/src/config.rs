@@ -64,6 +64,24 @@ pub struct NodeConfig {
     /// Whether the data directory outlives the process (`stratus server`;
     /// not `stratus up`), so that broker sessions may too.
     pub persistent: bool,
+    /// `--cluster`: share apps and components with the other nodes of a
+    /// NATS JetStream cluster instead of keeping them in the data
+    /// directory.
+    pub cluster: Option<Cluster>,
+}
+
+/// The JetStream cluster a node shares its apps and components through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// `--cluster`: NATS servers of the cluster, any one of which lets the
+    /// node in.
+    pub servers: Vec<String>,
+    /// `--cluster-name`: the prefix of the buckets, so several Stratus
+    /// clusters can share one NATS cluster.
+    pub name: String,
+    /// `--cluster-replicas`: copies JetStream keeps of every bucket (3
+    /// survives the loss of one server of three).
+    pub replicas: usize,
 }
 
 /// Where functions' key-value buckets live.
@@ -154,6 +172,7 @@ impl Default for NodeConfig {
             keyvalue_quota: Quota::default(),
             outbound_allow_private: false,
             persistent: true,
+            cluster: None,
         }
     }
 }
@@ -194,6 +213,9 @@ impl NodeConfig {
         }
         if self.max_attempts == 0 {
             refuse("--max-attempts", "must be at least 1")?;
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.check()?;
         }
         if let Some(metering) = &self.metering {
             let prices = &metering.prices;
@@ -287,6 +309,35 @@ fn half_of_physical_memory() -> u64 {
         .unwrap_or(8 << 30)
 }
 
+impl Cluster {
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.servers.is_empty() || self.servers.iter().any(|s| s.trim().is_empty()) {
+            refuse(
+                "--cluster",
+                "needs at least one NATS server, e.g. nats://10.0.0.5:4222",
+            )?;
+        }
+        let name_ok = (1..=32).contains(&self.name.len())
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !name_ok {
+            refuse(
+                "--cluster-name",
+                format!(
+                    "{:?} must be 1 to 32 lowercase letters, digits, `_` or `-` (it prefixes JetStream bucket names)",
+                    self.name
+                ),
+            )?;
+        }
+        if !(1..=5).contains(&self.replicas) {
+            refuse("--cluster-replicas", "must be 1 to 5 (JetStream's limit)")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,7 +350,14 @@ mod tests {
     #[test]
     fn a_bad_setting_names_its_flag() {
         type Change = fn(&mut NodeConfig);
-        let cases: [(Change, &str); 6] = [
+        fn cluster(c: &mut NodeConfig) -> &mut Cluster {
+            c.cluster.get_or_insert(Cluster {
+                servers: vec!["nats://127.0.0.1:4222".into()],
+                name: "stratus".into(),
+                replicas: 3,
+            })
+        }
+        let cases: [(Change, &str); 10] = [
             (|c| c.max_instances = 0, "--max-instances"),
             (|c| c.admin_listen = c.listen, "--listen"),
             (|c| c.write_timeout = Duration::ZERO, "--write-timeout"),
@@ -316,6 +374,10 @@ mod tests {
                 },
                 "--price-gb-second",
             ),
+            (|c| cluster(c).servers.clear(), "--cluster"),
+            (|c| cluster(c).name = "Prod.EU".into(), "--cluster-name"),
+            (|c| cluster(c).name = String::new(), "--cluster-name"),
+            (|c| cluster(c).replicas = 7, "--cluster-replicas"),
         ];
         for (change, flag) in cases {
             let mut config = NodeConfig::default();

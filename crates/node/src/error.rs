@@ -14,6 +14,9 @@ pub enum NodeError {
         what: &'static str,
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The cluster's NATS servers or its buckets could not be reached.
+    #[error("cluster: {0}")]
+    Cluster(String),
     #[error("cannot load the deployed apps: {0}")]
     Load(Box<stratus_control::ControlError>),
     #[error("{}", bind_message(.addr, .flag, .source))]

@@ -11,11 +11,14 @@
 //! [`Stratus::gateway`] and [`Stratus::admin`].
 
 mod assemble;
+mod cluster;
 mod config;
 mod error;
 mod serve;
 
 pub use assemble::Stratus;
-pub use config::{ConfigError, KeyValueStore, MAX_LOG_PER_INVOCATION, Metering, NodeConfig};
+pub use config::{
+    Cluster, ConfigError, KeyValueStore, MAX_LOG_PER_INVOCATION, Metering, NodeConfig,
+};
 pub use error::NodeError;
 pub use serve::bind;
