@@ -13,6 +13,10 @@ env -u CARGO_TARGET_DIR cargo build --release --target wasm32-wasip2 --quiet --m
 bash scripts/guest-toolchains.sh
 # The trigger tests talk to real brokers on loopback.
 bash scripts/brokers.sh
+# The cluster tests start (and kill) NATS servers of their own: a current
+# release, pinned.
+STRATUS_TEST_NATS_SERVER="${STRATUS_TEST_NATS_SERVER:-$(bash scripts/nats-server.sh)}"
+export STRATUS_TEST_NATS_SERVER
 # The metrics test has promtool (Debian's prometheus package) read /metrics;
 # without it that check is skipped, except in CI.
 if ! command -v promtool >/dev/null; then

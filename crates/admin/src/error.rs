@@ -9,7 +9,11 @@ use stratus_control::ControlError;
 use stratus_invoke::{ErrorBody, PlatformError};
 use stratus_manifest::ManifestError;
 use stratus_runtime::RuntimeError;
-use stratus_storage::AppStoreError;
+use stratus_storage::{AppStoreError, ArtifactError};
+
+/// When to try a change again while the cluster's store is out of reach:
+/// NATS reconnects within seconds of a server coming back.
+const STORE_RETRY_AFTER_SECS: u32 = 5;
 
 /// An error answer of the admin API.
 #[derive(Debug)]
@@ -17,6 +21,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds a client should wait before trying again (503s).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -25,6 +31,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -64,6 +71,19 @@ impl From<ControlError> for ApiError {
             ControlError::NoEarlierVersion(_) => (StatusCode::CONFLICT, "no_earlier_version"),
             ControlError::Apps(AppStoreError::Conflict(_)) => {
                 (StatusCode::CONFLICT, "concurrent_change")
+            }
+            // A cluster whose NATS is out of reach: the apps keep serving,
+            // changes wait until it is back.
+            ControlError::Apps(AppStoreError::Unavailable(_))
+            | ControlError::Artifacts(ArtifactError::Unavailable(_)) => {
+                tracing::warn!("admin request refused: {e}");
+                let mut error = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    e.to_string(),
+                );
+                error.retry_after = Some(STORE_RETRY_AFTER_SECS);
+                return error;
             }
             ControlError::Apps(_)
             | ControlError::Artifacts(_)
@@ -109,7 +129,13 @@ impl From<PlatformError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody::new(self.code, self.message, None);
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

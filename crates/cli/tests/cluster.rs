@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::nats::NatsServers;
 use crate::common::*;
 
 /// Nodes of one cluster, named for this test alone; its buckets are
@@ -179,4 +180,136 @@ async fn of_deploys_racing_through_two_nodes_each_is_acknowledged_or_refused_409
         .find(|v| v["live"] == true)
         .unwrap();
     assert_eq!(live_two["version"], live);
+}
+
+/// Deploys `manifest` through `node`'s admin API: the status, the
+/// `Retry-After` header and the JSON answer.
+async fn deploy_raw(node: &Server, manifest: &str) -> (u16, Option<String>, serde_json::Value) {
+    let component = std::fs::read(test_guest("testbed")).unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", manifest.to_owned())
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(component)
+                .file_name(test_guest("testbed").display().to_string()),
+        );
+    let response = node
+        .http
+        .post(node.admin_url("/v1/apps"))
+        .bearer_auth(TOKEN)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, retry_after, json(response).await)
+}
+
+fn manifest_of(who: &str) -> String {
+    std::fs::read_to_string(shop(who).path().join("stratus.toml")).unwrap()
+}
+
+/// Asks `path` of each node `rounds` times; how many answers were not 200.
+async fn failures(nodes: &[&Server], path: &str, rounds: usize) -> usize {
+    let mut failed = 0;
+    for _ in 0..rounds {
+        for node in nodes {
+            let response = node.http.get(node.url(path)).send().await;
+            if !response.is_ok_and(|r| r.status() == 200) {
+                failed += 1;
+            }
+        }
+    }
+    failed
+}
+
+/// Deploys until it is acknowledged, as a client told `Retry-After`
+/// would; fails after 30 s.
+async fn deploy_when_possible(node: &Server, manifest: &str) {
+    let started = Instant::now();
+    loop {
+        let (status, _, answer) = deploy_raw(node, manifest).await;
+        match status {
+            201 => return,
+            503 => assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "still refused after 30 s: {answer}"
+            ),
+            _ => panic!("{status} {answer}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_nats_is_down_apps_serve_deploys_get_503_and_all_resumes_after() {
+    let mut nats = NatsServers::start(1).await;
+    let urls = nats.urls();
+    let args = ["--cluster", urls.as_str(), "--cluster-name", "outage"];
+    let (one, two) = (Server::start_with(&args), Server::start_with(&args));
+    one.deploy(shop("v1").path());
+    serves(&two, "/shop/echo", "v1").await;
+
+    nats.kill(0);
+    assert_eq!(failures(&[&one, &two], "/shop/echo", 200).await, 0);
+    let started = Instant::now();
+    let (status, retry_after, answer) = deploy_raw(&two, &manifest_of("v2")).await;
+    eprintln!(
+        "info: a deploy during the outage was answered in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "store_unavailable", "{answer}");
+    assert_eq!(retry_after.as_deref(), Some("5"));
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("unavailable"), "{message}");
+    // Nodes stay ready: an outage of NATS must not take every pod out of
+    // its Service.
+    for node in [&one, &two] {
+        let (status, ready) = node.admin_get("/readyz").await;
+        assert_eq!(status, 200, "{ready}");
+    }
+    assert_eq!(failures(&[&one, &two], "/shop/echo", 50).await, 0);
+
+    nats.restart(0);
+    deploy_when_possible(&two, &manifest_of("v2")).await;
+    serves(&one, "/shop/echo", "v2").await;
+    serves(&two, "/shop/echo", "v2").await;
+    let (_, app) = one.admin_get("/v1/apps/shop").await;
+    assert_eq!(app["versions"], 2, "the refused deploy left nothing: {app}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_one_nats_server_of_three_fails_no_request_and_deploys_go_on() {
+    let mut nats = NatsServers::start(3).await;
+    // Only the first server is named: the nodes learn the others from it,
+    // and must move to them when it dies.
+    let first = nats.urls().split(',').next().unwrap().to_owned();
+    let args = [
+        "--cluster",
+        first.as_str(),
+        "--cluster-name",
+        "three",
+        "--cluster-replicas",
+        "3",
+    ];
+    let (one, two) = (Server::start_with(&args), Server::start_with(&args));
+    one.deploy(shop("v1").path());
+    serves(&two, "/shop/echo", "v1").await;
+
+    nats.kill(0);
+    assert_eq!(failures(&[&one, &two], "/shop/echo", 200).await, 0);
+    let started = Instant::now();
+    deploy_when_possible(&two, &manifest_of("v2")).await;
+    eprintln!(
+        "info: deploying again after the loss took {:?}",
+        started.elapsed()
+    );
+    let took = serves(&one, "/shop/echo", "v2").await;
+    eprintln!("info: the other node served it {took:?} later");
+    assert_eq!(failures(&[&one, &two], "/shop/echo", 50).await, 0);
 }

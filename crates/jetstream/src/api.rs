@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use async_nats::connection::State;
 use async_nats::{Client, HeaderMap, Message, RequestErrorKind, StatusCode};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -53,6 +54,26 @@ impl JetStreamError {
         JetStreamError::Protocol {
             subject: subject.to_owned(),
             reason: reason.to_string(),
+        }
+    }
+}
+
+/// JetStream out of reach is the storage seams' `Unavailable` (the admin
+/// API answers 503 and `Retry-After`); anything else is the backend's fault.
+impl From<JetStreamError> for stratus_storage::ArtifactError {
+    fn from(e: JetStreamError) -> Self {
+        match e {
+            JetStreamError::Unavailable { .. } => Self::Unavailable(e.to_string()),
+            other => Self::backend(other),
+        }
+    }
+}
+
+impl From<JetStreamError> for stratus_storage::AppStoreError {
+    fn from(e: JetStreamError) -> Self {
+        match e {
+            JetStreamError::Unavailable { .. } => Self::Unavailable(e.to_string()),
+            other => Self::backend(other),
         }
     }
 }
@@ -105,6 +126,14 @@ impl JetStream {
         headers: Option<HeaderMap>,
         payload: Bytes,
     ) -> Result<Message, JetStreamError> {
+        // While the client reconnects a request would wait out its whole
+        // timeout; a deploy should hear at once that it cannot be stored.
+        if self.client.connection_state() != State::Connected {
+            return Err(JetStreamError::Unavailable {
+                subject: subject.to_owned(),
+                reason: "not connected to NATS".into(),
+            });
+        }
         let mut request = async_nats::Request::new()
             .payload(payload)
             .timeout(Some(REQUEST_TIMEOUT));
@@ -117,7 +146,7 @@ impl JetStream {
             .map_err(|e| {
                 let reason = match e.kind() {
                     RequestErrorKind::NoResponders => {
-                        "no responders (is JetStream enabled on the server?)".to_owned()
+                        "no responders (JetStream is not enabled there, or the stream has no leader at the moment)".to_owned()
                     }
                     RequestErrorKind::TimedOut => {
                         format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())

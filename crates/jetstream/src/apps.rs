@@ -125,7 +125,12 @@ impl JetStreamApps {
     }
 
     async fn head(&self, app: &str) -> Result<Option<(Head, u64)>, AppStoreError> {
-        let Some(entry) = self.kv.entry(&head_key(app)?).await.map_err(backend)? else {
+        let Some(entry) = self
+            .kv
+            .entry(&head_key(app)?)
+            .await
+            .map_err(AppStoreError::from)?
+        else {
             return Ok(None);
         };
         let head = decode(&entry.value)?;
@@ -139,7 +144,7 @@ impl JetStreamApps {
     }
 
     async fn heads(&self) -> Result<Vec<Head>, AppStoreError> {
-        let entries = self.kv.entries(HEADS).await.map_err(backend)?;
+        let entries = self.kv.entries(HEADS).await.map_err(AppStoreError::from)?;
         let mut heads = entries
             .iter()
             .map(|entry| decode::<Head>(&entry.value))
@@ -151,7 +156,7 @@ impl JetStreamApps {
     /// Writes the head if it is still at `revision` (`None`: absent).
     async fn commit(&self, head: &Head, revision: Option<u64>) -> Result<(), AppStoreError> {
         let key = head_key(&head.name)?;
-        let value = Bytes::from(serde_json::to_vec(head).map_err(backend)?);
+        let value = Bytes::from(serde_json::to_vec(head).map_err(AppStoreError::backend)?);
         let written = match revision {
             Some(revision) => self.kv.update(&key, value, revision).await,
             None => self.kv.create(&key, value).await,
@@ -159,13 +164,13 @@ impl JetStreamApps {
         match written {
             Ok(_) => Ok(()),
             Err(e) if e.is_wrong_last_sequence() => Err(AppStoreError::Conflict(head.name.clone())),
-            Err(e) => Err(backend(e)),
+            Err(e) => Err(AppStoreError::from(e)),
         }
     }
 
     async fn document(&self, head: &Head, number: u32) -> Result<VersionDoc, AppStoreError> {
         let key = &head.version(number)?.key;
-        let entry = self.kv.entry(key).await.map_err(backend)?.ok_or_else(|| {
+        let entry = self.kv.entry(key).await.map_err(AppStoreError::from)?.ok_or_else(|| {
             AppStoreError::backend(format!(
                 "version {number} of app \"{}\" is named by the app but its document {key} is gone",
                 head.name
@@ -240,8 +245,11 @@ impl JetStreamApps {
             manifest,
             functions,
         };
-        let value = Bytes::from(serde_json::to_vec(&doc).map_err(backend)?);
-        self.kv.put(&key, value).await.map_err(backend)?;
+        let value = Bytes::from(serde_json::to_vec(&doc).map_err(AppStoreError::backend)?);
+        self.kv
+            .put(&key, value)
+            .await
+            .map_err(AppStoreError::from)?;
 
         head.last = number;
         head.updated_at = now;
@@ -279,7 +287,7 @@ impl JetStreamApps {
         match self.kv.delete(&head_key(&app)?, Some(revision)).await {
             Ok(_) => {}
             Err(e) if e.is_wrong_last_sequence() => return Err(AppStoreError::Conflict(app)),
-            Err(e) => return Err(backend(e)),
+            Err(e) => return Err(AppStoreError::from(e)),
         }
         for version in &head.versions {
             if let Err(e) = self.kv.purge(&version.key).await {
@@ -404,10 +412,6 @@ fn head_key(app: &str) -> Result<String, AppStoreError> {
 fn decode<T: serde::de::DeserializeOwned>(value: &[u8]) -> Result<T, AppStoreError> {
     serde_json::from_slice(value)
         .map_err(|e| AppStoreError::backend(format!("an app record in JetStream is corrupt: {e}")))
-}
-
-fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> AppStoreError {
-    AppStoreError::backend(e)
 }
 
 fn now_ms() -> i64 {

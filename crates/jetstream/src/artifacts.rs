@@ -111,7 +111,7 @@ impl Inner {
             .js
             .last_message(self.bucket.stream(), &subject)
             .await
-            .map_err(ArtifactError::backend)?
+            .map_err(ArtifactError::from)?
         else {
             return Ok(None);
         };
@@ -151,7 +151,7 @@ impl Inner {
         let chunks = self.bucket.chunk_subject(&nuid);
         if let Err(e) = objects::publish_chunks(&self.js, &chunks, &bytes).await {
             self.discard(&chunks).await;
-            return Err(ArtifactError::backend(e));
+            return Err(ArtifactError::from(e));
         }
         let info = ObjectInfo::new(&self.bucket, &sha256, nuid, bytes.len(), &digest);
         for _ in 0..WRITE_ATTEMPTS {
@@ -206,12 +206,12 @@ impl Inner {
                 self.discard(&self.bucket.chunk_subject(&info.nuid)).await;
                 match current {
                     Some(current) if !current.info.deleted => blob(false),
-                    _ => Err(ArtifactError::backend(error)),
+                    _ => Err(ArtifactError::from(error)),
                 }
             }
             // Ours may still land: leave its chunks (orphans cost space;
             // a meta without its chunks would cost the component).
-            _ => Err(ArtifactError::backend(error)),
+            _ => Err(ArtifactError::from(error)),
         }
     }
 
@@ -237,7 +237,7 @@ impl Inner {
                 {
                     Ok(()) => {}
                     Err(e) if e.is_wrong_last_sequence() => continue,
-                    Err(e) => return Err(ArtifactError::backend(e)),
+                    Err(e) => return Err(ArtifactError::from(e)),
                 }
             }
             // Also when the marker was there already: a removal that
@@ -245,7 +245,7 @@ impl Inner {
             self.js
                 .purge(self.bucket.stream(), &chunks)
                 .await
-                .map_err(ArtifactError::backend)?;
+                .map_err(ArtifactError::from)?;
             return self.forget_local(sha256).await;
         }
         Err(ArtifactError::backend(format!(

@@ -16,8 +16,10 @@ use crate::api::{JetStream, JetStreamError};
 
 /// Messages asked for per pull request.
 const BATCH: u64 = 256;
-/// How long one pull request waits at the server for a write.
-const EXPIRES: Duration = Duration::from_secs(5);
+/// How long one pull request waits at the server for a write. Short,
+/// because silence past it is how a watch notices that its server went
+/// away with its consumer: it then starts another on a live server.
+const EXPIRES: Duration = Duration::from_secs(2);
 /// A consumer nobody pulls from is removed by the server after this.
 const INACTIVE: Duration = Duration::from_secs(30);
 /// Pause before making a consumer again after a failure.
@@ -206,7 +208,12 @@ impl Watch {
                 .map_err(|e| Lost::Consumer(e.to_string()))?;
             self.outstanding = BATCH;
         }
-        let message = match tokio::time::timeout(EXPIRES * 2, self.messages.next()).await {
+        let message = match tokio::time::timeout(
+            EXPIRES + Duration::from_secs(1),
+            self.messages.next(),
+        )
+        .await
+        {
             Ok(Some(message)) => message,
             Ok(None) => {
                 return Err(Lost::Closed(JetStreamError::Unavailable {

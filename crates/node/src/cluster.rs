@@ -26,11 +26,28 @@ pub(crate) struct Shared {
 /// Connects to the cluster's NATS servers and opens (creating when
 /// missing) the apps bucket and the components' object store.
 pub(crate) async fn open(cluster: &Cluster, data_dir: &Path) -> Result<Shared, NodeError> {
+    let addresses = cluster
+        .servers
+        .iter()
+        .map(|server| {
+            server
+                .trim()
+                .parse::<async_nats::ServerAddr>()
+                .map_err(|e| {
+                    NodeError::Cluster(format!(
+                        "--cluster: {server:?} is not a NATS server URL: {e}"
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let servers = cluster.servers.join(",");
+    // Once connected, the client reconnects by itself for as long as the
+    // node runs: an outage stops deploys, never the node.
     let client = async_nats::ConnectOptions::new()
         .name("stratus node")
         .connection_timeout(Duration::from_secs(5))
-        .connect(servers.as_str())
+        .max_reconnects(None)
+        .connect(addresses)
         .await
         .map_err(|e| NodeError::Cluster(format!("cannot reach NATS at {servers}: {e}")))?;
     let js = JetStream::new(client);

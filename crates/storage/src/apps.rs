@@ -87,6 +87,12 @@ pub enum AppStoreError {
     )]
     Conflict(String),
 
+    /// A backend on a server cannot be reached right now (NATS is down or
+    /// has no leader); nothing was written and trying later may succeed.
+    /// The admin API answers 503 with `Retry-After`.
+    #[error("the app store is unavailable: {0}")]
+    Unavailable(String),
+
     /// The backend itself failed (a SQLite statement, a corrupt row, a
     /// lost connection); its message is shown unchanged.
     #[error(transparent)]

@@ -48,6 +48,11 @@ pub enum ArtifactError {
     #[error("component blob {sha256} is missing (expected at {location})")]
     Missing { sha256: String, location: String },
 
+    /// A backend on a server cannot be reached right now; trying later may
+    /// succeed. The admin API answers 503 with `Retry-After`.
+    #[error("the component store is unavailable: {0}")]
+    Unavailable(String),
+
     /// The backend itself failed (a full disk, a lost connection); its
     /// message is shown unchanged.
     #[error(transparent)]

@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod jetstream;
+pub mod nats;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -207,7 +207,7 @@ pub(super) async fn read_chunks(
         let chunk = js
             .next_message(&bucket.stream, &subject, from)
             .await
-            .map_err(ArtifactError::backend)?
+            .map_err(ArtifactError::from)?
             .ok_or_else(|| corrupt(format!("chunk {index} of {} is missing", info.chunks)))?;
         if (bytes.len() + chunk.payload.len()) as u64 > info.size {
             return Err(corrupt(format!(
