@@ -13,7 +13,7 @@ use stratus_storage::{AppStoreError, ArtifactError};
 
 /// When to try a change again while the cluster's store is out of reach:
 /// NATS reconnects within seconds of a server coming back.
-const STORE_RETRY_AFTER_SECS: u32 = 5;
+pub(crate) const STORE_RETRY_AFTER_SECS: u32 = 5;
 
 /// An error answer of the admin API.
 #[derive(Debug)]

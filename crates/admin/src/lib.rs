@@ -24,6 +24,7 @@ mod health;
 mod invocations;
 mod metrics;
 pub mod model;
+mod nodes;
 mod openapi;
 mod secrets;
 mod upload;
@@ -62,6 +63,8 @@ pub struct AdminState {
     pub triggers: Arc<stratus_triggers::Health>,
     /// Apps' secrets (set and listed here, read by functions).
     pub secrets: Arc<stratus_secrets::SecretStore>,
+    /// The platform's nodes: this one, or the cluster's.
+    pub nodes: Arc<dyn stratus_storage::NodeDirectory>,
 }
 
 /// The admin API as a router, ready to serve: the areas under `/v1`, each
@@ -74,6 +77,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(events::router())
         .merge(secrets::router())
         .merge(usage::router())
+        .merge(nodes::router())
         .layer(DefaultBodyLimit::max(state.max_upload))
         .route_layer(axum::middleware::from_fn_with_state(
             auth::Token::from_ref(&state),

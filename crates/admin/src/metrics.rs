@@ -242,5 +242,17 @@ fn families(state: &MetricsState) -> Vec<Family> {
         help: "Live functions whose compiled code is in memory",
         value: Value::Gauge(count(live.resident)),
     });
+    // The scaling signal: in flight against capacity, per node.
+    let admission = state.node.invoker().admission();
+    families.push(Family {
+        name: "inflight_requests",
+        help: "Invocations running now (HTTP, events, calls between functions)",
+        value: Value::Gauge(i64::from(admission.in_flight())),
+    });
+    families.push(Family {
+        name: "node_capacity",
+        help: "Invocations the node runs at once at most (--max-instances)",
+        value: Value::Gauge(i64::from(admission.capacity())),
+    });
     families
 }

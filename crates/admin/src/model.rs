@@ -499,6 +499,45 @@ pub struct SecretSummary {
     pub updated_at: i64,
 }
 
+/// A node of the platform and its load (`GET /v1/nodes`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NodeInfo {
+    /// Unique to this run of the node.
+    pub id: String,
+    pub hostname: String,
+    /// Where its gateway and admin API listen.
+    pub gateway: String,
+    pub admin: String,
+    /// The `stratus` release it runs.
+    pub version: String,
+    /// Unix time in milliseconds.
+    pub started_at: i64,
+    /// When it last said it was alive (unix milliseconds).
+    pub seen_at: i64,
+    pub live_apps: u32,
+    /// Invocations running on it now.
+    pub in_flight: u32,
+    /// The most it runs at once (`--max-instances`).
+    pub capacity: u32,
+}
+
+impl From<stratus_storage::NodeRecord> for NodeInfo {
+    fn from(n: stratus_storage::NodeRecord) -> Self {
+        NodeInfo {
+            id: n.id,
+            hostname: n.hostname,
+            gateway: n.gateway,
+            admin: n.admin,
+            version: n.version,
+            started_at: n.started_at,
+            seen_at: n.seen_at,
+            live_apps: n.live_apps,
+            in_flight: n.in_flight,
+            capacity: n.capacity,
+        }
+    }
+}
+
 /// A live function as it is now.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FunctionStatus {

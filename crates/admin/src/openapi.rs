@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::invocations::{functions, logs};
-use crate::{apps, events, health, invocations, metrics, model, secrets, usage};
+use crate::{apps, events, health, invocations, metrics, model, nodes, secrets, usage};
 
 // Each path keeps the tag it had before the API was split by area (the
 // module it was in then), so the published document did not change.
@@ -18,7 +18,7 @@ use crate::{apps, events, health, invocations, metrics, model, secrets, usage};
         apps::activate_version, apps::rollback, invocations::invoke,
         usage::usage, logs::logs, logs::invocation, events::event, events::dead_letters, events::function_events,
         events::redrive, events::publish, secrets::list, secrets::set, secrets::delete,
-        functions::list, metrics::scrape,
+        functions::list, metrics::scrape, nodes::list,
     ),
     components(schemas(
         model::AppSummary, model::AppDetail, model::FunctionInfo, model::VersionSummary,
@@ -27,7 +27,7 @@ use crate::{apps, events, health, invocations, metrics, model, secrets, usage};
         model::UsageReport, model::Prices, model::UsageRow, model::LogLineInfo, model::LogLines,
         model::InvocationDetail, model::AsyncAccepted, model::EventInfo,
         model::DeadLetters, model::Redriven, model::Published, model::SecretSummary, model::KeyValueHealth,
-        model::FunctionStatus, model::FunctionTrigger, model::LastErrorInfo,
+        model::FunctionStatus, model::FunctionTrigger, model::LastErrorInfo, model::NodeInfo,
     )),
     modifiers(&BearerAuth),
 )]

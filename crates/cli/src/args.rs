@@ -101,6 +101,8 @@ pub enum Command {
     Deploy(Remote<DeployArgs>),
     /// List apps.
     Apps(Remote<ListArgs>),
+    /// List the nodes serving the platform: this one, or every node of its cluster, with their load.
+    Nodes(Remote<ListArgs>),
     /// List live functions: routes, triggers, resident or scaled to zero, last error.
     Functions(Remote<FunctionsArgs>),
     /// The node at a glance: readiness, functions, brokers, triggers, key-value store, problems.
@@ -387,12 +389,22 @@ pub struct NodeOpts {
     pub cluster: Vec<String>,
     /// The prefix of the cluster's JetStream buckets, so several Stratus
     /// clusters can share one NATS cluster.
-    #[arg(long, env = "STRATUS_CLUSTER_NAME", default_value = "stratus")]
+    #[arg(
+        long,
+        env = "STRATUS_CLUSTER_NAME",
+        hide_env_values = true,
+        default_value = "stratus"
+    )]
     pub cluster_name: String,
     /// Copies JetStream keeps of the cluster's buckets: 3 on a NATS cluster
     /// of three or more servers (survives the loss of one), 1 on a single
     /// server.
-    #[arg(long, env = "STRATUS_CLUSTER_REPLICAS", default_value_t = 1)]
+    #[arg(
+        long,
+        env = "STRATUS_CLUSTER_REPLICAS",
+        hide_env_values = true,
+        default_value_t = 1
+    )]
     pub cluster_replicas: usize,
 }
 

@@ -60,6 +60,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::deploy::run(&remote(client), args).await
         }
         Command::Apps(Remote { client, args }) => commands::apps::list(&remote(client), args).await,
+        Command::Nodes(Remote { client, args }) => {
+            commands::nodes::list(&remote(client), args).await
+        }
         Command::Functions(Remote { client, args }) => {
             commands::status::functions(&remote(client), args).await
         }

@@ -37,8 +37,9 @@ impl Drop for Cluster {
                 .unwrap();
             runtime.block_on(async {
                 let js = JetStream::connect().await;
-                js.delete_stream(&format!("KV_{name}_apps")).await;
-                js.delete_stream(&format!("OBJ_{name}_components")).await;
+                for stream in ["KV_{}_apps", "KV_{}_nodes", "OBJ_{}_components"] {
+                    js.remove_stream(&stream.replace("{}", &name)).await;
+                }
             });
         })
         .join();
@@ -65,6 +66,26 @@ async fn serves(node: &Server, path: &str, who: &str) -> Duration {
             response.status()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `stratus nodes --format json` through `node` once it lists `n` nodes;
+/// fails after 10 s.
+async fn nodes(node: &Server, n: usize) -> Vec<serde_json::Value> {
+    let started = Instant::now();
+    loop {
+        let out = node.cli(&["nodes", "--format", "json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let listed: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+        if listed.len() == n {
+            return listed;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} nodes listed, not {n}: {listed:?}",
+            listed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -113,17 +134,44 @@ async fn a_deploy_through_one_node_is_served_by_every_node() {
     }
 
     // A node started late serves every app as soon as it says it is ready.
-    let late = cluster.node();
+    let mut late = cluster.node();
     let (status, ready) = late.admin_get("/readyz").await;
     assert_eq!(status, 200, "{ready}");
     let response = late.get("/shop/echo").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-who"], "v1");
 
+    // Every node lists every node; one that stops leaves the list.
+    let listed = nodes(&one, 3).await;
+    let gateways: Vec<&str> = listed
+        .iter()
+        .map(|n| n["gateway"].as_str().unwrap())
+        .collect();
+    for node in [&one, &two, &late] {
+        let address = node.gateway.trim_start_matches("http://");
+        assert!(gateways.contains(&address), "{address} not in {gateways:?}");
+    }
+    assert!(
+        listed.iter().all(|n| n["capacity"].as_u64() > Some(0)),
+        "{listed:?}"
+    );
+    // Each heartbeat (every 5 s) carries the node's load as it is then.
+    let started = Instant::now();
+    while !nodes(&one, 3).await.iter().all(|n| n["live_apps"] == 1) {
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "{:?}",
+            nodes(&one, 3).await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(late.terminate().success());
+    nodes(&two, 2).await;
+
     // Deleted through one node, the app stops everywhere.
     let out = two.cli(&["delete", "shop"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    for node in [&one, &two, &late] {
+    for node in [&one, &two] {
         let started = Instant::now();
         while node.get("/shop/echo").await.status() != 404 {
             assert!(
@@ -312,4 +360,23 @@ async fn losing_one_nats_server_of_three_fails_no_request_and_deploys_go_on() {
     let took = serves(&one, "/shop/echo", "v2").await;
     eprintln!("info: the other node served it {took:?} later");
     assert_eq!(failures(&[&one, &two], "/shop/echo", 50).await, 0);
+}
+
+#[tokio::test]
+async fn a_node_on_its_own_lists_itself_with_its_load() {
+    let node = Server::start();
+    node.deploy(shop("v1").path());
+    let listed = nodes(&node, 1).await;
+    assert_eq!(
+        listed[0]["gateway"].as_str(),
+        Some(node.gateway.trim_start_matches("http://"))
+    );
+    assert_eq!(listed[0]["live_apps"], 1, "{listed:?}");
+    let out = node.cli(&["nodes"]);
+    let table = stdout(&out);
+    assert!(table.starts_with("NODE"), "{table}");
+    assert!(
+        table.contains(&format!("0/{}", listed[0]["capacity"])),
+        "{table}"
+    );
 }

@@ -21,6 +21,8 @@ pub struct Admission {
     memory_mib: Arc<Semaphore>,
     memory_budget_mib: u32,
     queue_timeout: Duration,
+    /// Instance slots in all.
+    capacity: u32,
 }
 
 /// What an admitted invocation holds until it ends.
@@ -54,11 +56,24 @@ impl Admission {
             memory_mib: Arc::new(Semaphore::new(memory_budget_mib as usize)),
             memory_budget_mib,
             queue_timeout,
+            capacity: slots,
         }
     }
 
     pub fn queue_timeout(&self) -> Duration {
         self.queue_timeout
+    }
+
+    /// Invocations the node runs at once at most (`--max-instances`).
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Invocations admitted and running now: with [`Admission::capacity`],
+    /// the load an autoscaler or a node list shows.
+    pub fn in_flight(&self) -> u32 {
+        let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
+        self.capacity.saturating_sub(free)
     }
 
     /// Waits (bounded) for the function's slot, a node slot and the memory

@@ -122,6 +122,11 @@ impl Invoker {
     }
 
     /// The node's invocation recorder, when metering is on.
+    /// Where invocations wait for capacity: its size and what runs now.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
     pub fn recorder(&self) -> Option<&Recorder> {
         self.recorder.as_ref()
     }

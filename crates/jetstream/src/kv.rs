@@ -13,6 +13,9 @@ use serde_json::json;
 use crate::api::{JetStream, JetStreamError, StoredMessage};
 use crate::watch::{Start, Watch};
 
+/// How long a publish with the same message id is dropped as a duplicate.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
 /// How a bucket is created.
 #[derive(Debug, Clone)]
 pub struct KvSettings {
@@ -77,6 +80,10 @@ impl Kv {
             return Err(invalid("a bucket name", bucket));
         }
         let stream = format!("KV_{bucket}");
+        // JetStream refuses a duplicate window longer than the entries live.
+        let window = settings
+            .max_age
+            .map_or(DUPLICATE_WINDOW, |age| age.min(DUPLICATE_WINDOW));
         js.ensure_stream(json!({
             "name": stream,
             "subjects": [format!("$KV.{bucket}.>")],
@@ -89,7 +96,7 @@ impl Kv {
             "allow_rollup_hdrs": true,
             "allow_direct": true,
             "deny_delete": true,
-            "duplicate_window": 120_000_000_000u64,
+            "duplicate_window": window.as_nanos() as u64,
         }))
         .await?;
         Ok(Kv {

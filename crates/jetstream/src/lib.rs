@@ -12,6 +12,7 @@ mod api;
 mod apps;
 mod artifacts;
 mod kv;
+mod nodes;
 #[cfg(test)]
 mod testing;
 mod watch;
@@ -20,4 +21,5 @@ pub use api::{JetStream, JetStreamError, PubAck, StoredMessage};
 pub use apps::JetStreamApps;
 pub use artifacts::{JetStreamArtifacts, OpenArtifactsError};
 pub use kv::{Entry, Kv, KvSettings};
+pub use nodes::{EXPIRY as NODE_EXPIRY, HEARTBEAT, JetStreamNodes};
 pub use watch::{Change, Watch};

@@ -8,16 +8,18 @@ use stratus_control::{CapabilityBackends, Node};
 use stratus_events::{DispatchConfig, Dispatcher, QUEUE_SERVICE_HOST, QueueService};
 use stratus_gateway::{ConnectionLimits, Gateway};
 use stratus_invoke::{Admission, FunctionCalls, Invoker};
+use stratus_jetstream::JetStreamNodes;
 use stratus_ledger::SqliteLedger;
 use stratus_queue::SqliteQueue;
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_secrets::SecretStore;
-use stratus_storage::{AppStore, ArtifactStore, Ledger};
+use stratus_storage::{AppStore, ArtifactStore, Ledger, NodeDirectory};
 use stratus_store::{FileArtifacts, SqliteAppStore};
 use stratus_triggers::{TriggerConfig, Triggers};
 
 use crate::config::{KeyValueStore, NodeConfig};
 use crate::error::NodeError;
+use crate::presence::{ClusterNodes, Presence, ThisNode};
 
 /// How long handled and dead events stay queryable.
 const SETTLED_EVENTS_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
@@ -33,6 +35,9 @@ pub struct Stratus {
     pub(crate) ledger: Option<Arc<Ledger>>,
     pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) triggers: Triggers,
+    pub(crate) presence: Arc<Presence>,
+    /// In a cluster: where this node's heartbeat goes.
+    pub(crate) registry: Option<JetStreamNodes>,
 }
 
 impl std::fmt::Debug for Stratus {
@@ -144,6 +149,14 @@ impl Stratus {
         if !config.idle_ttl.is_zero() {
             control.spawn_evictor(config.idle_ttl);
         }
+        let presence = Presence::new(control.clone());
+        let registry = shared.as_ref().map(|shared| shared.nodes.clone());
+        let nodes: Arc<dyn NodeDirectory> = match &registry {
+            Some(registry) => Arc::new(ClusterNodes {
+                registry: registry.clone(),
+            }),
+            None => Arc::new(ThisNode(presence.clone())),
+        };
         let admin = stratus_admin::router(AdminState {
             node: control.clone(),
             token: token.into(),
@@ -152,6 +165,7 @@ impl Stratus {
             dispatcher: dispatcher.clone(),
             triggers: triggers.health(),
             secrets,
+            nodes,
         });
         Ok(Stratus {
             control,
@@ -161,6 +175,8 @@ impl Stratus {
             ledger,
             dispatcher,
             triggers,
+            presence,
+            registry,
         })
     }
 

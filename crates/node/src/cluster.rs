@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratus_control::Node;
-use stratus_jetstream::{JetStream, JetStreamApps, JetStreamArtifacts, Kv, KvSettings, Watch};
+use stratus_jetstream::{
+    JetStream, JetStreamApps, JetStreamArtifacts, JetStreamNodes, Kv, KvSettings, NODE_EXPIRY,
+    Watch,
+};
 
 use crate::config::Cluster;
 use crate::error::NodeError;
@@ -21,6 +24,7 @@ const FOLLOW_ATTEMPTS: u32 = 5;
 pub(crate) struct Shared {
     pub(crate) apps: Arc<JetStreamApps>,
     pub(crate) artifacts: Arc<JetStreamArtifacts>,
+    pub(crate) nodes: JetStreamNodes,
 }
 
 /// Connects to the cluster's NATS servers and opens (creating when
@@ -60,6 +64,14 @@ pub(crate) async fn open(cluster: &Cluster, data_dir: &Path) -> Result<Shared, N
     let kv = Kv::open(js.clone(), &bucket, &settings)
         .await
         .map_err(|e| NodeError::Cluster(format!("cannot open the apps bucket {bucket}: {e}")))?;
+    let bucket = format!("{}_nodes", cluster.name);
+    let expiring = KvSettings {
+        max_age: Some(NODE_EXPIRY),
+        ..settings.clone()
+    };
+    let nodes = Kv::open(js.clone(), &bucket, &expiring)
+        .await
+        .map_err(|e| NodeError::Cluster(format!("cannot open the nodes bucket {bucket}: {e}")))?;
     let objects = format!("{}_components", cluster.name);
     let artifacts = JetStreamArtifacts::open(
         js,
@@ -72,6 +84,7 @@ pub(crate) async fn open(cluster: &Cluster, data_dir: &Path) -> Result<Shared, N
     Ok(Shared {
         apps: Arc::new(JetStreamApps::new(kv)),
         artifacts: Arc::new(artifacts),
+        nodes: JetStreamNodes::new(nodes),
     })
 }
 

@@ -14,6 +14,7 @@ mod assemble;
 mod cluster;
 mod config;
 mod error;
+mod presence;
 mod serve;
 
 pub use assemble::Stratus;

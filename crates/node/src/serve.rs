@@ -34,6 +34,16 @@ impl Stratus {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), NodeError> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        if let (Ok(g), Ok(a)) = (gateway.local_addr(), admin.local_addr()) {
+            self.presence.serving_at(g, a);
+        }
+        let heartbeat = self.registry.clone().map(|registry| {
+            tokio::spawn(crate::presence::heartbeat(
+                registry,
+                self.presence.clone(),
+                stop_rx.clone(),
+            ))
+        });
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
@@ -81,6 +91,9 @@ impl Stratus {
         delivering.abort();
         triggering.abort();
         let (g, a) = tokio::join!(serving, administering);
+        if let Some(heartbeat) = heartbeat {
+            let _ = heartbeat.await;
+        }
         g.map_err(|e| NodeError::Task("gateway", e))?
             .map_err(|e| NodeError::Serve("gateway", e))?;
         a.map_err(|e| NodeError::Task("admin API", e))?

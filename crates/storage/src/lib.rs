@@ -15,6 +15,7 @@ mod artifacts;
 pub mod conformance;
 mod keyvalue;
 mod ledger;
+mod nodes;
 mod queue;
 mod secrets;
 
@@ -31,6 +32,7 @@ pub use ledger::{
     LedgerFuture, LedgerStats, LedgerStore, LogLine, LogQuery, LogStream, Outbound, PriceSheet,
     Recorder, Retention, Trigger, UsageQuery, UsageReport, UsageRow, UsageSums, format_time,
 };
+pub use nodes::{NodeDirectory, NodeRecord, NodesError, NodesFuture};
 pub use queue::{
     Delivery, EventQueue, EventState, EventStatus, NewEvent, QueueError, QueueFuture, RetryPolicy,
     Settled,

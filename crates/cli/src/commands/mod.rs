@@ -6,6 +6,7 @@ pub mod dlq;
 pub mod invoke;
 pub mod logs;
 pub mod new;
+pub mod nodes;
 pub mod secrets;
 pub mod status;
 pub mod usage;

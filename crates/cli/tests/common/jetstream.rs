@@ -59,6 +59,13 @@ impl JetStream {
             .unwrap();
     }
 
+    /// Deletes the stream if there is one (cleaning up after a test).
+    pub async fn remove_stream(&self, name: &str) {
+        let _ = self
+            .api(format!("$JS.API.STREAM.DELETE.{name}"), json!({}))
+            .await;
+    }
+
     /// Publishes and waits until the stream has stored it.
     pub async fn publish(&self, subject: String, body: impl AsRef<[u8]>) {
         let reply = self
