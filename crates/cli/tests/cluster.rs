@@ -37,7 +37,12 @@ impl Drop for Cluster {
                 .unwrap();
             runtime.block_on(async {
                 let js = JetStream::connect().await;
-                for stream in ["KV_{}_apps", "KV_{}_nodes", "OBJ_{}_components"] {
+                for stream in [
+                    "KV_{}_apps",
+                    "KV_{}_nodes",
+                    "KV_{}_ticks",
+                    "OBJ_{}_components",
+                ] {
                     js.remove_stream(&stream.replace("{}", &name)).await;
                 }
             });
@@ -378,5 +383,67 @@ async fn a_node_on_its_own_lists_itself_with_its_load() {
     assert!(
         table.contains(&format!("0/{}", listed[0]["capacity"])),
         "{table}"
+    );
+}
+
+/// The second of each succeeded cron event of `function` on `node`.
+async fn ticks_run(node: &Server, function: &str) -> Vec<u64> {
+    function_events(node, function)
+        .await
+        .iter()
+        .filter(|e| e["id"].as_str().unwrap().starts_with("cron-") && e["state"] == "succeeded")
+        .map(|e| {
+            e["id"]
+                .as_str()
+                .unwrap()
+                .rsplit('-')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_tick_runs_once_across_three_nodes_even_when_one_is_killed() {
+    let cluster = Cluster::new();
+    let (one, two, mut three) = (cluster.node(), cluster.node(), cluster.node());
+    let app = testbed_app(
+        "clock",
+        "tick",
+        &[],
+        "triggers = [{ cron = \"* * * * * *\" }]",
+    );
+    one.deploy(app.path());
+    let started = Instant::now();
+    let mut killed = false;
+    let mut all: Vec<u64> = Vec::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if !killed && started.elapsed() > Duration::from_secs(4) {
+            // The ticks it had run so far stay counted.
+            all.extend(ticks_run(&three, "tick").await);
+            three.kill_9();
+            killed = true;
+        }
+    }
+    all.extend(ticks_run(&one, "tick").await);
+    all.extend(ticks_run(&two, "tick").await);
+    all.sort_unstable();
+    let distinct = {
+        let mut d = all.clone();
+        d.dedup();
+        d
+    };
+    eprintln!("info: ticks run: {all:?}");
+    assert_eq!(all, distinct, "a tick ran twice");
+    let span = distinct.last().unwrap() - distinct.first().unwrap() + 1;
+    // A tick the killed node had claimed but not yet run is the only one
+    // that may be missing.
+    assert!(
+        distinct.len() as u64 + 1 >= span && distinct.len() >= 7,
+        "{} ticks run over {span} seconds: {distinct:?}",
+        distinct.len()
     );
 }

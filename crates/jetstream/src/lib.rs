@@ -15,6 +15,7 @@ mod kv;
 mod nodes;
 #[cfg(test)]
 mod testing;
+mod ticks;
 mod watch;
 
 pub use api::{JetStream, JetStreamError, PubAck, StoredMessage};
@@ -22,4 +23,5 @@ pub use apps::JetStreamApps;
 pub use artifacts::{JetStreamArtifacts, OpenArtifactsError};
 pub use kv::{Entry, Kv, KvSettings};
 pub use nodes::{EXPIRY as NODE_EXPIRY, HEARTBEAT, JetStreamNodes};
+pub use ticks::SharedTicks;
 pub use watch::{Change, Watch};

@@ -8,12 +8,12 @@ use stratus_control::{CapabilityBackends, Node};
 use stratus_events::{DispatchConfig, Dispatcher, QUEUE_SERVICE_HOST, QueueService};
 use stratus_gateway::{ConnectionLimits, Gateway};
 use stratus_invoke::{Admission, FunctionCalls, Invoker};
-use stratus_jetstream::JetStreamNodes;
+use stratus_jetstream::{JetStreamNodes, SharedTicks};
 use stratus_ledger::SqliteLedger;
 use stratus_queue::SqliteQueue;
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_secrets::SecretStore;
-use stratus_storage::{AppStore, ArtifactStore, Ledger, NodeDirectory};
+use stratus_storage::{AppStore, ArtifactStore, EventQueue, Ledger, NodeDirectory};
 use stratus_store::{FileArtifacts, SqliteAppStore};
 use stratus_triggers::{TriggerConfig, Triggers};
 
@@ -110,8 +110,13 @@ impl Stratus {
             SETTLED_EVENTS_KEPT,
         )
         .map_err(|e| NodeError::open("event queue", e))?;
+        let queue: Arc<dyn EventQueue> = match &shared {
+            // Each cron tick fires on one node of the cluster.
+            Some(shared) => Arc::new(SharedTicks::new(Arc::new(queue), shared.ticks.clone())),
+            None => Arc::new(queue),
+        };
         let dispatcher = Dispatcher::new(
-            Arc::new(queue),
+            queue,
             invoker.clone(),
             DispatchConfig {
                 max_attempts: config.max_attempts,

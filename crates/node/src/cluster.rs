@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     pub(crate) apps: Arc<JetStreamApps>,
     pub(crate) artifacts: Arc<JetStreamArtifacts>,
     pub(crate) nodes: JetStreamNodes,
+    /// Cron triggers' last ticks, claimed by one node each.
+    pub(crate) ticks: Kv,
 }
 
 /// Connects to the cluster's NATS servers and opens (creating when
@@ -72,6 +74,10 @@ pub(crate) async fn open(cluster: &Cluster, data_dir: &Path) -> Result<Shared, N
     let nodes = Kv::open(js.clone(), &bucket, &expiring)
         .await
         .map_err(|e| NodeError::Cluster(format!("cannot open the nodes bucket {bucket}: {e}")))?;
+    let bucket = format!("{}_ticks", cluster.name);
+    let ticks = Kv::open(js.clone(), &bucket, &settings)
+        .await
+        .map_err(|e| NodeError::Cluster(format!("cannot open the ticks bucket {bucket}: {e}")))?;
     let objects = format!("{}_components", cluster.name);
     let artifacts = JetStreamArtifacts::open(
         js,
@@ -85,6 +91,7 @@ pub(crate) async fn open(cluster: &Cluster, data_dir: &Path) -> Result<Shared, N
         apps: Arc::new(JetStreamApps::new(kv)),
         artifacts: Arc::new(artifacts),
         nodes: JetStreamNodes::new(nodes),
+        ticks,
     })
 }
 
