@@ -251,7 +251,7 @@ fn families(state: &MetricsState) -> Vec<Family> {
     });
     families.push(Family {
         name: "node_capacity",
-        help: "Invocations the node runs at once at most (--max-instances)",
+        help: "Invocations the node runs at once at most (its instance slots: --max-instances less the idle reserve)",
         value: Value::Gauge(i64::from(admission.capacity())),
     });
     families

@@ -517,7 +517,7 @@ pub struct NodeInfo {
     pub live_apps: u32,
     /// Invocations running on it now.
     pub in_flight: u32,
-    /// The most it runs at once (`--max-instances`).
+    /// The most it runs at once (its instance slots).
     pub capacity: u32,
 }
 

@@ -64,7 +64,7 @@ impl Admission {
         self.queue_timeout
     }
 
-    /// Invocations the node runs at once at most (`--max-instances`).
+    /// Invocations the node runs at once at most: its instance slots.
     pub fn capacity(&self) -> u32 {
         self.capacity
     }
