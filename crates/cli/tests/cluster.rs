@@ -22,7 +22,7 @@ impl Cluster {
     }
 
     fn node(&self) -> Server {
-        Server::start_with(&["--cluster", NATS, "--cluster-name", &self.name])
+        cluster_node(&["--cluster", NATS, "--cluster-name", &self.name])
     }
 }
 
@@ -41,6 +41,7 @@ impl Drop for Cluster {
                     "KV_{}_apps",
                     "KV_{}_nodes",
                     "KV_{}_ticks",
+                    "KV_{}_secrets",
                     "OBJ_{}_components",
                 ] {
                     js.remove_stream(&stream.replace("{}", &name)).await;
@@ -49,6 +50,14 @@ impl Drop for Cluster {
         })
         .join();
     }
+}
+
+/// The key every node of a test cluster seals secrets with (32 bytes).
+const SECRETS_KEY: &str = "c3RyYXR1cy10ZXN0LWNsdXN0ZXItc2VjcmV0cy1rZXk=";
+
+/// A node started with `args` (which name the cluster) and the shared key.
+fn cluster_node(args: &[&str]) -> Server {
+    Server::start_with_env(args, &[("STRATUS_SECRETS_KEY", SECRETS_KEY)])
 }
 
 /// The `x-who` header of `path` on `node` once it answers 200 with `who`,
@@ -303,7 +312,7 @@ async fn while_nats_is_down_apps_serve_deploys_get_503_and_all_resumes_after() {
     let mut nats = NatsServers::start(1).await;
     let urls = nats.urls();
     let args = ["--cluster", urls.as_str(), "--cluster-name", "outage"];
-    let (one, two) = (Server::start_with(&args), Server::start_with(&args));
+    let (one, two) = (cluster_node(&args), cluster_node(&args));
     one.deploy(shop("v1").path());
     serves(&two, "/shop/echo", "v1").await;
 
@@ -350,7 +359,7 @@ async fn losing_one_nats_server_of_three_fails_no_request_and_deploys_go_on() {
         "--cluster-replicas",
         "3",
     ];
-    let (one, two) = (Server::start_with(&args), Server::start_with(&args));
+    let (one, two) = (cluster_node(&args), cluster_node(&args));
     one.deploy(shop("v1").path());
     serves(&two, "/shop/echo", "v1").await;
 
@@ -445,5 +454,85 @@ async fn a_cron_tick_runs_once_across_three_nodes_even_when_one_is_killed() {
         distinct.len() as u64 + 1 >= span && distinct.len() >= 7,
         "{} ticks run over {span} seconds: {distinct:?}",
         distinct.len()
+    );
+}
+
+#[tokio::test]
+async fn a_secret_set_through_one_node_reaches_the_function_on_another() {
+    const SECRET: &str = "sk_live_cluster-wide";
+    let cluster = Cluster::new();
+    let (one, two) = (cluster.node(), cluster.node());
+    let manifest = format!(
+        "[app]\nname = \"vault\"\n\n[[function]]\nname = \"reader\"\ncomponent = \"{}\"\n\
+         routes = [\"/vault/...\"]\nsecrets = [\"api-token\"]\nkeyvalue = [\"default\"]\n",
+        test_guest("capabilities").display()
+    );
+    let dir = AppDir::new(&manifest);
+    one.deploy(dir.path());
+    let mut set = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["secrets", "set", "vault", "api-token"])
+        .env("STRATUS_SERVER", &one.admin)
+        .env("STRATUS_TOKEN", TOKEN)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(SECRET.as_bytes())
+        .unwrap();
+    let out = set.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let started = Instant::now();
+    loop {
+        let (status, body) = two.send("GET", "/vault/config?key=api-token", b"").await;
+        if (status, body.as_str()) == (200, SECRET) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the other node answers {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = two.cli(&["secrets", "ls", "vault"]);
+    assert!(stdout(&out).contains("api-token"), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn a_cluster_node_without_the_shared_secrets_key_refuses_to_start() {
+    let cluster = Cluster::new();
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--admin-token",
+            TOKEN,
+            "--cluster",
+            NATS,
+            "--cluster-name",
+            &cluster.name,
+        ])
+        .arg("--data-dir")
+        .arg(data.path().join("data"))
+        .env_remove("STRATUS_SECRETS_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let error = stderr(&out);
+    assert!(
+        error
+            .contains("STRATUS_SECRETS_KEY is not set: the nodes of a cluster share their secrets"),
+        "{error}"
     );
 }

@@ -138,7 +138,16 @@ impl Stratus {
                 retry: config.retry,
             },
         );
-        let (backends, secrets) = capability_backends(&config, data_dir)?;
+        let secrets = match &shared {
+            Some(shared) => Arc::new(
+                SecretStore::shared(shared.secrets.clone())
+                    .map_err(|e| NodeError::open("secret store", e))?,
+            ),
+            None => Arc::new(
+                SecretStore::open(data_dir).map_err(|e| NodeError::open("secret store", e))?,
+            ),
+        };
+        let backends = capability_backends(&config, data_dir, &secrets)?;
         let control = Arc::new(
             Node::new(apps, artifacts, Arc::new(runtime), invoker).with_backends(backends),
         );
@@ -218,11 +227,12 @@ fn node_identity(data_dir: &Path) -> String {
 }
 
 /// The key-value backend and the secret store functions' grants are
-/// served from (the store also for the admin API, which sets secrets).
+/// served from.
 fn capability_backends(
     config: &NodeConfig,
     data_dir: &Path,
-) -> Result<(CapabilityBackends, Arc<SecretStore>), NodeError> {
+    secrets: &Arc<SecretStore>,
+) -> Result<CapabilityBackends, NodeError> {
     let keyvalue = match &config.keyvalue {
         KeyValueStore::Sqlite => stratus_keyvalue::KeyValueConfig::Sqlite {
             path: data_dir.join("keyvalue.sqlite"),
@@ -233,11 +243,8 @@ fn capability_backends(
     };
     let keyvalue = stratus_keyvalue::open(&keyvalue, config.keyvalue_quota)
         .map_err(|e| NodeError::open("key-value store", e))?;
-    let secrets =
-        Arc::new(SecretStore::open(data_dir).map_err(|e| NodeError::open("secret store", e))?);
-    let backends = CapabilityBackends {
+    Ok(CapabilityBackends {
         keyvalue: Some(keyvalue),
         secrets: Some(secrets.clone()),
-    };
-    Ok((backends, secrets))
+    })
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use stratus_control::Node;
 use stratus_jetstream::{
-    JetStream, JetStreamApps, JetStreamArtifacts, JetStreamNodes, Kv, KvSettings, NODE_EXPIRY,
-    Watch,
+    JetStream, JetStreamApps, JetStreamArtifacts, JetStreamNodes, JetStreamSecrets, Kv, KvSettings,
+    NODE_EXPIRY, Watch,
 };
 
 use crate::config::Cluster;
@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) nodes: JetStreamNodes,
     /// Cron triggers' last ticks, claimed by one node each.
     pub(crate) ticks: Kv,
+    /// Apps' sealed secrets, replicated on every node.
+    pub(crate) secrets: Arc<JetStreamSecrets>,
 }
 
 /// Connects to the cluster's NATS servers and opens (creating when
@@ -78,6 +80,13 @@ pub(crate) async fn open(cluster: &Cluster, data_dir: &Path) -> Result<Shared, N
     let ticks = Kv::open(js.clone(), &bucket, &settings)
         .await
         .map_err(|e| NodeError::Cluster(format!("cannot open the ticks bucket {bucket}: {e}")))?;
+    let bucket = format!("{}_secrets", cluster.name);
+    let secrets = Kv::open(js.clone(), &bucket, &settings)
+        .await
+        .map_err(|e| NodeError::Cluster(format!("cannot open the secrets bucket {bucket}: {e}")))?;
+    let secrets = JetStreamSecrets::open(secrets)
+        .await
+        .map_err(|e| NodeError::Cluster(format!("cannot read the secrets bucket {bucket}: {e}")))?;
     let objects = format!("{}_components", cluster.name);
     let artifacts = JetStreamArtifacts::open(
         js,
@@ -92,6 +101,7 @@ pub(crate) async fn open(cluster: &Cluster, data_dir: &Path) -> Result<Shared, N
         artifacts: Arc::new(artifacts),
         nodes: JetStreamNodes::new(nodes),
         ticks,
+        secrets: Arc::new(secrets),
     })
 }
 

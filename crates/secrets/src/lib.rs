@@ -49,6 +49,10 @@ pub enum SecretError {
     },
     #[error("the secrets key {origin} is not valid: {reason}")]
     BadKey { origin: String, reason: String },
+    #[error(
+        "${KEY_ENV} is not set: the nodes of a cluster share their secrets, so every node needs the same key (32 random bytes in base64, e.g. `head -c 32 /dev/urandom | base64`)"
+    )]
+    NoSharedKey,
     #[error("{0:?} is not a valid secret name: {rule}", rule = stratus_manifest::CONFIG_KEY_RULE)]
     BadName(String),
     #[error("a secret value must be UTF-8 text of at most {MAX_SECRET_BYTES} bytes; this one {0}")]
@@ -89,6 +93,15 @@ impl SecretStore {
     pub fn open_with_key(path: &Path, key: &[u8; 32]) -> Result<SecretStore, SecretError> {
         let sqlite = SqliteSecrets::open(path).map_err(SecretBackendError::new)?;
         Ok(Self::with_backend(Arc::new(sqlite), key))
+    }
+
+    /// A store over a backend the nodes of a cluster share: they must all
+    /// seal with the same key, so it comes from [`KEY_ENV`] only, never
+    /// from a key file one node made for itself.
+    pub fn shared(backend: Arc<dyn SecretBackend>) -> Result<SecretStore, SecretError> {
+        let encoded = std::env::var(KEY_ENV).map_err(|_| SecretError::NoSharedKey)?;
+        let key = decode_key(&encoded, &format!("in ${KEY_ENV}"))?;
+        Ok(Self::with_backend(backend, &key))
     }
 
     /// A store that keeps its secrets, sealed with `key`, in `backend`.

@@ -114,6 +114,19 @@ impl Server {
         server
     }
 
+    /// [`Server::start_with`], with variables set in the node's environment.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        compile_cache::seed(&data_dir);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stratus"));
+        command.envs(env.iter().copied());
+        let mut server = Self::start_command(command, &data_dir, extra);
+        server._tmp = Some(tmp);
+        server.shares_compiled = true;
+        server
+    }
+
     /// A server whose compile cache starts empty, for tests that count
     /// what is compiled or left in it.
     pub fn start_own_cache() -> Server {

@@ -126,30 +126,31 @@ pub async fn concurrent_writers_each_land_whole(open: &Open) {
     assert!(whole, "{shared:?} is no writer's value");
 }
 
-/// Expands to one `#[tokio::test]` per check of the secret backend suite, opening
-/// each backend with `$open` (a
+/// Expands to one `#[tokio::test]` per check of the secret backend suite,
+/// on a multi-threaded runtime (a backend across a network may block a
+/// worker in its synchronous calls), opening each backend with `$open` (a
 /// [`conformance::secrets::Open`](crate::conformance::secrets::Open)).
 #[macro_export]
 macro_rules! secrets_conformance {
     ($open:expr) => {
-        #[tokio::test]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn a_put_reads_back_and_a_second_replaces_it() {
             $crate::conformance::secrets::a_put_reads_back_and_a_second_replaces_it(&$open).await;
         }
-        #[tokio::test]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn list_is_sorted_by_name_and_holds_only_that_app() {
             $crate::conformance::secrets::list_is_sorted_by_name_and_holds_only_that_app(&$open)
                 .await;
         }
-        #[tokio::test]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn apps_with_the_same_name_are_apart() {
             $crate::conformance::secrets::apps_with_the_same_name_are_apart(&$open).await;
         }
-        #[tokio::test]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn delete_says_whether_there_was_one() {
             $crate::conformance::secrets::delete_says_whether_there_was_one(&$open).await;
         }
-        #[tokio::test]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn concurrent_writers_each_land_whole() {
             $crate::conformance::secrets::concurrent_writers_each_land_whole(&$open).await;
         }
