@@ -519,6 +519,29 @@ pub struct NodeInfo {
     pub in_flight: u32,
     /// The most it runs at once (its instance slots).
     pub capacity: u32,
+    /// The version of each app it serves.
+    pub apps: std::collections::BTreeMap<String, u32>,
+}
+
+/// Where a version of an app is served (`GET /v1/apps/{app}/rollout`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Rollout {
+    pub app: String,
+    /// The version the platform says is live (none: the app has none).
+    pub live_version: Option<u32>,
+    /// Every node heard from lately, with the version of the app it serves.
+    pub nodes: Vec<RolloutNode>,
+    /// Whether every node serves the live version.
+    pub complete: bool,
+}
+
+/// One node in a [`Rollout`].
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RolloutNode {
+    pub id: String,
+    pub hostname: String,
+    /// The version of the app it serves; none when it serves none.
+    pub version: Option<u32>,
 }
 
 impl From<stratus_storage::NodeRecord> for NodeInfo {
@@ -534,6 +557,7 @@ impl From<stratus_storage::NodeRecord> for NodeInfo {
             live_apps: n.live_apps,
             in_flight: n.in_flight,
             capacity: n.capacity,
+            apps: n.apps,
         }
     }
 }

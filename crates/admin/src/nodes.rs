@@ -3,31 +3,36 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, State};
+use axum::extract::{FromRef, Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use http::StatusCode;
+use stratus_control::Node;
 use stratus_storage::{NodeDirectory, NodesError};
 
 use crate::AdminState;
 use crate::error::ApiError;
-use crate::model::{ErrorBody, NodeInfo};
+use crate::model::{ErrorBody, NodeInfo, Rollout, RolloutNode};
 
 #[derive(Debug, Clone)]
 pub struct NodesState {
     nodes: Arc<dyn NodeDirectory>,
+    node: Arc<Node>,
 }
 
 impl FromRef<AdminState> for NodesState {
     fn from_ref(state: &AdminState) -> Self {
         NodesState {
             nodes: state.nodes.clone(),
+            node: state.node.clone(),
         }
     }
 }
 
 pub(crate) fn router() -> Router<AdminState> {
-    Router::new().route("/nodes", get(list))
+    Router::new()
+        .route("/nodes", get(list))
+        .route("/apps/{app}/rollout", get(rollout))
 }
 
 impl From<NodesError> for ApiError {
@@ -49,4 +54,34 @@ impl From<NodesError> for ApiError {
 pub async fn list(State(state): State<NodesState>) -> Result<Json<Vec<NodeInfo>>, ApiError> {
     let nodes = state.nodes.nodes().await?;
     Ok(Json(nodes.into_iter().map(NodeInfo::from).collect()))
+}
+
+/// Shows which version of an app each node serves: a deploy is rolled out
+/// once every node serves the live version (`stratus deploy --wait`).
+#[utoipa::path(get, tag = "nodes", path = "/v1/apps/{app}/rollout", params(("app" = String, Path)),
+    responses((status = 200, body = Rollout), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rollout(
+    State(state): State<NodesState>,
+    Path(app): Path<String>,
+) -> Result<Json<Rollout>, ApiError> {
+    let live_version = state.node.app(&app).await?.live_version;
+    let nodes: Vec<RolloutNode> = state
+        .nodes
+        .nodes()
+        .await?
+        .into_iter()
+        .map(|n| RolloutNode {
+            version: n.apps.get(&app).copied(),
+            id: n.id,
+            hostname: n.hostname,
+        })
+        .collect();
+    let complete = !nodes.is_empty() && nodes.iter().all(|n| n.version == live_version);
+    Ok(Json(Rollout {
+        app,
+        live_version,
+        nodes,
+        complete,
+    }))
 }

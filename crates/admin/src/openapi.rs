@@ -18,7 +18,7 @@ use crate::{apps, events, health, invocations, metrics, model, nodes, secrets, u
         apps::activate_version, apps::rollback, invocations::invoke,
         usage::usage, logs::logs, logs::invocation, events::event, events::dead_letters, events::function_events,
         events::redrive, events::publish, secrets::list, secrets::set, secrets::delete,
-        functions::list, metrics::scrape, nodes::list,
+        functions::list, metrics::scrape, nodes::list, nodes::rollout,
     ),
     components(schemas(
         model::AppSummary, model::AppDetail, model::FunctionInfo, model::VersionSummary,
@@ -27,7 +27,7 @@ use crate::{apps, events, health, invocations, metrics, model, nodes, secrets, u
         model::UsageReport, model::Prices, model::UsageRow, model::LogLineInfo, model::LogLines,
         model::InvocationDetail, model::AsyncAccepted, model::EventInfo,
         model::DeadLetters, model::Redriven, model::Published, model::SecretSummary, model::KeyValueHealth,
-        model::FunctionStatus, model::FunctionTrigger, model::LastErrorInfo, model::NodeInfo,
+        model::FunctionStatus, model::FunctionTrigger, model::LastErrorInfo, model::NodeInfo, model::Rollout, model::RolloutNode,
     )),
     modifiers(&BearerAuth),
 )]

@@ -9,9 +9,11 @@
 //! asserts nothing and its numbers depend on the machine.
 
 mod capabilities;
+mod cluster;
 mod density;
 mod events;
 mod load;
+mod nats;
 mod raw;
 mod targets;
 
@@ -84,6 +86,18 @@ enum Mode {
         #[arg(long, default_value_t = 2000)]
         requests: usize,
     },
+    /// Cluster mode on loopback (3 NATS servers, 3 nodes): deploy
+    /// propagation, the request path against a node on its own, and the
+    /// loss of one NATS server.
+    Cluster {
+        /// Deploys through node 1, each timed until nodes 2 and 3 serve it.
+        #[arg(long, default_value_t = 30)]
+        deploys: usize,
+        /// The nats-server binary (default: the pinned one that
+        /// `scripts/nats-server.sh` installs and prints).
+        #[arg(long)]
+        nats_server: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -91,6 +105,22 @@ fn main() -> anyhow::Result<()> {
     match args.mode {
         Some(Mode::RawHyper) => return raw::serve(),
         Some(Mode::Capabilities) => return capabilities_tables(&args),
+        Some(Mode::Cluster {
+            deploys,
+            nats_server,
+        }) => {
+            return cluster::run(&cluster::Settings {
+                nats_server,
+                deploys,
+                load: load::LoadSpec {
+                    duration: Duration::from_secs(args.duration),
+                    warmup: Duration::from_secs(args.warmup),
+                    connections: args.connections,
+                    threads: args.threads,
+                },
+                rounds: args.rounds,
+            });
+        }
         Some(Mode::Density {
             functions,
             requests,

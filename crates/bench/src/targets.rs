@@ -11,12 +11,13 @@ use stratus_runtime::{
     Function, FunctionIdentity, FunctionLimits, FunctionOptions, Runtime, RuntimeConfig,
 };
 
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `target/release/stratus`, next to this benchmark's own binary.
-fn stratus_bin() -> anyhow::Result<PathBuf> {
+/// `target/release/stratus`, next to this benchmark's own binary (or
+/// `target/debug/stratus` when the benchmark is a debug build).
+pub fn stratus_bin() -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe()?;
     let bin = me.with_file_name("stratus");
     if !bin.exists() {
@@ -100,6 +101,16 @@ impl StratusNode {
     /// As [`StratusNode::start_empty`], running the server binary `bin`
     /// (another build, to compare two in one run).
     pub fn start_empty_binary(bin: &Path, extra: &[&str]) -> anyhow::Result<StratusNode> {
+        Self::start_empty_env(bin, extra, &[])
+    }
+
+    /// As [`StratusNode::start_empty_binary`], with `env` set in the node's
+    /// environment (e.g. the secrets key the nodes of a cluster share).
+    pub fn start_empty_env(
+        bin: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<StratusNode> {
         let data = tempfile::tempdir()?;
         let mut child = Command::new(bin)
             .arg("server")
@@ -109,6 +120,7 @@ impl StratusNode {
             .args(["--admin-token", "bench"])
             .args(extra)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .context("starting stratus server")?;

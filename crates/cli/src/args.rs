@@ -452,6 +452,14 @@ pub struct DeployArgs {
     /// How to print the report: a table, or JSON for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Return only once every node of the cluster serves the new version
+    /// (on a node on its own, at once); fail if that takes longer than
+    /// --wait-timeout.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, e.g. "2m".
+    #[arg(long, default_value = "60s", value_parser = duration, requires = "wait")]
+    pub wait_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -125,10 +125,20 @@ async fn a_deploy_through_one_node_is_served_by_every_node() {
     eprintln!("info: the other node served v1 after {took:?}");
     assert!(took < Duration::from_secs(2), "{took:?}");
 
-    // A new version through the other node, then a rollback through the first.
-    two.deploy(shop("v2").path());
-    serves(&one, "/shop/echo", "v2").await;
-    serves(&two, "/shop/echo", "v2").await;
+    // A new version through the other node, which returns once both serve
+    // it; then a rollback through the first.
+    let v2 = shop("v2");
+    let out = two.cli(&["deploy", v2.path().to_str().unwrap(), "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Version 2 serves on 2 nodes"),
+        "{}",
+        stdout(&out)
+    );
+    for node in [&one, &two] {
+        let response = node.get("/shop/echo").await;
+        assert_eq!(response.headers()["x-who"], "v2", "right after --wait");
+    }
     let out = one.cli(&["rollback", "shop"]);
     assert!(out.status.success(), "{}", stderr(&out));
     serves(&two, "/shop/echo", "v1").await;
@@ -379,7 +389,10 @@ async fn losing_one_nats_server_of_three_fails_no_request_and_deploys_go_on() {
 #[tokio::test]
 async fn a_node_on_its_own_lists_itself_with_its_load() {
     let node = Server::start();
-    node.deploy(shop("v1").path());
+    let v1 = shop("v1");
+    let out = node.cli(&["deploy", v1.path().to_str().unwrap(), "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Version 1 serves on 1 node ("), "{}", stdout(&out));
     let listed = nodes(&node, 1).await;
     assert_eq!(
         listed[0]["gateway"].as_str(),

@@ -51,6 +51,13 @@ impl Presence {
             .map(|(g, a)| (g.to_string(), a.to_string()))
             .unwrap_or_default();
         let admission = self.control.invoker().admission();
+        let apps = self
+            .control
+            .invoker()
+            .live()
+            .functions()
+            .map(|f| (f.app.clone(), f.version))
+            .collect();
         NodeRecord {
             id: self.id.clone(),
             hostname: self.hostname.clone(),
@@ -62,6 +69,7 @@ impl Presence {
             live_apps: u32::try_from(self.control.live_app_count()).unwrap_or(u32::MAX),
             in_flight: admission.in_flight(),
             capacity: admission.capacity(),
+            apps,
         }
     }
 }
@@ -90,8 +98,9 @@ impl NodeDirectory for ClusterNodes {
     }
 }
 
-/// Says every [`HEARTBEAT`] that this node is alive, until `stop` is set;
-/// then takes it off the list.
+/// Says every [`HEARTBEAT`] that this node is alive, and at once when what
+/// it serves changes (a rollout waits for that), until `stop` is set; then
+/// takes it off the list.
 pub(crate) async fn heartbeat(
     registry: JetStreamNodes,
     presence: Arc<Presence>,
@@ -99,10 +108,12 @@ pub(crate) async fn heartbeat(
 ) {
     let mut ticks = tokio::time::interval(HEARTBEAT);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changes = presence.control.invoker().live_changes();
     let mut failing = false;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
+            Ok(()) = changes.changed() => {}
             _ = stop.wait_for(|stop| *stop) => break,
         }
         match registry.heartbeat(&presence.record()).await {

@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// One node and its load. Timestamps are unix milliseconds.
@@ -24,6 +26,9 @@ pub struct NodeRecord {
     /// Invocations running now and the most it runs at once.
     pub in_flight: u32,
     pub capacity: u32,
+    /// The version of each app the node serves: what a rollout waits for.
+    #[serde(default)]
+    pub apps: BTreeMap<String, u32>,
 }
 
 /// What listing the nodes resolves to.

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
-use stratus_admin::model::DeployResponse;
+use stratus_admin::model::{DeployResponse, Rollout};
 use stratus_manifest::Manifest;
 
 use crate::args::{ClientOpts, DeployArgs, Format};
@@ -51,6 +51,10 @@ pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode
     let response = response?;
     let total_ms = started.elapsed().as_secs_f64() * 1000.0;
     let report: DeployResponse = read_json(response).await?;
+    let rolled_out = match args.wait {
+        true => Some(wait_for_rollout(&client, &report, args.wait_timeout).await?),
+        false => None,
+    };
 
     if args.format == Format::Json {
         output::json(&report)?;
@@ -92,7 +96,64 @@ pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode
         })
         .collect::<Vec<_>>();
     output::table(&["FUNCTION", "ROUTES", "SHA256", "SIZE", "CODE"], &rows);
+    if let Some((nodes, took)) = rolled_out {
+        println!(
+            "Version {} serves on {nodes} node{} ({:.0} ms after the deploy)",
+            report.version,
+            if nodes == 1 { "" } else { "s" },
+            took.as_secs_f64() * 1000.0
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until every node serves the deployed version: how many nodes and
+/// how long it took. A newer deploy (or a rollback) meanwhile is an error:
+/// this version will never be everywhere.
+async fn wait_for_rollout(
+    client: &Client,
+    report: &DeployResponse,
+    timeout: Duration,
+) -> anyhow::Result<(usize, Duration)> {
+    let started = Instant::now();
+    let path = format!("/v1/apps/{}/rollout", report.app);
+    loop {
+        let rollout: Rollout = client.get_json(&path).await?;
+        if rollout.live_version != Some(report.version) {
+            anyhow::bail!(
+                "version {} of {} is no longer the live one (now {}): another deploy or a rollback came after it",
+                report.version,
+                report.app,
+                rollout
+                    .live_version
+                    .map_or("none".to_string(), |v| format!("version {v}"))
+            );
+        }
+        if rollout.complete {
+            return Ok((rollout.nodes.len(), started.elapsed()));
+        }
+        if started.elapsed() >= timeout {
+            let lagging: Vec<String> = rollout
+                .nodes
+                .iter()
+                .filter(|n| n.version != Some(report.version))
+                .map(|n| {
+                    let serving = n
+                        .version
+                        .map_or("nothing".into(), |v| format!("version {v}"));
+                    format!("{} ({}) serves {serving}", n.id, n.hostname)
+                })
+                .collect();
+            anyhow::bail!(
+                "version {} of {} is live but not yet on every node after {}s (--wait-timeout): {}",
+                report.version,
+                report.app,
+                timeout.as_secs(),
+                lagging.join("; ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Upload size in chunks of this many bytes, the steps of the progress line.
