@@ -45,10 +45,16 @@ impl Presence {
     }
 
     pub(crate) fn record(&self) -> NodeRecord {
+        // A node listening on every interface (0.0.0.0 in a pod) is
+        // reached by its host name.
+        let reachable = |addr: &SocketAddr| match addr.ip().is_unspecified() {
+            true => format!("{}:{}", self.hostname, addr.port()),
+            false => addr.to_string(),
+        };
         let (gateway, admin) = self
             .addresses
             .get()
-            .map(|(g, a)| (g.to_string(), a.to_string()))
+            .map(|(g, a)| (reachable(g), reachable(a)))
             .unwrap_or_default();
         let admission = self.control.invoker().admission();
         let apps = self
