@@ -2,9 +2,6 @@
 //! config and secrets, and the deploy-time grant check, with the
 //! `capabilities` test guest (see tests/guests/capabilities).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use crate::common::*;
 
 /// An app of one `capabilities` function under `/<app>/...` with `grants`
@@ -233,26 +230,6 @@ async fn an_ungranted_import_is_refused_at_deploy_naming_it_and_its_key() {
     // Nothing was deployed.
     let (status, _) = server.admin_get("/v1/apps/halfgrant").await;
     assert_eq!(status, 404);
-}
-
-/// Runs `stratus secrets set APP NAME` with `value` on stdin.
-fn set_secret(server: &Server, app: &str, name: &str, value: &str) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(["secrets", "set", app, name])
-        .env("STRATUS_SERVER", &server.admin)
-        .env("STRATUS_TOKEN", TOKEN)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{value}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[tokio::test]

@@ -392,7 +392,11 @@ async fn a_node_on_its_own_lists_itself_with_its_load() {
     let v1 = shop("v1");
     let out = node.cli(&["deploy", v1.path().to_str().unwrap(), "--wait"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("Version 1 serves on 1 node ("), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Version 1 serves on 1 node ("),
+        "{}",
+        stdout(&out)
+    );
     let listed = nodes(&node, 1).await;
     assert_eq!(
         listed[0]["gateway"].as_str(),
@@ -482,22 +486,7 @@ async fn a_secret_set_through_one_node_reaches_the_function_on_another() {
     );
     let dir = AppDir::new(&manifest);
     one.deploy(dir.path());
-    let mut set = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(["secrets", "set", "vault", "api-token"])
-        .env("STRATUS_SERVER", &one.admin)
-        .env("STRATUS_TOKEN", TOKEN)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    set.stdin
-        .take()
-        .unwrap()
-        .write_all(SECRET.as_bytes())
-        .unwrap();
-    let out = set.wait_with_output().unwrap();
+    let out = set_secret(&one, "vault", "api-token", SECRET);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let started = Instant::now();

@@ -7,7 +7,7 @@
 pub mod jetstream;
 pub mod nats;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -793,4 +793,24 @@ pub async fn publish_from_guest(server: &Server, query: &str, data: &str) -> (u1
         .await
         .unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// Runs `stratus secrets set APP NAME` with `value` on stdin.
+pub fn set_secret(server: &Server, app: &str, name: &str, value: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["secrets", "set", app, name])
+        .env("STRATUS_SERVER", &server.admin)
+        .env("STRATUS_TOKEN", TOKEN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{value}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
