@@ -22,7 +22,13 @@ impl Cluster {
     }
 
     fn node(&self) -> Server {
-        cluster_node(&["--cluster", NATS, "--cluster-name", &self.name])
+        self.node_with(&[])
+    }
+
+    fn node_with(&self, extra: &[&str]) -> Server {
+        let mut args = vec!["--cluster", NATS, "--cluster-name", &self.name];
+        args.extend_from_slice(extra);
+        cluster_node(&args)
     }
 }
 
@@ -42,6 +48,8 @@ impl Drop for Cluster {
                     "KV_{}_nodes",
                     "KV_{}_ticks",
                     "KV_{}_secrets",
+                    "KV_{}_event_status",
+                    "{}_events",
                     "OBJ_{}_components",
                 ] {
                     js.remove_stream(&stream.replace("{}", &name)).await;
@@ -448,13 +456,11 @@ async fn a_cron_tick_runs_once_across_three_nodes_even_when_one_is_killed() {
     while started.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if !killed && started.elapsed() > Duration::from_secs(4) {
-            // The ticks it had run so far stay counted.
-            all.extend(ticks_run(&three, "tick").await);
             three.kill_9();
             killed = true;
         }
     }
-    all.extend(ticks_run(&one, "tick").await);
+    // The queue is shared: any node lists every tick's event.
     all.extend(ticks_run(&two, "tick").await);
     all.sort_unstable();
     let distinct = {
@@ -465,8 +471,8 @@ async fn a_cron_tick_runs_once_across_three_nodes_even_when_one_is_killed() {
     eprintln!("info: ticks run: {all:?}");
     assert_eq!(all, distinct, "a tick ran twice");
     let span = distinct.last().unwrap() - distinct.first().unwrap() + 1;
-    // A tick the killed node had claimed but not yet run is the only one
-    // that may be missing.
+    // A tick the killed node had claimed but not yet stored is the only
+    // one that may be missing.
     assert!(
         distinct.len() as u64 + 1 >= span && distinct.len() >= 7,
         "{} ticks run over {span} seconds: {distinct:?}",
@@ -537,4 +543,96 @@ async fn a_cluster_node_without_the_shared_secrets_key_refuses_to_start() {
             .contains("STRATUS_SECRETS_KEY is not set: the nodes of a cluster share their secrets"),
         "{error}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_dies_once_and_is_listed_and_redriven_from_another_node() {
+    let cluster = Cluster::new();
+    let flags = ["--retry-base", "10ms", "--max-attempts", "2"];
+    let (one, two) = (cluster.node_with(&flags), cluster.node_with(&flags));
+    one.deploy(testbed_app("dlq", "dlqfn", &[], "").path());
+    let accepted = submit(&one, "dlqfn", "/panic", "").await;
+    let id = accepted["id"].as_str().unwrap().to_string();
+    // Seen from the other node: retried, then dead with its attempts.
+    let dead = settled(&two, &id).await;
+    assert_eq!(
+        (dead["state"].as_str(), dead["attempts"].as_u64()),
+        (Some("dead"), Some(2)),
+        "{dead}"
+    );
+    let listed = dead_letter(&two, "dlqfn", &id).await;
+    assert!(
+        listed["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("function_trapped"),
+        "{listed}"
+    );
+
+    let out = two.cli(&["dlq", "redrive", "dlqfn", "--id", &id]);
+    assert_eq!(stdout(&out).trim(), "redriven: 1", "{}", stderr(&out));
+    // Delivered again (and dead again: the function still panics), seen
+    // from the first node.
+    let started = Instant::now();
+    loop {
+        let (_, event) = one.admin_get(&format!("/v1/events/{id}")).await;
+        if event["state"] == "dead"
+            && event["attempts"] == 2
+            && event["updated_at"] != dead["updated_at"]
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not redriven: {event}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_invocations_through_any_node_all_complete_when_one_node_is_killed() {
+    let cluster = Cluster::new();
+    let (one, two) = (cluster.node(), cluster.node());
+    let mut three = cluster.node();
+    one.deploy(testbed_app("work", "job", &[], "").path());
+    serves_function(&three, "job").await;
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        if i == 150 {
+            three.kill_9();
+        }
+        let node = match i % 3 {
+            0 => &one,
+            1 => &two,
+            // The third node takes its share until it is killed.
+            _ if i < 150 => &three,
+            _ => continue,
+        };
+        let accepted = submit(node, "job", "/sleep?ms=20", "").await;
+        ids.push(accepted["id"].as_str().unwrap().to_string());
+    }
+    // Every acknowledged invocation completes, whichever node took it and
+    // whichever node had leased it when the third was killed.
+    for id in &ids {
+        let event = settled(&two, id).await;
+        assert_eq!(event["state"], "succeeded", "{event}");
+    }
+    eprintln!("info: {} acknowledged invocations all succeeded", ids.len());
+}
+
+/// Waits until `node` lists `function` as live.
+async fn serves_function(node: &Server, function: &str) {
+    let started = Instant::now();
+    loop {
+        let (_, functions) = node.admin_get("/v1/functions").await;
+        if functions
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["name"] == function))
+        {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{functions}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -50,9 +50,10 @@ pub struct DispatchConfig {
     pub max_in_flight: usize,
     /// How often due retries are looked for when nothing wakes the loop.
     pub poll: Duration,
-    /// How long a delivery may take before its event is due again; longer
-    /// than any function timeout. (After a restart leased events are due at
-    /// once anyway.)
+    /// How long a lease lasts without renewal: the delivery renews it
+    /// while it runs, so this bounds how long an event waits after its
+    /// deliverer died. (After a restart a node's own leased events are due
+    /// at once anyway.)
     pub lease: Duration,
     /// Deliveries before an async invocation is dead.
     pub max_attempts: u32,
@@ -260,7 +261,26 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, d: Delivery) {
-        let settled = match self.attempt(&d).await {
+        // The lease is renewed while the delivery runs, every third of it,
+        // so it can be short: a deliverer that dies holds the event one
+        // lease at most.
+        let outcome = {
+            let attempt = self.attempt(&d);
+            tokio::pin!(attempt);
+            let every = self.config.lease / 3;
+            let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    outcome = &mut attempt => break outcome,
+                    _ = renew.tick() => {
+                        if let Err(e) = self.queue.extend(d.seq, self.config.lease).await {
+                            tracing::warn!(event = %d.id, "cannot renew the event's lease: {e}");
+                        }
+                    }
+                }
+            }
+        };
+        let settled = match outcome {
             Attempt::Handled(result) => {
                 let done = self.queue.succeed(d.seq, Some(result)).await;
                 if done.is_ok() {

@@ -45,6 +45,11 @@ pub enum JetStreamError {
 }
 
 impl JetStreamError {
+    /// Whether JetStream did not answer: trying again later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, JetStreamError::Unavailable { .. })
+    }
+
     /// Whether a compare-and-set lost: the subject had another revision.
     pub fn is_wrong_last_sequence(&self) -> bool {
         matches!(self, JetStreamError::Api { err_code, .. } if *err_code == WRONG_LAST_SEQUENCE)

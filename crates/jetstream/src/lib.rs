@@ -13,6 +13,7 @@ mod apps;
 mod artifacts;
 mod kv;
 mod nodes;
+mod queue;
 mod secrets;
 #[cfg(test)]
 mod testing;
@@ -24,6 +25,7 @@ pub use apps::JetStreamApps;
 pub use artifacts::{JetStreamArtifacts, OpenArtifactsError};
 pub use kv::{Entry, Kv, KvSettings};
 pub use nodes::{EXPIRY as NODE_EXPIRY, HEARTBEAT, JetStreamNodes};
+pub use queue::JetStreamQueue;
 pub use secrets::JetStreamSecrets;
 pub use ticks::SharedTicks;
 pub use watch::{Change, Watch};

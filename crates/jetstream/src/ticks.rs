@@ -162,6 +162,10 @@ impl EventQueue for SharedTicks {
         self.inner.reject(seq, error)
     }
 
+    fn extend(&self, seq: i64, lease: Duration) -> QueueFuture<()> {
+        self.inner.extend(seq, lease)
+    }
+
     fn redrive(&self, queue: &str, id: Option<&str>) -> QueueFuture<usize> {
         self.inner.redrive(queue, id)
     }

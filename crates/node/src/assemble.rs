@@ -60,7 +60,7 @@ impl Stratus {
         config.check()?;
         let limits = config.connection_limits()?;
         let shared = match &config.cluster {
-            Some(cluster) => Some(crate::cluster::open(cluster, data_dir).await?),
+            Some(cluster) => Some(crate::cluster::open(cluster, data_dir, config.retry).await?),
             None => None,
         };
         let (apps, artifacts): (Arc<dyn AppStore>, Arc<dyn ArtifactStore>) = match &shared {
@@ -104,22 +104,27 @@ impl Stratus {
         );
         let invoker = Invoker::new(admission, ledger.as_ref().map(|l| l.recorder()));
         let gateway = Gateway::new(invoker.clone(), limits);
-        let queue = SqliteQueue::open(
-            &data_dir.join(SqliteQueue::FILE),
-            config.retry,
-            SETTLED_EVENTS_KEPT,
-        )
-        .map_err(|e| NodeError::open("event queue", e))?;
         let queue: Arc<dyn EventQueue> = match &shared {
-            // Each cron tick fires on one node of the cluster.
-            Some(shared) => Arc::new(SharedTicks::new(Arc::new(queue), shared.ticks.clone())),
-            None => Arc::new(queue),
+            // The cluster's queue, and each cron tick fired by one node.
+            Some(shared) => Arc::new(SharedTicks::new(shared.queue.clone(), shared.ticks.clone())),
+            None => Arc::new(
+                SqliteQueue::open(
+                    &data_dir.join(SqliteQueue::FILE),
+                    config.retry,
+                    SETTLED_EVENTS_KEPT,
+                )
+                .map_err(|e| NodeError::open("event queue", e))?,
+            ),
         };
         let dispatcher = Dispatcher::new(
             queue,
             invoker.clone(),
             DispatchConfig {
                 max_attempts: config.max_attempts,
+                lease: match &shared {
+                    Some(_) => crate::cluster::EVENT_LEASE,
+                    None => DispatchConfig::default().lease,
+                },
                 ..DispatchConfig::default()
             },
         );

@@ -10,12 +10,18 @@ use std::time::Duration;
 
 use stratus_control::Node;
 use stratus_jetstream::{
-    JetStream, JetStreamApps, JetStreamArtifacts, JetStreamNodes, JetStreamSecrets, Kv, KvSettings,
-    NODE_EXPIRY, Watch,
+    JetStream, JetStreamApps, JetStreamArtifacts, JetStreamError, JetStreamNodes, JetStreamQueue,
+    JetStreamSecrets, Kv, KvSettings, NODE_EXPIRY, OpenArtifactsError, Watch,
 };
+use stratus_storage::RetryPolicy;
 
 use crate::config::Cluster;
 use crate::error::NodeError;
+
+/// How long an event a node leased waits, after that node died, before
+/// another node delivers it. The delivering node renews the lease while the
+/// function runs, so it bounds nothing else.
+pub(crate) const EVENT_LEASE: Duration = Duration::from_secs(15);
 
 /// Attempts to bring an app in step before waiting for its next change.
 const FOLLOW_ATTEMPTS: u32 = 5;
@@ -29,11 +35,46 @@ pub(crate) struct Shared {
     pub(crate) ticks: Kv,
     /// Apps' sealed secrets, replicated on every node.
     pub(crate) secrets: Arc<JetStreamSecrets>,
+    /// Async invocations, named queues' and brokers' events, cron ticks'
+    /// events: delivered by whichever node leases them.
+    pub(crate) queue: Arc<JetStreamQueue>,
 }
 
+/// How long a starting node waits for JetStream to answer (a cluster just
+/// started, electing leaders, or busy) before it gives up.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(120);
+
 /// Connects to the cluster's NATS servers and opens (creating when
-/// missing) the apps bucket and the components' object store.
-pub(crate) async fn open(cluster: &Cluster, data_dir: &Path) -> Result<Shared, NodeError> {
+/// missing) its buckets, object store and event queue, waiting for
+/// JetStream while it does not answer.
+pub(crate) async fn open(
+    cluster: &Cluster,
+    data_dir: &Path,
+    retry: RetryPolicy,
+) -> Result<Shared, NodeError> {
+    let js = connect(cluster).await?;
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match open_stores(&js, cluster, data_dir, retry).await {
+            Ok(shared) => return Ok(shared),
+            Err(Failure {
+                what,
+                error: Some(error),
+            }) if error.is_unavailable() && started.elapsed() < STARTUP_PATIENCE => {
+                tracing::warn!(%error, "waiting for JetStream to open {what}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(Failure { what, error }) => {
+                let error = error.map_or_else(String::new, |e| format!(": {e}"));
+                return Err(NodeError::Cluster(format!("cannot open {what}{error}")));
+            }
+        }
+    }
+}
+
+async fn connect(cluster: &Cluster) -> Result<JetStream, NodeError> {
     let addresses = cluster
         .servers
         .iter()
@@ -58,50 +99,89 @@ pub(crate) async fn open(cluster: &Cluster, data_dir: &Path) -> Result<Shared, N
         .connect(addresses)
         .await
         .map_err(|e| NodeError::Cluster(format!("cannot reach NATS at {servers}: {e}")))?;
-    let js = JetStream::new(client);
+    Ok(JetStream::new(client))
+}
+
+/// What could not be opened, and JetStream's answer when it was one.
+struct Failure {
+    what: String,
+    error: Option<JetStreamError>,
+}
+
+impl Failure {
+    fn of(what: impl Into<String>) -> impl FnOnce(JetStreamError) -> Failure {
+        let what = what.into();
+        move |error| Failure {
+            what,
+            error: Some(error),
+        }
+    }
+}
+
+async fn open_stores(
+    js: &JetStream,
+    cluster: &Cluster,
+    data_dir: &Path,
+    retry: RetryPolicy,
+) -> Result<Shared, Failure> {
     let settings = KvSettings {
         replicas: cluster.replicas,
         history: 1,
         max_age: None,
     };
-    let bucket = format!("{}_apps", cluster.name);
-    let kv = Kv::open(js.clone(), &bucket, &settings)
+    let bucket = |what: &str| format!("{}_{what}", cluster.name);
+    let apps = Kv::open(js.clone(), &bucket("apps"), &settings)
         .await
-        .map_err(|e| NodeError::Cluster(format!("cannot open the apps bucket {bucket}: {e}")))?;
-    let bucket = format!("{}_nodes", cluster.name);
+        .map_err(Failure::of(format!("the apps bucket {}", bucket("apps"))))?;
     let expiring = KvSettings {
         max_age: Some(NODE_EXPIRY),
         ..settings.clone()
     };
-    let nodes = Kv::open(js.clone(), &bucket, &expiring)
+    let nodes = Kv::open(js.clone(), &bucket("nodes"), &expiring)
         .await
-        .map_err(|e| NodeError::Cluster(format!("cannot open the nodes bucket {bucket}: {e}")))?;
-    let bucket = format!("{}_ticks", cluster.name);
-    let ticks = Kv::open(js.clone(), &bucket, &settings)
+        .map_err(Failure::of(format!("the nodes bucket {}", bucket("nodes"))))?;
+    let ticks = Kv::open(js.clone(), &bucket("ticks"), &settings)
         .await
-        .map_err(|e| NodeError::Cluster(format!("cannot open the ticks bucket {bucket}: {e}")))?;
-    let bucket = format!("{}_secrets", cluster.name);
-    let secrets = Kv::open(js.clone(), &bucket, &settings)
+        .map_err(Failure::of(format!("the ticks bucket {}", bucket("ticks"))))?;
+    let secrets = Kv::open(js.clone(), &bucket("secrets"), &settings)
         .await
-        .map_err(|e| NodeError::Cluster(format!("cannot open the secrets bucket {bucket}: {e}")))?;
+        .map_err(Failure::of(format!(
+            "the secrets bucket {}",
+            bucket("secrets")
+        )))?;
     let secrets = JetStreamSecrets::open(secrets)
         .await
-        .map_err(|e| NodeError::Cluster(format!("cannot read the secrets bucket {bucket}: {e}")))?;
-    let objects = format!("{}_components", cluster.name);
+        .map_err(Failure::of(format!(
+            "the secrets bucket {}",
+            bucket("secrets")
+        )))?;
+    let queue = JetStreamQueue::open(js.clone(), &cluster.name, cluster.replicas, retry)
+        .await
+        .map_err(Failure::of("the event queue"))?;
+    let objects = bucket("components");
     let artifacts = JetStreamArtifacts::open(
-        js,
+        js.clone(),
         &objects,
         cluster.replicas,
         &data_dir.join("components-cache"),
     )
     .await
-    .map_err(|e| NodeError::Cluster(format!("cannot open the object store {objects}: {e}")))?;
+    .map_err(|e| match e {
+        OpenArtifactsError::JetStream(error) => {
+            Failure::of(format!("the object store {objects}"))(error)
+        }
+        other => Failure {
+            what: format!("the object store {objects}: {other}"),
+            error: None,
+        },
+    })?;
     Ok(Shared {
-        apps: Arc::new(JetStreamApps::new(kv)),
+        apps: Arc::new(JetStreamApps::new(apps)),
         artifacts: Arc::new(artifacts),
         nodes: JetStreamNodes::new(nodes),
         ticks,
         secrets: Arc::new(secrets),
+        queue: Arc::new(queue),
     })
 }
 

@@ -219,6 +219,20 @@ pub(crate) fn release(conn: &Connection, seq: i64, delay: Duration, now: i64) ->
     Ok(changed > 0)
 }
 
+/// Moves a leased event's lease end to `until`; `false` when `seq` is not
+/// leased.
+pub(crate) fn extend(conn: &Connection, seq: i64, until: i64, now: i64) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE event SET next_us = ?2, lease_until_us = ?2, updated_us = ?3
+             WHERE seq = ?1 AND state = 'running'",
+        )
+        .during(DB, "extending a lease")?
+        .execute(params![seq, until, now])
+        .during(DB, "extending a lease")?;
+    Ok(changed > 0)
+}
+
 /// Settles a leased event as dead at once with `error`, its attempt taken
 /// back (it was never delivered); `false` when `seq` is not leased.
 pub(crate) fn reject(conn: &Connection, seq: i64, error: &str, now: i64) -> Result<bool> {

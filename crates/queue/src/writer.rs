@@ -70,6 +70,11 @@ enum Op {
         error: String,
         reply: Reply<()>,
     },
+    Extend {
+        seq: i64,
+        lease: Duration,
+        reply: Reply<()>,
+    },
 }
 
 /// An answer held back until its transaction has committed.
@@ -234,6 +239,10 @@ impl EventQueue for SqliteQueue {
         self.call(|reply| Op::Release { seq, delay, reply })
     }
 
+    fn extend(&self, seq: i64, lease: Duration) -> QueueFuture<()> {
+        self.call(|reply| Op::Extend { seq, lease, reply })
+    }
+
     fn reject(&self, seq: i64, error: String) -> QueueFuture<()> {
         self.call(|reply| Op::Reject { seq, error, reply })
     }
@@ -341,6 +350,11 @@ fn apply(conn: &mut Connection, ops: Vec<Op>, policy: &RetryPolicy) {
                 }
                 Op::Release { seq, delay, reply } => {
                     let r = leased(seq, store::release(&sp, seq, delay, now));
+                    (r.is_ok(), answer(reply, r))
+                }
+                Op::Extend { seq, lease, reply } => {
+                    let until = now + lease.as_micros() as i64;
+                    let r = leased(seq, store::extend(&sp, seq, until, now));
                     (r.is_ok(), answer(reply, r))
                 }
                 Op::Reject { seq, error, reply } => {

@@ -286,6 +286,14 @@ pub trait EventQueue: Send + Sync + 'static {
     /// way. Redrive puts it back, say once `max_body` was raised.
     fn reject(&self, seq: i64, error: String) -> QueueFuture<()>;
 
+    /// Extends a leased event's lease to `lease` from now. A deliverer
+    /// renews its lease while a delivery runs, so leases can be short: an
+    /// event whose deliverer died (a killed node of a cluster) is due again
+    /// after one short lease, not after the longest a function may run.
+    /// [`QueueError::NotFound`] when the event is not leased here (settled,
+    /// or its lease ran out and was taken over).
+    fn extend(&self, seq: i64, lease: Duration) -> QueueFuture<()>;
+
     /// Puts a queue's dead events (or the one with `id`) back in line, due
     /// at once with fresh attempts; answers how many.
     fn redrive(&self, queue: &str, id: Option<&str>) -> QueueFuture<usize>;

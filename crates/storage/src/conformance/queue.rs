@@ -219,6 +219,62 @@ pub async fn an_expired_lease_is_delivered_again(open: &Open) {
     assert_eq!((again[0].id.as_str(), again[0].attempt), ("x", 2));
 }
 
+pub async fn an_extended_lease_outlasts_its_first_term(open: &Open) {
+    let (q, _guard) = open(no_backoff()).await;
+    q.enqueue(event("long", "l1", 3)).await.unwrap();
+    let short = Duration::from_millis(300);
+    let d = q
+        .lease(Some("long"), 1, short)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    // Renewed past the first term, it is not handed out again.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        q.extend(d.seq, short).await.unwrap();
+    }
+    assert!(lease(&q, Some("long"), 1).await.is_empty());
+    assert_eq!(
+        q.status("l1").await.unwrap().unwrap().state,
+        EventState::Running
+    );
+    q.succeed(d.seq, None).await.unwrap();
+    // Settled, it has no lease to extend; nor has an unknown seq.
+    assert!(matches!(
+        q.extend(d.seq, short).await,
+        Err(QueueError::NotFound(_))
+    ));
+    assert!(matches!(
+        q.extend(d.seq + 1_000, short).await,
+        Err(QueueError::NotFound(_))
+    ));
+
+    // Not renewed, a lease runs out and the event is leased again.
+    q.enqueue(event("long", "l2", 3)).await.unwrap();
+    let first = q
+        .lease(Some("long"), 1, short)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let again = loop {
+        if let Some(d) = q.lease(Some("long"), 1, LEASE).await.unwrap().pop() {
+            break d;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never leased again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (again.seq, again.id.as_str(), again.attempt),
+        (first.seq, "l2", 2)
+    );
+}
+
 pub async fn a_released_event_keeps_its_attempts(open: &Open) {
     let (q, _guard) = open(no_backoff()).await;
     q.enqueue(event("busy", "b1", 1)).await.unwrap();
@@ -462,6 +518,7 @@ macro_rules! queue_conformance {
             a_retry_waits_for_its_backoff,
             a_retry_is_due_once_its_backoff_has_passed,
             an_expired_lease_is_delivered_again,
+            an_extended_lease_outlasts_its_first_term,
             a_released_event_keeps_its_attempts,
             a_rejected_event_is_dead_at_once_without_using_an_attempt,
             only_a_leased_event_can_be_settled,
