@@ -49,6 +49,7 @@ impl Drop for Cluster {
                     "KV_{}_ticks",
                     "KV_{}_secrets",
                     "KV_{}_event_status",
+                    "KV_{}_leases",
                     "{}_events",
                     "OBJ_{}_components",
                 ] {

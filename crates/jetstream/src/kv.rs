@@ -179,6 +179,14 @@ impl Kv {
         self.write(key, headers, Bytes::new()).await
     }
 
+    /// Removes every trace of the key, its delete or purge marker too (a
+    /// stream purge of its subject): for keys made per item that would
+    /// otherwise leave one marker each behind for ever.
+    pub async fn forget(&self, key: &str) -> Result<(), JetStreamError> {
+        let subject = self.subject(key)?;
+        self.js.purge(&self.stream, &subject).await
+    }
+
     async fn write(
         &self,
         key: &str,

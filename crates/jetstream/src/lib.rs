@@ -15,6 +15,7 @@ mod kv;
 mod nodes;
 mod queue;
 mod secrets;
+mod singleton;
 #[cfg(test)]
 mod testing;
 mod ticks;
@@ -27,5 +28,6 @@ pub use kv::{Entry, Kv, KvSettings};
 pub use nodes::{EXPIRY as NODE_EXPIRY, HEARTBEAT, JetStreamNodes};
 pub use queue::JetStreamQueue;
 pub use secrets::JetStreamSecrets;
+pub use singleton::{LEASE_TERM, Singleton};
 pub use ticks::SharedTicks;
 pub use watch::{Change, Watch};

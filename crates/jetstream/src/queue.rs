@@ -18,6 +18,7 @@
 
 mod consumer;
 mod lease;
+mod prune;
 mod record;
 mod store;
 
@@ -139,6 +140,16 @@ impl JetStreamQueue {
     /// The bucket holding their status.
     pub fn status_bucket(&self) -> &str {
         self.inner.status.bucket()
+    }
+
+    /// Deletes settled events (succeeded or dead) last changed before
+    /// `before`, as the SQLite queue prunes: their records, the indexes
+    /// that point at them (a pruned id is a new event again) and a dead
+    /// event's body. Answers how many. One node of a cluster runs it at a
+    /// time (under a lease), but it is safe against any other writer: each
+    /// removal is a compare-and-set, so an event redriven meanwhile stays.
+    pub async fn prune(&self, before: SystemTime) -> Result<usize, JetStreamError> {
+        self.inner.prune(before).await
     }
 }
 

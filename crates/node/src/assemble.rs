@@ -157,7 +157,10 @@ impl Stratus {
             Node::new(apps, artifacts, Arc::new(runtime), invoker).with_backends(backends),
         );
         match &shared {
-            Some(shared) => crate::cluster::follow(&shared.apps, control.clone()).await?,
+            Some(shared) => {
+                crate::cluster::follow(&shared.apps, control.clone()).await?;
+                crate::cluster::spawn_singletons(shared, SETTLED_EVENTS_KEPT);
+            }
             None => {
                 control
                     .load_live()

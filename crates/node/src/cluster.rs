@@ -11,7 +11,8 @@ use std::time::Duration;
 use stratus_control::Node;
 use stratus_jetstream::{
     JetStream, JetStreamApps, JetStreamArtifacts, JetStreamError, JetStreamNodes, JetStreamQueue,
-    JetStreamSecrets, Kv, KvSettings, NODE_EXPIRY, OpenArtifactsError, Watch,
+    JetStreamSecrets, Kv, KvSettings, LEASE_TERM, NODE_EXPIRY, OpenArtifactsError, Singleton,
+    Watch,
 };
 use stratus_storage::RetryPolicy;
 
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     /// Async invocations, named queues' and brokers' events, cron ticks'
     /// events: delivered by whichever node leases them.
     pub(crate) queue: Arc<JetStreamQueue>,
+    /// Leases on the work one node does at a time.
+    pub(crate) leases: Kv,
 }
 
 /// How long a starting node waits for JetStream to answer (a cluster just
@@ -155,6 +158,16 @@ async fn open_stores(
             "the secrets bucket {}",
             bucket("secrets")
         )))?;
+    let leasing = KvSettings {
+        max_age: Some(LEASE_TERM),
+        ..settings.clone()
+    };
+    let leases = Kv::open(js.clone(), &bucket("leases"), &leasing)
+        .await
+        .map_err(Failure::of(format!(
+            "the leases bucket {}",
+            bucket("leases")
+        )))?;
     let queue = JetStreamQueue::open(js.clone(), &cluster.name, cluster.replicas, retry)
         .await
         .map_err(Failure::of("the event queue"))?;
@@ -182,6 +195,7 @@ async fn open_stores(
         ticks,
         secrets: Arc::new(secrets),
         queue: Arc::new(queue),
+        leases,
     })
 }
 
@@ -250,4 +264,37 @@ fn follow_app(node: &Arc<Node>, app: String) -> impl Future<Output = ()> + Send 
             }
         }
     }
+}
+
+/// How often the holder of the pruning lease prunes settled events.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Work one node of the cluster does at a time, under a lease: pruning the
+/// cluster's settled events older than `kept`. Runs for as long as the node.
+pub(crate) fn spawn_singletons(shared: &Shared, kept: Duration) {
+    let holder = uuid::Uuid::now_v7().simple().to_string();
+    let lease = Singleton::new(shared.leases.clone(), "prune-events", &holder);
+    let queue = shared.queue.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(LEASE_TERM / 3);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last: Option<tokio::time::Instant> = None;
+        loop {
+            ticks.tick().await;
+            match lease.hold().await {
+                Ok(true) if last.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) => {
+                    last = Some(tokio::time::Instant::now());
+                    let before = std::time::SystemTime::now() - kept;
+                    match queue.prune(before).await {
+                        Ok(n) => tracing::info!(pruned = n, "pruned the cluster's settled events"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot prune the cluster's settled events")
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "cannot take the pruning lease"),
+            }
+        }
+    });
 }

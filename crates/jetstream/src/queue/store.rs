@@ -46,7 +46,15 @@ impl Inner {
         };
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", msg_id.as_str());
-        let ack = self.js.publish(&subject, headers, body.encode()).await?;
+        let mut ack = self.js.publish(&subject, headers, body.encode()).await?;
+        if ack.duplicate && !self.holds(&subject, ack.seq).await? {
+            // The duplicate window remembers an event whose message and
+            // record are gone (settled and pruned): this is a new event.
+            let fresh = format!("{msg_id}.{}", nanos(SystemTime::now()));
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", fresh.as_str());
+            ack = self.js.publish(&subject, headers, body.encode()).await?;
+        }
         let seq = ack.seq as i64;
         let state = if dead.is_some() {
             EventState::Dead
@@ -65,6 +73,15 @@ impl Inner {
             _ => {}
         }
         self.link(&record, &dedup).await
+    }
+
+    /// Whether the stream still holds the message `seq` on `subject`.
+    async fn holds(&self, subject: &str, seq: u64) -> Result<bool, JetStreamError> {
+        Ok(self
+            .js
+            .next_message(&self.stream, subject, seq)
+            .await?
+            .is_some_and(|message| message.sequence == seq))
     }
 
     /// The seq of the event stored under a de-duplication key, if any.

@@ -230,3 +230,33 @@ async fn an_unreachable_jetstream_is_a_backend_error() {
     assert!(queue.status("a").await.unwrap().is_none());
     drop(scratch);
 }
+
+/// Pruning removes settled events (and frees their ids) and keeps the rest.
+#[tokio::test]
+async fn pruning_removes_settled_events_and_frees_their_ids() {
+    let scratch = Scratch::connect().await;
+    let name = bucket_name("queue");
+    let q = JetStreamQueue::open(scratch.js(), &name, 1, no_backoff())
+        .await
+        .unwrap();
+    let _scratch = scratch_for(scratch, &name);
+    for id in ["done", "dead", "busy", "waiting"] {
+        q.enqueue(event("p", id, 1)).await.unwrap();
+    }
+    let leased = q.lease(Some("p"), 3, LEASE).await.unwrap();
+    let by_id = |id: &str| leased.iter().find(|d| d.id == id).unwrap().seq;
+    q.succeed(by_id("done"), None).await.unwrap();
+    q.fail(by_id("dead"), "no".into()).await.unwrap();
+    // "busy" stays leased, "waiting" queued.
+    assert_eq!(q.prune(std::time::SystemTime::UNIX_EPOCH).await.unwrap(), 0);
+    assert_eq!(q.prune(std::time::SystemTime::now()).await.unwrap(), 2);
+    assert!(q.status("done").await.unwrap().is_none());
+    assert!(q.status("dead").await.unwrap().is_none());
+    assert!(q.dead_letters("p", 10).await.unwrap().is_empty());
+    assert!(q.status("busy").await.unwrap().is_some());
+    assert!(q.status("waiting").await.unwrap().is_some());
+    // A pruned id is a new event again.
+    let again = q.enqueue(event("p", "done", 1)).await.unwrap();
+    assert!(again > by_id("done"));
+    assert_eq!(q.recent("p", 10).await.unwrap().len(), 3);
+}
