@@ -72,10 +72,7 @@ struct Inner {
     consumers: Mutex<HashSet<String>>,
 }
 
-/// Opens (creating if missing) the queue `name`: the stream
-/// `<name>_events` and the bucket `<name>_event_status`, with `replicas`
-/// copies each. `policy` is the backoff between attempts.
-pub async fn open(
+async fn open(
     js: JetStream,
     name: &str,
     replicas: usize,
@@ -122,7 +119,9 @@ pub async fn open(
 }
 
 impl JetStreamQueue {
-    /// See [`open`].
+    /// Opens (creating if missing) the queue `name`: the stream
+    /// `<name>_events` and the bucket `<name>_event_status`, with
+    /// `replicas` copies each. `policy` is the backoff between attempts.
     pub async fn open(
         js: JetStream,
         name: &str,
