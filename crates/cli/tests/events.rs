@@ -96,6 +96,34 @@ async fn an_accepted_invocation_and_its_retry_state_survive_kill_9() {
 }
 
 #[tokio::test]
+async fn sigterm_lets_an_event_being_delivered_finish_and_settle() {
+    let mut server = Server::start();
+    let app = testbed_app("drain", "slow", &[], "");
+    server.deploy(app.path());
+    let accepted = submit(&server, "slow", "/sleep?ms=1500", "").await;
+    let id = accepted["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, event) = server.admin_get(&format!("/v1/events/{id}")).await;
+        if event["state"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never delivered: {event}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(server.terminate().success());
+    // Settled before the node stopped: not delivered again after a restart.
+    let restarted = Server::start_in(&server.data_dir, &[]);
+    let (_, event) = restarted.admin_get(&format!("/v1/events/{id}")).await;
+    assert_eq!(
+        (event["state"].as_str(), event["attempts"].as_u64()),
+        (Some("succeeded"), Some(1)),
+        "{event}"
+    );
+    assert_eq!(event["result_status"], 200, "{event}");
+}
+
+#[tokio::test]
 async fn invoke_async_prints_the_id_and_bad_modes_are_refused() {
     let server = Server::start();
     let app = testbed_app("cli", "clifn", &[], "");

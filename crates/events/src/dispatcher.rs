@@ -216,6 +216,19 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
+    /// Waits, at most `limit`, for the deliveries under way to finish and
+    /// settle; whether they all did. A stopping node calls it after
+    /// stopping the delivery loop: what it leased is settled rather than
+    /// left to run out its lease (in a cluster another node would deliver
+    /// it again; on its own the node would at its next start).
+    pub async fn drain(&self, limit: Duration) -> bool {
+        let all = u32::try_from(self.config.max_in_flight.max(1)).unwrap_or(u32::MAX);
+        matches!(
+            tokio::time::timeout(limit, self.in_flight.acquire_many(all)).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// Starts the delivery loop.
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this = self.clone();

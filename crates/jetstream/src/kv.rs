@@ -201,17 +201,26 @@ impl Kv {
     /// value: the last write of each subject, deletions left out.
     pub async fn entries(&self, prefix: &str) -> Result<Vec<Entry>, JetStreamError> {
         let mut watch = self.watch(prefix).await?;
-        let mut entries = Vec::new();
+        // A watch that had to start again mid-replay delivers every write
+        // after the last it saw, so a key may come more than once: the
+        // last write wins, and a deletion removes it.
+        let mut entries = std::collections::BTreeMap::new();
         while let Some(change) = watch.next_until_current().await? {
-            if let Some(value) = change.value {
-                entries.push(Entry {
-                    key: change.key,
-                    value,
-                    revision: change.revision,
-                });
+            match change.value {
+                Some(value) => {
+                    let entry = Entry {
+                        key: change.key.clone(),
+                        value,
+                        revision: change.revision,
+                    };
+                    entries.insert(change.key, entry);
+                }
+                None => {
+                    entries.remove(&change.key);
+                }
             }
         }
-        Ok(entries)
+        Ok(entries.into_values().collect())
     }
 
     /// Follows the keys under `prefix`: first the current value of each

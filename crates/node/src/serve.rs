@@ -12,6 +12,9 @@ use crate::assemble::Stratus;
 use crate::config::ADMIN_MAX_CONNECTIONS;
 use crate::error::NodeError;
 
+/// How long stopping waits for events being delivered to finish.
+const EVENT_DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
 /// How long stopping waits for the last invocation records to be written.
 const LEDGER_FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
@@ -86,11 +89,17 @@ impl Stratus {
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = stop_tx.send(true);
-        // No new deliveries while draining; those under way finish or are
-        // delivered again after a restart.
+        // No new deliveries while draining; those under way finish (below,
+        // bounded) or are delivered again when their lease runs out.
         delivering.abort();
         triggering.abort();
         let (g, a) = tokio::join!(serving, administering);
+        if !self.dispatcher.drain(EVENT_DRAIN_LIMIT).await {
+            tracing::warn!(
+                "events still being delivered after {}s are left to their leases",
+                EVENT_DRAIN_LIMIT.as_secs()
+            );
+        }
         if let Some(heartbeat) = heartbeat {
             let _ = heartbeat.await;
         }
