@@ -109,11 +109,13 @@ impl From<stratus_storage::LedgerError> for ApiError {
 impl From<stratus_storage::QueueError> for ApiError {
     fn from(e: stratus_storage::QueueError) -> Self {
         tracing::error!("queue operation failed: {e}");
-        ApiError::new(
+        let mut error = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "queue_unavailable",
             e.to_string(),
-        )
+        );
+        error.retry_after = Some(STORE_RETRY_AFTER_SECS);
+        error
     }
 }
 

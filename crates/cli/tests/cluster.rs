@@ -333,16 +333,35 @@ async fn deploy_when_possible(node: &Server, manifest: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn while_nats_is_down_apps_serve_deploys_get_503_and_all_resumes_after() {
+async fn while_nats_is_down_apps_serve_changes_get_503_and_nothing_acknowledged_is_lost() {
     let mut nats = NatsServers::start(1).await;
     let urls = nats.urls();
     let args = ["--cluster", urls.as_str(), "--cluster-name", "outage"];
     let (one, two) = (cluster_node(&args), cluster_node(&args));
     one.deploy(shop("v1").path());
     serves(&two, "/shop/echo", "v1").await;
+    // Async invocations acknowledged just before the outage, some of them
+    // being delivered when it starts.
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let node = if i % 2 == 0 { &one } else { &two };
+        let accepted = submit(node, "api", "/sleep?ms=300", "").await;
+        acknowledged.push(accepted["id"].as_str().unwrap().to_owned());
+    }
 
     nats.kill(0);
     assert_eq!(failures(&[&one, &two], "/shop/echo", 200).await, 0);
+    // New async work is refused, not acknowledged and lost.
+    let refused = one
+        .http
+        .post(one.admin_url("/v1/functions/api/invocations?mode=async&path=/echo"))
+        .bearer_auth(TOKEN)
+        .body("during the outage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "5");
     let started = Instant::now();
     let (status, retry_after, answer) = deploy_raw(&two, &manifest_of("v2")).await;
     eprintln!(
@@ -370,6 +389,22 @@ async fn while_nats_is_down_apps_serve_deploys_get_503_and_all_resumes_after() {
     }
     let (_, app) = one.admin_get("/v1/apps/shop").await;
     assert_eq!(app["versions"], 2, "the refused deploy left nothing: {app}");
+    // Every invocation acknowledged before the outage completes after it
+    // (one being delivered when NATS went away waits out its lease).
+    let started = Instant::now();
+    for id in &acknowledged {
+        loop {
+            let (status, event) = two.admin_get(&format!("/v1/events/{id}")).await;
+            if status == 200 && event["state"] == "succeeded" {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{id} never completed: {status} {event}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
