@@ -236,6 +236,8 @@ impl Dispatcher {
     }
 
     async fn run(self: Arc<Self>) {
+        // A queue out of reach (a cluster's NATS down) fails every poll.
+        let mut unreachable = stratus_runtime::WarnLimit::per_second();
         loop {
             let free = self.in_flight.available_permits();
             let leased = if free == 0 {
@@ -248,7 +250,9 @@ impl Dispatcher {
                 {
                     Ok(leased) => leased,
                     Err(e) => {
-                        tracing::warn!("cannot lease events: {e}");
+                        if let Some(times) = unreachable.hit() {
+                            tracing::warn!(times, "cannot lease events: {e}");
+                        }
                         Vec::new()
                     }
                 }
