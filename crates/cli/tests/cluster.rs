@@ -683,3 +683,36 @@ async fn serves_function(node: &Server, function: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Hostile state in the shared bucket: an app record that is not one (a
+/// hand edit, another release) does not keep a node from starting or from
+/// serving the other apps, and listings leave it out.
+#[tokio::test]
+async fn a_damaged_app_record_in_the_bucket_leaves_the_other_apps_serving() {
+    let cluster = Cluster::new();
+    let one = cluster.node();
+    one.deploy(shop("v1").path());
+    let js = JetStream::connect().await;
+    js.publish(
+        format!("$KV.{}_apps.apps.broken", cluster.name),
+        b"\x00{ not an app".as_slice(),
+    )
+    .await;
+    // The running node keeps serving its neighbour of the damaged app.
+    assert_eq!(failures(&[&one], "/shop/echo", 50).await, 0);
+    // A node started now replays the bucket, damaged record included, and
+    // is ready serving every app it can read.
+    let late = cluster.node();
+    let (status, ready) = late.admin_get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(late.get("/shop/echo").await.status(), 200);
+    let (status, apps) = late.admin_get("/v1/apps").await;
+    assert_eq!(status, 200, "{apps}");
+    let names: Vec<&str> = apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["shop"]);
+}

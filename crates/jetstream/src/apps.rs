@@ -143,14 +143,24 @@ impl JetStreamApps {
             .ok_or_else(|| AppStoreError::AppNotFound(app.to_owned()))
     }
 
-    async fn heads(&self) -> Result<Vec<Head>, AppStoreError> {
+    /// Every app's head, by name, and how many heads could not be read: a
+    /// record damaged in the bucket (by hand, or by another release) is
+    /// left out of listings rather than failing them for every app.
+    async fn heads(&self) -> Result<(Vec<Head>, usize), AppStoreError> {
         let entries = self.kv.entries(HEADS).await.map_err(AppStoreError::from)?;
-        let mut heads = entries
-            .iter()
-            .map(|entry| decode::<Head>(&entry.value))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut heads = Vec::with_capacity(entries.len());
+        let mut unreadable = 0;
+        for entry in &entries {
+            match decode::<Head>(&entry.value) {
+                Ok(head) => heads.push(head),
+                Err(e) => {
+                    tracing::warn!(key = %entry.key, error = %e, "left an unreadable app record out");
+                    unreadable += 1;
+                }
+            }
+        }
         heads.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(heads)
+        Ok((heads, unreadable))
     }
 
     /// Writes the head if it is still at `revision` (`None`: absent).
@@ -299,7 +309,16 @@ impl JetStreamApps {
             .iter()
             .flat_map(|v| v.components.iter().cloned())
             .collect();
-        for other in self.heads().await? {
+        let (others, unreadable) = self.heads().await?;
+        if unreadable > 0 {
+            // An app whose record cannot be read may use any of them.
+            tracing::warn!(
+                app,
+                "kept the deleted app's components: an app record is unreadable"
+            );
+            return Ok(Vec::new());
+        }
+        for other in others {
             for version in &other.versions {
                 for component in &version.components {
                     unused.remove(component);
@@ -340,7 +359,7 @@ impl AppStore for JetStreamApps {
 
     fn list_apps(&self) -> AppFuture<Vec<AppRecord>> {
         let store = self.clone();
-        Box::pin(async move { Ok(store.heads().await?.iter().map(Head::record).collect()) })
+        Box::pin(async move { Ok(store.heads().await?.0.iter().map(Head::record).collect()) })
     }
 
     fn app(&self, name: &str) -> AppFuture<Option<AppRecord>> {
@@ -380,7 +399,7 @@ impl AppStore for JetStreamApps {
         let store = self.clone();
         Box::pin(async move {
             let mut live = Vec::new();
-            for head in store.heads().await? {
+            for head in store.heads().await?.0 {
                 let Some(number) = head.live else { continue };
                 for function in store.document(&head, number).await?.functions {
                     live.push(LiveFunctionRecord {

@@ -214,7 +214,13 @@ pub(crate) async fn follow(apps: &JetStreamApps, node: Arc<Node>) -> Result<(), 
         .map_err(|e| NodeError::Cluster(format!("the apps bucket's replay stopped: {e}")))?
     {
         if let Some(app) = JetStreamApps::app_of(&change) {
-            follow_app(&node, app.to_owned()).await;
+            // One try each before ready: an app that cannot be served yet
+            // (its record damaged, its component unreadable) is retried in
+            // the background rather than holding up every other app.
+            if let Err(e) = node.follow_app(app).await {
+                tracing::warn!(app, error = %e, "cannot serve the cluster's live version yet");
+                tokio::spawn(follow_app(&node, app.to_owned()));
+            }
             replayed += 1;
         }
     }

@@ -87,3 +87,52 @@ async fn of_two_nodes_deploying_at_once_one_wins_and_the_loser_leaves_nothing() 
     assert_eq!(documents.len() as u32, app.versions);
     assert_eq!(app.versions, 40 - conflicts);
 }
+
+/// A head damaged in the bucket is left out of listings (and keeps every
+/// component from being removed), and only that app's reads fail.
+#[tokio::test]
+async fn an_unreadable_app_record_fails_only_its_own_reads() {
+    let scratch = Scratch::connect().await;
+    let bucket = bucket_name("apps");
+    let kv = Kv::open(scratch.js(), &bucket, &KvSettings::default())
+        .await
+        .unwrap();
+    let _scratch = scratch.removing(format!("KV_{bucket}"));
+    let store = JetStreamApps::new(kv.clone());
+    let f = |name: &str| NewFunction {
+        name: name.into(),
+        component_sha256: stratus_storage::sha256_hex(name.as_bytes()),
+        spec: serde_json::json!({}),
+    };
+    store
+        .create_version("shop", "m", vec![f("a")], true)
+        .await
+        .unwrap();
+    store
+        .create_version("gone", "m", vec![f("b")], true)
+        .await
+        .unwrap();
+    kv.put("apps.broken", bytes::Bytes::from_static(b"\x00 not json"))
+        .await
+        .unwrap();
+
+    let names: Vec<String> = store
+        .list_apps()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["gone", "shop"]);
+    assert_eq!(store.live_functions().await.unwrap().len(), 2);
+    let err = store.app("broken").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("an app record in JetStream is corrupt"),
+        "{err}"
+    );
+    // Deleting an app cannot tell what the unreadable one uses: nothing is
+    // reported unused.
+    assert!(store.delete_app("gone").await.unwrap().is_empty());
+    assert!(store.app("shop").await.unwrap().is_some());
+}
