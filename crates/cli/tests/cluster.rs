@@ -458,6 +458,11 @@ async fn a_node_on_its_own_lists_itself_with_its_load() {
         Some(node.gateway.trim_start_matches("http://"))
     );
     assert_eq!(listed[0]["live_apps"], 1, "{listed:?}");
+    let (status, rollout) = node.admin_get("/v1/apps/nope/rollout").await;
+    assert_eq!(
+        (status, &rollout["error"]["code"]),
+        (404, &serde_json::json!("app_not_found"))
+    );
     let out = node.cli(&["nodes"]);
     let table = stdout(&out);
     assert!(table.starts_with("NODE"), "{table}");
