@@ -141,7 +141,8 @@ async fn a_deploy_through_one_node_is_served_by_every_node() {
     assert!(took < Duration::from_secs(2), "{took:?}");
 
     // A new version through the other node, which returns once both serve
-    // it; then a rollback through the first.
+    // it (both have said they are alive); then a rollback through the first.
+    nodes(&two, 2).await;
     let v2 = shop("v2");
     let out = two.cli(&["deploy", v2.path().to_str().unwrap(), "--wait"]);
     assert!(out.status.success(), "{}", stderr(&out));
