@@ -214,6 +214,36 @@ impl JetStream {
         }
     }
 
+    /// The subjects of `stream` matching `filter` that hold messages (each
+    /// subject's last message may be a deletion marker).
+    pub async fn subjects(
+        &self,
+        stream: &str,
+        filter: &str,
+    ) -> Result<Vec<String>, JetStreamError> {
+        let subject = format!("$JS.API.STREAM.INFO.{stream}");
+        let mut found = Vec::new();
+        // The server answers at most a page of subjects at a time.
+        loop {
+            let info: Value = self
+                .request(
+                    &subject,
+                    &json!({ "subjects_filter": filter, "offset": found.len() }),
+                )
+                .await?;
+            let page: Vec<String> = info["state"]["subjects"]
+                .as_object()
+                .map(|subjects| subjects.keys().cloned().collect())
+                .unwrap_or_default();
+            let total = info["total"].as_u64().unwrap_or(0) as usize;
+            let empty = page.is_empty();
+            found.extend(page);
+            if empty || found.len() >= total {
+                return Ok(found);
+            }
+        }
+    }
+
     /// Removes every message of `stream` on `subject` (a filter).
     pub async fn purge(&self, stream: &str, subject: &str) -> Result<(), JetStreamError> {
         let purge = format!("$JS.API.STREAM.PURGE.{stream}");

@@ -8,10 +8,14 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::api::{JetStream, JetStreamError, StoredMessage};
 use crate::watch::{Start, Watch};
+
+/// Reads of keys in flight at once when a bucket is listed.
+const CONCURRENT_READS: usize = 32;
 
 /// How long a publish with the same message id is dropped as a duplicate.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
@@ -197,30 +201,35 @@ impl Kv {
         Ok(self.js.publish(&subject, headers, value).await?.seq)
     }
 
-    /// Every key under `prefix` (`"apps."`; empty for all) with its current
-    /// value: the last write of each subject, deletions left out.
+    /// Every key under `prefix` (`"apps"`; empty for all) with its current
+    /// value, deletions left out: the stream names the keys that hold
+    /// messages, and each key's last message is read from any replica. (Not
+    /// a watch's replay: that relies on the consumer's pending count, which
+    /// a busy server may report before it is complete.)
     pub async fn entries(&self, prefix: &str) -> Result<Vec<Entry>, JetStreamError> {
-        let mut watch = self.watch(prefix).await?;
-        // A watch that had to start again mid-replay delivers every write
-        // after the last it saw, so a key may come more than once: the
-        // last write wins, and a deletion removes it.
-        let mut entries = std::collections::BTreeMap::new();
-        while let Some(change) = watch.next_until_current().await? {
-            match change.value {
-                Some(value) => {
-                    let entry = Entry {
-                        key: change.key.clone(),
-                        value,
-                        revision: change.revision,
-                    };
-                    entries.insert(change.key, entry);
-                }
-                None => {
-                    entries.remove(&change.key);
-                }
+        let filter = if prefix.is_empty() {
+            format!("$KV.{}.>", self.bucket)
+        } else {
+            let prefix = prefix.trim_end_matches('.');
+            self.subject(prefix)?;
+            format!("$KV.{}.{prefix}.>", self.bucket)
+        };
+        let subjects = self.js.subjects(&self.stream, &filter).await?;
+        // A bounded number of reads in flight: a bucket may hold many keys.
+        let mut entries = Vec::with_capacity(subjects.len());
+        let mut reads = futures_util::stream::iter(subjects)
+            .map(|subject| {
+                let (js, stream) = (self.js.clone(), self.stream.clone());
+                async move { js.last_message(&stream, &subject).await }
+            })
+            .buffer_unordered(CONCURRENT_READS);
+        while let Some(message) = reads.next().await {
+            if let Some(entry) = message?.and_then(|m| live_entry(&self.bucket, m)) {
+                entries.push(entry);
             }
         }
-        Ok(entries.into_values().collect())
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(entries)
     }
 
     /// Follows the keys under `prefix`: first the current value of each

@@ -104,6 +104,23 @@ impl JetStreamSecrets {
         while let Some(change) = watch.next_until_current().await? {
             replica.apply(&change);
         }
+        // The replay ends when the consumer says nothing is pending, which a
+        // busy server may say early: what the bucket lists is in the
+        // replica before the node uses it (later writes come by the watch).
+        for entry in kv.entries(PREFIX).await? {
+            let seen = replica
+                .secrets
+                .read()
+                .map(|secrets| parse_key(&entry.key).is_some_and(|key| secrets.contains_key(&key)))
+                .unwrap_or(false);
+            if !seen {
+                replica.apply(&Change {
+                    key: entry.key,
+                    value: Some(entry.value),
+                    revision: entry.revision,
+                });
+            }
+        }
         tokio::spawn(follow(watch, Arc::downgrade(&replica)));
         Ok(JetStreamSecrets {
             kv,

@@ -207,27 +207,46 @@ pub(crate) async fn follow(apps: &JetStreamApps, node: Arc<Node>) -> Result<(), 
         .watch()
         .await
         .map_err(|e| NodeError::Cluster(format!("cannot watch the apps bucket: {e}")))?;
-    let mut replayed = 0;
+    let mut replayed = std::collections::BTreeSet::new();
     while let Some(change) = watch
         .next_until_current()
         .await
         .map_err(|e| NodeError::Cluster(format!("the apps bucket's replay stopped: {e}")))?
     {
         if let Some(app) = JetStreamApps::app_of(&change) {
-            // One try each before ready: an app that cannot be served yet
-            // (its record damaged, its component unreadable) is retried in
-            // the background rather than holding up every other app.
-            if let Err(e) = node.follow_app(app).await {
-                tracing::warn!(app, error = %e, "cannot serve the cluster's live version yet");
-                tokio::spawn(follow_app(&node, app.to_owned()));
-            }
-            replayed += 1;
+            replay(&node, app).await;
+            replayed.insert(app.to_owned());
         }
     }
-    tracing::info!(apps = replayed, "serving the cluster's apps");
+    // The replay ends when the consumer says nothing is pending, which a
+    // busy server may say early: every app the bucket lists is served
+    // before the node says it is ready.
+    let heads = apps
+        .bucket()
+        .entries("apps")
+        .await
+        .map_err(|e| NodeError::Cluster(format!("cannot list the apps bucket: {e}")))?;
+    for head in heads {
+        if let Some(app) = head.key.strip_prefix("apps.")
+            && replayed.insert(app.to_owned())
+        {
+            replay(&node, app).await;
+        }
+    }
+    tracing::info!(apps = replayed.len(), "serving the cluster's apps");
     node.set_ready();
     tokio::spawn(follow_changes(watch, Arc::downgrade(&node)));
     Ok(())
+}
+
+/// One try to serve an app before the node is ready: an app that cannot be
+/// served yet (its record damaged, its component unreadable) is retried in
+/// the background rather than holding up every other app.
+async fn replay(node: &Arc<Node>, app: &str) {
+    if let Err(e) = node.follow_app(app).await {
+        tracing::warn!(app, error = %e, "cannot serve the cluster's live version yet");
+        tokio::spawn(follow_app(node, app.to_owned()));
+    }
 }
 
 async fn follow_changes(mut watch: Watch, node: std::sync::Weak<Node>) {
