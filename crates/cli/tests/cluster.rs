@@ -160,6 +160,14 @@ async fn a_deploy_through_one_node_is_served_by_every_node() {
     serves(&two, "/shop/echo", "v1").await;
     serves(&one, "/shop/echo", "v1").await;
 
+    // A name that would be a wildcard in a subject names no app, and the
+    // app beside it keeps serving.
+    for hostile in ["a.%3E", "%2A", "shop.x"] {
+        let (status, body) = two.admin_get(&format!("/v1/apps/{hostile}/rollout")).await;
+        assert_eq!(status, 404, "{hostile}: {body}");
+    }
+    assert_eq!(failures(&[&one, &two], "/shop/echo", 10).await, 0);
+
     // Both see the same history.
     for node in [&one, &two] {
         let (status, versions) = node.admin_get("/v1/apps/shop/versions").await;

@@ -47,24 +47,14 @@ impl Node {
                     .await
                     .map_err(|e| not_found(e, app))?;
                 let functions = self.load_version(app, version, stored.functions).await?;
-                let set = self
-                    .invoker
-                    .live()
-                    .with_app(app, functions)
-                    .map_err(ControlError::RouteConflict)?;
-                self.invoker.activate(set);
+                self.swap_app(app, functions)?;
                 self.stats.activations.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(app, version, "activated as the cluster's live version");
                 Followed::Activated(version)
             }
             None if serving.is_none() => Followed::InStep,
             None => {
-                let set = self
-                    .invoker
-                    .live()
-                    .with_app(app, Vec::new())
-                    .map_err(ControlError::RouteConflict)?;
-                self.invoker.activate(set);
+                self.swap_app(app, Vec::new())?;
                 tracing::info!(app, "stopped: the cluster no longer serves it");
                 Followed::Stopped
             }

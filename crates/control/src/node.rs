@@ -235,16 +235,27 @@ impl Node {
         Ok(target)
     }
 
+    /// Makes `functions` the app's live functions (none: it stops
+    /// serving) in one atomic swap of the live set.
+    pub(crate) fn swap_app(
+        &self,
+        app: &str,
+        functions: Vec<Arc<LiveFunction>>,
+    ) -> Result<(), ControlError> {
+        let set = self
+            .invoker
+            .live()
+            .with_app(app, functions)
+            .map_err(ControlError::RouteConflict)?;
+        self.invoker.activate(set);
+        Ok(())
+    }
+
     /// Stops serving an app and deletes it with all its versions.
     pub async fn delete_app(&self, app: &str) -> Result<(), ControlError> {
         let serialized = self.deploy_lock.lock().await;
         self.delete_stored_app(&serialized, app).await?;
-        let set = self
-            .invoker
-            .live()
-            .with_app(app, Vec::new())
-            .map_err(ControlError::RouteConflict)?;
-        self.invoker.activate(set);
+        self.swap_app(app, Vec::new())?;
         tracing::info!(app, "deleted");
         Ok(())
     }
@@ -256,7 +267,8 @@ impl Node {
     pub async fn app(&self, app: &str) -> Result<AppRecord, ControlError> {
         self.apps
             .app(app)
-            .await?
+            .await
+            .map_err(|e| not_found(e, app))?
             .ok_or_else(|| ControlError::AppNotFound(app.to_string()))
     }
 

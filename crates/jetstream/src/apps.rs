@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use stratus_storage::{
     AppFuture, AppRecord, AppStore, AppStoreError, FunctionRecord, LiveFunctionRecord, NewFunction,
-    VersionRecord,
+    VersionRecord, now_ms,
 };
 
 use crate::api::JetStreamError;
@@ -125,12 +125,12 @@ impl JetStreamApps {
     }
 
     async fn head(&self, app: &str) -> Result<Option<(Head, u64)>, AppStoreError> {
-        let Some(entry) = self
-            .kv
-            .entry(&head_key(app)?)
-            .await
-            .map_err(AppStoreError::from)?
-        else {
+        // A name the bucket cannot hold names no app, as an unknown name
+        // does in any store.
+        let Ok(key) = head_key(app) else {
+            return Ok(None);
+        };
+        let Some(entry) = self.kv.entry(&key).await.map_err(AppStoreError::from)? else {
             return Ok(None);
         };
         let head = decode(&entry.value)?;
@@ -431,12 +431,6 @@ fn head_key(app: &str) -> Result<String, AppStoreError> {
 fn decode<T: serde::de::DeserializeOwned>(value: &[u8]) -> Result<T, AppStoreError> {
     serde_json::from_slice(value)
         .map_err(|e| AppStoreError::backend(format!("an app record in JetStream is corrupt: {e}")))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -183,6 +183,16 @@ impl Kv {
         self.write(key, headers, Bytes::new()).await
     }
 
+    /// The subjects of the keys under `prefix` (all keys when empty).
+    fn filter(&self, prefix: &str) -> Result<String, JetStreamError> {
+        if prefix.is_empty() {
+            return Ok(format!("$KV.{}.>", self.bucket));
+        }
+        let prefix = prefix.trim_end_matches('.');
+        self.subject(prefix)?;
+        Ok(format!("$KV.{}.{prefix}.>", self.bucket))
+    }
+
     /// Removes every trace of the key, its delete or purge marker too (a
     /// stream purge of its subject): for keys made per item that would
     /// otherwise leave one marker each behind for ever.
@@ -207,13 +217,7 @@ impl Kv {
     /// a watch's replay: that relies on the consumer's pending count, which
     /// a busy server may report before it is complete.)
     pub async fn entries(&self, prefix: &str) -> Result<Vec<Entry>, JetStreamError> {
-        let filter = if prefix.is_empty() {
-            format!("$KV.{}.>", self.bucket)
-        } else {
-            let prefix = prefix.trim_end_matches('.');
-            self.subject(prefix)?;
-            format!("$KV.{}.{prefix}.>", self.bucket)
-        };
+        let filter = self.filter(prefix)?;
         let subjects = self.js.subjects(&self.stream, &filter).await?;
         // A bounded number of reads in flight: a bucket may hold many keys.
         let mut entries = Vec::with_capacity(subjects.len());
@@ -235,13 +239,7 @@ impl Kv {
     /// Follows the keys under `prefix`: first the current value of each
     /// (then [`Watch::is_current`]), then every write as it happens.
     pub async fn watch(&self, prefix: &str) -> Result<Watch, JetStreamError> {
-        let filter = if prefix.is_empty() {
-            format!("$KV.{}.>", self.bucket)
-        } else {
-            let prefix = prefix.trim_end_matches('.');
-            self.subject(prefix)?;
-            format!("$KV.{}.{prefix}.>", self.bucket)
-        };
+        let filter = self.filter(prefix)?;
         Watch::start(
             self.js.clone(),
             self.stream.clone(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use stratus_control::Node;
 use stratus_jetstream::{HEARTBEAT, JetStreamNodes};
-use stratus_storage::{NodeDirectory, NodeRecord, NodesFuture};
+use stratus_storage::{NodeDirectory, NodeRecord, NodesFuture, now_ms};
 
 /// What this node says about itself.
 #[derive(Debug)]
@@ -139,10 +139,4 @@ pub(crate) async fn heartbeat(
         Ok(Ok(())) => tracing::info!("left the cluster's node list"),
         _ => tracing::warn!("could not leave the cluster's node list; it expires by itself"),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -31,6 +31,16 @@ pub struct FunctionRecord {
     pub spec: serde_json::Value,
 }
 
+/// Now in unix milliseconds, the unit of every timestamp of the app store
+/// (and of the nodes list). A clock before 1970 is a broken host;
+/// recording 0 beats failing a deploy.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Summary of an app. Timestamps are unix milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AppRecord {

@@ -21,7 +21,7 @@ mod secrets;
 
 pub use apps::{
     AppFuture, AppRecord, AppStore, AppStoreError, FunctionRecord, LiveFunctionRecord, NewFunction,
-    VersionRecord,
+    VersionRecord, now_ms,
 };
 pub use artifacts::{
     ArtifactError, ArtifactFuture, ArtifactStore, BlobRef, is_sha256_hex, sha256_hex,

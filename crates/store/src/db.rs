@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
@@ -39,11 +38,4 @@ impl Db {
     }
 }
 
-/// Current time in unix milliseconds, the unit of every timestamp column.
-pub(crate) fn now_ms() -> i64 {
-    // A clock before 1970 is a broken host; recording 0 beats failing a deploy.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub(crate) use stratus_storage::now_ms;

@@ -232,7 +232,7 @@ impl Inner {
                 Ok(revision) => {
                     self.put_off(&pulled, lease).await;
                     let delivery = body.delivery(seq, record.attempts, record.max_attempts);
-                    self.held.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                    self.hold(
                         seq,
                         Held {
                             key,
@@ -276,6 +276,14 @@ impl Inner {
         }
     }
 
+    /// Keeps a lease this process holds, to settle or extend later.
+    fn hold(&self, seq: i64, held: Held) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seq, held);
+    }
+
     fn held(&self, seq: i64) -> Result<Held, QueueError> {
         self.held
             .lock()
@@ -295,10 +303,7 @@ impl Inner {
             Ok(_) => Ok(held),
             Err(e) if e.is_wrong_last_sequence() => Err(QueueError::NotFound(seq)),
             Err(e) => {
-                self.held
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(seq, held);
+                self.hold(seq, held);
                 Err(backend(e))
             }
         }
@@ -380,18 +385,12 @@ impl Inner {
                     ..held
                 };
                 self.requeue(&held, lease).await;
-                self.held
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(seq, held);
+                self.hold(seq, held);
                 Ok(())
             }
             Err(e) if e.is_wrong_last_sequence() => Err(QueueError::NotFound(seq)),
             Err(e) => {
-                self.held
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(seq, held);
+                self.hold(seq, held);
                 Err(backend(e))
             }
         }
@@ -416,10 +415,7 @@ impl Inner {
         let copy = match self.js.publish(&subject, headers, held.body.clone()).await {
             Ok(ack) => ack.seq,
             Err(e) => {
-                self.held
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(seq, held);
+                self.hold(seq, held);
                 return Err(backend(e));
             }
         };

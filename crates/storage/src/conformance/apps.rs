@@ -279,6 +279,15 @@ pub async fn version_lookups_and_not_found_errors(open: &Open) {
         .unwrap();
     let read = store.version(&shop, 1).await.unwrap();
     assert_eq!(read, created);
+    // Names no app can have (a backend may turn names into keys or
+    // subjects) are unknown apps, not errors.
+    for hostile in ["a.>", "*", "../x", "a b", ""] {
+        assert!(store.app(hostile).await.unwrap().is_none(), "{hostile:?}");
+        assert!(
+            store.version(hostile, 1).await.unwrap_err().is_not_found(),
+            "{hostile:?}"
+        );
+    }
     assert!(read.live);
 
     let err = store.version(&shop, 2).await.unwrap_err();
