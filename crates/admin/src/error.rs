@@ -97,9 +97,20 @@ impl From<ControlError> for ApiError {
     }
 }
 
-/// A ledger read that failed: the node's fault.
+/// A ledger read that failed: retryable when a cluster's store is out of
+/// reach, else the node's fault.
 impl From<stratus_storage::LedgerError> for ApiError {
     fn from(e: stratus_storage::LedgerError) -> Self {
+        if let stratus_storage::LedgerError::Unavailable(_) = e {
+            tracing::warn!("ledger read refused: {e}");
+            let mut error = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ledger_unavailable",
+                e.to_string(),
+            );
+            error.retry_after = Some(STORE_RETRY_AFTER_SECS);
+            return error;
+        }
         tracing::error!("ledger read failed: {e}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }

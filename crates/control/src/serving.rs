@@ -11,8 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use stratus_invoke::LiveFunction;
 use stratus_runtime::{CapabilityStats, ResidencyStats, ResponseBody};
-use stratus_storage::{LedgerStats, LogLine, Trigger};
-use tokio::sync::broadcast;
+use stratus_storage::{LedgerStats, Trigger};
 
 use crate::node::Node;
 
@@ -68,12 +67,6 @@ impl Node {
         self.invoker
             .invoke_buffered(function, request, id, Trigger::Api)
             .await
-    }
-
-    /// Every function's log lines from now on, as they are recorded;
-    /// `None` when the node runs with metering off.
-    pub fn follow_logs(&self) -> Option<broadcast::Receiver<Arc<LogLine>>> {
-        self.invoker.recorder().map(|r| r.subscribe())
     }
 
     /// The ledger writer's counters, when metering is on.

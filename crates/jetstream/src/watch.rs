@@ -4,7 +4,7 @@
 //! the consumer is gone or skipped a message, a new one starts right after
 //! the last stream sequence seen, so nothing is missed or seen twice.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::{StatusCode, Subscriber};
 use bytes::Bytes;
@@ -32,6 +32,10 @@ pub(crate) enum Start {
     LastPerSubject,
     /// Every write after this stream sequence.
     After(u64),
+    /// Every message stored at or after this time.
+    Time(SystemTime),
+    /// Only messages stored from now on.
+    New,
 }
 
 /// One key's write, as a watch sees it.
@@ -47,6 +51,16 @@ pub struct Change {
 struct ConsumerInfo {
     name: String,
     num_pending: u64,
+    #[serde(default)]
+    delivered: Delivered,
+}
+
+/// Where a consumer stands: for a new one, the stream sequence just before
+/// its start.
+#[derive(Deserialize, Default)]
+struct Delivered {
+    #[serde(default)]
+    stream_seq: u64,
 }
 
 /// Follows the writes to the keys under a prefix.
@@ -62,6 +76,8 @@ pub struct Watch {
     outstanding: u64,
     last_stream_seq: u64,
     last_consumer_seq: u64,
+    /// When the last message delivered was stored.
+    last_stored: SystemTime,
     current: bool,
 }
 
@@ -100,6 +116,7 @@ impl Watch {
             outstanding: 0,
             last_stream_seq: 0,
             last_consumer_seq: 0,
+            last_stored: UNIX_EPOCH,
             current: false,
         };
         watch.consume(start).await?;
@@ -114,6 +131,11 @@ impl Watch {
     /// The stream sequence of the last change delivered.
     pub fn revision(&self) -> u64 {
         self.last_stream_seq
+    }
+
+    /// When the last change delivered was stored.
+    pub(crate) fn last_stored(&self) -> SystemTime {
+        self.last_stored
     }
 
     async fn consume(&mut self, start: Start) -> Result<(), JetStreamError> {
@@ -131,6 +153,11 @@ impl Watch {
                 config["deliver_policy"] = json!("by_start_sequence");
                 config["opt_start_seq"] = json!(seq + 1);
             }
+            Start::Time(at) => {
+                config["deliver_policy"] = json!("by_start_time");
+                config["opt_start_time"] = json!(rfc3339(at));
+            }
+            Start::New => config["deliver_policy"] = json!("new"),
         }
         let subject = format!("$JS.API.CONSUMER.CREATE.{}", self.stream);
         let info: ConsumerInfo = self
@@ -141,6 +168,12 @@ impl Watch {
             )
             .await?;
         self.delete_consumer();
+        // A watch that starts from a time, or from now, resumes after
+        // where it started when its first consumer is lost before
+        // delivering anything, not from the stream's beginning.
+        if self.last_stream_seq == 0 && matches!(start, Start::Time(_) | Start::New) {
+            self.last_stream_seq = info.delivered.stream_seq;
+        }
         self.consumer = info.name;
         self.outstanding = 0;
         self.last_consumer_seq = 0;
@@ -251,6 +284,7 @@ impl Watch {
         }
         self.last_consumer_seq = meta.consumer_seq;
         self.last_stream_seq = meta.stream_seq;
+        self.last_stored = UNIX_EPOCH + Duration::from_nanos(meta.stored_ns);
         if meta.pending == 0 {
             self.current = true;
         }
@@ -279,6 +313,15 @@ impl Drop for Watch {
     }
 }
 
+/// A time as JetStream reads one: RFC 3339 in UTC, to the nanosecond.
+fn rfc3339(at: SystemTime) -> String {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
+    chrono::DateTime::from_timestamp(secs, since.subsec_nanos())
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
 enum Lost {
     /// The client is closed: nothing more will come.
     Closed(JetStreamError),
@@ -292,6 +335,8 @@ enum Lost {
 struct Delivery {
     stream_seq: u64,
     consumer_seq: u64,
+    /// When the message was stored, in nanoseconds since the epoch.
+    stored_ns: u64,
     pending: u64,
 }
 
@@ -306,6 +351,7 @@ impl Delivery {
         Some(Delivery {
             stream_seq: tokens.get(at)?.parse().ok()?,
             consumer_seq: tokens.get(at + 1)?.parse().ok()?,
+            stored_ns: tokens.get(at + 2)?.parse().ok()?,
             pending: tokens.get(at + 3)?.parse().ok()?,
         })
     }
@@ -328,5 +374,12 @@ mod tests {
             (42, 7, 0)
         );
         assert!(Delivery::parse("_INBOX.x").is_none());
+        assert_eq!(short.stored_ns, 1_700_000_000);
+    }
+
+    #[test]
+    fn start_times_are_rfc3339_utc() {
+        let at = UNIX_EPOCH + Duration::new(1_795_000_000, 123_456_789);
+        assert_eq!(rfc3339(at), "2026-11-18T11:06:40.123456789Z");
     }
 }

@@ -13,7 +13,7 @@ use stratus_ledger::SqliteLedger;
 use stratus_queue::SqliteQueue;
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_secrets::SecretStore;
-use stratus_storage::{AppStore, ArtifactStore, EventQueue, Ledger, NodeDirectory};
+use stratus_storage::{AppStore, ArtifactStore, EventQueue, Ledger, LedgerStore, NodeDirectory};
 use stratus_store::{FileArtifacts, SqliteAppStore};
 use stratus_triggers::{TriggerConfig, Triggers};
 
@@ -60,7 +60,10 @@ impl Stratus {
         config.check()?;
         let limits = config.connection_limits()?;
         let shared = match &config.cluster {
-            Some(cluster) => Some(crate::cluster::open(cluster, data_dir, config.retry).await?),
+            Some(cluster) => Some(
+                crate::cluster::open(cluster, data_dir, config.retry, config.metering.as_ref())
+                    .await?,
+            ),
             None => None,
         };
         let (apps, artifacts): (Arc<dyn AppStore>, Arc<dyn ArtifactStore>) = match &shared {
@@ -85,13 +88,21 @@ impl Stratus {
         let runtime = Runtime::new(runtime_config).map_err(|e| NodeError::open("runtime", e))?;
         let ledger = match &config.metering {
             Some(metering) => {
-                let store = SqliteLedger::open(
-                    &data_dir.join(SqliteLedger::FILE),
-                    metering.retention,
-                    metering.prices.clone(),
-                )
-                .map_err(|e| NodeError::open("invocation ledger", e))?;
-                let ledger = Ledger::new(Arc::new(store));
+                // A cluster's nodes share one ledger, so usage and logs
+                // cover every node.
+                let store: Arc<dyn LedgerStore> =
+                    match shared.as_ref().and_then(|s| s.ledger.clone()) {
+                        Some(shared) => shared,
+                        None => Arc::new(
+                            SqliteLedger::open(
+                                &data_dir.join(SqliteLedger::FILE),
+                                metering.retention,
+                                metering.prices.clone(),
+                            )
+                            .map_err(|e| NodeError::open("invocation ledger", e))?,
+                        ),
+                    };
+                let ledger = Ledger::new(store);
                 ledger.set_log_budget(config.log_per_app_day);
                 Some(Arc::new(ledger))
             }

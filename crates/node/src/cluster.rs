@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use stratus_control::Node;
 use stratus_jetstream::{
-    JetStream, JetStreamApps, JetStreamArtifacts, JetStreamError, JetStreamNodes, JetStreamQueue,
-    JetStreamSecrets, Kv, KvSettings, LEASE_TERM, NODE_EXPIRY, OpenArtifactsError, Singleton,
-    Watch,
+    JetStream, JetStreamApps, JetStreamArtifacts, JetStreamError, JetStreamLedger, JetStreamNodes,
+    JetStreamQueue, JetStreamSecrets, Kv, KvSettings, LEASE_TERM, NODE_EXPIRY, OpenArtifactsError,
+    Singleton, Watch,
 };
 use stratus_storage::RetryPolicy;
 
-use crate::config::Cluster;
+use crate::config::{Cluster, Metering};
 use crate::error::NodeError;
 
 /// How long an event a node leased waits, after that node died, before
@@ -41,6 +41,9 @@ pub(crate) struct Shared {
     pub(crate) queue: Arc<JetStreamQueue>,
     /// Leases on the work one node does at a time.
     pub(crate) leases: Kv,
+    /// Every node's invocation records, lines and usage, when metering is
+    /// on.
+    pub(crate) ledger: Option<Arc<JetStreamLedger>>,
 }
 
 /// How long a starting node waits for JetStream to answer (a cluster just
@@ -54,12 +57,13 @@ pub(crate) async fn open(
     cluster: &Cluster,
     data_dir: &Path,
     retry: RetryPolicy,
+    metering: Option<&Metering>,
 ) -> Result<Shared, NodeError> {
     let js = connect(cluster).await?;
     let started = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(250);
     loop {
-        match open_stores(&js, cluster, data_dir, retry).await {
+        match open_stores(&js, cluster, data_dir, retry, metering).await {
             Ok(shared) => return Ok(shared),
             Err(Failure {
                 what,
@@ -126,6 +130,7 @@ async fn open_stores(
     cluster: &Cluster,
     data_dir: &Path,
     retry: RetryPolicy,
+    metering: Option<&Metering>,
 ) -> Result<Shared, Failure> {
     let settings = KvSettings {
         replicas: cluster.replicas,
@@ -188,6 +193,20 @@ async fn open_stores(
             error: None,
         },
     })?;
+    let ledger = match metering {
+        Some(metering) => Some(Arc::new(
+            JetStreamLedger::open(
+                js.clone(),
+                &cluster.name,
+                cluster.replicas,
+                metering.retention,
+                metering.prices.clone(),
+            )
+            .await
+            .map_err(Failure::of("the invocation ledger"))?,
+        )),
+        None => None,
+    };
     Ok(Shared {
         apps: Arc::new(JetStreamApps::new(apps)),
         artifacts: Arc::new(artifacts),
@@ -196,6 +215,7 @@ async fn open_stores(
         secrets: Arc::new(secrets),
         queue: Arc::new(queue),
         leases,
+        ledger,
     })
 }
 

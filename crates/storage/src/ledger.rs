@@ -18,7 +18,7 @@ use std::time::Duration;
 pub use last_errors::LastError;
 pub use log_budget::DEFAULT_LOG_BYTES_PER_APP_DAY;
 pub use record::{InvocationRecord, LogLine, LogStream, Outbound, Trigger, format_time};
-pub use recorder::{Ledger, LedgerStats, Recorder};
+pub use recorder::{Ledger, LedgerStats, LiveLog, LogFeed, Recorder};
 pub use usage::{LogQuery, PriceSheet, Retention, UsageQuery, UsageReport, UsageRow, UsageSums};
 
 /// Why the ledger could not be opened or read.
@@ -28,6 +28,11 @@ pub enum LedgerError {
     /// …").
     #[error(transparent)]
     Backend(Box<dyn std::error::Error + Send + Sync>),
+
+    /// A store on the network did not answer (a cluster's NATS is out of
+    /// reach): worth asking again later.
+    #[error("the ledger is out of reach: {0}")]
+    Unavailable(String),
 }
 
 impl LedgerError {
@@ -52,9 +57,9 @@ pub type FlushFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
 /// disk or the network. So the trait's write is a synchronous, non-blocking
 /// hand-off, and how records are batched, written and retried is each
 /// backend's own: SQLite queues them to one writer thread that commits
-/// whatever has gathered in one transaction (one fsync per batch); a
-/// JetStream backend would publish them to a stream without awaiting each
-/// acknowledgement. A batch-commit method called by a shared writer would
+/// whatever has gathered in one transaction (one fsync per batch); the
+/// JetStream backend gathers them for a moment and publishes one message
+/// per app, acknowledgements awaited together. A batch-commit method called by a shared writer would
 /// force one batching and retry policy (a thread holding a blocking
 /// connection) on every backend, and an async `record` would make each
 /// invocation allocate and poll a future for what should be a channel send.
@@ -105,9 +110,23 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// opened with by [`UsageReport::priced`], rows by app then function.
     /// Exact (`invocation` granularity) while raw records cover the period;
     /// from the hourly roll-ups beyond, counting from the top of the hour
-    /// `since` falls in.
+    /// `since` falls in. A backend may keep the exact window shorter than
+    /// its records (JetStream's is the last hour: exact means reading every
+    /// record of the period off the network).
     fn usage(&self, query: UsageQuery) -> LedgerFuture<UsageReport>;
 
     /// The backend's counters for `/metrics`.
     fn stats(&self) -> &LedgerStats;
+
+    /// The lines `query` asks for as they are written from now on, by
+    /// every node writing to this store, for `logs --follow`. `None` (the
+    /// default) for a store only this node writes: the node's own recorder
+    /// sees each line before any store does, and [`Ledger::follow`] serves
+    /// followers from it. A store several nodes write (JetStream) answers
+    /// with what it stores, so a follower on one node sees every node's
+    /// lines.
+    fn follow(&self, query: &LogQuery) -> Option<LedgerFuture<LogFeed>> {
+        let _ = query;
+        None
+    }
 }

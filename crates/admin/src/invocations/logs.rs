@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -13,8 +12,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
 use http::StatusCode;
 use serde::Deserialize;
-use stratus_storage::{LogLine, LogQuery};
-use tokio::sync::broadcast;
+use stratus_storage::{LiveLog, LogFeed, LogLine, LogQuery};
 
 use super::InvocationsState;
 use crate::common::{DEFAULT_LIMIT, MAX_LIMIT, metered, parse_since, resolve};
@@ -62,47 +60,35 @@ pub async fn logs(
         invocation: params.invocation,
         limit,
     };
-    // Subscribed before reading the history, so no line falls between.
-    let live = params.follow.then(|| state.node.follow_logs()).flatten();
-    let history = ledger.logs(query.clone()).await?;
-    match live {
-        None => {
-            let lines = history.iter().map(LogLineInfo::from).collect();
-            Ok(Json(LogLines { lines }).into_response())
-        }
-        Some(live) => Ok(follow(history, live, query).into_response()),
+    if !params.follow {
+        let history = ledger.logs(query).await?;
+        let lines = history.iter().map(LogLineInfo::from).collect();
+        return Ok(Json(LogLines { lines }).into_response());
     }
+    // Followed before reading the history, so no line falls between.
+    let live = ledger.follow(query.clone()).await?;
+    let history = ledger.logs(query).await?;
+    Ok(follow(history, live).into_response())
 }
 
 fn follow(
     history: Vec<LogLine>,
-    live: broadcast::Receiver<Arc<LogLine>>,
-    query: LogQuery,
+    live: LogFeed,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // An invocation's lines are recorded together: one in the history is
+    // not sent again.
     let seen: HashSet<String> = history.iter().map(|l| l.invocation_id.clone()).collect();
     let past = stream::iter(history.into_iter().map(|l| Ok(sse_event(&l))));
-    let new = stream::unfold((live, seen, query), |(mut live, seen, query)| async move {
+    let new = stream::unfold((live, seen), |(mut live, seen)| async move {
         loop {
-            let event = match live.recv().await {
-                Ok(line) => {
-                    let wanted = line.app == query.app
-                        && line.function == query.function
-                        && query
-                            .invocation
-                            .as_ref()
-                            .is_none_or(|id| *id == line.invocation_id)
-                        && !seen.contains(&line.invocation_id);
-                    if !wanted {
-                        continue;
-                    }
-                    sse_event(&line)
-                }
-                Err(broadcast::error::RecvError::Lagged(skipped)) => Event::default().comment(
-                    format!("{skipped} lines were skipped: the follower fell behind"),
-                ),
-                Err(broadcast::error::RecvError::Closed) => return None,
+            let event = match live.recv().await? {
+                LiveLog::Line(line) if seen.contains(&line.invocation_id) => continue,
+                LiveLog::Line(line) => sse_event(&line),
+                LiveLog::Skipped(skipped) => Event::default().comment(format!(
+                    "{skipped} lines were skipped: the follower fell behind"
+                )),
             };
-            return Some((Ok(event), (live, seen, query)));
+            return Some((Ok(event), (live, seen)));
         }
     });
     Sse::new(past.chain(new)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::ledger::{
-    InvocationRecord, Ledger, LedgerStore, LogLine, LogQuery, LogStream, Outbound, PriceSheet,
-    Trigger, UsageQuery, UsageReport, UsageRow,
+    InvocationRecord, Ledger, LedgerStore, LiveLog, LogLine, LogQuery, LogStream, Outbound,
+    PriceSheet, Trigger, UsageQuery, UsageReport, UsageRow,
 };
 
 /// Opens a fresh backend pricing usage with the sheet, with whatever must
@@ -448,13 +448,28 @@ pub async fn lines_past_an_apps_daily_budget_are_dropped_with_one_marker(open: &
 
 pub async fn live_followers_see_lines_as_they_are_recorded(open: &Open) {
     let (store, _guard) = open(PriceSheet::default()).await;
+    let kind = store.kind();
     let ledger = Ledger::new(store);
     let recorder = ledger.recorder();
-    let mut follower = recorder.subscribe();
-    let r = record(&app("live"), "cart", now());
+    let app = app("live");
+    let mut everything = recorder.subscribe();
+    let mut follower = ledger.follow(logs_of(&app, "cart", 100)).await.unwrap();
+    let other = record(&app, "pay", now());
+    recorder.record(other.clone(), vec![line(&other, "another function")]);
+    let r = record(&app, "cart", now());
     recorder.record(r.clone(), vec![line(&r, "live"), line(&r, "again")]);
-    assert_eq!(follower.try_recv().unwrap().text, "live");
-    assert_eq!(follower.try_recv().unwrap().text, "again");
+    // The node's own lines at once, whatever the store.
+    assert_eq!(everything.try_recv().unwrap().text, "another function");
+    assert_eq!(everything.try_recv().unwrap().text, "live");
+    // A follower gets its function's lines once the store has them.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match tokio::time::timeout(FLUSH, follower.recv()).await {
+            Ok(Some(LiveLog::Line(line))) => seen.push(line.text.clone()),
+            other => panic!("{kind}: {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["live", "again"], "{kind}");
 }
 
 pub async fn the_newest_failure_of_each_function_is_remembered(open: &Open) {

@@ -24,6 +24,18 @@ impl Trigger {
             Trigger::Service => "service",
         }
     }
+
+    /// The trigger named by [`Trigger::as_str`].
+    pub fn parse(text: &str) -> Option<Trigger> {
+        [
+            Trigger::Http,
+            Trigger::Api,
+            Trigger::Event,
+            Trigger::Service,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == text)
+    }
 }
 
 /// One invocation, as metered.

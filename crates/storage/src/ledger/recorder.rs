@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use super::last_errors::{LastError, LastErrors};
 use super::log_budget::LogBudget;
@@ -31,6 +31,20 @@ pub struct LedgerStats {
 
 /// Log lines held for followers that fall behind before they miss some.
 const LIVE_CAPACITY: usize = 4096;
+
+/// What a follower of logs receives.
+#[derive(Debug, Clone)]
+pub enum LiveLog {
+    Line(Arc<LogLine>),
+    /// This many lines went by while the follower was behind.
+    Skipped(u64),
+}
+
+/// New log lines for one follower, until it drops the receiver.
+pub type LogFeed = mpsc::Receiver<LiveLog>;
+
+/// Lines a feed holds for a follower that reads slower than they come.
+const FEED_CAPACITY: usize = 256;
 
 struct Shared {
     store: Arc<dyn LedgerStore>,
@@ -149,6 +163,38 @@ impl Ledger {
     /// See [`LedgerStore::logs`].
     pub fn logs(&self, query: LogQuery) -> LedgerFuture<Vec<LogLine>> {
         self.store().logs(query)
+    }
+
+    /// The lines `query` asks for as they are written from now on: from
+    /// the store when it is shared by several nodes
+    /// ([`LedgerStore::follow`]), else from this node's recorder. Lines
+    /// recorded after this call returns are not missed. Must be called
+    /// within a Tokio runtime.
+    pub fn follow(&self, query: LogQuery) -> LedgerFuture<LogFeed> {
+        if let Some(feed) = self.store().follow(&query) {
+            return feed;
+        }
+        // Subscribed now, not when the future is first polled.
+        let mut live = self.recorder.subscribe();
+        let (tx, rx) = mpsc::channel(FEED_CAPACITY);
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    _ = tx.closed() => return,
+                    next = live.recv() => next,
+                };
+                let item = match next {
+                    Ok(line) if query.wants(&line) => LiveLog::Line(line),
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(n)) => LiveLog::Skipped(n),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(item).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Box::pin(async move { Ok(rx) })
     }
 
     /// See [`LedgerStore::usage`].

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::record::{InvocationRecord, format_time};
+use super::record::{InvocationRecord, LogLine, format_time};
 
 /// Which log lines to read.
 #[derive(Debug, Clone)]
@@ -17,6 +17,19 @@ pub struct LogQuery {
     pub invocation: Option<String>,
     /// The newest this many lines (returned oldest first).
     pub limit: usize,
+}
+
+impl LogQuery {
+    /// Whether `line` is one this query asks for (its time aside: a
+    /// follower wants every new line).
+    pub fn wants(&self, line: &LogLine) -> bool {
+        line.app == self.app
+            && line.function == self.function
+            && self
+                .invocation
+                .as_ref()
+                .is_none_or(|id| *id == line.invocation_id)
+    }
 }
 
 /// Which usage to report.
@@ -136,6 +149,18 @@ impl UsageSums {
         self.wall_us += r.wall.as_micros() as i64;
         self.bytes_in += r.bytes_in as i64;
         self.bytes_out += r.bytes_out as i64;
+    }
+
+    /// Adds sums counted elsewhere (another hour, another writer).
+    pub fn absorb(&mut self, other: &UsageSums) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.cold_starts += other.cold_starts;
+        self.mib_ms += other.mib_ms;
+        self.cpu_us += other.cpu_us;
+        self.wall_us += other.wall_us;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
     }
 }
 

@@ -1,0 +1,184 @@
+//! The JetStream ledger against the storage crate's ledger suite, and two
+//! nodes' ledgers read from either, on the NATS server at 127.0.0.1:4222
+//! (`scripts/brokers.sh`). Every open uses names of its own and removes
+//! its stream and bucket when the test ends.
+#![allow(clippy::unwrap_used)]
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_nats::HeaderMap;
+use stratus_storage::conformance::Opened;
+use stratus_storage::conformance::ledger::record;
+use stratus_storage::{
+    LedgerStore, LiveLog, LogLine, LogQuery, LogStream, PriceSheet, Retention, UsageQuery,
+};
+
+use super::{JetStreamLedger, token};
+use crate::testing::{Scratch, bucket_name};
+
+const FLUSH: Duration = Duration::from_secs(10);
+
+async fn open_named(scratch: &Scratch, name: &str, prices: PriceSheet) -> JetStreamLedger {
+    JetStreamLedger::open(scratch.js(), name, 1, Retention::default(), prices)
+        .await
+        .unwrap()
+}
+
+fn scratch_for(scratch: Scratch, name: &str) -> Scratch {
+    scratch
+        .removing(format!("{name}_ledger"))
+        .removing(format!("KV_{name}_usage"))
+}
+
+fn open_jetstream(prices: PriceSheet) -> Opened<Arc<dyn LedgerStore>> {
+    Box::pin(async move {
+        let scratch = Scratch::connect().await;
+        let name = bucket_name("ledger");
+        let ledger = open_named(&scratch, &name, prices).await;
+        (
+            Arc::new(ledger) as Arc<dyn LedgerStore>,
+            Box::new(scratch_for(scratch, &name)) as Box<dyn Any>,
+        )
+    })
+}
+
+mod jetstream {
+    stratus_storage::ledger_conformance!(super::open_jetstream);
+}
+
+fn line(r: &stratus_storage::InvocationRecord, text: &str) -> LogLine {
+    LogLine {
+        invocation_id: r.id.clone(),
+        app: r.app.clone(),
+        function: r.function.clone(),
+        at: r.started_at,
+        stream: LogStream::Stdout,
+        text: text.into(),
+    }
+}
+
+fn lines_of(app: &str, function: &str) -> LogQuery {
+    LogQuery {
+        app: app.into(),
+        function: function.into(),
+        since: None,
+        invocation: None,
+        limit: 100,
+    }
+}
+
+/// Two nodes write one ledger: each reads what both recorded, and a
+/// follower on one sees the other's lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_reads_what_every_node_recorded() {
+    let scratch = Scratch::connect().await;
+    let name = bucket_name("ledger");
+    let one = open_named(&scratch, &name, PriceSheet::default()).await;
+    let two = open_named(&scratch, &name, PriceSheet::default()).await;
+    let _scratch = scratch_for(scratch, &name);
+
+    let mut follower = two
+        .follow(&lines_of("shop", "cart"))
+        .unwrap()
+        .await
+        .unwrap();
+    let first = record("shop", "cart", SystemTime::now());
+    one.record(first.clone(), vec![line(&first, "from one")]);
+    let second = record("shop", "cart", SystemTime::now());
+    two.record(second.clone(), vec![line(&second, "from two")]);
+    assert!(one.flush(FLUSH).await && two.flush(FLUSH).await);
+
+    for ledger in [&one, &two] {
+        let since = Some(SystemTime::now() - Duration::from_secs(60));
+        let exact = ledger
+            .usage(UsageQuery {
+                app: Some("shop".into()),
+                since,
+            })
+            .await
+            .unwrap();
+        assert_eq!((exact.total.requests, exact.granularity), (2, "invocation"));
+        let hourly = ledger
+            .usage(UsageQuery {
+                app: Some("shop".into()),
+                since: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!((hourly.total.requests, hourly.granularity), (2, "hour"));
+        let texts: Vec<String> = ledger
+            .logs(lines_of("shop", "cart"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        assert_eq!(texts.len(), 2);
+        assert!(texts.contains(&"from one".into()) && texts.contains(&"from two".into()));
+        for r in [&first, &second] {
+            let found = ledger.invocation(r.id.clone()).await.unwrap();
+            assert_eq!(found.map(|f| f.id), Some(r.id.clone()));
+        }
+    }
+    let mut live = Vec::new();
+    while live.len() < 2 {
+        match tokio::time::timeout(FLUSH, follower.recv()).await {
+            Ok(Some(LiveLog::Line(line))) => live.push(line.text.clone()),
+            other => panic!("{other:?}"),
+        }
+    }
+    live.sort();
+    assert_eq!(live, ["from one", "from two"]);
+}
+
+/// What another writer (or a hand) put on the stream that is not a batch,
+/// or that claims another app than its subject, is skipped; the app's own
+/// records read back around it.
+#[tokio::test]
+async fn damaged_or_misplaced_batches_are_skipped() {
+    let scratch = Scratch::connect().await;
+    let name = bucket_name("ledger");
+    let ledger = open_named(&scratch, &name, PriceSheet::default()).await;
+    let js = scratch.js();
+    let _scratch = scratch_for(scratch, &name);
+
+    let before = record("shop", "cart", SystemTime::now());
+    ledger.record(before.clone(), vec![line(&before, "before")]);
+    assert!(ledger.flush(FLUSH).await);
+    let subject = format!("{name}.ledger.{}", token("shop"));
+    js.publish(&subject, HeaderMap::new(), "not json".into())
+        .await
+        .unwrap();
+    // A batch of another app, put on this app's subject.
+    let stranger = record("other", "cart", SystemTime::now());
+    let misplaced = serde_json::json!({
+        "app": "other",
+        "entries": super::wire::entries(&stranger, &[line(&stranger, "stranger")]),
+    });
+    js.publish(&subject, HeaderMap::new(), misplaced.to_string().into())
+        .await
+        .unwrap();
+    let after = record("shop", "cart", SystemTime::now());
+    ledger.record(after.clone(), vec![line(&after, "after")]);
+    assert!(ledger.flush(FLUSH).await);
+
+    let texts: Vec<String> = ledger
+        .logs(lines_of("shop", "cart"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(texts, ["before", "after"]);
+    let usage = ledger
+        .usage(UsageQuery {
+            app: Some("shop".into()),
+            since: Some(SystemTime::now() - Duration::from_secs(60)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(usage.total.requests, 2);
+    assert!(ledger.invocation("a.>".into()).await.unwrap().is_none());
+}
