@@ -42,6 +42,14 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
+
+    /// 503 with `Retry-After`: a store out of reach for now (a cluster's
+    /// NATS, a full disk), worth asking again.
+    fn retry_later(code: &'static str, message: impl Into<String>) -> Self {
+        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message);
+        error.retry_after = Some(STORE_RETRY_AFTER_SECS);
+        error
+    }
 }
 
 impl From<ControlError> for ApiError {
@@ -77,13 +85,7 @@ impl From<ControlError> for ApiError {
             ControlError::Apps(AppStoreError::Unavailable(_))
             | ControlError::Artifacts(ArtifactError::Unavailable(_)) => {
                 tracing::warn!("admin request refused: {e}");
-                let mut error = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    e.to_string(),
-                );
-                error.retry_after = Some(STORE_RETRY_AFTER_SECS);
-                return error;
+                return ApiError::retry_later("store_unavailable", e.to_string());
             }
             ControlError::Apps(_)
             | ControlError::Artifacts(_)
@@ -103,13 +105,7 @@ impl From<stratus_storage::LedgerError> for ApiError {
     fn from(e: stratus_storage::LedgerError) -> Self {
         if let stratus_storage::LedgerError::Unavailable(_) = e {
             tracing::warn!("ledger read refused: {e}");
-            let mut error = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ledger_unavailable",
-                e.to_string(),
-            );
-            error.retry_after = Some(STORE_RETRY_AFTER_SECS);
-            return error;
+            return ApiError::retry_later("ledger_unavailable", e.to_string());
         }
         tracing::error!("ledger read failed: {e}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
@@ -120,13 +116,7 @@ impl From<stratus_storage::LedgerError> for ApiError {
 impl From<stratus_storage::QueueError> for ApiError {
     fn from(e: stratus_storage::QueueError) -> Self {
         tracing::error!("queue operation failed: {e}");
-        let mut error = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "queue_unavailable",
-            e.to_string(),
-        );
-        error.retry_after = Some(STORE_RETRY_AFTER_SECS);
-        error
+        ApiError::retry_later("queue_unavailable", e.to_string())
     }
 }
 

@@ -3,8 +3,6 @@
 //! 127.0.0.1:4222, each test under a cluster name of its own) and serve
 //! whatever was deployed through any of them.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::nats::NatsServers;
@@ -455,7 +453,6 @@ async fn losing_one_nats_server_of_three_fails_no_request_and_deploys_go_on() {
     serves(&two, "/shop/echo", "v1").await;
 
     nats.kill(0);
-    let killed = Instant::now();
     assert_eq!(failures(&[&one, &two], "/shop/echo", 200).await, 0);
     let started = Instant::now();
     deploy_when_possible(&two, &manifest_of("v2")).await;
@@ -845,31 +842,17 @@ async fn usage_logs_and_invocations_cover_every_node() {
     serves_function(&two, "neighbour").await;
 
     // A follower on the second node sees lines the first node writes.
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(["logs", "api", "-f"])
-        .env("STRATUS_SERVER", &two.admin)
-        .env("STRATUS_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = follower.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let follower = LogFollower::start(&two, "api");
     // It may not be following before the first requests.
     let mut seen = None;
     for attempt in 0..50 {
         invoked(&one, &format!("/shop/print?text=from-one-{attempt}")).await;
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+        if let Ok(line) = follower.lines.recv_timeout(Duration::from_millis(300)) {
             seen = Some(line);
             break;
         }
     }
-    let _ = follower.kill();
-    let _ = follower.wait();
+    drop(follower);
     let line = seen.expect("logs -f on node two printed nothing node one wrote");
     assert!(line.contains("from-one-"), "{line}");
 

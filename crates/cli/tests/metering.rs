@@ -1,8 +1,6 @@
 //! Metering, usage and cost, invocation logs and instance reuse, end to end
 //! against the real binary.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
@@ -147,33 +145,18 @@ async fn logs_follow_prints_new_lines_as_they_happen() {
     let server = Server::start();
     let app = testbed_app("followed", "follow", &["/f/..."], "");
     server.deploy(app.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(["logs", "follow", "-f"])
-        .env("STRATUS_SERVER", &server.admin)
-        .env("STRATUS_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let follower = LogFollower::start(&server, "follow");
     // Keep sending until the follower shows a line: it may not have
     // subscribed before the first request.
     let mut seen = None;
     for attempt in 0..50 {
         let response = server.get(&format!("/f/print?text=live-{attempt}")).await;
         assert_eq!(response.status(), 200);
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+        if let Ok(line) = follower.lines.recv_timeout(Duration::from_millis(200)) {
             seen = Some(line);
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
     let line = seen.expect("logs -f printed nothing");
     assert!(line.contains("live-"), "{line}");
 }

@@ -814,3 +814,37 @@ pub fn set_secret(server: &Server, app: &str, name: &str, value: &str) -> std::p
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// `stratus logs FUNCTION -f` against a node, its output lines readable
+/// as they come; killed when dropped.
+pub struct LogFollower {
+    child: Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl LogFollower {
+    pub fn start(server: &Server, function: &str) -> LogFollower {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratus"))
+            .args(["logs", function, "-f"])
+            .env("STRATUS_SERVER", &server.admin)
+            .env("STRATUS_TOKEN", TOKEN)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        LogFollower { child, lines }
+    }
+}
+
+impl Drop for LogFollower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

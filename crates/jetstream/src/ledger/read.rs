@@ -326,7 +326,7 @@ impl Inner {
                 }
                 sums.entry((stored.app.clone(), stored.function.clone()))
                     .or_default()
-                    .absorb(&stored.sums());
+                    .absorb(&stored.sums);
             }
         }
         Ok(UsageReport::priced(

@@ -10,10 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use async_nats::HeaderMap;
 use stratus_storage::conformance::Opened;
-use stratus_storage::conformance::ledger::record;
-use stratus_storage::{
-    LedgerStore, LiveLog, LogLine, LogQuery, LogStream, PriceSheet, Retention, UsageQuery,
-};
+use stratus_storage::conformance::ledger::{line, record};
+use stratus_storage::{LedgerStore, LiveLog, LogQuery, PriceSheet, Retention, UsageQuery};
 
 use super::{JetStreamLedger, token};
 use crate::testing::{Scratch, bucket_name};
@@ -48,17 +46,6 @@ mod jetstream {
     stratus_storage::ledger_conformance!(super::open_jetstream);
 }
 
-fn line(r: &stratus_storage::InvocationRecord, text: &str) -> LogLine {
-    LogLine {
-        invocation_id: r.id.clone(),
-        app: r.app.clone(),
-        function: r.function.clone(),
-        at: r.started_at,
-        stream: LogStream::Stdout,
-        text: text.into(),
-    }
-}
-
 fn lines_of(app: &str, function: &str) -> LogQuery {
     LogQuery {
         app: app.into(),
@@ -67,6 +54,12 @@ fn lines_of(app: &str, function: &str) -> LogQuery {
         invocation: None,
         limit: 100,
     }
+}
+
+/// The texts of a function's lines, as `ledger` reads them back.
+async fn texts(ledger: &JetStreamLedger, app: &str, function: &str) -> Vec<String> {
+    let lines = ledger.logs(lines_of(app, function)).await.unwrap();
+    lines.into_iter().map(|l| l.text).collect()
 }
 
 /// Two nodes write one ledger: each reads what both recorded, and a
@@ -108,13 +101,7 @@ async fn every_node_reads_what_every_node_recorded() {
             .await
             .unwrap();
         assert_eq!((hourly.total.requests, hourly.granularity), (2, "hour"));
-        let texts: Vec<String> = ledger
-            .logs(lines_of("shop", "cart"))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| l.text)
-            .collect();
+        let texts = texts(ledger, "shop", "cart").await;
         assert_eq!(texts.len(), 2);
         assert!(texts.contains(&"from one".into()) && texts.contains(&"from two".into()));
         for r in [&first, &second] {
@@ -164,14 +151,7 @@ async fn damaged_or_misplaced_batches_are_skipped() {
     ledger.record(after.clone(), vec![line(&after, "after")]);
     assert!(ledger.flush(FLUSH).await);
 
-    let texts: Vec<String> = ledger
-        .logs(lines_of("shop", "cart"))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.text)
-        .collect();
-    assert_eq!(texts, ["before", "after"]);
+    assert_eq!(texts(&ledger, "shop", "cart").await, ["before", "after"]);
     let usage = ledger
         .usage(UsageQuery {
             app: Some("shop".into()),

@@ -200,44 +200,8 @@ pub(super) fn entries(record: &InvocationRecord, logs: &[LogLine]) -> Vec<Entry>
 pub(super) struct Sums {
     pub app: String,
     pub function: String,
-    pub requests: i64,
-    pub errors: i64,
-    pub cold_starts: i64,
-    pub mib_ms: i64,
-    pub cpu_us: i64,
-    pub wall_us: i64,
-    pub bytes_in: i64,
-    pub bytes_out: i64,
-}
-
-impl Sums {
-    pub fn of(app: &str, function: &str, s: &UsageSums) -> Sums {
-        Sums {
-            app: app.to_owned(),
-            function: function.to_owned(),
-            requests: s.requests,
-            errors: s.errors,
-            cold_starts: s.cold_starts,
-            mib_ms: s.mib_ms,
-            cpu_us: s.cpu_us,
-            wall_us: s.wall_us,
-            bytes_in: s.bytes_in,
-            bytes_out: s.bytes_out,
-        }
-    }
-
-    pub fn sums(&self) -> UsageSums {
-        UsageSums {
-            requests: self.requests,
-            errors: self.errors,
-            cold_starts: self.cold_starts,
-            mib_ms: self.mib_ms,
-            cpu_us: self.cpu_us,
-            wall_us: self.wall_us,
-            bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
-        }
-    }
+    #[serde(flatten)]
+    pub sums: UsageSums,
 }
 
 /// The hour (since the epoch) `t` falls in.

@@ -362,7 +362,7 @@ impl Writer {
             let slot = state.sums.entry(key).or_default();
             if let Some(stored) = stored {
                 match serde_json::from_slice::<wire::Sums>(&stored.value) {
-                    Ok(stored) => slot.sums.absorb(&stored.sums()),
+                    Ok(stored) => slot.sums.absorb(&stored.sums),
                     Err(e) => tracing::warn!(error = %e, "a damaged usage roll-up is written anew"),
                 }
             }
@@ -374,8 +374,12 @@ impl Writer {
             .iter()
             .filter_map(|key| {
                 let slot = state.sums.get(key).filter(|slot| slot.loaded)?;
-                let value = serde_json::to_vec(&wire::Sums::of(&key.0, &key.2, &slot.sums))
-                    .unwrap_or_default();
+                let sums = wire::Sums {
+                    app: key.0.clone(),
+                    function: key.2.clone(),
+                    sums: slot.sums,
+                };
+                let value = serde_json::to_vec(&sums).unwrap_or_default();
                 Some((key.clone(), name(key), Bytes::from(value)))
             })
             .collect();

@@ -73,7 +73,8 @@ pub fn record(app: &str, function: &str, started_at: SystemTime) -> InvocationRe
     }
 }
 
-fn line(r: &InvocationRecord, text: &str) -> LogLine {
+/// A line `r` wrote to stdout when it started, for backends' own tests too.
+pub fn line(r: &InvocationRecord, text: &str) -> LogLine {
     LogLine {
         invocation_id: r.id.clone(),
         app: r.app.clone(),

@@ -123,8 +123,9 @@ pub struct UsageReport {
 
 /// Usage sums of one function, over a period or one hour: what a backend
 /// adds up (record by record, or per hour as it stores them) before
-/// [`UsageReport::priced`] turns it into a report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// [`UsageReport::priced`] turns it into a report. Serializable, for a
+/// backend that stores sums as documents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UsageSums {
     pub requests: i64,
     pub errors: i64,
