@@ -13,9 +13,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-/// The server's code for a publish whose `Nats-Expected-Last-Subject-
-/// Sequence` did not match: someone else wrote the subject first.
-pub(crate) const WRONG_LAST_SEQUENCE: u32 = 10071;
+/// The server's codes for a publish whose `Nats-Expected-Last-Subject-
+/// Sequence` did not match: someone else wrote the subject first. 10071
+/// names the sequence found; 10164 (nats-server 2.11 on) says only that,
+/// and is what a replicated stream answers while another write to the
+/// subject is still being proposed, which racing nodes meet all the time.
+const WRONG_LAST_SEQUENCE: [u32; 2] = [10071, 10164];
 /// A stream created again with another configuration.
 const STREAM_NAME_IN_USE: u32 = 10058;
 
@@ -52,7 +55,7 @@ impl JetStreamError {
 
     /// Whether a compare-and-set lost: the subject had another revision.
     pub fn is_wrong_last_sequence(&self) -> bool {
-        matches!(self, JetStreamError::Api { err_code, .. } if *err_code == WRONG_LAST_SEQUENCE)
+        matches!(self, JetStreamError::Api { err_code, .. } if WRONG_LAST_SEQUENCE.contains(err_code))
     }
 
     fn protocol(subject: &str, reason: impl ToString) -> Self {
@@ -327,4 +330,30 @@ fn decode<T: DeserializeOwned>(subject: &str, payload: &[u8]) -> Result<T, JetSt
         });
     }
     serde_json::from_value(answer).map_err(|e| JetStreamError::protocol(subject, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(err_code: u32) -> JetStreamError {
+        JetStreamError::Api {
+            subject: "$KV.b.k".into(),
+            err_code,
+            description: "wrong last sequence".into(),
+        }
+    }
+
+    #[test]
+    fn both_wrong_last_sequence_codes_are_a_lost_race() {
+        // 10164 is what nats-server 2.15 answers on a replicated stream.
+        assert!(refused(10071).is_wrong_last_sequence());
+        assert!(refused(10164).is_wrong_last_sequence());
+        assert!(!refused(10058).is_wrong_last_sequence());
+        let silent = JetStreamError::Unavailable {
+            subject: "x".into(),
+            reason: "no answer".into(),
+        };
+        assert!(!silent.is_wrong_last_sequence());
+    }
 }
