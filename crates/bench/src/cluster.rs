@@ -8,7 +8,7 @@
 //! sets a new WHO, so a node serves the new version exactly when it
 //! answers with it. Each part prints its table as soon as it is measured.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -45,36 +45,70 @@ struct Bench {
     at: Vec<String>,
 }
 
+/// Three NATS servers in one JetStream cluster and three `stratus server`
+/// nodes joined to it with `--cluster-replicas 3`, all on loopback. The
+/// fields drop in order: the nodes are killed before the servers.
+pub struct Cluster {
+    pub nodes: Vec<StratusNode>,
+    pub nats: NatsCluster,
+    /// What the NATS server says it is, e.g. `nats-server: v2.15.1`.
+    pub version: String,
+    /// The `stratus` binary the nodes run.
+    pub bin: PathBuf,
+}
+
+impl Cluster {
+    /// Starts the servers from `nats_server` (default: the pinned binary),
+    /// waits until JetStream takes a stream with a replica on each, then
+    /// starts the nodes.
+    pub fn start(
+        nats_server: Option<&Path>,
+        runtime: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<Cluster> {
+        let nats_bin = match nats_server {
+            Some(path) => path.to_path_buf(),
+            None => nats::pinned_binary()?,
+        };
+        let version = nats::version(&nats_bin)?;
+        eprintln!("cluster: starting 3 NATS servers ({version})…");
+        let nats = NatsCluster::start(&nats_bin, 3)?;
+        runtime.block_on(nats.wait_for_jetstream())?;
+        let urls = nats.urls.join(",");
+        let flags = [
+            "--cluster",
+            &urls,
+            "--cluster-name",
+            "bench",
+            "--cluster-replicas",
+            "3",
+        ];
+        let bin = stratus_bin()?;
+        eprintln!("cluster: starting 3 Stratus nodes of {}…", bin.display());
+        let nodes = (0..3)
+            .map(|_| {
+                StratusNode::start_empty_env(&bin, &flags, &[("STRATUS_SECRETS_KEY", SECRETS_KEY)])
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Cluster {
+            nodes,
+            nats,
+            version,
+            bin,
+        })
+    }
+}
+
 pub fn run(settings: &Settings) -> anyhow::Result<()> {
-    let nats_bin = match &settings.nats_server {
-        Some(path) => path.clone(),
-        None => nats::pinned_binary()?,
-    };
-    let version = nats::version(&nats_bin)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    eprintln!("cluster: starting 3 NATS servers ({version})…");
-    // Declared before the nodes, so it is dropped (killed) after them.
-    let mut nats = NatsCluster::start(&nats_bin, 3)?;
-    runtime.block_on(nats.wait_for_jetstream())?;
-    let urls = nats.urls.join(",");
-    let flags = [
-        "--cluster",
-        &urls,
-        "--cluster-name",
-        "bench",
-        "--cluster-replicas",
-        "3",
-    ];
-    let bin = stratus_bin()?;
-    eprintln!("cluster: starting 3 Stratus nodes of {}…", bin.display());
-    let nodes = (0..3)
-        .map(|_| {
-            StratusNode::start_empty_env(&bin, &flags, &[("STRATUS_SECRETS_KEY", SECRETS_KEY)])
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let Cluster {
+        nodes,
+        mut nats,
+        version,
+        bin,
+    } = Cluster::start(settings.nats_server.as_deref(), &runtime)?;
     let bench = Bench {
         runtime,
         // No request of the benchmark may hang it for good.

@@ -2,11 +2,13 @@
 //! hello function submitted over the admin API, delivered as CloudEvents.
 //!
 //! Measures how fast events are accepted (durably queued), how fast they
-//! are handled end to end (first submit to last success), and for a sample
-//! the latency from acceptance to the handler's answer being recorded.
+//! are handled end to end (first submit to last success, every event
+//! checked), and for a sample the latency from acceptance to the handler's
+//! answer being recorded.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 
@@ -18,13 +20,34 @@ pub struct EventsResult {
     pub end_to_end_rate: f64,
     pub latency_p50: Duration,
     pub latency_p99: Duration,
-    /// Publish-to-handled latency with one event in flight at a time.
+    /// Publish-to-handled latency with one event in flight at a time, over
+    /// `idle_events` events.
+    pub idle_events: usize,
     pub idle_p50: Duration,
     pub idle_p99: Duration,
+    /// Submissions answered 503 or 429 and sent again.
+    pub refused: usize,
+    /// `stratus_events_succeeded_total` of each node once all were handled
+    /// (their sum exceeds `events` if an event was handled twice).
+    pub succeeded: Vec<u64>,
 }
 
-/// Events sent one at a time for the unloaded latency.
+/// Events sent one at a time for the unloaded latency, unless
+/// `IDLE_BUDGET` runs out first.
 const IDLE_EVENTS: usize = 300;
+const IDLE_BUDGET: Duration = Duration::from_secs(120);
+
+/// How long the benchmark waits for one event to succeed: longer than
+/// the cluster queue's ack wait (30 s), after which JetStream offers again
+/// a message that a node pulled but neither leased nor put off.
+const EVENT_WAIT: Duration = Duration::from_secs(60);
+
+/// The admin token of every node the benchmark starts.
+const TOKEN: &str = "bench";
+
+/// How often a submission answered 503 or 429 is sent again (50 ms apart)
+/// before the benchmark gives up.
+const RETRIES: usize = 200;
 
 pub fn run(events: usize, connections: usize) -> anyhow::Result<EventsResult> {
     let node = StratusNode::start(Variant {
@@ -35,90 +58,162 @@ pub fn run(events: usize, connections: usize) -> anyhow::Result<EventsResult> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let url = format!(
-            "{}/v1/functions/hello/invocations?mode=async&path=/hello",
-            node.admin
-        );
-        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..connections {
-            let (client, url, next) = (client.clone(), url.clone(), next.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut ids = Vec::new();
-                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < events {
-                    let response = client
-                        .post(&url)
-                        .bearer_auth("bench")
-                        .body("{}")
-                        .send()
-                        .await?;
-                    if response.status() != 202 {
-                        bail!("submit answered {}", response.status());
-                    }
-                    let accepted: serde_json::Value = response.json().await?;
-                    ids.push(accepted["id"].as_str().unwrap_or_default().to_string());
-                }
-                anyhow::Ok(ids)
-            }));
-        }
-        let mut ids = Vec::with_capacity(events);
-        for task in tasks {
-            ids.extend(task.await??);
-        }
-        let accepted = started.elapsed();
-        all_handled(&client, &node.admin, events).await?;
-        let handled = started.elapsed();
-        let sample: Vec<String> = ids
-            .iter()
-            .step_by((events / 1000).max(1))
-            .cloned()
-            .collect();
-        let (latency_p50, latency_p99) =
-            percentiles(latencies(&client, &node.admin, &sample).await?);
+    runtime.block_on(measure(
+        &reqwest::Client::new(),
+        std::slice::from_ref(&node.admin),
+        events,
+        connections,
+    ))
+}
 
-        // Unloaded: one event at a time, each waited for before the next.
-        let mut idle = Vec::with_capacity(IDLE_EVENTS);
-        for _ in 0..IDLE_EVENTS {
-            let response = client
-                .post(&url)
-                .bearer_auth("bench")
-                .body("{}")
-                .send()
-                .await?;
-            let accepted: serde_json::Value = response.json().await?;
-            let id = accepted["id"].as_str().unwrap_or_default().to_string();
-            loop {
-                let event = status(&client, &node.admin, &id).await?;
-                if event["state"] == "succeeded" {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_micros(500)).await;
-            }
-            idle.push(id);
-        }
-        let (idle_p50, idle_p99) = percentiles(latencies(&client, &node.admin, &idle).await?);
-        Ok(EventsResult {
-            events,
-            accept_rate: events as f64 / accepted.as_secs_f64(),
-            end_to_end_rate: events as f64 / handled.as_secs_f64(),
-            latency_p50,
-            latency_p99,
-            idle_p50,
-            idle_p99,
-        })
+/// The whole measurement against nodes already serving the hello function
+/// (one node, or the nodes of a cluster): `events` async invocations from
+/// `connections` clients, event `n` through `admins[n % len]`, timed until
+/// accepted and until handled (the nodes' succeeded counters add up to the
+/// count, and the API has every event succeeded: the last success recorded
+/// ends the time if it came later); the latency of 1,000 of them; then
+/// `IDLE_EVENTS` one at a time (within `IDLE_BUDGET`), also taking turns.
+pub async fn measure(
+    client: &reqwest::Client,
+    admins: &[String],
+    events: usize,
+    connections: usize,
+) -> anyhow::Result<EventsResult> {
+    let (started, wall) = (Instant::now(), SystemTime::now());
+    let (ids, refused) = submit_all(client, admins, events, connections).await?;
+    let accepted = started.elapsed();
+    let succeeded = all_handled(client, admins, events).await?;
+    let counted = started.elapsed();
+    let times = settled(client, admins, &ids, connections).await?;
+    let last = times.iter().map(|&(_, done)| done).max().unwrap_or(wall);
+    let handled = counted.max(last.duration_since(wall).unwrap_or_default());
+    let sample: Vec<_> = times
+        .iter()
+        .step_by((events / 1000).max(1))
+        .copied()
+        .collect();
+    let (latency_p50, latency_p99) = percentiles(latencies(&sample));
+    let idle = one_at_a_time(client, admins, IDLE_EVENTS, IDLE_BUDGET).await?;
+    let idle_times = settled(client, admins, &idle, 1).await?;
+    let (idle_p50, idle_p99) = percentiles(latencies(&idle_times));
+    Ok(EventsResult {
+        events,
+        accept_rate: events as f64 / accepted.as_secs_f64(),
+        end_to_end_rate: events as f64 / handled.as_secs_f64(),
+        latency_p50,
+        latency_p99,
+        idle_events: idle.len(),
+        idle_p50,
+        idle_p99,
+        refused,
+        succeeded,
     })
 }
 
-/// Waits (up to 5 minutes) until the node has handled `events` events.
-async fn all_handled(client: &reqwest::Client, admin: &str, events: usize) -> anyhow::Result<()> {
+/// `POST …/invocations?mode=async` of the hello function on `admin`.
+fn submit_url(admin: &str) -> String {
+    format!("{admin}/v1/functions/hello/invocations?mode=async&path=/hello")
+}
+
+/// Submits `events` async invocations from `connections` concurrent
+/// clients, event `n` through `admins[n % admins.len()]`; answers their ids
+/// and how many answers were 503 or 429 (sent again after 50 ms).
+async fn submit_all(
+    client: &reqwest::Client,
+    admins: &[String],
+    events: usize,
+    connections: usize,
+) -> anyhow::Result<(Vec<String>, usize)> {
+    let urls: Arc<Vec<String>> = Arc::new(admins.iter().map(|a| submit_url(a)).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (client, urls, next) = (client.clone(), urls.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ids, mut refused) = (Vec::new(), 0);
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= events {
+                    break;
+                }
+                let (id, retried) = submit(&client, &urls[n % urls.len()]).await?;
+                ids.push(id);
+                refused += retried;
+            }
+            anyhow::Ok((ids, refused))
+        }));
+    }
+    let (mut ids, mut refused) = (Vec::with_capacity(events), 0);
+    for task in tasks {
+        let (some, retried) = task.await??;
+        ids.extend(some);
+        refused += retried;
+    }
+    Ok((ids, refused))
+}
+
+/// Submits one async invocation to `url`, sending it again while the node
+/// answers 503 (its queue out of reach) or 429: its id and those retries.
+async fn submit(client: &reqwest::Client, url: &str) -> anyhow::Result<(String, usize)> {
+    for retried in 0..=RETRIES {
+        let response = client
+            .post(url)
+            .bearer_auth(TOKEN)
+            .body("{}")
+            .send()
+            .await?;
+        match response.status().as_u16() {
+            202 => {
+                let accepted: serde_json::Value = response.json().await?;
+                let id = accepted["id"].as_str().context("202 without an id")?;
+                return Ok((id.to_string(), retried));
+            }
+            503 | 429 => tokio::time::sleep(Duration::from_millis(50)).await,
+            status => bail!("submit answered {status}: {}", response.text().await?),
+        }
+    }
+    bail!("submit answered 503 or 429 {} times in a row", RETRIES + 1)
+}
+
+/// `n` events one at a time, event `i` through `admins[i % len]`, each
+/// waited for (through the node that took it) before the next; no new one
+/// once `budget` has passed. Their ids.
+async fn one_at_a_time(
+    client: &reqwest::Client,
+    admins: &[String],
+    n: usize,
+    budget: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let started = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        if started.elapsed() > budget {
+            break;
+        }
+        let admin = &admins[i % admins.len()];
+        let (id, _) = submit(client, &submit_url(admin)).await?;
+        succeeded_event(client, admin, &id).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Waits (up to 5 minutes) until the nodes have handled `events` events
+/// between them; answers each node's count.
+async fn all_handled(
+    client: &reqwest::Client,
+    admins: &[String],
+    events: usize,
+) -> anyhow::Result<Vec<u64>> {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let done = succeeded(client, admin).await?;
+        let mut counts = Vec::with_capacity(admins.len());
+        for admin in admins {
+            counts.push(succeeded(client, admin).await?);
+        }
+        let done: u64 = counts.iter().sum();
         if done >= events as u64 {
-            return Ok(());
+            return Ok(counts);
         }
         if Instant::now() > deadline {
             bail!("only {done} of {events} events were handled in time");
@@ -147,31 +242,78 @@ async fn status(
 ) -> anyhow::Result<serde_json::Value> {
     Ok(client
         .get(format!("{admin}/v1/events/{id}"))
-        .bearer_auth("bench")
+        .bearer_auth(TOKEN)
         .send()
         .await?
         .json()
         .await?)
 }
 
-/// From the moment each event was durably accepted to the moment its
-/// handler's 2xx was recorded.
-async fn latencies(
+/// Asks `admin` about event `id` until it has succeeded (up to
+/// `EVENT_WAIT`): its status then.
+async fn succeeded_event(
     client: &reqwest::Client,
     admin: &str,
-    ids: &[String],
-) -> anyhow::Result<Vec<Duration>> {
-    let mut latencies = Vec::with_capacity(ids.len());
-    for id in ids {
+    id: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let deadline = Instant::now() + EVENT_WAIT;
+    loop {
         let event = status(client, admin, id).await?;
-        let time = |key: &str| {
-            humantime::parse_rfc3339(event[key].as_str().unwrap_or_default())
-                .with_context(|| format!("event {id} has no {key}"))
-        };
-        let (created, updated) = (time("created_at")?, time("updated_at")?);
-        latencies.push(updated.duration_since(created).unwrap_or_default());
+        if event["state"] == "succeeded" {
+            return Ok(event);
+        }
+        if Instant::now() > deadline {
+            bail!("event {id} has not succeeded within {EVENT_WAIT:?}: {event}");
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
     }
-    Ok(latencies)
+}
+
+/// When each event was durably accepted and when its handler's 2xx was
+/// recorded (millisecond resolution), asked from `connections` clients,
+/// event `i` through `admins[i % len]`, waiting for any not settled yet
+/// (the succeeded counters of a cluster count an event handled twice).
+async fn settled(
+    client: &reqwest::Client,
+    admins: &[String],
+    ids: &[String],
+    connections: usize,
+) -> anyhow::Result<Vec<(SystemTime, SystemTime)>> {
+    let ids: Arc<Vec<(String, String)>> = Arc::new(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| (admins[i % admins.len()].clone(), id.clone()))
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections.max(1) {
+        let (client, ids, next) = (client.clone(), ids.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            while let Some((admin, id)) = ids.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let event = succeeded_event(&client, admin, id).await?;
+                let time = |key: &str| {
+                    humantime::parse_rfc3339(event[key].as_str().unwrap_or_default())
+                        .with_context(|| format!("event {id} has no {key}"))
+                };
+                times.push((time("created_at")?, time("updated_at")?));
+            }
+            anyhow::Ok(times)
+        }));
+    }
+    let mut times = Vec::with_capacity(ids.len());
+    for task in tasks {
+        times.extend(task.await??);
+    }
+    Ok(times)
+}
+
+fn latencies(times: &[(SystemTime, SystemTime)]) -> Vec<Duration> {
+    times
+        .iter()
+        .map(|(created, done)| done.duration_since(*created).unwrap_or_default())
+        .collect()
 }
 
 fn percentiles(mut latencies: Vec<Duration>) -> (Duration, Duration) {
@@ -234,14 +376,14 @@ pub fn run_nats(events: usize) -> anyhow::Result<EventsResult> {
         }
         nats.flush().await?;
         let published = started.elapsed();
-        all_handled(&client, &node.admin, events).await?;
+        let succeeded = all_handled(&client, std::slice::from_ref(&node.admin), events).await?;
         let handled = started.elapsed();
         let listed: serde_json::Value = client
             .get(format!(
                 "{}/v1/functions/hello/events?limit=1000",
                 node.admin
             ))
-            .bearer_auth("bench")
+            .bearer_auth(TOKEN)
             .send()
             .await?
             .json()
@@ -255,16 +397,19 @@ pub fn run_nats(events: usize) -> anyhow::Result<EventsResult> {
                     .collect()
             })
             .unwrap_or_default();
-        let (latency_p50, latency_p99) =
-            percentiles(latencies(&client, &node.admin, &sample).await?);
+        let times = settled(&client, std::slice::from_ref(&node.admin), &sample, 32).await?;
+        let (latency_p50, latency_p99) = percentiles(latencies(&times));
         Ok(EventsResult {
             events,
             accept_rate: events as f64 / published.as_secs_f64(),
             end_to_end_rate: events as f64 / handled.as_secs_f64(),
             latency_p50,
             latency_p99,
+            idle_events: 0,
             idle_p50: Duration::ZERO,
             idle_p99: Duration::ZERO,
+            refused: 0,
+            succeeded,
         })
     })
 }

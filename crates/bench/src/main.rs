@@ -10,6 +10,7 @@
 
 mod capabilities;
 mod cluster;
+mod cluster_events;
 mod density;
 mod events;
 mod load;
@@ -98,6 +99,18 @@ enum Mode {
         #[arg(long)]
         nats_server: Option<std::path::PathBuf>,
     },
+    /// Async invocations through a cluster's JetStream queue (3 NATS
+    /// servers, 3 nodes, submitted round-robin) against a node on its own
+    /// (SQLite), one after the other; `--connections` clients submit.
+    ClusterEvents {
+        /// Events to submit to each.
+        #[arg(long, default_value_t = 20000)]
+        count: usize,
+        /// The nats-server binary (default: the pinned one that
+        /// `scripts/nats-server.sh` installs and prints).
+        #[arg(long)]
+        nats_server: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -119,6 +132,13 @@ fn main() -> anyhow::Result<()> {
                     threads: args.threads,
                 },
                 rounds: args.rounds,
+            });
+        }
+        Some(Mode::ClusterEvents { count, nats_server }) => {
+            return cluster_events::run(&cluster_events::Settings {
+                nats_server,
+                events: count,
+                connections: args.connections,
             });
         }
         Some(Mode::Density {
