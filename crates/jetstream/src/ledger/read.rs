@@ -138,13 +138,15 @@ impl Inner {
 
     /// Visits the batches of `app` (of every app when `None`) stored from
     /// `from` on, with the time each was stored, until caught up or told
-    /// to stop.
+    /// to stop. Batches stored after the scan began end it too: under
+    /// steady writes the consumer may never report nothing pending.
     async fn scan(
         &self,
         app: Option<&str>,
         from: SystemTime,
         mut visit: impl FnMut(Batch, SystemTime) -> Flow,
     ) -> Result<(), LedgerError> {
+        let began = SystemTime::now();
         let work = async {
             let mut watch = self.watch(app, Start::Time(from)).await?;
             while let Some(change) = watch.next_until_current().await.map_err(ledger_error)? {
@@ -163,6 +165,9 @@ impl Inner {
                     continue;
                 }
                 if let Flow::Stop = visit(batch, watch.last_stored()) {
+                    break;
+                }
+                if watch.last_stored() > began + CLOCK_SLACK {
                     break;
                 }
             }
