@@ -19,46 +19,69 @@ pub(super) struct Batch {
     pub entries: Vec<Entry>,
 }
 
-/// An invocation, or a continuation of its log lines.
+/// An invocation, or a continuation of its log lines. Field names are
+/// short and zeros left out: every invocation of the cluster is written
+/// (and replicated) once, so its bytes are the ledger's cost.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Entry {
     pub id: String,
+    #[serde(rename = "fn")]
     pub function: String,
     /// Absent on a continuation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "r", skip_serializing_if = "Option::is_none")]
     pub record: Option<Record>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, rename = "l", skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<Line>,
+}
+
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Record {
+    #[serde(rename = "v")]
     pub version: u32,
+    #[serde(rename = "t")]
     pub trigger: String,
+    #[serde(rename = "at")]
     pub started_us: u64,
+    #[serde(rename = "wall")]
     pub wall_us: u64,
+    #[serde(default, rename = "cpu", skip_serializing_if = "is_zero")]
     pub cpu_us: u64,
+    #[serde(default, rename = "mem", skip_serializing_if = "is_zero")]
     pub peak_memory: u64,
+    #[serde(default, rename = "host", skip_serializing_if = "is_zero")]
     pub peak_host_memory: u64,
+    #[serde(default, rename = "in", skip_serializing_if = "is_zero")]
     pub bytes_in: u64,
+    #[serde(default, rename = "out", skip_serializing_if = "is_zero")]
     pub bytes_out: u64,
+    #[serde(rename = "s")]
     pub status: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "e", skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub cold: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<String>,
+    #[serde(default, rename = "oreq", skip_serializing_if = "is_zero")]
     pub out_requests: u32,
+    #[serde(default, rename = "obytes", skip_serializing_if = "is_zero")]
     pub out_bytes: u64,
+    #[serde(default, rename = "otime", skip_serializing_if = "is_zero")]
     pub out_us: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Line {
+    #[serde(rename = "at")]
     pub at_us: u64,
     /// `stderr`, or absent for stdout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<String>,
+    #[serde(default, rename = "err", skip_serializing_if = "is_zero")]
+    pub stderr: bool,
+    #[serde(rename = "x")]
     pub text: String,
 }
 
@@ -132,7 +155,7 @@ impl Line {
     fn of(line: &LogLine) -> Line {
         Line {
             at_us: micros(line.at),
-            stream: (line.stream == LogStream::Stderr).then(|| "stderr".to_owned()),
+            stderr: line.stream == LogStream::Stderr,
             text: line.text.clone(),
         }
     }
@@ -147,7 +170,11 @@ impl Line {
             app: app.to_owned(),
             function: entry.function.clone(),
             at: self.at(),
-            stream: LogStream::parse(self.stream.as_deref().unwrap_or("stdout")),
+            stream: if self.stderr {
+                LogStream::Stderr
+            } else {
+                LogStream::Stdout
+            },
             text: self.text.clone(),
         }
     }
@@ -243,6 +270,13 @@ mod tests {
             (text.text.as_str(), text.stream),
             ("hello", LogStream::Stderr)
         );
+    }
+
+    #[test]
+    fn a_plain_record_is_small() {
+        let r = record("shop", "cart", SystemTime::now());
+        let json = serde_json::to_vec(&entries(&r, &[])).unwrap();
+        assert!(json.len() < 200, "{}", String::from_utf8_lossy(&json));
     }
 
     #[test]
