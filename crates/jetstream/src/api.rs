@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use async_nats::connection::State;
 use async_nats::{Client, HeaderMap, Message, RequestErrorKind, StatusCode};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -21,6 +23,8 @@ use serde_json::{Value, json};
 const WRONG_LAST_SEQUENCE: [u32; 2] = [10071, 10164];
 /// A stream created again with another configuration.
 const STREAM_NAME_IN_USE: u32 = 10058;
+/// A message get that found nothing.
+const NO_MESSAGE_FOUND: u32 = 10037;
 
 /// How long one API request waits for JetStream before it is an error. A
 /// cluster that elects a new leader answers within a few seconds.
@@ -266,6 +270,51 @@ impl JetStream {
             .await
     }
 
+    /// The last message on `subject` as the stream's leader has it. A
+    /// direct get ([`last_message`](Self::last_message)) may be answered
+    /// by a replica that has not applied the latest write yet; a reader
+    /// that acts on a change it was told of (a node following a deploy)
+    /// must not see the state before it, or it would think itself in step.
+    pub async fn latest_message(
+        &self,
+        stream: &str,
+        subject: &str,
+    ) -> Result<Option<StoredMessage>, JetStreamError> {
+        let api = format!("$JS.API.STREAM.MSG.GET.{stream}");
+        let answer: Value = match self
+            .request(&api, &json!({ "last_by_subj": subject }))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(JetStreamError::Api { err_code, .. }) if err_code == NO_MESSAGE_FOUND => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let message = &answer["message"];
+        let decode = |field: &str| -> Result<Vec<u8>, JetStreamError> {
+            match message[field].as_str() {
+                Some(text) => BASE64
+                    .decode(text)
+                    .map_err(|e| JetStreamError::protocol(&api, format!("{field}: {e}"))),
+                None => Ok(Vec::new()),
+            }
+        };
+        let sequence = message["seq"]
+            .as_u64()
+            .ok_or_else(|| JetStreamError::protocol(&api, "no seq"))?;
+        let stored_subject = message["subject"]
+            .as_str()
+            .ok_or_else(|| JetStreamError::protocol(&api, "no subject"))?
+            .to_owned();
+        Ok(Some(StoredMessage {
+            subject: stored_subject,
+            sequence,
+            headers: header_block(&decode("hdrs")?),
+            payload: Bytes::from(decode("data")?),
+        }))
+    }
+
     /// The first message on `subject` at or after sequence `from`.
     pub async fn next_message(
         &self,
@@ -315,6 +364,19 @@ impl JetStream {
     }
 }
 
+/// The headers of a stored message as JetStream keeps them: `NATS/1.0`,
+/// then `Name: value` lines.
+fn header_block(block: &[u8]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let text = String::from_utf8_lossy(block);
+    for line in text.split("\r\n").skip(1) {
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(name.trim(), value.trim());
+        }
+    }
+    headers
+}
+
 /// Reads JetStream's JSON answer: its `error`, or the value.
 fn decode<T: DeserializeOwned>(subject: &str, payload: &[u8]) -> Result<T, JetStreamError> {
     let answer: Value = serde_json::from_slice(payload)
@@ -342,6 +404,14 @@ mod tests {
             err_code,
             description: "wrong last sequence".into(),
         }
+    }
+
+    #[test]
+    fn stored_headers_read_back() {
+        let headers = header_block(b"NATS/1.0\r\nKV-Operation: DEL\r\nNats-Msg-Id: a:b\r\n\r\n");
+        assert_eq!(headers.get("KV-Operation").map(|v| v.as_str()), Some("DEL"));
+        assert_eq!(headers.get("Nats-Msg-Id").map(|v| v.as_str()), Some("a:b"));
+        assert!(header_block(b"").get("KV-Operation").is_none());
     }
 
     #[test]

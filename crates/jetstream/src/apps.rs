@@ -130,7 +130,9 @@ impl JetStreamApps {
         let Ok(key) = head_key(app) else {
             return Ok(None);
         };
-        let Some(entry) = self.kv.entry(&key).await.map_err(AppStoreError::from)? else {
+        // From the leader: a node follows a head write its watch delivered,
+        // and a replica behind it would make it think itself in step.
+        let Some(entry) = self.kv.latest(&key).await.map_err(AppStoreError::from)? else {
             return Ok(None);
         };
         let head = decode(&entry.value)?;

@@ -131,6 +131,18 @@ impl Kv {
             .and_then(|m| live_entry(&self.bucket, m)))
     }
 
+    /// The key's value as the bucket's leader has it: for a reader acting
+    /// on a change a watch delivered, which a replica answering
+    /// [`entry`](Self::entry) may not have applied yet.
+    pub async fn latest(&self, key: &str) -> Result<Option<Entry>, JetStreamError> {
+        let subject = self.subject(key)?;
+        Ok(self
+            .js
+            .latest_message(&self.stream, &subject)
+            .await?
+            .and_then(|m| live_entry(&self.bucket, m)))
+    }
+
     async fn last(&self, key: &str) -> Result<Option<StoredMessage>, JetStreamError> {
         let subject = self.subject(key)?;
         self.js.last_message(&self.stream, &subject).await

@@ -346,7 +346,9 @@ impl Writer {
         let mut reads = futures_util::stream::iter(unloaded)
             .map(|(key, name)| {
                 let usage = self.usage.clone();
-                async move { (key, usage.entry(&name).await) }
+                // From the leader: a replica behind would lose the last
+                // sums this process wrote.
+                async move { (key, usage.latest(&name).await) }
             })
             .buffer_unordered(CONCURRENT);
         let mut all = true;
