@@ -162,3 +162,39 @@ async fn damaged_or_misplaced_batches_are_skipped() {
     assert_eq!(usage.total.requests, 2);
     assert!(ledger.invocation("a.>".into()).await.unwrap().is_none());
 }
+
+/// A watch from now, or from a time, knows where it started: should its
+/// first consumer be lost before it delivers anything, the next starts
+/// there, not at the stream's beginning (a `logs -f` would otherwise be
+/// sent the whole history).
+#[tokio::test]
+async fn watches_from_now_or_a_time_know_where_they_start() {
+    use crate::watch::{Start, Watch};
+    let scratch = Scratch::connect().await;
+    let name = bucket_name("ledger");
+    let ledger = open_named(&scratch, &name, PriceSheet::default()).await;
+    let js = scratch.js();
+    let _scratch = scratch_for(scratch, &name);
+    for _ in 0..3 {
+        let r = record("shop", "cart", SystemTime::now());
+        ledger.record(r.clone(), vec![line(&r, "x")]);
+        assert!(ledger.flush(FLUSH).await);
+    }
+    let (stream, prefix) = (format!("{name}_ledger"), format!("{name}.ledger."));
+    let filter = format!("{prefix}>");
+    let new = Watch::start(
+        js.clone(),
+        stream.clone(),
+        filter.clone(),
+        prefix.clone(),
+        Start::New,
+    )
+    .await
+    .unwrap();
+    assert_eq!(new.revision(), 3);
+    let later = SystemTime::now() + Duration::from_secs(60);
+    let timed = Watch::start(js, stream, filter, prefix, Start::Time(later))
+        .await
+        .unwrap();
+    assert_eq!(timed.revision(), 3);
+}
