@@ -1,7 +1,7 @@
 //! The invocation ledger on JetStream, shared by every node of a cluster:
 //! `stratus usage`, `stratus logs` (and `--follow`) and `GET
-//! /v1/invocations/{id}` answer for the whole cluster from any node, and what a node
-//! recorded outlives it.
+//! /v1/invocations/{id}` answer for the whole cluster from any node, and
+//! what a node recorded outlives it.
 //!
 //! Records and their log lines go to the stream `<name>_ledger`, on the
 //! subject `<name>.ledger.<app>` (the app in hex). Each node gathers what
