@@ -318,6 +318,11 @@ pub struct NodeOpts {
     /// How long hourly usage totals are kept, e.g. "400d".
     #[arg(long, default_value = "400d", value_parser = duration)]
     pub usage_retention: Duration,
+    /// The most disk invocation records and logs may take, e.g. "1GiB":
+    /// past it the oldest go first, whatever their age (hourly usage is
+    /// kept). In a cluster, the ledger stream's size limit.
+    #[arg(long, default_value = "1GiB", value_parser = bytes)]
+    pub ledger_max_size: u64,
     /// Wait before the first retry of a failed event, doubled per attempt
     /// (with jitter) up to 5 minutes, e.g. "1s".
     #[arg(long, default_value = "1s", value_parser = duration)]

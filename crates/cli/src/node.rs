@@ -31,6 +31,7 @@ fn node_config(opts: &NodeOpts, persistent: bool) -> anyhow::Result<NodeConfig> 
             records: opts.record_retention,
             logs: opts.log_retention,
             usage: opts.usage_retention,
+            max_bytes: opts.ledger_max_size,
         },
         prices: PriceSheet {
             currency: opts.currency.trim().to_string(),

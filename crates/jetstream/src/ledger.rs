@@ -116,6 +116,8 @@ impl JetStreamLedger {
             "storage": "file",
             "num_replicas": replicas.max(1),
             "max_age": max_age.as_nanos() as u64,
+            // Past its size the oldest batches go, whatever their age.
+            "max_bytes": i64::try_from(retention.max_bytes).unwrap_or(i64::MAX),
             "discard": "old",
             "allow_direct": true,
             "duplicate_window": DUPLICATE_WINDOW.min(max_age).as_nanos() as u64,

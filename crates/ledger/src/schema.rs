@@ -59,6 +59,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX log_by_invocation ON log_line(invocation_id);
     CREATE INDEX log_by_time ON log_line(at_us);
     ",
+    // Version 2: what the ledger remembers of itself. `trimmed_through`:
+    // the largest id of the raw records deleted to keep the file within
+    // its budget, so usage knows from when raw records are whole.
+    "
+    CREATE TABLE ledger_meta (
+        key   TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Opens (creating or migrating) the ledger database at `path`.

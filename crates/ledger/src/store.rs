@@ -72,6 +72,7 @@ impl SqliteLedger {
             retention,
             function_ids: Default::default(),
             flushes: Vec::new(),
+            last_trim: None,
         };
         let config = WriterConfig {
             thread_name: "stratus-ledger",

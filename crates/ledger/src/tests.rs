@@ -276,3 +276,77 @@ async fn a_write_the_database_refuses_is_kept_and_retried() {
     assert_eq!(logs.len(), 1);
     assert_eq!(ledger.stats().records_dropped.load(Ordering::Relaxed), 0);
 }
+
+/// Past its size budget the ledger deletes the oldest raw records and log
+/// lines, whatever their age; usage stays whole (from the hourly roll-ups,
+/// reported as such) and the newest invocations read back.
+#[tokio::test]
+async fn past_its_size_the_oldest_records_and_lines_go_and_usage_stays_whole() {
+    const BUDGET: u64 = 2 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(SqliteLedger::FILE);
+    let retention = Retention {
+        max_bytes: BUDGET,
+        ..Retention::default()
+    };
+    let ledger = SqliteLedger::open(&path, retention, PriceSheet::default()).unwrap();
+    let text = "x".repeat(200);
+    let mut n = 0;
+    let mut first = String::new();
+    for _ in 0..10 {
+        for _ in 0..2000 {
+            n += 1;
+            let id = id(n);
+            if n == 1 {
+                first = id.clone();
+            }
+            ledger.record(record(&id, "cart", 1, 1), vec![line(&id, "cart", &text)]);
+        }
+        assert!(ledger.flush(FLUSH).await);
+    }
+    let last = id(n);
+    ledger.record(
+        record(&last, "cart", 1, 1),
+        vec![line(&last, "cart", "last")],
+    );
+    assert!(ledger.flush(FLUSH).await);
+
+    let conn = crate::schema::open(&path).unwrap();
+    let before = crate::writer::used_bytes(&conn).unwrap();
+    assert!(
+        before > BUDGET,
+        "the test writes more than the budget: {before}"
+    );
+    // The writer trims every few seconds; do it now.
+    crate::writer::trim(&conn, BUDGET).unwrap();
+    let after = crate::writer::used_bytes(&conn).unwrap();
+    assert!(after <= BUDGET, "{after} bytes kept of a {BUDGET} budget");
+
+    assert!(
+        ledger.invocation(first).await.unwrap().is_none(),
+        "the oldest went"
+    );
+    assert!(ledger.invocation(last.clone()).await.unwrap().is_some());
+    let lines = ledger
+        .logs(LogQuery {
+            app: "shop".into(),
+            function: "cart".into(),
+            since: None,
+            invocation: None,
+            limit: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(lines[0].text, "last");
+    for since in [None, Some(SystemTime::now() - Duration::from_secs(600))] {
+        let usage = ledger
+            .usage(UsageQuery {
+                app: Some("shop".into()),
+                since,
+            })
+            .await
+            .unwrap();
+        assert_eq!(usage.total.requests, n + 1, "{since:?}");
+        assert_eq!(usage.granularity, "hour", "raw records are no longer whole");
+    }
+}

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use stratus_sqlite::{During, SqliteError};
 use stratus_storage::{UsageQuery, UsageReport, UsageSums};
 
@@ -20,8 +20,8 @@ impl Reader {
         let now = SystemTime::now();
         let raw_from = now.checked_sub(self.retention.records);
         let exact = match (query.since, raw_from) {
-            (Some(since), Some(from)) => since >= from,
-            (Some(_), None) => true,
+            (Some(since), Some(from)) => since >= from && self.whole_since(since)?,
+            (Some(since), None) => self.whole_since(since)?,
             (None, _) => false,
         };
         let since = query.since.unwrap_or(SystemTime::UNIX_EPOCH);
@@ -31,6 +31,21 @@ impl Reader {
             self.sum_hours(since, query.app.as_deref())?
         };
         Ok(UsageReport::priced(query.since, exact, &self.prices, sums))
+    }
+
+    /// Whether no raw record of an invocation since `since` was deleted to
+    /// keep the file within its size.
+    fn whole_since(&self, since: SystemTime) -> Result<bool, SqliteError> {
+        let trimmed: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT value FROM ledger_meta WHERE key = 'trimmed_through'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .during(DB, "reading usage")?;
+        Ok(trimmed.is_none_or(|through| through < time_key(since)))
     }
 
     /// Exact sums from the raw records of invocations since `since`.

@@ -29,6 +29,12 @@ pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Rows deleted per statement while pruning, so records never wait long.
 const PRUNE_CHUNK: i64 = 10_000;
+/// How often the file is held to its budget: often, because a busy node
+/// writes hundreds of megabytes of records and logs in minutes.
+pub(crate) const TRIM_EVERY: Duration = Duration::from_secs(5);
+/// Batches of raw records, and log lines, deleted per round of trimming.
+const TRIM_BATCHES: i64 = 8;
+const TRIM_LINES: i64 = 20_000;
 
 pub(crate) enum Entry {
     Invocation(Box<InvocationRecord>, Vec<LogLine>),
@@ -46,6 +52,8 @@ pub(crate) struct LedgerWriter {
     pub(crate) function_ids: FunctionIds,
     /// Answered once every record sent before them is written.
     pub(crate) flushes: Vec<oneshot::Sender<()>>,
+    /// When the file was last held to `retention.max_bytes`.
+    pub(crate) last_trim: Option<std::time::Instant>,
 }
 
 impl Batcher for LedgerWriter {
@@ -95,6 +103,12 @@ impl Batcher for LedgerWriter {
         if pending.is_empty() {
             for done in self.flushes.drain(..) {
                 let _ = done.send(());
+            }
+        }
+        if self.last_trim.is_none_or(|at| at.elapsed() >= TRIM_EVERY) {
+            self.last_trim = Some(std::time::Instant::now());
+            if let Err(e) = trim(conn, self.retention.max_bytes) {
+                tracing::warn!("cannot hold the ledger to its size: {e}");
             }
         }
     }
@@ -289,5 +303,65 @@ pub(crate) fn prune(
     if total > 0 {
         tracing::info!(rows = total, "pruned ledger rows past their retention");
     }
+    Ok(total)
+}
+
+/// The bytes the ledger's pages hold (free pages left out: they are
+/// written again before the file grows).
+pub(crate) fn used_bytes(conn: &Connection) -> Result<u64, SqliteError> {
+    let pragma = |name: &str| -> Result<i64, SqliteError> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+            .during(DB, "measuring the ledger")
+    };
+    let used = (pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?;
+    Ok(u64::try_from(used).unwrap_or(0))
+}
+
+/// Deletes the oldest raw records and log lines, whatever their age, until
+/// they take at most nine tenths of `max_bytes`, and remembers the largest
+/// id it deleted (`ledger_meta.trimmed_through`) so usage reads hourly
+/// roll-ups for periods the raw records no longer cover. Answers the rows
+/// deleted.
+pub(crate) fn trim(conn: &Connection, max_bytes: u64) -> Result<u64, SqliteError> {
+    const ACTION: &str = "holding the ledger to its size";
+    if used_bytes(conn)? <= max_bytes {
+        return Ok(0);
+    }
+    let target = max_bytes / 10 * 9;
+    let mut total = 0u64;
+    loop {
+        conn.execute(
+            "INSERT INTO ledger_meta (key, value)
+             SELECT 'trimmed_through', max(max_id) FROM
+                (SELECT max_id FROM invocation_batch ORDER BY seq LIMIT ?1)
+             WHERE EXISTS (SELECT 1 FROM invocation_batch)
+             ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            [TRIM_BATCHES],
+        )
+        .during(DB, ACTION)?;
+        let batches = conn
+            .execute(
+                "DELETE FROM invocation_batch WHERE seq IN
+                 (SELECT seq FROM invocation_batch ORDER BY seq LIMIT ?1)",
+                [TRIM_BATCHES],
+            )
+            .during(DB, ACTION)?;
+        let lines = conn
+            .execute(
+                "DELETE FROM log_line WHERE seq IN
+                 (SELECT seq FROM log_line ORDER BY seq LIMIT ?1)",
+                [TRIM_LINES],
+            )
+            .during(DB, ACTION)?;
+        total += (batches + lines) as u64;
+        if batches + lines == 0 || used_bytes(conn)? <= target {
+            break;
+        }
+    }
+    tracing::info!(
+        rows = total,
+        max_bytes,
+        "deleted the oldest invocation records and log lines to keep the ledger within its size"
+    );
     Ok(total)
 }

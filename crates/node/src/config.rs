@@ -100,6 +100,9 @@ pub struct Metering {
     pub prices: PriceSheet,
 }
 
+/// The smallest `--ledger-max-size`.
+const MIN_LEDGER_BYTES: u64 = 16 << 20;
+
 /// An invocation's log is held in memory until it ends.
 pub const MAX_LOG_PER_INVOCATION: u64 = 16 << 20;
 
@@ -150,11 +153,7 @@ impl Default for NodeConfig {
             memory_budget: None,
             idle_ttl: Duration::from_secs(300),
             metering: Some(Metering {
-                retention: Retention {
-                    records: Duration::from_secs(7 * 86_400),
-                    logs: Duration::from_secs(7 * 86_400),
-                    usage: Duration::from_secs(400 * 86_400),
-                },
+                retention: Retention::default(),
                 prices: PriceSheet {
                     currency: "USD".into(),
                     per_gb_second: 0.000_016_666_7,
@@ -232,6 +231,17 @@ impl NodeConfig {
             }
             if prices.currency.trim().is_empty() {
                 refuse("--currency", "must not be empty")?;
+            }
+            // A budget smaller than a batch or two of records would be
+            // trimmed to nothing at every check.
+            if metering.retention.max_bytes < MIN_LEDGER_BYTES {
+                refuse(
+                    "--ledger-max-size",
+                    format!(
+                        "must be at least 16MiB, not {} bytes",
+                        metering.retention.max_bytes
+                    ),
+                )?;
             }
         }
         stratus_triggers::check_addresses(&self.nats_url, &self.mqtt_url).map_err(|message| {
@@ -357,7 +367,7 @@ mod tests {
                 replicas: 3,
             })
         }
-        let cases: [(Change, &str); 10] = [
+        let cases: [(Change, &str); 11] = [
             (|c| c.max_instances = 0, "--max-instances"),
             (|c| c.admin_listen = c.listen, "--listen"),
             (|c| c.write_timeout = Duration::ZERO, "--write-timeout"),
@@ -373,6 +383,14 @@ mod tests {
                     }
                 },
                 "--price-gb-second",
+            ),
+            (
+                |c| {
+                    if let Some(m) = &mut c.metering {
+                        m.retention.max_bytes = 1 << 20;
+                    }
+                },
+                "--ledger-max-size",
             ),
             (|c| cluster(c).servers.clear(), "--cluster"),
             (|c| cluster(c).name = "Prod.EU".into(), "--cluster-name"),

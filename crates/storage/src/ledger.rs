@@ -19,7 +19,10 @@ pub use last_errors::LastError;
 pub use log_budget::DEFAULT_LOG_BYTES_PER_APP_DAY;
 pub use record::{InvocationRecord, LogLine, LogStream, Outbound, Trigger, format_time};
 pub use recorder::{Ledger, LedgerStats, LiveLog, LogFeed, Recorder};
-pub use usage::{LogQuery, PriceSheet, Retention, UsageQuery, UsageReport, UsageRow, UsageSums};
+pub use usage::{
+    DEFAULT_LEDGER_MAX_BYTES, LogQuery, PriceSheet, Retention, UsageQuery, UsageReport, UsageRow,
+    UsageSums,
+};
 
 /// Why the ledger could not be opened or read.
 #[derive(Debug, thiserror::Error)]

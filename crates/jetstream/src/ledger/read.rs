@@ -284,11 +284,39 @@ impl Inner {
         Ok(lines.split_off(skip))
     }
 
+    /// Whether the stream still holds every batch stored since `since`:
+    /// past its size limit it drops the oldest, whatever their age.
+    async fn whole_since(&self, since: SystemTime) -> Result<bool, LedgerError> {
+        let subject = format!("$JS.API.STREAM.INFO.{}", self.stream);
+        let info: serde_json::Value = tokio::time::timeout(
+            READ_LIMIT,
+            self.js.request(&subject, &serde_json::json!({})),
+        )
+        .await
+        .map_err(|_| LedgerError::Unavailable("reading the ledger took too long".into()))?
+        .map_err(ledger_error)?;
+        let first = info["state"]["first_ts"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .and_then(|t| t.timestamp_nanos_opt())
+            .and_then(|nanos| u64::try_from(nanos).ok())
+            .map(|nanos| UNIX_EPOCH + Duration::from_nanos(nanos));
+        // Batches are only ever dropped from the front, so none since
+        // `since` was when the first kept is older, or when none was ever
+        // dropped (the first kept is the stream's first).
+        let never_dropped = info["state"]["first_seq"]
+            .as_u64()
+            .is_none_or(|seq| seq <= 1);
+        Ok(never_dropped || first.is_some_and(|first| first <= since))
+    }
+
     pub(super) async fn usage(&self, query: &UsageQuery) -> Result<UsageReport, LedgerError> {
         let exact_from = SystemTime::now().checked_sub(EXACT_WINDOW);
         let mut sums: BTreeMap<(String, String), UsageSums> = BTreeMap::new();
         let exact = match (query.since, exact_from) {
-            (Some(since), Some(from)) if since >= from => Some(since),
+            (Some(since), Some(from)) if since >= from && self.whole_since(since).await? => {
+                Some(since)
+            }
             _ => None,
         };
         if let Some(since) = exact {

@@ -198,3 +198,47 @@ async fn watches_from_now_or_a_time_know_where_they_start() {
         .unwrap();
     assert_eq!(timed.revision(), 3);
 }
+
+/// Past its size limit the stream drops the oldest batches: usage then
+/// comes from the hourly sums, whole and said to be hourly.
+#[tokio::test]
+async fn past_its_size_the_stream_drops_the_oldest_and_usage_stays_whole() {
+    let scratch = Scratch::connect().await;
+    let name = bucket_name("ledger");
+    let retention = Retention {
+        max_bytes: 64 << 10,
+        ..Retention::default()
+    };
+    let ledger = JetStreamLedger::open(scratch.js(), &name, 1, retention, PriceSheet::default())
+        .await
+        .unwrap();
+    let _scratch = scratch_for(scratch, &name);
+    let text = "x".repeat(1000);
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        for _ in 0..50 {
+            let r = record("shop", "cart", SystemTime::now());
+            ids.push(r.id.clone());
+            ledger.record(r.clone(), vec![line(&r, &text)]);
+        }
+        assert!(ledger.flush(FLUSH).await);
+    }
+    let first = ledger.invocation(ids[0].clone()).await.unwrap();
+    assert!(first.is_none(), "the oldest batch was dropped");
+    let last = ledger.invocation(ids[499].clone()).await.unwrap();
+    assert!(last.is_some(), "the newest is kept");
+    let usage = ledger
+        .usage(UsageQuery {
+            app: Some("shop".into()),
+            since: Some(SystemTime::now() - Duration::from_secs(60)),
+        })
+        .await
+        .unwrap();
+    assert_eq!((usage.total.requests, usage.granularity), (500, "hour"));
+    let kept = texts(&ledger, "shop", "cart").await;
+    assert!(
+        !kept.is_empty() && kept.len() < 500,
+        "{} lines kept",
+        kept.len()
+    );
+}

@@ -78,7 +78,16 @@ pub struct Retention {
     pub logs: Duration,
     /// Hourly usage roll-ups, which is what usage reads beyond `records`.
     pub usage: Duration,
+    /// The most disk raw records and log lines may take together: past
+    /// it the oldest go first, whatever their age. The hourly roll-ups are
+    /// kept (usage and bills come from them), and usage that would need a
+    /// record no longer kept is read from them (`hour` granularity).
+    pub max_bytes: u64,
 }
+
+/// [`Retention::max_bytes`] unless set: enough for weeks of a busy
+/// function's records, and a bound a small disk can give.
+pub const DEFAULT_LEDGER_MAX_BYTES: u64 = 1 << 30;
 
 impl Default for Retention {
     fn default() -> Self {
@@ -87,6 +96,7 @@ impl Default for Retention {
             records: Duration::from_secs(7 * DAY),
             logs: Duration::from_secs(7 * DAY),
             usage: Duration::from_secs(400 * DAY),
+            max_bytes: DEFAULT_LEDGER_MAX_BYTES,
         }
     }
 }
