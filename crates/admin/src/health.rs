@@ -58,6 +58,17 @@ pub async fn readyz(State(state): State<HealthState>) -> Response {
     // HTTP all the same, and its triggers retry.
     let mut problems = state.node.problems();
     problems.extend(state.triggers.problems());
+    // Requests are served all the same; their records wait or are dropped.
+    if let Some(stats) = state.node.ledger_stats()
+        && let Some(why) = stats.failing()
+    {
+        let dropped = stats
+            .records_dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
+        problems.push(format!(
+            "the invocation ledger cannot write: {why}; {dropped} records dropped so far"
+        ));
+    }
     let keyvalue = keyvalue_health(&state).await;
     if let Some(KeyValueHealth {
         location,

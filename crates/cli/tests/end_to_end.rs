@@ -23,6 +23,7 @@ mod cluster;
 mod containment_brokers;
 mod containment_connections;
 mod containment_deploy;
+mod containment_disk;
 mod containment_guests;
 mod containment_keyvalue;
 mod containment_memory;

@@ -81,11 +81,13 @@ impl Batcher for LedgerWriter {
             match write_batch(conn, &pending[..take], &mut self.function_ids, stats) {
                 Ok(()) => {
                     pending.drain(..take);
+                    stats.note_write(None);
                 }
                 Err(e) => {
                     // Ids handed out inside the failed transaction are gone.
                     self.function_ids.clear();
                     stats.write_failures.fetch_add(1, Ordering::Relaxed);
+                    stats.note_write(Some(format!("{e} ({} records held)", pending.len())));
                     tracing::error!(
                         "cannot write {} invocation records (kept in memory, retrying): {e}",
                         pending.len()

@@ -174,9 +174,14 @@ impl Writer {
             state.answer_waiters();
             if published && rolled {
                 pause = RETRY_FIRST;
+                self.stats.note_write(None);
                 continue;
             }
             self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
+            let held = state.pending.len() + state.round.as_ref().map_or(0, |r| r.records.len());
+            self.stats.note_write(Some(format!(
+                "JetStream does not take the records ({held} held)"
+            )));
             if state.closed {
                 // Nobody will record or flush again, and JetStream does
                 // not answer: what is held is lost, and counted.

@@ -27,6 +27,24 @@ pub struct LedgerStats {
     pub records_dropped: AtomicU64,
     /// Log lines dropped because their app had used its daily budget.
     pub log_lines_over_budget: AtomicU64,
+    /// Why the last write failed, while writes fail (a full disk, a
+    /// cluster's NATS out of reach): what `/readyz` shows.
+    failing: std::sync::Mutex<Option<String>>,
+}
+
+impl LedgerStats {
+    /// Notes how the last write went: `Some(why)` when it failed, `None`
+    /// when it succeeded.
+    pub fn note_write(&self, failure: Option<String>) {
+        if let Ok(mut failing) = self.failing.lock() {
+            *failing = failure;
+        }
+    }
+
+    /// Why writes fail, while they do.
+    pub fn failing(&self) -> Option<String> {
+        self.failing.lock().ok().and_then(|f| f.clone())
+    }
 }
 
 /// Log lines held for followers that fall behind before they miss some.
