@@ -16,6 +16,7 @@ mod events;
 mod load;
 mod nats;
 mod raw;
+mod soak;
 mod targets;
 
 use std::time::Duration;
@@ -99,6 +100,20 @@ enum Mode {
         #[arg(long)]
         nats_server: Option<std::path::PathBuf>,
     },
+    /// Minutes of load on one fresh-instance function with a side stream
+    /// of traps, timeouts, large allocations and bodies: RSS, disk and
+    /// answers over time.
+    Soak {
+        /// How long.
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 30)]
+        every: u64,
+        /// The node's `--ledger-max-size`.
+        #[arg(long, default_value = "1GiB")]
+        ledger_max_size: String,
+    },
     /// Async invocations through a cluster's JetStream queue (3 NATS
     /// servers, 3 nodes, submitted round-robin) against a node on its own
     /// (SQLite), one after the other; `--connections` clients submit.
@@ -132,6 +147,18 @@ fn main() -> anyhow::Result<()> {
                     threads: args.threads,
                 },
                 rounds: args.rounds,
+            });
+        }
+        Some(Mode::Soak {
+            minutes,
+            every,
+            ledger_max_size,
+        }) => {
+            return soak::run(&soak::Settings {
+                minutes,
+                interval: Duration::from_secs(every.max(1)),
+                ledger_max_size,
+                connections: args.connections,
             });
         }
         Some(Mode::ClusterEvents { count, nats_server }) => {

@@ -199,6 +199,11 @@ impl StratusNode {
         Ok(())
     }
 
+    /// The node's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self._data.path()
+    }
+
     /// The node's resident set size in bytes.
     pub fn rss(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;

@@ -29,9 +29,11 @@ pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Rows deleted per statement while pruning, so records never wait long.
 const PRUNE_CHUNK: i64 = 10_000;
-/// How often the file is held to its budget: often, because a busy node
-/// writes hundreds of megabytes of records and logs in minutes.
-pub(crate) const TRIM_EVERY: Duration = Duration::from_secs(5);
+/// How often the file is held to its budget: every second (three pragmas
+/// when within it), because a busy node writes a few megabytes of records
+/// and logs a second and the file grows past its budget by what comes in
+/// between.
+pub(crate) const TRIM_EVERY: Duration = Duration::from_secs(1);
 /// Batches of raw records, and log lines, deleted per round of trimming.
 const TRIM_BATCHES: i64 = 8;
 const TRIM_LINES: i64 = 20_000;
