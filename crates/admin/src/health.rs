@@ -19,6 +19,7 @@ use crate::model::{BrokerHealth, Health, KeyValueHealth, TriggerHealth};
 pub struct HealthState {
     node: Arc<Node>,
     triggers: Arc<stratus_triggers::Health>,
+    data_dir: Arc<crate::disk::DataDir>,
 }
 
 impl FromRef<AdminState> for HealthState {
@@ -26,6 +27,7 @@ impl FromRef<AdminState> for HealthState {
         HealthState {
             node: state.node.clone(),
             triggers: state.triggers.clone(),
+            data_dir: state.data_dir.clone(),
         }
     }
 }
@@ -46,6 +48,7 @@ pub async fn healthz(State(state): State<HealthState>) -> Json<Health> {
         brokers: Vec::new(),
         triggers: Vec::new(),
         keyvalue: None,
+        disk: None,
     })
 }
 
@@ -67,6 +70,13 @@ pub async fn readyz(State(state): State<HealthState>) -> Response {
             .load(std::sync::atomic::Ordering::Relaxed);
         problems.push(format!(
             "the invocation ledger cannot write: {why}; {dropped} records dropped so far"
+        ));
+    }
+    let disk = state.data_dir.health().await;
+    if disk.error.is_none() && disk.disk_free_bytes < crate::disk::LOW_DISK_BYTES {
+        problems.push(format!(
+            "the data directory's disk ({}) has {} bytes free: records, logs, events and deploys are about to be refused",
+            disk.data_dir, disk.disk_free_bytes
         ));
     }
     let keyvalue = keyvalue_health(&state).await;
@@ -109,6 +119,7 @@ pub async fn readyz(State(state): State<HealthState>) -> Response {
             })
             .collect(),
         keyvalue,
+        disk: Some(disk),
     };
     let status = if ready {
         StatusCode::OK

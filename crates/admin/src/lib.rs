@@ -16,6 +16,7 @@
 mod apps;
 mod auth;
 mod common;
+pub mod disk;
 mod error;
 mod events;
 mod exposition;
@@ -65,6 +66,8 @@ pub struct AdminState {
     pub secrets: Arc<stratus_secrets::SecretStore>,
     /// The platform's nodes: this one, or the cluster's.
     pub nodes: Arc<dyn stratus_storage::NodeDirectory>,
+    /// The data directory, measured for `/readyz`.
+    pub data_dir: Arc<disk::DataDir>,
 }
 
 /// The admin API as a router, ready to serve: the areas under `/v1`, each

@@ -189,7 +189,7 @@ fn families(state: &MetricsState) -> Vec<Family> {
         counter(name, help, read(value));
     }
     if let Some(ledger) = state.node.ledger_stats() {
-        let counters: [(&str, &str, &AtomicU64); 6] = [
+        let counters: [(&str, &str, &AtomicU64); 8] = [
             (
                 "invocation_records_written",
                 "Invocation records committed to the ledger",
@@ -219,6 +219,16 @@ fn families(state: &MetricsState) -> Vec<Family> {
                 "log_lines_over_budget",
                 "Function log lines dropped because their app had logged its daily budget (--log-max-per-app-day)",
                 &ledger.log_lines_over_budget,
+            ),
+            (
+                "invocation_records_sampled",
+                "Invocations counted in usage whose raw record was not kept (sampled past --ledger-sample-above per function and second)",
+                &ledger.records_sampled,
+            ),
+            (
+                "log_followers_dropped",
+                "Followers of logs (logs --follow) dropped because they stopped reading",
+                &ledger.log_followers_dropped,
             ),
         ];
         for (name, help, value) in counters {

@@ -121,6 +121,32 @@ pub struct Health {
     /// The store of functions' key-value buckets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyvalue: Option<KeyValueHealth>,
+    /// The data directory and its disk (readiness only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskHealth>,
+}
+
+/// The data directory's size, the ledger's share of it against its budget,
+/// and the disk's free space.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct DiskHealth {
+    pub data_dir: String,
+    /// Every file under the data directory (apps, components, compiled
+    /// code, ledger, queue, key-value, secrets).
+    pub data_dir_bytes: u64,
+    /// The ledger's files (`ledger.sqlite` and its journal); 0 in a
+    /// cluster, whose ledger is a JetStream stream.
+    pub ledger_bytes: u64,
+    /// `--ledger-max-size`: the most raw records and logs may take (the
+    /// file is held to it; a freed page is reused before the file grows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger_max_bytes: Option<u64>,
+    /// Free space on the data directory's disk for the node's user.
+    pub disk_free_bytes: u64,
+    pub disk_total_bytes: u64,
+    /// Why something could not be measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Whether the key-value store answers. A store that does not is detail,
@@ -244,8 +270,10 @@ impl From<stratus_control::DeployReport> for DeployResponse {
 pub struct UsageReport {
     /// Start of the period (RFC 3339), when one was asked for.
     pub since: Option<String>,
-    /// `invocation` (exact, from raw records) or `hour` (from hourly
-    /// roll-ups, when the period reaches back past raw-record retention).
+    /// `invocation` (from raw records) or `hour` (from hourly roll-ups,
+    /// counting from the top of the hour: when the period reaches back past
+    /// the raw records kept, or some of its records were sampled out).
+    /// The totals are exact counts either way.
     pub granularity: String,
     pub prices: Prices,
     pub functions: Vec<UsageRow>,
@@ -274,6 +302,11 @@ pub struct UsageRow {
     pub duration_seconds: f64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Of `requests`, those whose raw record was sampled out (successful
+    /// warm invocations past `--ledger-sample-above` per second): counted
+    /// in every total here, not kept one by one.
+    #[serde(default)]
+    pub sampled: u64,
     pub cost: f64,
 }
 
@@ -306,6 +339,7 @@ impl From<stratus_storage::UsageRow> for UsageRow {
             duration_seconds: r.duration_seconds,
             bytes_in: r.bytes_in,
             bytes_out: r.bytes_out,
+            sampled: r.sampled,
             cost: r.cost,
         }
     }

@@ -26,7 +26,7 @@ use crate::{apps, events, health, invocations, metrics, model, nodes, secrets, u
         model::ActivateResponse, model::ErrorBody, model::ErrorDetail, model::Health, model::EventList, model::BrokerHealth, model::TriggerHealth,
         model::UsageReport, model::Prices, model::UsageRow, model::LogLineInfo, model::LogLines,
         model::InvocationDetail, model::AsyncAccepted, model::EventInfo,
-        model::DeadLetters, model::Redriven, model::Published, model::SecretSummary, model::KeyValueHealth,
+        model::DeadLetters, model::Redriven, model::Published, model::SecretSummary, model::KeyValueHealth, model::DiskHealth,
         model::FunctionStatus, model::FunctionTrigger, model::LastErrorInfo, model::NodeInfo, model::Rollout, model::RolloutNode,
     )),
     modifiers(&BearerAuth),

@@ -323,6 +323,16 @@ pub struct NodeOpts {
     /// kept). In a cluster, the ledger stream's size limit.
     #[arg(long, default_value = "1GiB", value_parser = bytes)]
     pub ledger_max_size: u64,
+    /// Invocation records per function and second kept whatever they are;
+    /// past it, successful warm invocations are sampled
+    /// (`--ledger-sample-one-in`). Failures and cold starts are always
+    /// kept, and usage counts every invocation. `0` keeps every record.
+    #[arg(long, default_value_t = 100)]
+    pub ledger_sample_above: u32,
+    /// Past `--ledger-sample-above`, one successful warm invocation's
+    /// record in this many is kept (`1` keeps them all).
+    #[arg(long, default_value_t = 100)]
+    pub ledger_sample_one_in: u32,
     /// Wait before the first retry of a failed event, doubled per attempt
     /// (with jitter) up to 5 minutes, e.g. "1s".
     #[arg(long, default_value = "1s", value_parser = duration)]

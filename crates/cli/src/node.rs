@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use stratus_control::Upload;
 use stratus_manifest::Manifest;
 use stratus_node::{Cluster, KeyValueStore, Metering, NodeConfig, Stratus};
-use stratus_storage::{PriceSheet, Retention, RetryPolicy};
+use stratus_storage::{PriceSheet, Retention, RetryPolicy, Sampling};
 
 use crate::args::{KeyValueKind, NodeOpts, ServerArgs, UpArgs};
 use crate::up_token;
@@ -37,6 +37,10 @@ fn node_config(opts: &NodeOpts, persistent: bool) -> anyhow::Result<NodeConfig> 
             currency: opts.currency.trim().to_string(),
             per_gb_second: opts.price_gb_second,
             per_million_requests: opts.price_million_requests,
+        },
+        sampling: Sampling {
+            keep_per_second: opts.ledger_sample_above,
+            then_one_in: opts.ledger_sample_one_in,
         },
     });
     let config = NodeConfig {

@@ -215,3 +215,100 @@ async fn reuse_serves_n_requests_per_instance_and_discards_after_a_trap() {
     assert_eq!(server.get("/reused/count").await.text().await.unwrap(), "1");
     assert!(server.metric("stratus_reused_instances_total").await >= 4);
 }
+
+#[tokio::test]
+async fn sampled_records_leave_every_total_exact_and_say_so() {
+    // Two records a second kept in full, then one success in 1000: nearly
+    // every success of a burst is sampled out.
+    let server = Server::start_with(&[
+        "--ledger-sample-above",
+        "2",
+        "--ledger-sample-one-in",
+        "1000",
+    ]);
+    server.deploy(testbed_app("busy", "burst", &["/b/..."], "").path());
+    server.deploy(testbed_app("calm", "quiet", &["/c/..."], "").path());
+    let sends = (0..200).map(|i| {
+        let server = &server;
+        async move {
+            let response = server.get(&format!("/b/print?text=burst-{i}")).await;
+            assert_eq!(response.status(), 200);
+            response.bytes().await.unwrap();
+        }
+    });
+    futures_util::future::join_all(sends).await;
+    let failed = server.get("/b/panic").await;
+    assert_eq!(failed.status(), 502);
+    let failed_id = invocation_id(&failed);
+    // The neighbour app is served and metered exactly all along.
+    assert_eq!(server.get("/c/echo").await.status(), 200);
+
+    let usage = server.usage_reaching("?app=busy&since=10m", 201).await;
+    assert_eq!(usage["total"]["requests"], 201, "{usage}");
+    assert_eq!(usage["total"]["errors"], 1, "{usage}");
+    let sampled = usage["total"]["sampled"].as_u64().unwrap();
+    assert!(sampled >= 150, "{usage}");
+    assert_eq!(usage["granularity"], "hour", "{usage}");
+    let metric = server
+        .metric_reaching("stratus_invocation_records_sampled_total", sampled)
+        .await;
+    assert_eq!(metric, sampled);
+    // A failure is always kept, and every line is.
+    let detail = server.invocation(&failed_id).await;
+    assert_eq!(detail["error"], "function_trapped", "{detail}");
+    let (_, logs) = server
+        .admin_get("/v1/functions/burst/logs?limit=1000")
+        .await;
+    let lines = logs["lines"].as_array().map_or(0, Vec::len);
+    assert!(lines >= 200, "{lines} lines: {logs}");
+    let calm = server.usage_reaching("?app=calm&since=10m", 1).await;
+    assert_eq!(
+        (
+            calm["granularity"].as_str(),
+            calm["total"]["sampled"].as_u64()
+        ),
+        (Some("invocation"), Some(0)),
+        "{calm}"
+    );
+
+    let table = stdout(&server.cli(&["usage", "--app", "busy", "--since", "10m"]));
+    assert!(
+        table.contains(&format!(
+            "{sampled} of these invocations were counted but not kept"
+        )),
+        "{table}"
+    );
+    let csv = stdout(&server.cli(&["usage", "--app", "busy", "--format", "csv"]));
+    assert!(
+        csv.starts_with("app,function,requests,errors,cold_starts,"),
+        "{csv}"
+    );
+    assert!(csv.contains(&format!(",{sampled},")), "{csv}");
+}
+
+#[tokio::test]
+async fn status_shows_the_data_directory_against_the_ledger_budget_and_the_free_disk() {
+    let server = Server::start_with(&["--ledger-max-size", "32MiB"]);
+    server.deploy(testbed_app("sized", "api", &["/s/..."], "").path());
+    assert_eq!(server.get("/s/echo").await.status(), 200);
+    let (status, health) = server.admin_get("/readyz").await;
+    assert_eq!(status, 200, "{health}");
+    let disk = &health["disk"];
+    assert_eq!(disk["ledger_max_bytes"], 32 << 20, "{health}");
+    let data_dir = disk["data_dir_bytes"].as_u64().unwrap();
+    let ledger = disk["ledger_bytes"].as_u64().unwrap();
+    assert!(ledger > 0 && data_dir > ledger, "{health}");
+    let (free, total) = (
+        disk["disk_free_bytes"].as_u64().unwrap(),
+        disk["disk_total_bytes"].as_u64().unwrap(),
+    );
+    assert!(free > 0 && free <= total, "{health}");
+    let out = stdout(&server.cli(&["status"]));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("disk"))
+        .unwrap_or_default();
+    assert!(line.contains("data dir "), "{out}");
+    assert!(line.contains("of its 32.0 MiB budget"), "{out}");
+    assert!(line.contains(" free of "), "{out}");
+}

@@ -171,6 +171,19 @@ impl JetStreamLedger {
     }
 }
 
+impl Inner {
+    /// Hands a record to the writer; `keep`: its raw record is stored
+    /// (else it is only counted in usage).
+    fn send(&self, record: InvocationRecord, logs: Vec<LogLine>, keep: bool) {
+        let command = Command::Record(Box::new((record, logs, keep)));
+        if self.commands.try_send(command).is_err() {
+            self.stats
+                .records_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// JetStream out of reach is worth asking again; anything else is the
 /// backend's fault.
 fn ledger_error(e: JetStreamError) -> LedgerError {
@@ -186,13 +199,11 @@ impl LedgerStore for JetStreamLedger {
     }
 
     fn record(&self, record: InvocationRecord, logs: Vec<LogLine>) {
-        let command = Command::Record(Box::new((record, logs)));
-        if self.inner.commands.try_send(command).is_err() {
-            self.inner
-                .stats
-                .records_dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        self.inner.send(record, logs, true);
+    }
+
+    fn count(&self, record: InvocationRecord, logs: Vec<LogLine>) {
+        self.inner.send(record, logs, false);
     }
 
     fn flush(&self, limit: Duration) -> FlushFuture {

@@ -68,6 +68,11 @@ const MIGRATIONS: &[&str] = &[
         value BLOB NOT NULL
     ) WITHOUT ROWID;
     ",
+    // Version 3: of an hour's requests, those whose raw record was sampled
+    // out (counted, not stored one by one).
+    "
+    ALTER TABLE usage_hourly ADD COLUMN sampled INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// Opens (creating or migrating) the ledger database at `path`.

@@ -126,6 +126,16 @@ impl LedgerStore for SqliteLedger {
         }
     }
 
+    fn count(&self, record: InvocationRecord, logs: Vec<LogLine>) {
+        if self
+            .tx
+            .send(Entry::Counted(Box::new(record), logs))
+            .is_err()
+        {
+            self.stats.records_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn flush(&self, limit: Duration) -> FlushFuture {
         let (done, written) = oneshot::channel();
         let sent = self.tx.send(Entry::Flush(done)).is_ok();

@@ -23,7 +23,7 @@ impl Reader {
             (Some(since), Some(from)) => since >= from && self.whole_since(since)?,
             (Some(since), None) => self.whole_since(since)?,
             (None, _) => false,
-        };
+        } && !self.sampled_since(query.since, query.app.as_deref())?;
         let since = query.since.unwrap_or(SystemTime::UNIX_EPOCH);
         let sums = if exact {
             self.sum_records(since, query.app.as_deref())?
@@ -46,6 +46,26 @@ impl Reader {
             .optional()
             .during(DB, "reading usage")?;
         Ok(trimmed.is_none_or(|through| through < time_key(since)))
+    }
+
+    /// Whether any invocation of the hours from the one `since` falls in
+    /// had its raw record sampled out: then the records do not add up to
+    /// the totals, and the hourly roll-ups are read instead.
+    fn sampled_since(
+        &self,
+        since: Option<SystemTime>,
+        app: Option<&str>,
+    ) -> Result<bool, SqliteError> {
+        let Some(since) = since else {
+            return Ok(false);
+        };
+        self.conn()
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM usage_hourly
+                 WHERE hour >= ?1 / 3600000000 AND (?2 IS NULL OR app = ?2) AND sampled > 0)",
+            )
+            .and_then(|mut s| s.query_row(params![unix_micros(since), app], |row| row.get(0)))
+            .during(DB, "reading usage")
     }
 
     /// Exact sums from the raw records of invocations since `since`.
@@ -87,7 +107,7 @@ impl Reader {
         let mut statement = conn
             .prepare_cached(
                 "SELECT app, function, SUM(requests), SUM(errors), SUM(cold_starts), SUM(mib_ms),
-                        SUM(cpu_us), SUM(wall_us), SUM(bytes_in), SUM(bytes_out)
+                        SUM(cpu_us), SUM(wall_us), SUM(bytes_in), SUM(bytes_out), SUM(sampled)
                  FROM usage_hourly
                  WHERE hour >= ?1 / 3600000000 AND (?2 IS NULL OR app = ?2)
                  GROUP BY app, function",
@@ -106,6 +126,7 @@ impl Reader {
                         wall_us: row.get(7)?,
                         bytes_in: row.get(8)?,
                         bytes_out: row.get(9)?,
+                        sampled: row.get(10)?,
                     },
                 ))
             })

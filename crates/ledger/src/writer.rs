@@ -40,6 +40,9 @@ const TRIM_LINES: i64 = 20_000;
 
 pub(crate) enum Entry {
     Invocation(Box<InvocationRecord>, Vec<LogLine>),
+    /// An invocation whose raw record was sampled out: in the roll-ups
+    /// and its lines kept, but not packed.
+    Counted(Box<InvocationRecord>, Vec<LogLine>),
     /// Answered once everything sent before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -170,7 +173,7 @@ fn write_batch(
     const ACTION: &str = "writing invocation records";
     let tx = conn.transaction().during(DB, ACTION)?;
     let mut rollups: HashMap<(i64, &str, &str), UsageSums> = HashMap::new();
-    let mut lines = 0u64;
+    let (mut lines, mut kept) = (0u64, 0u64);
     let mut packed = Vec::with_capacity(batch.len() * 96);
     let (mut min_id, mut max_id): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
     {
@@ -181,25 +184,31 @@ fn write_batch(
             )
             .during(DB, ACTION)?;
         for entry in batch {
-            let Entry::Invocation(r, logs) = entry else {
-                continue;
+            let (r, logs, keep) = match entry {
+                Entry::Invocation(r, logs) => (r, logs, true),
+                Entry::Counted(r, logs) => (r, logs, false),
+                Entry::Flush(_) => continue,
             };
-            let started = unix_micros(r.started_at);
-            let function =
-                function_id(&tx, function_ids, &r.app, &r.function).during(DB, ACTION)?;
-            batch::push(&mut packed, function, r);
-            let key = id_key(&r.id);
-            if min_id.as_ref().is_none_or(|min| key < *min) {
-                min_id = Some(key.clone());
-            }
-            if max_id.as_ref().is_none_or(|max| key > *max) {
-                max_id = Some(key);
-            }
-            let hour = started.div_euclid(3_600_000_000);
-            rollups
+            let hour = unix_micros(r.started_at).div_euclid(3_600_000_000);
+            let sums = rollups
                 .entry((hour, r.app.as_str(), r.function.as_str()))
-                .or_default()
-                .add(r);
+                .or_default();
+            if keep {
+                sums.add(r);
+                let function =
+                    function_id(&tx, function_ids, &r.app, &r.function).during(DB, ACTION)?;
+                batch::push(&mut packed, function, r);
+                kept += 1;
+                let key = id_key(&r.id);
+                if min_id.as_ref().is_none_or(|min| key < *min) {
+                    min_id = Some(key.clone());
+                }
+                if max_id.as_ref().is_none_or(|max| key > *max) {
+                    max_id = Some(key);
+                }
+            } else {
+                sums.add_sampled(r);
+            }
             for line in logs {
                 insert_line
                     .execute(params![
@@ -220,14 +229,14 @@ fn write_batch(
                  VALUES (?1, ?2, ?3, ?4)",
             )
             .during(DB, ACTION)?
-            .execute(params![min_id, max_id, batch.len() as i64, packed])
+            .execute(params![min_id, max_id, kept as i64, packed])
             .during(DB, ACTION)?;
         }
         let mut upsert = tx
             .prepare_cached(
                 "INSERT INTO usage_hourly (hour, app, function, requests, errors, cold_starts,
-                 mib_ms, cpu_us, wall_us, bytes_in, bytes_out)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 mib_ms, cpu_us, wall_us, bytes_in, bytes_out, sampled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT (hour, app, function) DO UPDATE SET
                    requests = requests + excluded.requests,
                    errors = errors + excluded.errors,
@@ -236,7 +245,8 @@ fn write_batch(
                    cpu_us = cpu_us + excluded.cpu_us,
                    wall_us = wall_us + excluded.wall_us,
                    bytes_in = bytes_in + excluded.bytes_in,
-                   bytes_out = bytes_out + excluded.bytes_out",
+                   bytes_out = bytes_out + excluded.bytes_out,
+                   sampled = sampled + excluded.sampled",
             )
             .during(DB, ACTION)?;
         for ((hour, app, function), a) in &rollups {
@@ -252,15 +262,14 @@ fn write_batch(
                     a.cpu_us,
                     a.wall_us,
                     a.bytes_in,
-                    a.bytes_out
+                    a.bytes_out,
+                    a.sampled
                 ])
                 .during(DB, ACTION)?;
         }
     }
     tx.commit().during(DB, ACTION)?;
-    stats
-        .records_written
-        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    stats.records_written.fetch_add(kept, Ordering::Relaxed);
     stats.log_lines_written.fetch_add(lines, Ordering::Relaxed);
     stats.batches.fetch_add(1, Ordering::Relaxed);
     Ok(())

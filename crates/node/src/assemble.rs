@@ -104,6 +104,7 @@ impl Stratus {
                     };
                 let ledger = Ledger::new(store);
                 ledger.set_log_budget(config.log_per_app_day);
+                ledger.set_sampling(metering.sampling);
                 Some(Arc::new(ledger))
             }
             None => None,
@@ -199,6 +200,10 @@ impl Stratus {
             triggers: triggers.health(),
             secrets,
             nodes,
+            data_dir: Arc::new(stratus_admin::disk::DataDir::new(
+                data_dir,
+                config.metering.as_ref().map(|m| m.retention.max_bytes),
+            )),
         });
         Ok(Stratus {
             control,

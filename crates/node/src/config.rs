@@ -7,7 +7,7 @@ use std::time::Duration;
 use stratus_gateway::ConnectionLimits;
 use stratus_keyvalue::Quota;
 use stratus_runtime::CompileLimits;
-use stratus_storage::{PriceSheet, Retention, RetryPolicy};
+use stratus_storage::{PriceSheet, Retention, RetryPolicy, Sampling};
 
 /// Everything a node is started with. [`NodeConfig::default`] is what
 /// `stratus server` runs with when given no flags (the binary checks that
@@ -98,6 +98,9 @@ pub enum KeyValueStore {
 pub struct Metering {
     pub retention: Retention,
     pub prices: PriceSheet,
+    /// Which raw records are kept past a rate per function
+    /// (`--ledger-sample-above`, `--ledger-sample-one-in`).
+    pub sampling: Sampling,
 }
 
 /// The smallest `--ledger-max-size`.
@@ -159,6 +162,7 @@ impl Default for NodeConfig {
                     per_gb_second: 0.000_016_666_7,
                     per_million_requests: 0.20,
                 },
+                sampling: Sampling::default(),
             }),
             log_per_invocation: 64 << 10,
             log_per_app_day: 256 << 20,
@@ -241,6 +245,12 @@ impl NodeConfig {
                         "must be at least 16MiB, not {} bytes",
                         metering.retention.max_bytes
                     ),
+                )?;
+            }
+            if metering.sampling.then_one_in == 0 {
+                refuse(
+                    "--ledger-sample-one-in",
+                    "must be 1 or more (1 keeps every record)",
                 )?;
             }
         }
@@ -367,7 +377,7 @@ mod tests {
                 replicas: 3,
             })
         }
-        let cases: [(Change, &str); 11] = [
+        let cases: [(Change, &str); 12] = [
             (|c| c.max_instances = 0, "--max-instances"),
             (|c| c.admin_listen = c.listen, "--listen"),
             (|c| c.write_timeout = Duration::ZERO, "--write-timeout"),
@@ -391,6 +401,14 @@ mod tests {
                     }
                 },
                 "--ledger-max-size",
+            ),
+            (
+                |c| {
+                    if let Some(m) = &mut c.metering {
+                        m.sampling.then_one_in = 0;
+                    }
+                },
+                "--ledger-sample-one-in",
             ),
             (|c| cluster(c).servers.clear(), "--cluster"),
             (|c| cluster(c).name = "Prod.EU".into(), "--cluster-name"),

@@ -9,6 +9,7 @@ mod last_errors;
 mod log_budget;
 mod record;
 mod recorder;
+mod sampling;
 mod usage;
 
 use std::future::Future;
@@ -18,7 +19,8 @@ use std::time::Duration;
 pub use last_errors::LastError;
 pub use log_budget::DEFAULT_LOG_BYTES_PER_APP_DAY;
 pub use record::{InvocationRecord, LogLine, LogStream, Outbound, Trigger, format_time};
-pub use recorder::{Ledger, LedgerStats, LiveLog, LogFeed, Recorder};
+pub use recorder::{DEFAULT_FOLLOWER_STALL, Ledger, LedgerStats, LiveLog, LogFeed, Recorder};
+pub use sampling::Sampling;
 pub use usage::{
     DEFAULT_LEDGER_MAX_BYTES, LogQuery, PriceSheet, Retention, UsageQuery, UsageReport, UsageRow,
     UsageSums,
@@ -75,6 +77,9 @@ pub type FlushFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
 ///   [`usage`], once a [`flush`] called after it answered `true`; not
 ///   necessarily before. Records and lines are kept in the order recorded;
 ///   the lines of one record in the order given.
+/// - Every invocation handed to `record` or `count` is in the usage
+///   roll-ups once flushed: totals come from them, never from sampled
+///   rows.
 /// - Pruning what is past its [`Retention`] is the backend's own concern,
 ///   done off the request path; usage outlives raw records (it is kept as
 ///   roll-ups, per function and hour).
@@ -91,6 +96,14 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// Queues one invocation and its log lines (already held to the app's
     /// budget) for writing. Never blocks.
     fn record(&self, record: InvocationRecord, logs: Vec<LogLine>);
+
+    /// Like [`record`](LedgerStore::record) for an invocation whose raw
+    /// record is sampled out ([`Sampling`]): it counts in the usage
+    /// roll-ups (requests, GB-seconds, … and `sampled`) and its lines are
+    /// kept, but no record of it is stored, so `invocation` does not find
+    /// it and usage of a period with such invocations is read from the
+    /// roll-ups. Never blocks.
+    fn count(&self, record: InvocationRecord, logs: Vec<LogLine>);
 
     /// Resolves `true` once everything recorded before the call is durable,
     /// `false` if that did not happen within `limit` (the disk refuses

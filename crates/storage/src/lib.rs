@@ -28,10 +28,10 @@ pub use artifacts::{
 };
 pub use keyvalue::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs, Quota, Usage};
 pub use ledger::{
-    DEFAULT_LEDGER_MAX_BYTES, DEFAULT_LOG_BYTES_PER_APP_DAY, FlushFuture, InvocationRecord,
-    LastError, Ledger, LedgerError, LedgerFuture, LedgerStats, LedgerStore, LiveLog, LogFeed,
-    LogLine, LogQuery, LogStream, Outbound, PriceSheet, Recorder, Retention, Trigger, UsageQuery,
-    UsageReport, UsageRow, UsageSums, format_time,
+    DEFAULT_FOLLOWER_STALL, DEFAULT_LEDGER_MAX_BYTES, DEFAULT_LOG_BYTES_PER_APP_DAY, FlushFuture,
+    InvocationRecord, LastError, Ledger, LedgerError, LedgerFuture, LedgerStats, LedgerStore,
+    LiveLog, LogFeed, LogLine, LogQuery, LogStream, Outbound, PriceSheet, Recorder, Retention,
+    Sampling, Trigger, UsageQuery, UsageReport, UsageRow, UsageSums, format_time,
 };
 pub use nodes::{NodeDirectory, NodeRecord, NodesError, NodesFuture};
 pub use queue::{

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use reqwest::Method;
 use serde::Serialize;
-use stratus_admin::model::{FunctionStatus, Health};
+use stratus_admin::model::{DiskHealth, FunctionStatus, Health};
 
 use crate::args::{ClientOpts, Format, FunctionsArgs, StatusArgs};
 use crate::client::{Client, read_json};
@@ -85,6 +85,48 @@ fn row(f: &FunctionStatus) -> Vec<String> {
     ]
 }
 
+/// "data dir /d 1.2 GiB (ledger 1.0 GiB of its 1.0 GiB budget); 40.1 GiB
+/// free of 50.0 GiB".
+fn disk_line(disk: &DiskHealth) -> String {
+    let ledger = match disk.ledger_max_bytes {
+        Some(budget) if disk.ledger_bytes > 0 => format!(
+            " (ledger {} of its {} budget)",
+            size(disk.ledger_bytes),
+            size(budget)
+        ),
+        _ => String::new(),
+    };
+    let free = match &disk.error {
+        Some(e) => e.clone(),
+        None => format!(
+            "{} free of {}",
+            size(disk.disk_free_bytes),
+            size(disk.disk_total_bytes)
+        ),
+    };
+    format!(
+        "data dir {} {}{ledger}; {free}",
+        disk.data_dir,
+        size(disk.data_dir_bytes)
+    )
+}
+
+/// Bytes in binary units with one decimal.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 fn idle(seconds: u64) -> String {
     match seconds {
         s if s < 60 => format!("{s}s"),
@@ -160,6 +202,9 @@ fn print_status(server: &str, health: &Health, functions: &[FunctionStatus]) {
                 Some(e) => format!("{} {} NOT REACHABLE: {e}", kv.backend, kv.location),
             },
         );
+    }
+    if let Some(disk) = &health.disk {
+        add("disk", disk_line(disk));
     }
     if health.brokers.is_empty() {
         add("brokers", "none in use".to_string());

@@ -85,6 +85,12 @@ fn table(report: &UsageReport) {
             ""
         }
     );
+    if report.total.sampled > 0 {
+        println!(
+            "{} of these invocations were counted but not kept one by one (raw records sampled past a rate per function); every number above includes them",
+            report.total.sampled
+        );
+    }
 }
 
 /// Decimals of a cost in CSV: a billionth of the currency, so that a
@@ -105,11 +111,11 @@ impl std::fmt::Display for Fixed {
 /// with fixed decimals, so spreadsheets can sum them.
 fn csv(report: &UsageReport) -> String {
     let mut out = String::from(
-        "app,function,requests,errors,cold_starts,gb_seconds,cpu_seconds,duration_seconds,bytes_in,bytes_out,cost,currency\n",
+        "app,function,requests,errors,cold_starts,gb_seconds,cpu_seconds,duration_seconds,bytes_in,bytes_out,sampled,cost,currency\n",
     );
     for r in &report.functions {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             csv_field(&r.app),
             csv_field(&r.function),
             r.requests,
@@ -120,6 +126,7 @@ fn csv(report: &UsageReport) -> String {
             Fixed(r.duration_seconds, 6),
             r.bytes_in,
             r.bytes_out,
+            r.sampled,
             Fixed(r.cost, COST_DECIMALS),
             csv_field(&report.prices.currency),
         ));

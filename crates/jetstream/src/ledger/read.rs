@@ -312,62 +312,79 @@ impl Inner {
 
     pub(super) async fn usage(&self, query: &UsageQuery) -> Result<UsageReport, LedgerError> {
         let exact_from = SystemTime::now().checked_sub(EXACT_WINDOW);
-        let mut sums: BTreeMap<(String, String), UsageSums> = BTreeMap::new();
-        let exact = match (query.since, exact_from) {
+        let from_hour = query.since.map_or(0, wire::hour_of);
+        let app = query.app.as_deref();
+        let candidate = match (query.since, exact_from) {
             (Some(since), Some(from)) if since >= from && self.whole_since(since).await? => {
                 Some(since)
             }
             _ => None,
         };
-        if let Some(since) = exact {
-            self.scan(query.app.as_deref(), since, |batch, _| {
-                for entry in &batch.entries {
-                    let Some(record) = &entry.record else {
-                        continue;
-                    };
-                    if record.started_at() >= since {
-                        let key = (batch.app.clone(), entry.function.clone());
-                        sums.entry(key)
-                            .or_default()
-                            .add(&record.to_record(&batch.app, entry));
-                    }
-                }
-                Flow::Go
-            })
-            .await?;
-        } else {
-            let from_hour = query.since.map_or(0, wire::hour_of);
-            let prefix = query.app.as_deref().map(token).unwrap_or_default();
-            let entries = tokio::time::timeout(READ_LIMIT, self.usage.entries(&prefix))
-                .await
-                .map_err(|_| LedgerError::Unavailable("reading usage took too long".into()))?
-                .map_err(ledger_error)?;
-            for entry in entries {
-                let hour = entry.key.split('.').nth(1).and_then(|h| h.parse().ok());
-                if hour.is_none_or(|hour: u64| hour < from_hour) {
+        // Records some of which were sampled out do not add up to the
+        // totals: then the hourly sums (exact counts) answer.
+        let hourly = self.hourly_sums(app, from_hour).await?;
+        let sampled = hourly.values().any(|sums| sums.sampled > 0);
+        let exact = candidate.filter(|_| !sampled);
+        let Some(since) = exact else {
+            return Ok(UsageReport::priced(
+                query.since,
+                false,
+                &self.prices,
+                hourly,
+            ));
+        };
+        let mut sums: BTreeMap<(String, String), UsageSums> = BTreeMap::new();
+        self.scan(app, since, |batch, _| {
+            for entry in &batch.entries {
+                let Some(record) = &entry.record else {
                     continue;
-                }
-                let stored: wire::Sums = match serde_json::from_slice(&entry.value) {
-                    Ok(stored) => stored,
-                    Err(e) => {
-                        tracing::warn!(key = %entry.key, error = %e, "skipping damaged usage");
-                        continue;
-                    }
                 };
-                if query.app.as_ref().is_some_and(|app| *app != stored.app) {
+                if record.started_at() >= since {
+                    let key = (batch.app.clone(), entry.function.clone());
+                    sums.entry(key)
+                        .or_default()
+                        .add(&record.to_record(&batch.app, entry));
+                }
+            }
+            Flow::Go
+        })
+        .await?;
+        Ok(UsageReport::priced(query.since, true, &self.prices, sums))
+    }
+
+    /// Every writer's hourly sums from `from_hour` on, per function (of
+    /// one app when asked).
+    async fn hourly_sums(
+        &self,
+        app: Option<&str>,
+        from_hour: u64,
+    ) -> Result<BTreeMap<(String, String), UsageSums>, LedgerError> {
+        let prefix = app.map(token).unwrap_or_default();
+        let entries = tokio::time::timeout(READ_LIMIT, self.usage.entries(&prefix))
+            .await
+            .map_err(|_| LedgerError::Unavailable("reading usage took too long".into()))?
+            .map_err(ledger_error)?;
+        let mut sums: BTreeMap<(String, String), UsageSums> = BTreeMap::new();
+        for entry in entries {
+            let hour = entry.key.split('.').nth(1).and_then(|h| h.parse().ok());
+            if hour.is_none_or(|hour: u64| hour < from_hour) {
+                continue;
+            }
+            let stored: wire::Sums = match serde_json::from_slice(&entry.value) {
+                Ok(stored) => stored,
+                Err(e) => {
+                    tracing::warn!(key = %entry.key, error = %e, "skipping damaged usage");
                     continue;
                 }
-                sums.entry((stored.app.clone(), stored.function.clone()))
-                    .or_default()
-                    .absorb(&stored.sums);
+            };
+            if app.is_some_and(|app| app != stored.app) {
+                continue;
             }
+            sums.entry((stored.app.clone(), stored.function.clone()))
+                .or_default()
+                .absorb(&stored.sums);
         }
-        Ok(UsageReport::priced(
-            query.since,
-            exact.is_some(),
-            &self.prices,
-            sums,
-        ))
+        Ok(sums)
     }
 
     /// New lines of the query's function as batches arrive, until the

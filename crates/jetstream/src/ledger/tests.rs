@@ -142,7 +142,7 @@ async fn damaged_or_misplaced_batches_are_skipped() {
     let stranger = record("other", "cart", SystemTime::now());
     let misplaced = serde_json::json!({
         "app": "other",
-        "entries": super::wire::entries(&stranger, &[line(&stranger, "stranger")]),
+        "entries": super::wire::entries(&stranger, &[line(&stranger, "stranger")], true),
     });
     js.publish(&subject, HeaderMap::new(), misplaced.to_string().into())
         .await

@@ -182,11 +182,12 @@ impl Line {
 
 /// The entries of one invocation: its record with as many lines as fit,
 /// then continuations. A single line longer than an entry holds is cut.
-pub(super) fn entries(record: &InvocationRecord, logs: &[LogLine]) -> Vec<Entry> {
+/// Without `keep` (its raw record sampled out), only its lines.
+pub(super) fn entries(record: &InvocationRecord, logs: &[LogLine], keep: bool) -> Vec<Entry> {
     let mut out = vec![Entry {
         id: record.id.clone(),
         function: record.function.clone(),
-        record: Some(Record::of(record)),
+        record: keep.then(|| Record::of(record)),
         lines: Vec::new(),
     }];
     let mut bytes = 0;
@@ -218,6 +219,7 @@ pub(super) fn entries(record: &InvocationRecord, logs: &[LogLine]) -> Vec<Entry>
             last.lines.push(line);
         }
     }
+    out.retain(|entry| entry.record.is_some() || !entry.lines.is_empty());
     out
 }
 
@@ -257,7 +259,7 @@ mod tests {
         let mut r = record("shop", "cart", SystemTime::now());
         r.error = Some("timeout".into());
         r.trigger = Trigger::Service;
-        let entries = entries(&r, &[line(&r, "hello".into())]);
+        let entries = entries(&r, &[line(&r, "hello".into())], true);
         assert_eq!(entries.len(), 1);
         let json = serde_json::to_vec(&entries[0]).unwrap();
         let back: Entry = serde_json::from_slice(&json).unwrap();
@@ -275,7 +277,7 @@ mod tests {
     #[test]
     fn a_plain_record_is_small() {
         let r = record("shop", "cart", SystemTime::now());
-        let json = serde_json::to_vec(&entries(&r, &[])).unwrap();
+        let json = serde_json::to_vec(&entries(&r, &[], true)).unwrap();
         assert!(json.len() < 200, "{}", String::from_utf8_lossy(&json));
     }
 
@@ -286,7 +288,7 @@ mod tests {
             .map(|i| line(&r, format!("{i}").repeat(100 << 10)))
             .chain([line(&r, "x".repeat(1 << 20))])
             .collect();
-        let entries = entries(&r, &lines);
+        let entries = entries(&r, &lines, true);
         assert!(entries[0].record.is_some());
         assert!(
             entries[1..]

@@ -39,7 +39,9 @@ const RETRY_FIRST: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
 pub(super) enum Command {
-    Record(Box<(InvocationRecord, Vec<LogLine>)>),
+    /// A record, its lines, and whether the record is kept (else it is
+    /// only counted in usage: sampled out).
+    Record(Box<(InvocationRecord, Vec<LogLine>, bool)>),
     /// Answered once everything recorded before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -81,13 +83,14 @@ struct Slot {
 
 /// A round of records on its way.
 struct Round {
-    records: Vec<(InvocationRecord, usize)>,
+    /// Each record, its count of lines, and whether it is kept.
+    records: Vec<(InvocationRecord, usize, bool)>,
     messages: Vec<Message>,
 }
 
 #[derive(Default)]
 struct State {
-    pending: VecDeque<(InvocationRecord, Vec<LogLine>)>,
+    pending: VecDeque<(InvocationRecord, Vec<LogLine>, bool)>,
     round: Option<Round>,
     rounds: u64,
     /// Records taken in, written (acknowledged), and whose sums are stored.
@@ -253,22 +256,28 @@ impl Writer {
         let Some(round) = state.round.take() else {
             return true;
         };
-        let lines: usize = round.records.iter().map(|(_, lines)| lines).sum();
+        let lines: usize = round.records.iter().map(|(_, lines, _)| lines).sum();
+        let kept = round.records.iter().filter(|(_, _, keep)| *keep).count();
         self.stats
             .records_written
-            .fetch_add(round.records.len() as u64, Ordering::Relaxed);
+            .fetch_add(kept as u64, Ordering::Relaxed);
         self.stats
             .log_lines_written
             .fetch_add(lines as u64, Ordering::Relaxed);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         state.written += round.records.len() as u64;
-        for (record, _) in &round.records {
+        for (record, _, keep) in &round.records {
             let key = (
                 record.app.clone(),
                 wire::hour_of(record.started_at),
                 record.function.clone(),
             );
-            state.sums.entry(key.clone()).or_default().sums.add(record);
+            let sums = &mut state.sums.entry(key.clone()).or_default().sums;
+            if *keep {
+                sums.add(record);
+            } else {
+                sums.add_sampled(record);
+            }
             state.dirty.insert(key);
         }
         true
@@ -276,15 +285,15 @@ impl Writer {
 
     /// One message per app (more when an app's entries outgrow one), in
     /// the order recorded.
-    fn form(&self, taken: Vec<(InvocationRecord, Vec<LogLine>)>, round: u64) -> Round {
+    fn form(&self, taken: Vec<(InvocationRecord, Vec<LogLine>, bool)>, round: u64) -> Round {
         let mut by_app: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
         let mut records = Vec::with_capacity(taken.len());
         let mut messages = Vec::new();
-        for (record, logs) in taken {
-            if !super::read::id_tells_time(&record.id, record.started_at) {
+        for (record, logs, keep) in taken {
+            if keep && !super::read::id_tells_time(&record.id, record.started_at) {
                 let batch = Batch {
                     app: record.app.clone(),
-                    entries: wire::entries(&record, &[]),
+                    entries: wire::entries(&record, &[], true),
                 };
                 messages.push(Message {
                     subject: format!("{}{}", self.index_prefix, super::id_digest(&record.id)),
@@ -296,8 +305,8 @@ impl Writer {
             by_app
                 .entry(record.app.clone())
                 .or_default()
-                .extend(wire::entries(&record, &logs));
-            records.push((record, logs.len()));
+                .extend(wire::entries(&record, &logs, keep));
+            records.push((record, logs.len(), keep));
         }
         for (app, entries) in by_app {
             let subject = format!("{}{}", self.subject_prefix, super::token(&app));

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::ledger::{
     InvocationRecord, Ledger, LedgerStore, LiveLog, LogLine, LogQuery, LogStream, Outbound,
-    PriceSheet, Trigger, UsageQuery, UsageReport, UsageRow,
+    PriceSheet, Sampling, Trigger, UsageQuery, UsageReport, UsageRow,
 };
 
 /// Opens a fresh backend pricing usage with the sheet, with whatever must
@@ -358,6 +358,84 @@ pub async fn usage_reaches_back_past_raw_records_by_the_hour(open: &Open) {
     assert_eq!(report.total.requests, expected, "{kind}");
 }
 
+pub async fn sampled_invocations_count_in_usage_but_are_not_kept(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default()).await;
+    let kind = store.kind();
+    let (busy, calm) = (app("busy"), app("calm"));
+    let mut kept = Vec::new();
+    let mut sampled = Vec::new();
+    for i in 0..100 {
+        let r = record(&busy, "cart", now());
+        let lines = vec![line(&r, &format!("line {i}"))];
+        if i % 10 == 0 {
+            kept.push(r.clone());
+            store.record(r, lines);
+        } else {
+            sampled.push(r.clone());
+            store.count(r, lines);
+        }
+    }
+    store.record(record(&calm, "cart", now()), vec![]);
+    assert!(store.flush(FLUSH).await, "{kind}");
+
+    let minute_ago = Some(SystemTime::now() - Duration::from_secs(60));
+    for since in [None, minute_ago] {
+        let report = usage(&store, &busy, since).await;
+        // Totals count every invocation; the records kept cannot give
+        // them, so the hourly roll-ups answer.
+        assert_eq!(report.total.requests, 100, "{kind}");
+        assert_eq!(report.total.sampled, 90, "{kind}");
+        assert_eq!(report.functions[0].sampled, 90, "{kind}");
+        assert!(close(report.total.gb_seconds, 1.25), "{kind}");
+        assert_eq!(report.granularity, "hour", "{kind}");
+    }
+    // An app without sampled records is still exact.
+    let calm_report = usage(&store, &calm, minute_ago).await;
+    assert_eq!(
+        (calm_report.granularity, calm_report.total.sampled),
+        ("invocation", 0),
+        "{kind}"
+    );
+    let found = store.invocation(kept[3].id.clone()).await.unwrap();
+    assert!(found.is_some(), "{kind}");
+    let gone = store.invocation(sampled[3].id.clone()).await.unwrap();
+    assert!(gone.is_none(), "{kind}");
+    // Every line is kept, sampled or not.
+    let lines = store.logs(logs_of(&busy, "cart", 1000)).await.unwrap();
+    assert_eq!(lines.len(), 100, "{kind}");
+    let written = store.stats().records_written.load(Ordering::Relaxed);
+    assert_eq!(written, 10 + 1, "{kind}");
+
+    // Through the node's ledger: past one record a second, successes are
+    // sampled; failures and cold starts never are.
+    let ledger = Ledger::new(store.clone());
+    ledger.set_sampling(Sampling {
+        keep_per_second: 1,
+        then_one_in: u32::MAX,
+    });
+    let noisy = app("noisy");
+    let mut failed = record(&noisy, "cart", now());
+    failed.error = Some("timeout".into());
+    let mut cold = record(&noisy, "cart", now());
+    cold.cold = true;
+    for _ in 0..50 {
+        ledger
+            .recorder()
+            .record(record(&noisy, "cart", now()), vec![]);
+    }
+    ledger.recorder().record(failed.clone(), vec![]);
+    ledger.recorder().record(cold.clone(), vec![]);
+    assert!(ledger.flush(FLUSH).await, "{kind}");
+    let report = usage(&store, &noisy, None).await;
+    let sampled_now = store.stats().records_sampled.load(Ordering::Relaxed);
+    assert_eq!(report.total.requests, 52, "{kind}");
+    assert_eq!(report.total.sampled, sampled_now, "{kind}");
+    assert!((48..=49).contains(&sampled_now), "{kind}: {sampled_now}");
+    for r in [failed, cold] {
+        assert!(ledger.invocation(r.id).await.unwrap().is_some(), "{kind}");
+    }
+}
+
 pub async fn records_from_many_threads_are_all_kept(open: &Open) {
     let (store, _guard) = open(PriceSheet::default()).await;
     let kind = store.kind();
@@ -473,6 +551,55 @@ pub async fn live_followers_see_lines_as_they_are_recorded(open: &Open) {
     assert_eq!(seen, ["live", "again"], "{kind}");
 }
 
+pub async fn a_follower_that_stops_reading_is_dropped(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default()).await;
+    let kind = store.kind();
+    let ledger = Ledger::new(store.clone());
+    ledger.set_follower_stall(Duration::from_millis(300));
+    let app = app("stalled");
+    let mut stuck = ledger.follow(logs_of(&app, "cart", 100)).await.unwrap();
+    let mut reader = ledger.follow(logs_of(&app, "cart", 100)).await.unwrap();
+    let dropped = || store.stats().log_followers_dropped.load(Ordering::Relaxed);
+    let mut read = 0usize;
+    let deadline = tokio::time::Instant::now() + FLUSH * 3;
+    // Lines keep coming; one follower reads them, the other never does.
+    let mut n = 0;
+    while dropped() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{kind}: never dropped"
+        );
+        let r = record(&app, "cart", now());
+        let lines = (0..20).map(|i| line(&r, &format!("{n} {i}"))).collect();
+        ledger.recorder().record(r, lines);
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        while let Ok(item) = reader.try_recv() {
+            read += usize::from(matches!(item, LiveLog::Line(_)));
+        }
+    }
+    assert_eq!(dropped(), 1, "{kind}");
+    // What the stuck one holds is bounded, and then its feed ends.
+    let mut held = 0;
+    while let Some(_item) = stuck.recv().await {
+        held += 1;
+    }
+    assert!(held <= 2 * 256, "{kind}: {held} lines held");
+    // The reader is still followed.
+    let r = record(&app, "cart", now());
+    ledger
+        .recorder()
+        .record(r.clone(), vec![line(&r, "still here")]);
+    loop {
+        match tokio::time::timeout(FLUSH, reader.recv()).await {
+            Ok(Some(LiveLog::Line(line))) if line.text == "still here" => break,
+            Ok(Some(_)) => read += 1,
+            other => panic!("{kind}: {other:?}"),
+        }
+    }
+    assert!(read > 0, "{kind}");
+}
+
 pub async fn the_newest_failure_of_each_function_is_remembered(open: &Open) {
     let (store, _guard) = open(PriceSheet::default()).await;
     let ledger = Ledger::new(store);
@@ -518,11 +645,13 @@ macro_rules! ledger_conformance {
             logs_filter_by_invocation_and_since,
             apps_do_not_mix,
             usage_adds_up_what_was_recorded_and_prices_it,
+            sampled_invocations_count_in_usage_but_are_not_kept,
             usage_reaches_back_past_raw_records_by_the_hour,
             records_from_many_threads_are_all_kept,
             stats_count_what_was_written,
             lines_past_an_apps_daily_budget_are_dropped_with_one_marker,
             live_followers_see_lines_as_they_are_recorded,
+            a_follower_that_stops_reading_is_dropped,
             the_newest_failure_of_each_function_is_remembered,
         );
     };

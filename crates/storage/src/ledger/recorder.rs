@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::last_errors::{LastError, LastErrors};
 use super::log_budget::LogBudget;
 use super::record::{InvocationRecord, LogLine};
+use super::sampling::{Sampler, Sampling};
 use super::usage::{LogQuery, UsageQuery, UsageReport};
 use super::{FlushFuture, LedgerFuture, LedgerStore};
 
@@ -25,8 +26,13 @@ pub struct LedgerStats {
     pub batches: AtomicU64,
     pub write_failures: AtomicU64,
     pub records_dropped: AtomicU64,
+    /// Invocations whose raw record was sampled out (counted in usage,
+    /// not stored one by one).
+    pub records_sampled: AtomicU64,
     /// Log lines dropped because their app had used its daily budget.
     pub log_lines_over_budget: AtomicU64,
+    /// Followers of logs dropped because they stopped reading.
+    pub log_followers_dropped: AtomicU64,
     /// Why the last write failed, while writes fail (a full disk, a
     /// cluster's NATS out of reach): what `/readyz` shows.
     failing: std::sync::Mutex<Option<String>>,
@@ -64,11 +70,18 @@ pub type LogFeed = mpsc::Receiver<LiveLog>;
 /// Lines a feed holds for a follower that reads slower than they come.
 const FEED_CAPACITY: usize = 256;
 
+/// How long a follower may take no line at all, with lines waiting for it,
+/// before it is dropped: a client that stopped reading (a stuck terminal, a
+/// proxy that buffers) must not hold a task, its lines and, in a cluster, a
+/// consumer on the server for ever.
+pub const DEFAULT_FOLLOWER_STALL: Duration = Duration::from_secs(30);
+
 struct Shared {
     store: Arc<dyn LedgerStore>,
     log_budget: LogBudget,
     live: broadcast::Sender<Arc<LogLine>>,
     last_errors: LastErrors,
+    sampler: Sampler,
 }
 
 /// Hands invocation records to the ledger's store. Cheap to clone; never
@@ -87,11 +100,14 @@ impl std::fmt::Debug for Recorder {
 impl Recorder {
     /// Remembers a failure, holds the lines to their app's budget, shows
     /// them to anyone following logs live, and queues the invocation and
-    /// its lines for the store ([`LedgerStore::record`]).
+    /// its lines for the store: its raw record ([`LedgerStore::record`])
+    /// unless sampled out, when it is only counted
+    /// ([`LedgerStore::count`]).
     pub fn record(&self, record: InvocationRecord, mut logs: Vec<LogLine>) {
         let shared = &self.shared;
         shared.last_errors.note(&record);
-        let over = shared.log_budget.admit(&mut logs, SystemTime::now());
+        let now = SystemTime::now();
+        let over = shared.log_budget.admit(&mut logs, now);
         if over > 0 {
             shared
                 .store
@@ -104,7 +120,13 @@ impl Recorder {
                 let _ = shared.live.send(Arc::new(line.clone()));
             }
         }
-        shared.store.record(record, logs);
+        if shared.sampler.keep(&record, now) {
+            shared.store.record(record, logs);
+        } else {
+            let stats = shared.store.stats();
+            stats.records_sampled.fetch_add(1, Ordering::Relaxed);
+            shared.store.count(record, logs);
+        }
     }
 
     /// Log lines as they are recorded, for `logs --follow`.
@@ -121,6 +143,8 @@ impl Recorder {
 /// of it.
 pub struct Ledger {
     recorder: Recorder,
+    /// [`DEFAULT_FOLLOWER_STALL`] unless set.
+    follower_stall: std::sync::Mutex<Duration>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -141,8 +165,10 @@ impl Ledger {
                     log_budget: LogBudget::default(),
                     live,
                     last_errors: LastErrors::default(),
+                    sampler: Sampler::default(),
                 }),
             },
+            follower_stall: std::sync::Mutex::new(DEFAULT_FOLLOWER_STALL),
         }
     }
 
@@ -153,6 +179,12 @@ impl Ledger {
             .shared
             .log_budget
             .set_per_day(bytes_per_app_day);
+    }
+
+    /// Which raw records are kept past a rate per function (see
+    /// [`Sampling`]).
+    pub fn set_sampling(&self, sampling: Sampling) {
+        self.recorder.shared.sampler.set(sampling);
     }
 
     pub fn recorder(&self) -> Recorder {
@@ -183,15 +215,68 @@ impl Ledger {
         self.store().logs(query)
     }
 
+    /// How long a follower of logs may stop reading before it is dropped
+    /// ([`DEFAULT_FOLLOWER_STALL`] unless set).
+    pub fn set_follower_stall(&self, stall: Duration) {
+        *self
+            .follower_stall
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = stall;
+    }
+
     /// The lines `query` asks for as they are written from now on: from
     /// the store when it is shared by several nodes
     /// ([`LedgerStore::follow`]), else from this node's recorder. Lines
-    /// recorded after this call returns are not missed. Must be called
-    /// within a Tokio runtime.
+    /// recorded after this call returns are not missed. A follower that
+    /// takes nothing for the stall bound while lines wait for it is
+    /// dropped (its feed ends, counted in
+    /// [`LedgerStats::log_followers_dropped`]). Must be called within a
+    /// Tokio runtime.
     pub fn follow(&self, query: LogQuery) -> LedgerFuture<LogFeed> {
-        if let Some(feed) = self.store().follow(&query) {
-            return feed;
-        }
+        let source = match self.store().follow(&query) {
+            Some(feed) => feed,
+            None => self.follow_recorder(query),
+        };
+        let stall = *self
+            .follower_stall
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let store = self.store().clone();
+        Box::pin(async move {
+            let mut source = source.await?;
+            let (tx, rx) = mpsc::channel(FEED_CAPACITY);
+            // The one place a follower's pace is watched, whatever feeds
+            // it: dropping `source` ends the feeding task behind it.
+            tokio::spawn(async move {
+                loop {
+                    let next = tokio::select! {
+                        _ = tx.closed() => return,
+                        next = source.recv() => next,
+                    };
+                    let Some(item) = next else { return };
+                    match tokio::time::timeout(stall, tx.send(item)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            store
+                                .stats()
+                                .log_followers_dropped
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(
+                                stall_s = stall.as_secs_f64(),
+                                "dropped a follower of logs that stopped reading"
+                            );
+                            return;
+                        }
+                    }
+                }
+            });
+            Ok(rx)
+        })
+    }
+
+    /// This node's lines as its recorder sees them.
+    fn follow_recorder(&self, query: LogQuery) -> LedgerFuture<LogFeed> {
         // Subscribed now, not when the future is first polled.
         let mut live = self.recorder.subscribe();
         let (tx, rx) = mpsc::channel(FEED_CAPACITY);

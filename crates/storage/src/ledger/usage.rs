@@ -114,6 +114,9 @@ pub struct UsageRow {
     pub duration_seconds: f64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Of `requests`, those whose raw record was sampled out: counted in
+    /// every total, but not one by one.
+    pub sampled: u64,
     pub cost: f64,
 }
 
@@ -122,8 +125,10 @@ pub struct UsageReport {
     /// The start of the period, when one was asked for.
     pub since: Option<String>,
     /// `invocation` when the period is covered by raw records (exact);
-    /// `hour` when it reaches back past them and hourly roll-ups were used
-    /// (the period then starts at the top of the hour `since` falls in).
+    /// `hour` when it reaches back past them, or some of its records were
+    /// sampled out, and hourly roll-ups were used (the period then starts
+    /// at the top of the hour `since` falls in). The totals are exact
+    /// counts either way.
     pub granularity: &'static str,
     pub prices: PriceSheet,
     /// By app, then function.
@@ -146,6 +151,9 @@ pub struct UsageSums {
     pub wall_us: i64,
     pub bytes_in: i64,
     pub bytes_out: i64,
+    /// Of `requests`, those whose raw record was sampled out.
+    #[serde(default)]
+    pub sampled: i64,
 }
 
 impl UsageSums {
@@ -162,6 +170,12 @@ impl UsageSums {
         self.bytes_out += r.bytes_out as i64;
     }
 
+    /// Counts one invocation whose raw record was sampled out.
+    pub fn add_sampled(&mut self, r: &InvocationRecord) {
+        self.add(r);
+        self.sampled += 1;
+    }
+
     /// Adds sums counted elsewhere (another hour, another writer).
     pub fn absorb(&mut self, other: &UsageSums) {
         self.requests += other.requests;
@@ -172,6 +186,7 @@ impl UsageSums {
         self.wall_us += other.wall_us;
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
+        self.sampled += other.sampled;
     }
 }
 
@@ -205,6 +220,7 @@ impl UsageReport {
                     duration_seconds: s.wall_us as f64 / 1e6,
                     bytes_in: s.bytes_in as u64,
                     bytes_out: s.bytes_out as u64,
+                    sampled: s.sampled as u64,
                     cost: prices.cost(s.requests as u64, gb_s),
                 }
             })
@@ -220,6 +236,7 @@ impl UsageReport {
             duration_seconds: 0.0,
             bytes_in: 0,
             bytes_out: 0,
+            sampled: 0,
             cost: 0.0,
         };
         for row in &rows {
@@ -231,6 +248,7 @@ impl UsageReport {
             total.duration_seconds += row.duration_seconds;
             total.bytes_in += row.bytes_in;
             total.bytes_out += row.bytes_out;
+            total.sampled += row.sampled;
             total.cost += row.cost;
         }
         UsageReport {
