@@ -98,6 +98,49 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     let _ = side_thread.join();
     summary(&samples);
+    counters(&node.admin, &side)?;
+    Ok(())
+}
+
+/// What the node counted, against what was sent: usage totals come from
+/// exact counters whatever was sampled, so they must cover every request
+/// (the main stream's count is its rate times the time, so approximate).
+fn counters(admin: &str, side: &Side) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::new();
+    let get = |path: &str| {
+        client
+            .get(format!("{admin}{path}"))
+            .bearer_auth("bench")
+            .send()
+            .and_then(reqwest::blocking::Response::text)
+    };
+    // What was served is written within a second or two.
+    std::thread::sleep(Duration::from_secs(3));
+    let usage: serde_json::Value = serde_json::from_str(&get("/v1/usage?app=soak")?)?;
+    let metrics = get("/metrics")?;
+    let metric = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let side_sent: u64 = [&side.ok, &side.bad_gateway, &side.timeout, &side.other]
+        .iter()
+        .map(|n| n.load(Ordering::Relaxed))
+        .sum();
+    println!(
+        "Usage counted {} invocations ({} errors, granularity {}), {} of them sampled out; the side stream sent {side_sent}. Records written {}, sampled {}, dropped {}; log lines written {}, over budget {}; followers dropped {}.",
+        usage["total"]["requests"],
+        usage["total"]["errors"],
+        usage["granularity"],
+        usage["total"]["sampled"],
+        metric("stratus_invocation_records_written_total"),
+        metric("stratus_invocation_records_sampled_total"),
+        metric("stratus_invocation_records_dropped_total"),
+        metric("stratus_log_lines_written_total"),
+        metric("stratus_log_lines_over_budget_total"),
+        metric("stratus_log_followers_dropped_total"),
+    );
     Ok(())
 }
 

@@ -277,6 +277,50 @@ async fn a_write_the_database_refuses_is_kept_and_retried() {
     assert_eq!(ledger.stats().records_dropped.load(Ordering::Relaxed), 0);
 }
 
+/// While the disk refuses writes, what is held in memory is bounded: past
+/// `MAX_PENDING` records the oldest are dropped and counted, and the rest
+/// are written once the disk takes them again.
+#[tokio::test]
+async fn while_writes_fail_the_records_held_are_bounded_and_the_oldest_dropped() {
+    use crate::writer::MAX_PENDING;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    ledger.record(record(&id(0), "cart", 1, 1), vec![]);
+    assert!(ledger.flush(FLUSH).await);
+    let conn = crate::schema::open(&dir.path().join(SqliteLedger::FILE)).unwrap();
+    conn.execute("ALTER TABLE log_line RENAME TO log_line_away", [])
+        .unwrap();
+    let excess = 5_000u64;
+    let total = MAX_PENDING as u64 + excess;
+    let (mut oldest, mut newest) = (String::new(), String::new());
+    for n in 1..=total {
+        let id = id(n);
+        if n == 1 {
+            oldest = id.clone();
+        }
+        newest = id.clone();
+        // A line each: what the renamed table refuses.
+        let lines = vec![line(&id, "cart", "x")];
+        ledger.record(record(&id, "cart", 1, 1), lines);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while ledger.stats().records_dropped.load(Ordering::Relaxed) < excess {
+        assert!(std::time::Instant::now() < deadline, "nothing dropped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    conn.execute("ALTER TABLE log_line_away RENAME TO log_line", [])
+        .unwrap();
+    assert!(ledger.flush(FLUSH).await);
+    assert_eq!(
+        ledger.stats().records_dropped.load(Ordering::Relaxed),
+        excess
+    );
+    assert!(ledger.invocation(oldest).await.unwrap().is_none());
+    assert!(ledger.invocation(newest).await.unwrap().is_some());
+    let usage = ledger.usage(UsageQuery::default()).await.unwrap();
+    assert_eq!(usage.total.requests, 1 + MAX_PENDING as u64);
+}
+
 /// Past its size budget the ledger deletes the oldest raw records and log
 /// lines, whatever their age; usage stays whole (from the hourly roll-ups,
 /// reported as such) and the newest invocations read back.

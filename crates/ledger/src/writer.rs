@@ -21,8 +21,11 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 /// The most records one transaction takes; more wait for the next one.
 pub(crate) const MAX_BATCH: usize = 8192;
 /// Records held in memory while the disk refuses writes (full, read-only)
-/// before the oldest are dropped, so a broken disk cannot exhaust memory.
-const MAX_PENDING: usize = 1_000_000;
+/// before the oldest are dropped (and counted), so a broken disk cannot
+/// grow the node's memory: a record with its lines is a few hundred bytes,
+/// so this holds some tens of megabytes, seconds of a busy node's records
+/// (the same bound as a cluster node's while NATS is away).
+pub(crate) const MAX_PENDING: usize = 100_000;
 /// How long to wait before retrying a failed write.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How often old rows are pruned.
@@ -74,8 +77,9 @@ impl Batcher for LedgerWriter {
         }
     }
 
-    fn apply(&mut self, conn: &mut Connection, pending: &mut Vec<Entry>) {
+    fn apply(&mut self, conn: &mut Connection, pending: &mut Vec<Entry>) -> bool {
         let stats = &self.stats;
+        let mut wrote = true;
         for entry in pending.extract_if(.., |e| matches!(e, Entry::Flush(_))) {
             if let Entry::Flush(done) = entry {
                 self.flushes.push(done);
@@ -89,6 +93,7 @@ impl Batcher for LedgerWriter {
                     stats.note_write(None);
                 }
                 Err(e) => {
+                    wrote = false;
                     // Ids handed out inside the failed transaction are gone.
                     self.function_ids.clear();
                     stats.write_failures.fetch_add(1, Ordering::Relaxed);
@@ -118,6 +123,7 @@ impl Batcher for LedgerWriter {
                 tracing::warn!("cannot hold the ledger to its size: {e}");
             }
         }
+        wrote
     }
 
     fn maintain(&mut self, conn: &mut Connection) {
@@ -129,13 +135,7 @@ impl Batcher for LedgerWriter {
     /// Writes everything still pending, batch by batch, until done or a
     /// write fails.
     fn close(&mut self, conn: &mut Connection, pending: &mut Vec<Entry>) {
-        loop {
-            let before = pending.len();
-            self.apply(conn, pending);
-            if pending.is_empty() || pending.len() == before {
-                return;
-            }
-        }
+        while !pending.is_empty() && self.apply(conn, pending) {}
     }
 }
 

@@ -279,8 +279,10 @@ struct QueueWriter {
 impl Batcher for QueueWriter {
     type Op = Op;
 
-    fn apply(&mut self, conn: &mut Connection, pending: &mut Vec<Op>) {
+    /// Every operation is answered, whether its write went through or not.
+    fn apply(&mut self, conn: &mut Connection, pending: &mut Vec<Op>) -> bool {
         apply(conn, std::mem::take(pending), &self.policy);
+        true
     }
 
     fn maintain(&mut self, conn: &mut Connection) {

@@ -25,9 +25,11 @@ pub trait Batcher: Send + 'static {
     }
 
     /// Applies pending operations in one transaction and removes those it
-    /// settled. What it leaves is applied again after the writer's
-    /// `retry_after` (the disk was full, say), before anything newer.
-    fn apply(&mut self, conn: &mut Connection, pending: &mut Vec<Self::Op>);
+    /// settled. Answers whether the write went through: what it leaves
+    /// then (more than one batch) is applied next, at once; after a failed
+    /// write (the disk was full, say) it is applied again after the
+    /// writer's `retry_after`, before anything newer.
+    fn apply(&mut self, conn: &mut Connection, pending: &mut Vec<Self::Op>) -> bool;
 
     /// Periodic work, such as pruning old rows, every `maintain_every`
     /// (and once at start).
@@ -73,7 +75,12 @@ fn write_loop<B: Batcher>(
     let mut retry_at: Option<Instant> = None;
     let mut next_maintain = Instant::now();
     loop {
-        let wake = retry_at.map_or(next_maintain, |at| at.min(next_maintain));
+        // A backlog left by a write that went through goes on at once.
+        let wake = match retry_at {
+            None if !pending.is_empty() => Instant::now(),
+            None => next_maintain,
+            Some(at) => at.min(next_maintain),
+        };
         match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
             Ok(op) => pending.push(op),
             Err(RecvTimeoutError::Timeout) => {}
@@ -105,8 +112,8 @@ fn write_loop<B: Batcher>(
             }
         }
         if may_write && !pending.is_empty() {
-            batcher.apply(&mut conn, &mut pending);
-            retry_at = (!pending.is_empty()).then(|| Instant::now() + config.retry_after);
+            let wrote = batcher.apply(&mut conn, &mut pending);
+            retry_at = (!wrote && !pending.is_empty()).then(|| Instant::now() + config.retry_after);
         }
         if Instant::now() >= next_maintain {
             batcher.maintain(&mut conn);
@@ -130,16 +137,26 @@ mod tests {
     impl Batcher for Recording {
         type Op = u32;
 
-        fn apply(&mut self, _conn: &mut Connection, pending: &mut Vec<u32>) {
+        fn apply(&mut self, _conn: &mut Connection, pending: &mut Vec<u32>) -> bool {
             if self.failures_left > 0 {
                 self.failures_left -= 1;
-                return;
+                return false;
             }
-            let _ = self.applied.send(std::mem::take(pending));
+            // A batch at most, as the ledger takes them.
+            let batch = pending.drain(..pending.len().min(2)).collect();
+            let _ = self.applied.send(batch);
+            true
         }
     }
 
     fn writer(failures: u32) -> (mpsc::Sender<u32>, mpsc::Receiver<Vec<u32>>) {
+        writer_retrying_after(failures, Duration::from_millis(10))
+    }
+
+    fn writer_retrying_after(
+        failures: u32,
+        retry_after: Duration,
+    ) -> (mpsc::Sender<u32>, mpsc::Receiver<Vec<u32>>) {
         let (applied, batches) = mpsc::channel();
         let conn = Connection::open_in_memory().unwrap();
         let batcher = Recording {
@@ -149,7 +166,7 @@ mod tests {
         let config = WriterConfig {
             thread_name: "test-writer",
             max_batch: 2,
-            retry_after: Duration::from_millis(10),
+            retry_after,
             maintain_every: Duration::from_secs(60),
         };
         (spawn_writer(conn, batcher, config).unwrap(), batches)
@@ -173,6 +190,26 @@ mod tests {
             ops.send(op).unwrap();
         }
         assert_eq!(applied(&batches, 5), vec![1, 2, 3, 4, 5]);
+    }
+
+    /// A backlog (what gathered while the disk refused writes) is written
+    /// batch after batch once a write goes through, not one batch per
+    /// retry interval.
+    #[test]
+    fn a_backlog_of_many_batches_is_written_at_once() {
+        let retry = Duration::from_secs(3);
+        let (ops, batches) = writer_retrying_after(1, retry);
+        let started = Instant::now();
+        for op in 1..=9 {
+            ops.send(op).unwrap();
+        }
+        let mut all = Vec::new();
+        while all.len() < 9 {
+            all.extend(batches.recv_timeout(retry * 5).unwrap());
+        }
+        assert_eq!(all, (1..=9).collect::<Vec<_>>());
+        // One retry interval, not one per batch of two.
+        assert!(started.elapsed() < retry * 2, "{:?}", started.elapsed());
     }
 
     #[test]
