@@ -94,6 +94,15 @@ impl SqliteLedger {
         })
     }
 
+    /// Hands an invocation to the writer thread.
+    fn send(&self, entry: Entry) {
+        if self.tx.send(entry).is_err() {
+            // Only after the writer thread died, which it does not do
+            // short of a panic; count it rather than lose it silently.
+            self.stats.records_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Runs `work` with the read connection on the blocking pool.
     fn read<T: Send + 'static>(
         &self,
@@ -115,25 +124,11 @@ impl LedgerStore for SqliteLedger {
     }
 
     fn record(&self, record: InvocationRecord, logs: Vec<LogLine>) {
-        if self
-            .tx
-            .send(Entry::Invocation(Box::new(record), logs))
-            .is_err()
-        {
-            // Only after the writer thread died, which it does not do
-            // short of a panic; count it rather than lose it silently.
-            self.stats.records_dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.send(Entry::Invocation(Box::new(record), logs));
     }
 
     fn count(&self, record: InvocationRecord, logs: Vec<LogLine>) {
-        if self
-            .tx
-            .send(Entry::Counted(Box::new(record), logs))
-            .is_err()
-        {
-            self.stats.records_dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.send(Entry::Counted(Box::new(record), logs));
     }
 
     fn flush(&self, limit: Duration) -> FlushFuture {
