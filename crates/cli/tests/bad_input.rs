@@ -30,6 +30,20 @@ fn a_core_module() {
     assert!(err.contains("wasm32-wasip2"), "{err}");
 }
 
+#[tokio::test]
+async fn a_wasi_0_3_component_is_named_as_such_and_the_neighbour_serves() {
+    let server = Server::start();
+    server.deploy(testbed_app("neighbour", "api", &["/n/..."], "").path());
+    // Component-model async, what every WASI 0.3 component is built on.
+    let wasm = wat::parse_str("(component (type (stream u8)))").unwrap();
+    let err = server.deploy_err(app_with_component(&wasm).path());
+    assert!(err.contains("function \"f\""), "{err}");
+    assert!(err.contains("WASI 0.3"), "{err}");
+    assert!(err.contains("Stratus serves WASI 0.2"), "{err}");
+    assert_eq!(server.get("/n/echo").await.status(), 200);
+    assert_eq!(server.get("/bad").await.status(), 404);
+}
+
 #[test]
 fn a_command_component_of_the_wrong_world() {
     let server = Server::start();

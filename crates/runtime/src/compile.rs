@@ -240,7 +240,7 @@ impl Runtime {
         rx.recv_timeout(timeout).map_err(|_| too_slow())?;
         match rx.recv_timeout(timeout) {
             Ok(Some(Ok(native))) => Ok(native),
-            Ok(Some(Err(e))) => Err(ValidationError::Malformed(format!("{e:#}")).into()),
+            Ok(Some(Err(e))) => Err(refusal(format!("{e:#}")).into()),
             Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(too_slow()),
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(RuntimeError::Config(
                 "the compiler thread stopped without an answer".into(),
@@ -312,4 +312,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
         let _ = std::fs::remove_file(&tmp);
         io("rename into place", e)
     })
+}
+
+/// Why the compiler refused a component, for the user who uploaded it. The
+/// engine does not enable component-model async (WASI 0.3), and its parser
+/// words that refusal as a missing feature; said so, it is an answer.
+fn refusal(error: String) -> ValidationError {
+    // wasmparser's words for `stream`, `future`, async options and
+    // builtins, and `error-context`, which WASI 0.3 brings with them.
+    if error.contains("component model async") || error.contains("component model error-context") {
+        ValidationError::ComponentModelAsync(error)
+    } else {
+        ValidationError::Malformed(error)
+    }
 }

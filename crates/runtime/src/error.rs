@@ -36,6 +36,13 @@ pub enum ValidationError {
     CoreModule,
     #[error("the component is invalid: {0}")]
     Malformed(String),
+    /// What wasmtime 48 serves only behind its experimental flags: WASI
+    /// 0.3 (`wasi:http@0.3`) and anything else built on component-model
+    /// async (`stream`, `future`, async functions).
+    #[error(
+        "the component uses component-model async (`stream`, `future` or async functions),          as WASI 0.3 components (`wasi:http@0.3.x`) do; Stratus serves WASI 0.2 components          (`wasi:http/incoming-handler@0.2.x`): build the function for WASI 0.2 (Rust's          `wasm32-wasip2` target with the `wasip2` crate, componentize-py or jco against          `wasi:http@0.2`) ({0})"
+    )]
+    ComponentModelAsync(String),
     #[error(
         "the component does not export `wasi:http/incoming-handler@0.2.x`{found}; a Stratus \
          function must be an HTTP handler (the `wasi:http/proxy` world), e.g. built with \

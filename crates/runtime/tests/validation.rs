@@ -73,6 +73,24 @@ fn a_component_without_the_handler_is_refused() {
 }
 
 #[test]
+fn a_wasi_0_3_component_is_told_what_it_is_and_what_is_served() {
+    // Component-model async, as every WASI 0.3 component uses it.
+    let wasm = wat::parse_str("(component (type (stream u8)))").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = runtime(dir.path()).prepare("async", &wasm).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::Invalid(ValidationError::ComponentModelAsync(_))
+        ),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("WASI 0.3"), "{msg}");
+    assert!(msg.contains("wasi:http/incoming-handler@0.2.x"), "{msg}");
+}
+
+#[test]
 fn malformed_component_bytes_are_reported() {
     // A component header followed by junk.
     let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
