@@ -408,3 +408,29 @@ async fn acknowledged_writes_and_secrets_survive_kill_9() {
         (200, "t-1".into())
     );
 }
+
+/// A guest written for `wasmtime serve -Skeyvalue` opens the bucket `""`:
+/// it is the function's `default` bucket, when granted, and denied like
+/// any other bucket when not; a neighbour app's `default` stays its own.
+#[tokio::test]
+async fn the_empty_bucket_name_is_the_default_bucket() {
+    let server = Server::start();
+    let (granted, denied, neighbour) = (&unique("empty"), &unique("nokv"), &unique("next"));
+    server.deploy(caps_app(granted, "store", "keyvalue = [\"default\"]").path());
+    server.deploy(caps_app(denied, "store", "keyvalue = [\"other\"]").path());
+    server.deploy(caps_app(neighbour, "store", "keyvalue = [\"default\"]").path());
+    assert_eq!(
+        call(&server, granted, "PUT", "set?bucket=&key=k", b"from empty").await,
+        (200, "set".into())
+    );
+    assert_eq!(
+        call(&server, granted, "GET", "get?bucket=default&key=k", b"").await,
+        (200, "from empty".into())
+    );
+    let (status, body) = call(&server, denied, "GET", "get?bucket=&key=k", b"").await;
+    assert_eq!((status, body.as_str()), (500, "open: Error::AccessDenied"));
+    assert_eq!(
+        call(&server, neighbour, "GET", "get?bucket=&key=k", b"").await,
+        (404, "missing".into())
+    );
+}
