@@ -16,20 +16,30 @@ const FRESH_FOR: Duration = Duration::from_secs(5);
 /// ledger, the queue and deploys are about to be refused writes.
 pub const LOW_DISK_BYTES: u64 = 64 << 20;
 
+/// The ledger's files in the data directory, when it keeps them there.
+#[derive(Debug, Clone)]
+pub struct LedgerFiles {
+    /// The database's file name (`SqliteLedger::FILE`); its journal files
+    /// share it as a prefix.
+    pub file: &'static str,
+    /// `--ledger-max-size`.
+    pub max_bytes: u64,
+}
+
 /// Where the node keeps its state, and the ledger's budget within it.
 #[derive(Debug)]
 pub struct DataDir {
     path: PathBuf,
-    /// `--ledger-max-size`, when the node meters.
-    ledger_max_bytes: Option<u64>,
+    /// `None` with metering off, or when the ledger is a cluster's stream.
+    ledger: Option<LedgerFiles>,
     measured: Mutex<Option<(Instant, DiskHealth)>>,
 }
 
 impl DataDir {
-    pub fn new(path: &Path, ledger_max_bytes: Option<u64>) -> DataDir {
+    pub fn new(path: &Path, ledger: Option<LedgerFiles>) -> DataDir {
         DataDir {
             path: path.to_path_buf(),
-            ledger_max_bytes,
+            ledger,
             measured: Mutex::new(None),
         }
     }
@@ -43,8 +53,8 @@ impl DataDir {
         {
             return health.clone();
         }
-        let (path, budget) = (self.path.clone(), self.ledger_max_bytes);
-        let health = tokio::task::spawn_blocking(move || measure(&path, budget))
+        let (path, ledger) = (self.path.clone(), self.ledger.clone());
+        let health = tokio::task::spawn_blocking(move || measure(&path, ledger.as_ref()))
             .await
             .unwrap_or_else(|e| DiskHealth {
                 data_dir: self.path.display().to_string(),
@@ -58,10 +68,10 @@ impl DataDir {
     }
 }
 
-fn measure(path: &Path, ledger_max_bytes: Option<u64>) -> DiskHealth {
+fn measure(path: &Path, ledger: Option<&LedgerFiles>) -> DiskHealth {
     let mut health = DiskHealth {
         data_dir: path.display().to_string(),
-        ledger_max_bytes,
+        ledger_max_bytes: ledger.map(|l| l.max_bytes),
         ..DiskHealth::default()
     };
     let mut pending = vec![path.to_path_buf()];
@@ -76,12 +86,10 @@ fn measure(path: &Path, ledger_max_bytes: Option<u64>) -> DiskHealth {
                 pending.push(entry.path());
             } else if meta.is_file() {
                 health.data_dir_bytes += meta.len();
-                // ledger.sqlite and its -wal and -shm files.
+                // The database and its -wal and -shm files.
                 if dir == path
-                    && entry
-                        .file_name()
-                        .to_string_lossy()
-                        .starts_with("ledger.sqlite")
+                    && let Some(ledger) = ledger
+                    && entry.file_name().to_string_lossy().starts_with(ledger.file)
                 {
                     health.ledger_bytes += meta.len();
                 }
@@ -110,7 +118,11 @@ mod tests {
         std::fs::write(dir.path().join("ledger.sqlite-wal"), vec![0u8; 500]).unwrap();
         std::fs::create_dir(dir.path().join("artifacts")).unwrap();
         std::fs::write(dir.path().join("artifacts/a"), vec![0u8; 1000]).unwrap();
-        let data_dir = DataDir::new(dir.path(), Some(1 << 30));
+        let ledger = LedgerFiles {
+            file: "ledger.sqlite",
+            max_bytes: 1 << 30,
+        };
+        let data_dir = DataDir::new(dir.path(), Some(ledger));
         let health = data_dir.health().await;
         assert_eq!(health.data_dir_bytes, 4500);
         assert_eq!(health.ledger_bytes, 3500);

@@ -139,6 +139,7 @@ pub struct DiskHealth {
     pub ledger_bytes: u64,
     /// `--ledger-max-size`: the most raw records and logs may take (the
     /// file is held to it; a freed page is reused before the file grows).
+    /// Absent in a cluster, whose budget is the ledger stream's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ledger_max_bytes: Option<u64>,
     /// Free space on the data directory's disk for the node's user.

@@ -114,9 +114,22 @@ fn counters(admin: &str, side: &Side) -> anyhow::Result<()> {
             .send()
             .and_then(reqwest::blocking::Response::text)
     };
-    // What was served is written within a second or two.
-    std::thread::sleep(Duration::from_secs(3));
-    let usage: serde_json::Value = serde_json::from_str(&get("/v1/usage?app=soak")?)?;
+    // Read once what was served is all written: two readings a second
+    // apart agree (or 30 s have gone by).
+    let read_usage = || -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&get("/v1/usage?app=soak")?)?)
+    };
+    let mut usage = read_usage()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        let again = read_usage()?;
+        let settled = again["total"]["requests"] == usage["total"]["requests"];
+        usage = again;
+        if settled {
+            break;
+        }
+    }
     let metrics = get("/metrics")?;
     let metric = |name: &str| {
         metrics

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use stratus_admin::AdminState;
+use stratus_admin::disk::{DataDir, LedgerFiles};
 use stratus_control::{CapabilityBackends, Node};
 use stratus_events::{DispatchConfig, Dispatcher, QUEUE_SERVICE_HOST, QueueService};
 use stratus_gateway::{ConnectionLimits, Gateway};
@@ -86,6 +87,9 @@ impl Stratus {
         runtime_config.compile = config.compile;
         runtime_config.outbound_allow_private = config.outbound_allow_private;
         let runtime = Runtime::new(runtime_config).map_err(|e| NodeError::open("runtime", e))?;
+        // The ledger's files, for `/readyz`, when they are in the data
+        // directory.
+        let mut ledger_files = None;
         let ledger = match &config.metering {
             Some(metering) => {
                 // A cluster's nodes share one ledger, so usage and logs
@@ -93,14 +97,20 @@ impl Stratus {
                 let store: Arc<dyn LedgerStore> =
                     match shared.as_ref().and_then(|s| s.ledger.clone()) {
                         Some(shared) => shared,
-                        None => Arc::new(
-                            SqliteLedger::open(
-                                &data_dir.join(SqliteLedger::FILE),
-                                metering.retention,
-                                metering.prices.clone(),
+                        None => {
+                            ledger_files = Some(LedgerFiles {
+                                file: SqliteLedger::FILE,
+                                max_bytes: metering.retention.max_bytes,
+                            });
+                            Arc::new(
+                                SqliteLedger::open(
+                                    &data_dir.join(SqliteLedger::FILE),
+                                    metering.retention,
+                                    metering.prices.clone(),
+                                )
+                                .map_err(|e| NodeError::open("invocation ledger", e))?,
                             )
-                            .map_err(|e| NodeError::open("invocation ledger", e))?,
-                        ),
+                        }
                     };
                 let ledger = Ledger::new(store);
                 ledger.set_log_budget(config.log_per_app_day);
@@ -200,10 +210,7 @@ impl Stratus {
             triggers: triggers.health(),
             secrets,
             nodes,
-            data_dir: Arc::new(stratus_admin::disk::DataDir::new(
-                data_dir,
-                config.metering.as_ref().map(|m| m.retention.max_bytes),
-            )),
+            data_dir: Arc::new(DataDir::new(data_dir, ledger_files)),
         });
         Ok(Stratus {
             control,

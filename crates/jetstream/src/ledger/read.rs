@@ -22,6 +22,10 @@ use crate::watch::{Start, Watch};
 /// means reading every record of the period, so the window is short.
 const EXACT_WINDOW: Duration = Duration::from_secs(3600);
 
+/// A period of one app starting fewer hours back than this reads its
+/// hours' usage keys one hour at a time.
+const RECENT_HOURS: u64 = 3;
+
 /// The longest an invocation's record can take, after the invocation
 /// arrived, to be stored: the longest timeout a function may have, plus
 /// time for batching and retries. A search for an id stops past it.
@@ -359,8 +363,26 @@ impl Inner {
         app: Option<&str>,
         from_hour: u64,
     ) -> Result<BTreeMap<(String, String), UsageSums>, LedgerError> {
-        let prefix = app.map(token).unwrap_or_default();
-        let entries = tokio::time::timeout(READ_LIMIT, self.usage.entries(&prefix))
+        // Each key is one read: for a recent period of one app (every
+        // exact read asks whether its hours had sampling) only the keys of
+        // those hours, not of every hour the bucket keeps. One hour past
+        // now covers a writer whose clock runs ahead.
+        let now_hour = wire::hour_of(SystemTime::now());
+        let prefixes: Vec<String> = match app {
+            Some(app) if from_hour + RECENT_HOURS > now_hour => (from_hour..=now_hour + 1)
+                .map(|hour| format!("{}.{hour}", token(app)))
+                .collect(),
+            Some(app) => vec![token(app)],
+            None => vec![String::new()],
+        };
+        let read = async {
+            let mut entries = Vec::new();
+            for prefix in &prefixes {
+                entries.extend(self.usage.entries(prefix).await?);
+            }
+            Ok::<_, crate::api::JetStreamError>(entries)
+        };
+        let entries = tokio::time::timeout(READ_LIMIT, read)
             .await
             .map_err(|_| LedgerError::Unavailable("reading usage took too long".into()))?
             .map_err(ledger_error)?;
