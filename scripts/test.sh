@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace. Installs the wasm32-wasip2 target and the
+# Runs every test of the workspace. Installs the wasm32-wasip2 and wasip1 targets and the
 # Python and JavaScript guest toolchains and promtool when they are missing
 # (the tests build guest components with them, and check /metrics) and
 # starts NATS and Mosquitto when they are not running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+# The Spin app of the portability tests is built as Spin builds it.
+rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 env -u CARGO_TARGET_DIR cargo build --release --target wasm32-wasip2 --quiet --manifest-path examples/Cargo.toml
 env -u CARGO_TARGET_DIR cargo build --release --target wasm32-wasip2 --quiet --manifest-path tests/guests/Cargo.toml
+env -u CARGO_TARGET_DIR cargo build --release --target wasm32-wasip1 --quiet --manifest-path tests/spin-app/Cargo.toml
 # The Python and JavaScript toolchains (pinned, installed when missing) and
 # the examples built with them.
 bash scripts/guest-toolchains.sh

@@ -302,11 +302,13 @@ pub async fn prepare_app(dir: &Path, build: bool) -> anyhow::Result<Upload> {
     read_components(&loaded)
 }
 
+/// The manifest `dir` names: the file itself, or a directory's
+/// `stratus.toml` (its `spin.toml` when it has none).
 pub fn manifest_path(dir: &Path) -> PathBuf {
     if dir.is_file() {
         dir.to_path_buf()
     } else {
-        dir.join("stratus.toml")
+        stratus_manifest::manifest_in(dir)
     }
 }
 

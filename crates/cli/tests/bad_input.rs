@@ -24,7 +24,7 @@ fn a_core_module() {
     let server = Server::start();
     let err = server.deploy_err(app_with_component(&wat::parse_str("(module)").unwrap()).path());
     assert!(
-        err.contains("core WebAssembly module, not a component"),
+        err.contains("core WebAssembly module without a component type"),
         "{err}"
     );
     assert!(err.contains("wasm32-wasip2"), "{err}");

@@ -40,6 +40,7 @@ mod hints;
 mod lifecycle;
 mod metering;
 mod metrics_format;
+mod portability;
 
 mod services;
 mod serving;

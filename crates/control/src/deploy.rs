@@ -282,6 +282,7 @@ impl Node {
             slots,
             max_concurrency: spec.max_concurrency,
             triggers: spec.triggers.clone(),
+            spin: spec.spin.clone(),
             function: Function::new(
                 self.runtime.clone(),
                 component.clone(),

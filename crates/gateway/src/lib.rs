@@ -5,6 +5,7 @@
 mod body;
 mod conn;
 mod server;
+mod spin;
 
 pub use body::{ReadError, TimedBody};
 pub use conn::{ConnectionLimits, serve_connections};

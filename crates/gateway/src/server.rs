@@ -73,7 +73,7 @@ impl Gateway {
     /// answered 408.
     pub async fn handle_request<B>(
         &self,
-        request: hyper::Request<B>,
+        mut request: hyper::Request<B>,
     ) -> hyper::Response<ResponseBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -88,6 +88,10 @@ impl Gateway {
             let error = PlatformError::no_route(request.uri().path());
             return with_id(error.into_response(&id), &id);
         };
+        if let Some(spin) = &function.spin {
+            let uri = request.uri().clone();
+            crate::spin::set_headers(spin, &uri, request.headers_mut());
+        }
         let limit = function.max_body;
         let declared = request
             .headers()

@@ -24,6 +24,9 @@ pub struct LiveFunction {
     pub max_concurrency: u32,
     /// Event sources it consumes (manifest `triggers`).
     pub triggers: Vec<TriggerSpec>,
+    /// Set for a function deployed from a `spin.toml`: the gateway gives
+    /// it the request headers Spin does.
+    pub spin: Option<stratus_manifest::SpinSpec>,
     pub function: Function,
 }
 

@@ -25,6 +25,7 @@ mod outbound;
 mod raw;
 mod route;
 mod schedule;
+mod spin;
 mod suggest;
 mod units;
 mod validate;
@@ -36,7 +37,7 @@ pub use error::{Location, ManifestError};
 pub use model::{
     AppSpec, DEFAULT_MAX_BODY, DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMORY, DEFAULT_TIMEOUT,
     FunctionSpec, LoadedManifest, MANIFEST_FILE, MAX_MAX_BODY, MAX_MAX_CONCURRENCY, MAX_MEMORY,
-    MAX_TIMEOUT, MIN_MEMORY, Manifest, TriggerSpec,
+    MAX_TIMEOUT, MIN_MEMORY, Manifest, SpinRoute, SpinSpec, TriggerSpec, manifest_in,
 };
 pub use model::{DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS};
 pub use model::{
@@ -47,6 +48,7 @@ pub use model::{MAX_MANIFEST_SIZE, MAX_ROUTES_PER_APP};
 pub use outbound::OutboundRule;
 pub use route::{Route, RouteError};
 pub use schedule::Schedule;
+pub use spin::SPIN_MANIFEST_FILE;
 pub use units::{ByteSize, SizeError};
 pub use validate::{
     CONFIG_KEY_RULE, NAME_RULE, RESERVED_FUNCTION_NAMES, valid_bucket_name, valid_config_key,

@@ -139,6 +139,30 @@ pub struct FunctionSpec {
         default = "default_outbound_timeout"
     )]
     pub outbound_timeout: Duration,
+    /// Set when the function comes from a Spin manifest (`spin.toml`): the
+    /// gateway then adds the request headers Spin documents
+    /// (`spin-path-info`, `spin-matched-route`, ...), which Spin guests
+    /// read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spin: Option<SpinSpec>,
+}
+
+/// What a Spin guest is told about the route that matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpinSpec {
+    /// `[application.trigger.http] base`, `/` by default.
+    pub base: String,
+    /// The function's routes, each with the route its trigger wrote.
+    pub routes: Vec<SpinRoute>,
+}
+
+/// One route of a Spin component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpinRoute {
+    /// The route Stratus serves: the trigger's under the base.
+    pub route: String,
+    /// The trigger's `route` as written.
+    pub raw: String,
 }
 
 // Specs stored before these keys existed read with the defaults.
@@ -259,17 +283,30 @@ fn is_one(n: &u32) -> bool {
 impl Manifest {
     /// Parses and validates manifest text. `source_name` is how the file is
     /// named in error messages (e.g. `"examples/hello/stratus.toml"`).
+    /// A Spin manifest (`spin_manifest_version = 2`) is read as the
+    /// equivalent Stratus app (see `spin.rs`).
     pub fn parse(text: &str, source_name: &str) -> Result<Manifest, ManifestError> {
-        crate::validate::parse(text, source_name)
+        if crate::spin::is_spin_manifest(text) {
+            if text.len() as u64 > MAX_MANIFEST_SIZE.bytes() {
+                return Err(ManifestError::TooLarge {
+                    file: source_name.to_owned(),
+                    size: text.len() as u64,
+                    limit: MAX_MANIFEST_SIZE,
+                });
+            }
+            crate::spin::parse(text, source_name)
+        } else {
+            crate::validate::parse(text, source_name)
+        }
     }
 
     /// Reads and validates the manifest at `path`. A directory is taken to
-    /// mean its `stratus.toml`. Component files are not checked here (see
+    /// mean its `stratus.toml`, or its `spin.toml` when it has none. Component files are not checked here (see
     /// [`LoadedManifest::check_components_exist`]), so a manifest can be
     /// loaded before its build runs.
     pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
         let path = if path.is_dir() {
-            path.join(MANIFEST_FILE)
+            manifest_in(path)
         } else {
             path.to_path_buf()
         };
@@ -298,6 +335,18 @@ impl Manifest {
     /// The function called `name`, if the app has one.
     pub fn function(&self, name: &str) -> Option<&FunctionSpec> {
         self.functions.iter().find(|f| f.name == name)
+    }
+}
+
+/// The manifest file of the app in `dir`: its `stratus.toml`, or a Spin
+/// app's `spin.toml` when there is no `stratus.toml`.
+pub fn manifest_in(dir: &Path) -> PathBuf {
+    let stratus = dir.join(MANIFEST_FILE);
+    let spin = dir.join(crate::spin::SPIN_MANIFEST_FILE);
+    if !stratus.exists() && spin.is_file() {
+        spin
+    } else {
+        stratus
     }
 }
 

@@ -84,7 +84,7 @@ impl Runtime {
             return Ok((shared, CompileTimings::shared()));
         }
         let started = Instant::now();
-        validate::check_bytes(bytes)?;
+        let bytes = &*crate::adapt::to_component(bytes)?;
         validate::check_limits(bytes, &self.slot_limits())?;
         validate::check_code_size(bytes, &self.config.compile)?;
         let mut timings = CompileTimings {

@@ -29,11 +29,16 @@ pub enum ValidationError {
     )]
     NotWasm,
     #[error(
-        "the file is a core WebAssembly module, not a component; build it for the \
-         `wasm32-wasip2` target (e.g. `cargo build --target wasm32-wasip2`) or wrap it with \
-         `wasm-tools component new`"
+        "the file is a core WebAssembly module without a component type, not a component; \
+         build it for the `wasm32-wasip2` target (e.g. `cargo build --target wasm32-wasip2`), \
+         build it for `wasm32-wasip1` with wit-bindgen bindings (as Spin's SDKs do), or wrap it \
+         with `wasm-tools component new`"
     )]
     CoreModule,
+    /// A `wasm32-wasip1` core module whose component type the WASI
+    /// preview 1 adapter cannot wrap.
+    #[error("the core module cannot be made a component with the WASI preview 1 adapter: {0}")]
+    Adapt(String),
     #[error("the component is invalid: {0}")]
     Malformed(String),
     /// What wasmtime 48 serves only behind its experimental flags: WASI

@@ -21,6 +21,7 @@
 //! - the host capabilities ([`capabilities`]): `wasi:keyvalue` and
 //!   `wasi:config`, each checked against the function's grant on every call.
 
+mod adapt;
 pub mod capabilities;
 mod capture;
 mod compile;

@@ -29,10 +29,11 @@ fn garbage_is_not_wasm() {
 fn core_module_is_told_how_to_make_a_component() {
     let msg = message(&wat::parse_str("(module)").unwrap());
     assert!(
-        msg.contains("core WebAssembly module, not a component"),
+        msg.contains("core WebAssembly module without a component type"),
         "{msg}"
     );
     assert!(msg.contains("wasm32-wasip2"), "{msg}");
+    assert!(msg.contains("wasm32-wasip1 with wit-bindgen"), "{msg}");
 }
 
 #[test]

@@ -74,6 +74,26 @@ pub fn test_guest(name: &str) -> PathBuf {
         .join(format!("{name}.wasm"))
 }
 
+/// The Spin application of tests/spin-app, built as Spin's tooling builds
+/// it (`wasm32-wasip1`), once per run: its directory, holding `spin.toml`.
+pub fn spin_app() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = repo_root().join("tests/spin-app");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target", "wasm32-wasip1", "--quiet"])
+            .current_dir(&dir)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .status()
+            .expect("run cargo to build the Spin app");
+        assert!(status.success(), "building tests/spin-app failed");
+        dir
+    })
+    .clone()
+}
+
 pub fn example_guest(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| build_guests("examples"))

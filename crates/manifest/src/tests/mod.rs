@@ -8,6 +8,7 @@ mod load;
 mod props;
 mod route_props;
 mod scale;
+mod spin;
 mod stored;
 mod structure;
 mod values;

@@ -403,6 +403,7 @@ impl Source<'_> {
                 max_outbound_requests,
                 max_outbound_bytes,
                 outbound_timeout,
+                spin: None,
             },
         })
     }

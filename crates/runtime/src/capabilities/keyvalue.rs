@@ -19,7 +19,7 @@ pub use stratus_storage::{BucketId, KeyValueBackend, KeyValueError, KeyValueFutu
 use super::{CapabilityInfo, CapabilityStats, Grants};
 use crate::host::InstanceState;
 
-mod bindings {
+pub(super) mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "wasi:keyvalue/imports",
@@ -34,7 +34,7 @@ use bindings::wasi::keyvalue::{atomics, batch, store};
 
 pub const INFO: CapabilityInfo = CapabilityInfo {
     package: "wasi:keyvalue",
-    version: "0.2.0-draft",
+    versions: &["0.2.0-draft"],
     interfaces: &["store", "atomics", "batch"],
     grant: "`keyvalue = [\"<bucket>\", ...]`",
     granted: |grants: &Grants| !grants.keyvalue.buckets.is_empty(),
@@ -99,13 +99,13 @@ pub(crate) struct KeyValueView<'a> {
     table: &'a mut ResourceTable,
 }
 
-struct KeyValueData;
+pub(super) struct KeyValueData;
 
 impl HasData for KeyValueData {
     type Data<'a> = KeyValueView<'a>;
 }
 
-fn view(state: &mut InstanceState) -> KeyValueView<'_> {
+pub(super) fn view(state: &mut InstanceState) -> KeyValueView<'_> {
     KeyValueView {
         state: &state.capabilities.keyvalue,
         table: &mut state.table,

@@ -24,6 +24,7 @@ use crate::host::InstanceState;
 
 pub mod config;
 pub mod keyvalue;
+pub mod spin;
 
 /// What one function was granted, built from its manifest entry. An empty
 /// grant (the default) denies the capability.
@@ -91,6 +92,7 @@ impl CapabilityStates {
 pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     keyvalue::add_to_linker(linker)?;
     config::add_to_linker(linker)?;
+    spin::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -99,8 +101,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
 pub struct CapabilityInfo {
     /// The WIT package, e.g. `wasi:keyvalue`.
     pub package: &'static str,
-    /// The package version the node implements.
-    pub version: &'static str,
+    /// The package versions the node links, each to the same
+    /// implementation: toolchains and platforms publish the same interface
+    /// under different versions.
+    pub versions: &'static [&'static str],
     /// The interfaces of the package the node links.
     pub interfaces: &'static [&'static str],
     /// The manifest key(s) that grant it, as shown in errors (quoted).
@@ -117,7 +121,7 @@ impl CapabilityInfo {
         let Some((path, version)) = import.split_once('@') else {
             return false;
         };
-        version == self.version
+        self.versions.contains(&version)
             && path.strip_prefix(self.package).is_some_and(|rest| {
                 rest.strip_prefix('/')
                     .is_some_and(|name| self.interfaces.contains(&name))
@@ -126,7 +130,12 @@ impl CapabilityInfo {
 }
 
 /// Every capability a function may be granted.
-pub const CAPABILITIES: &[&CapabilityInfo] = &[&keyvalue::INFO, &config::INFO];
+pub const CAPABILITIES: &[&CapabilityInfo] = &[
+    &keyvalue::INFO,
+    &config::INFO,
+    &spin::KEY_VALUE,
+    &spin::VARIABLES,
+];
 
 /// The capability that provides `import`, if any.
 pub(crate) fn capability_of(import: &str) -> Option<&'static CapabilityInfo> {
@@ -159,6 +168,12 @@ mod tests {
         assert!(capability_of("wasi:keyvalue/store@0.2.0-draft").is_some());
         assert!(capability_of("wasi:keyvalue/atomics@0.2.0-draft").is_some());
         assert!(capability_of("wasi:config/store@0.2.0-draft").is_some());
+        assert!(capability_of("wasi:config/store@0.2.0-rc.1").is_some());
+        assert!(capability_of("wasi:config/store@0.2.0-draft-2024-09-27").is_some());
+        assert!(capability_of("wasi:config/store@0.2.0").is_none());
+        assert!(capability_of("fermyon:spin/key-value@2.0.0").is_some());
+        assert!(capability_of("fermyon:spin/variables@2.0.0").is_some());
+        assert!(capability_of("fermyon:spin/sqlite@2.0.0").is_none());
         assert!(capability_of("wasi:keyvalue/store@0.2.0-draft2").is_none());
         assert!(capability_of("wasi:keyvalue/watcher@0.2.0-draft").is_none());
         assert!(capability_of("wasi:keyvalues/store@0.2.0-draft").is_none());
