@@ -33,7 +33,7 @@ fn core_module_is_told_how_to_make_a_component() {
         "{msg}"
     );
     assert!(msg.contains("wasm32-wasip2"), "{msg}");
-    assert!(msg.contains("wasm32-wasip1 with wit-bindgen"), "{msg}");
+    assert!(msg.contains("`wasm32-wasip1` with wit-bindgen"), "{msg}");
 }
 
 #[test]
