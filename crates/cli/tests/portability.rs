@@ -1,7 +1,7 @@
 //! No lock-in (issue 19): components written for other platforms deploy
 //! unchanged. The other names toolchains give Stratus's capabilities
-//! (`wasi:config` at wasmtime's and Spin 3's versions, Spin 2's own
-//! key-value and variables), and a Spin application deployed from its
+//! (`wasi:config` at wasmtime's and Spin 3's versions, `wasi:keyvalue` at
+//! Spin 3's, Spin 2's own key-value and variables), and a Spin application deployed from its
 //! `spin.toml`, built by Spin's SDK for `wasm32-wasip1`.
 
 use std::time::Duration;
@@ -161,6 +161,174 @@ async fn other_versions_and_spin_names_reach_the_same_grants_and_stores() {
     neighbour_answers(&server, neighbour, "the compatibility interfaces").await;
 }
 
+/// Spin 3's `wasi:keyvalue@0.2.0-draft2` on the same buckets as the
+/// draft: its string cursors, its `get-many`, its signed increment and its
+/// compare-and-swap.
+#[tokio::test]
+async fn keyvalue_at_spin_3s_version_shares_the_buckets_and_swaps_atomically() {
+    let server = Server::start();
+    let app = &unique("kv2");
+    let manifest = format!(
+        "[app]\nname = \"{app}\"\n\n\
+         [[function]]\nname = \"c\"\ncomponent = \"{compat}\"\nroutes = [\"/{app}/c/...\"]\n\
+         config = {{ unused = \"yes\" }}\nkeyvalue = [\"default\", \"cart\"]\n\n\
+         [[function]]\nname = \"w\"\ncomponent = \"{caps}\"\nroutes = [\"/{app}/w/...\"]\n\
+         config = {{ unused = \"yes\" }}\nkeyvalue = [\"cart\"]\n",
+        compat = test_guest("compat").display(),
+        caps = test_guest("capabilities").display(),
+    );
+    let dir = AppDir::new(&manifest);
+    server.deploy(dir.path());
+    let neighbour = &unique("next");
+    server.deploy(testbed_app(neighbour, "echo", &[&format!("/{neighbour}/...")], "").path());
+    let c = |route: &str| format!("/{app}/c/{route}");
+    let w = |route: &str| format!("/{app}/w/{route}");
+
+    // One bucket, whichever version writes it.
+    assert_eq!(
+        server
+            .send("PUT", &c("d2set?bucket=cart&key=apple"), b"3")
+            .await,
+        (200, "set".into())
+    );
+    assert_eq!(
+        server
+            .send("GET", &w("get?bucket=cart&key=apple"), b"")
+            .await,
+        (200, "3".into())
+    );
+    assert_eq!(
+        server
+            .send("PUT", &w("set?bucket=cart&key=pear"), b"5")
+            .await,
+        (200, "set".into())
+    );
+    assert_eq!(
+        server
+            .send("GET", &c("d2get?bucket=cart&key=pear"), b"")
+            .await,
+        (200, "5".into())
+    );
+    // get-many answers every key, a missing one as none.
+    assert_eq!(
+        server
+            .send("GET", &c("d2many?bucket=cart&keys=apple,nope,pear"), b"")
+            .await,
+        (200, "apple=3\nnope=none\npear=5".into())
+    );
+
+    // This version subtracts; the draft's unsigned increment says why it
+    // cannot answer a number below zero.
+    assert_eq!(
+        server
+            .send("GET", &c("d2incr?bucket=cart&key=n&by=5"), b"")
+            .await,
+        (200, "5".into())
+    );
+    assert_eq!(
+        server
+            .send("GET", &c("d2incr?bucket=cart&key=n&by=-8"), b"")
+            .await,
+        (200, "-3".into())
+    );
+    let (status, body) = server
+        .send("GET", &w("incr?bucket=cart&key=n&by=1"), b"")
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("below zero") && body.contains("0.2.0-draft"),
+        "{body}"
+    );
+    assert_eq!(
+        server
+            .send("GET", &w("incr?bucket=cart&key=n&by=10"), b"")
+            .await,
+        (200, "8".into())
+    );
+
+    // A swap over a value that changed since the handle was made fails,
+    // handing back a handle on what the key holds now, which swaps.
+    assert_eq!(
+        server
+            .send("GET", &c("d2stale?bucket=cart&key=s"), b"")
+            .await,
+        (200, "fresh handle held theirs; swapped".into())
+    );
+    assert_eq!(
+        server.send("GET", &c("d2get?bucket=cart&key=s"), b"").await,
+        (200, "mine".into())
+    );
+    // Concurrent adders by compare-and-swap lose nothing.
+    let adder = c("d2cas?bucket=cart&key=hits");
+    let adders: Vec<_> = (0..16).map(|_| server.send("GET", &adder, b"")).collect();
+    for (status, body) in futures_util::future::join_all(adders).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        server
+            .send("GET", &c("d2get?bucket=cart&key=hits"), b"")
+            .await,
+        (200, "16".into())
+    );
+
+    // Handles hold a copy of the value on the host: an instance may hold
+    // 4 MiB of them (each 256 bytes more than its key and value), so six
+    // of a 600 KiB value, and dropping them frees the room.
+    let big = vec![b'x'; 600 << 10];
+    assert_eq!(
+        server
+            .send("PUT", &c("d2set?bucket=cart&key=big"), &big)
+            .await,
+        (200, "set".into())
+    );
+    let (status, body) = server
+        .send("GET", &c("d2hoard?bucket=cart&key=big&n=100"), b"")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with("made 6; then Error::Other(")
+            && body.contains("limit of 4194304 bytes")
+            && body.ends_with("after dropping: ok"),
+        "{body}"
+    );
+
+    // list-keys pages with string cursors; a cursor it did not answer is
+    // refused.
+    for from in [0, 1000, 2000] {
+        let n = if from == 2000 { 500 } else { 1000 };
+        let route = format!("d2setmany?bucket=default&from={from}&n={n}");
+        assert_eq!(
+            server.send("GET", &c(&route), b"").await,
+            (200, "set".into())
+        );
+    }
+    assert_eq!(
+        server.send("GET", &c("d2keys?bucket=default"), b"").await,
+        (200, "2500 keys in 3 pages".into())
+    );
+    for cursor in ["garbage", "-1", "99999999999999999999999", ""] {
+        let (status, body) = server
+            .send(
+                "GET",
+                &c(&format!("d2page?bucket=default&cursor={cursor}")),
+                b"",
+            )
+            .await;
+        assert_eq!(status, 500, "{cursor:?}: {body}");
+        assert!(body.contains("not one that list-keys answered"), "{body}");
+    }
+    // A bucket the function was not granted; the empty name is `default`.
+    let (status, body) = server
+        .send("GET", &c("d2get?bucket=other&key=k"), b"")
+        .await;
+    assert_eq!((status, body.as_str()), (500, "Error::AccessDenied"));
+    assert_eq!(
+        server.send("GET", &c("d2get?bucket=&key=k0001"), b"").await,
+        (200, "v".into())
+    );
+    neighbour_answers(&server, neighbour, "wasi:keyvalue@0.2.0-draft2").await;
+}
+
 #[tokio::test]
 async fn the_other_names_are_refused_without_their_grant_naming_them() {
     let server = Server::start();
@@ -173,6 +341,8 @@ async fn the_other_names_are_refused_without_their_grant_naming_them() {
     for words in [
         "`wasi:config/store@0.2.0-rc.1`",
         "`wasi:config/store@0.2.0-draft-2024-09-27`",
+        "`wasi:keyvalue/store@0.2.0-draft2`",
+        "`wasi:keyvalue/atomics@0.2.0-draft2`",
         "`fermyon:spin/key-value@2.0.0`",
         "`fermyon:spin/variables@2.0.0`",
         "key_value_stores",
@@ -228,8 +398,23 @@ async fn a_spin_app_deploys_from_its_spin_toml_without_a_rebuild() {
         (200, "token: s3cr3t".into())
     );
 
-    let (status, headers) = server.send("GET", "/spin/greet/headers?x=1", b"").await;
+    // The client's address is the connection's peer, whatever it claims.
+    let response = server
+        .http
+        .get(server.url("/spin/greet/headers?x=1"))
+        .header("spin-client-addr", "203.0.113.9:1")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.text().await.unwrap();
     assert_eq!(status, 200, "{headers}");
+    let client = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("spin-client-addr: "))
+        .unwrap_or_else(|| panic!("no spin-client-addr:\n{headers}"));
+    let client: std::net::SocketAddr = client.parse().unwrap();
+    assert!(client.ip().is_loopback(), "{client}");
     let port = server.gateway.rsplit(':').next().unwrap();
     for line in [
         format!("spin-full-url: http://127.0.0.1:{port}/spin/greet/headers?x=1"),

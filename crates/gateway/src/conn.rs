@@ -71,6 +71,12 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// The address of the client a request came from, in the request's
+/// extensions (absent for a request that did not come over a socket, as
+/// in tests that drive a router directly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Accepts connections on `listener` until `shutdown` resolves and serves
 /// each with `handler`, then stops accepting and waits (up to a limit) for
 /// requests in flight. `name` names the listener in the log.
@@ -115,11 +121,11 @@ where
                 }
             }
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok(accepted) => {
                     backoff = Duration::ZERO;
-                    stream
+                    accepted
                 }
                 Err(e) => {
                     // Out of descriptors and the like: back off rather than
@@ -140,7 +146,8 @@ where
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let service = service_fn(move |request: hyper::Request<Incoming>| {
-            let request = request.map(|body| TimedBody::new(body, limits));
+            let mut request = request.map(|body| TimedBody::new(body, limits));
+            request.extensions_mut().insert(PeerAddr(peer));
             let response = handler(request);
             async move { Ok::<_, Infallible>(response.await) }
         });

@@ -8,5 +8,5 @@ mod server;
 mod spin;
 
 pub use body::{ReadError, TimedBody};
-pub use conn::{ConnectionLimits, serve_connections};
+pub use conn::{ConnectionLimits, PeerAddr, serve_connections};
 pub use server::Gateway;

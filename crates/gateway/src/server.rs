@@ -90,7 +90,11 @@ impl Gateway {
         };
         if let Some(spin) = &function.spin {
             let uri = request.uri().clone();
-            crate::spin::set_headers(spin, &uri, request.headers_mut());
+            let client = request
+                .extensions()
+                .get::<crate::PeerAddr>()
+                .map(|peer| peer.0);
+            crate::spin::set_headers(spin, &uri, client, request.headers_mut());
         }
         let limit = function.max_body;
         let declared = request

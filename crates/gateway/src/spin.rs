@@ -2,6 +2,8 @@
 //! from a `spin.toml`: Spin guests read them (the Rust SDK's router matches
 //! on `spin-path-info`), so a moved app must find them where Spin puts them.
 
+use std::net::SocketAddr;
+
 use http::header::{HOST, HeaderName, HeaderValue};
 use http::{HeaderMap, Uri};
 use stratus_manifest::{Route, SpinSpec};
@@ -12,11 +14,26 @@ const MATCHED_ROUTE: HeaderName = HeaderName::from_static("spin-matched-route");
 const COMPONENT_ROUTE: HeaderName = HeaderName::from_static("spin-component-route");
 const RAW_COMPONENT_ROUTE: HeaderName = HeaderName::from_static("spin-raw-component-route");
 const BASE_PATH: HeaderName = HeaderName::from_static("spin-base-path");
+const CLIENT_ADDR: HeaderName = HeaderName::from_static("spin-client-addr");
 
 /// Sets Spin's headers on a request `spin`'s function serves, replacing
 /// any the client sent (a client must not tell the guest which route
-/// matched).
-pub(crate) fn set_headers(spin: &SpinSpec, uri: &Uri, headers: &mut HeaderMap) {
+/// matched, nor where it connects from). `client` is the peer of the
+/// connection: behind a proxy, the proxy's address, as in Spin.
+pub(crate) fn set_headers(
+    spin: &SpinSpec,
+    uri: &Uri,
+    client: Option<SocketAddr>,
+    headers: &mut HeaderMap,
+) {
+    match client.map(|addr| HeaderValue::from_str(&addr.to_string())) {
+        Some(Ok(addr)) => {
+            headers.insert(CLIENT_ADDR, addr);
+        }
+        _ => {
+            headers.remove(CLIENT_ADDR);
+        }
+    }
     let path = uri.path();
     // The function's most specific route for this path: the gateway chose
     // the function by the same rule.
@@ -108,8 +125,31 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(HOST, HeaderValue::from_static("example.com:3000"));
         headers.insert(PATH_INFO, HeaderValue::from_static("/forged"));
-        set_headers(&spin(), &uri.parse().unwrap(), &mut headers);
+        headers.insert(CLIENT_ADDR, HeaderValue::from_static("10.0.0.1:1"));
+        let client = "127.0.0.1:45678".parse().ok();
+        set_headers(&spin(), &uri.parse().unwrap(), client, &mut headers);
         headers
+    }
+
+    #[test]
+    fn the_client_address_is_the_connection_peer_or_none() {
+        assert_eq!(
+            headers_for("/api/hello/a")[&CLIENT_ADDR],
+            "127.0.0.1:45678",
+            "the client's value is replaced"
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(CLIENT_ADDR, HeaderValue::from_static("10.0.0.1:1"));
+        set_headers(
+            &spin(),
+            &"/api/hello/a".parse().unwrap(),
+            None,
+            &mut headers,
+        );
+        assert!(
+            !headers.contains_key(CLIENT_ADDR),
+            "a forged value is not kept"
+        );
     }
 
     #[test]

@@ -61,8 +61,5 @@ pub fn open(
     })
 }
 
-/// The largest number an increment may reach: Redis's `HINCRBY` range.
-const MAX_COUNTER: u64 = i64::MAX as u64;
-
 #[cfg(test)]
 mod conformance;

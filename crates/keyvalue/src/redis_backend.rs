@@ -15,7 +15,7 @@ use redis::{Client, Cmd, FromRedisValue};
 use stratus_storage::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs};
 use tokio::sync::OnceCell;
 
-use crate::{KeyValueSetupError, MAX_COUNTER, Quota};
+use crate::{KeyValueSetupError, Quota};
 
 /// How long connecting, and then each command, may take before the guest
 /// gets an error instead of waiting out its own timeout.
@@ -231,7 +231,7 @@ return {}
 );
 
 /// `HINCRBY` of `ARGV[4]` by `ARGV[5]`, refusing what the SQLite backend
-/// refuses too: a value that is not a plain non-negative decimal number.
+/// refuses too: a value that is not a plain decimal number.
 /// The new number is measured after the increment and put back if it
 /// passes the quota (the script is atomic: nobody sees it); it is answered
 /// as the text Redis stored, exact beyond Lua's 2^53.
@@ -239,7 +239,7 @@ const INCREMENT_SCRIPT: &str = quota_script!(
     r"
 local k = ARGV[4]
 local old = redis.call('HGET', KEYS[1], k)
-if old and not string.match(old, '^[0-9]+$') then
+if old and not string.match(old, '^-?[0-9]+$') then
   return redis.error_reply('ERR hash value is not an integer')
 end
 redis.call('HINCRBY', KEYS[1], k, ARGV[5])
@@ -259,6 +259,30 @@ if no then
 end
 add(dbytes, dkeys)
 return {'ok', new}
+"
+);
+
+/// `compare-and-swap`: writes `ARGV[5]` at `ARGV[4]` if the key holds
+/// `ARGV[7]` now (when `ARGV[6]` is `1`) or is not set (`0`); answers
+/// `swapped` or `stale`.
+const COMPARE_AND_SWAP_SCRIPT: &str = quota_script!(
+    r"
+local k, v = ARGV[4], ARGV[5]
+local old = redis.call('HGET', KEYS[1], k)
+if ARGV[6] == '1' then
+  if not old or old ~= ARGV[7] then return {'ok', 'stale'} end
+elseif old then
+  return {'ok', 'stale'}
+end
+local dbytes, dkeys = #k + #v, 1
+if old then
+  dbytes, dkeys = #v - #old, 0
+end
+local no = refused(dbytes, dkeys)
+if no then return no end
+redis.call('HSET', KEYS[1], k, v)
+add(dbytes, dkeys)
+return {'ok', 'swapped'}
 "
 );
 
@@ -344,23 +368,16 @@ impl KeyValueBackend for RedisKeyValue {
         })
     }
 
-    fn increment(&self, bucket: BucketId, key: String, delta: u64) -> KeyValueFuture<u64> {
-        let Ok(delta_signed) = i64::try_from(delta) else {
-            return Box::pin(async move { Err(KeyValueError::Overflow { key }) });
-        };
+    fn increment(&self, bucket: BucketId, key: String, delta: i64) -> KeyValueFuture<i64> {
         let sum = self.write(
             INCREMENT_SCRIPT,
             &bucket,
-            vec![
-                key.clone().into_bytes(),
-                delta_signed.to_string().into_bytes(),
-            ],
+            vec![key.clone().into_bytes(), delta.to_string().into_bytes()],
         );
         Box::pin(async move {
             match sum.await {
                 Ok(n) => n
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .filter(|n| *n <= MAX_COUNTER)
+                    .and_then(|n| n.parse::<i64>().ok())
                     .ok_or(KeyValueError::NotANumber { key }),
                 Err(KeyValueError::Backend(message)) if message.contains("not an integer") => {
                     Err(KeyValueError::NotANumber { key })
@@ -369,6 +386,30 @@ impl KeyValueBackend for RedisKeyValue {
                     Err(KeyValueError::Overflow { key })
                 }
                 Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn compare_and_swap(
+        &self,
+        bucket: BucketId,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> KeyValueFuture<bool> {
+        let mut args = vec![key.into_bytes(), value];
+        match expected {
+            Some(expected) => args.extend([b"1".to_vec(), expected]),
+            None => args.push(b"0".to_vec()),
+        }
+        let answer = self.write(COMPARE_AND_SWAP_SCRIPT, &bucket, args);
+        Box::pin(async move {
+            match answer.await?.as_deref() {
+                Some("swapped") => Ok(true),
+                Some("stale") => Ok(false),
+                other => Err(KeyValueError::Backend(format!(
+                    "redis: the compare-and-swap script answered {other:?}"
+                ))),
             }
         })
     }

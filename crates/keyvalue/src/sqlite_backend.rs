@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use stratus_storage::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs, Usage};
 
-use crate::{MAX_COUNTER, Quota};
+use crate::Quota;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -185,18 +185,19 @@ fn delete(conn: &Connection, b: &BucketId, key: &str) -> rusqlite::Result<()> {
 
 /// The number at `key` plus `delta`, as [`KeyValueBackend::increment`]
 /// defines it.
-fn incremented(key: &str, current: Option<&[u8]>, delta: u64) -> Result<u64, KeyValueError> {
+fn incremented(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64, KeyValueError> {
     let current = match current {
         None => 0,
         Some(bytes) => std::str::from_utf8(bytes)
             .ok()
-            .and_then(|text| text.parse::<u64>().ok())
-            .filter(|n| *n <= MAX_COUNTER)
+            // Rust would read `+5`; Redis would not, and both backends
+            // must agree on what a number is.
+            .filter(|text| !text.starts_with('+'))
+            .and_then(|text| text.parse::<i64>().ok())
             .ok_or_else(|| KeyValueError::NotANumber { key: key.into() })?,
     };
     current
         .checked_add(delta)
-        .filter(|n| *n <= MAX_COUNTER)
         .ok_or_else(|| KeyValueError::Overflow { key: key.into() })
 }
 
@@ -267,7 +268,7 @@ impl KeyValueBackend for SqliteKeyValue {
         })
     }
 
-    fn increment(&self, bucket: BucketId, key: String, delta: u64) -> KeyValueFuture<u64> {
+    fn increment(&self, bucket: BucketId, key: String, delta: i64) -> KeyValueFuture<i64> {
         self.write(bucket.app.clone(), move |conn| {
             let current = get(conn, &bucket, &key)?;
             let next = match incremented(&key, current.as_deref(), delta) {
@@ -276,6 +277,24 @@ impl KeyValueBackend for SqliteKeyValue {
             };
             set(conn, &bucket, &key, next.to_string().as_bytes())?;
             Ok(Ok(next))
+        })
+    }
+
+    fn compare_and_swap(
+        &self,
+        bucket: BucketId,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> KeyValueFuture<bool> {
+        // The writer's immediate transaction holds off every other write
+        // between the read and the write.
+        self.write(bucket.app.clone(), move |conn| {
+            if get(conn, &bucket, &key)? != expected {
+                return Ok(Ok(false));
+            }
+            set(conn, &bucket, &key, &value)?;
+            Ok(Ok(true))
         })
     }
 

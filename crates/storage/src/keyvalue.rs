@@ -16,7 +16,7 @@ pub struct BucketId {
 pub enum KeyValueError {
     #[error("the value of key {key:?} is not a decimal number, so it cannot be incremented")]
     NotANumber { key: String },
-    #[error("incrementing key {key:?} would overflow a 64-bit number")]
+    #[error("incrementing key {key:?} would leave the range of a signed 64-bit number")]
     Overflow { key: String },
     #[error("the key-value store failed: {0}")]
     Backend(String),
@@ -57,7 +57,8 @@ pub type KeyValueFuture<T> = Pin<Box<dyn Future<Output = Result<T, KeyValueError
 ///
 /// A backend keeps each app under its quota: the bytes of its keys and
 /// values and the number of its keys, across all its buckets. A `set`,
-/// `increment` or `set_many` that would take the app past either fails
+/// `increment`, `compare_and_swap` or `set_many` that would take the app
+/// past either fails
 /// with [`KeyValueError::BytesQuota`] or [`KeyValueError::KeysQuota`] and
 /// changes nothing (a batch is refused whole); one that does not grow what
 /// it counts (an overwrite with a shorter value) always passes, and deletes
@@ -83,8 +84,20 @@ pub trait KeyValueBackend: Send + Sync + 'static {
         cursor: Option<u64>,
         limit: usize,
     ) -> KeyValueFuture<(Vec<String>, Option<u64>)>;
-    /// Adds `delta` atomically and returns the new number.
-    fn increment(&self, bucket: BucketId, key: String, delta: u64) -> KeyValueFuture<u64>;
+    /// Adds `delta` (negative to subtract) atomically and returns the new
+    /// number. A key that is not set counts as 0; a value that is not a
+    /// decimal signed 64-bit number is [`KeyValueError::NotANumber`].
+    fn increment(&self, bucket: BucketId, key: String, delta: i64) -> KeyValueFuture<i64>;
+    /// Writes `value` at `key` only if the key holds `expected` now (none:
+    /// only if it is not set), in one atomic step, and answers whether it
+    /// wrote. The write counts against the quota as a `set` does.
+    fn compare_and_swap(
+        &self,
+        bucket: BucketId,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> KeyValueFuture<bool>;
     fn get_many(&self, bucket: BucketId, keys: Vec<String>) -> KeyValueFuture<Pairs>;
     fn set_many(&self, bucket: BucketId, pairs: Vec<(String, Vec<u8>)>) -> KeyValueFuture<()>;
     fn delete_many(&self, bucket: BucketId, keys: Vec<String>) -> KeyValueFuture<()>;

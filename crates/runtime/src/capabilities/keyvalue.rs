@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use stratus_storage::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs};
 
@@ -34,7 +34,9 @@ use bindings::wasi::keyvalue::{atomics, batch, store};
 
 pub const INFO: CapabilityInfo = CapabilityInfo {
     package: "wasi:keyvalue",
-    versions: &["0.2.0-draft"],
+    // wasmtime 48 links `0.2.0-draft`, Spin 3 `0.2.0-draft2`
+    // (`keyvalue_draft2`).
+    versions: &["0.2.0-draft", "0.2.0-draft2"],
     interfaces: &["store", "atomics", "batch"],
     grant: "`keyvalue = [\"<bucket>\", ...]`",
     granted: |grants: &Grants| !grants.keyvalue.buckets.is_empty(),
@@ -73,7 +75,7 @@ impl std::fmt::Debug for KeyValueGrant {
 /// An open bucket, as the guest's `bucket` resource.
 #[derive(Debug)]
 pub struct Bucket {
-    id: BucketId,
+    pub(super) id: BucketId,
 }
 
 /// Per-instance state: the function's grants (shared by all its
@@ -81,11 +83,19 @@ pub struct Bucket {
 pub(crate) struct KeyValueState {
     grants: Arc<Grants>,
     stats: Arc<CapabilityStats>,
+    /// Bytes the instance's compare-and-swap handles hold on the host
+    /// (`keyvalue_draft2`), kept under a bound so a guest cannot pile up
+    /// copies of values outside its own memory limit.
+    pub(super) cas_held: AtomicUsize,
 }
 
 impl KeyValueState {
     pub(crate) fn new(grants: Arc<Grants>, stats: Arc<CapabilityStats>) -> Self {
-        KeyValueState { grants, stats }
+        KeyValueState {
+            grants,
+            stats,
+            cas_held: AtomicUsize::new(0),
+        }
     }
 
     fn grant(&self) -> &KeyValueGrant {
@@ -95,8 +105,8 @@ impl KeyValueState {
 
 /// What the host functions see: the instance's grant and resource table.
 pub(crate) struct KeyValueView<'a> {
-    state: &'a KeyValueState,
-    table: &'a mut ResourceTable,
+    pub(super) state: &'a KeyValueState,
+    pub(super) table: &'a mut ResourceTable,
 }
 
 pub(super) struct KeyValueData;
@@ -123,28 +133,36 @@ type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
 
 impl KeyValueView<'_> {
     /// The backend and the bucket behind a guest's resource.
-    fn bucket(
+    pub(super) fn bucket(
         &self,
         bucket: &Resource<Bucket>,
     ) -> wasmtime::Result<(Arc<dyn KeyValueBackend>, BucketId)> {
         let id = self.table.get(bucket)?.id.clone();
+        Ok((self.backend()?, id))
+    }
+
+    /// The node's backend, for one more operation on a bucket the guest
+    /// opened.
+    pub(super) fn backend(&self) -> wasmtime::Result<Arc<dyn KeyValueBackend>> {
         self.state
             .stats
             .keyvalue_operations
             .fetch_add(1, Ordering::Relaxed);
         // A bucket resource exists only after `open` found a backend.
-        let backend = self
-            .state
+        self.state
             .grant()
             .backend
             .clone()
-            .ok_or_else(|| wasmtime::format_err!("a bucket is open without a backend"))?;
-        Ok((backend, id))
+            .ok_or_else(|| wasmtime::format_err!("a bucket is open without a backend"))
+    }
+
+    pub(super) fn failed(&self, bucket: &BucketId, error: KeyValueError) -> store::Error {
+        failed(&self.state.stats, bucket, error)
     }
 }
 
 /// Why a key cannot be stored, if it cannot.
-fn check_key(key: &str) -> Result<(), store::Error> {
+pub(super) fn check_key(key: &str) -> Result<(), store::Error> {
     if key.is_empty() {
         return Err(store::Error::Other("a key must not be empty".into()));
     }
@@ -157,7 +175,7 @@ fn check_key(key: &str) -> Result<(), store::Error> {
     Ok(())
 }
 
-fn check_value(key: &str, value: &[u8]) -> Result<(), store::Error> {
+pub(super) fn check_value(key: &str, value: &[u8]) -> Result<(), store::Error> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(store::Error::Other(format!(
             "the value for key {key:?} has {} bytes, over the limit of {MAX_VALUE_BYTES} bytes (1 MiB)",
@@ -330,10 +348,31 @@ impl atomics::Host for KeyValueView<'_> {
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
-        Ok(backend
-            .increment(id.clone(), key, delta)
-            .await
-            .map_err(|e| failed(&self.state.stats, &id, e)))
+        // Numbers are signed 64-bit ones (`0.2.0-draft2` subtracts), and
+        // this version's are unsigned.
+        let Ok(delta) = i64::try_from(delta) else {
+            return Ok(Err(failed(
+                &self.state.stats,
+                &id,
+                KeyValueError::Overflow { key },
+            )));
+        };
+        Ok(
+            match backend
+                .increment(id.clone(), key.clone(), delta)
+                .await
+                .map_err(|e| failed(&self.state.stats, &id, e))
+            {
+                Ok(n) => u64::try_from(n).map_err(|_| {
+                    store::Error::Other(format!(
+                        "key {key:?} now holds {n} (the increment was made), below zero, \
+                         which this version of wasi:keyvalue (0.2.0-draft, unsigned) \
+                         cannot answer; 0.2.0-draft2's increment is signed"
+                    ))
+                }),
+                Err(e) => Err(e),
+            },
+        )
     }
 }
 

@@ -24,6 +24,7 @@ use crate::host::InstanceState;
 
 pub mod config;
 pub mod keyvalue;
+mod keyvalue_draft2;
 pub mod spin;
 
 /// What one function was granted, built from its manifest entry. An empty
@@ -91,6 +92,7 @@ impl CapabilityStates {
 /// functions); the deploy check and the grant inside each call keep it out.
 pub(crate) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     keyvalue::add_to_linker(linker)?;
+    keyvalue_draft2::add_to_linker(linker)?;
     config::add_to_linker(linker)?;
     spin::add_to_linker(linker)?;
     Ok(())
@@ -174,7 +176,9 @@ mod tests {
         assert!(capability_of("fermyon:spin/key-value@2.0.0").is_some());
         assert!(capability_of("fermyon:spin/variables@2.0.0").is_some());
         assert!(capability_of("fermyon:spin/sqlite@2.0.0").is_none());
-        assert!(capability_of("wasi:keyvalue/store@0.2.0-draft2").is_none());
+        assert!(capability_of("wasi:keyvalue/store@0.2.0-draft2").is_some());
+        assert!(capability_of("wasi:keyvalue/batch@0.2.0-draft2").is_some());
+        assert!(capability_of("wasi:keyvalue/watcher@0.2.0-draft2").is_none());
         assert!(capability_of("wasi:keyvalue/watcher@0.2.0-draft").is_none());
         assert!(capability_of("wasi:keyvalues/store@0.2.0-draft").is_none());
         assert!(capability_of("wasi:http/types@0.2.0").is_none());

@@ -92,31 +92,48 @@ pub async fn increments_are_decimal_and_checked(open: &Open) {
             Some(b"7".to_vec()),
             "{kind}"
         );
-        // Neither backend increments what is not a plain non-negative
-        // number, and neither changes it trying.
+        // Numbers are signed: `wasi:keyvalue@0.2.0-draft2` subtracts.
+        assert_eq!(
+            kv.increment(b.clone(), "n".into(), -10).await.unwrap(),
+            -3,
+            "{kind}"
+        );
         kv.set(b.clone(), "minus".into(), b"-5".to_vec())
             .await
             .unwrap();
+        assert_eq!(
+            kv.increment(b.clone(), "minus".into(), 1).await.unwrap(),
+            -4,
+            "{kind}"
+        );
+        // Neither backend increments what is not a plain decimal number,
+        // and neither changes it trying.
+        for text in ["seven", "+5", "5.0", " 5", ""] {
+            kv.set(b.clone(), "text".into(), text.as_bytes().to_vec())
+                .await
+                .unwrap();
+            let err = kv.increment(b.clone(), "text".into(), 1).await.unwrap_err();
+            assert!(
+                matches!(err, KeyValueError::NotANumber { .. }),
+                "{kind}: {text:?}: {err}"
+            );
+            assert_eq!(
+                kv.get(b.clone(), "text".into()).await.unwrap(),
+                Some(text.as_bytes().to_vec()),
+                "{kind}"
+            );
+        }
+        kv.set(b.clone(), "n".into(), b"7".to_vec()).await.unwrap();
         let err = kv
-            .increment(b.clone(), "minus".into(), 1)
+            .increment(b.clone(), "n".into(), i64::MAX)
             .await
             .unwrap_err();
         assert!(
-            matches!(err, KeyValueError::NotANumber { .. }),
-            "{kind}: {err}"
-        );
-        let minus = kv.get(b.clone(), "minus".into()).await.unwrap();
-        assert_eq!(minus, Some(b"-5".to_vec()), "{kind}");
-        kv.set(b.clone(), "text".into(), b"seven".to_vec())
-            .await
-            .unwrap();
-        let err = kv.increment(b.clone(), "text".into(), 1).await.unwrap_err();
-        assert!(
-            matches!(err, KeyValueError::NotANumber { .. }),
+            matches!(err, KeyValueError::Overflow { .. }),
             "{kind}: {err}"
         );
         let err = kv
-            .increment(b.clone(), "n".into(), i64::MAX as u64)
+            .increment(b.clone(), "minus".into(), i64::MIN)
             .await
             .unwrap_err();
         assert!(
@@ -127,6 +144,96 @@ pub async fn increments_are_decimal_and_checked(open: &Open) {
             kv.get(b.clone(), "n".into()).await.unwrap(),
             Some(b"7".to_vec()),
             "{kind}"
+        );
+    }
+}
+
+pub async fn compare_and_swap_writes_only_over_what_it_expects(open: &Open) {
+    let (kv, _guard) = open(Quota {
+        max_bytes: 20,
+        max_keys: 100,
+    })
+    .await;
+    {
+        let b = bucket("cas");
+        let kind = kv.kind();
+        let cas = |expected: Option<&[u8]>, value: &[u8]| {
+            kv.compare_and_swap(
+                b.clone(),
+                "k".into(),
+                expected.map(<[u8]>::to_vec),
+                value.to_vec(),
+            )
+        };
+        // Expecting no value: writes once, then the key is set.
+        assert!(cas(None, b"v1").await.unwrap(), "{kind}");
+        assert!(!cas(None, b"v2").await.unwrap(), "{kind}");
+        // Expecting another value, or a prefix of this one: no write.
+        assert!(!cas(Some(b"v0"), b"v3").await.unwrap(), "{kind}");
+        assert!(!cas(Some(b"v"), b"v3").await.unwrap(), "{kind}");
+        assert_eq!(
+            kv.get(b.clone(), "k".into()).await.unwrap(),
+            Some(b"v1".to_vec()),
+            "{kind}"
+        );
+        // Expecting this value, binary and all.
+        assert!(cas(Some(b"v1"), b"\0\xff").await.unwrap(), "{kind}");
+        assert!(cas(Some(b"\0\xff"), b"v4").await.unwrap(), "{kind}");
+        // Once deleted, only "no value" matches.
+        kv.delete(b.clone(), "k".into()).await.unwrap();
+        assert!(!cas(Some(b"v4"), b"v5").await.unwrap(), "{kind}");
+        assert!(cas(None, b"v5").await.unwrap(), "{kind}");
+        // It counts against the quota like a set: "k" + 19 bytes is 20,
+        // one byte more is refused and changes nothing.
+        let err = cas(Some(b"v5"), &[b'x'; 20]).await.unwrap_err();
+        assert_eq!(bytes_refusal(&err), (20, 3, 18), "{kind}: {err}");
+        assert_eq!(
+            kv.get(b.clone(), "k".into()).await.unwrap(),
+            Some(b"v5".to_vec()),
+            "{kind}"
+        );
+        assert!(cas(Some(b"v5"), &[b'x'; 19]).await.unwrap(), "{kind}");
+        assert_eq!(stored(&kv, &[&b]).await, (20, 1), "{kind}");
+    }
+}
+
+/// Many writers adding one by read, then compare-and-swap, retrying when
+/// another got there first: none of the additions is lost.
+pub async fn concurrent_compare_and_swaps_lose_nothing(open: &Open) {
+    let (kv, _guard) = open(Quota::default()).await;
+    {
+        let b = bucket("cas-race");
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (kv, b) = (kv.clone(), b.clone());
+                tokio::spawn(async move {
+                    let mut stale = 0u32;
+                    loop {
+                        let read = kv.get(b.clone(), "n".into()).await.unwrap();
+                        let n: u32 = read
+                            .as_deref()
+                            .map_or(0, |v| std::str::from_utf8(v).unwrap().parse().unwrap());
+                        let next = (n + 1).to_string().into_bytes();
+                        if kv
+                            .compare_and_swap(b.clone(), "n".into(), read, next)
+                            .await
+                            .unwrap()
+                        {
+                            return stale;
+                        }
+                        stale += 1;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(
+            kv.get(b, "n".into()).await.unwrap(),
+            Some(b"20".to_vec()),
+            "{}",
+            kv.kind()
         );
     }
 }
@@ -447,6 +554,14 @@ macro_rules! keyvalue_conformance {
         #[tokio::test]
         async fn increments_are_decimal_and_checked() {
             $crate::conformance::keyvalue::increments_are_decimal_and_checked(&$open).await;
+        }
+        #[tokio::test]
+        async fn compare_and_swap_writes_only_over_what_it_expects() {
+            $crate::conformance::keyvalue::compare_and_swap_writes_only_over_what_it_expects(&$open).await;
+        }
+        #[tokio::test]
+        async fn concurrent_compare_and_swaps_lose_nothing() {
+            $crate::conformance::keyvalue::concurrent_compare_and_swaps_lose_nothing(&$open).await;
         }
         #[tokio::test]
         async fn concurrent_increments_lose_nothing() {
