@@ -380,9 +380,19 @@ async fn a_spin_app_deploys_from_its_spin_toml_without_a_rebuild() {
         server.send("POST", "/spin/greet/count", b"").await,
         (200, "2".into())
     );
+    // The SDK's own wasi:keyvalue@0.2.0-draft2 bindings, on the same
+    // store as its key-value API: a signed increment.
+    assert_eq!(
+        server.send("POST", "/spin/greet/stock/5", b"").await,
+        (200, "5".into())
+    );
+    assert_eq!(
+        server.send("POST", "/spin/greet/stock/-7", b"").await,
+        (200, "-2".into())
+    );
     assert_eq!(
         server.send("GET", "/spin/greet/keys", b"").await,
-        (200, "count".into())
+        (200, "count\nstock".into())
     );
     // A variable without a default is the app's secret, set with the CLI.
     let (status, body) = server.send("GET", "/spin/greet/token", b"").await;

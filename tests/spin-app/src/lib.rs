@@ -7,6 +7,7 @@
 //! | `GET /hello/:name` | `<greeting>, <name>!` (the `greeting` variable) |
 //! | `POST /count` | increments `count` in the default store, answers the new value |
 //! | `GET /token` | `token: <api_token>` (a variable without a default) |
+//! | `POST /stock/:delta` | adds `delta` (signed) to `stock` through the SDK's `wasi:keyvalue@0.2.0-draft2` bindings, answers the new value |
 //! | `GET /keys` | every key of the default store, one per line |
 //! | `GET /headers` | the `spin-*` headers and `GREETER_MODE`, one per line |
 
@@ -21,6 +22,7 @@ fn handle(request: Request) -> Response {
     router.get("/hello/:name", hello);
     router.post("/count", count);
     router.get("/token", token);
+    router.post("/stock/:delta", stock);
     router.get("/keys", keys);
     router.get("/headers", headers);
     router.handle(request)
@@ -49,6 +51,17 @@ fn token(_: Request, _: Params) -> anyhow::Result<impl IntoResponse> {
         Ok(token) => Ok(Response::new(200, format!("token: {token}"))),
         Err(e) => Ok(Response::new(500, format!("no token: {e}"))),
     }
+}
+
+/// Spin 3 also links `wasi:keyvalue` (the SDK generates its bindings);
+/// its increment takes a signed delta.
+fn stock(_: Request, params: Params) -> anyhow::Result<impl IntoResponse> {
+    use spin_sdk::wit::wasi::keyvalue::{atomics, store};
+    let delta: i64 = params.get("delta").unwrap_or("0").parse()?;
+    let bucket = store::open("default").map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let stock =
+        atomics::increment(&bucket, "stock", delta).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(Response::new(200, stock.to_string()))
 }
 
 fn keys(_: Request, _: Params) -> anyhow::Result<impl IntoResponse> {
