@@ -129,6 +129,9 @@ enum Mode {
 }
 
 fn main() -> anyhow::Result<()> {
+    // reqwest is built without a TLS provider of its own (see the
+    // workspace's Cargo.toml): ring, installed before any client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     match args.mode {
         Some(Mode::RawHyper) => return raw::serve(),

@@ -78,6 +78,16 @@ pub struct ClientOpts {
     /// machine left for its port, else ./.stratus/admin-token when present).
     #[arg(long, global = true, env = "STRATUS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Trust this CA certificate (PEM) for an https:// --server, besides the system's
+    /// (a node serving the admin API with --admin-tls-cert signed by a private CA).
+    #[arg(
+        long,
+        global = true,
+        env = "STRATUS_CA_CERT",
+        hide_env_values = true,
+        value_name = "PEM"
+    )]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// A client command: its own arguments, then how to reach the node.
@@ -219,6 +229,44 @@ pub struct NodeOpts {
     /// Admin API address.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub admin_listen: SocketAddr,
+    /// Serve the gateway over TLS with this certificate chain (PEM), HTTP/2 or HTTP/1.1 by
+    /// ALPN. The file and the key are read again when they change: new connections get the
+    /// new certificate, open ones keep theirs.
+    #[arg(
+        long,
+        env = "STRATUS_TLS_CERT",
+        hide_env_values = true,
+        requires = "tls_key",
+        value_name = "PEM"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "STRATUS_TLS_KEY",
+        hide_env_values = true,
+        requires = "tls_cert",
+        value_name = "PEM"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Serve the admin API over TLS with this certificate chain (PEM), as --tls-cert does.
+    #[arg(
+        long,
+        env = "STRATUS_ADMIN_TLS_CERT",
+        hide_env_values = true,
+        requires = "admin_tls_key",
+        value_name = "PEM"
+    )]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// The private key of --admin-tls-cert (PEM).
+    #[arg(
+        long,
+        env = "STRATUS_ADMIN_TLS_KEY",
+        hide_env_values = true,
+        requires = "admin_tls_cert",
+        value_name = "PEM"
+    )]
+    pub admin_tls_key: Option<PathBuf>,
     /// Admin API token (default: `server` generates one on first start and stores it in the
     /// data directory; `up` generates one per run and leaves it where the CLI of this user
     /// finds it). Prefer the STRATUS_ADMIN_TOKEN environment variable or the stored file:

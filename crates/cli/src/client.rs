@@ -22,7 +22,10 @@ impl Client {
     pub fn new(opts: &ClientOpts) -> anyhow::Result<Client> {
         let base = opts.server.trim_end_matches('/').to_string();
         if !base.starts_with("http://") && !base.starts_with("https://") {
-            anyhow::bail!("--server must be an http:// URL, got \"{}\"", opts.server);
+            anyhow::bail!(
+                "--server must be an http:// or https:// URL, got \"{}\"",
+                opts.server
+            );
         }
         // A running `up` node on the port asked for comes before a data
         // dir here: it is the node that answers there now.
@@ -38,9 +41,15 @@ impl Client {
         } else {
             (None, String::new())
         };
-        let http = reqwest::Client::builder()
-            .build()
-            .context("cannot build the HTTP client")?;
+        // reqwest builds its TLS setup even for http://, from the process's
+        // provider; main installs it, this keeps every other caller safe.
+        crate::tls::install_provider();
+        let mut http = reqwest::Client::builder();
+        if base.starts_with("https://") {
+            http =
+                http.tls_backend_preconfigured(crate::tls::client_config(opts.ca_cert.as_deref())?);
+        }
+        let http = http.build().context("cannot build the HTTP client")?;
         Ok(Client {
             http,
             base,
@@ -89,7 +98,15 @@ impl Client {
     }
 
     fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
-        if e.is_connect() {
+        let cause = root_cause(&e);
+        if self.base.starts_with("https://") && cause.to_lowercase().contains("certificate") {
+            anyhow!(
+                "the admin API at {} answered with a TLS certificate this CLI does not trust \
+                 ({cause}); give the CA certificate that signed it with --ca-cert or \
+                 STRATUS_CA_CERT",
+                self.base
+            )
+        } else if e.is_connect() {
             anyhow!(
                 "cannot reach the Stratus admin API at {}; is `stratus server` or `stratus up` \
                  running there? (set --server or STRATUS_SERVER)",
@@ -101,7 +118,7 @@ impl Client {
                 self.base
             )
         } else {
-            anyhow!("request to {} failed: {}", self.base, root_cause(&e))
+            anyhow!("request to {} failed: {cause}", self.base)
         }
     }
 }

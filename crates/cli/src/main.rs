@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod node;
 mod output;
+mod tls;
 mod up_token;
 
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 use crate::args::{Cli, ClientOpts, Command, Remote};
 
 fn main() -> ExitCode {
+    tls::install_provider();
     let cli = match Cli::try_parse_checked(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -50,6 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ClientOpts {
             server: leading.0.clone().unwrap_or(client.server),
             token: leading.1.clone().or(client.token),
+            ca_cert: client.ca_cert,
         }
     };
     match cli.command {

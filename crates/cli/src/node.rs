@@ -46,6 +46,8 @@ fn node_config(opts: &NodeOpts, persistent: bool) -> anyhow::Result<NodeConfig> 
     let config = NodeConfig {
         listen: opts.listen,
         admin_listen: opts.admin_listen,
+        tls: tls_files(&opts.tls_cert, &opts.tls_key),
+        admin_tls: tls_files(&opts.admin_tls_cert, &opts.admin_tls_key),
         max_upload: opts.max_upload,
         max_instances: opts.max_instances,
         queue_timeout: opts.queue_timeout,
@@ -94,8 +96,10 @@ struct Bound {
     node: Stratus,
     gateway: tokio::net::TcpListener,
     admin: tokio::net::TcpListener,
-    gateway_addr: std::net::SocketAddr,
-    admin_addr: std::net::SocketAddr,
+    /// The listeners' URLs: `https://` for one serving TLS.
+    gateway_url: String,
+    admin_url: String,
+    admin_port: u16,
 }
 
 /// Binds the node's sockets, then opens it in `data_dir`: a port already
@@ -104,11 +108,18 @@ async fn start(config: NodeConfig, data_dir: &Path, token: &str) -> anyhow::Resu
     let (listen, admin_listen) = (config.listen, config.admin_listen);
     let gateway = stratus_node::bind(listen, "--listen").await?;
     let admin = stratus_node::bind(admin_listen, "--admin-listen").await?;
+    let url = |tls: bool, addr: std::net::SocketAddr| {
+        format!("{}://{addr}", if tls { "https" } else { "http" })
+    };
+    let gateway_url = url(config.tls.is_some(), gateway.local_addr()?);
+    let admin_addr = admin.local_addr()?;
+    let admin_url = url(config.admin_tls.is_some(), admin_addr);
     let node = Stratus::open(config, data_dir, token).await?;
     Ok(Bound {
         node,
-        gateway_addr: gateway.local_addr()?,
-        admin_addr: admin.local_addr()?,
+        gateway_url,
+        admin_url,
+        admin_port: admin_addr.port(),
         gateway,
         admin,
     })
@@ -155,8 +166,8 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let running = start(config, &data_dir, &token).await?;
     let live = running.node.control().invoker().live();
     println!("Stratus node ready");
-    println!("  gateway: http://{}", running.gateway_addr);
-    println!("  admin:   http://{}", running.admin_addr);
+    println!("  gateway: {}", running.gateway_url);
+    println!("  admin:   {}", running.admin_url);
     println!("  token:   {token_source}");
     println!(
         "  data:    {} ({} functions live)",
@@ -262,14 +273,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
                 let path = route
                     .strip_suffix("/...")
                     .map_or(route.clone(), |p| format!("{p}/"));
-                println!("  {:<12} http://{}{}", f.name, running.gateway_addr, path);
+                println!("  {:<12} {}{}", f.name, running.gateway_url, path);
             }
         }
     }
-    let admin = format!("http://{}", running.admin_addr);
+    let admin = running.admin_url.clone();
     println!("\n  admin:   {admin}");
     // Kept until the node stops, then removed.
-    let _published = match up_token::publish(running.admin_addr, &token) {
+    let _published = match up_token::publish(&admin, running.admin_port, &token) {
         Ok(published) => {
             println!(
                 "  the CLI in another shell of this machine finds this node by its port \
@@ -383,6 +394,15 @@ fn on_path(dir: &Path, program: &str) -> bool {
     }
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// A listener's certificate and key, when both are given (clap requires
+/// each with the other).
+fn tls_files(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> Option<stratus_node::TlsFiles> {
+    Some(stratus_node::TlsFiles {
+        cert: cert.clone()?,
+        key: key.clone()?,
+    })
 }
 
 #[cfg(test)]

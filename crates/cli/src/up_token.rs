@@ -9,7 +9,7 @@
 //! port it talks to, and ignores a file whose process is gone (after a
 //! `kill -9`). Only the same user can read it, as with `<data-dir>/admin-token`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -58,9 +58,10 @@ impl Drop for Published {
     }
 }
 
-/// Leaves `token` where the CLI looks for a node on `admin`'s port.
-pub fn publish(admin: SocketAddr, token: &str) -> std::io::Result<Published> {
-    let path = file(admin.port()).ok_or_else(|| {
+/// Leaves `token` where the CLI looks for a node on `port`, whose admin
+/// API is at `url`.
+pub fn publish(url: &str, port: u16, token: &str) -> std::io::Result<Published> {
+    let path = file(port).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::NotFound,
             "neither XDG_RUNTIME_DIR, XDG_STATE_HOME nor HOME is set",
@@ -78,7 +79,7 @@ pub fn publish(admin: SocketAddr, token: &str) -> std::io::Result<Published> {
     }
     let node = UpNode {
         pid: std::process::id(),
-        admin: format!("http://{admin}"),
+        admin: url.to_owned(),
         token: token.to_owned(),
     };
     let text = serde_json::to_string(&node).map_err(std::io::Error::other)?;

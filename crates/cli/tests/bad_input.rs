@@ -73,6 +73,7 @@ fn the_server_validates_manifests_too() {
     let server = Server::start();
     let form = reqwest::blocking::multipart::Form::new()
         .text("manifest", "[app]\nname = \"bad\"\ncolour = \"red\"\n");
+    tls_provider();
     let response = reqwest::blocking::Client::new()
         .post(server.admin_url("/v1/apps"))
         .bearer_auth(TOKEN)

@@ -45,4 +45,5 @@ mod portability;
 mod services;
 mod serving;
 mod svc_calls;
+mod tls;
 mod triggers;

@@ -307,6 +307,7 @@ fn up_serves_an_app_ready_to_curl_and_cleans_up() {
     }
     let url = url.expect("up printed a URL");
     assert!(url.ends_with("/hello"), "{url}");
+    tls_provider();
     let body = reqwest::blocking::get(&url).unwrap().text().unwrap();
     assert!(body.starts_with("Hello from Stratus!"), "{body}");
 

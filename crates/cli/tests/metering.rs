@@ -201,8 +201,18 @@ async fn reuse_serves_n_requests_per_instance_and_discards_after_a_trap() {
     }
     assert_eq!(counts, ["1", "1", "1", "1"], "a fresh instance each time");
 
-    let mut counts = Vec::new();
+    // An instance goes back to the pool after its response is sent, so
+    // each request waits until the one before it was kept (or not, after
+    // its third).
+    let mut counts: Vec<String> = Vec::new();
+    let mut kept = server.metric("stratus_kept_instances_total").await;
     for _ in 0..7 {
+        if counts.last().is_some_and(|c| c != "3") {
+            kept += 1;
+            server
+                .metric_reaching("stratus_kept_instances_total", kept)
+                .await;
+        }
         counts.push(server.get("/reused/count").await.text().await.unwrap());
     }
     assert_eq!(
@@ -211,6 +221,9 @@ async fn reuse_serves_n_requests_per_instance_and_discards_after_a_trap() {
         "at most 3 per instance"
     );
     // A trap discards the instance: the next request starts afresh.
+    server
+        .metric_reaching("stratus_kept_instances_total", kept + 1)
+        .await;
     assert_eq!(server.get("/reused/panic").await.status(), 502);
     assert_eq!(server.get("/reused/count").await.text().await.unwrap(), "1");
     assert!(server.metric("stratus_reused_instances_total").await >= 4);

@@ -22,7 +22,8 @@ use bytes::Bytes;
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
@@ -30,6 +31,7 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
 use crate::body::TimedBody;
+use crate::tls::Tls;
 use stratus_invoke::WarnLimit;
 
 /// How long shutdown waits for in-flight requests before closing anyway.
@@ -71,6 +73,11 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Requests one HTTP/2 connection may have open at once: each is an
+/// invocation (held to its function's concurrency like any other), so
+/// this bounds what one connection can queue, not what the node runs.
+const MAX_HTTP2_STREAMS: u32 = 256;
+
 /// The address of the client a request came from, in the request's
 /// extensions (absent for a request that did not come over a socket, as
 /// in tests that drive a router directly).
@@ -83,6 +90,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
 pub async fn serve_connections<H, F, B>(
     listener: TcpListener,
     limits: ConnectionLimits,
+    tls: Option<Arc<Tls>>,
     name: &'static str,
     handler: H,
     shutdown: impl Future<Output = ()>,
@@ -151,19 +159,51 @@ where
             let response = handler(request);
             async move { Ok::<_, Infallible>(response.await) }
         });
-        let connection = http1::Builder::new()
-            .keep_alive(true)
-            // Headers that trickle, or a keep-alive connection that sends
-            // nothing, cannot hold a connection slot forever.
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.read_timeout)
-            .serve_connection(
-                TokioIo::new(WriteTimeout::new(stream, limits.write_timeout)),
-                service,
-            );
-        let connection = graceful.watch(connection);
+        let io = WriteTimeout::new(stream, limits.write_timeout);
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let ended = match tls {
+                None => {
+                    let connection = http1::Builder::new()
+                        .keep_alive(true)
+                        // Headers that trickle, or a keep-alive connection
+                        // that sends nothing, cannot hold a connection slot
+                        // forever.
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(limits.read_timeout)
+                        .serve_connection(TokioIo::new(io), service);
+                    watcher.watch(connection).await.map_err(Into::into)
+                }
+                Some(tls) => {
+                    // A client that connects and never finishes the
+                    // handshake is held to the read timeout too.
+                    let handshake =
+                        tokio::time::timeout(limits.read_timeout, tls.acceptor().accept(io)).await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            let mut builder = auto::Builder::new(TokioExecutor::new());
+                            builder
+                                .http1()
+                                .keep_alive(true)
+                                .timer(TokioTimer::new())
+                                .header_read_timeout(limits.read_timeout);
+                            builder
+                                .http2()
+                                .timer(TokioTimer::new())
+                                .max_concurrent_streams(MAX_HTTP2_STREAMS)
+                                .keep_alive_interval(Some(limits.read_timeout))
+                                .keep_alive_timeout(limits.read_timeout);
+                            let connection =
+                                builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection).await
+                        }
+                        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
+                        Err(_) => Err("TLS handshake timed out".into()),
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!("{name} connection ended: {e}");
             }
             drop(permit);

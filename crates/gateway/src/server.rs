@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::body::{ReadError, TimedBody};
 use crate::conn::{ConnectionLimits, serve_connections};
+use crate::tls::Tls;
 
 /// The HTTP gateway: serves the invoker's live set by route.
 #[derive(Debug)]
@@ -39,11 +40,13 @@ impl Gateway {
         &self.invoker
     }
 
-    /// Accepts connections until `shutdown` resolves, then stops accepting
-    /// and waits (up to a limit) for requests in flight to finish.
+    /// Accepts connections (over TLS with `tls`) until `shutdown`
+    /// resolves, then stops accepting and waits (up to a limit) for
+    /// requests in flight to finish.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
+        tls: Option<Arc<Tls>>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let gateway = self.clone();
@@ -57,7 +60,7 @@ impl Gateway {
             let gateway = gateway.clone();
             async move { gateway.handle(request).await }
         };
-        serve_connections(listener, self.limits, "gateway", handler, shutdown).await
+        serve_connections(listener, self.limits, tls, "gateway", handler, shutdown).await
     }
 
     /// Serves one gateway request: route, check the body, invoke.

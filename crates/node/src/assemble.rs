@@ -7,7 +7,7 @@ use stratus_admin::AdminState;
 use stratus_admin::disk::{DataDir, LedgerFiles};
 use stratus_control::{CapabilityBackends, Node};
 use stratus_events::{DispatchConfig, Dispatcher, QUEUE_SERVICE_HOST, QueueService};
-use stratus_gateway::{ConnectionLimits, Gateway};
+use stratus_gateway::{ConnectionLimits, Gateway, Tls, TlsFiles};
 use stratus_invoke::{Admission, FunctionCalls, Invoker};
 use stratus_jetstream::{JetStreamNodes, SharedTicks};
 use stratus_ledger::SqliteLedger;
@@ -33,6 +33,9 @@ pub struct Stratus {
     pub(crate) gateway: Arc<Gateway>,
     pub(crate) admin: axum::Router,
     pub(crate) limits: ConnectionLimits,
+    /// The listeners' TLS, when configured.
+    pub(crate) gateway_tls: Option<Arc<Tls>>,
+    pub(crate) admin_tls: Option<Arc<Tls>>,
     pub(crate) ledger: Option<Arc<Ledger>>,
     pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) triggers: Triggers,
@@ -59,6 +62,17 @@ impl Stratus {
         token: &str,
     ) -> Result<Stratus, NodeError> {
         config.check()?;
+        // Certificates first: a typo in a path is reported before any
+        // store is opened.
+        let load_tls = |files: &Option<TlsFiles>, flag| {
+            files
+                .clone()
+                .map(|files| Tls::load(files).map(Arc::new))
+                .transpose()
+                .map_err(|source| NodeError::Tls { flag, source })
+        };
+        let gateway_tls = load_tls(&config.tls, "--tls-cert/--tls-key")?;
+        let admin_tls = load_tls(&config.admin_tls, "--admin-tls-cert/--admin-tls-key")?;
         let limits = config.connection_limits()?;
         let shared = match &config.cluster {
             Some(cluster) => Some(
@@ -217,6 +231,8 @@ impl Stratus {
             gateway,
             admin,
             limits,
+            gateway_tls,
+            admin_tls,
             ledger,
             dispatcher,
             triggers,

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use stratus_gateway::ConnectionLimits;
+use stratus_gateway::{ConnectionLimits, TlsFiles};
 use stratus_keyvalue::Quota;
 use stratus_runtime::CompileLimits;
 use stratus_storage::{PriceSheet, Retention, RetryPolicy, Sampling};
@@ -18,6 +18,11 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// `--admin-listen`: the admin API.
     pub admin_listen: SocketAddr,
+    /// `--tls-cert`, `--tls-key`: serve the gateway over TLS (HTTP/2 by
+    /// ALPN); `None` serves plain HTTP/1.1.
+    pub tls: Option<TlsFiles>,
+    /// `--admin-tls-cert`, `--admin-tls-key`: the same for the admin API.
+    pub admin_tls: Option<TlsFiles>,
     /// `--max-upload`: the largest deploy upload, in bytes.
     pub max_upload: u64,
     /// `--max-instances`: instances that may run at once (the pool size).
@@ -141,6 +146,8 @@ impl Default for NodeConfig {
         NodeConfig {
             listen: loopback(8080),
             admin_listen: loopback(8081),
+            tls: None,
+            admin_tls: None,
             max_upload: 64 << 20,
             max_instances: 1000,
             queue_timeout: Duration::from_secs(1),

@@ -25,6 +25,12 @@ pub enum NodeError {
         flag: &'static str,
         source: std::io::Error,
     },
+    /// A listener's certificate or key could not be loaded.
+    #[error("{flag}: {source}")]
+    Tls {
+        flag: &'static str,
+        source: stratus_gateway::TlsError,
+    },
     #[error("{0} task failed: {1}")]
     Task(&'static str, tokio::task::JoinError),
     #[error("{0} failed: {1}")]

@@ -23,3 +23,4 @@ pub use config::{
 };
 pub use error::NodeError;
 pub use serve::bind;
+pub use stratus_gateway::TlsFiles;

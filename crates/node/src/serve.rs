@@ -50,10 +50,22 @@ impl Stratus {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let serving = self
-            .gateway
-            .clone()
-            .serve(gateway, stopped(stop_rx.clone()));
+        // Renewed certificates are picked up by new connections.
+        let reloaders: Vec<_> = [
+            self.gateway_tls
+                .as_ref()
+                .map(|t| t.spawn_reloader("gateway")),
+            self.admin_tls
+                .as_ref()
+                .map(|t| t.spawn_reloader("admin API")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let serving =
+            self.gateway
+                .clone()
+                .serve(gateway, self.gateway_tls.clone(), stopped(stop_rx.clone()));
         // Deliveries stop with the process; an event in delivery then is due
         // again when the node next starts (at least once).
         let delivering = self.dispatcher.spawn();
@@ -71,6 +83,7 @@ impl Stratus {
         let administering = serve_connections(
             admin,
             admin_limits,
+            self.admin_tls.clone(),
             "admin API",
             move |request| {
                 let router = router.clone();
@@ -93,6 +106,7 @@ impl Stratus {
         // bounded) or are delivered again when their lease runs out.
         delivering.abort();
         triggering.abort();
+        reloaders.iter().for_each(tokio::task::JoinHandle::abort);
         let (g, a) = tokio::join!(serving, administering);
         if !self.dispatcher.drain(EVENT_DRAIN_LIMIT).await {
             tracing::warn!(

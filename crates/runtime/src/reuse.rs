@@ -69,11 +69,13 @@ impl IdleInstances {
         if idle.served >= self.max_uses || !self.runtime.reserve_idle_slot() {
             return;
         }
+        self.lock().push(idle);
+        // Counted once it can be taken: a reader of the counter may rely
+        // on the instance being there.
         self.runtime
             .residency
             .reused_kept
             .fetch_add(1, Ordering::Relaxed);
-        self.lock().push(idle);
     }
 
     /// Drops every idle instance (scale to zero); returns how many.

@@ -234,7 +234,7 @@ impl Server {
             admin: admin.unwrap(),
             data_dir: data_dir.to_path_buf(),
             _tmp: None,
-            http: reqwest::Client::new(),
+            http: http_client(),
             log,
             shares_compiled: false,
         }
@@ -867,4 +867,19 @@ impl Drop for LogFollower {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Makes ring the process's TLS provider, once: reqwest is built without
+/// one of its own, and every client needs it, even for plain HTTP.
+pub fn tls_provider() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// An HTTP client for the tests.
+pub fn http_client() -> reqwest::Client {
+    tls_provider();
+    reqwest::Client::new()
 }
