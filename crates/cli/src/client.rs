@@ -42,7 +42,7 @@ impl Client {
             (None, String::new())
         };
         // reqwest builds its TLS setup even for http://, from the process's
-        // provider; main installs it, this keeps every other caller safe.
+        // provider: every client of the CLI is built here, so it is set here.
         crate::tls::install_provider();
         let mut http = reqwest::Client::builder();
         if base.starts_with("https://") {

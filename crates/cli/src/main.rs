@@ -15,7 +15,6 @@ use std::process::ExitCode;
 use crate::args::{Cli, ClientOpts, Command, Remote};
 
 fn main() -> ExitCode {
-    tls::install_provider();
     let cli = match Cli::try_parse_checked(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

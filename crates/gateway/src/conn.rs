@@ -15,6 +15,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -102,6 +103,9 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let graceful = GracefulShutdown::new();
+    // Tells connections that GracefulShutdown cannot reach (TLS ones,
+    // served under an idle check of their own) that the node is stopping.
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
     let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut full_warning = WarnLimit::per_second();
     let mut accept_warning = WarnLimit::per_second();
@@ -153,7 +157,14 @@ where
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let activity = Activity::new();
+        // Only TLS connections are checked for idleness (plain ones are
+        // HTTP/1.1, timed out by hyper), so only they pay for the clock.
+        let requested = tls.is_some().then(|| activity.clone());
         let service = service_fn(move |request: hyper::Request<Incoming>| {
+            if let Some(activity) = &requested {
+                activity.touch();
+            }
             let mut request = request.map(|body| TimedBody::new(body, limits));
             request.extensions_mut().insert(PeerAddr(peer));
             let response = handler(request);
@@ -162,47 +173,66 @@ where
         let io = WriteTimeout::new(stream, limits.write_timeout);
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let closing = closing_rx.clone();
         tokio::spawn(async move {
-            let ended = match tls {
-                None => {
-                    let connection = http1::Builder::new()
-                        .keep_alive(true)
-                        // Headers that trickle, or a keep-alive connection
-                        // that sends nothing, cannot hold a connection slot
-                        // forever.
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(limits.read_timeout)
-                        .serve_connection(TokioIo::new(io), service);
-                    watcher.watch(connection).await.map_err(Into::into)
-                }
-                Some(tls) => {
-                    // A client that connects and never finishes the
-                    // handshake is held to the read timeout too.
-                    let handshake =
-                        tokio::time::timeout(limits.read_timeout, tls.acceptor().accept(io)).await;
-                    match handshake {
-                        Ok(Ok(stream)) => {
-                            let mut builder = auto::Builder::new(TokioExecutor::new());
-                            builder
-                                .http1()
-                                .keep_alive(true)
-                                .timer(TokioTimer::new())
-                                .header_read_timeout(limits.read_timeout);
-                            builder
-                                .http2()
-                                .timer(TokioTimer::new())
-                                .max_concurrent_streams(MAX_HTTP2_STREAMS)
-                                .keep_alive_interval(Some(limits.read_timeout))
-                                .keep_alive_timeout(limits.read_timeout);
-                            let connection =
-                                builder.serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(connection).await
+            let served = async move {
+                match tls {
+                    None => {
+                        let connection = http1::Builder::new()
+                            .keep_alive(true)
+                            // Headers that trickle, or a keep-alive connection
+                            // that sends nothing, cannot hold a connection slot
+                            // forever.
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(limits.read_timeout)
+                            .serve_connection(TokioIo::new(io), service);
+                        watcher.watch(connection).await.map_err(Into::into)
+                    }
+                    Some(tls) => {
+                        // A client that connects and never finishes the
+                        // handshake is held to the read timeout too.
+                        let handshake =
+                            tokio::time::timeout(limits.read_timeout, tls.acceptor().accept(io))
+                                .await;
+                        let stream = match handshake {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => Err(format!("TLS handshake failed: {e}"))?,
+                            Err(_) => Err("TLS handshake timed out")?,
+                        };
+                        let mut builder = auto::Builder::new(TokioExecutor::new());
+                        builder
+                            .http1()
+                            .keep_alive(true)
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(limits.read_timeout);
+                        builder
+                            .http2()
+                            .timer(TokioTimer::new())
+                            .max_concurrent_streams(MAX_HTTP2_STREAMS)
+                            .keep_alive_interval(Some(limits.read_timeout))
+                            .keep_alive_timeout(limits.read_timeout);
+                        let connection = builder.serve_connection(TokioIo::new(stream), service);
+                        // The drain at shutdown waits for this task while it
+                        // holds the watcher.
+                        let _draining = watcher;
+                        let mut connection = std::pin::pin!(connection);
+                        let mut closing = closing.clone();
+                        tokio::select! {
+                            ended = connection.as_mut() => return ended,
+                            // HTTP/2 has no header read timeout: a client that
+                            // answers pings but sends no request would hold its
+                            // slot forever. Idle for the read timeout, or the
+                            // node stopping, ends it with GOAWAY; streams in
+                            // flight finish first.
+                            () = activity.idle_for(limits.read_timeout) => {}
+                            _ = closing.wait_for(|closing| *closing) => {}
                         }
-                        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
-                        Err(_) => Err("TLS handshake timed out".into()),
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
                     }
                 }
             };
+            let ended: Result<(), Box<dyn std::error::Error + Send + Sync>> = served.await;
             if let Err(e) = ended {
                 tracing::debug!("{name} connection ended: {e}");
             }
@@ -210,6 +240,7 @@ where
         });
     }
     drop(listener);
+    let _ = closing.send(true);
     if tokio::time::timeout(DRAIN_LIMIT, graceful.shutdown())
         .await
         .is_err()
@@ -217,6 +248,42 @@ where
         tracing::warn!("{name}: gave up waiting for requests in flight after {DRAIN_LIMIT:?}");
     }
     Ok(())
+}
+
+/// When a connection last started a request, for the idle check of
+/// connections that hyper does not time out by itself (HTTP/2).
+#[derive(Debug)]
+struct Activity {
+    opened: Instant,
+    /// Milliseconds from `opened` to the last request.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            opened: Instant::now(),
+            last: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let now = self.opened.elapsed().as_millis();
+        self.last
+            .store(u64::try_from(now).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Resolves once no request has started for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = self.opened + Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let until = last + limit;
+            if Instant::now() >= until {
+                return;
+            }
+            tokio::time::sleep_until(until).await;
+        }
+    }
 }
 
 /// A socket whose writes fail once they have made no progress for the

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
@@ -19,7 +19,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-/// How often the files are looked at: a `stat` of each, nothing more.
+/// How often the files are read and compared with the pair in use (a few
+/// KiB: cheaper than parsing, and unlike a modification time it cannot miss
+/// a rewrite within the file system's clock tick).
 pub const RELOAD_CHECK: Duration = Duration::from_secs(1);
 
 /// The certificate chain and private key of a listener, as PEM files.
@@ -50,6 +52,10 @@ pub enum TlsError {
         key: PathBuf,
         reason: String,
     },
+    /// The crypto provider cannot offer the protocol versions asked for
+    /// (not with ring's suites; kept so that it is an error, not a panic).
+    #[error("cannot set up TLS: {0}")]
+    Setup(String),
 }
 
 /// A listener's TLS: the acceptor handshakes use, and the identity it
@@ -62,7 +68,7 @@ pub struct Tls {
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tls")
-            .field("files", &self.identity.files)
+            .field("identity", &self.identity)
             .finish_non_exhaustive()
     }
 }
@@ -72,20 +78,17 @@ impl Tls {
     /// ALPN `h2` then `http/1.1`.
     pub fn load(files: TlsFiles) -> Result<Tls, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let current = load_identity(&files, &provider)?;
+        let contents = read_pair(&files);
+        let current = load_identity(&files, &contents, &provider)?;
         let identity = Arc::new(Identity {
-            stamp: RwLock::new(stamp(&files)),
+            seen: RwLock::new(contents),
             current: RwLock::new(Arc::new(current)),
             files,
             provider: provider.clone(),
         });
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Mismatch {
-                cert: identity.files.cert.clone(),
-                key: identity.files.key.clone(),
-                reason: e.to_string(),
-            })?
+            .map_err(|e| TlsError::Setup(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(identity.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -104,14 +107,15 @@ impl Tls {
     /// it swapped; a pair that does not load keeps the old one.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
         let identity = &self.identity;
-        let now = stamp(&identity.files);
-        if *read(&identity.stamp) == now {
+        let contents = read_pair(&identity.files);
+        if *read(&identity.seen) == contents {
             return Ok(false);
         }
-        // Marked seen first: a broken pair is reported once, not every
-        // second, and tried again when the files next change.
-        *write(&identity.stamp) = now;
-        let loaded = load_identity(&identity.files, &identity.provider)?;
+        // Parsed from the bytes compared, so what is presented is what was
+        // seen. Marked seen first: a broken pair is reported once, not
+        // every second, and tried again when the files next change.
+        *write(&identity.seen) = contents.clone();
+        let loaded = load_identity(&identity.files, &contents, &identity.provider)?;
         *write(&identity.current) = Arc::new(loaded);
         Ok(true)
     }
@@ -147,13 +151,21 @@ impl Tls {
 }
 
 /// The identity handshakes get, swapped by [`Tls::reload_if_changed`].
-#[derive(Debug)]
 struct Identity {
     files: TlsFiles,
     provider: Arc<CryptoProvider>,
-    /// The files' modification times and sizes when last looked at.
-    stamp: RwLock<Stamp>,
+    /// The files' contents (or why they could not be read) when last read.
+    seen: RwLock<Contents>,
     current: RwLock<Arc<CertifiedKey>>,
+}
+
+/// Names the files only: what was read holds the private key.
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ResolvesServerCert for Identity {
@@ -162,24 +174,28 @@ impl ResolvesServerCert for Identity {
     }
 }
 
-type Stamp = [Option<(SystemTime, u64)>; 2];
+/// The certificate file and the key file as read, or why not.
+type Contents = [Result<Vec<u8>, String>; 2];
 
-fn stamp(files: &TlsFiles) -> Stamp {
-    let of = |path: &Path| {
-        let meta = std::fs::metadata(path).ok()?;
-        Some((meta.modified().ok()?, meta.len()))
-    };
+fn read_pair(files: &TlsFiles) -> Contents {
+    let of = |path: &Path| std::fs::read(path).map_err(|e| e.to_string());
     [of(&files.cert), of(&files.key)]
 }
 
-fn load_identity(files: &TlsFiles, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
+fn load_identity(
+    files: &TlsFiles,
+    [cert, key]: &Contents,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
     let unreadable = |what, path: &Path, reason: String| TlsError::Read {
         what,
         path: path.to_path_buf(),
         reason,
     };
-    let chain = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(|e| unreadable("certificate", &files.cert, e.to_string()))?
+    let cert = cert
+        .as_deref()
+        .map_err(|e| unreadable("certificate", &files.cert, e.clone()))?;
+    let chain = CertificateDer::pem_slice_iter(cert)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| unreadable("certificate", &files.cert, e.to_string()))?;
     if chain.is_empty() {
@@ -187,7 +203,10 @@ fn load_identity(files: &TlsFiles, provider: &CryptoProvider) -> Result<Certifie
             path: files.cert.clone(),
         });
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
+    let key = key
+        .as_deref()
+        .map_err(|e| unreadable("key", &files.key, e.clone()))?;
+    let key = PrivateKeyDer::from_pem_slice(key)
         .map_err(|e| unreadable("key", &files.key, e.to_string()))?;
     CertifiedKey::from_der(chain, key, provider).map_err(|e| TlsError::Mismatch {
         cert: files.cert.clone(),

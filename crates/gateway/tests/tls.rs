@@ -261,7 +261,52 @@ async fn a_client_without_tls_loses_only_its_own_connection() {
         body(client.send_request(get()).await.unwrap()).await,
         "HTTP/1.1 peer=true"
     );
-    drop(silent);
+    // The silent one is closed once its handshake has taken the read
+    // timeout (2 s here).
+    let mut silent = silent;
+    let closed = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut [0; 64])).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "a client that never handshakes keeps its connection: {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_read_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = identity();
+    let tls = Arc::new(Tls::load(write_identity(dir.path(), &id)).unwrap());
+    let addr = serve(tls).await;
+
+    // hyper's client answers the server's pings, so only an idle check
+    // of the server's own ends this connection.
+    let stream = connect(addr, &id.der, b"h2").await.unwrap();
+    let (mut h2, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    assert_eq!(
+        body(h2.send_request(get()).await.unwrap()).await,
+        "HTTP/2.0 peer=true"
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), connection).await;
+    assert!(
+        matches!(ended, Ok(Ok(Ok(())))),
+        "the idle connection was not ended with GOAWAY: {ended:?}"
+    );
+
+    let stream = connect(addr, &id.der, b"h2").await.unwrap();
+    let (mut h2, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    assert_eq!(
+        body(h2.send_request(get()).await.unwrap()).await,
+        "HTTP/2.0 peer=true",
+        "a new connection is served"
+    );
 }
 
 #[test]
