@@ -5,13 +5,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{FromRef, Path, Request, State};
+use axum::extract::{Extension, FromRef, Path, Request, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
 use stratus_control::Node;
+use stratus_manifest::Namespace;
 
 use crate::AdminState;
+use crate::audit::AuditNote;
+use crate::common::app_key;
 use crate::error::ApiError;
 use crate::model::{
     ActivateResponse, AppDetail, AppSummary, DeployResponse, ErrorBody, FunctionInfo,
@@ -59,23 +62,43 @@ pub(crate) fn router() -> Router<AdminState> {
     security(("bearer" = [])))]
 pub async fn deploy(
     State(state): State<AppsState>,
+    Extension(namespace): Extension<Namespace>,
     request: Request,
-) -> Result<(StatusCode, Json<DeployResponse>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditNote>, Json<DeployResponse>), ApiError> {
     let started = Instant::now();
-    let upload = read_upload(deploy_form(request).await?, state.max_upload).await?;
+    let mut upload = read_upload(deploy_form(request).await?, state.max_upload).await?;
+    upload.namespace = namespace;
     let receive_ms = started.elapsed().as_secs_f64() * 1000.0;
     let report = state.node.deploy(upload).await?;
+    let digests: Vec<String> = report
+        .functions
+        .iter()
+        .map(|f| format!("{} sha256:{}", f.name, f.sha256))
+        .collect();
+    let note = AuditNote {
+        target: Some(report.app.clone()),
+        detail: format!("version {}: {}", report.version, digests.join(", ")),
+        node_wide: false,
+    };
     let mut response = DeployResponse::from(report);
     response.timings.receive_ms = receive_ms;
-    Ok((StatusCode::CREATED, Json(response)))
+    Ok((StatusCode::CREATED, Extension(note), Json(response)))
 }
 
 /// Lists apps.
 #[utoipa::path(get, tag = "handlers", path = "/v1/apps", responses((status = 200, body = [AppSummary])),
     security(("bearer" = [])))]
-pub async fn list_apps(State(state): State<AppsState>) -> Result<Json<Vec<AppSummary>>, ApiError> {
+pub async fn list_apps(
+    State(state): State<AppsState>,
+    Extension(namespace): Extension<Namespace>,
+) -> Result<Json<Vec<AppSummary>>, ApiError> {
     let apps = state.node.apps().await?;
-    Ok(Json(apps.into_iter().map(AppSummary::from).collect()))
+    Ok(Json(
+        apps.into_iter()
+            .filter(|a| namespace.owns(&a.name))
+            .map(AppSummary::from)
+            .collect(),
+    ))
 }
 
 /// Shows an app with the functions and routes of its live version.
@@ -84,8 +107,10 @@ pub async fn list_apps(State(state): State<AppsState>) -> Result<Json<Vec<AppSum
     security(("bearer" = [])))]
 pub async fn show_app(
     State(state): State<AppsState>,
+    Extension(namespace): Extension<Namespace>,
     Path(app): Path<String>,
 ) -> Result<Json<AppDetail>, ApiError> {
+    let app = app_key(&namespace, &app)?;
     let record = state.node.app(&app).await?;
     let functions = match record.live_version {
         Some(live) => state
@@ -110,8 +135,10 @@ pub async fn show_app(
     security(("bearer" = [])))]
 pub async fn delete_app(
     State(state): State<AppsState>,
+    Extension(namespace): Extension<Namespace>,
     Path(app): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let app = app_key(&namespace, &app)?;
     state.node.delete_app(&app).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -122,8 +149,10 @@ pub async fn delete_app(
     security(("bearer" = [])))]
 pub async fn list_versions(
     State(state): State<AppsState>,
+    Extension(namespace): Extension<Namespace>,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<VersionSummary>>, ApiError> {
+    let app = app_key(&namespace, &app)?;
     let versions = state.node.versions(&app).await?;
     Ok(Json(
         versions.into_iter().map(VersionSummary::from).collect(),
@@ -138,10 +167,15 @@ pub async fn list_versions(
     security(("bearer" = [])))]
 pub async fn activate_version(
     State(state): State<AppsState>,
+    Extension(namespace): Extension<Namespace>,
     Path((app, version)): Path<(String, u32)>,
-) -> Result<Json<ActivateResponse>, ApiError> {
+) -> Result<(Extension<AuditNote>, Json<ActivateResponse>), ApiError> {
+    let app = app_key(&namespace, &app)?;
     let live_version = state.node.activate(&app, Some(version)).await?;
-    Ok(Json(ActivateResponse { app, live_version }))
+    Ok((
+        live_note(live_version),
+        Json(ActivateResponse { app, live_version }),
+    ))
 }
 
 /// Makes the version before the live one live again.
@@ -151,8 +185,21 @@ pub async fn activate_version(
     security(("bearer" = [])))]
 pub async fn rollback(
     State(state): State<AppsState>,
+    Extension(namespace): Extension<Namespace>,
     Path(app): Path<String>,
-) -> Result<Json<ActivateResponse>, ApiError> {
+) -> Result<(Extension<AuditNote>, Json<ActivateResponse>), ApiError> {
+    let app = app_key(&namespace, &app)?;
     let live_version = state.node.activate(&app, None).await?;
-    Ok(Json(ActivateResponse { app, live_version }))
+    Ok((
+        live_note(live_version),
+        Json(ActivateResponse { app, live_version }),
+    ))
+}
+
+/// The audit log's note of a version made live.
+fn live_note(version: u32) -> Extension<AuditNote> {
+    Extension(AuditNote {
+        detail: format!("version {version} live"),
+        ..AuditNote::default()
+    })
 }

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use http::StatusCode;
 use stratus_control::{ControlError, Node};
+use stratus_manifest::Namespace;
 use stratus_storage::Ledger;
 
 use crate::error::ApiError;
@@ -43,15 +44,43 @@ pub(crate) fn parse_since(text: Option<&str>) -> Result<Option<SystemTime>, ApiE
     })
 }
 
-/// `NAME` or `APP/NAME` of a live function; a function no longer live can
-/// still be named `APP/NAME` to read the logs it left.
-pub(crate) fn resolve(node: &Node, function: &str) -> Result<(String, String), ApiError> {
-    match node.find_function(function) {
+/// `NAME` or `APP/NAME` of a live function of `namespace`, as its app's
+/// key and its name; a function no longer live can still be named
+/// `APP/NAME` to read the logs it left.
+pub(crate) fn resolve(
+    node: &Node,
+    namespace: &Namespace,
+    function: &str,
+) -> Result<(String, String), ApiError> {
+    match node.find_function(namespace, function) {
         Ok(f) => Ok((f.app.clone(), f.name.clone())),
         Err(ControlError::FunctionNotFound(_)) if function.contains('/') => {
             let (app, name) = function.split_once('/').unwrap_or_default();
-            Ok((app.to_string(), name.to_string()))
+            Ok((app_key(namespace, app)?, name.to_string()))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The key of `namespace`'s app `app`, as a path or query names it. A
+/// name that cannot be an app's (one carrying a `/`, say) answers as an app
+/// that is not there: it is never taken as another namespace's key.
+pub(crate) fn app_key(namespace: &Namespace, app: &str) -> Result<String, ApiError> {
+    namespace
+        .app_key(app)
+        .map_err(|_| ControlError::AppNotFound(app.to_owned()).into())
+}
+
+/// The key of the app a listing is filtered to (`?app=`): a name that
+/// cannot be an app's is a bad filter, not an app that is not there.
+pub(crate) fn app_filter(
+    namespace: &Namespace,
+    app: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    app.map(|app| {
+        namespace
+            .app_key(app)
+            .map_err(|e| ApiError::bad_request(format!("app={}", e)))
+    })
+    .transpose()
 }

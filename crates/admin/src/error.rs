@@ -9,11 +9,15 @@ use stratus_control::ControlError;
 use stratus_invoke::{ErrorBody, PlatformError};
 use stratus_manifest::ManifestError;
 use stratus_runtime::RuntimeError;
-use stratus_storage::{AppStoreError, ArtifactError};
+use stratus_storage::{AppStoreError, ArtifactError, TokenStoreError};
 
 /// When to try a change again while the cluster's store is out of reach:
 /// NATS reconnects within seconds of a server coming back.
 pub(crate) const STORE_RETRY_AFTER_SECS: u32 = 5;
+
+/// The code of an error answer, kept in the response's extensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorCode(pub &'static str);
 
 /// An error answer of the admin API.
 #[derive(Debug)]
@@ -45,7 +49,7 @@ impl ApiError {
 
     /// 503 with `Retry-After`: a store out of reach for now (a cluster's
     /// NATS, a full disk), worth asking again.
-    fn retry_later(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn retry_later(code: &'static str, message: impl Into<String>) -> Self {
         let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message);
         error.retry_after = Some(STORE_RETRY_AFTER_SECS);
         error
@@ -133,6 +137,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody::new(self.code, self.message, None);
         let mut response = (self.status, Json(body)).into_response();
+        // For the audit log's outcome, without reading the body back.
+        response.extensions_mut().insert(ErrorCode(self.code));
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
@@ -150,4 +156,21 @@ pub(crate) async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'stat
         .await
         .map_err(|e| ApiError::from(ControlError::Internal(e.to_string())))?
         .map_err(Into::into)
+}
+
+impl From<TokenStoreError> for ApiError {
+    fn from(e: TokenStoreError) -> Self {
+        match e {
+            TokenStoreError::Unavailable(_) => {
+                Self::retry_later("store_unavailable", e.to_string())
+            }
+            TokenStoreError::Conflict(_) => {
+                Self::new(StatusCode::CONFLICT, "concurrent_change", e.to_string())
+            }
+            TokenStoreError::Backend(_) => {
+                tracing::error!("token store failed: {e}");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
+        }
+    }
 }

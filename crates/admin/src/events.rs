@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{Extension, FromRef, Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
@@ -14,9 +14,11 @@ use serde::Deserialize;
 use stratus_control::Node;
 use stratus_events::{Dispatcher, PublishError};
 use stratus_invoke::PlatformError;
+use stratus_manifest::Namespace;
 use stratus_storage::{EventStatus, QueueFuture};
 
 use crate::AdminState;
+use crate::audit::AuditNote;
 use crate::common::{DEFAULT_LIMIT, MAX_LIMIT, resolve};
 use crate::error::ApiError;
 use crate::model::{DeadLetters, ErrorBody, EventInfo, EventList, Published, Redriven};
@@ -56,11 +58,13 @@ pub(crate) fn router() -> Router<AdminState> {
     security(("bearer" = [])))]
 pub async fn event(
     State(state): State<EventsState>,
+    Extension(namespace): Extension<Namespace>,
     Path(id): Path<String>,
 ) -> Result<Json<EventInfo>, ApiError> {
+    // Another namespace's event answers as one that is not there.
     match state.dispatcher.event(&id).await? {
-        Some(status) => Ok(Json(status.into())),
-        None => Err(ApiError::new(
+        Some(status) if queue_owned(&namespace, &status.queue) => Ok(Json(status.into())),
+        _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "event_not_found",
             format!("no event \"{id}\" is queued or kept here"),
@@ -82,10 +86,18 @@ pub struct DeadLetterParams {
     security(("bearer" = [])))]
 pub async fn dead_letters(
     State(state): State<EventsState>,
+    Extension(namespace): Extension<Namespace>,
     Path(function): Path<String>,
     Query(params): Query<DeadLetterParams>,
 ) -> Result<Json<DeadLetters>, ApiError> {
-    let events = list_events(&state, &function, params, Dispatcher::dead_letters).await?;
+    let events = list_events(
+        &state,
+        &namespace,
+        &function,
+        params,
+        Dispatcher::dead_letters,
+    )
+    .await?;
     Ok(Json(DeadLetters { events }))
 }
 
@@ -97,10 +109,18 @@ pub async fn dead_letters(
     security(("bearer" = [])))]
 pub async fn function_events(
     State(state): State<EventsState>,
+    Extension(namespace): Extension<Namespace>,
     Path(function): Path<String>,
     Query(params): Query<DeadLetterParams>,
 ) -> Result<Json<EventList>, ApiError> {
-    let events = list_events(&state, &function, params, Dispatcher::recent_events).await?;
+    let events = list_events(
+        &state,
+        &namespace,
+        &function,
+        params,
+        Dispatcher::recent_events,
+    )
+    .await?;
     Ok(Json(EventList { events }))
 }
 
@@ -110,11 +130,12 @@ type ReadEvents = fn(&Dispatcher, &str, &str, usize) -> QueueFuture<Vec<EventSta
 /// Reads a function's queue with `read`.
 async fn list_events(
     state: &EventsState,
+    namespace: &Namespace,
     function: &str,
     params: DeadLetterParams,
     read: ReadEvents,
 ) -> Result<Vec<EventInfo>, ApiError> {
-    let (app, name) = resolve(&state.node, function)?;
+    let (app, name) = resolve(&state.node, namespace, function)?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let found = read(&state.dispatcher, &app, &name, limit).await?;
     Ok(found.into_iter().map(EventInfo::from).collect())
@@ -134,10 +155,11 @@ pub struct RedriveParams {
     security(("bearer" = [])))]
 pub async fn redrive(
     State(state): State<EventsState>,
+    Extension(namespace): Extension<Namespace>,
     Path(function): Path<String>,
     Query(params): Query<RedriveParams>,
-) -> Result<Json<Redriven>, ApiError> {
-    let (app, name) = resolve(&state.node, &function)?;
+) -> Result<(Extension<AuditNote>, Json<Redriven>), ApiError> {
+    let (app, name) = resolve(&state.node, &namespace, &function)?;
     let redriven = state
         .dispatcher
         .redrive(&app, &name, params.id.as_deref())
@@ -151,7 +173,12 @@ pub async fn redrive(
             format!("function \"{function}\" has no dead letter \"{id}\""),
         ));
     }
-    Ok(Json(Redriven { redriven }))
+    let note = AuditNote {
+        target: Some(format!("{app}/{name}")),
+        detail: format!("{redriven} redriven"),
+        node_wide: false,
+    };
+    Ok((Extension(note), Json(Redriven { redriven })))
 }
 
 /// Publishes an event to the named queue `queue` of app `app`: every
@@ -168,10 +195,14 @@ pub async fn redrive(
     security(("bearer" = [])))]
 pub async fn publish(
     State(state): State<EventsState>,
+    Extension(namespace): Extension<Namespace>,
     Path((app, queue)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
+    let app = namespace
+        .app_key(&app)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let header = |name: &str| {
         headers
             .get(name)
@@ -215,4 +246,9 @@ pub async fn publish_moved(Path(queue): Path<String>) -> ApiError {
         "moved",
         format!("queues belong to an app: publish with POST /v1/apps/<app>/queues/{queue}/events"),
     )
+}
+
+/// Whether the function queue `queue` belongs to an app of `namespace`.
+fn queue_owned(namespace: &Namespace, queue: &str) -> bool {
+    stratus_events::queue_function(queue).is_some_and(|(app, _)| namespace.owns(app))
 }

@@ -13,7 +13,9 @@
 //! `/v1/openapi.json` is generated from the handler annotations and the
 //! response types in [`model`], so it cannot drift from the code.
 
+mod access;
 mod apps;
+mod audit;
 mod auth;
 mod common;
 pub mod disk;
@@ -25,9 +27,11 @@ mod health;
 mod invocations;
 mod metrics;
 pub mod model;
+mod namespaces;
 mod nodes;
 mod openapi;
 mod secrets;
+mod tokens;
 mod upload;
 #[cfg(test)]
 mod upload_props;
@@ -64,6 +68,13 @@ pub struct AdminState {
     pub triggers: Arc<stratus_triggers::Health>,
     /// Apps' secrets (set and listed here, read by functions).
     pub secrets: Arc<stratus_secrets::SecretStore>,
+    /// Scoped API tokens.
+    pub tokens: Arc<dyn stratus_storage::TokenStore>,
+    /// Every change through the API, and every refused attempt at one.
+    pub audit: Arc<dyn stratus_storage::AuditLog>,
+    /// When each token's last use was last written (kept by the token
+    /// check; empty to begin with).
+    pub touched: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
     /// The platform's nodes: this one, or the cluster's.
     pub nodes: Arc<dyn stratus_storage::NodeDirectory>,
     /// The data directory, measured for `/readyz`.
@@ -81,18 +92,33 @@ pub fn router(state: AdminState) -> Router {
         .merge(secrets::router())
         .merge(usage::router())
         .merge(nodes::router())
+        .merge(namespaces::router())
+        .merge(tokens::router())
+        .merge(audit::router())
         .layer(DefaultBodyLimit::max(state.max_upload))
         .route_layer(axum::middleware::from_fn_with_state(
-            auth::Token::from_ref(&state),
+            auth::Auth::from_ref(&state),
             auth::require_token,
+        ))
+        // Outside the token check, so refused attempts are recorded too.
+        .route_layer(axum::middleware::from_fn_with_state(
+            audit::AuditState::from_ref(&state),
+            audit::record,
         ));
-    Router::new()
+    let routes = Router::new()
         .merge(health::router())
         .route("/metrics", get(metrics::scrape))
         .route("/v1/openapi.json", get(openapi::serve))
         .nest("/v1", v1)
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state);
+    // Before routing: `/v1/namespaces/{namespace}/…` is routed as `/v1/…`
+    // with the namespace handed on.
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(namespaces::scope))
+            .service(routes),
+    )
 }
 
 /// Unknown admin paths answer in the platform's error shape too.

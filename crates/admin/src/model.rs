@@ -14,7 +14,10 @@ pub use stratus_invoke::{ErrorBody, ErrorDetail};
 /// An app in the list of apps.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AppSummary {
+    /// The app's name: within `default`, as the manifest names it;
+    /// elsewhere `<namespace>/<name>`.
     pub name: String,
+    pub namespace: String,
     /// The version serving traffic; absent if none is live.
     pub live_version: Option<u32>,
     /// How many versions the app has.
@@ -56,7 +59,9 @@ pub struct VersionSummary {
 /// The answer to a deploy.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeployResponse {
+    /// The app's name, `<namespace>/<name>` outside `default`.
     pub app: String,
+    pub namespace: String,
     pub version: u32,
     pub functions: Vec<DeployedFunction>,
     pub timings: DeployTimings,
@@ -198,6 +203,7 @@ pub struct TriggerHealth {
 impl From<AppRecord> for AppSummary {
     fn from(r: AppRecord) -> Self {
         AppSummary {
+            namespace: stratus_manifest::split_key(&r.name).0.to_owned(),
             name: r.name,
             live_version: r.live_version,
             versions: r.versions,
@@ -243,6 +249,7 @@ impl From<stratus_control::DeployReport> for DeployResponse {
     fn from(r: stratus_control::DeployReport) -> Self {
         DeployResponse {
             app: r.app,
+            namespace: r.namespace,
             version: r.version,
             functions: r
                 .functions
@@ -648,4 +655,109 @@ pub struct LastErrorInfo {
     pub status: u16,
     /// The platform error code, e.g. `function_trapped` or `timeout`.
     pub code: String,
+}
+
+/// A namespace and how many apps it holds.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NamespaceSummary {
+    pub name: String,
+    pub apps: usize,
+}
+
+/// `POST /v1/tokens`: a token to make.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateToken {
+    /// What it is for ("ci", "grafana"); need not be unique.
+    pub name: String,
+    /// `viewer`, `invoker`, `deployer` or `admin`.
+    pub role: String,
+    /// Its lifetime ("30d", "12h"); without one it lasts until revoked.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// A node-wide token instead of one of the namespace.
+    #[serde(default)]
+    pub node_wide: bool,
+}
+
+/// A token as listed: never its secret.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    /// The namespace it acts in; null for a node-wide token.
+    pub namespace: Option<String>,
+    /// Unix time in milliseconds.
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    /// When it was last used (noted at most once a minute).
+    pub last_used_at: Option<i64>,
+}
+
+impl From<stratus_storage::TokenRecord> for TokenInfo {
+    fn from(r: stratus_storage::TokenRecord) -> Self {
+        TokenInfo {
+            id: r.id,
+            name: r.name,
+            role: r.role.to_string(),
+            namespace: r.namespace,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            last_used_at: r.last_used_at,
+        }
+    }
+}
+
+/// A token just made: the only answer that holds its secret.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenCreated {
+    /// The bearer token; the node keeps only a salted hash of it.
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenInfo,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditRecord {
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// The namespace acted on; null for the node's own (node-wide tokens).
+    pub namespace: Option<String>,
+    /// `node` for the node's own token, else the token's id; empty when
+    /// the request was refused before a token was recognised.
+    pub token_id: String,
+    pub token_name: String,
+    pub role: String,
+    /// The client's address.
+    pub source: String,
+    /// `deploy`, `activate`, `rollback`, `delete`, `secret.set`,
+    /// `secret.remove`, `token.create`, `token.revoke` or `redrive`.
+    pub action: String,
+    pub target: String,
+    /// The answer's status: 2xx done, else refused or failed.
+    pub status: u16,
+    /// `ok`, or the error code answered.
+    pub outcome: String,
+    /// What the change made: a version, components' digests, a token id.
+    pub detail: String,
+}
+
+impl From<stratus_storage::AuditEntry> for AuditRecord {
+    fn from(e: stratus_storage::AuditEntry) -> Self {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.time.max(0) as u64);
+        AuditRecord {
+            time: stratus_storage::format_time(time),
+            namespace: e.namespace,
+            token_id: e.token_id,
+            token_name: e.token_name,
+            role: e.role,
+            source: e.source,
+            action: e.action,
+            target: e.target,
+            status: e.status,
+            outcome: e.outcome,
+            detail: e.detail,
+        }
+    }
 }

@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{Extension, FromRef, Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use http::StatusCode;
 use stratus_control::Node;
+use stratus_manifest::Namespace;
 use stratus_storage::{NodeDirectory, NodesError};
 
 use crate::AdminState;
+use crate::common::app_key;
 use crate::error::ApiError;
 use crate::model::{ErrorBody, NodeInfo, Rollout, RolloutNode};
 
@@ -48,7 +50,7 @@ impl From<NodesError> for ApiError {
 }
 
 /// Lists the nodes serving the platform, ordered by id.
-#[utoipa::path(get, tag = "nodes", path = "/v1/nodes",
+#[utoipa::path(get, tag = "nodes", path = "/v1/nodes", operation_id = "list_nodes",
     responses((status = 200, body = [NodeInfo]), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(State(state): State<NodesState>) -> Result<Json<Vec<NodeInfo>>, ApiError> {
@@ -63,8 +65,10 @@ pub async fn list(State(state): State<NodesState>) -> Result<Json<Vec<NodeInfo>>
     security(("bearer" = [])))]
 pub async fn rollout(
     State(state): State<NodesState>,
+    Extension(namespace): Extension<Namespace>,
     Path(app): Path<String>,
 ) -> Result<Json<Rollout>, ApiError> {
+    let app = app_key(&namespace, &app)?;
     let live_version = state.node.app(&app).await?.live_version;
     let nodes: Vec<RolloutNode> = state
         .nodes

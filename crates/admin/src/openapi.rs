@@ -5,7 +5,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::invocations::{functions, logs};
-use crate::{apps, events, health, invocations, metrics, model, nodes, secrets, usage};
+use crate::{
+    apps, audit, events, health, invocations, metrics, model, namespaces, nodes, secrets, tokens,
+    usage,
+};
 
 // Each path keeps the tag it had before the API was split by area (the
 // module it was in then), so the published document did not change.
@@ -18,7 +21,8 @@ use crate::{apps, events, health, invocations, metrics, model, nodes, secrets, u
         apps::activate_version, apps::rollback, invocations::invoke,
         usage::usage, logs::logs, logs::invocation, events::event, events::dead_letters, events::function_events,
         events::redrive, events::publish, secrets::list, secrets::set, secrets::delete,
-        functions::list, metrics::scrape, nodes::list, nodes::rollout,
+        functions::list, metrics::scrape, nodes::list, nodes::rollout, namespaces::list,
+        tokens::create, tokens::list, tokens::revoke, audit::list,
     ),
     components(schemas(
         model::AppSummary, model::AppDetail, model::FunctionInfo, model::VersionSummary,
@@ -28,8 +32,10 @@ use crate::{apps, events, health, invocations, metrics, model, nodes, secrets, u
         model::InvocationDetail, model::AsyncAccepted, model::EventInfo,
         model::DeadLetters, model::Redriven, model::Published, model::SecretSummary, model::KeyValueHealth, model::DiskHealth,
         model::FunctionStatus, model::FunctionTrigger, model::LastErrorInfo, model::NodeInfo, model::Rollout, model::RolloutNode,
+        model::NamespaceSummary, model::CreateToken, model::TokenInfo, model::TokenCreated,
+        model::AuditRecord,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &NamespacedPaths),
 )]
 struct ApiDoc;
 
@@ -42,6 +48,62 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Paths under `/v1` that are the node's, not a namespace's.
+const NODE_WIDE: &[&str] = &["/v1/nodes", "/v1/namespaces"];
+
+/// Every namespace's endpoint at `/v1/namespaces/{namespace}/…` too, as
+/// `namespaces::scope` serves it: the same operations with the namespace
+/// as a path parameter (and operation ids of their own).
+struct NamespacedPaths;
+
+impl Modify for NamespacedPaths {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{Object, Required, Type};
+        let namespace = ParameterBuilder::new()
+            .name("namespace")
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .description(Some(
+                "The namespace; `/v1/…` without it is the `default` namespace's",
+            ))
+            .schema(Some(Object::with_type(Type::String)))
+            .build();
+        let scoped: Vec<_> = openapi
+            .paths
+            .paths
+            .iter()
+            .filter_map(|(path, item)| {
+                let rest = path.strip_prefix("/v1/")?;
+                if NODE_WIDE.contains(&path.as_str()) || path == "/v1/openapi.json" {
+                    return None;
+                }
+                let mut item = item.clone();
+                for op in [
+                    &mut item.get,
+                    &mut item.put,
+                    &mut item.post,
+                    &mut item.delete,
+                    &mut item.patch,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    op.operation_id = op
+                        .operation_id
+                        .take()
+                        .map(|id| format!("{id}_in_namespace"));
+                }
+                let mut parameters = item.parameters.take().unwrap_or_default();
+                parameters.insert(0, namespace.clone());
+                item.parameters = Some(parameters);
+                Some((format!("/v1/namespaces/{{namespace}}/{rest}"), item))
+            })
+            .collect();
+        openapi.paths.paths.extend(scoped);
     }
 }
 

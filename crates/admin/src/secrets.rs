@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{Extension, FromRef, Path, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use http::StatusCode;
+use stratus_manifest::Namespace;
 use stratus_secrets::{SecretError, SecretInfo, SecretStore};
 
 use crate::AdminState;
@@ -52,26 +53,27 @@ impl From<SecretError> for ApiError {
     }
 }
 
-fn check_app(app: &str) -> Result<(), ApiError> {
-    if stratus_manifest::valid_name(app) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
+/// The key of `namespace`'s app `app`; the app need not exist, so a bad
+/// name is a bad request rather than an app not found.
+fn check_app(namespace: &Namespace, app: &str) -> Result<String, ApiError> {
+    namespace.app_key(app).map_err(|_| {
+        ApiError::bad_request(format!(
             "{app:?} is not a valid app name: {}",
             stratus_manifest::NAME_RULE
-        )))
-    }
+        ))
+    })
 }
 
 /// Lists an app's secrets: names and when each was set, never values.
-#[utoipa::path(get, tag = "secrets", path = "/v1/apps/{app}/secrets", params(("app" = String, Path)),
+#[utoipa::path(get, tag = "secrets", path = "/v1/apps/{app}/secrets", operation_id = "list_secrets", params(("app" = String, Path)),
     responses((status = 200, body = [SecretSummary]), (status = 400, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<SecretsState>,
+    Extension(namespace): Extension<Namespace>,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<SecretSummary>>, ApiError> {
-    check_app(&app)?;
+    let app = check_app(&namespace, &app)?;
     let store = state.secrets.clone();
     let infos = blocking(move || store.list(&app)).await?;
     Ok(Json(infos.into_iter().map(summary).collect()))
@@ -79,17 +81,18 @@ pub async fn list(
 
 /// Sets a secret from the request body (UTF-8 text, at most 64 KiB). The
 /// app need not be deployed yet, so a pipeline can set secrets first.
-#[utoipa::path(put, tag = "secrets", path = "/v1/apps/{app}/secrets/{name}",
+#[utoipa::path(put, tag = "secrets", operation_id = "set_secret", path = "/v1/apps/{app}/secrets/{name}",
     params(("app" = String, Path), ("name" = String, Path)),
     request_body(content = String, content_type = "text/plain"),
     responses((status = 204), (status = 400, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn set(
     State(state): State<SecretsState>,
+    Extension(namespace): Extension<Namespace>,
     Path((app, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    check_app(&app)?;
+    let app = check_app(&namespace, &app)?;
     let value = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::bad_request("a secret value must be UTF-8 text"))?;
     let store = state.secrets.clone();
@@ -98,15 +101,16 @@ pub async fn set(
 }
 
 /// Deletes a secret.
-#[utoipa::path(delete, tag = "secrets", path = "/v1/apps/{app}/secrets/{name}",
+#[utoipa::path(delete, tag = "secrets", operation_id = "delete_secret", path = "/v1/apps/{app}/secrets/{name}",
     params(("app" = String, Path), ("name" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<SecretsState>,
+    Extension(namespace): Extension<Namespace>,
     Path((app, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_app(&app)?;
+    let app = check_app(&namespace, &app)?;
     let store = state.secrets.clone();
     let (app2, name2) = (app.clone(), name.clone());
     if blocking(move || store.delete(&app2, &name2)).await? {

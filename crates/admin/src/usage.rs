@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Query, State};
+use axum::extract::{Extension, FromRef, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use stratus_manifest::Namespace;
 use stratus_storage::{Ledger, UsageQuery};
 
 use crate::AdminState;
-use crate::common::{metered, parse_since};
+use crate::common::{app_filter, metered, parse_since};
 use crate::error::ApiError;
 use crate::model::{ErrorBody, UsageReport};
 
@@ -48,13 +49,18 @@ pub struct UsageParams {
     security(("bearer" = [])))]
 pub async fn usage(
     State(state): State<UsageState>,
+    Extension(namespace): Extension<Namespace>,
     Query(params): Query<UsageParams>,
 ) -> Result<Json<UsageReport>, ApiError> {
     let ledger = metered(&state.ledger)?;
+    let app = app_filter(&namespace, params.app.as_deref())?;
     let query = UsageQuery {
-        app: params.app,
+        app,
         since: parse_since(params.since.as_deref())?,
     };
-    let report = ledger.usage(query).await?;
+    let report = ledger
+        .usage(query)
+        .await?
+        .retain_apps(|app| namespace.owns(app));
     Ok(Json(report.into()))
 }

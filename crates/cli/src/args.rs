@@ -88,6 +88,17 @@ pub struct ClientOpts {
         value_name = "PEM"
     )]
     pub ca_cert: Option<PathBuf>,
+    /// The namespace whose apps the command addresses.
+    #[arg(
+        long,
+        short = 'n',
+        global = true,
+        env = "STRATUS_NAMESPACE",
+        hide_env_values = true,
+        value_name = "NAMESPACE",
+        default_value = "default"
+    )]
+    pub namespace: String,
 }
 
 /// A client command: its own arguments, then how to reach the node.
@@ -133,6 +144,78 @@ pub enum Command {
     Dlq(Remote<DlqArgs>),
     /// An app's secrets: set one (value on stdin), list names, remove one.
     Secrets(Remote<SecretsArgs>),
+    /// API tokens scoped to a namespace and a role: create, list, revoke.
+    Tokens(Remote<TokensArgs>),
+    /// The namespace's audit log: every change through the API, and every
+    /// refused attempt at one.
+    Audit(Remote<AuditArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only entries since then: a duration back from now ("24h") or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// The newest this many entries.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// The node's own entries (node-wide tokens) instead of the namespace's.
+    #[arg(long)]
+    pub node_wide: bool,
+    /// How to print it: an aligned table, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct TokensArgs {
+    #[command(subcommand)]
+    pub command: TokensCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Make a token for the namespace (--namespace) and print it, once.
+    Create(TokenCreateArgs),
+    /// List the namespace's tokens: name, role, scope, created, expires, last used.
+    Ls(TokensListArgs),
+    /// Revoke a token by its id, on every node at once.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// What it may do: viewer reads; invoker also invokes and publishes;
+    /// deployer also deploys, rolls back, sets secrets and redrives; admin
+    /// also manages tokens.
+    #[arg(long, value_parser = ["viewer", "invoker", "deployer", "admin"])]
+    pub role: String,
+    /// What it is for, shown by `tokens ls`.
+    #[arg(long, default_value = "token")]
+    pub name: String,
+    /// Its lifetime ("30d", "12h"); without one it lasts until revoked.
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+    /// A token for every namespace and the node's own endpoints, instead
+    /// of one namespace's (only with the node's token or a node-wide admin).
+    #[arg(long)]
+    pub node_wide: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokensListArgs {
+    /// The node-wide tokens instead of the namespace's.
+    #[arg(long)]
+    pub node_wide: bool,
+    /// How to print it: an aligned table, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id, as `tokens ls` shows it.
+    pub id: String,
 }
 
 #[derive(Debug, Args)]
@@ -437,6 +520,10 @@ pub struct NodeOpts {
     /// reaches it.
     #[arg(long)]
     pub outbound_allow_private: bool,
+    /// How long the audit log (`stratus audit`) keeps an entry: every change
+    /// through the API and every refused attempt at one.
+    #[arg(long, default_value = "366d", value_parser = duration, value_name = "DURATION")]
+    pub audit_retention: Duration,
     /// Run as one node of a cluster: keep apps and components in the NATS
     /// JetStream cluster at these servers (comma-separated, e.g.
     /// "nats://10.0.0.5:4222,nats://10.0.0.6:4222") instead of the data
@@ -772,6 +859,8 @@ mod tests {
                 Command::Invoke(r) => r.client,
                 Command::Dlq(r) => r.client,
                 Command::Secrets(r) => r.client,
+                Command::Tokens(r) => r.client,
+                Command::Audit(r) => r.client,
                 Command::Usage(r) => r.client,
                 other => panic!("{args:?} parsed as {other:?}"),
             };

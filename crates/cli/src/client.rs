@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
+use stratus_manifest::Namespace;
 
 use crate::args::ClientOpts;
 use crate::up_token;
@@ -13,6 +14,7 @@ use crate::up_token;
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    namespace: Namespace,
     token: Option<String>,
     /// Where the token came from, for the message when it is refused.
     token_source: String,
@@ -27,6 +29,8 @@ impl Client {
                 opts.server
             );
         }
+        let namespace = Namespace::new(&opts.namespace)
+            .with_context(|| "--namespace (or STRATUS_NAMESPACE) names no namespace")?;
         // A running `up` node on the port asked for comes before a data
         // dir here: it is the node that answers there now.
         let local = Path::new("./.stratus");
@@ -53,6 +57,7 @@ impl Client {
         Ok(Client {
             http,
             base,
+            namespace,
             token,
             token_source,
         })
@@ -63,8 +68,25 @@ impl Client {
         &self.base
     }
 
+    /// The namespace the commands address.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// A request to `path` of the API; a path under `/v1` is the
+    /// namespace's (`/v1/namespaces/<namespace>/…`) unless it is one of the
+    /// node's own.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let builder = self.http.request(method, format!("{}{path}", self.base));
+        let node_wide = ["/v1/nodes", "/v1/namespaces"].iter().any(|p| {
+            path == *p || path.starts_with(&format!("{p}/")) || path.starts_with(&format!("{p}?"))
+        });
+        let url = match path.strip_prefix("/v1/") {
+            Some(rest) if !node_wide && !self.namespace.is_default() => {
+                format!("{}/v1/namespaces/{}/{rest}", self.base, self.namespace)
+            }
+            _ => format!("{}{path}", self.base),
+        };
+        let builder = self.http.request(method, url);
         match &self.token {
             Some(token) => builder.bearer_auth(token),
             None => builder,

@@ -52,6 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server: leading.0.clone().unwrap_or(client.server),
             token: leading.1.clone().or(client.token),
             ca_cert: client.ca_cert,
+            namespace: client.namespace,
         }
     };
     match cli.command {
@@ -92,6 +93,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Secrets(Remote { client, args }) => {
             commands::secrets::run(&remote(client), args.command).await
+        }
+        Command::Tokens(Remote { client, args }) => {
+            commands::tokens::run(&remote(client), args.command).await
+        }
+        Command::Audit(Remote { client, args }) => {
+            commands::audit::run(&remote(client), args).await
         }
     }
 }

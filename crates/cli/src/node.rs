@@ -79,6 +79,7 @@ fn node_config(opts: &NodeOpts, persistent: bool) -> anyhow::Result<NodeConfig> 
             max_keys: opts.keyvalue_max_keys_per_app,
         },
         outbound_allow_private: opts.outbound_allow_private,
+        audit_retention: opts.audit_retention,
         persistent,
         cluster: (!opts.cluster.is_empty()).then(|| Cluster {
             servers: opts.cluster.clone(),
@@ -270,10 +271,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         println!("\napp {} (version {}):", report.app, report.version);
         for f in &report.functions {
             for route in &f.routes {
-                let path = route
-                    .strip_suffix("/...")
-                    .map_or(route.clone(), |p| format!("{p}/"));
-                println!("  {:<12} {}{}", f.name, running.gateway_url, path);
+                println!(
+                    "  {:<12} {}",
+                    f.name,
+                    route_url(&running.gateway_url, route)
+                );
             }
         }
     }
@@ -405,6 +407,23 @@ fn tls_files(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> Option<stratus_no
     })
 }
 
+/// Where a route is reached on a gateway at `gateway` (`http://host:port`):
+/// a prefix route at its path with a trailing slash, a host route with the
+/// `Host` it needs named, since the gateway's own address does not carry it.
+fn route_url(gateway: &str, route: &str) -> String {
+    let (host, path) = match route.find('/') {
+        Some(at) if at > 0 => (Some(&route[..at]), &route[at..]),
+        _ => (None, route),
+    };
+    let path = path
+        .strip_suffix("/...")
+        .map_or(path.to_owned(), |p| format!("{p}/"));
+    match host {
+        Some(host) => format!("{gateway}{path}  (Host: {host})"),
+        None => format!("{gateway}{path}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -442,5 +461,17 @@ mod tests {
             let error = server_config(flags).expect_err(named);
             assert!(error.contains(named), "{flags:?}: {error}");
         }
+    }
+
+    #[test]
+    fn a_route_is_printed_where_it_is_reached() {
+        let at = |route| super::route_url("http://127.0.0.1:8080", route);
+        assert_eq!(at("/hello"), "http://127.0.0.1:8080/hello");
+        assert_eq!(at("/api/..."), "http://127.0.0.1:8080/api/");
+        assert_eq!(at("/..."), "http://127.0.0.1:8080/");
+        assert_eq!(
+            at("shop.test/orders/..."),
+            "http://127.0.0.1:8080/orders/  (Host: shop.test)"
+        );
     }
 }

@@ -45,5 +45,6 @@ mod portability;
 mod services;
 mod serving;
 mod svc_calls;
+mod tenancy;
 mod tls;
 mod triggers;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 use stratus_invoke::LiveFunction;
-use stratus_manifest::{FunctionSpec, Manifest};
+use stratus_manifest::{FunctionSpec, Manifest, Namespace};
 use stratus_runtime::{
     ConfigGrant, Function, FunctionIdentity, FunctionLimits, FunctionOptions, Grants,
     KeyValueGrant, OutboundLimits, PreparedComponent,
@@ -23,6 +23,9 @@ use crate::stored::FunctionUpload;
 /// component, keyed by the manifest's `component` value.
 #[derive(Debug, Default)]
 pub struct Upload {
+    /// The namespace the app is deployed into; the manifest names only
+    /// the app.
+    pub namespace: Namespace,
     pub manifest: String,
     pub components: BTreeMap<String, Bytes>,
 }
@@ -30,7 +33,9 @@ pub struct Upload {
 /// The outcome of a deploy, for the CLI to print and CI to parse.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeployReport {
+    /// The app's key: its name, or `<namespace>/<name>` outside `default`.
     pub app: String,
+    pub namespace: String,
     pub version: u32,
     pub functions: Vec<DeployedFunction>,
     pub timings: DeployTimings,
@@ -109,7 +114,10 @@ impl Node {
         })
         .await
         .map_err(ControlError::internal)??;
-        let app = manifest.app.name.clone();
+        let app = upload
+            .namespace
+            .app_key(&manifest.app.name)
+            .map_err(|e| ControlError::Upload(e.to_string()))?;
 
         // Compiling is CPU-bound work of up to seconds: keep it off the
         // async workers that serve requests.
@@ -229,6 +237,7 @@ impl Node {
 
         Ok(DeployReport {
             app,
+            namespace: upload.namespace.to_string(),
             version,
             functions: report_functions,
             timings: DeployTimings {

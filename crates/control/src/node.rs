@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use stratus_invoke::{Invoker, LiveFunction};
-use stratus_manifest::FunctionSpec;
+use stratus_manifest::{FunctionSpec, Namespace, split_key};
 use stratus_runtime::Runtime;
 use stratus_storage::{
     AppRecord, AppStore, AppStoreError, ArtifactStore, FunctionRecord, VersionRecord,
@@ -279,18 +279,27 @@ impl Node {
             .map_err(|e| not_found(e, app))
     }
 
-    /// Finds a live function by name, or by `app/function` when the name is
-    /// used by several apps.
-    pub fn find_function(&self, name: &str) -> Result<Arc<LiveFunction>, ControlError> {
+    /// Finds a live function of `namespace` by name, or by `app/function`
+    /// when the name is used by several of its apps. Another namespace's
+    /// functions are not found.
+    pub fn find_function(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+    ) -> Result<Arc<LiveFunction>, ControlError> {
         let live = self.invoker.live();
         let (app, function) = match name.split_once('/') {
-            Some((app, function)) => (Some(app), function),
+            Some((app, function)) => match namespace.app_key(app) {
+                Ok(key) => (Some(key), function),
+                Err(_) => return Err(ControlError::FunctionNotFound(name.to_string())),
+            },
             None => (None, name),
         };
         let candidates: Vec<_> = live
             .by_name(function)
             .iter()
-            .filter(|f| app.is_none_or(|a| f.app == a))
+            .filter(|f| namespace.owns(&f.app))
+            .filter(|f| app.as_ref().is_none_or(|a| &f.app == a))
             .cloned()
             .collect();
         match candidates.as_slice() {
@@ -298,7 +307,11 @@ impl Node {
             [] => Err(ControlError::FunctionNotFound(name.to_string())),
             many => Err(ControlError::AmbiguousFunction {
                 name: name.to_string(),
-                apps: many.iter().map(|f| f.app.clone()).collect(),
+                // Named as the caller names them: within the namespace.
+                apps: many
+                    .iter()
+                    .map(|f| split_key(&f.app).1.to_owned())
+                    .collect(),
             }),
         }
     }

@@ -20,6 +20,12 @@ pub fn async_queue(app: &str, function: &str) -> String {
     format!("fn:{app}/{function}")
 }
 
+/// The app (its key, which may hold a `/`) and function whose queue
+/// `queue` is, when it is a function's.
+pub fn queue_function(queue: &str) -> Option<(&str, &str)> {
+    queue.strip_prefix("fn:")?.rsplit_once('/')
+}
+
 /// An event published to a named queue; what is not given is filled in
 /// (`ce-id` generated, `ce-source` `/apps/<app>/queues/<name>`, `ce-type`
 /// `dev.stratus.queue.message`, `ce-subject` the queue's name).
@@ -340,7 +346,7 @@ impl Dispatcher {
     /// went; settling it is the caller's business (the queue's, or a
     /// broker's for an event that a JetStream consumer acknowledges).
     pub async fn attempt(&self, d: &Delivery) -> Attempt {
-        let Some((app, name)) = d.queue.strip_prefix("fn:").and_then(|f| f.split_once('/')) else {
+        let Some((app, name)) = queue_function(&d.queue) else {
             return Attempt::Failed(format!("no function consumes queue \"{}\"", d.queue));
         };
         let live = self.invoker.live();

@@ -14,6 +14,8 @@ mod publish;
 mod service;
 
 pub use cloudevent::{Undeliverable, check_size, header_value, request_for};
-pub use dispatcher::{Attempt, DispatchConfig, DispatchStats, Dispatcher, Published, async_queue};
+pub use dispatcher::{
+    Attempt, DispatchConfig, DispatchStats, Dispatcher, Published, async_queue, queue_function,
+};
 pub use publish::{Consumers, PublishError, PublishRefusal, check_address, consumers};
 pub use service::{QUEUE_SERVICE_HOST, QueueService};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use stratus_invoke::{LiveFunction, LiveSet, PlatformError};
-use stratus_manifest::{NAME_RULE, valid_name, valid_queue_name};
+use stratus_manifest::{NAME_RULE, split_key, valid_app_key, valid_queue_name};
 use stratus_storage::QueueError;
 
 /// The functions a publish goes to, each with its trigger's `max_attempts`.
@@ -71,9 +71,10 @@ impl From<PublishError> for PlatformError {
     }
 }
 
-/// Checks an app and queue name as a publisher wrote them.
+/// Checks an app key (the publisher's namespace qualified the name it
+/// wrote) and a queue name as the publisher wrote it.
 pub fn check_address(app: &str, queue: &str) -> Result<(), PublishRefusal> {
-    if !valid_name(app) {
+    if !valid_app_key(app) {
         return Err(PublishRefusal::BadAddress(format!(
             "\"{app}\" is not an app name ({NAME_RULE})"
         )));
@@ -107,7 +108,8 @@ pub fn consumers(
             )
         } else {
             format!(
-                "no function of app \"{app}\" consumes queue \"{queue}\" from app \"{publisher}\"; app \"{app}\" must grant it with triggers = [{{ queue = \"{queue}\", from = [\"{publisher}\"] }}] on one of its functions"
+                "no function of app \"{app}\" consumes queue \"{queue}\" from app \"{publisher}\"; app \"{app}\" must grant it with triggers = [{{ queue = \"{queue}\", from = [\"{}\"] }}] on one of its functions",
+                split_key(publisher).1
             )
         }));
     }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use stratus_invoke::PlatformError;
+use stratus_manifest::Namespace;
 use stratus_runtime::{FunctionIdentity, InProcessServices, ServiceCaller, ServiceFuture};
 
 use crate::dispatcher::{Dispatcher, Published};
@@ -54,13 +55,18 @@ impl InProcessServices for QueueService {
     }
 }
 
-/// The app and queue a path addresses: `/<queue>` is the caller's app's,
-/// `/<app>/<queue>` that app's (the caller's own when it names it).
-fn address<'a>(path: &'a str, caller_app: &'a str) -> Result<(&'a str, &'a str), String> {
+/// The app (its key) and queue a path addresses: `/<queue>` is the
+/// caller's app's, `/<app>/<queue>` that app's of the caller's namespace
+/// (the caller's own when it names it); another namespace's queues cannot
+/// be addressed.
+fn address<'a>(path: &'a str, caller_app: &str) -> Result<(String, &'a str), String> {
     let path = path.strip_prefix('/').unwrap_or(path);
     match path.split('/').collect::<Vec<_>>().as_slice() {
-        [queue] => Ok((caller_app, queue)),
-        [app, queue] => Ok((app, queue)),
+        [queue] => Ok((caller_app.to_owned(), queue)),
+        [app, queue] => Namespace::of_key(caller_app)
+            .app_key(app)
+            .map(|key| (key, *queue))
+            .map_err(|e| e.to_string()),
         _ => Err(format!(
             "\"/{path}\" is not a queue; publish to your app's queue with POST http://{QUEUE_SERVICE_HOST}/<queue>, or to another app's with POST http://{QUEUE_SERVICE_HOST}/<app>/<queue>"
         )),
@@ -103,6 +109,7 @@ async fn publish(
         )
         .into_bytes_response();
     };
+    let app = app.as_str();
     let event = event_of(&caller, app, request.headers(), request.body().clone());
     match dispatcher.publish(app, queue, event).await {
         Ok((id, consumers)) => {

@@ -79,11 +79,7 @@ impl Default for ConnectionLimits {
 /// this bounds what one connection can queue, not what the node runs.
 const MAX_HTTP2_STREAMS: u32 = 256;
 
-/// The address of the client a request came from, in the request's
-/// extensions (absent for a request that did not come over a socket, as
-/// in tests that drive a router directly).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerAddr(pub std::net::SocketAddr);
+pub use stratus_invoke::PeerAddr;
 
 /// Accepts connections on `listener` until `shutdown` resolves and serves
 /// each with `handler`, then stops accepting and waits (up to a limit) for

@@ -10,6 +10,7 @@ use http::header;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
 use stratus_invoke::{Invoker, PlatformError, new_invocation_id, with_id};
+use stratus_manifest::{request_host, split_key};
 use stratus_runtime::{BodyError, ResponseBody};
 use stratus_storage::Trigger;
 use tokio::net::TcpListener;
@@ -87,10 +88,35 @@ impl Gateway {
         if self.draining.load(Ordering::Relaxed) {
             return with_id(PlatformError::draining().into_response(&id), &id);
         }
-        let Some(function) = live.route(request.uri().path()).cloned() else {
+        // Read only when some app claims a host: most nodes route by path.
+        let host = if live.routes().has_hosts() {
+            request_host(
+                request.uri().authority().map(|a| a.as_str()),
+                request
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok()),
+            )
+        } else {
+            None
+        };
+        let Some(function) = live.route(host.as_deref(), request.uri().path()).cloned() else {
             let error = PlatformError::no_route(request.uri().path());
             return with_id(error.into_response(&id), &id);
         };
+        // The namespace's quotas at the gateway: its money budget and its
+        // request rate (its concurrency is the invoker's, for every trigger).
+        let namespace = split_key(&function.app).0;
+        if let Some(guard) = self.invoker.tenancy().guard(namespace) {
+            if guard.exhausted() {
+                let error = PlatformError::budget_exhausted(namespace);
+                return with_id(error.into_response(&id), &id);
+            }
+            if let Err(wait) = guard.take_request() {
+                let error = PlatformError::rate_limited(namespace, wait);
+                return with_id(error.into_response(&id), &id);
+            }
+        }
         if let Some(spin) = &function.spin {
             let uri = request.uri().clone();
             let client = request

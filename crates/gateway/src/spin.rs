@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use http::header::{HOST, HeaderName, HeaderValue};
 use http::{HeaderMap, Uri};
-use stratus_manifest::{Route, SpinSpec};
+use stratus_manifest::{Route, RoutePath, SpinSpec};
 
 const FULL_URL: HeaderName = HeaderName::from_static("spin-full-url");
 const PATH_INFO: HeaderName = HeaderName::from_static("spin-path-info");
@@ -40,15 +40,15 @@ pub(crate) fn set_headers(
     let matched = spin
         .routes
         .iter()
-        .filter_map(|r| Some((Route::parse(&r.route).ok()?, r)))
+        .filter_map(|r| Some((Route::parse(&r.route).ok()?.path, r)))
         .filter(|(route, _)| covers(route, path))
         .max_by_key(|(route, _)| specificity(route));
     let Some((route, spin_route)) = matched else {
         return;
     };
     let path_info = match &route {
-        Route::Exact(_) => "",
-        Route::Prefix(prefix) => &path[prefix.len()..],
+        RoutePath::Exact(_) => "",
+        RoutePath::Prefix(prefix) => &path[prefix.len()..],
     };
     let host = headers
         .get(HOST)
@@ -82,10 +82,10 @@ pub(crate) fn set_headers(
     }
 }
 
-fn covers(route: &Route, path: &str) -> bool {
+fn covers(route: &RoutePath, path: &str) -> bool {
     match route {
-        Route::Exact(exact) => exact == path,
-        Route::Prefix(prefix) => {
+        RoutePath::Exact(exact) => exact == path,
+        RoutePath::Prefix(prefix) => {
             path.strip_prefix(prefix.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
                 || (prefix.is_empty() && path.starts_with('/'))
@@ -93,10 +93,10 @@ fn covers(route: &Route, path: &str) -> bool {
     }
 }
 
-fn specificity(route: &Route) -> (bool, usize) {
+fn specificity(route: &RoutePath) -> (bool, usize) {
     match route {
-        Route::Exact(path) => (true, path.len()),
-        Route::Prefix(prefix) => (false, prefix.len()),
+        RoutePath::Exact(path) => (true, path.len()),
+        RoutePath::Prefix(prefix) => (false, prefix.len()),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Admission {
 #[derive(Debug)]
 pub struct Admitted {
     _function: OwnedSemaphorePermit,
+    /// Its namespace's, when the namespace's concurrency is capped.
+    _namespace: Option<OwnedSemaphorePermit>,
     _slot: OwnedSemaphorePermit,
     _memory: OwnedSemaphorePermit,
     /// How long the invocation waited in the queue.
@@ -42,6 +44,8 @@ pub enum Shed {
     FunctionBusy,
     /// The node has no free instance slot or memory.
     NodeBusy,
+    /// The function's namespace is at its `max_concurrency` quota.
+    NamespaceBusy,
 }
 
 impl Admission {
@@ -76,15 +80,31 @@ impl Admission {
         self.capacity.saturating_sub(free)
     }
 
-    /// Waits (bounded) for the function's slot, a node slot and the memory
-    /// the invocation may use.
-    pub async fn admit(&self, function: &Arc<Semaphore>, memory: u64) -> Result<Admitted, Shed> {
+    /// Waits (bounded) for the function's slot, its namespace's when that
+    /// is capped, a node slot and the memory the invocation may use.
+    pub async fn admit(
+        &self,
+        function: &Arc<Semaphore>,
+        namespace: Option<&Arc<Semaphore>>,
+        memory: u64,
+    ) -> Result<Admitted, Shed> {
         let started = tokio::time::Instant::now();
         let deadline = started + self.queue_timeout;
         let own = tokio::time::timeout_at(deadline, function.clone().acquire_owned())
             .await
             .map_err(|_| Shed::FunctionBusy)?
             .map_err(|_| Shed::FunctionBusy)?;
+        // After the function's own: a busy function waits on itself, not
+        // holding a slot its namespace's other functions need.
+        let team = match namespace {
+            Some(namespace) => Some(
+                tokio::time::timeout_at(deadline, namespace.clone().acquire_owned())
+                    .await
+                    .map_err(|_| Shed::NamespaceBusy)?
+                    .map_err(|_| Shed::NamespaceBusy)?,
+            ),
+            None => None,
+        };
         let slot = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| Shed::NodeBusy)?
@@ -100,6 +120,7 @@ impl Admission {
                 .map_err(|_| Shed::NodeBusy)?;
         Ok(Admitted {
             _function: own,
+            _namespace: team,
             _slot: slot,
             _memory: memory,
             waited: started.elapsed(),
@@ -116,29 +137,29 @@ mod tests {
         let admission = Admission::new(2, 1 << 30, Duration::from_millis(50));
         let busy = Arc::new(Semaphore::new(1));
         let other = Arc::new(Semaphore::new(10));
-        let first = admission.admit(&busy, 1 << 20).await.unwrap();
+        let first = admission.admit(&busy, None, 1 << 20).await.unwrap();
         assert_eq!(
-            admission.admit(&busy, 1 << 20).await.unwrap_err(),
+            admission.admit(&busy, None, 1 << 20).await.unwrap_err(),
             Shed::FunctionBusy
         );
         // The shed request held nothing: another function still gets in.
-        let _second = admission.admit(&other, 1 << 20).await.unwrap();
+        let _second = admission.admit(&other, None, 1 << 20).await.unwrap();
         assert_eq!(
-            admission.admit(&other, 1 << 20).await.unwrap_err(),
+            admission.admit(&other, None, 1 << 20).await.unwrap_err(),
             Shed::NodeBusy
         );
         drop(first);
-        assert!(admission.admit(&other, 1 << 20).await.is_ok());
+        assert!(admission.admit(&other, None, 1 << 20).await.is_ok());
     }
 
     #[tokio::test]
     async fn memory_caps_count_against_the_budget() {
         let admission = Admission::new(100, 256 << 20, Duration::from_millis(50));
         let f = Arc::new(Semaphore::new(100));
-        let _a = admission.admit(&f, 128 << 20).await.unwrap();
-        let _b = admission.admit(&f, 128 << 20).await.unwrap();
+        let _a = admission.admit(&f, None, 128 << 20).await.unwrap();
+        let _b = admission.admit(&f, None, 128 << 20).await.unwrap();
         assert_eq!(
-            admission.admit(&f, 1 << 20).await.unwrap_err(),
+            admission.admit(&f, None, 1 << 20).await.unwrap_err(),
             Shed::NodeBusy
         );
     }
@@ -147,12 +168,30 @@ mod tests {
     async fn a_waiting_request_gets_in_when_a_slot_frees() {
         let admission = Admission::new(1, 1 << 30, Duration::from_secs(2));
         let f = Arc::new(Semaphore::new(1));
-        let first = admission.admit(&f, 1 << 20).await.unwrap();
+        let first = admission.admit(&f, None, 1 << 20).await.unwrap();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
             drop(first);
         });
-        let admitted = admission.admit(&f, 1 << 20).await.unwrap();
+        let admitted = admission.admit(&f, None, 1 << 20).await.unwrap();
         assert!(admitted.waited >= Duration::from_millis(40));
+    }
+
+    #[tokio::test]
+    async fn a_busy_namespace_is_shed_holding_nothing_of_the_node() {
+        let admission = Admission::new(10, 1 << 30, Duration::from_millis(50));
+        let team = Arc::new(Semaphore::new(1));
+        let (f, g) = (Arc::new(Semaphore::new(10)), Arc::new(Semaphore::new(10)));
+        let first = admission.admit(&f, Some(&team), 1 << 20).await.unwrap();
+        // Another function of the namespace waits for it, then is shed.
+        assert_eq!(
+            admission.admit(&g, Some(&team), 1 << 20).await.unwrap_err(),
+            Shed::NamespaceBusy
+        );
+        assert_eq!(admission.in_flight(), 1);
+        // Another namespace's function is not held up.
+        assert!(admission.admit(&g, None, 1 << 20).await.is_ok());
+        drop(first);
+        assert!(admission.admit(&g, Some(&team), 1 << 20).await.is_ok());
     }
 }

@@ -101,6 +101,12 @@ impl PlatformError {
                 "over_capacity",
                 "the node has no free instance slot or memory".to_string(),
             ),
+            crate::Shed::NamespaceBusy => (
+                "namespace_over_concurrency",
+                format!(
+                    "the namespace of function \"{function}\" is at its `max_concurrency` quota"
+                ),
+            ),
         };
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -108,6 +114,38 @@ impl PlatformError {
             format!("{why} and the request waited {waited_ms} ms; retry later"),
         );
         e.retry_after = Some(1);
+        e
+    }
+
+    /// 429 for a namespace over its `requests_per_second` quota, with when
+    /// a request will be taken again.
+    pub fn rate_limited(namespace: &str, retry_after: std::time::Duration) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "namespace \"{namespace}\" is at its `requests_per_second` quota; retry in {} ms",
+                retry_after.as_millis().max(1)
+            ),
+        );
+        e.retry_after = Some(
+            u32::try_from(retry_after.as_secs())
+                .unwrap_or(u32::MAX)
+                .max(1),
+        );
+        e
+    }
+
+    /// 429 for a namespace whose budget for the period is spent.
+    pub fn budget_exhausted(namespace: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "budget_exhausted",
+            format!(
+                "namespace \"{namespace}\" has spent its budget for the period; its functions answer again when the next period starts or its budget is raised"
+            ),
+        );
+        e.retry_after = Some(60);
         e
     }
 

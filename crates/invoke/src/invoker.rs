@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
+use stratus_manifest::split_key;
 use stratus_runtime::{BodyError, CallInfo, Invocation, Meter, ResponseBody};
 use stratus_storage::{Recorder, Trigger};
 
@@ -19,6 +20,7 @@ use crate::admission::Admission;
 use crate::error::PlatformError;
 use crate::live::{LiveFunction, LiveSet};
 use crate::metering::meter_for;
+use crate::tenancy::Tenancy;
 use stratus_runtime::SharedWarnLimit;
 
 /// The response header carrying the invocation id, on every answer.
@@ -29,6 +31,8 @@ pub const INVOCATION_ID_HEADER: &str = "x-stratus-invocation-id";
 pub struct Invoker {
     live: ArcSwap<LiveSet>,
     admission: Admission,
+    /// Namespaces' run-time quotas.
+    tenancy: Tenancy,
     /// Invocation failures are logged, but a guest that fails on purpose
     /// thousands of times a second must not fill the node's log.
     failure_warnings: SharedWarnLimit,
@@ -47,6 +51,7 @@ impl Invoker {
         Arc::new(Invoker {
             live: ArcSwap::default(),
             admission,
+            tenancy: Tenancy::default(),
             failure_warnings: SharedWarnLimit::default(),
             calls_refused: AtomicU64::new(0),
             recorder,
@@ -127,6 +132,11 @@ impl Invoker {
         &self.admission
     }
 
+    /// Namespaces' run-time quotas.
+    pub fn tenancy(&self) -> &Tenancy {
+        &self.tenancy
+    }
+
     pub fn recorder(&self) -> Option<&Recorder> {
         self.recorder.as_ref()
     }
@@ -157,7 +167,13 @@ impl Invoker {
                 .insert(header::HOST, HeaderValue::from_static("localhost"));
         }
         let memory = function.function.limits().memory;
-        let admitted = match self.admission.admit(&function.slots, memory).await {
+        let guard = self.tenancy.guard(split_key(&function.app).0);
+        let namespace = guard.as_ref().and_then(|g| g.concurrency());
+        let admitted = match self
+            .admission
+            .admit(&function.slots, namespace, memory)
+            .await
+        {
             Ok(admitted) => admitted,
             Err(shed) => {
                 let waited = self.admission.queue_timeout().as_millis();

@@ -18,6 +18,7 @@ mod invoker;
 mod live;
 mod metering;
 mod routes;
+mod tenancy;
 
 pub use admission::{Admission, Admitted, Shed};
 pub use calls::{DEFAULT_MAX_CALLS_PER_TREE, FunctionCalls, MAX_CALL_DEPTH};
@@ -26,3 +27,11 @@ pub use invoker::{INVOCATION_ID_HEADER, Invoker, new_invocation_id, with_id};
 pub use live::{LiveFunction, LiveSet, RouteConflict};
 pub use routes::RouteTable;
 pub use stratus_runtime::{SharedWarnLimit, WarnLimit};
+pub use tenancy::{Guard, Tenancy};
+
+/// The address of the client a request came from, in the request's
+/// extensions (absent for a request that did not come over a socket, as
+/// in tests that drive a router directly). Set by the listeners; read by
+/// the gateway (Spin's `spin-client-addr`) and the admin API's audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use stratus_manifest::{Route, TriggerSpec};
+use stratus_manifest::{Namespace, Route, TriggerSpec};
 use stratus_runtime::Function;
 
 use crate::routes::RouteTable;
@@ -50,20 +50,41 @@ pub struct LiveSet {
 /// Two functions of different apps claiming the same route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConflict {
-    pub route: String,
-    pub existing_app: String,
-    pub existing_function: String,
-    pub new_app: String,
-    pub new_function: String,
+    pub route: Box<str>,
+    pub existing_app: Box<str>,
+    pub existing_function: Box<str>,
+    pub new_app: Box<str>,
+    pub new_function: Box<str>,
+    /// The route is free, but its host is served by another namespace's
+    /// app: a host belongs to one namespace.
+    pub host_taken: bool,
 }
 
 impl std::fmt::Display for RouteConflict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host_taken {
+            return write!(
+                f,
+                "route \"{}\" of function \"{}\" in app \"{}\" names a host that an app of another namespace serves; a host belongs to one namespace",
+                self.route, self.new_function, self.new_app
+            );
+        }
         write!(
             f,
-            "route \"{}\" of function \"{}\" in app \"{}\" is already served by function \"{}\" of app \"{}\"",
-            self.route, self.new_function, self.new_app, self.existing_function, self.existing_app
-        )
+            "route \"{}\" of function \"{}\" in app \"{}\" is already served",
+            self.route, self.new_function, self.new_app
+        )?;
+        // Another namespace's apps are not named to this one: the route
+        // is taken, whose it is is theirs to know.
+        if Namespace::of_key(&self.existing_app) == Namespace::of_key(&self.new_app) {
+            write!(
+                f,
+                " by function \"{}\" of app \"{}\"",
+                self.existing_function, self.existing_app
+            )
+        } else {
+            f.write_str(" by an app of another namespace")
+        }
     }
 }
 
@@ -81,15 +102,24 @@ impl LiveSet {
     }
 
     fn add(&mut self, function: Arc<LiveFunction>) -> Result<(), RouteConflict> {
+        let conflict = |existing: &LiveFunction, route: &Route, host_taken| RouteConflict {
+            route: route.to_string().into(),
+            existing_app: existing.app.as_str().into(),
+            existing_function: existing.name.as_str().into(),
+            new_app: function.app.as_str().into(),
+            new_function: function.name.as_str().into(),
+            host_taken,
+        };
+        let namespace = Namespace::of_key(&function.app);
         for route in &function.routes {
+            if let Some(host) = &route.host
+                && let Some(existing) = self.routes.on_host(host)
+                && Namespace::of_key(&existing.app) != namespace
+            {
+                return Err(conflict(existing, route, true));
+            }
             if let Some(existing) = self.routes.insert(route, function.clone()) {
-                return Err(RouteConflict {
-                    route: route.to_string(),
-                    existing_app: existing.app.clone(),
-                    existing_function: existing.name.clone(),
-                    new_app: function.app.clone(),
-                    new_function: function.name.clone(),
-                });
+                return Err(conflict(&existing, route, false));
             }
         }
         self.apps.insert(function.app.clone(), function.version);
@@ -116,9 +146,11 @@ impl LiveSet {
         self.by_name.values().flatten()
     }
 
-    /// The function serving a request path, by longest route match.
-    pub fn route(&self, path: &str) -> Option<&Arc<LiveFunction>> {
-        self.routes.lookup(path)
+    /// The function serving a request for `path` on `host` (as
+    /// [`stratus_manifest::request_host`] gives it), by the most specific
+    /// route: the host's own first, then the longest path.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<LiveFunction>> {
+        self.routes.lookup(host, path)
     }
 
     /// The live function `name` of `app`, if any.
@@ -144,9 +176,7 @@ impl LiveSet {
                         queue: q,
                         from,
                         max_attempts,
-                    } if q == queue
-                        && (publisher == app || from.iter().any(|a| a == publisher)) =>
-                    {
+                    } if q == queue && (publisher == app || granted(app, from, publisher)) => {
                         Some((f.clone(), *max_attempts))
                     }
                     _ => None,
@@ -167,5 +197,33 @@ impl LiveSet {
 
     pub fn routes(&self) -> &RouteTable<Arc<LiveFunction>> {
         &self.routes
+    }
+}
+
+/// Whether a queue trigger of app `app` whose `from` lists `from` takes
+/// events from the app keyed `publisher`. `from` names apps of the
+/// consumer's own namespace: another namespace cannot be granted.
+fn granted(app: &str, from: &[String], publisher: &str) -> bool {
+    let namespace = Namespace::of_key(app);
+    from.iter()
+        .any(|a| namespace.app_key(a).is_ok_and(|key| key == publisher))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::granted;
+
+    #[test]
+    fn from_names_apps_of_the_consumers_own_namespace() {
+        let from = ["billing".to_owned()];
+        assert!(granted("shop", &from, "billing"));
+        assert!(granted("team-a/shop", &from, "team-a/billing"));
+        // The same name in another namespace is another app.
+        assert!(!granted("team-a/shop", &from, "billing"));
+        assert!(!granted("team-a/shop", &from, "team-b/billing"));
+        assert!(!granted("shop", &from, "team-a/billing"));
+        // An entry cannot name another namespace's app.
+        let reach = ["team-b/billing".to_owned()];
+        assert!(!granted("team-a/shop", &reach, "team-b/billing"));
     }
 }

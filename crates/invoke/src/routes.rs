@@ -1,51 +1,69 @@
-//! Longest-match routing over exact (`/x`) and prefix (`/x/...`) routes.
+//! Longest-match routing over exact (`/x`) and prefix (`/x/...`) routes,
+//! with or without a host.
 //!
-//! Lookups cost one hash probe per path segment rather than a scan over all
+//! Lookups cost one hash probe per path segment (twice over when the
+//! request's host has routes of its own) rather than a scan over all
 //! routes, so a node with thousands of functions routes as fast as one with
 //! two.
 
 use std::collections::HashMap;
 
-use stratus_manifest::Route;
+use stratus_manifest::{Route, RoutePath};
 
 /// A routing table from routes to targets (live functions in the node);
 /// rebuilt, not mutated, on every activation.
 #[derive(Debug, Clone)]
 pub struct RouteTable<T> {
+    /// Routes without a host: they serve every host.
+    any: PathTable<T>,
+    /// Routes naming a host, by host.
+    hosts: HashMap<String, PathTable<T>>,
+}
+
+/// The routes of one host (or of every host).
+#[derive(Debug, Clone)]
+struct PathTable<T> {
     exact: HashMap<String, T>,
     /// Keyed by the prefix without its `/...` suffix; `""` is the catch-all.
     prefix: HashMap<String, T>,
 }
 
-impl<T> Default for RouteTable<T> {
+impl<T> Default for PathTable<T> {
     fn default() -> Self {
-        RouteTable {
+        PathTable {
             exact: HashMap::new(),
             prefix: HashMap::new(),
         }
     }
 }
 
-impl<T> RouteTable<T> {
-    /// Adds a route; returns the target that already held it, if any.
-    pub fn insert(&mut self, route: &Route, target: T) -> Option<T> {
-        match route {
-            Route::Exact(path) => self.exact.insert(path.clone(), target),
-            Route::Prefix(prefix) => self.prefix.insert(prefix.clone(), target),
+impl<T> Default for RouteTable<T> {
+    fn default() -> Self {
+        RouteTable {
+            any: PathTable::default(),
+            hosts: HashMap::new(),
+        }
+    }
+}
+
+impl<T> PathTable<T> {
+    fn insert(&mut self, path: &RoutePath, target: T) -> Option<T> {
+        match path {
+            RoutePath::Exact(path) => self.exact.insert(path.clone(), target),
+            RoutePath::Prefix(prefix) => self.prefix.insert(prefix.clone(), target),
         }
     }
 
-    /// The target owning `route` exactly (same form and path), if any.
-    pub fn owner(&self, route: &Route) -> Option<&T> {
-        match route {
-            Route::Exact(path) => self.exact.get(path),
-            Route::Prefix(prefix) => self.prefix.get(prefix),
+    fn owner(&self, path: &RoutePath) -> Option<&T> {
+        match path {
+            RoutePath::Exact(path) => self.exact.get(path),
+            RoutePath::Prefix(prefix) => self.prefix.get(prefix),
         }
     }
 
-    /// The most specific match for a request path: an exact route for the
-    /// path itself, else the longest prefix route covering it.
-    pub fn lookup(&self, path: &str) -> Option<&T> {
+    /// An exact route for the path itself, else the longest prefix route
+    /// covering it.
+    fn lookup(&self, path: &str) -> Option<&T> {
         if let Some(hit) = self.exact.get(path) {
             return Some(hit);
         }
@@ -65,8 +83,58 @@ impl<T> RouteTable<T> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.exact.len() + self.prefix.len()
+    }
+}
+
+impl<T> RouteTable<T> {
+    /// Adds a route; returns the target that already held it, if any.
+    pub fn insert(&mut self, route: &Route, target: T) -> Option<T> {
+        match &route.host {
+            None => self.any.insert(&route.path, target),
+            Some(host) => self
+                .hosts
+                .entry(host.clone())
+                .or_default()
+                .insert(&route.path, target),
+        }
+    }
+
+    /// The target owning `route` exactly (same host, form and path), if any.
+    pub fn owner(&self, route: &Route) -> Option<&T> {
+        match &route.host {
+            None => self.any.owner(&route.path),
+            Some(host) => self.hosts.get(host)?.owner(&route.path),
+        }
+    }
+
+    /// The most specific match for a request for `path` on `host` (as
+    /// [`stratus_manifest::request_host`] gives it): the host's own routes
+    /// first, then the routes of every host.
+    pub fn lookup(&self, host: Option<&str>, path: &str) -> Option<&T> {
+        if let Some(own) = host.and_then(|h| self.hosts.get(h))
+            && let Some(hit) = own.lookup(path)
+        {
+            return Some(hit);
+        }
+        self.any.lookup(path)
+    }
+
+    /// Whether any route names a host: if none does, the request's host
+    /// need not be read.
+    pub fn has_hosts(&self) -> bool {
+        !self.hosts.is_empty()
+    }
+
+    /// A target of some route naming `host`, if any route names it.
+    pub fn on_host(&self, host: &str) -> Option<&T> {
+        let table = self.hosts.get(host)?;
+        table.exact.values().chain(table.prefix.values()).next()
+    }
+
+    pub fn len(&self) -> usize {
+        self.any.len() + self.hosts.values().map(PathTable::len).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -90,7 +158,7 @@ mod tests {
     #[test]
     fn longest_match_wins_and_exact_beats_prefix() {
         let t = table(&["/...", "/a/...", "/a/b/...", "/a/b", "/x"]);
-        let at = |p| t.lookup(p).map(String::as_str);
+        let at = |p| t.lookup(None, p).map(String::as_str);
         assert_eq!(at("/a/b"), Some("/a/b"));
         assert_eq!(at("/a/b/"), Some("/a/b/..."));
         assert_eq!(at("/a/b/c/d"), Some("/a/b/..."));
@@ -104,10 +172,24 @@ mod tests {
     #[test]
     fn without_a_catch_all_unknown_paths_miss() {
         let t = table(&["/a/...", "/exact"]);
-        assert_eq!(t.lookup("/b"), None);
-        assert_eq!(t.lookup("/exact/more"), None);
-        assert_eq!(t.lookup("/ab"), None);
-        assert_eq!(t.lookup("/a"), Some(&"/a/...".to_string()));
+        assert_eq!(t.lookup(None, "/b"), None);
+        assert_eq!(t.lookup(None, "/exact/more"), None);
+        assert_eq!(t.lookup(None, "/ab"), None);
+        assert_eq!(t.lookup(None, "/a"), Some(&"/a/...".to_string()));
+    }
+
+    #[test]
+    fn a_hosts_own_routes_come_first_then_every_hosts() {
+        let t = table(&["/...", "/a/b/...", "api.test/...", "api.test/a/x"]);
+        let at = |h, p| t.lookup(h, p).map(String::as_str);
+        assert_eq!(at(Some("api.test"), "/a/b/c"), Some("api.test/..."));
+        assert_eq!(at(Some("api.test"), "/a/x"), Some("api.test/a/x"));
+        assert_eq!(at(Some("www.test"), "/a/b/c"), Some("/a/b/..."));
+        assert_eq!(at(None, "/a/x"), Some("/..."));
+        let only = table(&["api.test/orders/..."]);
+        assert_eq!(only.lookup(Some("api.test"), "/other"), None);
+        assert_eq!(only.lookup(Some("www.test"), "/orders"), None);
+        assert!(only.has_hosts() && !t.is_empty());
     }
 
     mod props {
@@ -117,15 +199,28 @@ mod tests {
 
         use super::*;
 
-        /// Routes and paths over two letters, so they often share prefixes.
+        /// Routes and paths over two letters, so they often share prefixes,
+        /// on one of two hosts or on every host.
         fn route() -> impl Strategy<Value = Route> {
-            (prop::collection::vec("[ab]{1,2}", 0..4), any::<bool>()).prop_map(
-                |(segments, prefix)| match (prefix, segments.is_empty()) {
-                    (true, _) => Route::Prefix(segments.iter().map(|s| format!("/{s}")).collect()),
-                    (false, true) => Route::Exact("/".into()),
-                    (false, false) => Route::Exact(format!("/{}", segments.join("/"))),
-                },
+            (
+                prop::collection::vec("[ab]{1,2}", 0..4),
+                any::<bool>(),
+                prop::option::of(host()),
             )
+                .prop_map(|(segments, prefix, host)| {
+                    let path = match (prefix, segments.is_empty()) {
+                        (true, _) => {
+                            RoutePath::Prefix(segments.iter().map(|s| format!("/{s}")).collect())
+                        }
+                        (false, true) => RoutePath::Exact("/".into()),
+                        (false, false) => RoutePath::Exact(format!("/{}", segments.join("/"))),
+                    };
+                    Route { host, path }
+                })
+        }
+
+        fn host() -> impl Strategy<Value = String> {
+            "[xy]\\.test"
         }
 
         fn path() -> impl Strategy<Value = String> {
@@ -143,6 +238,7 @@ mod tests {
             fn lookup_is_the_longest_match_of_a_scan(
                 routes in prop::collection::vec(route(), 0..12),
                 paths in prop::collection::vec(path(), 1..8),
+                host in prop::option::of(host()),
             ) {
                 let mut table = RouteTable::default();
                 let mut model: HashMap<Route, usize> = HashMap::new();
@@ -154,10 +250,10 @@ mod tests {
                 for path in &paths {
                     let scanned = model
                         .iter()
-                        .filter(|(route, _)| route.matches(path))
+                        .filter(|(route, _)| route.matches(host.as_deref(), path))
                         .max_by_key(|(route, _)| route.specificity())
                         .map(|(_, owner)| owner);
-                    prop_assert_eq!(table.lookup(path), scanned, "{}", path);
+                    prop_assert_eq!(table.lookup(host.as_deref(), path), scanned, "{}", path);
                 }
             }
         }
@@ -174,6 +270,11 @@ mod tests {
         // Exact and prefix forms of the same path are different routes.
         assert!(
             t.insert(&Route::parse("/a").unwrap(), "exact".into())
+                .is_none()
+        );
+        // So are the same path on a host and on every host.
+        assert!(
+            t.insert(&Route::parse("a.test/a/...").unwrap(), "host".into())
                 .is_none()
         );
     }

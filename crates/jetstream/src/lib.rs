@@ -11,6 +11,7 @@
 mod api;
 mod apps;
 mod artifacts;
+mod audit;
 mod kv;
 mod ledger;
 mod nodes;
@@ -20,11 +21,13 @@ mod singleton;
 #[cfg(test)]
 mod testing;
 mod ticks;
+mod tokens;
 mod watch;
 
 pub use api::{JetStream, JetStreamError, PubAck, StoredMessage};
 pub use apps::JetStreamApps;
 pub use artifacts::{JetStreamArtifacts, OpenArtifactsError};
+pub use audit::JetStreamAudit;
 pub use kv::{Entry, Kv, KvSettings};
 pub use ledger::JetStreamLedger;
 pub use nodes::{EXPIRY as NODE_EXPIRY, HEARTBEAT, JetStreamNodes};
@@ -32,4 +35,5 @@ pub use queue::JetStreamQueue;
 pub use secrets::JetStreamSecrets;
 pub use singleton::{LEASE_TERM, Singleton};
 pub use ticks::SharedTicks;
+pub use tokens::JetStreamTokens;
 pub use watch::{Change, Watch};

@@ -21,6 +21,7 @@
 mod error;
 mod lines;
 mod model;
+mod namespace;
 mod outbound;
 mod raw;
 mod route;
@@ -45,8 +46,9 @@ pub use model::{
     MAX_MAX_OUTBOUND_BYTES, MAX_MAX_OUTBOUND_REQUESTS,
 };
 pub use model::{MAX_MANIFEST_SIZE, MAX_ROUTES_PER_APP};
+pub use namespace::{NameError, Namespace, split_key, valid_app_key};
 pub use outbound::OutboundRule;
-pub use route::{Route, RouteError};
+pub use route::{Route, RouteError, RoutePath, request_host};
 pub use schedule::Schedule;
 pub use spin::SPIN_MANIFEST_FILE;
 pub use units::{ByteSize, SizeError};

@@ -14,7 +14,9 @@ use stratus_ledger::SqliteLedger;
 use stratus_queue::SqliteQueue;
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_secrets::SecretStore;
-use stratus_storage::{AppStore, ArtifactStore, EventQueue, Ledger, LedgerStore, NodeDirectory};
+use stratus_storage::{
+    AppStore, ArtifactStore, AuditLog, EventQueue, Ledger, LedgerStore, NodeDirectory, TokenStore,
+};
 use stratus_store::{FileArtifacts, SqliteAppStore};
 use stratus_triggers::{TriggerConfig, Triggers};
 
@@ -76,23 +78,45 @@ impl Stratus {
         let limits = config.connection_limits()?;
         let shared = match &config.cluster {
             Some(cluster) => Some(
-                crate::cluster::open(cluster, data_dir, config.retry, config.metering.as_ref())
-                    .await?,
+                crate::cluster::open(
+                    cluster,
+                    data_dir,
+                    config.retry,
+                    config.metering.as_ref(),
+                    config.audit_retention,
+                )
+                .await?,
             ),
             None => None,
         };
-        let (apps, artifacts): (Arc<dyn AppStore>, Arc<dyn ArtifactStore>) = match &shared {
-            Some(shared) => (shared.apps.clone(), shared.artifacts.clone()),
-            None => (
-                Arc::new(
-                    SqliteAppStore::open(data_dir)
-                        .map_err(|e| NodeError::open("data directory", e))?,
-                ),
-                Arc::new(
-                    FileArtifacts::open(data_dir)
-                        .map_err(|e| NodeError::open("data directory", e))?,
-                ),
+        type Stores = (
+            Arc<dyn AppStore>,
+            Arc<dyn ArtifactStore>,
+            Arc<dyn TokenStore>,
+            Arc<dyn AuditLog>,
+        );
+        let (apps, artifacts, tokens, audit): Stores = match &shared {
+            Some(shared) => (
+                shared.apps.clone(),
+                shared.artifacts.clone(),
+                shared.tokens.clone(),
+                shared.audit.clone(),
             ),
+            None => {
+                let apps = SqliteAppStore::open(data_dir)
+                    .map_err(|e| NodeError::open("data directory", e))?;
+                let tokens = Arc::new(apps.tokens());
+                let audit = Arc::new(apps.audit(config.audit_retention));
+                (
+                    Arc::new(apps),
+                    Arc::new(
+                        FileArtifacts::open(data_dir)
+                            .map_err(|e| NodeError::open("data directory", e))?,
+                    ),
+                    tokens,
+                    audit,
+                )
+            }
         };
         let mut runtime_config = RuntimeConfig::new(data_dir.join("compiled"));
         runtime_config.max_instances = config.max_instances;
@@ -223,6 +247,9 @@ impl Stratus {
             dispatcher: dispatcher.clone(),
             triggers: triggers.health(),
             secrets,
+            tokens,
+            audit,
+            touched: Default::default(),
             nodes,
             data_dir: Arc::new(DataDir::new(data_dir, ledger_files)),
         });

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use stratus_control::Node;
 use stratus_jetstream::{
-    JetStream, JetStreamApps, JetStreamArtifacts, JetStreamError, JetStreamLedger, JetStreamNodes,
-    JetStreamQueue, JetStreamSecrets, Kv, KvSettings, LEASE_TERM, NODE_EXPIRY, OpenArtifactsError,
-    Singleton, Watch,
+    JetStream, JetStreamApps, JetStreamArtifacts, JetStreamAudit, JetStreamError, JetStreamLedger,
+    JetStreamNodes, JetStreamQueue, JetStreamSecrets, JetStreamTokens, Kv, KvSettings, LEASE_TERM,
+    NODE_EXPIRY, OpenArtifactsError, Singleton, Watch,
 };
 use stratus_storage::RetryPolicy;
 
@@ -41,6 +41,10 @@ pub(crate) struct Shared {
     pub(crate) queue: Arc<JetStreamQueue>,
     /// Leases on the work one node does at a time.
     pub(crate) leases: Kv,
+    /// API tokens, valid on every node.
+    pub(crate) tokens: Arc<JetStreamTokens>,
+    /// Every node's changes through the API.
+    pub(crate) audit: Arc<JetStreamAudit>,
     /// Every node's invocation records, lines and usage, when metering is
     /// on.
     pub(crate) ledger: Option<Arc<JetStreamLedger>>,
@@ -58,12 +62,13 @@ pub(crate) async fn open(
     data_dir: &Path,
     retry: RetryPolicy,
     metering: Option<&Metering>,
+    audit_retention: Duration,
 ) -> Result<Shared, NodeError> {
     let js = connect(cluster).await?;
     let started = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(250);
     loop {
-        match open_stores(&js, cluster, data_dir, retry, metering).await {
+        match open_stores(&js, cluster, data_dir, retry, metering, audit_retention).await {
             Ok(shared) => return Ok(shared),
             Err(Failure {
                 what,
@@ -131,6 +136,7 @@ async fn open_stores(
     data_dir: &Path,
     retry: RetryPolicy,
     metering: Option<&Metering>,
+    audit_retention: Duration,
 ) -> Result<Shared, Failure> {
     let settings = KvSettings {
         replicas: cluster.replicas,
@@ -173,6 +179,15 @@ async fn open_stores(
             "the leases bucket {}",
             bucket("leases")
         )))?;
+    let tokens = Kv::open(js.clone(), &bucket("tokens"), &settings)
+        .await
+        .map_err(Failure::of(format!(
+            "the tokens bucket {}",
+            bucket("tokens")
+        )))?;
+    let audit = JetStreamAudit::open(js.clone(), &cluster.name, cluster.replicas, audit_retention)
+        .await
+        .map_err(Failure::of("the audit log"))?;
     let queue = JetStreamQueue::open(js.clone(), &cluster.name, cluster.replicas, retry)
         .await
         .map_err(Failure::of("the event queue"))?;
@@ -215,6 +230,8 @@ async fn open_stores(
         secrets: Arc::new(secrets),
         queue: Arc::new(queue),
         leases,
+        tokens: Arc::new(JetStreamTokens::new(tokens)),
+        audit: Arc::new(audit),
         ledger,
     })
 }

@@ -66,6 +66,8 @@ pub struct NodeConfig {
     pub keyvalue_quota: Quota,
     /// `--outbound-allow-private`.
     pub outbound_allow_private: bool,
+    /// `--audit-retention`: how long the audit log keeps an entry.
+    pub audit_retention: Duration,
     /// Whether the data directory outlives the process (`stratus server`;
     /// not `stratus up`), so that broker sessions may too.
     pub persistent: bool,
@@ -107,6 +109,10 @@ pub struct Metering {
     /// (`--ledger-sample-above`, `--ledger-sample-one-in`).
     pub sampling: Sampling,
 }
+
+/// How long the audit log keeps an entry unless told otherwise: a year,
+/// what audits of a year's changes need.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// The smallest `--ledger-max-size`.
 const MIN_LEDGER_BYTES: u64 = 16 << 20;
@@ -181,6 +187,7 @@ impl Default for NodeConfig {
             keyvalue: KeyValueStore::Sqlite,
             keyvalue_quota: Quota::default(),
             outbound_allow_private: false,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
             persistent: true,
             cluster: None,
         }

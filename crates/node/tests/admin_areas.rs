@@ -39,6 +39,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/apps/shop/secrets/stripe"),
     // usage
     ("GET", "/v1/usage"),
+    // namespaces and tokens
+    ("GET", "/v1/namespaces"),
+    ("GET", "/v1/namespaces/team-a/apps"),
+    ("GET", "/v1/tokens"),
+    ("POST", "/v1/tokens"),
+    ("DELETE", "/v1/tokens/some-id"),
 ];
 
 async fn node() -> (Stratus, tempfile::TempDir) {

@@ -14,6 +14,7 @@ fn upload(app: &str, route: &str, who: &str) -> Upload {
     Upload {
         manifest: manifest(app, route, &extra),
         components: BTreeMap::from([("testbed.wasm".to_string(), testbed())]),
+        ..Upload::default()
     }
 }
 

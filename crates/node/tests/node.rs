@@ -9,5 +9,8 @@
 mod common;
 
 mod admin_areas;
+mod audit;
 mod control_plane;
 mod in_process;
+mod namespaces;
+mod tokens;

@@ -12,12 +12,15 @@
 
 mod apps;
 mod artifacts;
+mod audit;
 pub mod conformance;
 mod keyvalue;
 mod ledger;
+mod namespaces;
 mod nodes;
 mod queue;
 mod secrets;
+mod tokens;
 
 pub use apps::{
     AppFuture, AppRecord, AppStore, AppStoreError, FunctionRecord, LiveFunctionRecord, NewFunction,
@@ -26,6 +29,7 @@ pub use apps::{
 pub use artifacts::{
     ArtifactError, ArtifactFuture, ArtifactStore, BlobRef, is_sha256_hex, sha256_hex,
 };
+pub use audit::{AuditEntry, AuditError, AuditFuture, AuditLog, AuditQuery};
 pub use keyvalue::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs, Quota, Usage};
 pub use ledger::{
     DEFAULT_FOLLOWER_STALL, DEFAULT_LEDGER_MAX_BYTES, DEFAULT_LOG_BYTES_PER_APP_DAY, FlushFuture,
@@ -33,9 +37,14 @@ pub use ledger::{
     LiveLog, LogFeed, LogLine, LogQuery, LogStream, Outbound, PriceSheet, Recorder, Retention,
     Sampling, Trigger, UsageQuery, UsageReport, UsageRow, UsageSums, format_time,
 };
+pub use namespaces::{
+    Budget, BudgetPeriod, BudgetUnit, NamespaceFuture, NamespaceStore, NamespaceStoreError,
+    OnExhausted, Quotas,
+};
 pub use nodes::{NodeDirectory, NodeRecord, NodesError, NodesFuture};
 pub use queue::{
     Delivery, EventQueue, EventState, EventStatus, NewEvent, QueueError, QueueFuture, RetryPolicy,
     Settled,
 };
 pub use secrets::{SealedSecret, SecretBackend, SecretBackendError, SecretInfo, SecretSource};
+pub use tokens::{Role, TokenFuture, TokenRecord, TokenStore, TokenStoreError};

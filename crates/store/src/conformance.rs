@@ -39,3 +39,34 @@ mod sqlite {
 mod files {
     stratus_storage::artifacts_conformance!(super::open_files);
 }
+
+fn open_tokens() -> Opened<Arc<dyn stratus_storage::TokenStore>> {
+    Box::pin(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteAppStore::open(dir.path()).unwrap();
+        (
+            Arc::new(store.tokens()) as Arc<dyn stratus_storage::TokenStore>,
+            Box::new(dir) as Box<dyn Any>,
+        )
+    })
+}
+
+mod tokens {
+    stratus_storage::tokens_conformance!(super::open_tokens);
+}
+
+fn open_audit() -> Opened<Arc<dyn stratus_storage::AuditLog>> {
+    Box::pin(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteAppStore::open(dir.path()).unwrap();
+        let log = store.audit(std::time::Duration::from_secs(3600));
+        (
+            Arc::new(log) as Arc<dyn stratus_storage::AuditLog>,
+            Box::new(dir) as Box<dyn Any>,
+        )
+    })
+}
+
+mod audit {
+    stratus_storage::audit_conformance!(super::open_audit);
+}

@@ -21,6 +21,7 @@
 //! deploy leaves no rows behind.
 
 mod apps;
+mod audit;
 #[cfg(test)]
 mod conformance;
 mod db;
@@ -30,10 +31,13 @@ mod queries;
 mod records;
 pub mod schema;
 mod sqlite;
+mod tokens;
 
+pub use audit::SqliteAudit;
 pub use error::{CorruptSpec, FileError, OpenError};
 pub use files::FileArtifacts;
 pub use sqlite::SqliteAppStore;
+pub use tokens::SqliteTokens;
 
 /// File name of the SQLite database inside the data directory.
 pub const DB_FILE: &str = "stratus.db";

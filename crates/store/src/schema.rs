@@ -35,6 +35,38 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     -- Garbage collection of blobs asks \"is this hash still used anywhere?\".
     CREATE INDEX function_by_component ON function(component_sha256);
     ",
+    // Version 2: scoped API tokens (`SqliteTokens`): never the secret, only
+    // its salted hash; a NULL namespace is a node-wide token. And the audit
+    // log (`SqliteAudit`), appended to and aged out, never changed.
+    "
+    CREATE TABLE token (
+        id           TEXT    PRIMARY KEY,
+        name         TEXT    NOT NULL,
+        namespace    TEXT,
+        role         TEXT    NOT NULL,
+        salt         TEXT    NOT NULL,
+        hash         TEXT    NOT NULL,
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER,
+        last_used_at INTEGER
+    );
+    CREATE INDEX token_by_namespace ON token(namespace, created_at);
+    CREATE TABLE audit (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        time       INTEGER NOT NULL,
+        namespace  TEXT,
+        token_id   TEXT    NOT NULL,
+        token_name TEXT    NOT NULL,
+        role       TEXT    NOT NULL,
+        source     TEXT    NOT NULL,
+        action     TEXT    NOT NULL,
+        target     TEXT    NOT NULL,
+        status     INTEGER NOT NULL,
+        outcome    TEXT    NOT NULL,
+        detail     TEXT    NOT NULL
+    );
+    CREATE INDEX audit_by_time ON audit(time);
+    ",
 ];
 
 /// The schema version this build writes and understands.

@@ -34,6 +34,22 @@ impl SqliteAppStore {
         })
     }
 
+    /// The node's tokens, kept in the same database.
+    pub fn tokens(&self) -> crate::SqliteTokens {
+        crate::SqliteTokens {
+            db: self.db.clone(),
+        }
+    }
+
+    /// The node's audit log, kept in the same database for `retention`.
+    pub fn audit(&self, retention: std::time::Duration) -> crate::SqliteAudit {
+        crate::SqliteAudit {
+            db: self.db.clone(),
+            retention,
+            pruned: Default::default(),
+        }
+    }
+
     /// The database file.
     pub fn path(&self) -> PathBuf {
         self.path.to_path_buf()

@@ -35,7 +35,7 @@ fn func(name: &str, bytes: &[u8]) -> NewFunction {
 }
 
 #[tokio::test]
-async fn reopen_keeps_data_and_schema_is_version_1() {
+async fn reopen_keeps_data_and_schema_is_version_2() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SqliteAppStore::open(dir.path()).unwrap();
@@ -59,8 +59,8 @@ async fn reopen_keeps_data_and_schema_is_version_1() {
     let version: u32 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
-    assert_eq!(stratus_store::schema::SCHEMA_VERSION, 1);
+    assert_eq!(version, 2);
+    assert_eq!(stratus_store::schema::SCHEMA_VERSION, 2);
     let mode: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
@@ -81,7 +81,7 @@ fn opening_a_newer_schema_is_refused() {
         err,
         OpenError::Sqlite(stratus_sqlite::SqliteError::SchemaTooNew {
             found: 9,
-            supported: 1,
+            supported: 2,
             ..
         })
     ));
@@ -269,4 +269,80 @@ fn error_display_texts() {
     for (err, text) in cases {
         assert_eq!(err.to_string(), text);
     }
+}
+
+/// A data directory from before tokens (schema 1) opens with its apps and
+/// gains the token table.
+#[tokio::test]
+async fn a_schema_1_database_migrates_keeping_its_apps() {
+    use stratus_storage::{Role, TokenRecord, TokenStore};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteAppStore::open(dir.path()).unwrap();
+        store
+            .create_version("shop", "name = \"shop\"", vec![func("hello", b"c")], true)
+            .await
+            .unwrap();
+    }
+    {
+        // Back to what schema 1 wrote.
+        let conn = rusqlite::Connection::open(dir.path().join("stratus.db")).unwrap();
+        conn.execute_batch("DROP TABLE token; DROP TABLE audit; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let store = SqliteAppStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.app("shop").await.unwrap().unwrap().live_version,
+        Some(1)
+    );
+    let token = TokenRecord {
+        id: "0123456789abcdef".into(),
+        name: "ci".into(),
+        namespace: Some("team-a".into()),
+        role: Role::Deployer,
+        salt: "00".repeat(16),
+        hash: "11".repeat(32),
+        created_at: 1,
+        expires_at: None,
+        last_used_at: None,
+    };
+    let tokens = store.tokens();
+    tokens.create(token.clone()).await.unwrap();
+    assert_eq!(tokens.get(&token.id).await.unwrap(), Some(token));
+}
+
+/// Entries older than the retention go at the next prune; newer ones stay.
+#[tokio::test]
+async fn the_audit_log_ages_out_entries_past_retention() {
+    use stratus_storage::{AuditEntry, AuditLog, AuditQuery, now_ms};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteAppStore::open(dir.path()).unwrap();
+    let log = store.audit(std::time::Duration::from_secs(3600));
+    let entry = |time: i64, action: &str| AuditEntry {
+        time,
+        namespace: Some("team-a".into()),
+        token_id: "node".into(),
+        token_name: "node".into(),
+        role: "admin".into(),
+        source: String::new(),
+        action: action.into(),
+        target: "shop".into(),
+        status: 201,
+        outcome: "ok".into(),
+        detail: String::new(),
+    };
+    let now = now_ms();
+    // The first append prunes: the old entry goes, the new one stays.
+    log.append(entry(now - 2 * 3_600_000, "old")).await.unwrap();
+    log.append(entry(now, "new")).await.unwrap();
+    let kept = log
+        .list(AuditQuery {
+            namespace: None,
+            since: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = kept.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["new"]);
 }

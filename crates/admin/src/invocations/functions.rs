@@ -5,11 +5,13 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use serde::Deserialize;
+use stratus_manifest::Namespace;
 use utoipa::IntoParams;
 
 use super::InvocationsState;
+use crate::common::app_filter;
 use crate::error::ApiError;
 use crate::model::{FunctionStatus, FunctionTrigger, LastErrorInfo};
 
@@ -20,13 +22,15 @@ pub struct FunctionsQuery {
 }
 
 /// Lists the live functions, by app and name.
-#[utoipa::path(get, tag = "functions", path = "/v1/functions", params(FunctionsQuery),
+#[utoipa::path(get, tag = "functions", path = "/v1/functions", operation_id = "list_functions", params(FunctionsQuery),
     responses((status = 200, body = [FunctionStatus])),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<InvocationsState>,
+    Extension(namespace): Extension<Namespace>,
     Query(query): Query<FunctionsQuery>,
 ) -> Result<Json<Vec<FunctionStatus>>, ApiError> {
+    let app = app_filter(&namespace, query.app.as_deref())?;
     let mut health: HashMap<(String, String), (String, Option<String>)> = state
         .triggers
         .triggers()
@@ -41,8 +45,9 @@ pub async fn list(
     let time = |t| stratus_storage::format_time(t);
     let functions = state
         .node
-        .live_functions(query.app.as_deref())
+        .live_functions(app.as_deref())
         .into_iter()
+        .filter(|f| namespace.owns(&f.app))
         .map(|f| {
             let qualified = format!("{}/{}", f.app, f.name);
             let triggers = f

@@ -6,12 +6,13 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
 use http::StatusCode;
 use serde::Deserialize;
+use stratus_manifest::Namespace;
 use stratus_storage::{LiveLog, LogFeed, LogLine, LogQuery};
 
 use super::InvocationsState;
@@ -42,11 +43,12 @@ pub struct LogParams {
     security(("bearer" = [])))]
 pub async fn logs(
     State(state): State<InvocationsState>,
+    Extension(namespace): Extension<Namespace>,
     Path(function): Path<String>,
     Query(params): Query<LogParams>,
 ) -> Result<Response, ApiError> {
     let ledger = metered(&state.ledger)?;
-    let (app, name) = resolve(&state.node, &function)?;
+    let (app, name) = resolve(&state.node, &namespace, &function)?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::bad_request(format!(
@@ -109,11 +111,13 @@ fn sse_event(line: &LogLine) -> Event {
     security(("bearer" = [])))]
 pub async fn invocation(
     State(state): State<InvocationsState>,
+    Extension(namespace): Extension<Namespace>,
     Path(id): Path<String>,
 ) -> Result<Json<InvocationDetail>, ApiError> {
     let ledger = metered(&state.ledger)?;
+    // Another namespace's invocation answers as one never recorded.
     match ledger.invocation(id.clone()).await? {
-        Some(record) => {
+        Some(record) if namespace.owns(&record.app) => {
             let logs = ledger
                 .logs(LogQuery {
                     app: record.app.clone(),
@@ -125,7 +129,7 @@ pub async fn invocation(
                 .await?;
             Ok(Json(InvocationDetail::new(&record, &logs)))
         }
-        None => Err(ApiError::new(
+        _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "invocation_not_found",
             format!(

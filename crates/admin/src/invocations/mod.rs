@@ -8,7 +8,7 @@ pub(crate) mod logs;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{Extension, FromRef, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,6 +17,7 @@ use serde::Deserialize;
 use stratus_control::Node;
 use stratus_events::Dispatcher;
 use stratus_invoke::{PlatformError, new_invocation_id};
+use stratus_manifest::Namespace;
 use stratus_storage::Ledger;
 
 use crate::AdminState;
@@ -78,12 +79,13 @@ pub struct InvokeParams {
     security(("bearer" = [])))]
 pub async fn invoke(
     State(state): State<InvocationsState>,
+    Extension(namespace): Extension<Namespace>,
     Path(function): Path<String>,
     Query(params): Query<InvokeParams>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let target = state.node.find_function(&function)?;
+    let target = state.node.find_function(&namespace, &function)?;
     let id = new_invocation_id();
     if body.len() as u64 > target.max_body {
         let response = PlatformError::body_too_large(target.max_body).into_response(&id);
@@ -111,7 +113,7 @@ pub async fn invoke(
                 .dispatcher
                 .submit(&target, path, content_type, body)
                 .await?;
-            let location = format!("/v1/events/{id}");
+            let location = crate::namespaces::v1_path(&namespace, &format!("/events/{id}"));
             let accepted = AsyncAccepted {
                 id,
                 state: "queued".into(),

@@ -116,7 +116,10 @@ async fn wait_for_rollout(
     timeout: Duration,
 ) -> anyhow::Result<(usize, Duration)> {
     let started = Instant::now();
-    let path = format!("/v1/apps/{}/rollout", report.app);
+    let path = format!(
+        "/v1/apps/{}/rollout",
+        stratus_manifest::split_key(&report.app).1
+    );
     loop {
         let rollout: Rollout = client.get_json(&path).await?;
         if rollout.live_version != Some(report.version) {

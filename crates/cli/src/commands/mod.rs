@@ -1,6 +1,7 @@
 //! Client commands: each one call (or a few) to the admin API.
 
 pub mod apps;
+pub mod audit;
 pub mod deploy;
 pub mod dlq;
 pub mod invoke;
@@ -9,4 +10,5 @@ pub mod new;
 pub mod nodes;
 pub mod secrets;
 pub mod status;
+pub mod tokens;
 pub mod usage;

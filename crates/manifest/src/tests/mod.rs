@@ -70,8 +70,8 @@ fn parses_a_full_manifest() {
     assert_eq!(
         f.routes,
         vec![
-            Route::Prefix("/pricing".into()),
-            Route::Exact("/price".into())
+            Route::from(RoutePath::Prefix("/pricing".into())),
+            Route::from(RoutePath::Exact("/price".into()))
         ]
     );
     assert_eq!(f.memory, ByteSize(64 << 20));
@@ -82,7 +82,7 @@ fn parses_a_full_manifest() {
     assert_eq!(f.env.get("WITH SPACE").map(String::as_str), Some("ok"));
     assert_eq!(
         m.function("catch-all").unwrap().routes,
-        vec![Route::Prefix(String::new())]
+        vec![Route::from(RoutePath::Prefix(String::new()))]
     );
     assert!(m.function("nope").is_none());
 

@@ -185,7 +185,7 @@ fn refuses_bad_routes_at_their_position() {
     assert_eq!(
         function_error("routes = [\"/ok\", \"price\"]"),
         format!(
-            "{FILE}:6:18: function \"f\": route \"price\" must start with '/'; use \"/x\" for an exact path, \"/x/...\" for a path and everything below it, or \"/...\" for everything"
+            "{FILE}:6:18: function \"f\": route \"price\" must start with '/' (or with a host and then '/'); use \"/x\" for an exact path, \"/x/...\" for a path and everything below it, or \"/...\" for everything, each optionally after a host (\"api.example.com/x/...\")"
         )
     );
     assert_eq!(

@@ -16,9 +16,19 @@ pub const TOKEN: &str = "in-process-token";
 
 /// The testbed guest, built once per test binary for wasm32-wasip2.
 pub fn testbed() -> Bytes {
-    static WASM: OnceLock<Bytes> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    guest("testbed")
+}
+
+/// The capabilities guest (key-value and config), built with the others.
+pub fn capabilities() -> Bytes {
+    guest("capabilities")
+}
+
+/// A test guest by name, after building them all once per test binary.
+fn guest(name: &str) -> Bytes {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    BUILT.get_or_init(|| {
         let manifest = root.join("tests/guests/Cargo.toml");
         let status = Command::new(env!("CARGO"))
             .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
@@ -30,10 +40,11 @@ pub fn testbed() -> Bytes {
             .status()
             .unwrap();
         assert!(status.success(), "building the test guests failed");
-        let wasm = root.join("tests/guests/target/wasm32-wasip2/release/testbed.wasm");
-        Bytes::from(std::fs::read(wasm).unwrap())
-    })
-    .clone()
+    });
+    let wasm = root.join(format!(
+        "tests/guests/target/wasm32-wasip2/release/{name}.wasm"
+    ));
+    Bytes::from(std::fs::read(wasm).unwrap())
 }
 
 /// A node with a small pool, on `dir`.

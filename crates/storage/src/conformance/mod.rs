@@ -5,10 +5,12 @@
 
 pub mod apps;
 pub mod artifacts;
+pub mod audit;
 pub mod keyvalue;
 pub mod ledger;
 pub mod queue;
 pub mod secrets;
+pub mod tokens;
 
 use std::any::Any;
 use std::future::Future;

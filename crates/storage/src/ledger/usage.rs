@@ -225,32 +225,7 @@ impl UsageReport {
                 }
             })
             .collect();
-        let mut total = UsageRow {
-            app: String::new(),
-            function: String::new(),
-            requests: 0,
-            errors: 0,
-            cold_starts: 0,
-            gb_seconds: 0.0,
-            cpu_seconds: 0.0,
-            duration_seconds: 0.0,
-            bytes_in: 0,
-            bytes_out: 0,
-            sampled: 0,
-            cost: 0.0,
-        };
-        for row in &rows {
-            total.requests += row.requests;
-            total.errors += row.errors;
-            total.cold_starts += row.cold_starts;
-            total.gb_seconds += row.gb_seconds;
-            total.cpu_seconds += row.cpu_seconds;
-            total.duration_seconds += row.duration_seconds;
-            total.bytes_in += row.bytes_in;
-            total.bytes_out += row.bytes_out;
-            total.sampled += row.sampled;
-            total.cost += row.cost;
-        }
+        let total = total_of(&rows);
         UsageReport {
             since: since.map(format_time),
             granularity: if exact { "invocation" } else { "hour" },
@@ -259,4 +234,43 @@ impl UsageReport {
             total,
         }
     }
+
+    /// The same report of only the apps `keep` names (by key): a
+    /// namespace's share of a node's usage.
+    pub fn retain_apps(mut self, keep: impl Fn(&str) -> bool) -> UsageReport {
+        self.functions.retain(|row| keep(&row.app));
+        self.total = total_of(&self.functions);
+        self
+    }
+}
+
+/// The sums of `rows`, priced as they were.
+fn total_of(rows: &[UsageRow]) -> UsageRow {
+    let mut total = UsageRow {
+        app: String::new(),
+        function: String::new(),
+        requests: 0,
+        errors: 0,
+        cold_starts: 0,
+        gb_seconds: 0.0,
+        cpu_seconds: 0.0,
+        duration_seconds: 0.0,
+        bytes_in: 0,
+        bytes_out: 0,
+        sampled: 0,
+        cost: 0.0,
+    };
+    for row in rows {
+        total.requests += row.requests;
+        total.errors += row.errors;
+        total.cold_starts += row.cold_starts;
+        total.gb_seconds += row.gb_seconds;
+        total.cpu_seconds += row.cpu_seconds;
+        total.duration_seconds += row.duration_seconds;
+        total.bytes_in += row.bytes_in;
+        total.bytes_out += row.bytes_out;
+        total.sampled += row.sampled;
+        total.cost += row.cost;
+    }
+    total
 }
