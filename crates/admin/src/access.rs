@@ -79,6 +79,12 @@ pub fn access(method: &Method, route: &str) -> Access {
         "/v1/apps/{app}/secrets/{name}" if put || delete => namespaced(Deployer),
         "/v1/tokens" if get || post => namespaced(Admin),
         "/v1/audit" if get => namespaced(Admin),
+        "/v1/quotas" if get => namespaced(Viewer),
+        // A namespace's own admins may not raise its quotas.
+        "/v1/quotas" if put => Access {
+            role: Admin,
+            node_wide: true,
+        },
         "/v1/tokens/{id}" if delete => namespaced(Admin),
         _ => UNLISTED,
     }

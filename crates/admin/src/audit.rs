@@ -64,6 +64,7 @@ fn action(method: &Method, route: &str) -> Option<&'static str> {
         ("POST", "/v1/tokens") => "token.create",
         ("DELETE", "/v1/tokens/{id}") => "token.revoke",
         ("POST", "/v1/functions/{function}/dead-letters/redrive") => "redrive",
+        ("PUT", "/v1/quotas") => "quota.set",
         _ => return None,
     })
 }

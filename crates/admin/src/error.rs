@@ -75,6 +75,7 @@ impl From<ControlError> for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
             ControlError::Limit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "over_limit"),
+            ControlError::Quota { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "over_quota"),
             ControlError::RouteConflict(_) => (StatusCode::CONFLICT, "route_conflict"),
             ControlError::AmbiguousFunction { .. } => (StatusCode::CONFLICT, "ambiguous_function"),
             ControlError::AppNotFound(_) => (StatusCode::NOT_FOUND, "app_not_found"),

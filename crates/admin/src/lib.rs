@@ -30,6 +30,7 @@ pub mod model;
 mod namespaces;
 mod nodes;
 mod openapi;
+mod quotas;
 mod secrets;
 mod tokens;
 mod upload;
@@ -95,6 +96,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(namespaces::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(quotas::router())
         .layer(DefaultBodyLimit::max(state.max_upload))
         .route_layer(axum::middleware::from_fn_with_state(
             auth::Auth::from_ref(&state),

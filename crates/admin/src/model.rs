@@ -286,6 +286,11 @@ pub struct UsageReport {
     pub prices: Prices,
     pub functions: Vec<UsageRow>,
     pub total: UsageRow,
+    /// The namespace's budget this period, when it has one: used, percent,
+    /// exhausted, and a warning from 80 %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub budget: Option<serde_json::Value>,
 }
 
 /// The node's price sheet.
@@ -330,6 +335,7 @@ impl From<stratus_storage::UsageReport> for UsageReport {
             },
             functions: r.functions.into_iter().map(UsageRow::from).collect(),
             total: r.total.into(),
+            budget: None,
         }
     }
 }
@@ -760,4 +766,22 @@ impl From<stratus_storage::AuditEntry> for AuditRecord {
             detail: e.detail,
         }
     }
+}
+
+/// A namespace's quotas, what it uses of them, and its budget this period.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QuotasView {
+    pub namespace: String,
+    /// max_apps, max_functions, max_memory (bytes), max_concurrency,
+    /// requests_per_second, budget; those left out are unlimited.
+    #[schema(value_type = Object)]
+    pub quotas: serde_json::Value,
+    /// Its apps now.
+    pub apps: usize,
+    /// Its apps' live functions now.
+    pub functions: usize,
+    /// Where it stands against its budget this period: used, percent,
+    /// exhausted, and a warning from 80 %.
+    #[schema(value_type = Option<Object>)]
+    pub budget: Option<serde_json::Value>,
 }

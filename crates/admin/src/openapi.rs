@@ -6,8 +6,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::invocations::{functions, logs};
 use crate::{
-    apps, audit, events, health, invocations, metrics, model, namespaces, nodes, secrets, tokens,
-    usage,
+    apps, audit, events, health, invocations, metrics, model, namespaces, nodes, quotas, secrets,
+    tokens, usage,
 };
 
 // Each path keeps the tag it had before the API was split by area (the
@@ -22,7 +22,7 @@ use crate::{
         usage::usage, logs::logs, logs::invocation, events::event, events::dead_letters, events::function_events,
         events::redrive, events::publish, secrets::list, secrets::set, secrets::delete,
         functions::list, metrics::scrape, nodes::list, nodes::rollout, namespaces::list,
-        tokens::create, tokens::list, tokens::revoke, audit::list,
+        tokens::create, tokens::list, tokens::revoke, audit::list, quotas::show, quotas::set,
     ),
     components(schemas(
         model::AppSummary, model::AppDetail, model::FunctionInfo, model::VersionSummary,
@@ -33,7 +33,7 @@ use crate::{
         model::DeadLetters, model::Redriven, model::Published, model::SecretSummary, model::KeyValueHealth, model::DiskHealth,
         model::FunctionStatus, model::FunctionTrigger, model::LastErrorInfo, model::NodeInfo, model::Rollout, model::RolloutNode,
         model::NamespaceSummary, model::CreateToken, model::TokenInfo, model::TokenCreated,
-        model::AuditRecord,
+        model::AuditRecord, model::QuotasView,
     )),
     modifiers(&BearerAuth, &NamespacedPaths),
 )]

@@ -19,12 +19,14 @@ use crate::model::{ErrorBody, UsageReport};
 #[derive(Debug, Clone)]
 pub struct UsageState {
     ledger: Option<Arc<Ledger>>,
+    node: Arc<stratus_control::Node>,
 }
 
 impl FromRef<AdminState> for UsageState {
     fn from_ref(state: &AdminState) -> Self {
         UsageState {
             ledger: state.ledger.clone(),
+            node: state.node.clone(),
         }
     }
 }
@@ -62,5 +64,11 @@ pub async fn usage(
         .usage(query)
         .await?
         .retain_apps(|app| namespace.owns(app));
-    Ok(Json(report.into()))
+    let mut report = UsageReport::from(report);
+    // Against the namespace's budget, whatever period was asked for.
+    let quotas = state.node.quotas(&namespace).await?;
+    report.budget = crate::quotas::budget_status(&state.ledger, &namespace, &quotas)
+        .await?
+        .map(|status| serde_json::to_value(status).unwrap_or_default());
+    Ok(Json(report))
 }

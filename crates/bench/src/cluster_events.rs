@@ -41,6 +41,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
         let node = StratusNode::start(Variant {
             reuse: 1,
             metering: true,
+            quotas: false,
         })?;
         runtime.block_on(events::measure(
             &client,

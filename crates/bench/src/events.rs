@@ -53,6 +53,7 @@ pub fn run(events: usize, connections: usize) -> anyhow::Result<EventsResult> {
     let node = StratusNode::start(Variant {
         reuse: 1,
         metering: true,
+        quotas: false,
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -336,6 +337,7 @@ pub fn run_nats(events: usize) -> anyhow::Result<EventsResult> {
         Variant {
             reuse: 1,
             metering: true,
+            quotas: false,
         },
         &format!("triggers = [{{ nats = \"{subject}\" }}]"),
     )?;

@@ -239,6 +239,8 @@ fn main() -> anyhow::Result<()> {
             targets::Variant {
                 reuse: 1,
                 metering: true,
+
+                quotas: false,
             },
         ),
         (
@@ -246,6 +248,16 @@ fn main() -> anyhow::Result<()> {
             targets::Variant {
                 reuse: 1,
                 metering: false,
+
+                quotas: false,
+            },
+        ),
+        (
+            "Stratus gateway, hello, fresh instance, in a namespace with every quota and a budget",
+            targets::Variant {
+                reuse: 1,
+                metering: true,
+                quotas: true,
             },
         ),
         (
@@ -253,6 +265,8 @@ fn main() -> anyhow::Result<()> {
             targets::Variant {
                 reuse: 128,
                 metering: true,
+
+                quotas: false,
             },
         ),
     ];
@@ -289,6 +303,8 @@ fn main() -> anyhow::Result<()> {
             targets::Variant {
                 reuse: 1,
                 metering: true,
+
+                quotas: false,
             },
             "",
         )?;

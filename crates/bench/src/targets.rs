@@ -90,6 +90,9 @@ pub struct Variant {
     pub reuse: u32,
     /// Metering and invocation logs on (the default) or `--no-metering`.
     pub metering: bool,
+    /// The app in a namespace with every quota set (none reached): what
+    /// checking them costs.
+    pub quotas: bool,
 }
 
 impl StratusNode {
@@ -166,9 +169,37 @@ impl StratusNode {
                 variant.reuse
             ),
         )?;
+        let namespace = if variant.quotas { "bench" } else { "default" };
+        if variant.quotas {
+            let status = Command::new(stratus_bin()?)
+                .args(["quotas", "set", "--namespace", namespace])
+                .args([
+                    "--max-apps",
+                    "10",
+                    "--max-functions",
+                    "100",
+                    "--max-memory",
+                    "1GiB",
+                ])
+                .args([
+                    "--max-concurrency",
+                    "100000",
+                    "--requests-per-second",
+                    "100000000",
+                ])
+                .args(["--budget", "1000000000"])
+                .env("STRATUS_SERVER", &node.admin)
+                .env("STRATUS_TOKEN", "bench")
+                .stdout(Stdio::null())
+                .status()?;
+            if !status.success() {
+                bail!("setting the bench namespace's quotas failed");
+            }
+        }
         let status = Command::new(stratus_bin()?)
             .arg("deploy")
             .arg(&app)
+            .args(["--namespace", namespace])
             .env("STRATUS_SERVER", &node.admin)
             .env("STRATUS_TOKEN", "bench")
             .stdout(Stdio::null())

@@ -149,6 +149,58 @@ pub enum Command {
     /// The namespace's audit log: every change through the API, and every
     /// refused attempt at one.
     Audit(Remote<AuditArgs>),
+    /// The namespace's quotas and budget: show them, or set them (the
+    /// node's token or a node-wide admin).
+    Quotas(Remote<QuotasArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct QuotasArgs {
+    #[command(subcommand)]
+    pub command: QuotasCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotasCommand {
+    /// The namespace's quotas, what it uses, and its budget this period.
+    Show {
+        /// How to print it: an aligned table, or JSON for scripts.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Replace the namespace's quotas whole; what is not given is unlimited.
+    Set(QuotaSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuotaSetArgs {
+    /// Apps at once.
+    #[arg(long)]
+    pub max_apps: Option<u32>,
+    /// Functions over all its apps' live versions.
+    #[arg(long)]
+    pub max_functions: Option<u32>,
+    /// Memory of any one function, e.g. "256MiB".
+    #[arg(long, value_parser = bytes)]
+    pub max_memory: Option<u64>,
+    /// Invocations running at once over all its functions.
+    #[arg(long)]
+    pub max_concurrency: Option<u32>,
+    /// Requests per second through the gateway.
+    #[arg(long)]
+    pub requests_per_second: Option<u32>,
+    /// What it may spend per --budget-period, in --budget-unit.
+    #[arg(long)]
+    pub budget: Option<f64>,
+    /// `money` (the node's price sheet's currency) or `gb-seconds`.
+    #[arg(long, default_value = "money", value_parser = ["money", "gb-seconds"])]
+    pub budget_unit: String,
+    /// `day` or `month` (UTC).
+    #[arg(long, default_value = "month", value_parser = ["day", "month"])]
+    pub budget_period: String,
+    /// At 100 %: `reject` (429 budget_exhausted) or `alert` (keep serving).
+    #[arg(long, default_value = "reject", value_parser = ["reject", "alert"])]
+    pub on_exhausted: String,
 }
 
 #[derive(Debug, Args)]
@@ -861,6 +913,7 @@ mod tests {
                 Command::Secrets(r) => r.client,
                 Command::Tokens(r) => r.client,
                 Command::Audit(r) => r.client,
+                Command::Quotas(r) => r.client,
                 Command::Usage(r) => r.client,
                 other => panic!("{args:?} parsed as {other:?}"),
             };

@@ -100,6 +100,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(Remote { client, args }) => {
             commands::audit::run(&remote(client), args).await
         }
+        Command::Quotas(Remote { client, args }) => {
+            commands::quotas::run(&remote(client), args.command).await
+        }
     }
 }
 

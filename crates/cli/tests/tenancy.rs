@@ -163,3 +163,46 @@ async fn tokens_made_with_the_cli_act_in_their_namespace_and_role() {
     let out = cli_as(&server, &deployer, &["apps", "-n", "team-a"]);
     assert!(!out.status.success(), "a revoked token opens nothing");
 }
+
+#[tokio::test]
+async fn quotas_set_with_the_cli_hold_the_namespace() {
+    let server = Server::start();
+    let out = server.cli(&[
+        "quotas",
+        "set",
+        "-n",
+        "team-a",
+        "--max-apps",
+        "1",
+        "--requests-per-second",
+        "1000",
+        "--budget",
+        "5",
+        "--budget-period",
+        "day",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("apps            0 of 1"),
+        "{}",
+        stdout(&out)
+    );
+    let first = shop("/team-cart", "a1");
+    let out = server.cli(&["deploy", first.path().to_str().unwrap(), "-n", "team-a"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let second = testbed_app("other", "cart", &["/other/..."], "");
+    let out = server.cli(&["deploy", second.path().to_str().unwrap(), "-n", "team-a"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("max_apps"), "{}", stderr(&out));
+    let out = server.cli(&["quotas", "show", "-n", "team-a"]);
+    assert!(
+        stdout(&out).contains("apps            1 of 1"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("budget"), "{}", stdout(&out));
+    server.get("/team-cart/env?name=WHO").await;
+    let out = server.cli(&["usage", "-n", "team-a"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("budget:"), "{}", stdout(&out));
+}

@@ -172,6 +172,8 @@ impl Node {
 
         let serialized = self.deploy_lock.lock().await;
         let commit_started = Instant::now();
+        self.check_quotas(&upload.namespace, &app, &manifest)
+            .await?;
         // The version number and the components' files are only known
         // after the commit, so build the live set with placeholders first
         // purely to detect route conflicts before anything is written (this

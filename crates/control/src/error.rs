@@ -23,6 +23,13 @@ pub enum ControlError {
     /// A function asks for more than the node allows.
     #[error("function \"{function}\": {message}")]
     Limit { function: String, message: String },
+    /// The deploy would take its namespace past a quota.
+    #[error("namespace \"{namespace}\" is over its quota {quota}: {message}")]
+    Quota {
+        namespace: String,
+        quota: String,
+        message: String,
+    },
     /// A route is already served by another app.
     #[error("{0}")]
     RouteConflict(stratus_invoke::RouteConflict),

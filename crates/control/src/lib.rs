@@ -15,6 +15,7 @@ mod deploy;
 mod error;
 mod follow;
 mod node;
+mod quotas;
 mod serving;
 mod stored;
 

@@ -49,6 +49,8 @@ pub struct Node {
     /// For a node following a shared store: the creation time of each app
     /// as last followed (`follow.rs`).
     pub(crate) followed: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// Namespaces' quotas, checked at deploy (`quotas.rs`); none: no quotas.
+    pub(crate) namespaces: Option<Arc<dyn stratus_storage::NamespaceStore>>,
 }
 
 /// The node-wide services behind the capabilities functions are granted:
@@ -99,6 +101,7 @@ impl Node {
             problems: std::sync::Mutex::default(),
             backends: CapabilityBackends::default(),
             followed: std::sync::Mutex::default(),
+            namespaces: None,
         }
     }
 

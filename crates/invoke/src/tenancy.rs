@@ -24,6 +24,8 @@ pub struct Tenancy {
 /// What one namespace's invocations are held to.
 #[derive(Debug)]
 pub struct Guard {
+    /// What it was made from: set again with the same, it is kept.
+    quotas: Quotas,
     /// `max_concurrency`: a permit per running invocation.
     concurrency: Option<Arc<Semaphore>>,
     /// `requests_per_second`.
@@ -61,6 +63,7 @@ impl Bucket {
 impl Guard {
     fn new(quotas: &Quotas) -> Guard {
         Guard {
+            quotas: quotas.clone(),
             concurrency: quotas
                 .max_concurrency
                 .map(|n| Arc::new(Semaphore::new(n as usize))),
@@ -101,10 +104,17 @@ impl Guard {
 }
 
 impl Tenancy {
-    /// Applies a namespace's quotas: a new guard (invocations running
-    /// under the old one finish under it), keeping whether its budget is
-    /// spent until the budget check says otherwise.
+    /// Applies a namespace's quotas: the same ones keep the guard (its
+    /// running invocations and its bucket); others make a new guard
+    /// (invocations running under the old one finish under it), keeping
+    /// whether its budget is spent until the budget check says otherwise.
     pub fn set(&self, namespace: &str, quotas: &Quotas) {
+        if self
+            .guard(namespace)
+            .is_some_and(|guard| guard.quotas == *quotas)
+        {
+            return;
+        }
         let Ok(mut guards) = self.guards.write() else {
             return;
         };
@@ -189,6 +199,15 @@ mod tests {
         );
         let guard = tenancy.guard("a").unwrap();
         assert!(guard.concurrency().is_none() && !guard.exhausted());
+        // The same quotas again keep the guard and what it holds.
+        tenancy.set(
+            "a",
+            &Quotas {
+                requests_per_second: Some(5),
+                ..Quotas::default()
+            },
+        );
+        assert!(Arc::ptr_eq(&guard, &tenancy.guard("a").unwrap()));
         tenancy.set("a", &Quotas::default());
         assert!(tenancy.guard("a").is_none());
     }

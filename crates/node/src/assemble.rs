@@ -15,7 +15,8 @@ use stratus_queue::SqliteQueue;
 use stratus_runtime::{Runtime, RuntimeConfig};
 use stratus_secrets::SecretStore;
 use stratus_storage::{
-    AppStore, ArtifactStore, AuditLog, EventQueue, Ledger, LedgerStore, NodeDirectory, TokenStore,
+    AppStore, ArtifactStore, AuditLog, EventQueue, Ledger, LedgerStore, NamespaceStore,
+    NodeDirectory, TokenStore,
 };
 use stratus_store::{FileArtifacts, SqliteAppStore};
 use stratus_triggers::{TriggerConfig, Triggers};
@@ -94,19 +95,22 @@ impl Stratus {
             Arc<dyn ArtifactStore>,
             Arc<dyn TokenStore>,
             Arc<dyn AuditLog>,
+            Arc<dyn NamespaceStore>,
         );
-        let (apps, artifacts, tokens, audit): Stores = match &shared {
+        let (apps, artifacts, tokens, audit, namespaces): Stores = match &shared {
             Some(shared) => (
                 shared.apps.clone(),
                 shared.artifacts.clone(),
                 shared.tokens.clone(),
                 shared.audit.clone(),
+                shared.namespaces.clone(),
             ),
             None => {
                 let apps = SqliteAppStore::open(data_dir)
                     .map_err(|e| NodeError::open("data directory", e))?;
                 let tokens = Arc::new(apps.tokens());
                 let audit = Arc::new(apps.audit(config.audit_retention));
+                let namespaces = Arc::new(apps.namespaces());
                 (
                     Arc::new(apps),
                     Arc::new(
@@ -115,6 +119,7 @@ impl Stratus {
                     ),
                     tokens,
                     audit,
+                    namespaces,
                 )
             }
         };
@@ -213,8 +218,11 @@ impl Stratus {
             ),
         };
         let backends = capability_backends(&config, data_dir, &secrets)?;
+        crate::quotas::follow(namespaces.clone(), &invoker, ledger.clone()).await;
         let control = Arc::new(
-            Node::new(apps, artifacts, Arc::new(runtime), invoker).with_backends(backends),
+            Node::new(apps, artifacts, Arc::new(runtime), invoker)
+                .with_backends(backends)
+                .with_namespaces(namespaces),
         );
         match &shared {
             Some(shared) => {

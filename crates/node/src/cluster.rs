@@ -11,8 +11,8 @@ use std::time::Duration;
 use stratus_control::Node;
 use stratus_jetstream::{
     JetStream, JetStreamApps, JetStreamArtifacts, JetStreamAudit, JetStreamError, JetStreamLedger,
-    JetStreamNodes, JetStreamQueue, JetStreamSecrets, JetStreamTokens, Kv, KvSettings, LEASE_TERM,
-    NODE_EXPIRY, OpenArtifactsError, Singleton, Watch,
+    JetStreamNamespaces, JetStreamNodes, JetStreamQueue, JetStreamSecrets, JetStreamTokens, Kv,
+    KvSettings, LEASE_TERM, NODE_EXPIRY, OpenArtifactsError, Singleton, Watch,
 };
 use stratus_storage::RetryPolicy;
 
@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) tokens: Arc<JetStreamTokens>,
     /// Every node's changes through the API.
     pub(crate) audit: Arc<JetStreamAudit>,
+    /// Namespaces' quotas, enforced by every node.
+    pub(crate) namespaces: Arc<JetStreamNamespaces>,
     /// Every node's invocation records, lines and usage, when metering is
     /// on.
     pub(crate) ledger: Option<Arc<JetStreamLedger>>,
@@ -185,6 +187,12 @@ async fn open_stores(
             "the tokens bucket {}",
             bucket("tokens")
         )))?;
+    let namespaces = Kv::open(js.clone(), &bucket("namespaces"), &settings)
+        .await
+        .map_err(Failure::of(format!(
+            "the namespaces bucket {}",
+            bucket("namespaces")
+        )))?;
     let audit = JetStreamAudit::open(js.clone(), &cluster.name, cluster.replicas, audit_retention)
         .await
         .map_err(Failure::of("the audit log"))?;
@@ -232,6 +240,7 @@ async fn open_stores(
         leases,
         tokens: Arc::new(JetStreamTokens::new(tokens)),
         audit: Arc::new(audit),
+        namespaces: Arc::new(JetStreamNamespaces::new(namespaces)),
         ledger,
     })
 }

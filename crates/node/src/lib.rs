@@ -15,6 +15,7 @@ mod cluster;
 mod config;
 mod error;
 mod presence;
+mod quotas;
 mod serve;
 
 pub use assemble::Stratus;

@@ -13,4 +13,5 @@ mod audit;
 mod control_plane;
 mod in_process;
 mod namespaces;
+mod quotas;
 mod tokens;

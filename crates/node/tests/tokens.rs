@@ -127,6 +127,7 @@ fn endpoints() -> Vec<(Method, &'static str, &'static str, &'static str, Allowed
         ),
         (Method::GET, "/events/unknown", "", "viewer", Status(404)),
         (Method::GET, "/usage", "", "viewer", Status(200)),
+        (Method::GET, "/quotas", "", "viewer", Status(200)),
         (
             Method::POST,
             "/functions/bed/invocations?method=GET&path=/x/echo",
@@ -247,6 +248,16 @@ async fn every_endpoint_answers_every_role_as_the_role_allows() {
                 None => assert_allowed(status, &answer, Allowed::Status(200), &context),
                 Some(_) => assert_forbidden(status, &answer, &context),
             }
+        }
+        // Quotas are set by node-wide admins only: a namespace's own admin
+        // cannot raise them.
+        let path = "/v1/namespaces/team-a/quotas";
+        let context = format!("{role} of {scope:?}: PUT {path}");
+        let (status, answer) = call(&node, token, &Method::PUT, path, "{}").await;
+        if scope.is_none() && *role == "admin" {
+            assert_allowed(status, &answer, Allowed::Status(200), &context);
+        } else {
+            assert_forbidden(status, &answer, &context);
         }
     }
 

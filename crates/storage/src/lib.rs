@@ -38,8 +38,8 @@ pub use ledger::{
     Sampling, Trigger, UsageQuery, UsageReport, UsageRow, UsageSums, format_time,
 };
 pub use namespaces::{
-    Budget, BudgetPeriod, BudgetUnit, NamespaceFuture, NamespaceStore, NamespaceStoreError,
-    OnExhausted, Quotas,
+    BUDGET_WARNING, Budget, BudgetPeriod, BudgetStatus, BudgetUnit, NamespaceFuture,
+    NamespaceStore, NamespaceStoreError, OnExhausted, Quotas,
 };
 pub use nodes::{NodeDirectory, NodeRecord, NodesError, NodesFuture};
 pub use queue::{

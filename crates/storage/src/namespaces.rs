@@ -92,3 +92,111 @@ pub trait NamespaceStore: Send + Sync + std::fmt::Debug + 'static {
     /// Every namespace that has quotas, by name.
     fn all(&self) -> NamespaceFuture<Vec<(String, Quotas)>>;
 }
+
+/// Where a namespace stands against its budget in the current period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    pub budget: Budget,
+    /// The start of the current period (RFC 3339, UTC).
+    pub period_start: String,
+    /// Spent so far in the period, in the budget's unit.
+    pub used: f64,
+    /// `used` as a share of the budget, in percent.
+    pub percent: f64,
+    /// Spent whole: with `reject`, its functions answer 429.
+    pub exhausted: bool,
+    /// Said from 80 % on.
+    pub warning: Option<String>,
+}
+
+/// From what share of a budget the usage report warns.
+pub const BUDGET_WARNING: f64 = 0.8;
+
+impl BudgetPeriod {
+    /// When the period holding `now` began: midnight UTC, or midnight UTC
+    /// of the month's first day.
+    pub fn start(self, now: std::time::SystemTime) -> std::time::SystemTime {
+        use chrono::{DateTime, Datelike, NaiveDate, Utc};
+        let now: DateTime<Utc> = now.into();
+        let day = match self {
+            BudgetPeriod::Day => now.date_naive(),
+            BudgetPeriod::Month => {
+                NaiveDate::from_ymd_opt(now.year(), now.month(), 1).unwrap_or(now.date_naive())
+            }
+        };
+        let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        midnight.into()
+    }
+}
+
+impl BudgetStatus {
+    /// The status of `namespace`'s `budget` (whose apps `owns` tells apart)
+    /// from the ledger's usage since the period began.
+    pub async fn read(
+        ledger: &crate::Ledger,
+        namespace: &str,
+        budget: &Budget,
+        owns: impl Fn(&str) -> bool,
+    ) -> Result<BudgetStatus, crate::LedgerError> {
+        let start = budget.period.start(std::time::SystemTime::now());
+        let report = ledger
+            .usage(crate::UsageQuery {
+                app: None,
+                since: Some(start),
+            })
+            .await?
+            .retain_apps(owns);
+        let used = match budget.unit {
+            BudgetUnit::GbSeconds => report.total.gb_seconds,
+            BudgetUnit::Money => report.total.cost,
+        };
+        let share = if budget.amount > 0.0 {
+            used / budget.amount
+        } else {
+            1.0
+        };
+        let unit = match budget.unit {
+            BudgetUnit::GbSeconds => "GB-s".to_owned(),
+            BudgetUnit::Money => report.prices.currency.clone(),
+        };
+        let warning = (share >= BUDGET_WARNING).then(|| {
+            format!(
+                "namespace \"{namespace}\" has used {:.0} % of its budget of {} {unit} this {}",
+                share * 100.0,
+                budget.amount,
+                match budget.period {
+                    BudgetPeriod::Day => "day",
+                    BudgetPeriod::Month => "month",
+                }
+            )
+        });
+        Ok(BudgetStatus {
+            budget: budget.clone(),
+            period_start: crate::format_time(start),
+            used,
+            percent: share * 100.0,
+            exhausted: share >= 1.0,
+            warning,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_start_at_utc_midnight_and_the_first_of_the_month() {
+        let at = |text: &str| -> std::time::SystemTime {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+                .into()
+        };
+        let now = at("2026-12-04T03:58:10Z");
+        assert_eq!(BudgetPeriod::Day.start(now), at("2026-12-04T00:00:00Z"));
+        assert_eq!(BudgetPeriod::Month.start(now), at("2026-12-01T00:00:00Z"));
+        let first = at("2027-01-01T00:00:00Z");
+        assert_eq!(BudgetPeriod::Month.start(first), first);
+    }
+}

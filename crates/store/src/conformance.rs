@@ -70,3 +70,18 @@ fn open_audit() -> Opened<Arc<dyn stratus_storage::AuditLog>> {
 mod audit {
     stratus_storage::audit_conformance!(super::open_audit);
 }
+
+fn open_namespaces() -> Opened<Arc<dyn stratus_storage::NamespaceStore>> {
+    Box::pin(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteAppStore::open(dir.path()).unwrap();
+        (
+            Arc::new(store.namespaces()) as Arc<dyn stratus_storage::NamespaceStore>,
+            Box::new(dir) as Box<dyn Any>,
+        )
+    })
+}
+
+mod namespaces {
+    stratus_storage::namespaces_conformance!(super::open_namespaces);
+}

@@ -27,6 +27,7 @@ mod conformance;
 mod db;
 mod error;
 mod files;
+mod namespaces;
 mod queries;
 mod records;
 pub mod schema;
@@ -36,6 +37,7 @@ mod tokens;
 pub use audit::SqliteAudit;
 pub use error::{CorruptSpec, FileError, OpenError};
 pub use files::FileArtifacts;
+pub use namespaces::SqliteNamespaces;
 pub use sqlite::SqliteAppStore;
 pub use tokens::SqliteTokens;
 

@@ -67,6 +67,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_by_time ON audit(time);
     ",
+    // Version 3: namespaces' quotas and budgets (`SqliteNamespaces`), as
+    // the JSON of `stratus_storage::Quotas`.
+    "
+    CREATE TABLE namespace_quota (
+        namespace  TEXT    PRIMARY KEY,
+        quotas     TEXT    NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build writes and understands.

@@ -41,6 +41,13 @@ impl SqliteAppStore {
         }
     }
 
+    /// The node's namespaces' quotas, kept in the same database.
+    pub fn namespaces(&self) -> crate::SqliteNamespaces {
+        crate::SqliteNamespaces {
+            db: self.db.clone(),
+        }
+    }
+
     /// The node's audit log, kept in the same database for `retention`.
     pub fn audit(&self, retention: std::time::Duration) -> crate::SqliteAudit {
         crate::SqliteAudit {

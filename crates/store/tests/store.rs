@@ -35,7 +35,7 @@ fn func(name: &str, bytes: &[u8]) -> NewFunction {
 }
 
 #[tokio::test]
-async fn reopen_keeps_data_and_schema_is_version_2() {
+async fn reopen_keeps_data_and_schema_is_the_latest() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = SqliteAppStore::open(dir.path()).unwrap();
@@ -59,8 +59,8 @@ async fn reopen_keeps_data_and_schema_is_version_2() {
     let version: u32 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
-    assert_eq!(stratus_store::schema::SCHEMA_VERSION, 2);
+    assert_eq!(version, 3);
+    assert_eq!(stratus_store::schema::SCHEMA_VERSION, 3);
     let mode: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
@@ -81,7 +81,7 @@ fn opening_a_newer_schema_is_refused() {
         err,
         OpenError::Sqlite(stratus_sqlite::SqliteError::SchemaTooNew {
             found: 9,
-            supported: 2,
+            supported: 3,
             ..
         })
     ));
@@ -287,7 +287,9 @@ async fn a_schema_1_database_migrates_keeping_its_apps() {
     {
         // Back to what schema 1 wrote.
         let conn = rusqlite::Connection::open(dir.path().join("stratus.db")).unwrap();
-        conn.execute_batch("DROP TABLE token; DROP TABLE audit; PRAGMA user_version = 1;")
+        conn.execute_batch(
+            "DROP TABLE token; DROP TABLE audit; DROP TABLE namespace_quota; PRAGMA user_version = 1;",
+        )
             .unwrap();
     }
     let store = SqliteAppStore::open(dir.path()).unwrap();

@@ -8,6 +8,7 @@ pub mod invoke;
 pub mod logs;
 pub mod new;
 pub mod nodes;
+pub mod quotas;
 pub mod secrets;
 pub mod status;
 pub mod tokens;

@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod keyvalue;
 pub mod ledger;
+pub mod namespaces;
 pub mod queue;
 pub mod secrets;
 pub mod tokens;
