@@ -45,6 +45,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/tokens"),
     ("POST", "/v1/tokens"),
     ("DELETE", "/v1/tokens/some-id"),
+    // the audit log, quotas
+    ("GET", "/v1/audit"),
+    ("GET", "/v1/quotas"),
+    ("PUT", "/v1/quotas"),
 ];
 
 async fn node() -> (Stratus, tempfile::TempDir) {
