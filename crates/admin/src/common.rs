@@ -71,16 +71,19 @@ pub(crate) fn app_key(namespace: &Namespace, app: &str) -> Result<String, ApiErr
         .map_err(|_| ControlError::AppNotFound(app.to_owned()).into())
 }
 
-/// The key of the app a listing is filtered to (`?app=`): a name that
-/// cannot be an app's is a bad filter, not an app that is not there.
+/// The key of `namespace`'s app `app` where the app need not exist (a
+/// secret set before the first deploy, a publish, a listing's `?app=`): a
+/// name that cannot be an app's is a bad request, naming the rule.
+pub(crate) fn named_app(namespace: &Namespace, app: &str) -> Result<String, ApiError> {
+    namespace
+        .app_key(app)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// The key of the app a listing is filtered to (`?app=`), if any.
 pub(crate) fn app_filter(
     namespace: &Namespace,
     app: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
-    app.map(|app| {
-        namespace
-            .app_key(app)
-            .map_err(|e| ApiError::bad_request(format!("app={}", e)))
-    })
-    .transpose()
+    app.map(|app| named_app(namespace, app)).transpose()
 }

@@ -19,7 +19,7 @@ use stratus_storage::{EventStatus, QueueFuture};
 
 use crate::AdminState;
 use crate::audit::AuditNote;
-use crate::common::{DEFAULT_LIMIT, MAX_LIMIT, resolve};
+use crate::common::{DEFAULT_LIMIT, MAX_LIMIT, named_app, resolve};
 use crate::error::ApiError;
 use crate::model::{DeadLetters, ErrorBody, EventInfo, EventList, Published, Redriven};
 
@@ -200,9 +200,7 @@ pub async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
-    let app = namespace
-        .app_key(&app)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let app = named_app(&namespace, &app)?;
     let header = |name: &str| {
         headers
             .get(name)

@@ -13,6 +13,7 @@ use stratus_manifest::Namespace;
 use stratus_secrets::{SecretError, SecretInfo, SecretStore};
 
 use crate::AdminState;
+use crate::common::named_app;
 use crate::error::{ApiError, blocking};
 use crate::model::{ErrorBody, SecretSummary};
 
@@ -53,17 +54,6 @@ impl From<SecretError> for ApiError {
     }
 }
 
-/// The key of `namespace`'s app `app`; the app need not exist, so a bad
-/// name is a bad request rather than an app not found.
-fn check_app(namespace: &Namespace, app: &str) -> Result<String, ApiError> {
-    namespace.app_key(app).map_err(|_| {
-        ApiError::bad_request(format!(
-            "{app:?} is not a valid app name: {}",
-            stratus_manifest::NAME_RULE
-        ))
-    })
-}
-
 /// Lists an app's secrets: names and when each was set, never values.
 #[utoipa::path(get, tag = "secrets", path = "/v1/apps/{app}/secrets", operation_id = "list_secrets", params(("app" = String, Path)),
     responses((status = 200, body = [SecretSummary]), (status = 400, body = ErrorBody)),
@@ -73,7 +63,7 @@ pub async fn list(
     Extension(namespace): Extension<Namespace>,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<SecretSummary>>, ApiError> {
-    let app = check_app(&namespace, &app)?;
+    let app = named_app(&namespace, &app)?;
     let store = state.secrets.clone();
     let infos = blocking(move || store.list(&app)).await?;
     Ok(Json(infos.into_iter().map(summary).collect()))
@@ -92,7 +82,7 @@ pub async fn set(
     Path((app, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let app = check_app(&namespace, &app)?;
+    let app = named_app(&namespace, &app)?;
     let value = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::bad_request("a secret value must be UTF-8 text"))?;
     let store = state.secrets.clone();
@@ -110,7 +100,7 @@ pub async fn delete(
     Extension(namespace): Extension<Namespace>,
     Path((app, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let app = check_app(&namespace, &app)?;
+    let app = named_app(&namespace, &app)?;
     let store = state.secrets.clone();
     let (app2, name2) = (app.clone(), name.clone());
     if blocking(move || store.delete(&app2, &name2)).await? {

@@ -4,13 +4,16 @@
 //! budget, what it spent this period, marking a `reject` namespace that has
 //! spent it all so its functions answer 429 `budget_exhausted`.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use stratus_invoke::Invoker;
 use stratus_manifest::Namespace;
-use stratus_storage::{BudgetStatus, Ledger, NamespaceStore, OnExhausted};
+use stratus_storage::{
+    BudgetPeriod, BudgetStatus, Ledger, NamespaceStore, OnExhausted, UsageReport,
+};
 
 /// How often quotas are read again and budgets summed: how late a budget
 /// stops a namespace, at most, and how late a cluster's other nodes apply a
@@ -54,6 +57,9 @@ async fn check(
             return;
         }
     };
+    // The node's usage since each period began, read once per period
+    // whatever the number of namespaces budgeted over it.
+    let mut usage: HashMap<BudgetPeriod, UsageReport> = HashMap::new();
     for (name, quotas) in all {
         invoker.tenancy().set(&name, &quotas);
         let (Some(budget), Some(ledger), Ok(namespace)) =
@@ -61,7 +67,14 @@ async fn check(
         else {
             continue;
         };
-        match BudgetStatus::read(ledger, &name, budget, |app| namespace.owns(app)).await {
+        let spent = match usage.entry(budget.period) {
+            Entry::Occupied(read) => Ok(read.into_mut()),
+            Entry::Vacant(slot) => BudgetStatus::usage(ledger, budget.period)
+                .await
+                .map(|report| slot.insert(report)),
+        };
+        match spent.map(|report| BudgetStatus::of(report, &name, budget, |app| namespace.owns(app)))
+        {
             Ok(status) => {
                 let refuse = status.exhausted && budget.on_exhausted == OnExhausted::Reject;
                 invoker.tenancy().set_exhausted(&name, refuse);

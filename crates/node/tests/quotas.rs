@@ -183,18 +183,27 @@ async fn a_namespaces_request_rate_is_held_at_the_gateway() {
     )
     .await;
     let mut answers = Vec::new();
+    let started = Instant::now();
     for _ in 0..10 {
         answers.push(get(&node, "/a/echo").await);
     }
+    // The bucket holds 3 and refills at 3/s: however slow the requests
+    // were (a loaded CI machine), no more than that passed.
+    let refilled = (started.elapsed().as_secs_f64() * 3.0).floor() as usize;
     let ok = answers
         .iter()
         .filter(|(s, _, _)| *s == StatusCode::OK)
         .count();
     assert!(
-        (3..=4).contains(&ok),
-        "{ok} of 10 passed a rate of 3/s at once"
+        (3..=3 + refilled).contains(&ok),
+        "{ok} of 10 passed a rate of 3/s in {:?}",
+        started.elapsed()
     );
-    let (status, retry, body) = answers.last().unwrap().clone();
+    let (status, retry, body) = answers
+        .iter()
+        .find(|(s, _, _)| *s != StatusCode::OK)
+        .cloned()
+        .expect("some request was refused");
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(retry.as_deref(), Some("1"));
     assert!(

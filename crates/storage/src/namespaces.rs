@@ -52,7 +52,7 @@ pub enum BudgetUnit {
     Money,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetPeriod {
     /// The UTC calendar day.
@@ -130,6 +130,21 @@ impl BudgetPeriod {
 }
 
 impl BudgetStatus {
+    /// The node's usage (every app's) since `period` began: what
+    /// [`BudgetStatus::of`] reads a namespace's spending from. One read
+    /// serves every namespace budgeted over that period.
+    pub async fn usage(
+        ledger: &crate::Ledger,
+        period: BudgetPeriod,
+    ) -> Result<crate::UsageReport, crate::LedgerError> {
+        ledger
+            .usage(crate::UsageQuery {
+                app: None,
+                since: Some(period.start(std::time::SystemTime::now())),
+            })
+            .await
+    }
+
     /// The status of `namespace`'s `budget` (whose apps `owns` tells apart)
     /// from the ledger's usage since the period began.
     pub async fn read(
@@ -138,14 +153,20 @@ impl BudgetStatus {
         budget: &Budget,
         owns: impl Fn(&str) -> bool,
     ) -> Result<BudgetStatus, crate::LedgerError> {
+        let usage = Self::usage(ledger, budget.period).await?;
+        Ok(Self::of(&usage, namespace, budget, owns))
+    }
+
+    /// The status of `namespace`'s `budget` from `usage`, the node's usage
+    /// since the budget's period began ([`BudgetStatus::usage`]).
+    pub fn of(
+        usage: &crate::UsageReport,
+        namespace: &str,
+        budget: &Budget,
+        owns: impl Fn(&str) -> bool,
+    ) -> BudgetStatus {
         let start = budget.period.start(std::time::SystemTime::now());
-        let report = ledger
-            .usage(crate::UsageQuery {
-                app: None,
-                since: Some(start),
-            })
-            .await?
-            .retain_apps(owns);
+        let report = usage.clone().retain_apps(owns);
         let used = match budget.unit {
             BudgetUnit::GbSeconds => report.total.gb_seconds,
             BudgetUnit::Money => report.total.cost,
@@ -170,14 +191,14 @@ impl BudgetStatus {
                 }
             )
         });
-        Ok(BudgetStatus {
+        BudgetStatus {
             budget: budget.clone(),
             period_start: crate::format_time(start),
             used,
             percent: share * 100.0,
             exhausted: share >= 1.0,
             warning,
-        })
+        }
     }
 }
 
