@@ -2,12 +2,9 @@
 //! with who, what, to what and how it ended; each namespace reads its own;
 //! no endpoint changes or deletes an entry; and the log outlives the node.
 
-use crate::common::{TOKEN, manifest, node_in, testbed};
-use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use crate::common::{TOKEN, admin_call, manifest, node_in, testbed};
+use http::{Method, StatusCode};
 use stratus_node::Stratus;
-use tower::ServiceExt;
 
 async fn call(
     node: &Stratus,
@@ -17,17 +14,7 @@ async fn call(
     content_type: &str,
     body: Vec<u8>,
 ) -> (StatusCode, serde_json::Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, content_type)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let response = node.admin().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    admin_call(node, token, method, path, content_type, body).await
 }
 
 async fn json(

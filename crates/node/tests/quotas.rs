@@ -6,14 +6,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::common::{TOKEN, manifest, node, testbed};
+use crate::common::{TOKEN, admin_call, manifest, node, testbed};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use stratus_control::{ControlError, Upload};
 use stratus_manifest::Namespace;
 use stratus_node::Stratus;
-use tower::ServiceExt;
 
 async fn call(
     node: &Stratus,
@@ -22,17 +21,15 @@ async fn call(
     path: &str,
     body: &str,
 ) -> (StatusCode, serde_json::Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap();
-    let response = node.admin().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    admin_call(
+        node,
+        token,
+        method,
+        path,
+        "application/json",
+        body.to_owned(),
+    )
+    .await
 }
 
 /// A GET through the gateway: status, `Retry-After` and body.

@@ -82,3 +82,27 @@ pub fn manifest(app: &str, route: &str, extra: &str) -> String {
         "[app]\nname = \"{app}\"\n\n[[function]]\nname = \"bed\"\ncomponent = \"testbed.wasm\"\nroutes = [\"{route}/...\"]\n{extra}\n"
     )
 }
+
+/// An admin API request with `token`: the status, and the body as JSON
+/// (`Null` when it is not).
+pub async fn admin_call(
+    node: &Stratus,
+    token: &str,
+    method: http::Method,
+    path: &str,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> (StatusCode, serde_json::Value) {
+    use tower::ServiceExt;
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Full::new(body.into()))
+        .unwrap();
+    let response = node.admin().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
