@@ -20,6 +20,10 @@ bash scripts/brokers.sh
 # release, pinned.
 STRATUS_TEST_NATS_SERVER="${STRATUS_TEST_NATS_SERVER:-$(bash scripts/nats-server.sh)}"
 export STRATUS_TEST_NATS_SERVER
+# The API contract test runs schemathesis (pinned, from PyPI) against a
+# live node.
+STRATUS_TEST_SCHEMATHESIS="${STRATUS_TEST_SCHEMATHESIS:-$(bash scripts/schemathesis.sh)}"
+export STRATUS_TEST_SCHEMATHESIS
 # The metrics test has promtool (Debian's prometheus package) read /metrics;
 # without it that check is skipped, except in CI.
 if ! command -v promtool >/dev/null; then

@@ -20,7 +20,7 @@ use stratus_storage::{AuditEntry, AuditLog, AuditQuery, Role, now_ms};
 
 use crate::AdminState;
 use crate::auth::Principal;
-use crate::common::{DEFAULT_LIMIT, MAX_LIMIT, parse_since};
+use crate::common::{limit, parse_since};
 use crate::error::{ApiError, ErrorCode};
 use crate::model::{AuditRecord, ErrorBody};
 
@@ -187,12 +187,7 @@ pub async fn list(
             "the node's own audit entries are read with the node's token or a node-wide admin token",
         ));
     }
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::bad_request(format!(
-            "limit {limit} is out of range; use 1 to {MAX_LIMIT}"
-        )));
-    }
+    let limit = limit(params.limit)?;
     let since = parse_since(params.since.as_deref())?.map(|t| {
         t.duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -19,7 +19,7 @@ use stratus_storage::{EventStatus, QueueFuture};
 
 use crate::AdminState;
 use crate::audit::AuditNote;
-use crate::common::{DEFAULT_LIMIT, MAX_LIMIT, named_app, resolve};
+use crate::common::{limit, named_app, resolve};
 use crate::error::ApiError;
 use crate::model::{DeadLetters, ErrorBody, EventInfo, EventList, Published, Redriven};
 
@@ -136,7 +136,7 @@ async fn list_events(
     read: ReadEvents,
 ) -> Result<Vec<EventInfo>, ApiError> {
     let (app, name) = resolve(&state.node, namespace, function)?;
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let limit = limit(params.limit)?;
     let found = read(&state.dispatcher, &app, &name, limit).await?;
     Ok(found.into_iter().map(EventInfo::from).collect())
 }

@@ -18,6 +18,9 @@ mod apps;
 mod audit;
 mod auth;
 mod common;
+mod contract;
+#[cfg(test)]
+mod contract_props;
 pub mod disk;
 mod error;
 mod events;
@@ -31,6 +34,7 @@ mod namespaces;
 mod nodes;
 mod openapi;
 mod quotas;
+mod rejections;
 mod secrets;
 mod tokens;
 mod upload;
@@ -118,6 +122,7 @@ pub fn router(state: AdminState) -> Router {
     // with the namespace handed on.
     Router::new().fallback_service(
         tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(rejections::as_json))
             .layer(axum::middleware::from_fn(namespaces::scope))
             .service(routes),
     )

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use stratus_manifest::FunctionSpec;
-use stratus_storage::{AppRecord, FunctionRecord, VersionRecord};
+use stratus_storage::{AppRecord, BudgetStatus, FunctionRecord, Quotas, VersionRecord};
 use utoipa::ToSchema;
 
 /// The platform's error shape, shared by every surface of the node; its
@@ -289,8 +289,7 @@ pub struct UsageReport {
     /// The namespace's budget this period, when it has one: used, percent,
     /// exhausted, and a warning from 80 %.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub budget: Option<serde_json::Value>,
+    pub budget: Option<BudgetStatus>,
 }
 
 /// The node's price sheet.
@@ -674,10 +673,17 @@ pub struct NamespaceSummary {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreateToken {
     /// What it is for ("ci", "grafana"); need not be unique.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub name: String,
     /// `viewer`, `invoker`, `deployer` or `admin`.
+    #[schema(pattern = "^(viewer|invoker|deployer|admin)$")]
     pub role: String,
-    /// Its lifetime ("30d", "12h"); without one it lasts until revoked.
+    /// Its lifetime, a whole number and s, m, h or d ("30d", "12h");
+    /// without one it lasts until revoked.
     #[serde(default)]
     pub expires: Option<String>,
     /// A node-wide token instead of one of the namespace.
@@ -772,16 +778,13 @@ impl From<stratus_storage::AuditEntry> for AuditRecord {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct QuotasView {
     pub namespace: String,
-    /// max_apps, max_functions, max_memory (bytes), max_concurrency,
-    /// requests_per_second, budget; those left out are unlimited.
-    #[schema(value_type = Object)]
-    pub quotas: serde_json::Value,
+    /// Those left out are unlimited.
+    pub quotas: Quotas,
     /// Its apps now.
     pub apps: usize,
     /// Its apps' live functions now.
     pub functions: usize,
     /// Where it stands against its budget this period: used, percent,
     /// exhausted, and a warning from 80 %.
-    #[schema(value_type = Option<Object>)]
-    pub budget: Option<serde_json::Value>,
+    pub budget: Option<BudgetStatus>,
 }

@@ -35,7 +35,7 @@ use crate::{
         model::NamespaceSummary, model::CreateToken, model::TokenInfo, model::TokenCreated,
         model::AuditRecord, model::QuotasView,
     )),
-    modifiers(&BearerAuth, &NamespacedPaths),
+    modifiers(&BearerAuth),
 )]
 struct ApiDoc;
 
@@ -51,67 +51,17 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Paths under `/v1` that are the node's, not a namespace's.
-const NODE_WIDE: &[&str] = &["/v1/nodes", "/v1/namespaces"];
-
-/// Every namespace's endpoint at `/v1/namespaces/{namespace}/…` too, as
-/// `namespaces::scope` serves it: the same operations with the namespace
-/// as a path parameter (and operation ids of their own).
-struct NamespacedPaths;
-
-impl Modify for NamespacedPaths {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-        use utoipa::openapi::{Object, Required, Type};
-        let namespace = ParameterBuilder::new()
-            .name("namespace")
-            .parameter_in(ParameterIn::Path)
-            .required(Required::True)
-            .description(Some(
-                "The namespace; `/v1/…` without it is the `default` namespace's",
-            ))
-            .schema(Some(Object::with_type(Type::String)))
-            .build();
-        let scoped: Vec<_> = openapi
-            .paths
-            .paths
-            .iter()
-            .filter_map(|(path, item)| {
-                let rest = path.strip_prefix("/v1/")?;
-                if NODE_WIDE.contains(&path.as_str()) || path == "/v1/openapi.json" {
-                    return None;
-                }
-                let mut item = item.clone();
-                for op in [
-                    &mut item.get,
-                    &mut item.put,
-                    &mut item.post,
-                    &mut item.delete,
-                    &mut item.patch,
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    op.operation_id = op
-                        .operation_id
-                        .take()
-                        .map(|id| format!("{id}_in_namespace"));
-                }
-                let mut parameters = item.parameters.take().unwrap_or_default();
-                parameters.insert(0, namespace.clone());
-                item.parameters = Some(parameters);
-                Some((format!("/v1/namespaces/{{namespace}}/{rest}"), item))
-            })
-            .collect();
-        openapi.paths.paths.extend(scoped);
-    }
-}
-
 /// The document as JSON text.
 pub fn openapi_json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| {
+            let mut doc = serde_json::to_value(ApiDoc::openapi())
+                .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+            crate::contract::complete(&mut doc);
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        })
+        .clone()
 }
 
 pub async fn serve() -> Response {

@@ -9,10 +9,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use stratus_control::Node;
 use stratus_manifest::Namespace;
-use stratus_storage::{BudgetStatus, Ledger, Quotas};
+use stratus_storage::{Budget, BudgetStatus, Ledger, Quotas};
 
 use crate::AdminState;
 use crate::audit::AuditNote;
+use crate::common::json_object;
 use crate::error::ApiError;
 use crate::model::{ErrorBody, QuotasView};
 
@@ -62,17 +63,17 @@ pub async fn show(
     let budget = budget_status(&state.ledger, &namespace, &quotas).await?;
     Ok(Json(QuotasView {
         namespace: namespace.to_string(),
-        quotas: serde_json::to_value(&quotas).unwrap_or_default(),
+        quotas,
         apps,
         functions,
-        budget: budget.map(|b| serde_json::to_value(b).unwrap_or_default()),
+        budget,
     }))
 }
 
 /// Replaces the namespace's quotas whole (an empty object lifts them all).
 /// Only the node's token or a node-wide admin may.
 #[utoipa::path(put, tag = "quotas", path = "/v1/quotas", operation_id = "set_quotas",
-    request_body(content = Object, description = "max_apps, max_functions, max_memory (bytes), max_concurrency, requests_per_second, budget {amount, unit: gb_seconds|money, period: day|month, on_exhausted: reject|alert}"),
+    request_body(content = Quotas, description = "the namespace's quotas; those left out are unlimited"),
     responses((status = 200, body = QuotasView), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -81,8 +82,7 @@ pub async fn set(
     Extension(namespace): Extension<Namespace>,
     body: axum::body::Bytes,
 ) -> Result<(Extension<AuditNote>, Json<QuotasView>), ApiError> {
-    let quotas: Quotas = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("not quotas: {e}")))?;
+    let quotas: Quotas = json_object(&body, "quotas")?;
     check(&quotas)?;
     state.node.set_quotas(&namespace, quotas.clone()).await?;
     tracing::info!(namespace = %namespace, ?quotas, "quotas set");
@@ -110,11 +110,12 @@ fn check(quotas: &Quotas) -> Result<(), ApiError> {
         )));
     }
     if let Some(budget) = &quotas.budget
-        && !(budget.amount.is_finite() && budget.amount > 0.0)
+        && !(budget.amount.is_finite() && budget.amount >= Budget::MIN_AMOUNT)
     {
-        return Err(ApiError::bad_request(
-            "budget.amount must be a positive number",
-        ));
+        return Err(ApiError::bad_request(format!(
+            "budget.amount must be at least {}",
+            Budget::MIN_AMOUNT
+        )));
     }
     Ok(())
 }

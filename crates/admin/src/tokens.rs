@@ -16,13 +16,23 @@ use stratus_storage::{Role, TokenRecord, TokenStore, now_ms};
 use crate::AdminState;
 use crate::audit::AuditNote;
 use crate::auth::{Principal, TOKEN_PREFIX, hash};
+use crate::common::{json_object, parse_span};
 use crate::error::ApiError;
 use crate::model::{CreateToken, ErrorBody, TokenCreated, TokenInfo};
 
-/// The longest a token may live: long enough for any pipeline, short
-/// enough that a forgotten token ends.
-const MAX_LIFETIME: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+/// A token's lifetime: 1 to 9999 seconds, minutes, hours or days (a span,
+/// [`parse_span`], without a leading zero): long enough for any pipeline,
+/// short enough that a forgotten token ends.
+pub(crate) const LIFETIME_PATTERN: &str = "^[1-9][0-9]{0,3}[smhd]$";
 const MAX_NAME: usize = 64;
+
+/// A lifetime following [`LIFETIME_PATTERN`].
+pub(crate) fn lifetime(text: &str) -> Option<Duration> {
+    if text.starts_with('0') || text.len() > 5 {
+        return None;
+    }
+    parse_span(text)
+}
 
 #[derive(Debug, Clone)]
 pub struct TokensState {
@@ -75,11 +85,13 @@ pub async fn create(
     State(state): State<TokensState>,
     Extension(namespace): Extension<Namespace>,
     Extension(principal): Extension<Principal>,
-    Json(body): Json<CreateToken>,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<TokenCreated>), ApiError> {
+    let body: CreateToken = json_object(&body, "a token to create")?;
     let scope = scope(&principal, &namespace, body.node_wide)?;
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+    let name = body.name.as_str();
+    let length = name.chars().count();
+    if length == 0 || length > MAX_NAME || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(format!(
             "a token's name is 1 to {MAX_NAME} characters without control characters"
         )));
@@ -89,12 +101,9 @@ pub async fn create(
     let expires_at = match body.expires.as_deref() {
         None => None,
         Some(text) => {
-            let lifetime = humantime::parse_duration(text)
-                .ok()
-                .filter(|d| !d.is_zero() && *d <= MAX_LIFETIME)
-                .ok_or_else(|| {
+            let lifetime = lifetime(text).ok_or_else(|| {
                     ApiError::bad_request(format!(
-                        "expires \"{text}\" is not a lifetime of up to 10 years, such as \"30d\" or \"12h\""
+                        "expires \"{text}\" is not a lifetime: a whole number from 1 to 9999 and s, m, h or d, such as \"30d\" or \"12h\""
                     ))
                 })?;
             Some(now.saturating_add(lifetime.as_millis() as i64))

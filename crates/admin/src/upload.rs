@@ -55,6 +55,12 @@ pub(crate) fn form_rejected(rejection: MultipartRejection) -> ApiError {
     )
 }
 
+/// A well-formed form that is not a deploy: its parts are wrong, not its
+/// framing (which is a 400), so it is unprocessable, as a bad manifest is.
+fn invalid_upload(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_upload", message)
+}
+
 /// Reads the deploy form: one `manifest` part and a `component` part per
 /// component, named by its file name. A part sent twice is refused rather
 /// than one of them silently deployed.
@@ -75,7 +81,7 @@ pub(crate) async fn read_upload(
         match (name.as_str(), file_name) {
             ("manifest", _) => {
                 if manifest.is_some() {
-                    return Err(ApiError::bad_request(
+                    return Err(invalid_upload(
                         "the upload has more than one `manifest` part; send one",
                     ));
                 }
@@ -83,7 +89,7 @@ pub(crate) async fn read_upload(
             }
             ("component", Some(path)) => {
                 if upload.components.contains_key(&path) {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(invalid_upload(format!(
                         "the upload has more than one `component` part named \"{path}\"; send each component once"
                     )));
                 }
@@ -94,19 +100,19 @@ pub(crate) async fn read_upload(
                 upload.components.insert(path, bytes);
             }
             ("component", None) => {
-                return Err(ApiError::bad_request(
+                return Err(invalid_upload(
                     "a `component` part has no file name; set it to the manifest's `component` value",
                 ));
             }
             (other, _) => {
-                return Err(ApiError::bad_request(format!(
+                return Err(invalid_upload(format!(
                     "unexpected upload part \"{other}\"; send one `manifest` part and `component` parts"
                 )));
             }
         }
     }
     upload.manifest =
-        manifest.ok_or_else(|| ApiError::bad_request("the upload has no `manifest` part"))?;
+        manifest.ok_or_else(|| invalid_upload("the upload has no `manifest` part"))?;
     Ok(upload)
 }
 
@@ -136,8 +142,7 @@ async fn read_manifest(mut field: Field<'_>, max_upload: usize) -> Result<String
         };
         return Err(ControlError::Manifest(e).into());
     }
-    String::from_utf8(kept)
-        .map_err(|_| ApiError::bad_request("the manifest part is not UTF-8 text"))
+    String::from_utf8(kept).map_err(|_| invalid_upload("the manifest part is not UTF-8 text"))
 }
 
 /// A part of the upload that could not be read.

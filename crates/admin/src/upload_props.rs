@@ -143,7 +143,8 @@ fn content_type(boundary: &str) -> Vec<u8> {
 }
 
 /// What `read_upload` should make of a well-formed form within the limit:
-/// the upload, or the status of the first refusal.
+/// the upload, or the status of the first refusal (422: the form is read,
+/// its parts are not a deploy).
 fn expected(parts: &[Part]) -> Result<Upload, StatusCode> {
     let mut upload = Upload::default();
     let mut manifest = None;
@@ -151,22 +152,22 @@ fn expected(parts: &[Part]) -> Result<Upload, StatusCode> {
         match (part.name.as_deref(), &part.file_name) {
             (Some("manifest"), _) => {
                 if manifest.is_some() {
-                    return Err(StatusCode::BAD_REQUEST);
+                    return Err(StatusCode::UNPROCESSABLE_ENTITY);
                 }
                 let text = String::from_utf8(part.body.clone()).ok();
-                manifest = Some(text.ok_or(StatusCode::BAD_REQUEST)?);
+                manifest = Some(text.ok_or(StatusCode::UNPROCESSABLE_ENTITY)?);
             }
             (Some("component"), Some(path)) => {
                 if upload.components.contains_key(path) {
-                    return Err(StatusCode::BAD_REQUEST);
+                    return Err(StatusCode::UNPROCESSABLE_ENTITY);
                 }
                 let bytes = Bytes::copy_from_slice(&part.body);
                 upload.components.insert(path.clone(), bytes);
             }
-            _ => return Err(StatusCode::BAD_REQUEST),
+            _ => return Err(StatusCode::UNPROCESSABLE_ENTITY),
         }
     }
-    upload.manifest = manifest.ok_or(StatusCode::BAD_REQUEST)?;
+    upload.manifest = manifest.ok_or(StatusCode::UNPROCESSABLE_ENTITY)?;
     Ok(upload)
 }
 
@@ -498,7 +499,12 @@ fn pathological_bodies_take_linear_time() {
         match (expected, result) {
             (Ok(n), Ok(upload)) => assert_eq!(upload.components.len(), n, "{what}"),
             (Err(reason), Err(e)) => {
-                assert_eq!(e.status, StatusCode::BAD_REQUEST, "{what}: {e:?}");
+                let status = if reason == "the upload has no `manifest` part" {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                assert_eq!(e.status, status, "{what}: {e:?}");
                 assert!(e.message.contains(reason), "{what}: {e:?}");
                 if reason != "the upload has no `manifest` part" {
                     assert!(

@@ -67,8 +67,6 @@ pub async fn usage(
     let mut report = UsageReport::from(report);
     // Against the namespace's budget, whatever period was asked for.
     let quotas = state.node.quotas(&namespace).await?;
-    report.budget = crate::quotas::budget_status(&state.ledger, &namespace, &quotas)
-        .await?
-        .map(|status| serde_json::to_value(status).unwrap_or_default());
+    report.budget = crate::quotas::budget_status(&state.ledger, &namespace, &quotas).await?;
     Ok(Json(report))
 }

@@ -901,11 +901,11 @@ async fn usage_logs_and_invocations_cover_every_node() {
         let (status, answer) = two.admin_get(&format!("/v1/invocations/{id}")).await;
         assert_eq!(status, 404, "{id}: {answer}");
     }
+    // Refused by the id's grammar before it comes near a subject.
     let (status, answer) = two
         .admin_get("/v1/functions/api/logs?invocation=a.%3E")
         .await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["lines"], serde_json::json!([]), "{answer}");
+    assert_eq!(status, 400, "{answer}");
     let (status, answer) = two.admin_get("/v1/usage?app=a.%3E&since=1h").await;
     assert!(matches!(status, 200 | 400 | 404), "{status} {answer}");
     let neighbour = two.get("/other/echo").await;

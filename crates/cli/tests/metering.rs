@@ -63,7 +63,7 @@ async fn a_bad_since_is_refused_with_the_forms_it_takes() {
     let out = server.cli(&["usage", "--since", "yesterday-ish"]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("neither a duration"),
+        stderr(&out).contains("neither a span back from now"),
         "{}",
         stderr(&out)
     );

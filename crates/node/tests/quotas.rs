@@ -275,7 +275,7 @@ async fn a_spent_budget_stops_the_namespace_or_only_warns() {
         .deploy(upload("team-c", "shop", "/c", ""))
         .await
         .unwrap();
-    let budget = |on: &str| serde_json::json!({"budget": {"amount": 1e-9, "unit": "gb_seconds", "period": "month", "on_exhausted": on}});
+    let budget = |on: &str| serde_json::json!({"budget": {"amount": 1e-6, "unit": "gb_seconds", "period": "month", "on_exhausted": on}});
     set_quotas(&node, "team-a", budget("reject")).await;
     set_quotas(&node, "team-b", budget("alert")).await;
     assert_eq!(get(&node, "/a/echo").await.0, StatusCode::OK);

@@ -444,7 +444,7 @@ async fn expired_and_made_up_tokens_open_nothing() {
         &node,
         TOKEN,
         a,
-        serde_json::json!({"name": "brief", "role": "admin", "expires": "50ms"}),
+        serde_json::json!({"name": "brief", "role": "admin", "expires": "1s"}),
     )
     .await;
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -55,7 +55,7 @@ pub enum SecretError {
     NoSharedKey,
     #[error("{0:?} is not a valid secret name: {rule}", rule = stratus_manifest::CONFIG_KEY_RULE)]
     BadName(String),
-    #[error("a secret value must be UTF-8 text of at most {MAX_SECRET_BYTES} bytes; this one {0}")]
+    #[error("a secret value must be 1 to {MAX_SECRET_BYTES} bytes of UTF-8 text; this one {0}")]
     BadValue(String),
     #[error(
         "secret {name:?} of app {app:?} cannot be decrypted: the node's secrets key is not the one it was stored with"
@@ -116,6 +116,11 @@ impl SecretStore {
     pub fn set(&self, app: &str, name: &str, value: &str) -> Result<(), SecretError> {
         if !stratus_manifest::valid_config_key(name) {
             return Err(SecretError::BadName(name.to_string()));
+        }
+        if value.is_empty() {
+            // Surely a mistake (an empty file, a variable never set): a
+            // function reading it would take "" for the secret.
+            return Err(SecretError::BadValue("is empty".into()));
         }
         if value.len() > MAX_SECRET_BYTES {
             return Err(SecretError::BadValue(format!("has {} bytes", value.len())));

@@ -7,24 +7,33 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 
 /// What a namespace may have and use; `None` is no limit of that kind.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Quotas {
     /// Apps at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4294967295_u32))]
     pub max_apps: Option<u32>,
     /// Functions over all its apps' live versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4294967295_u32))]
     pub max_functions: Option<u32>,
     /// Linear memory of any one function, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 18446744073709551615_u64)
+    )]
     pub max_memory: Option<u64>,
     /// Invocations running at once over all its functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4294967295_u32))]
     pub max_concurrency: Option<u32>,
     /// Requests per second through the gateway (a token bucket holding one
     /// second's worth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4294967295_u32))]
     pub requests_per_second: Option<u32>,
     /// What it may spend in a period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,9 +42,12 @@ pub struct Quotas {
 
 /// A spending limit per period, in GB-seconds or in the price sheet's
 /// currency.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
+    /// At least [`Budget::MIN_AMOUNT`].
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.000001))]
     pub amount: f64,
     pub unit: BudgetUnit,
     pub period: BudgetPeriod,
@@ -44,6 +56,14 @@ pub struct Budget {
     pub on_exhausted: OnExhausted,
 }
 
+impl Budget {
+    /// The smallest budget: a millionth of a GB-second or of the currency.
+    /// Any less is no budget (and its share of a spend, a division by next
+    /// to nothing, would overflow).
+    pub const MIN_AMOUNT: f64 = 0.000_001;
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetUnit {
@@ -52,6 +72,7 @@ pub enum BudgetUnit {
     Money,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetPeriod {
@@ -61,6 +82,7 @@ pub enum BudgetPeriod {
     Month,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnExhausted {
@@ -94,6 +116,7 @@ pub trait NamespaceStore: Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// Where a namespace stands against its budget in the current period.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetStatus {
     pub budget: Budget,
@@ -112,7 +135,35 @@ pub struct BudgetStatus {
 /// From what share of a budget the usage report warns.
 pub const BUDGET_WARNING: f64 = 0.8;
 
+impl BudgetUnit {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetUnit::GbSeconds => "gb_seconds",
+            BudgetUnit::Money => "money",
+        }
+    }
+}
+
+impl OnExhausted {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnExhausted::Reject => "reject",
+            OnExhausted::Alert => "alert",
+        }
+    }
+}
+
 impl BudgetPeriod {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetPeriod::Day => "day",
+            BudgetPeriod::Month => "month",
+        }
+    }
+
     /// When the period holding `now` began: midnight UTC, or midnight UTC
     /// of the month's first day.
     pub fn start(self, now: std::time::SystemTime) -> std::time::SystemTime {
@@ -195,7 +246,9 @@ impl BudgetStatus {
             budget: budget.clone(),
             period_start: crate::format_time(start),
             used,
-            percent: share * 100.0,
+            // Finite whatever budget a store holds, so it stays a number
+            // in JSON.
+            percent: (share * 100.0).min(f64::MAX),
             exhausted: share >= 1.0,
             warning,
         }

@@ -16,7 +16,7 @@ use stratus_manifest::Namespace;
 use stratus_storage::{LiveLog, LogFeed, LogLine, LogQuery};
 
 use super::InvocationsState;
-use crate::common::{DEFAULT_LIMIT, MAX_LIMIT, metered, parse_since, resolve};
+use crate::common::{MAX_LIMIT, invocation_id, limit, metered, parse_since, resolve};
 use crate::error::ApiError;
 use crate::model::{ErrorBody, InvocationDetail, LogLineInfo, LogLines};
 
@@ -38,8 +38,11 @@ pub struct LogParams {
 /// are written, each event's data one JSON log line.
 #[utoipa::path(get, tag = "ledger", path = "/v1/functions/{function}/logs",
     params(("function" = String, Path), LogParams),
-    responses((status = 200, body = LogLines), (status = 404, body = ErrorBody),
-        (status = 503, body = ErrorBody)),
+    responses((status = 200, description = "the lines; with `follow=true`, a stream of them", content(
+            (LogLines = "application/json"),
+            (String = "text/event-stream"),
+        )),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn logs(
     State(state): State<InvocationsState>,
@@ -49,17 +52,12 @@ pub async fn logs(
 ) -> Result<Response, ApiError> {
     let ledger = metered(&state.ledger)?;
     let (app, name) = resolve(&state.node, &namespace, &function)?;
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::bad_request(format!(
-            "limit {limit} is out of range; use 1 to {MAX_LIMIT}"
-        )));
-    }
+    let limit = limit(params.limit)?;
     let query = LogQuery {
         app,
         function: name,
         since: parse_since(params.since.as_deref())?,
-        invocation: params.invocation,
+        invocation: params.invocation.map(invocation_id).transpose()?,
         limit,
     };
     if !params.follow {

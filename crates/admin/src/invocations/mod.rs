@@ -21,8 +21,9 @@ use stratus_manifest::Namespace;
 use stratus_storage::Ledger;
 
 use crate::AdminState;
+use crate::contract::INVOKE_METHODS;
 use crate::error::ApiError;
-use crate::model::{AsyncAccepted, ErrorBody};
+use crate::model::AsyncAccepted;
 
 /// What the invocations area needs: the control plane (to find and invoke
 /// functions), the dispatcher (async invocations), the ledger (logs and
@@ -72,10 +73,14 @@ pub struct InvokeParams {
 #[utoipa::path(post, tag = "handlers", path = "/v1/functions/{function}/invocations",
     params(("function" = String, Path), InvokeParams),
     request_body(content = String, content_type = "application/octet-stream"),
-    responses((status = 200, description = "the function's own response"),
+    responses(
         (status = 202, body = AsyncAccepted, description = "queued (mode=async)"),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)),
+        (status = "default", content_type = "*/*", body = Object,
+            description = "the function's own response, whatever its status and body; or the \
+            platform's refusal in the `ErrorResponse` shape: 400 a bad parameter, 401 or 403 \
+            the token, 404 no such function (or another namespace), 413 the body over the \
+            function's limit, 429 over a concurrency, rate or budget limit, 502 the function \
+            failed, 503 a store out of reach, 504 it ran out of time")),
     security(("bearer" = [])))]
 pub async fn invoke(
     State(state): State<InvocationsState>,
@@ -92,14 +97,22 @@ pub async fn invoke(
         return Ok(response.map(Body::new));
     }
     let method = match params.method.as_deref() {
-        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-            .map_err(|_| ApiError::bad_request(format!("\"{m}\" is not an HTTP method")))?,
+        Some(m) => INVOKE_METHODS
+            .contains(&m)
+            .then(|| Method::from_bytes(m.as_bytes()).ok())
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "method \"{m}\" is not one of {}",
+                    INVOKE_METHODS.join(", ")
+                ))
+            })?,
         None => Method::POST,
     };
     let path = params.path.unwrap_or_else(|| "/".to_string());
-    if !path.starts_with('/') {
+    if !valid_path(&path) {
         return Err(ApiError::bad_request(format!(
-            "the path \"{path}\" must start with '/'"
+            "the path \"{path}\" must start with '/' and hold only URL characters (others %-encoded)"
         )));
     }
     match params.mode.as_deref() {
@@ -143,6 +156,40 @@ pub async fn invoke(
             request.headers_mut().append(name.clone(), value.clone());
         }
     }
-    let response = state.node.invoke(&target, request, &id).await;
-    Ok(response.map(Body::new))
+    let mut response = state
+        .node
+        .invoke(&target, request, &id)
+        .await
+        .map(Body::new);
+    // The function's own answer, whatever its shape.
+    response
+        .extensions_mut()
+        .insert(crate::rejections::Passthrough);
+    Ok(response)
+}
+
+/// A path and query a function may be handed (`contract::PATH_PATTERN`):
+/// '/' first, then URL characters, with `%` only as an escape.
+pub(crate) fn valid_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let escape = bytes.get(i + 1..i + 3);
+            if !escape.is_some_and(|e| e.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(b.is_ascii_alphanumeric() || b"._~!$&'()*+,;=:@/?-".contains(&b)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }

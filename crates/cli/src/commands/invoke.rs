@@ -15,11 +15,12 @@ pub async fn run(opts: &ClientOpts, args: InvokeArgs) -> anyhow::Result<ExitCode
     let client = Client::new(opts)?;
     let body = read_data(args.data.as_deref())?;
     let path = format!("/v1/functions/{}/invocations", segment(&args.function));
+    let method = args.method.to_ascii_uppercase();
     let mut request = client
         .request(Method::POST, &path)
         .query(&[
             ("path", args.path.as_str()),
-            ("method", args.method.as_str()),
+            ("method", method.as_str()),
             ("mode", if args.asynchronous { "async" } else { "sync" }),
         ])
         .body(body);

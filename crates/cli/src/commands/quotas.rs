@@ -62,39 +62,44 @@ fn body(args: &QuotaSetArgs) -> serde_json::Value {
 }
 
 fn print(view: &QuotasView) {
-    let quota = |key: &str| {
-        view.quotas
-            .get(key)
-            .map_or("unlimited".to_owned(), ToString::to_string)
-    };
+    fn or_unlimited<T: ToString>(quota: Option<T>) -> String {
+        quota.map_or("unlimited".to_owned(), |q| q.to_string())
+    }
+    let quotas = &view.quotas;
     println!("namespace {}", view.namespace);
-    println!("  apps            {} of {}", view.apps, quota("max_apps"));
+    println!(
+        "  apps            {} of {}",
+        view.apps,
+        or_unlimited(quotas.max_apps)
+    );
     println!(
         "  functions       {} of {}",
         view.functions,
-        quota("max_functions")
+        or_unlimited(quotas.max_functions)
     );
-    println!("  memory/function {}", quota("max_memory"));
-    println!("  concurrency     {}", quota("max_concurrency"));
-    println!("  requests/s      {}", quota("requests_per_second"));
+    println!("  memory/function {}", or_unlimited(quotas.max_memory));
+    println!("  concurrency     {}", or_unlimited(quotas.max_concurrency));
+    println!(
+        "  requests/s      {}",
+        or_unlimited(quotas.requests_per_second)
+    );
     match &view.budget {
-        Some(budget) => {
+        Some(status) => {
+            let budget = &status.budget;
             println!(
                 "  budget          {:.6} of {} {} this {} ({:.1} %, since {}), then {}",
-                budget["used"].as_f64().unwrap_or_default(),
-                budget["budget"]["amount"],
-                budget["budget"]["unit"].as_str().unwrap_or_default(),
-                budget["budget"]["period"].as_str().unwrap_or_default(),
-                budget["percent"].as_f64().unwrap_or_default(),
-                budget["period_start"].as_str().unwrap_or_default(),
-                budget["budget"]["on_exhausted"]
-                    .as_str()
-                    .unwrap_or_default(),
+                status.used,
+                budget.amount,
+                budget.unit.as_str(),
+                budget.period.as_str(),
+                status.percent,
+                status.period_start,
+                budget.on_exhausted.as_str(),
             );
-            if let Some(warning) = budget["warning"].as_str() {
+            if let Some(warning) = &status.warning {
                 println!("  warning: {warning}");
             }
         }
-        None => println!("  budget          {}", quota("budget")),
+        None => println!("  budget          unlimited"),
     }
 }

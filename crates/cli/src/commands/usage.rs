@@ -39,22 +39,18 @@ pub async fn run(opts: &ClientOpts, args: UsageArgs) -> anyhow::Result<ExitCode>
     }
     // Against the namespace's budget, when it has one.
     if !matches!(args.format, UsageFormat::Json | UsageFormat::Csv)
-        && let Some(budget) = &report.budget
+        && let Some(status) = &report.budget
     {
         println!(
             "\nbudget: {:.6} of {} {} this {} ({:.1} %){}",
-            budget["used"].as_f64().unwrap_or_default(),
-            budget["budget"]["amount"],
-            budget["budget"]["unit"].as_str().unwrap_or_default(),
-            budget["budget"]["period"].as_str().unwrap_or_default(),
-            budget["percent"].as_f64().unwrap_or_default(),
-            if budget["exhausted"] == true {
-                ", exhausted"
-            } else {
-                ""
-            }
+            status.used,
+            status.budget.amount,
+            status.budget.unit.as_str(),
+            status.budget.period.as_str(),
+            status.percent,
+            if status.exhausted { ", exhausted" } else { "" }
         );
-        if let Some(warning) = budget["warning"].as_str() {
+        if let Some(warning) = &status.warning {
             println!("warning: {warning}");
         }
     }
