@@ -16,19 +16,70 @@
 
 use std::fmt::Write as _;
 
-/// One metric family of one sample, its name without the `stratus_` prefix
-/// (and, for a counter, without `_total`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One metric family, its name without the `stratus_` prefix (and, for a
+/// counter, without `_total`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Family {
     pub name: &'static str,
     pub help: &'static str,
-    pub value: Value,
+    pub kind: Kind,
+    pub samples: Vec<Sample>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Value {
-    Counter(u64),
-    Gauge(i64),
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One sample: its suffix after the family's name (a histogram's
+/// `_bucket`, `_sum` and `_count`; a counter's `_total` is added in
+/// rendering), its labels and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub suffix: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: Number,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+}
+
+impl Family {
+    /// A counter of one sample without labels.
+    pub fn counter(name: &'static str, help: &'static str, value: u64) -> Family {
+        Family {
+            name,
+            help,
+            kind: Kind::Counter,
+            samples: vec![Sample::new(Vec::new(), Number::Uint(value))],
+        }
+    }
+
+    /// A gauge of one sample without labels.
+    pub fn gauge(name: &'static str, help: &'static str, value: i64) -> Family {
+        Family {
+            name,
+            help,
+            kind: Kind::Gauge,
+            samples: vec![Sample::new(Vec::new(), Number::Int(value))],
+        }
+    }
+}
+
+impl Sample {
+    pub fn new(labels: Vec<(&'static str, String)>, value: Number) -> Sample {
+        Sample {
+            suffix: "",
+            labels,
+            value,
+        }
+    }
 }
 
 /// The exposition formats of `/metrics`.
@@ -100,27 +151,74 @@ fn quality(accept: &str, media_type: &str) -> f32 {
 }
 
 /// The families as text in `format`, every name prefixed with `prefix_`.
+/// A family without samples is left out (a classic parser would read its
+/// `# TYPE` alone as a family of its own).
 pub fn render(format: Format, prefix: &str, families: &[Family]) -> String {
     let mut out = String::new();
-    for family in families {
+    for family in families.iter().filter(|f| !f.samples.is_empty()) {
         let name = format!("{prefix}_{}", family.name);
-        let (kind, sample, value) = match family.value {
-            Value::Counter(n) => ("counter", format!("{name}_total"), n.to_string()),
-            Value::Gauge(n) => ("gauge", name.clone(), n.to_string()),
+        let (kind, total) = match family.kind {
+            Kind::Counter => ("counter", "_total"),
+            Kind::Gauge => ("gauge", ""),
+            Kind::Histogram => ("histogram", ""),
         };
-        // The classic format names a family like its samples; OpenMetrics
-        // names a counter's family without the `_total` of its sample.
+        // The classic format names a counter's family like its samples;
+        // OpenMetrics names it without the `_total` of its samples.
         let family_name = match format {
-            Format::Classic => &sample,
-            Format::OpenMetrics => &name,
+            Format::Classic => format!("{name}{total}"),
+            Format::OpenMetrics => name.clone(),
         };
         let help = escape_help(family.help, format);
         let _ = writeln!(out, "# HELP {family_name} {help}.");
         let _ = writeln!(out, "# TYPE {family_name} {kind}");
-        let _ = writeln!(out, "{sample} {value}");
+        for sample in &family.samples {
+            let _ = write!(out, "{name}{}{total}", sample.suffix);
+            if !sample.labels.is_empty() {
+                out.push('{');
+                for (i, (label, value)) in sample.labels.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{label}=\"{}\"", escape_label(value));
+                }
+                out.push('}');
+            }
+            let _ = match sample.value {
+                Number::Int(n) => writeln!(out, " {n}"),
+                Number::Uint(n) => writeln!(out, " {n}"),
+                Number::Float(f) => writeln!(out, " {}", float(f)),
+            };
+        }
     }
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
+    }
+    out
+}
+
+/// A float as both formats write one: `+Inf`, `-Inf`, `NaN`, else Rust's
+/// shortest exact spelling.
+pub fn float(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        f.to_string()
+    }
+}
+
+/// A label value with the escapes both formats need: backslash, double
+/// quote and newline.
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
     }
     out
 }
@@ -189,16 +287,8 @@ mod tests {
     #[test]
     fn a_counter_is_named_for_its_format() {
         let families = [
-            Family {
-                name: "deploys",
-                help: "Versions deployed",
-                value: Value::Counter(3),
-            },
-            Family {
-                name: "live_functions",
-                help: "Functions of \"live\" versions\\now",
-                value: Value::Gauge(2),
-            },
+            Family::counter("deploys", "Versions deployed", 3),
+            Family::gauge("live_functions", "Functions of \"live\" versions\\now", 2),
         ];
         assert_eq!(
             render(Format::Classic, "stratus", &families),

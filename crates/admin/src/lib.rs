@@ -26,6 +26,7 @@ mod error;
 mod events;
 mod exposition;
 mod form;
+mod function_metrics;
 mod health;
 mod invocations;
 mod metrics;

@@ -12,7 +12,7 @@ use stratus_control::Node;
 use stratus_events::Dispatcher;
 
 use crate::AdminState;
-use crate::exposition::{Family, Format, Value, render};
+use crate::exposition::{Family, Format, render};
 
 /// Whose counters are scraped: the control plane's (which answers for the
 /// runtime, the invoker and the ledger's writer) and the dispatcher's.
@@ -58,13 +58,7 @@ fn families(state: &MetricsState) -> Vec<Family> {
     let stats = state.node.stats();
     let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let mut families = Vec::new();
-    let mut counter = |name, help, value| {
-        families.push(Family {
-            name,
-            help,
-            value: Value::Counter(value),
-        })
-    };
+    let mut counter = |name, help, value| families.push(Family::counter(name, help, value));
     let residency = state.node.residency();
     let counters: [(&str, &str, &AtomicU64); 9] = [
         (
@@ -242,27 +236,30 @@ fn families(state: &MetricsState) -> Vec<Family> {
     );
     let live = state.node.live_counts();
     let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-    families.push(Family {
-        name: "live_functions",
-        help: "Functions of live versions",
-        value: Value::Gauge(count(live.functions)),
-    });
-    families.push(Family {
-        name: "resident_functions",
-        help: "Live functions whose compiled code is in memory",
-        value: Value::Gauge(count(live.resident)),
-    });
+    families.push(Family::gauge(
+        "live_functions",
+        "Functions of live versions",
+        count(live.functions),
+    ));
+    families.push(Family::gauge(
+        "resident_functions",
+        "Live functions whose compiled code is in memory",
+        count(live.resident),
+    ));
     // The scaling signal: in flight against capacity, per node.
     let admission = state.node.invoker().admission();
-    families.push(Family {
-        name: "inflight_requests",
-        help: "Invocations running now (HTTP, events, calls between functions)",
-        value: Value::Gauge(i64::from(admission.in_flight())),
-    });
-    families.push(Family {
-        name: "node_capacity",
-        help: "Invocations the node runs at once at most (its instance slots: --max-instances less the idle reserve)",
-        value: Value::Gauge(i64::from(admission.capacity())),
-    });
+    families.push(Family::gauge(
+        "inflight_requests",
+        "Invocations running now (HTTP, events, calls between functions)",
+        i64::from(admission.in_flight()),
+    ));
+    families.push(Family::gauge(
+        "node_capacity",
+        "Invocations the node runs at once at most (its instance slots: --max-instances less the idle reserve)",
+        i64::from(admission.capacity()),
+    ));
+    families.extend(crate::function_metrics::families(
+        &state.node.live_functions(None),
+    ));
     families
 }

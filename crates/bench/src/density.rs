@@ -29,39 +29,9 @@ const IDLE_TTL: &str = "3s";
 
 pub fn run(functions: usize, requests: usize) -> anyhow::Result<DensityResult> {
     let node = StratusNode::start_empty(&["--idle-ttl", IDLE_TTL])?;
-    let component = std::fs::read(hello_component()?)?;
     let client = reqwest::blocking::Client::new();
-    let mut deploys = Vec::with_capacity(functions);
     let started = Instant::now();
-    for i in 0..functions {
-        let manifest = format!(
-            "[app]\nname = \"d{i}\"\n\n[[function]]\nname = \"d{i}\"\ncomponent = \"hello.wasm\"\nroutes = [\"/d{i}\"]\nmemory = \"16MiB\"\n"
-        );
-        let form = reqwest::blocking::multipart::Form::new()
-            .part(
-                "manifest",
-                reqwest::blocking::multipart::Part::text(manifest).file_name("stratus.toml"),
-            )
-            .part(
-                "component",
-                reqwest::blocking::multipart::Part::bytes(component.clone())
-                    .file_name("hello.wasm"),
-            );
-        let t = Instant::now();
-        let response = client
-            .post(format!("{}/v1/apps", node.admin))
-            .bearer_auth("bench")
-            .multipart(form)
-            .send()
-            .context("deploying")?;
-        if !response.status().is_success() {
-            bail!("deploy {i} failed: {}", response.text().unwrap_or_default());
-        }
-        deploys.push(t.elapsed());
-        if (i + 1) % 1000 == 0 {
-            eprintln!("  {} functions deployed", i + 1);
-        }
-    }
+    let mut deploys = deploy_hello_apps(&node, &client, functions)?;
     let deploy_total = started.elapsed();
     let rss_deployed = node.rss()?;
     // Let every function go idle and scale to zero.
@@ -96,4 +66,45 @@ pub fn run(functions: usize, requests: usize) -> anyhow::Result<DensityResult> {
         request_p99: at(&latencies, 0.99),
         errors,
     })
+}
+
+/// Deploys `functions` apps `d0`, `d1`, … of one hello function each, at
+/// `/d<i>`, through the admin API: how long each deploy took.
+pub fn deploy_hello_apps(
+    node: &StratusNode,
+    client: &reqwest::blocking::Client,
+    functions: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let component = std::fs::read(hello_component()?)?;
+    let mut deploys = Vec::with_capacity(functions);
+    for i in 0..functions {
+        let manifest = format!(
+            "[app]\nname = \"d{i}\"\n\n[[function]]\nname = \"d{i}\"\ncomponent = \"hello.wasm\"\nroutes = [\"/d{i}\"]\nmemory = \"16MiB\"\n"
+        );
+        let form = reqwest::blocking::multipart::Form::new()
+            .part(
+                "manifest",
+                reqwest::blocking::multipart::Part::text(manifest).file_name("stratus.toml"),
+            )
+            .part(
+                "component",
+                reqwest::blocking::multipart::Part::bytes(component.clone())
+                    .file_name("hello.wasm"),
+            );
+        let t = Instant::now();
+        let response = client
+            .post(format!("{}/v1/apps", node.admin))
+            .bearer_auth("bench")
+            .multipart(form)
+            .send()
+            .context("deploying")?;
+        if !response.status().is_success() {
+            bail!("deploy {i} failed: {}", response.text().unwrap_or_default());
+        }
+        deploys.push(t.elapsed());
+        if (i + 1) % 1000 == 0 {
+            eprintln!("  {} functions deployed", i + 1);
+        }
+    }
+    Ok(deploys)
 }

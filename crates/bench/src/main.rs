@@ -16,6 +16,7 @@ mod events;
 mod load;
 mod nats;
 mod raw;
+mod scrape;
 mod soak;
 mod targets;
 
@@ -100,6 +101,16 @@ enum Mode {
         #[arg(long)]
         nats_server: Option<std::path::PathBuf>,
     },
+    /// What `/metrics` costs with many functions, each with its series:
+    /// body size and scrape time in both formats.
+    Scrape {
+        /// Functions deployed and called.
+        #[arg(long, default_value_t = 1000)]
+        functions: usize,
+        /// Scrapes timed per format.
+        #[arg(long, default_value_t = 200)]
+        scrapes: usize,
+    },
     /// Minutes of load on one fresh-instance function with a side stream
     /// of traps, timeouts, large allocations and bodies: RSS, disk and
     /// answers over time.
@@ -175,6 +186,7 @@ fn main() -> anyhow::Result<()> {
             functions,
             requests,
         }) => return density_table(&functions, requests),
+        Some(Mode::Scrape { functions, scrapes }) => return scrape_table(functions, scrapes),
         Some(Mode::Events { count, via }) => {
             let r = match via.as_str() {
                 "api" => events::run(count, args.connections)?,
@@ -459,6 +471,26 @@ fn density_table(counts: &[usize], requests: usize) -> anyhow::Result<()> {
             fmt_us(r.request_p50.as_secs_f64() * 1e6),
             fmt_us(r.request_p99.as_secs_f64() * 1e6),
             r.errors
+        );
+    }
+    Ok(())
+}
+
+fn scrape_table(functions: usize, scrapes: usize) -> anyhow::Result<()> {
+    eprintln!("scrape: deploying and calling {functions} functions…");
+    let results = scrape::run(functions, scrapes)?;
+    println!("| functions | format | body | lines | scrape p50 | p99 | max |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | ---: |");
+    for r in &results {
+        println!(
+            "| {} | {} | {:.2} MB | {} | {} | {} | {} |",
+            r.functions,
+            r.format,
+            r.bytes as f64 / 1e6,
+            r.lines,
+            fmt_us(r.p50.as_secs_f64() * 1e6),
+            fmt_us(r.p99.as_secs_f64() * 1e6),
+            fmt_us(r.max.as_secs_f64() * 1e6),
         );
     }
     Ok(())

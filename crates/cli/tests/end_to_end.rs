@@ -42,6 +42,7 @@ mod hints;
 mod lifecycle;
 mod metering;
 mod metrics_format;
+mod metrics_functions;
 mod portability;
 
 mod services;

@@ -277,13 +277,14 @@ impl Node {
             .collect();
         // Successive versions share one concurrency count, so requests still
         // running on the old version count against the new one's limit.
-        let slots = self
-            .invoker
-            .live()
-            .function(app, &spec.name)
+        let live = self.invoker.live();
+        let previous = live.function(app, &spec.name);
+        let slots = previous
+            .as_ref()
             .filter(|live| live.max_concurrency == spec.max_concurrency)
             .map(|live| live.slots.clone())
             .unwrap_or_else(|| Arc::new(Semaphore::new(spec.max_concurrency as usize)));
+        let series = previous.map(|live| live.series.clone()).unwrap_or_default();
         Arc::new(LiveFunction {
             app: app.to_string(),
             name: spec.name.clone(),
@@ -292,6 +293,7 @@ impl Node {
             max_body: spec.max_body.0,
             slots,
             max_concurrency: spec.max_concurrency,
+            series,
             triggers: spec.triggers.clone(),
             spin: spec.spin.clone(),
             function: Function::new(

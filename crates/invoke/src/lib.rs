@@ -18,6 +18,7 @@ mod invoker;
 mod live;
 mod metering;
 mod routes;
+mod series;
 mod tenancy;
 
 pub use admission::{Admission, Admitted, Shed};
@@ -26,6 +27,7 @@ pub use error::{ErrorBody, ErrorDetail, PlatformError, full_body};
 pub use invoker::{INVOCATION_ID_HEADER, Invoker, new_invocation_id, with_id};
 pub use live::{LiveFunction, LiveSet, RouteConflict};
 pub use routes::RouteTable;
+pub use series::{DURATION_BUCKETS, Ending, FunctionSeries, TriggerReading};
 pub use stratus_runtime::{SharedWarnLimit, WarnLimit};
 pub use tenancy::{Guard, Tenancy};
 

@@ -22,6 +22,9 @@ pub struct LiveFunction {
     /// a deploy does not reset the count while old requests still run.
     pub slots: Arc<tokio::sync::Semaphore>,
     pub max_concurrency: u32,
+    /// What its invocations did, for `/metrics`; shared by successive
+    /// versions too, so a deploy does not reset a counter.
+    pub series: Arc<crate::FunctionSeries>,
     /// Event sources it consumes (manifest `triggers`).
     pub triggers: Vec<TriggerSpec>,
     /// Set for a function deployed from a `spin.toml`: the gateway gives

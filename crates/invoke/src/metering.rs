@@ -4,13 +4,17 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use stratus_runtime::{CallInfo, Meter, OutputKind, Reading};
-use stratus_storage::{InvocationRecord, LogLine, LogStream, Outbound, Recorder, Trigger};
+use stratus_storage::{
+    InvocationRecord, LogLine, LogStream, Outbound, Recorder, Trigger, billed_mib, billed_ms,
+};
 
 use crate::error::invoke_error_code;
 use crate::live::LiveFunction;
+use crate::series::Ending;
 
-/// A meter that records the invocation in the ledger when it ends, or one
-/// nobody reads when metering is off.
+/// A meter that, when the invocation ends, counts it in its function's
+/// series (`/metrics`) and records it in the ledger (unless metering is
+/// off).
 pub(crate) fn meter_for(
     recorder: Option<&Recorder>,
     function: &LiveFunction,
@@ -35,8 +39,9 @@ fn record_on_done(
     trigger: Trigger,
     caller: Option<&CallInfo>,
 ) -> Arc<Meter> {
+    let series = function.series.clone();
     let Some(recorder) = recorder.cloned() else {
-        return Meter::unread();
+        return Meter::new(move |reading: Reading| series.count(ending(trigger, &reading)));
     };
     let started_at = SystemTime::now();
     let (app, name, version, id) = (
@@ -47,6 +52,7 @@ fn record_on_done(
     );
     let caller = caller.map(|c| c.id.clone());
     Meter::new(move |reading: Reading| {
+        series.count(ending(trigger, &reading));
         let mut logs: Vec<LogLine> = reading
             .output
             .iter()
@@ -106,4 +112,16 @@ fn record_on_done(
         };
         recorder.record(record, logs);
     })
+}
+
+/// How the invocation `reading` tells of ended, for its function's series.
+fn ending(trigger: Trigger, reading: &Reading) -> Ending {
+    Ending {
+        trigger,
+        status: reading.status,
+        failed: reading.failure.is_some() || reading.error.is_some(),
+        cold: reading.cold,
+        wall: reading.wall,
+        mib_ms: billed_mib(reading.peak_memory) * billed_ms(reading.wall),
+    }
 }

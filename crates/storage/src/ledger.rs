@@ -18,7 +18,9 @@ use std::time::Duration;
 
 pub use last_errors::LastError;
 pub use log_budget::DEFAULT_LOG_BYTES_PER_APP_DAY;
-pub use record::{InvocationRecord, LogLine, LogStream, Outbound, Trigger, format_time};
+pub use record::{
+    InvocationRecord, LogLine, LogStream, Outbound, Trigger, billed_mib, billed_ms, format_time,
+};
 pub use recorder::{DEFAULT_FOLLOWER_STALL, Ledger, LedgerStats, LiveLog, LogFeed, Recorder};
 pub use sampling::Sampling;
 pub use usage::{

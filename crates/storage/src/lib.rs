@@ -35,7 +35,8 @@ pub use ledger::{
     DEFAULT_FOLLOWER_STALL, DEFAULT_LEDGER_MAX_BYTES, DEFAULT_LOG_BYTES_PER_APP_DAY, FlushFuture,
     InvocationRecord, LastError, Ledger, LedgerError, LedgerFuture, LedgerStats, LedgerStore,
     LiveLog, LogFeed, LogLine, LogQuery, LogStream, Outbound, PriceSheet, Recorder, Retention,
-    Sampling, Trigger, UsageQuery, UsageReport, UsageRow, UsageSums, format_time,
+    Sampling, Trigger, UsageQuery, UsageReport, UsageRow, UsageSums, billed_mib, billed_ms,
+    format_time,
 };
 pub use namespaces::{
     BUDGET_WARNING, Budget, BudgetPeriod, BudgetStatus, BudgetUnit, NamespaceFuture,

@@ -16,6 +16,19 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// Every trigger, in the order of [`Trigger::index`].
+    pub const ALL: [Trigger; 4] = [
+        Trigger::Http,
+        Trigger::Api,
+        Trigger::Event,
+        Trigger::Service,
+    ];
+
+    /// Its place in [`Trigger::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Http => "http",
@@ -27,14 +40,7 @@ impl Trigger {
 
     /// The trigger named by [`Trigger::as_str`].
     pub fn parse(text: &str) -> Option<Trigger> {
-        [
-            Trigger::Http,
-            Trigger::Api,
-            Trigger::Event,
-            Trigger::Service,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == text)
+        Trigger::ALL.into_iter().find(|t| t.as_str() == text)
     }
 }
 
@@ -92,13 +98,24 @@ impl InvocationRecord {
     /// The billed duration in whole milliseconds, rounded up, at least 1
     /// (the rounding Lambda uses).
     pub fn billed_ms(&self) -> u64 {
-        (self.wall.as_micros().div_ceil(1000) as u64).max(1)
+        billed_ms(self.wall)
     }
 
     /// The billed memory in whole MiB, rounded up, at least 1.
     pub fn billed_mib(&self) -> u64 {
-        self.peak_memory.div_ceil(1 << 20).max(1)
+        billed_mib(self.peak_memory)
     }
+}
+
+/// [`InvocationRecord::billed_ms`] of a run of `wall`.
+pub fn billed_ms(wall: Duration) -> u64 {
+    (wall.as_micros().div_ceil(1000) as u64).max(1)
+}
+
+/// [`InvocationRecord::billed_mib`] of a run that peaked at `peak_memory`
+/// bytes.
+pub fn billed_mib(peak_memory: u64) -> u64 {
+    peak_memory.div_ceil(1 << 20).max(1)
 }
 
 /// Which stream a log line was written to.

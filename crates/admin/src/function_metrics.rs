@@ -1,0 +1,135 @@
+//! The per-function families of `/metrics`: each live function's series
+//! (`stratus_invoke::FunctionSeries`), labelled by `namespace`, `app`,
+//! `function` and `trigger` (and `code`, the status class, for responses).
+//! Every label is bounded: the live functions, four triggers, five classes.
+//! `docs/metrics.md` maps them to OpenTelemetry's FaaS conventions.
+
+use std::sync::Arc;
+
+use stratus_invoke::{DURATION_BUCKETS, LiveFunction, TriggerReading};
+use stratus_manifest::split_key;
+
+use crate::exposition::{Family, Kind, Number, Sample, float};
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The families of every live function, each family holding the samples
+/// of all functions (one `# TYPE` each, as the formats require).
+pub(crate) fn families(functions: &[Arc<LiveFunction>]) -> Vec<Family> {
+    let mut requests = family(
+        "function_requests",
+        "Invocations answered, by status class of the answer",
+        Kind::Counter,
+    );
+    let mut errors = family(
+        "function_errors",
+        "Invocations that failed: a trap, a timeout, a limit hit, the platform refusing",
+        Kind::Counter,
+    );
+    let mut duration = family(
+        "function_duration_seconds",
+        "Invocations' duration from admission to the end of the response",
+        Kind::Histogram,
+    );
+    let mut cold = family(
+        "function_cold_starts",
+        "Invocations whose function's compiled code had to be loaded first",
+        Kind::Counter,
+    );
+    let mut billed = family(
+        "function_billed_gigabyte_seconds",
+        "Billed GB-seconds (peak memory in MiB, rounded up, times milliseconds, rounded up)",
+        Kind::Counter,
+    );
+    let mut inflight = family(
+        "function_inflight",
+        "Invocations of the function running now, on any of its versions",
+        Kind::Gauge,
+    );
+    let mut limit = family(
+        "function_concurrency_limit",
+        "Invocations of the function that may run at once (manifest max_concurrency)",
+        Kind::Gauge,
+    );
+    for function in functions {
+        let (namespace, app) = split_key(&function.app);
+        let labels = || {
+            vec![
+                ("namespace", namespace.to_owned()),
+                ("app", app.to_owned()),
+                ("function", function.name.clone()),
+            ]
+        };
+        inflight.samples.push(Sample::new(
+            labels(),
+            Number::Int(i64::from(function.in_flight())),
+        ));
+        limit.samples.push(Sample::new(
+            labels(),
+            Number::Int(i64::from(function.max_concurrency)),
+        ));
+        for reading in function.series.read() {
+            let labels = || {
+                let mut labels = labels();
+                labels.push(("trigger", reading.trigger.as_str().to_owned()));
+                labels
+            };
+            for (class, n) in CLASSES
+                .iter()
+                .zip(reading.responses)
+                .filter(|(_, n)| *n > 0)
+            {
+                let mut labels = labels();
+                labels.push(("code", (*class).to_owned()));
+                requests.samples.push(Sample::new(labels, Number::Uint(n)));
+            }
+            errors
+                .samples
+                .push(Sample::new(labels(), Number::Uint(reading.errors)));
+            cold.samples
+                .push(Sample::new(labels(), Number::Uint(reading.cold_starts)));
+            billed
+                .samples
+                .push(Sample::new(labels(), Number::Float(reading.gb_seconds)));
+            histogram(&mut duration, labels, &reading);
+        }
+    }
+    vec![requests, errors, duration, cold, billed, inflight, limit]
+}
+
+fn family(name: &'static str, help: &'static str, kind: Kind) -> Family {
+    Family {
+        name,
+        help,
+        kind,
+        samples: Vec::new(),
+    }
+}
+
+/// A histogram's buckets (cumulative, `le` the upper bound), sum and count.
+fn histogram(
+    family: &mut Family,
+    labels: impl Fn() -> Vec<(&'static str, String)>,
+    reading: &TriggerReading,
+) {
+    let bounds = DURATION_BUCKETS.iter().copied().chain([f64::INFINITY]);
+    for (bound, n) in bounds.zip(&reading.buckets) {
+        let mut labels = labels();
+        labels.push(("le", float(bound)));
+        family.samples.push(Sample {
+            suffix: "_bucket",
+            labels,
+            value: Number::Uint(*n),
+        });
+    }
+    family.samples.push(Sample {
+        suffix: "_sum",
+        labels: labels(),
+        value: Number::Float(reading.duration_seconds),
+    });
+    family.samples.push(Sample {
+        suffix: "_count",
+        labels: labels(),
+        value: Number::Uint(reading.count),
+    });
+}

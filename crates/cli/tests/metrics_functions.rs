@@ -1,0 +1,305 @@
+//! Per-function metrics (issue 15): each function's responses by status
+//! class, errors, duration histogram, cold starts, billed GB-seconds and
+//! in-flight gauge, labelled by namespace, app, function and trigger — and
+//! read as a user reads them, by a real Prometheus server (Debian's
+//! `prometheus` package) scraping a node under load, whose PromQL gives each
+//! function's request rate and p99.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// Polls `/metrics` until the sample `series` (name and labels, as
+/// written) has `value`.
+async fn sample_reaching(server: &Server, series: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = server
+            .http
+            .get(server.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let found = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{series} ")))
+            .map(str::to_owned);
+        if found.as_deref() == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {found:?}, not {value}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn each_function_is_counted_by_trigger_status_class_and_duration() {
+    let server = Server::start();
+    server.deploy(testbed_app("shop", "cart", &["/cart/..."], "").path());
+    let out = server.cli(&[
+        "deploy",
+        testbed_app("shop", "cart", &["/team-cart/..."], "")
+            .path()
+            .to_str()
+            .unwrap(),
+        "-n",
+        "team-a",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    for _ in 0..3 {
+        assert_eq!(server.send("GET", "/cart/echo", b"").await.0, 200);
+    }
+    assert_eq!(
+        server.send("GET", "/cart/status?code=404", b"").await.0,
+        404
+    );
+    assert_eq!(server.send("GET", "/cart/panic", b"").await.0, 502);
+    assert_eq!(server.send("GET", "/team-cart/echo", b"").await.0, 200);
+    let out = server.cli(&["invoke", "cart", "--path", "/echo"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let labels = |namespace: &str, trigger: &str| {
+        format!("namespace=\"{namespace}\",app=\"shop\",function=\"cart\",trigger=\"{trigger}\"")
+    };
+    let http = labels("default", "http");
+    for (series, value) in [
+        (
+            format!("stratus_function_requests_total{{{http},code=\"2xx\"}}"),
+            "3",
+        ),
+        (
+            format!("stratus_function_requests_total{{{http},code=\"4xx\"}}"),
+            "1",
+        ),
+        (
+            format!("stratus_function_requests_total{{{http},code=\"5xx\"}}"),
+            "1",
+        ),
+        // A function's own 404 is an answer, not an error; the trap is.
+        (format!("stratus_function_errors_total{{{http}}}"), "1"),
+        (
+            format!("stratus_function_duration_seconds_count{{{http}}}"),
+            "5",
+        ),
+        (
+            format!("stratus_function_duration_seconds_bucket{{{http},le=\"+Inf\"}}"),
+            "5",
+        ),
+        (
+            format!(
+                "stratus_function_requests_total{{{},code=\"2xx\"}}",
+                labels("default", "api")
+            ),
+            "1",
+        ),
+        (
+            format!(
+                "stratus_function_requests_total{{{},code=\"2xx\"}}",
+                labels("team-a", "http")
+            ),
+            "1",
+        ),
+        (
+            "stratus_function_inflight{namespace=\"team-a\",app=\"shop\",function=\"cart\"}".into(),
+            "0",
+        ),
+    ] {
+        sample_reaching(&server, &series, value).await;
+    }
+
+    // A new version keeps counting where the last one was.
+    server.deploy(testbed_app("shop", "cart", &["/cart/..."], "env = { V = \"2\" }").path());
+    assert_eq!(server.send("GET", "/cart/echo", b"").await.0, 200);
+    sample_reaching(
+        &server,
+        &format!("stratus_function_requests_total{{{http},code=\"2xx\"}}"),
+        "4",
+    )
+    .await;
+    // A deleted app's series are gone, bounded by what is live.
+    let out = server.cli(&["delete", "shop", "-n", "team-a"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = server
+        .http
+        .get(server.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("namespace=\"team-a\""), "{text}");
+}
+
+/// A Prometheus server of the test's own, killed on drop.
+struct Prometheus {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    /// Starts Debian's `prometheus` scraping `target` (host:port) every
+    /// second, or `None` where it is not installed and this is not CI.
+    fn start(target: &str) -> Option<Prometheus> {
+        if Command::new("prometheus")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+            assert!(
+                !ci,
+                "the Prometheus test needs prometheus in CI: apt-get install -y --no-install-recommends prometheus"
+            );
+            eprintln!("skipping: prometheus is not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: stratus\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Some(Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        })
+    }
+
+    /// The instant vector `query` evaluates to, as (labels, value) pairs;
+    /// empty while Prometheus is starting.
+    async fn query(&self, http: &reqwest::Client, query: &str) -> Vec<(serde_json::Value, f64)> {
+        let Ok(response) = http
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&[("query", query)])
+            .send()
+            .await
+        else {
+            return Vec::new();
+        };
+        let Ok(body) = response.json::<serde_json::Value>().await else {
+            return Vec::new();
+        };
+        body["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                let value = r["value"][1].as_str()?.parse().ok()?;
+                Some((r["metric"].clone(), value))
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_reads_each_functions_request_rate_and_p99() {
+    let server = Server::start();
+    let target = server.admin.trim_start_matches("http://").to_owned();
+    let Some(prometheus) = Prometheus::start(&target) else {
+        return;
+    };
+    server.deploy(testbed_app("quick", "quick", &["/quick/..."], "").path());
+    server.deploy(testbed_app("slow", "slow", &["/slow/..."], "").path());
+
+    // Load on both until Prometheus has seen enough of it: one client
+    // each, the quick one paced to about 100 requests a second, bounded in
+    // time and count.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for (path, pause) in [("/quick/echo", 10), ("/slow/sleep?ms=60", 0)] {
+        let (http, url, stop) = (server.http.clone(), server.url(path), stop.clone());
+        load.push(tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(70);
+            let mut sent = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && Instant::now() < until
+                && sent < 10_000
+            {
+                let response = http.get(&url).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                sent += 1;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+        }));
+    }
+
+    let rate = "sum by (app, function) (rate(stratus_function_requests_total[5s]))";
+    let p99 = "histogram_quantile(0.99, sum by (le, function) (rate(stratus_function_duration_seconds_bucket[5s])))";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (rates, p99s) = loop {
+        let rates = prometheus.query(&server.http, rate).await;
+        let p99s = prometheus.query(&server.http, p99).await;
+        let of = |results: &[(serde_json::Value, f64)], function: &str| {
+            results
+                .iter()
+                .find(|(labels, _)| labels["function"] == function)
+                .map(|(_, v)| *v)
+        };
+        let seen = ["quick", "slow"].iter().all(|f| {
+            of(&rates, f).is_some_and(|r| r > 0.0)
+                && of(&p99s, f).is_some_and(|p| p.is_finite() && p > 0.0)
+        });
+        if seen {
+            break (
+                (of(&rates, "quick").unwrap(), of(&rates, "slow").unwrap()),
+                (of(&p99s, "quick").unwrap(), of(&p99s, "slow").unwrap()),
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never saw both functions: {rates:?} {p99s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    eprintln!("rates {rates:?} req/s, p99 {p99s:?} s");
+    // One client each, one request at a time: the slow one (60 ms a
+    // request) can do at most ~17 a second, and every one of its requests
+    // lies above the 0.05 s bound, so its p99 does; the quick one's lies
+    // below it.
+    assert!(rates.1 < 20.0, "slow at {} req/s", rates.1);
+    assert!(rates.0 > rates.1, "{rates:?}");
+    assert!(p99s.1 > 0.05, "slow p99 {}", p99s.1);
+    assert!(p99s.0 < p99s.1, "{p99s:?}");
+}

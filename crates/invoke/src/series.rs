@@ -1,0 +1,164 @@
+//! Each live function's Prometheus series: what `/metrics` reports per
+//! function and trigger — responses by status class, errors, duration,
+//! cold starts, billed GB-seconds. Counted by every invocation as it ends,
+//! whether or not the node keeps a ledger, with atomics only: no lock and
+//! no lookup on the request path (a function's series are found once, when
+//! its version goes live, and successive versions share them, so a deploy
+//! does not reset a counter).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use stratus_storage::Trigger;
+
+/// The upper bounds of the duration histogram's buckets, in seconds:
+/// Prometheus's default buckets, which the client libraries share, so a
+/// dashboard written for them reads these.
+pub const DURATION_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A function's series, one set per trigger.
+#[derive(Debug, Default)]
+pub struct FunctionSeries {
+    by_trigger: [TriggerSeries; Trigger::ALL.len()],
+}
+
+/// What one trigger of one function did.
+#[derive(Debug, Default)]
+pub struct TriggerSeries {
+    /// Answers by status class: 1xx to 5xx.
+    responses: [AtomicU64; 5],
+    /// Invocations that failed: a trap, a timeout, a limit, a refusal.
+    errors: AtomicU64,
+    cold_starts: AtomicU64,
+    /// Billed MiB × milliseconds, as the ledger bills them.
+    mib_ms: AtomicU64,
+    /// Invocations by the first bucket their duration fits (the last one:
+    /// longer than every bound).
+    durations: [AtomicU64; DURATION_BUCKETS.len() + 1],
+    duration_micros: AtomicU64,
+}
+
+/// How one invocation ended, as the series count it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ending {
+    pub trigger: Trigger,
+    /// The status the caller got (0: none).
+    pub status: u16,
+    pub failed: bool,
+    pub cold: bool,
+    pub wall: Duration,
+    pub mib_ms: u64,
+}
+
+impl FunctionSeries {
+    pub fn count(&self, ending: Ending) {
+        let series = &self.by_trigger[ending.trigger.index()];
+        if let Some(class) = (ending.status / 100).checked_sub(1)
+            && let Some(counter) = series.responses.get(usize::from(class))
+        {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        if ending.failed {
+            series.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if ending.cold {
+            series.cold_starts.fetch_add(1, Ordering::Relaxed);
+        }
+        series.mib_ms.fetch_add(ending.mib_ms, Ordering::Relaxed);
+        let seconds = ending.wall.as_secs_f64();
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(DURATION_BUCKETS.len());
+        series.durations[bucket].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(ending.wall.as_micros()).unwrap_or(u64::MAX);
+        series.duration_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// A reading of each trigger that has been invoked.
+    pub fn read(&self) -> Vec<TriggerReading> {
+        Trigger::ALL
+            .into_iter()
+            .zip(&self.by_trigger)
+            .map(|(trigger, s)| {
+                let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                let mut cumulative = 0;
+                let buckets = s
+                    .durations
+                    .iter()
+                    .map(|c| {
+                        cumulative += load(c);
+                        cumulative
+                    })
+                    .collect::<Vec<_>>();
+                TriggerReading {
+                    trigger,
+                    responses: s.responses.each_ref().map(load),
+                    errors: load(&s.errors),
+                    cold_starts: load(&s.cold_starts),
+                    gb_seconds: load(&s.mib_ms) as f64 / 1024.0 / 1000.0,
+                    count: cumulative,
+                    buckets,
+                    duration_seconds: load(&s.duration_micros) as f64 / 1e6,
+                }
+            })
+            .filter(|r| r.count > 0)
+            .collect()
+    }
+}
+
+/// What a trigger of a function did so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerReading {
+    pub trigger: Trigger,
+    /// Answers with status 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub responses: [u64; 5],
+    pub errors: u64,
+    pub cold_starts: u64,
+    pub gb_seconds: f64,
+    /// Invocations.
+    pub count: u64,
+    /// Invocations at or under each of [`DURATION_BUCKETS`], then all.
+    pub buckets: Vec<u64>,
+    pub duration_seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ending(trigger: Trigger, status: u16, ms: u64) -> Ending {
+        Ending {
+            trigger,
+            status,
+            failed: status >= 500,
+            cold: false,
+            wall: Duration::from_millis(ms),
+            mib_ms: 2 * ms,
+        }
+    }
+
+    #[test]
+    fn counts_by_trigger_class_and_bucket() {
+        let series = FunctionSeries::default();
+        series.count(ending(Trigger::Http, 200, 3));
+        series.count(ending(Trigger::Http, 503, 40));
+        series.count(ending(Trigger::Http, 0, 20_000));
+        series.count(ending(Trigger::Event, 204, 5));
+        let read = series.read();
+        assert_eq!(read.len(), 2, "{read:?}");
+        let http = &read[0];
+        assert_eq!(http.trigger, Trigger::Http);
+        assert_eq!(http.responses, [0, 1, 0, 0, 1]);
+        assert_eq!(http.errors, 1);
+        assert_eq!(http.count, 3);
+        // 3 ms in the first bucket, 40 ms by 0.05 s, 20 s past them all.
+        assert_eq!(http.buckets, [1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3]);
+        assert!((http.duration_seconds - 20.043).abs() < 1e-9);
+        assert!((http.gb_seconds - 2.0 * 20_043.0 / 1024.0 / 1000.0).abs() < 1e-12);
+        assert_eq!(read[1].trigger, Trigger::Event);
+        assert_eq!(read[1].buckets[0], 1, "5 ms is at most 0.005 s");
+    }
+}
