@@ -627,8 +627,19 @@ pub struct ServerArgs {
         default_value = "./.stratus"
     )]
     pub data_dir: PathBuf,
+    /// The node's own log: `text` for people, `json` (one object a line,
+    /// the invocation's id, app and function on each line of one) for a
+    /// log pipeline.
+    #[arg(long, value_enum, env = "STRATUS_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(flatten)]
     pub node: NodeOpts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

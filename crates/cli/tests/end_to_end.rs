@@ -43,6 +43,7 @@ mod lifecycle;
 mod metering;
 mod metrics_format;
 mod metrics_functions;
+mod node_log;
 mod portability;
 
 mod services;

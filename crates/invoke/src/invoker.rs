@@ -15,6 +15,7 @@ use hyper::body::Body;
 use stratus_manifest::split_key;
 use stratus_runtime::{BodyError, CallInfo, Invocation, Meter, ResponseBody};
 use stratus_storage::{Recorder, Trigger};
+use tracing::Instrument;
 
 use crate::admission::Admission;
 use crate::error::PlatformError;
@@ -146,8 +147,35 @@ impl Invoker {
     /// records the invocation when both the guest and the response body
     /// are done, the guest, then the cost receipt on its answer. Platform
     /// failures are answered as [`PlatformError`]s. The caller adds the
-    /// invocation id header ([`with_id`]).
+    /// invocation id header ([`with_id`]). Whatever the node logs while it
+    /// runs is in the span `invocation`, so every such line carries the
+    /// invocation's id, app and function (`--log-format json`).
     pub async fn invoke<B>(
+        &self,
+        function: &LiveFunction,
+        request: hyper::Request<B>,
+        id: &str,
+        trigger: Trigger,
+        body_length: u64,
+        caller: Option<&CallInfo>,
+    ) -> hyper::Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BodyError>,
+    {
+        let span = tracing::info_span!(
+            "invocation",
+            invocation_id = id,
+            app = %function.app,
+            function = %function.name,
+            trigger = trigger.as_str(),
+        );
+        self.run(function, request, id, trigger, body_length, caller)
+            .instrument(span)
+            .await
+    }
+
+    async fn run<B>(
         &self,
         function: &LiveFunction,
         mut request: hyper::Request<B>,
@@ -195,13 +223,8 @@ impl Invoker {
             }
             Err(error) => {
                 if let Some(count) = self.failure_warnings.hit() {
-                    tracing::warn!(
-                        invocation_id = id,
-                        app = %function.app,
-                        function = %function.name,
-                        "invocation failed: {error}{}",
-                        suppressed(count)
-                    );
+                    // The span names the invocation, app and function.
+                    tracing::warn!("invocation failed: {error}{}", suppressed(count));
                 }
                 let error = PlatformError::from_invoke(&function.name, &error);
                 meter.set_status(error.status.as_u16(), Some(error.code));
