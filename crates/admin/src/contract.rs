@@ -9,7 +9,7 @@
 //! from the same access table the token check enforces and the parameter
 //! grammars from the constants the handlers parse with, so the document
 //! cannot promise what the node does not do. A property-based fuzzer
-//! (schemathesis, `scripts/api-contract.sh`) holds the node to it.
+//! (schemathesis: `crates/cli/tests/api_contract.rs`) holds the node to it.
 
 use http::Method;
 use serde_json::{Map, Value, json};

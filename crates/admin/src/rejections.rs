@@ -4,7 +4,6 @@
 //! client (and the OpenAPI document) meets a single shape for every error,
 //! not plain text for some.
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -16,6 +15,8 @@ use crate::error::ApiError;
 
 /// The most of a rejection's text kept for the message: axum's are a line.
 const MAX_TEXT: usize = 1024;
+/// The most of a non-JSON error body read at all.
+const MAX_READ: usize = 64 * 1024;
 
 /// A response a handler passes on as it is (a function's own response to
 /// an invocation), which this layer must not rewrite.
@@ -34,7 +35,8 @@ pub(crate) async fn as_json(request: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let text = match Body::new(body).collect().await {
+    // axum's refusals are a line; anything longer is cut, never held whole.
+    let text = match http_body_util::Limited::new(body, MAX_READ).collect().await {
         Ok(collected) => {
             let bytes = collected.to_bytes();
             String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_TEXT)])

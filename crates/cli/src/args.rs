@@ -630,7 +630,13 @@ pub struct ServerArgs {
     /// The node's own log: `text` for people, `json` (one object a line,
     /// the invocation's id, app and function on each line of one) for a
     /// log pipeline.
-    #[arg(long, value_enum, env = "STRATUS_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    #[arg(
+        long,
+        value_enum,
+        env = "STRATUS_LOG_FORMAT",
+        hide_env_values = true,
+        default_value_t = LogFormat::Text
+    )]
     pub log_format: LogFormat,
     #[command(flatten)]
     pub node: NodeOpts,
