@@ -83,11 +83,19 @@ pub(crate) fn families(functions: &[Arc<LiveFunction>]) -> Vec<Family> {
                 labels.push(("code", (*class).to_owned()));
                 requests.samples.push(Sample::new(labels, Number::Uint(n)));
             }
-            errors
-                .samples
-                .push(Sample::new(labels(), Number::Uint(reading.errors)));
-            cold.samples
-                .push(Sample::new(labels(), Number::Uint(reading.cold_starts)));
+            // As a client library's labelled counter does, a series of
+            // errors or cold starts appears with the first one: most
+            // functions have neither, and each line is a thousand lines
+            // of a scrape with a thousand functions.
+            if reading.errors > 0 {
+                errors
+                    .samples
+                    .push(Sample::new(labels(), Number::Uint(reading.errors)));
+            }
+            if reading.cold_starts > 0 {
+                cold.samples
+                    .push(Sample::new(labels(), Number::Uint(reading.cold_starts)));
+            }
             billed
                 .samples
                 .push(Sample::new(labels(), Number::Float(reading.gb_seconds)));
