@@ -34,7 +34,8 @@ pub const UNLISTED: Access = Access {
 pub fn access(method: &Method, route: &str) -> Access {
     use Role::*;
     let (get, post, put, delete) = (
-        method == Method::GET,
+        // axum answers HEAD with the GET handler: it needs what GET does.
+        method == Method::GET || method == Method::HEAD,
         method == Method::POST,
         method == Method::PUT,
         method == Method::DELETE,

@@ -330,14 +330,14 @@ const LINKS: &[LinkRule] = &[
         status: "201",
         name: "ShowApp",
         to: "show_app",
-        parameters: &[("app", "$response.body#/app")],
+        parameters: &[("app", "$response.body#/name")],
     },
     LinkRule {
         from: "deploy",
         status: "201",
         name: "ListVersions",
         to: "list_versions",
-        parameters: &[("app", "$response.body#/app")],
+        parameters: &[("app", "$response.body#/name")],
     },
     LinkRule {
         from: "deploy",
@@ -345,7 +345,7 @@ const LINKS: &[LinkRule] = &[
         name: "ActivateVersion",
         to: "activate_version",
         parameters: &[
-            ("app", "$response.body#/app"),
+            ("app", "$response.body#/name"),
             ("version", "$response.body#/version"),
         ],
     },
@@ -354,14 +354,14 @@ const LINKS: &[LinkRule] = &[
         status: "201",
         name: "Rollback",
         to: "rollback",
-        parameters: &[("app", "$response.body#/app")],
+        parameters: &[("app", "$response.body#/name")],
     },
     LinkRule {
         from: "deploy",
         status: "201",
         name: "DeleteApp",
         to: "delete_app",
-        parameters: &[("app", "$response.body#/app")],
+        parameters: &[("app", "$response.body#/name")],
     },
     LinkRule {
         from: "list_versions",

@@ -86,7 +86,7 @@ proptest! {
 }
 
 fn document() -> Value {
-    serde_json::from_str(&crate::openapi_json()).unwrap()
+    serde_json::from_str(crate::openapi_json()).unwrap()
 }
 
 /// Every operation with its path and method.

@@ -61,6 +61,8 @@ pub struct VersionSummary {
 pub struct DeployResponse {
     /// The app's name, `<namespace>/<name>` outside `default`.
     pub app: String,
+    /// The app's name within its namespace: what `/v1/…/apps/{app}` takes.
+    pub name: String,
     pub namespace: String,
     pub version: u32,
     pub functions: Vec<DeployedFunction>,
@@ -248,6 +250,7 @@ impl From<VersionRecord> for VersionSummary {
 impl From<stratus_control::DeployReport> for DeployResponse {
     fn from(r: stratus_control::DeployReport) -> Self {
         DeployResponse {
+            name: stratus_manifest::split_key(&r.app).1.to_owned(),
             app: r.app,
             namespace: r.namespace,
             version: r.version,
@@ -744,7 +747,8 @@ pub struct AuditRecord {
     /// The client's address.
     pub source: String,
     /// `deploy`, `activate`, `rollback`, `delete`, `secret.set`,
-    /// `secret.remove`, `token.create`, `token.revoke` or `redrive`.
+    /// `secret.remove`, `token.create`, `token.revoke`, `redrive` or
+    /// `quota.set`.
     pub action: String,
     pub target: String,
     /// The answer's status: 2xx done, else refused or failed.

@@ -52,16 +52,14 @@ impl Modify for BearerAuth {
 }
 
 /// The document as JSON text.
-pub fn openapi_json() -> String {
+pub fn openapi_json() -> &'static str {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DOCUMENT
-        .get_or_init(|| {
-            let mut doc = serde_json::to_value(ApiDoc::openapi())
-                .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
-            crate::contract::complete(&mut doc);
-            serde_json::to_string_pretty(&doc).unwrap_or_default()
-        })
-        .clone()
+    DOCUMENT.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi())
+            .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+        crate::contract::complete(&mut doc);
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    })
 }
 
 pub async fn serve() -> Response {
@@ -76,7 +74,7 @@ pub async fn serve() -> Response {
 mod tests {
     #[test]
     fn metrics_are_described_with_both_formats() {
-        let doc: serde_json::Value = serde_json::from_str(&super::openapi_json()).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(super::openapi_json()).unwrap();
         let get = &doc["paths"]["/metrics"]["get"];
         let content = &get["responses"]["200"]["content"];
         for media_type in [

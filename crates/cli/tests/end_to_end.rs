@@ -13,7 +13,7 @@
 mod common;
 
 // libtest starts tests in the order of their names, so the slowest areas
-// are named to start first: the API contract (a fuzzer's run of minutes),
+// are named to start first: the API contract (a fuzzer's run of about half a minute),
 // and authoring, which builds functions with three guest toolchains and
 // compiles the large Python and JavaScript components.
 mod api_contract;

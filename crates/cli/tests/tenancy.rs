@@ -66,6 +66,11 @@ async fn the_namespace_flag_addresses_one_teams_apps() {
     assert_eq!(who("/cart").await, "default");
     let out = server.cli(&["rollback", "shop"]);
     assert!(!out.status.success(), "default's shop has one version");
+    assert!(
+        stderr(&out).contains("no earlier version"),
+        "{}",
+        stderr(&out)
+    );
 
     // Another namespace does not find it, and a bad name is refused here.
     let out = server.cli(&["versions", "shop", "-n", "team-b"]);
@@ -122,6 +127,11 @@ async fn tokens_made_with_the_cli_act_in_their_namespace_and_role() {
     assert!(stderr(&out).contains("deployer"), "{}", stderr(&out));
     let out = cli_as(&server, &deployer, &["deploy", dir, "-n", "team-b"]);
     assert!(!out.status.success(), "another namespace");
+    assert!(
+        stderr(&out).contains("there is no namespace \"team-b\" this token may see"),
+        "{}",
+        stderr(&out)
+    );
     let out = cli_as(&server, &deployer, &["deploy", dir, "-n", "team-a"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -162,6 +172,11 @@ async fn tokens_made_with_the_cli_act_in_their_namespace_and_role() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = cli_as(&server, &deployer, &["apps", "-n", "team-a"]);
     assert!(!out.status.success(), "a revoked token opens nothing");
+    assert!(
+        stderr(&out).contains("rejected the admin token"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]

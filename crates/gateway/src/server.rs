@@ -104,18 +104,14 @@ impl Gateway {
             let error = PlatformError::no_route(request.uri().path());
             return with_id(error.into_response(&id), &id);
         };
-        // The namespace's quotas at the gateway: its money budget and its
-        // request rate (its concurrency is the invoker's, for every trigger).
+        // The namespace's request rate, at the gateway (its budget and its
+        // concurrency are the invoker's, for every trigger).
         let namespace = split_key(&function.app).0;
-        if let Some(guard) = self.invoker.tenancy().guard(namespace) {
-            if guard.exhausted() {
-                let error = PlatformError::budget_exhausted(namespace);
-                return with_id(error.into_response(&id), &id);
-            }
-            if let Err(wait) = guard.take_request() {
-                let error = PlatformError::rate_limited(namespace, wait);
-                return with_id(error.into_response(&id), &id);
-            }
+        if let Some(guard) = self.invoker.tenancy().guard(namespace)
+            && let Err(wait) = guard.take_request()
+        {
+            let error = PlatformError::rate_limited(namespace, wait);
+            return with_id(error.into_response(&id), &id);
         }
         if let Some(spin) = &function.spin {
             let uri = request.uri().clone();

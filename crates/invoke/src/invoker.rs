@@ -195,7 +195,14 @@ impl Invoker {
                 .insert(header::HOST, HeaderValue::from_static("localhost"));
         }
         let memory = function.function.limits().memory;
-        let guard = self.tenancy.guard(split_key(&function.app).0);
+        let namespace_name = split_key(&function.app).0;
+        let guard = self.tenancy.guard(namespace_name);
+        // A spent `reject` budget stops every trigger, not only HTTP: an
+        // event is put back without using an attempt (429 and
+        // `Retry-After`), a `.svc` caller hears why.
+        if guard.as_ref().is_some_and(|g| g.exhausted()) {
+            return PlatformError::budget_exhausted(namespace_name).into_response(id);
+        }
         let namespace = guard.as_ref().and_then(|g| g.concurrency());
         let admitted = match self
             .admission

@@ -3,12 +3,10 @@
 //! socket or a process. What only a process shows (signals, restarts, the
 //! CLI) stays in the binary's end-to-end tests.
 
-use crate::common::{TOKEN, get, manifest, node, testbed};
+use crate::common::{TOKEN, admin, get, manifest, node, testbed};
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
-use stratus_node::Stratus;
-use tower::ServiceExt;
 
 /// `POST /v1/apps` with a manifest and the testbed component.
 fn deploy_request(manifest: &str, token: &str) -> Request<Full<Bytes>> {
@@ -36,13 +34,6 @@ fn deploy_request(manifest: &str, token: &str) -> Request<Full<Bytes>> {
         )
         .body(Full::new(Bytes::from(body)))
         .unwrap()
-}
-
-async fn admin(node: &Stratus, request: Request<Full<Bytes>>) -> (StatusCode, serde_json::Value) {
-    let response = node.admin().oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

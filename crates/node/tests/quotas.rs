@@ -53,6 +53,14 @@ fn upload(namespace: &str, app: &str, route: &str, extra: &str) -> Upload {
     }
 }
 
+/// Deploys a testbed app of one function, asserting the deploy succeeded.
+async fn deploy(node: &Stratus, namespace: &str, app: &str, route: &str) {
+    node.control()
+        .deploy(upload(namespace, app, route, ""))
+        .await
+        .unwrap();
+}
+
 async fn set_quotas(node: &Stratus, namespace: &str, quotas: serde_json::Value) {
     let path = format!("/v1/namespaces/{namespace}/quotas");
     let (status, answer) = call(node, TOKEN, Method::PUT, &path, &quotas.to_string()).await;
@@ -165,14 +173,8 @@ async fn deploys_past_a_quota_are_refused_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespaces_request_rate_is_held_at_the_gateway() {
     let (node, _dir) = node().await;
-    node.control()
-        .deploy(upload("team-a", "shop", "/a", ""))
-        .await
-        .unwrap();
-    node.control()
-        .deploy(upload("team-b", "shop", "/b", ""))
-        .await
-        .unwrap();
+    deploy(&node, "team-a", "shop", "/a").await;
+    deploy(&node, "team-b", "shop", "/b").await;
     set_quotas(
         &node,
         "team-a",
@@ -222,18 +224,9 @@ async fn a_namespaces_request_rate_is_held_at_the_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespaces_concurrency_is_capped_over_its_functions() {
     let (node, _dir) = node().await;
-    node.control()
-        .deploy(upload("team-a", "slow", "/slow", ""))
-        .await
-        .unwrap();
-    node.control()
-        .deploy(upload("team-a", "fast", "/fast", ""))
-        .await
-        .unwrap();
-    node.control()
-        .deploy(upload("team-b", "fast", "/b", ""))
-        .await
-        .unwrap();
+    deploy(&node, "team-a", "slow", "/slow").await;
+    deploy(&node, "team-a", "fast", "/fast").await;
+    deploy(&node, "team-b", "fast", "/b").await;
     set_quotas(&node, "team-a", serde_json::json!({"max_concurrency": 1})).await;
     let node = std::sync::Arc::new(node);
     let busy = {
@@ -263,18 +256,9 @@ async fn a_namespaces_concurrency_is_capped_over_its_functions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_budget_stops_the_namespace_or_only_warns() {
     let (node, _dir) = node().await;
-    node.control()
-        .deploy(upload("team-a", "shop", "/a", ""))
-        .await
-        .unwrap();
-    node.control()
-        .deploy(upload("team-b", "shop", "/b", ""))
-        .await
-        .unwrap();
-    node.control()
-        .deploy(upload("team-c", "shop", "/c", ""))
-        .await
-        .unwrap();
+    deploy(&node, "team-a", "shop", "/a").await;
+    deploy(&node, "team-b", "shop", "/b").await;
+    deploy(&node, "team-c", "shop", "/c").await;
     let budget = |on: &str| serde_json::json!({"budget": {"amount": 1e-6, "unit": "gb_seconds", "period": "month", "on_exhausted": on}});
     set_quotas(&node, "team-a", budget("reject")).await;
     set_quotas(&node, "team-b", budget("alert")).await;
@@ -294,6 +278,17 @@ async fn a_spent_budget_stops_the_namespace_or_only_warns() {
     };
     assert!(body.contains("budget_exhausted"), "{body}");
     assert!(retry.is_some());
+    // Every trigger stops, not only HTTP: an invocation through the API.
+    let (status, answer) = call(
+        &node,
+        TOKEN,
+        Method::POST,
+        "/v1/namespaces/team-a/functions/bed/invocations?path=/echo",
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert_eq!(answer["error"]["code"], "budget_exhausted", "{answer}");
     // Alert only: team-b keeps serving; a neighbour without a budget too.
     assert_eq!(get(&node, "/b/echo").await.0, StatusCode::OK);
     assert_eq!(get(&node, "/c/echo").await.0, StatusCode::OK);

@@ -24,7 +24,7 @@ pub struct AuditEntry {
     pub source: String,
     /// What was attempted: `deploy`, `activate`, `rollback`, `delete`,
     /// `secret.set`, `secret.remove`, `token.create`, `token.revoke`,
-    /// `redrive`.
+    /// `redrive`, `quota.set`.
     pub action: String,
     /// What it was done to: an app, `app/secret`, a function, a token id.
     pub target: String,

@@ -392,16 +392,20 @@ impl Server {
         }
     }
 
-    pub async fn metric(&self, name: &str) -> u64 {
-        let text = self
-            .http
+    /// The node's `/metrics` as text (the classic format).
+    pub async fn metrics_text(&self) -> String {
+        self.http
             .get(self.admin_url("/metrics"))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self.metrics_text().await;
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
             .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))

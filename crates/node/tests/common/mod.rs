@@ -93,7 +93,6 @@ pub async fn admin_call(
     content_type: &str,
     body: impl Into<Bytes>,
 ) -> (StatusCode, serde_json::Value) {
-    use tower::ServiceExt;
     let request = Request::builder()
         .method(method)
         .uri(path)
@@ -101,6 +100,16 @@ pub async fn admin_call(
         .header(header::CONTENT_TYPE, content_type)
         .body(Full::new(body.into()))
         .unwrap();
+    admin(node, request).await
+}
+
+/// `request` through the admin API: the status, and the body as JSON
+/// (`Null` when it is not).
+pub async fn admin(
+    node: &Stratus,
+    request: Request<Full<Bytes>>,
+) -> (StatusCode, serde_json::Value) {
+    use tower::ServiceExt;
     let response = node.admin().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
