@@ -185,8 +185,10 @@ pub async fn redrive(
 /// function of the app with a `{ queue = "…" }` trigger on it gets it as a
 /// CloudEvent (queues belong to their app, and the operator publishes as
 /// the app itself). The body is the event's data; `ce-id`, `ce-type`,
-/// `ce-source` and `ce-subject` request headers are used when given.
-/// Answers 202 once every copy is durable.
+/// `ce-source` and `ce-subject` request headers are used when given, and a
+/// valid W3C `traceparent` (with its `tracestate`) is kept, so the
+/// consumers' invocations continue the caller's trace (a malformed one is
+/// ignored). Answers 202 once every copy is durable.
 #[utoipa::path(post, tag = "ledger", path = "/v1/apps/{app}/queues/{queue}/events",
     params(("app" = String, Path), ("queue" = String, Path)),
     request_body(content = String, content_type = "application/octet-stream"),
@@ -207,6 +209,8 @@ pub async fn publish(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
+    // A malformed trace context is dropped, never refused: see `trace_context`.
+    let (traceparent, tracestate) = stratus_events::trace_context(&headers);
     let event = stratus_events::Published {
         from: None,
         id: header("ce-id"),
@@ -215,6 +219,8 @@ pub async fn publish(
         subject: header("ce-subject"),
         content_type: header("content-type"),
         data: body,
+        traceparent,
+        tracestate,
     };
     let (id, consumers) = match state.dispatcher.publish(&app, &queue, event).await {
         Ok(published) => published,

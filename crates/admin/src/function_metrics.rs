@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use stratus_invoke::{DURATION_BUCKETS, LiveFunction, TriggerReading};
+use stratus_invoke::{DURATION_BUCKETS, HistogramReading, LiveFunction};
 use stratus_manifest::split_key;
 
 use crate::exposition::{Family, Kind, Number, Sample, float};
@@ -99,7 +99,7 @@ pub(crate) fn families(functions: &[Arc<LiveFunction>]) -> Vec<Family> {
             billed
                 .samples
                 .push(Sample::new(labels(), Number::Float(reading.gb_seconds)));
-            histogram(&mut duration, labels, &reading);
+            histogram(&mut duration, labels, &reading.duration);
         }
     }
     vec![requests, errors, duration, cold, billed, inflight, limit]
@@ -115,10 +115,10 @@ fn family(name: &'static str, help: &'static str, kind: Kind) -> Family {
 }
 
 /// A histogram's buckets (cumulative, `le` the upper bound), sum and count.
-fn histogram(
+pub(crate) fn histogram(
     family: &mut Family,
     labels: impl Fn() -> Vec<(&'static str, String)>,
-    reading: &TriggerReading,
+    reading: &HistogramReading,
 ) {
     let bounds = DURATION_BUCKETS.iter().copied().chain([f64::INFINITY]);
     for (bound, n) in bounds.zip(&reading.buckets) {
@@ -133,7 +133,7 @@ fn histogram(
     family.samples.push(Sample {
         suffix: "_sum",
         labels: labels(),
-        value: Number::Float(reading.duration_seconds),
+        value: Number::Float(reading.sum_seconds),
     });
     family.samples.push(Sample {
         suffix: "_count",

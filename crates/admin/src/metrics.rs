@@ -12,7 +12,7 @@ use stratus_control::Node;
 use stratus_events::Dispatcher;
 
 use crate::AdminState;
-use crate::exposition::{Family, Format, render};
+use crate::exposition::{Family, Format, Kind, render};
 
 /// Whose counters are scraped: the control plane's (which answers for the
 /// runtime, the invoker and the ledger's writer) and the dispatcher's.
@@ -258,6 +258,17 @@ fn families(state: &MetricsState) -> Vec<Family> {
         "Invocations the node runs at once at most (its instance slots: --max-instances less the idle reserve)",
         i64::from(admission.capacity()),
     ));
+    let mut phases = Family {
+        name: "invocation_phase_seconds",
+        help: "Invocations' time by phase: waiting for a slot (queue), making the instance (instantiate), running until the answer (execution)",
+        kind: Kind::Histogram,
+        samples: Vec::new(),
+    };
+    for (phase, reading) in state.node.invoker().phases().read() {
+        let labels = || vec![("phase", phase.to_owned())];
+        crate::function_metrics::histogram(&mut phases, labels, &reading);
+    }
+    families.push(phases);
     families.extend(crate::function_metrics::families(
         &state.node.live_functions(None),
     ));

@@ -572,6 +572,20 @@ pub struct NodeOpts {
     /// reaches it.
     #[arg(long)]
     pub outbound_allow_private: bool,
+    /// Export a span per invocation (with its phases and outbound calls)
+    /// to this OpenTelemetry collector, over OTLP/HTTP with protobuf: its
+    /// base URL, e.g. http://127.0.0.1:4318 (spans go to /v1/traces).
+    /// Without it the standard OTEL_EXPORTER_OTLP_ENDPOINT (or
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) turns tracing on; OTEL_*
+    /// variables set headers, timeouts and the service name.
+    #[arg(long, env = "STRATUS_OTLP_ENDPOINT", hide_env_values = true)]
+    pub otlp_endpoint: Option<String>,
+    /// The share of traces begun on this node that are exported, from 0 to
+    /// 1; a caller's traceparent decides for its own trace. Without it,
+    /// OTEL_TRACES_SAMPLER (and OTEL_TRACES_SAMPLER_ARG) decide, by default
+    /// every trace.
+    #[arg(long, env = "STRATUS_TRACE_SAMPLE_RATIO", hide_env_values = true)]
+    pub trace_sample_ratio: Option<f64>,
     /// How long the audit log (`stratus audit`) keeps an entry: every change
     /// through the API and every refused attempt at one.
     #[arg(long, default_value = "366d", value_parser = duration, value_name = "DURATION")]

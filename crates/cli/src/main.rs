@@ -20,6 +20,9 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_tracing(&cli.command);
+    // reqwest is built without a rustls provider: the client commands and
+    // a node's trace exporter both use the one installed here.
+    tls::install_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -79,6 +79,11 @@ fn node_config(opts: &NodeOpts, persistent: bool) -> anyhow::Result<NodeConfig> 
             max_keys: opts.keyvalue_max_keys_per_app,
         },
         outbound_allow_private: opts.outbound_allow_private,
+        tracing: stratus_telemetry::TracingConfig {
+            endpoint: opts.otlp_endpoint.clone(),
+            sample_ratio: opts.trace_sample_ratio,
+            instance: None,
+        },
         audit_retention: opts.audit_retention,
         persistent,
         cluster: (!opts.cluster.is_empty()).then(|| Cluster {

@@ -51,4 +51,5 @@ mod serving;
 mod svc_calls;
 mod tenancy;
 mod tls;
+mod traces;
 mod triggers;

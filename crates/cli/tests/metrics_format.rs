@@ -136,6 +136,20 @@ async fn metrics_speak_the_format_the_scraper_asks_for() {
     }
     assert_eq!(parsed.samples["stratus_deploys_total"], "1");
     assert_eq!(parsed.types["stratus_deploys_total"], "counter");
+    // The one request, in each phase but the queue's length (0 s: at most
+    // the first bound).
+    assert_eq!(
+        parsed.types["stratus_invocation_phase_seconds"],
+        "histogram"
+    );
+    for phase in ["queue", "instantiate", "execution"] {
+        let count = format!("stratus_invocation_phase_seconds_count{{phase=\"{phase}\"}}");
+        assert_eq!(parsed.samples[&count], "1", "{phase}:\n{classic}");
+    }
+    assert_eq!(
+        parsed.samples["stratus_invocation_phase_seconds_bucket{phase=\"queue\",le=\"0.005\"}"],
+        "1"
+    );
     promtool_reads(&classic, &typed);
 
     // OpenMetrics: a counter's family without `_total`, its sample with it,

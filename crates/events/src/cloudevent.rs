@@ -84,6 +84,19 @@ pub fn request_for(d: &Delivery) -> Result<http::Request<Bytes>, Undeliverable> 
             header_value("content-type", content_type)?,
         );
     }
+    // The publisher's trace context, twice: as W3C Trace Context headers,
+    // so the invocation continues the publisher's trace, and as the
+    // CloudEvents distributed-tracing extension's attributes, so the
+    // function sees them as attributes of the event.
+    for (name, attribute, value) in [
+        ("traceparent", "ce-traceparent", &d.traceparent),
+        ("tracestate", "ce-tracestate", &d.tracestate),
+    ] {
+        if let Some(value) = value {
+            let value = header_value(attribute, value)?;
+            request = request.header(name, value.clone()).header(attribute, value);
+        }
+    }
     // Every part was checked above; what could still fail is reported the
     // same way rather than assumed away.
     request
@@ -108,6 +121,8 @@ mod tests {
             path: "/".into(),
             content_type: Some("text/plain".into()),
             data: b"hi".to_vec(),
+            traceparent: None,
+            tracestate: None,
             time: SystemTime::now(),
             attempt: 1,
             max_attempts: 3,
@@ -121,6 +136,51 @@ mod tests {
         assert_eq!(request.headers()["ce-subject"], "orders");
         assert_eq!(request.headers()["content-type"], "text/plain");
         assert_eq!(request.body().as_ref(), b"hi");
+        // Published without a trace context: none is made up.
+        for name in [
+            "traceparent",
+            "tracestate",
+            "ce-traceparent",
+            "ce-tracestate",
+        ] {
+            assert!(!request.headers().contains_key(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_publishers_trace_context_is_both_headers_and_attributes() {
+        const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let traced = Delivery {
+            traceparent: Some(PARENT.into()),
+            tracestate: Some("rojo=00f067aa0ba902b7".into()),
+            ..delivery("e-1", None)
+        };
+        let request = request_for(&traced).unwrap();
+        for name in ["traceparent", "ce-traceparent"] {
+            assert_eq!(request.headers().get_all(name).iter().count(), 1, "{name}");
+            assert_eq!(request.headers()[name], PARENT, "{name}");
+        }
+        for name in ["tracestate", "ce-tracestate"] {
+            assert_eq!(request.headers()[name], "rojo=00f067aa0ba902b7", "{name}");
+        }
+        // A parent without a state carries no state.
+        let parent_only = Delivery {
+            tracestate: None,
+            ..traced.clone()
+        };
+        let request = request_for(&parent_only).unwrap();
+        assert_eq!(request.headers()["ce-traceparent"], PARENT);
+        assert!(!request.headers().contains_key("tracestate"));
+        assert!(!request.headers().contains_key("ce-tracestate"));
+
+        // Stored by another way than a publish (no check on the way in), a
+        // value no header can carry makes the event undeliverable, named.
+        let broken = Delivery {
+            tracestate: Some("rojo=1\r\nx-injected: 1".into()),
+            ..traced
+        };
+        let error = request_for(&broken).unwrap_err().to_string();
+        assert!(error.contains("its ce-tracestate"), "{error}");
     }
 
     #[test]

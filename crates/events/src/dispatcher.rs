@@ -41,6 +41,10 @@ pub struct Published {
     pub subject: Option<String>,
     pub content_type: Option<String>,
     pub data: Bytes,
+    /// The publisher's W3C trace context (see `crate::trace_context`),
+    /// stored with every copy so each consumer continues its trace.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 /// How long a delivery shed by a busy function waits before the next try.
@@ -130,15 +134,19 @@ impl Dispatcher {
     }
 
     /// Queues an async invocation of `function` and returns its id (the
-    /// event's `ce-id`) once it is durable.
+    /// event's `ce-id`) once it is durable. `trace` is the caller's
+    /// `traceparent` and `tracestate` (`crate::trace_context`), so the
+    /// invocation, whenever it runs, continues the caller's trace.
     pub async fn submit(
         &self,
         function: &LiveFunction,
         path: String,
         content_type: Option<String>,
         body: Bytes,
+        trace: (Option<String>, Option<String>),
     ) -> Result<String, QueueError> {
         let id = new_invocation_id();
+        let (traceparent, tracestate) = trace;
         self.queue
             .enqueue(NewEvent {
                 queue: async_queue(&function.app, &function.name),
@@ -150,6 +158,8 @@ impl Dispatcher {
                 path,
                 content_type,
                 data: body.to_vec(),
+                traceparent,
+                tracestate,
                 max_attempts: self.config.max_attempts,
             })
             .await?;
@@ -209,6 +219,8 @@ impl Dispatcher {
                     path: "/".into(),
                     content_type: event.content_type.clone(),
                     data: event.data.to_vec(),
+                    traceparent: event.traceparent.clone(),
+                    tracestate: event.tracestate.clone(),
                     max_attempts: *max_attempts,
                 })
                 .await?;

@@ -19,3 +19,4 @@ pub use dispatcher::{
 };
 pub use publish::{Consumers, PublishError, PublishRefusal, check_address, consumers};
 pub use service::{QUEUE_SERVICE_HOST, QueueService};
+pub use stratus_telemetry::trace_context;

@@ -19,6 +19,7 @@ use stratus_runtime::{FunctionIdentity, InProcessServices, ServiceCaller, Servic
 
 use crate::dispatcher::{Dispatcher, Published};
 use crate::publish::PublishError;
+use stratus_telemetry::trace_context;
 
 /// The host this service answers for.
 pub const QUEUE_SERVICE_HOST: &str = "queue.svc";
@@ -141,7 +142,9 @@ async fn publish(
 }
 
 /// The event `caller` publishes to a queue of `app`, from its request's
-/// `ce-*` and `content-type` headers.
+/// `ce-*` and `content-type` headers, and its trace context: the runtime
+/// puts the invocation's on the outbound request, so the consumers
+/// continue the publishing invocation's trace.
 fn event_of(caller: &FunctionIdentity, app: &str, headers: &HeaderMap, data: Bytes) -> Published {
     let header = |name: &str| {
         headers
@@ -151,6 +154,7 @@ fn event_of(caller: &FunctionIdentity, app: &str, headers: &HeaderMap, data: Byt
     };
     let own = app == caller.app.as_str();
     let publisher = format!("/apps/{}/functions/{}", caller.app, caller.function);
+    let (traceparent, tracestate) = trace_context(headers);
     Published {
         from: (!own).then(|| caller.app.clone()),
         id: header("ce-id"),
@@ -165,6 +169,8 @@ fn event_of(caller: &FunctionIdentity, app: &str, headers: &HeaderMap, data: Byt
         subject: header("ce-subject"),
         content_type: header("content-type"),
         data,
+        traceparent,
+        tracestate,
     }
 }
 
@@ -181,7 +187,11 @@ mod tests {
     use crate::dispatcher::DispatchConfig;
 
     fn node(dir: &std::path::Path) -> Arc<Dispatcher> {
-        let invoker = Invoker::new(Admission::new(4, 64 << 20, Duration::from_secs(1)), None);
+        let invoker = Invoker::new(
+            Admission::new(4, 64 << 20, Duration::from_secs(1)),
+            None,
+            None,
+        );
         let queue = SqliteQueue::open(
             &dir.join(SqliteQueue::FILE),
             RetryPolicy::default(),
@@ -313,6 +323,27 @@ mod tests {
             unnamed.source.as_deref(),
             Some("/apps/shop/functions/checkout")
         );
+        assert_eq!((unnamed.traceparent, unnamed.tracestate), (None, None));
+    }
+
+    #[test]
+    fn a_published_event_keeps_the_publishing_invocations_trace() {
+        const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let caller = FunctionIdentity::new("shop", "checkout");
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", HeaderValue::from_static(PARENT));
+        headers.insert("tracestate", HeaderValue::from_static("rojo=1"));
+        let event = event_of(&caller, "billing", &headers, Bytes::new());
+        assert_eq!(event.traceparent.as_deref(), Some(PARENT));
+        assert_eq!(event.tracestate.as_deref(), Some("rojo=1"));
+
+        // A guest writing its own malformed one publishes without one.
+        headers.insert(
+            "traceparent",
+            HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        );
+        let event = event_of(&caller, "billing", &headers, Bytes::new());
+        assert_eq!((event.traceparent, event.tracestate), (None, None));
     }
 
     #[test]

@@ -15,13 +15,16 @@ use hyper::body::Body;
 use stratus_manifest::split_key;
 use stratus_runtime::{BodyError, CallInfo, Invocation, Meter, ResponseBody};
 use stratus_storage::{Recorder, Trigger};
+use stratus_telemetry::{Phases, Tracer};
 use tracing::Instrument;
 
 use crate::admission::Admission;
 use crate::error::PlatformError;
 use crate::live::{LiveFunction, LiveSet};
 use crate::metering::meter_for;
+use crate::series::PhaseSeries;
 use crate::tenancy::Tenancy;
+use crate::traces::{TraceShape, Traced, end_refused};
 use stratus_runtime::SharedWarnLimit;
 
 /// The response header carrying the invocation id, on every answer.
@@ -42,13 +45,22 @@ pub struct Invoker {
     /// Where invocations are metered and their logs kept; `None` when the
     /// node runs with metering off.
     recorder: Option<Recorder>,
+    /// Exports invocations' spans; `None` when the node does not trace,
+    /// and then no invocation does any tracing work.
+    tracer: Option<Arc<Tracer>>,
+    /// Every invocation's phases, node-wide, for `/metrics`.
+    phases: PhaseSeries,
     /// Bumped on every activation, for those who follow the live set (the
     /// triggers, which subscribe and unsubscribe as functions come and go).
     changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Invoker {
-    pub fn new(admission: Admission, recorder: Option<Recorder>) -> Arc<Invoker> {
+    pub fn new(
+        admission: Admission,
+        recorder: Option<Recorder>,
+        tracer: Option<Arc<Tracer>>,
+    ) -> Arc<Invoker> {
         Arc::new(Invoker {
             live: ArcSwap::default(),
             admission,
@@ -56,6 +68,8 @@ impl Invoker {
             failure_warnings: SharedWarnLimit::default(),
             calls_refused: AtomicU64::new(0),
             recorder,
+            tracer,
+            phases: PhaseSeries::default(),
             changes: tokio::sync::watch::Sender::new(0),
         })
     }
@@ -138,6 +152,11 @@ impl Invoker {
         &self.tenancy
     }
 
+    /// Where invocations' time went, by phase, node-wide.
+    pub fn phases(&self) -> &PhaseSeries {
+        &self.phases
+    }
+
     pub fn recorder(&self) -> Option<&Recorder> {
         self.recorder.as_ref()
     }
@@ -194,6 +213,18 @@ impl Invoker {
                 .headers_mut()
                 .insert(header::HOST, HeaderValue::from_static("localhost"));
         }
+        // The caller's trace is continued; the guest sees this
+        // invocation's span as its request's parent.
+        let trace = self.tracer.as_ref().map(|tracer| {
+            let begun = tracer.begin(request.headers(), trigger == Trigger::Event);
+            begun.trace.inject(request.headers_mut());
+            let shape = TraceShape::of(function, id, trigger, &request);
+            Traced {
+                tracer: tracer.clone(),
+                begun,
+                shape,
+            }
+        });
         let memory = function.function.limits().memory;
         let namespace_name = split_key(&function.app).0;
         let guard = self.tenancy.guard(namespace_name);
@@ -201,7 +232,9 @@ impl Invoker {
         // event is put back without using an attempt (429 and
         // `Retry-After`), a `.svc` caller hears why.
         if guard.as_ref().is_some_and(|g| g.exhausted()) {
-            return PlatformError::budget_exhausted(namespace_name).into_response(id);
+            let error = PlatformError::budget_exhausted(namespace_name);
+            end_refused(trace, &error);
+            return error.into_response(id);
         }
         let namespace = guard.as_ref().and_then(|g| g.concurrency());
         let admitted = match self
@@ -212,15 +245,24 @@ impl Invoker {
             Ok(admitted) => admitted,
             Err(shed) => {
                 let waited = self.admission.queue_timeout().as_millis();
-                return PlatformError::shed(&function.name, shed, waited).into_response(id);
+                let error = PlatformError::shed(&function.name, shed, waited);
+                end_refused(trace, &error);
+                return error.into_response(id);
             }
         };
-        let meter = meter_for(self.recorder.as_ref(), function, id, trigger, caller);
+        let meter = meter_for(self.recorder.as_ref(), function, id, trigger, caller, trace);
         meter.add_bytes_in(body_length);
         let waited = admitted.waited;
         match function.function.handle(request, &meter, admitted).await {
             Ok((mut response, info)) => {
                 meter.set_status(response.status().as_u16(), None);
+                let phases = Phases {
+                    queued: waited,
+                    instantiate: info.instantiate,
+                    execution: info.execution,
+                };
+                self.phases.observe(&phases);
+                meter.set_phases(phases);
                 add_receipt(response.headers_mut(), waited, &info);
                 // The guest may still be streaming the body: its meter stays
                 // open until the body is done (its admission only until the

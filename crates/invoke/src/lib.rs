@@ -20,6 +20,7 @@ mod metering;
 mod routes;
 mod series;
 mod tenancy;
+mod traces;
 
 pub use admission::{Admission, Admitted, Shed};
 pub use calls::{DEFAULT_MAX_CALLS_PER_TREE, FunctionCalls, MAX_CALL_DEPTH};
@@ -27,7 +28,10 @@ pub use error::{ErrorBody, ErrorDetail, PlatformError, full_body};
 pub use invoker::{INVOCATION_ID_HEADER, Invoker, new_invocation_id, with_id};
 pub use live::{LiveFunction, LiveSet, RouteConflict};
 pub use routes::RouteTable;
-pub use series::{DURATION_BUCKETS, Ending, FunctionSeries, TriggerReading};
+pub use series::{
+    DURATION_BUCKETS, Ending, FunctionSeries, Histogram, HistogramReading, PhaseSeries,
+    TriggerReading,
+};
 pub use stratus_runtime::{SharedWarnLimit, WarnLimit};
 pub use tenancy::{Guard, Tenancy};
 

@@ -11,18 +11,24 @@ use stratus_storage::{
 use crate::error::invoke_error_code;
 use crate::live::LiveFunction;
 use crate::series::Ending;
+use crate::traces::Traced;
 
 /// A meter that, when the invocation ends, counts it in its function's
-/// series (`/metrics`) and records it in the ledger (unless metering is
-/// off).
+/// series (`/metrics`), exports its spans (when it is traced) and records
+/// it in the ledger (unless metering is off).
 pub(crate) fn meter_for(
     recorder: Option<&Recorder>,
     function: &LiveFunction,
     id: &str,
     trigger: Trigger,
     caller: Option<&CallInfo>,
+    trace: Option<Traced>,
 ) -> Arc<Meter> {
-    let meter = record_on_done(recorder, function, id, trigger, caller);
+    let parent = trace.as_ref().map(|t| t.begun.trace.clone());
+    let meter = record_on_done(recorder, function, id, trigger, caller, trace);
+    if let Some(parent) = parent {
+        meter.set_trace(parent);
+    }
     // The invocation's own id and depth, for the calls it makes in turn.
     meter.set_call(CallInfo {
         id: id.to_owned(),
@@ -38,10 +44,16 @@ fn record_on_done(
     id: &str,
     trigger: Trigger,
     caller: Option<&CallInfo>,
+    trace: Option<Traced>,
 ) -> Arc<Meter> {
     let series = function.series.clone();
     let Some(recorder) = recorder.cloned() else {
-        return Meter::new(move |reading: Reading| series.count(ending(trigger, &reading)));
+        return Meter::new(move |mut reading: Reading| {
+            series.count(ending(trigger, &reading));
+            if let Some(trace) = trace {
+                trace.end(&mut reading);
+            }
+        });
     };
     let started_at = SystemTime::now();
     let (app, name, version, id) = (
@@ -51,8 +63,11 @@ fn record_on_done(
         id.to_owned(),
     );
     let caller = caller.map(|c| c.id.clone());
-    Meter::new(move |reading: Reading| {
+    Meter::new(move |mut reading: Reading| {
         series.count(ending(trigger, &reading));
+        if let Some(trace) = trace {
+            trace.end(&mut reading);
+        }
         let mut logs: Vec<LogLine> = reading
             .output
             .iter()

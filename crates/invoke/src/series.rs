@@ -33,10 +33,83 @@ pub struct TriggerSeries {
     cold_starts: AtomicU64,
     /// Billed MiB × milliseconds, as the ledger bills them.
     mib_ms: AtomicU64,
-    /// Invocations by the first bucket their duration fits (the last one:
-    /// longer than every bound).
-    durations: [AtomicU64; DURATION_BUCKETS.len() + 1],
-    duration_micros: AtomicU64,
+    duration: Histogram,
+}
+
+/// Durations by the first of [`DURATION_BUCKETS`] they fit (the last
+/// bucket: longer than every bound), and their sum.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
+    micros: AtomicU64,
+}
+
+/// A [`Histogram`] read: cumulative counts at or under each bound, then
+/// all; the sum in seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramReading {
+    pub buckets: Vec<u64>,
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl Histogram {
+    pub fn observe(&self, length: Duration) {
+        let seconds = length.as_secs_f64();
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(length.as_micros()).unwrap_or(u64::MAX);
+        self.micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> HistogramReading {
+        let mut cumulative = 0;
+        let buckets = self
+            .buckets
+            .iter()
+            .map(|c| {
+                cumulative += c.load(Ordering::Relaxed);
+                cumulative
+            })
+            .collect::<Vec<_>>();
+        HistogramReading {
+            buckets,
+            count: cumulative,
+            sum_seconds: self.micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
+/// The node's invocations by phase: the time each waited for a slot, took
+/// to instantiate, and ran until it answered. Per node rather than per
+/// function: three more histograms a function would triple the largest
+/// part of a scrape with a thousand functions (each invocation's own
+/// phases are in its trace and its `server-timing` header).
+#[derive(Debug, Default)]
+pub struct PhaseSeries {
+    queue: Histogram,
+    instantiate: Histogram,
+    execution: Histogram,
+}
+
+impl PhaseSeries {
+    pub fn observe(&self, phases: &stratus_telemetry::Phases) {
+        self.queue.observe(phases.queued);
+        self.instantiate.observe(phases.instantiate);
+        self.execution.observe(phases.execution);
+    }
+
+    /// Each phase's name and reading.
+    pub fn read(&self) -> [(&'static str, HistogramReading); 3] {
+        [
+            ("queue", self.queue.read()),
+            ("instantiate", self.instantiate.read()),
+            ("execution", self.execution.read()),
+        ]
+    }
 }
 
 /// How one invocation ended, as the series count it.
@@ -66,14 +139,7 @@ impl FunctionSeries {
             series.cold_starts.fetch_add(1, Ordering::Relaxed);
         }
         series.mib_ms.fetch_add(ending.mib_ms, Ordering::Relaxed);
-        let seconds = ending.wall.as_secs_f64();
-        let bucket = DURATION_BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(DURATION_BUCKETS.len());
-        series.durations[bucket].fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(ending.wall.as_micros()).unwrap_or(u64::MAX);
-        series.duration_micros.fetch_add(micros, Ordering::Relaxed);
+        series.duration.observe(ending.wall);
     }
 
     /// A reading of each trigger that has been invoked.
@@ -83,27 +149,16 @@ impl FunctionSeries {
             .zip(&self.by_trigger)
             .map(|(trigger, s)| {
                 let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-                let mut cumulative = 0;
-                let buckets = s
-                    .durations
-                    .iter()
-                    .map(|c| {
-                        cumulative += load(c);
-                        cumulative
-                    })
-                    .collect::<Vec<_>>();
                 TriggerReading {
                     trigger,
                     responses: s.responses.each_ref().map(load),
                     errors: load(&s.errors),
                     cold_starts: load(&s.cold_starts),
                     gb_seconds: load(&s.mib_ms) as f64 / 1024.0 / 1000.0,
-                    count: cumulative,
-                    buckets,
-                    duration_seconds: load(&s.duration_micros) as f64 / 1e6,
+                    duration: s.duration.read(),
                 }
             })
-            .filter(|r| r.count > 0)
+            .filter(|r| r.duration.count > 0)
             .collect()
     }
 }
@@ -117,11 +172,8 @@ pub struct TriggerReading {
     pub errors: u64,
     pub cold_starts: u64,
     pub gb_seconds: f64,
-    /// Invocations.
-    pub count: u64,
-    /// Invocations at or under each of [`DURATION_BUCKETS`], then all.
-    pub buckets: Vec<u64>,
-    pub duration_seconds: f64,
+    /// Invocations by duration.
+    pub duration: HistogramReading,
 }
 
 #[cfg(test)]
@@ -152,12 +204,12 @@ mod tests {
         assert_eq!(http.trigger, Trigger::Http);
         assert_eq!(http.responses, [0, 1, 0, 0, 1]);
         assert_eq!(http.errors, 1);
-        assert_eq!(http.count, 3);
+        assert_eq!(http.duration.count, 3);
         // 3 ms in the first bucket, 40 ms by 0.05 s, 20 s past them all.
-        assert_eq!(http.buckets, [1, 1, 2, 2, 2, 2, 2, 2, 3]);
-        assert!((http.duration_seconds - 20.043).abs() < 1e-9);
+        assert_eq!(http.duration.buckets, [1, 1, 2, 2, 2, 2, 2, 2, 3]);
+        assert!((http.duration.sum_seconds - 20.043).abs() < 1e-9);
         assert!((http.gb_seconds - 2.0 * 20_043.0 / 1024.0 / 1000.0).abs() < 1e-12);
         assert_eq!(read[1].trigger, Trigger::Event);
-        assert_eq!(read[1].buckets[0], 1, "5 ms is at most 0.005 s");
+        assert_eq!(read[1].duration.buckets[0], 1, "5 ms is at most 0.005 s");
     }
 }

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use stratus_telemetry::Tracer;
 
 use stratus_admin::AdminState;
 use stratus_admin::disk::{DataDir, LedgerFiles};
@@ -45,6 +46,8 @@ pub struct Stratus {
     pub(crate) presence: Arc<Presence>,
     /// In a cluster: where this node's heartbeat goes.
     pub(crate) registry: Option<JetStreamNodes>,
+    /// Exports invocations' spans, when the node traces.
+    pub(crate) tracer: Option<Arc<Tracer>>,
 }
 
 impl std::fmt::Debug for Stratus {
@@ -77,6 +80,7 @@ impl Stratus {
         let gateway_tls = load_tls(&config.tls, "--tls-cert/--tls-key")?;
         let admin_tls = load_tls(&config.admin_tls, "--admin-tls-cert/--admin-tls-key")?;
         let limits = config.connection_limits()?;
+        let tracer = Tracer::from_config(&config.tracing)?.map(Arc::new);
         let shared = match &config.cluster {
             Some(cluster) => Some(
                 crate::cluster::open(
@@ -167,7 +171,11 @@ impl Stratus {
             config.memory_budget(),
             config.queue_timeout,
         );
-        let invoker = Invoker::new(admission, ledger.as_ref().map(|l| l.recorder()));
+        let invoker = Invoker::new(
+            admission,
+            ledger.as_ref().map(|l| l.recorder()),
+            tracer.clone(),
+        );
         let gateway = Gateway::new(invoker.clone(), limits);
         let queue: Arc<dyn EventQueue> = match &shared {
             // The cluster's queue, and each cron tick fired by one node.
@@ -273,6 +281,7 @@ impl Stratus {
             triggers,
             presence,
             registry,
+            tracer,
         })
     }
 

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
+use stratus_telemetry::TracingConfig;
 
 use stratus_gateway::{ConnectionLimits, TlsFiles};
 use stratus_keyvalue::Quota;
@@ -71,6 +72,9 @@ pub struct NodeConfig {
     /// Whether the data directory outlives the process (`stratus server`;
     /// not `stratus up`), so that broker sessions may too.
     pub persistent: bool,
+    /// `--otlp-endpoint`, `--trace-sample-ratio` (and the standard
+    /// `OTEL_*` variables): where invocations' spans are exported.
+    pub tracing: TracingConfig,
     /// `--cluster`: share apps and components with the other nodes of a
     /// NATS JetStream cluster instead of keeping them in the data
     /// directory.
@@ -189,6 +193,7 @@ impl Default for NodeConfig {
             outbound_allow_private: false,
             audit_retention: DEFAULT_AUDIT_RETENTION,
             persistent: true,
+            tracing: TracingConfig::default(),
             cluster: None,
         }
     }

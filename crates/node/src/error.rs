@@ -31,6 +31,9 @@ pub enum NodeError {
         flag: &'static str,
         source: stratus_gateway::TlsError,
     },
+    /// Traces were asked for in a way the node cannot export them.
+    #[error("tracing: {0}")]
+    Tracing(#[from] stratus_telemetry::TelemetryError),
     #[error("{0} task failed: {1}")]
     Task(&'static str, tokio::task::JoinError),
     #[error("{0} failed: {1}")]

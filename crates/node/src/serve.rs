@@ -126,6 +126,11 @@ impl Stratus {
         {
             tracing::warn!("could not write the last invocation records before stopping");
         }
+        // The last spans go out before the process does; the exporter
+        // blocks (up to its timeout), so not on a runtime thread.
+        if let Some(tracer) = self.tracer {
+            let _ = tokio::task::spawn_blocking(move || tracer.shutdown()).await;
+        }
         tracing::info!("stopped");
         Ok(())
     }

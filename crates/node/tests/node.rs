@@ -11,6 +11,7 @@ mod common;
 mod admin_areas;
 mod audit;
 mod control_plane;
+mod event_traces;
 mod in_process;
 mod namespaces;
 mod quotas;

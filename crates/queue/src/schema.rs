@@ -87,6 +87,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX event_due_any ON event(state, next_us);
     CREATE INDEX event_by_id ON event(id);
     ",
+    // The publisher's W3C trace context (CloudEvents' distributed-tracing
+    // extension), so the invocation that handles an event continues the
+    // publisher's trace. Events stored before have none: NULL.
+    "
+    ALTER TABLE event ADD COLUMN traceparent TEXT;
+    ALTER TABLE event ADD COLUMN tracestate TEXT;
+    ",
 ];
 
 /// Opens (creating or migrating) the queue database at `path`.

@@ -24,8 +24,9 @@ pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64> 
     let origin = e.origin.as_deref().unwrap_or("");
     conn.prepare_cached(
         "INSERT INTO event (queue, origin, id, source, kind, subject, path, content_type, data,
-                            state, max_attempts, created_us, updated_us, next_us)
-         VALUES (?1, ?11, ?2, ?3, ?4, ?5, ?10, ?6, ?7, 'queued', ?8, ?9, ?9, ?9)
+                            state, max_attempts, created_us, updated_us, next_us,
+                            traceparent, tracestate)
+         VALUES (?1, ?11, ?2, ?3, ?4, ?5, ?10, ?6, ?7, 'queued', ?8, ?9, ?9, ?9, ?12, ?13)
          ON CONFLICT (queue, origin, id) DO NOTHING",
     )
     .during(DB, ACTION)?
@@ -40,7 +41,9 @@ pub(crate) fn enqueue(conn: &Connection, e: &NewEvent, now: i64) -> Result<i64> 
         e.max_attempts.max(1),
         now,
         e.path,
-        origin
+        origin,
+        e.traceparent,
+        e.tracestate
     ])
     .during(DB, ACTION)?;
     conn.prepare_cached("SELECT seq FROM event WHERE queue = ?1 AND origin = ?2 AND id = ?3")
@@ -120,7 +123,7 @@ pub(crate) fn lease(
     let until = now + lease.as_micros() as i64;
     let sql = format!(
         "SELECT seq, queue, id, source, kind, subject, path, content_type, data, created_us,
-                attempts, max_attempts
+                attempts, max_attempts, traceparent, tracestate
          FROM event
          WHERE {} state IN ('queued', 'running') AND next_us <= ?2
          ORDER BY next_us, seq LIMIT ?3",
@@ -143,6 +146,8 @@ pub(crate) fn lease(
                 path: row.get(6)?,
                 content_type: row.get(7)?,
                 data: row.get(8)?,
+                traceparent: row.get(12)?,
+                tracestate: row.get(13)?,
                 time: from_unix_micros(row.get(9)?),
                 attempt: row.get::<_, u32>(10)? + 1,
                 max_attempts: row.get(11)?,

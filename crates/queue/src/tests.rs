@@ -116,6 +116,42 @@ async fn events_stored_before_origins_existed_survive_the_migration() {
 }
 
 #[tokio::test]
+async fn events_stored_before_trace_contexts_are_delivered_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(SqliteQueue::FILE);
+    {
+        // A queue as a node before trace contexts left it: version 3.
+        let mut conn = stratus_sqlite::open(&path, false).unwrap();
+        stratus_sqlite::migrate(&mut conn, &path, &crate::schema::MIGRATIONS[..3]).unwrap();
+        conn.execute_batch(
+            "INSERT INTO event (seq, queue, id, source, kind, path, data, state, max_attempts,
+                                created_us, updated_us, next_us)
+             VALUES (3, 'fn:b/orders', 'old-1', '/s', 't', '/', x'01', 'queued', 3, 1, 1, 1);",
+        )
+        .unwrap();
+    }
+    let queue = open(&dir, no_backoff());
+    let traced = stratus_storage::NewEvent {
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        tracestate: Some("rojo=1".into()),
+        ..event("fn:b/orders", "new-1", 3)
+    };
+    queue.enqueue(traced.clone()).await.unwrap();
+    let leased = queue.lease(None, 10, LEASE).await.unwrap();
+    let seen: Vec<_> = leased
+        .iter()
+        .map(|d| (d.id.as_str(), d.traceparent.clone(), d.tracestate.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("old-1", None, None),
+            ("new-1", traced.traceparent, traced.tracestate)
+        ]
+    );
+}
+
+#[tokio::test]
 async fn errors_read_as_they_did() {
     let dir = tempfile::tempdir().unwrap();
     let queue = open(&dir, no_backoff());

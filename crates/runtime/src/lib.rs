@@ -34,6 +34,7 @@ mod meter;
 mod residency;
 mod reuse;
 mod services;
+mod traced;
 mod validate;
 mod warn_limit;
 

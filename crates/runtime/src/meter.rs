@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use stratus_telemetry::{MAX_OUTBOUND_SPANS, OutboundCall, Phases, TraceParent};
+
 use crate::capture::OutputLine;
 use crate::error::InvokeError;
 
@@ -31,6 +33,13 @@ pub struct Meter {
     outbound_ns: AtomicU64,
     /// Who this invocation is, for the calls it makes to other functions.
     call: OnceLock<CallInfo>,
+    /// The invocation's span, when the node traces: the parent of every
+    /// outbound call it makes.
+    trace: OnceLock<TraceParent>,
+    /// Its outbound calls, kept for the trace (at most
+    /// [`MAX_OUTBOUND_SPANS`], and only when the trace is sampled).
+    calls: Mutex<Vec<OutboundCall>>,
+    phases: OnceLock<Phases>,
     failure: OnceLock<&'static str>,
     guest: OnceLock<GuestEnd>,
     on_done: Mutex<Option<OnDone>>,
@@ -96,6 +105,10 @@ pub struct Reading {
     pub outbound_bytes: u64,
     /// Time spent waiting for their answers.
     pub outbound_time: Duration,
+    /// Queue, instantiation and execution, once the guest answered.
+    pub phases: Option<Phases>,
+    /// Outbound calls kept for the trace (none when it is not sampled).
+    pub calls: Vec<OutboundCall>,
     /// The platform's error code for the caller's answer, if it was one.
     pub failure: Option<&'static str>,
     /// How the guest failed, if it did — including after its response had
@@ -137,6 +150,9 @@ impl Meter {
             outbound_bytes: AtomicU64::new(0),
             outbound_ns: AtomicU64::new(0),
             call: OnceLock::new(),
+            trace: OnceLock::new(),
+            calls: Mutex::new(Vec::new()),
+            phases: OnceLock::new(),
             failure: OnceLock::new(),
             guest: OnceLock::new(),
             on_done: Mutex::new(on_done),
@@ -175,6 +191,29 @@ impl Meter {
     /// when they were not set.
     pub fn call(&self) -> CallInfo {
         self.call.get().cloned().unwrap_or_default()
+    }
+
+    /// Puts the invocation in a trace (set once, before it runs).
+    pub fn set_trace(&self, trace: TraceParent) {
+        let _ = self.trace.set(trace);
+    }
+
+    /// The invocation's span, when the node traces.
+    pub fn trace(&self) -> Option<&TraceParent> {
+        self.trace.get()
+    }
+
+    /// Where the time went until the guest answered.
+    pub fn set_phases(&self, phases: Phases) {
+        let _ = self.phases.set(phases);
+    }
+
+    /// Keeps an outbound call for the trace, up to the bound.
+    pub(crate) fn add_call(&self, call: OutboundCall) {
+        let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
+        if calls.len() < MAX_OUTBOUND_SPANS {
+            calls.push(call);
+        }
     }
 
     /// Counts one outbound request; returns how many there are now.
@@ -257,6 +296,8 @@ impl Drop for Meter {
             outbound_requests: *self.outbound_requests.get_mut(),
             outbound_bytes: *self.outbound_bytes.get_mut(),
             outbound_time: Duration::from_nanos(*self.outbound_ns.get_mut()),
+            phases: self.phases.get().copied(),
+            calls: std::mem::take(self.calls.get_mut().unwrap_or_else(PoisonError::into_inner)),
             failure: self.failure.get().copied(),
             error,
             output,

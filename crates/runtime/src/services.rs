@@ -34,6 +34,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use crate::capabilities::CapabilityStats;
 use crate::egress;
 use crate::meter::{CallInfo, Meter};
+use crate::traced;
 
 /// The largest request body a guest may send to a service. A service call
 /// is buffered in host memory, so it is bounded well below what a function
@@ -308,7 +309,7 @@ impl OutboundHooks {
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendOutcome> + Send> {
@@ -320,6 +321,7 @@ impl WasiHttpHooks for OutboundHooks {
             meter: meter.clone(),
             limit: self.limits.max_bytes,
         };
+        let traced = traced::begin(&meter, &mut request);
         let host = request.uri().host().unwrap_or_default().to_owned();
         if is_service_request(&request) {
             let service = self
@@ -329,6 +331,7 @@ impl WasiHttpHooks for OutboundHooks {
                 .map(|(service, _)| service.clone());
             let Some(service) = service else {
                 self.deny(&host);
+                traced::end(traced, Err(&Error::HttpRequestDenied));
                 return Box::new(async { Err(Error::HttpRequestDenied) });
             };
             self.stats.service_calls.fetch_add(1, Ordering::Relaxed);
@@ -337,10 +340,15 @@ impl WasiHttpHooks for OutboundHooks {
                 invocation: meter.call(),
             };
             let timeout = self.limits.timeout;
-            return Box::new(call_service(service, caller, request, budget, timeout));
+            return Box::new(async move {
+                let outcome = call_service(service, caller, request, budget, timeout).await;
+                traced::end(traced, status_of(&outcome));
+                outcome
+            });
         }
         let Some(destination) = self.destination(&request) else {
             self.deny(&host);
+            traced::end(traced, Err(&Error::HttpRequestDenied));
             return Box::new(async { Err(Error::HttpRequestDenied) });
         };
         let options = self.options(options);
@@ -373,12 +381,20 @@ impl WasiHttpHooks for OutboundHooks {
             }
             .await;
             meter.add_outbound_time(started.elapsed());
+            traced::end(traced, sent.as_ref().map(|(r, _)| r.status().as_u16()));
             let (response, io) = sent?;
             let response =
                 response.map(|body| Counted::new(body, budget, response_too_big).boxed_unsync());
             Ok((response, io))
         })
     }
+}
+
+/// The status of a service's answer, or why there was none, for the trace.
+fn status_of(outcome: &SendOutcome) -> Result<u16, &Error> {
+    outcome
+        .as_ref()
+        .map(|(response, _)| response.status().as_u16())
 }
 
 /// What refusing a request for where its host resolves needs, once the

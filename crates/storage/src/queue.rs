@@ -33,6 +33,15 @@ pub struct NewEvent {
     pub path: String,
     pub content_type: Option<String>,
     pub data: Vec<u8>,
+    /// The W3C trace context of whatever published the event: the
+    /// CloudEvents distributed-tracing extension's `traceparent`, kept so
+    /// the invocation that handles the event continues the publisher's
+    /// trace rather than starting one of its own; `None` when the
+    /// publisher had none.
+    pub traceparent: Option<String>,
+    /// The `tracestate` that came with `traceparent` (vendors' entries,
+    /// passed on as they were); `None` when there was none.
+    pub tracestate: Option<String>,
     /// Deliveries before the event is dead (at least 1).
     pub max_attempts: u32,
 }
@@ -50,6 +59,11 @@ pub struct Delivery {
     pub path: String,
     pub content_type: Option<String>,
     pub data: Vec<u8>,
+    /// The publisher's trace context, as [`NewEvent::traceparent`] and
+    /// [`NewEvent::tracestate`] stored it: every delivery, retries and
+    /// redriven dead letters included, carries it.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
     /// When the event was accepted: `ce-time`.
     pub time: SystemTime,
     /// This delivery's number, from 1.
@@ -71,6 +85,8 @@ impl Delivery {
             path: event.path,
             content_type: event.content_type,
             data: event.data,
+            traceparent: event.traceparent,
+            tracestate: event.tracestate,
             time,
             attempt,
             max_attempts: event.max_attempts,

@@ -41,6 +41,9 @@ pub(crate) async fn run(task: Task, schedule: Schedule, zone: Option<Tz>, max_at
             path: "/".into(),
             content_type: Some("application/json".into()),
             data: data.to_string().into_bytes(),
+            // A tick is the start of its own trace.
+            traceparent: None,
+            tracestate: None,
             max_attempts,
         }
     };

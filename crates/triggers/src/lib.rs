@@ -254,6 +254,8 @@ impl Task {
             path: "/".into(),
             content_type: e.content_type,
             data: e.data,
+            traceparent: None,
+            tracestate: None,
             max_attempts,
         }
     }

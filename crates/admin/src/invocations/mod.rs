@@ -63,7 +63,9 @@ pub struct InvokeParams {
     /// Method the function sees (default: `POST`).
     method: Option<String>,
     /// `async`: queue the call durably and answer 202 with its id at once;
-    /// the function receives it as a CloudEvent, retried on failure.
+    /// the function receives it as a CloudEvent, retried on failure,
+    /// continuing the caller's W3C trace when the request has a valid
+    /// `traceparent`.
     mode: Option<String>,
 }
 
@@ -124,7 +126,13 @@ pub async fn invoke(
                 .map(str::to_owned);
             let id = state
                 .dispatcher
-                .submit(&target, path, content_type, body)
+                .submit(
+                    &target,
+                    path,
+                    content_type,
+                    body,
+                    stratus_events::trace_context(&headers),
+                )
                 .await?;
             let location = crate::namespaces::v1_path(&namespace, &format!("/events/{id}"));
             let accepted = AsyncAccepted {

@@ -6,6 +6,7 @@
 
 pub mod jetstream;
 pub mod nats;
+pub mod otlp;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

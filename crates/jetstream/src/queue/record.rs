@@ -102,6 +102,13 @@ pub(crate) struct Body {
     pub(crate) content_type: Option<String>,
     #[serde(with = "base64_bytes")]
     pub(crate) data: Vec<u8>,
+    /// The publisher's W3C trace context. Left out when there is none, so
+    /// such a body is written as before it existed; a body written before
+    /// reads as having none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tracestate: Option<String>,
     pub(crate) max_attempts: u32,
     /// When the event was accepted (ns since the epoch): `ce-time`.
     pub(crate) time: u64,
@@ -119,6 +126,8 @@ impl Body {
             path: event.path,
             content_type: event.content_type,
             data: event.data,
+            traceparent: event.traceparent,
+            tracestate: event.tracestate,
             max_attempts: event.max_attempts.max(1),
             time: nanos(now),
         }
@@ -143,6 +152,8 @@ impl Body {
             path: self.path.clone(),
             content_type: self.content_type.clone(),
             data: self.data.clone(),
+            traceparent: self.traceparent.clone(),
+            tracestate: self.tracestate.clone(),
             time: time(self.time),
             attempt,
             max_attempts,
@@ -276,5 +287,45 @@ mod tests {
         )));
         assert_eq!(seq_of_key(&record_key(&token("a.b"), 42)), Some(42));
         assert_ne!(digest(&["a", "bc"]), digest(&["ab", "c"]));
+    }
+
+    #[test]
+    fn a_body_keeps_its_trace_context_and_an_older_one_has_none() {
+        let event = NewEvent {
+            queue: "fn:a/f".into(),
+            origin: None,
+            id: "e1".into(),
+            source: "/s".into(),
+            kind: "t".into(),
+            subject: None,
+            path: "/".into(),
+            content_type: None,
+            data: b"hi".to_vec(),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            tracestate: Some("rojo=1".into()),
+            max_attempts: 3,
+        };
+        let body = Body::decode(&Body::new(event.clone(), SystemTime::now()).encode()).unwrap();
+        let delivery = body.delivery(1, 1, 3);
+        assert_eq!(
+            (delivery.traceparent, delivery.tracestate),
+            (event.traceparent, event.tracestate)
+        );
+
+        // Written by a node from before trace contexts.
+        let older = br#"{"queue":"fn:a/f","origin":null,"id":"e0","source":"/s","kind":"t",
+            "subject":null,"path":"/","content_type":null,"data":"aGk=","max_attempts":3,
+            "time":1}"#;
+        let delivery = Body::decode(older).unwrap().delivery(1, 1, 3);
+        assert_eq!((delivery.traceparent, delivery.tracestate), (None, None));
+        // And one without a context is written as such a node wrote it.
+        let plain = NewEvent {
+            traceparent: None,
+            tracestate: None,
+            ..event
+        };
+        let text =
+            String::from_utf8(Body::new(plain, SystemTime::now()).encode().to_vec()).unwrap();
+        assert!(!text.contains("trace"), "{text}");
     }
 }

@@ -27,6 +27,8 @@ fn tick_event(id: &str) -> NewEvent {
         path: "/".into(),
         content_type: None,
         data: Vec::new(),
+        traceparent: None,
+        tracestate: None,
         max_attempts: 3,
     }
 }

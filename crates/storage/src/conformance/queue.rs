@@ -36,6 +36,8 @@ pub fn event(queue: &str, id: &str, max_attempts: u32) -> NewEvent {
         path: "/".into(),
         content_type: Some("application/json".into()),
         data: br#"{"n":1}"#.to_vec(),
+        traceparent: None,
+        tracestate: None,
         max_attempts,
     }
 }
@@ -506,6 +508,55 @@ pub async fn burying_a_duplicate_leaves_the_stored_event_alone(open: &Open) {
     assert_eq!(lease(&q, None, 10).await.len(), 1);
 }
 
+pub async fn the_trace_context_is_kept_through_retries_and_redrive(open: &Open) {
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const STATE: &str = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
+    let (q, _guard) = open(no_backoff()).await;
+    let traced = NewEvent {
+        traceparent: Some(PARENT.into()),
+        tracestate: Some(STATE.into()),
+        ..event("traced", "t1", 2)
+    };
+    q.enqueue(traced).await.unwrap();
+    q.enqueue(event("traced", "plain", 2)).await.unwrap();
+    let context = |d: &Delivery| (d.traceparent.clone(), d.tracestate.clone());
+    let expected = (Some(PARENT.to_owned()), Some(STATE.to_owned()));
+
+    let first = lease(&q, Some("traced"), 10).await;
+    assert_eq!(ids(&first), ["t1", "plain"]);
+    assert_eq!(context(&first[0]), expected);
+    assert_eq!(context(&first[1]), (None, None), "none was published");
+    q.succeed(first[1].seq, None).await.unwrap();
+
+    // A retry is the same event: it continues the same trace.
+    assert!(matches!(
+        q.fail(first[0].seq, "500".into()).await.unwrap(),
+        Settled::Retry(_)
+    ));
+    let second = lease_one(&q, "traced").await;
+    assert_eq!((second.attempt, context(&second)), (2, expected.clone()));
+
+    // Dead, then redriven: still the publisher's trace.
+    assert_eq!(
+        q.fail(second.seq, "500".into()).await.unwrap(),
+        Settled::Dead
+    );
+    assert_eq!(q.redrive("traced", Some("t1")).await.unwrap(), 1);
+    let again = lease_one(&q, "traced").await;
+    assert_eq!((again.attempt, context(&again)), (1, expected.clone()));
+
+    // So is an event buried where it came in (a broker's), once redriven.
+    let buried = NewEvent {
+        traceparent: Some(PARENT.into()),
+        tracestate: Some(STATE.into()),
+        ..event("buried", "b1", 3)
+    };
+    q.bury(buried, 3, "answered 500".into()).await.unwrap();
+    assert_eq!(q.redrive("buried", None).await.unwrap(), 1);
+    let redriven = lease_one(&q, "buried").await;
+    assert_eq!(context(&redriven), expected);
+}
+
 /// One `#[tokio::test]` per check of the event-queue conformance suite,
 /// each opening its queue with `$open` (a
 /// [`conformance::queue::Open`](crate::conformance::queue::Open)).
@@ -529,6 +580,7 @@ macro_rules! queue_conformance {
             a_cron_tick_is_stored_with_its_event,
             a_buried_event_is_a_dead_letter_that_redrive_delivers,
             burying_a_duplicate_leaves_the_stored_event_alone,
+            the_trace_context_is_kept_through_retries_and_redrive,
         );
     };
     (@checks $open:expr; $($check:ident,)*) => {
