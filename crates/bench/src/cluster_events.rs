@@ -42,6 +42,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
             reuse: 1,
             metering: true,
             quotas: false,
+            traced: false,
         })?;
         runtime.block_on(events::measure(
             &client,

@@ -54,6 +54,7 @@ pub fn run(events: usize, connections: usize) -> anyhow::Result<EventsResult> {
         reuse: 1,
         metering: true,
         quotas: false,
+        traced: false,
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -338,6 +339,7 @@ pub fn run_nats(events: usize) -> anyhow::Result<EventsResult> {
             reuse: 1,
             metering: true,
             quotas: false,
+            traced: false,
         },
         &format!("triggers = [{{ nats = \"{subject}\" }}]"),
     )?;

@@ -251,8 +251,8 @@ fn main() -> anyhow::Result<()> {
             targets::Variant {
                 reuse: 1,
                 metering: true,
-
                 quotas: false,
+                traced: false,
             },
         ),
         (
@@ -260,8 +260,8 @@ fn main() -> anyhow::Result<()> {
             targets::Variant {
                 reuse: 1,
                 metering: false,
-
                 quotas: false,
+                traced: false,
             },
         ),
         (
@@ -270,6 +270,16 @@ fn main() -> anyhow::Result<()> {
                 reuse: 1,
                 metering: true,
                 quotas: true,
+                traced: false,
+            },
+        ),
+        (
+            "Stratus gateway, hello, fresh instance, every invocation traced (`--otlp-endpoint`)",
+            targets::Variant {
+                reuse: 1,
+                metering: true,
+                quotas: false,
+                traced: true,
             },
         ),
         (
@@ -277,8 +287,8 @@ fn main() -> anyhow::Result<()> {
             targets::Variant {
                 reuse: 128,
                 metering: true,
-
                 quotas: false,
+                traced: false,
             },
         ),
     ];
@@ -315,8 +325,8 @@ fn main() -> anyhow::Result<()> {
             targets::Variant {
                 reuse: 1,
                 metering: true,
-
                 quotas: false,
+                traced: false,
             },
             "",
         )?;

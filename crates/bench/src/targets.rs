@@ -81,6 +81,9 @@ pub struct StratusNode {
     pub url: String,
     pub admin: String,
     _data: tempfile::TempDir,
+    /// Where a traced node exports its spans: a hyper server that takes
+    /// every export (answering as a collector that keeps nothing).
+    _sink: Option<RawHyper>,
 }
 
 /// How the node under load is set up.
@@ -93,6 +96,9 @@ pub struct Variant {
     /// The app in a namespace with every quota set (none reached): what
     /// checking them costs.
     pub quotas: bool,
+    /// Every invocation traced and exported (`--otlp-endpoint`): what
+    /// tracing costs when it is on.
+    pub traced: bool,
 }
 
 impl StratusNode {
@@ -133,6 +139,7 @@ impl StratusNode {
             url: found[0].clone(),
             admin: found[1].clone(),
             _data: data,
+            _sink: None,
         })
     }
 
@@ -153,12 +160,20 @@ impl StratusNode {
         variant: Variant,
         function_toml: &str,
     ) -> anyhow::Result<StratusNode> {
-        let extra: &[&str] = if variant.metering {
-            &[]
+        let mut extra: Vec<String> = Vec::new();
+        if !variant.metering {
+            extra.push("--no-metering".into());
+        }
+        let sink = if variant.traced {
+            let sink = RawHyper::start()?;
+            extra.extend(["--otlp-endpoint".into(), sink.url.clone()]);
+            Some(sink)
         } else {
-            &["--no-metering"]
+            None
         };
-        let mut node = Self::start_empty_binary(bin, extra)?;
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let mut node = Self::start_empty_binary(bin, &extra)?;
+        node._sink = sink;
         let app = node._data.path().join("app");
         std::fs::create_dir_all(&app)?;
         std::fs::write(
