@@ -51,6 +51,16 @@ pub(crate) fn families(functions: &[Arc<LiveFunction>]) -> Vec<Family> {
         "Invocations of the function that may run at once (manifest max_concurrency)",
         Kind::Gauge,
     );
+    let mut outbound = family(
+        "function_outbound_requests",
+        "Outbound HTTP requests and calls to other functions (.svc) the function's invocations made",
+        Kind::Counter,
+    );
+    let mut events = family(
+        "function_events",
+        "Event deliveries to the function, by how they were settled: handled, retried, dead (a dead letter), busy (put back at capacity)",
+        Kind::Counter,
+    );
     for function in functions {
         let (namespace, app) = split_key(&function.app);
         let labels = || {
@@ -68,6 +78,13 @@ pub(crate) fn families(functions: &[Arc<LiveFunction>]) -> Vec<Family> {
             labels(),
             Number::Int(i64::from(function.max_concurrency)),
         ));
+        for (outcome, n) in function.series.events() {
+            if n > 0 {
+                let mut labels = labels();
+                labels.push(("outcome", outcome.as_str().to_owned()));
+                events.samples.push(Sample::new(labels, Number::Uint(n)));
+            }
+        }
         for reading in function.series.read() {
             let labels = || {
                 let mut labels = labels();
@@ -92,6 +109,12 @@ pub(crate) fn families(functions: &[Arc<LiveFunction>]) -> Vec<Family> {
                     .samples
                     .push(Sample::new(labels(), Number::Uint(reading.errors)));
             }
+            if reading.outbound_requests > 0 {
+                outbound.samples.push(Sample::new(
+                    labels(),
+                    Number::Uint(reading.outbound_requests),
+                ));
+            }
             if reading.cold_starts > 0 {
                 cold.samples
                     .push(Sample::new(labels(), Number::Uint(reading.cold_starts)));
@@ -102,7 +125,9 @@ pub(crate) fn families(functions: &[Arc<LiveFunction>]) -> Vec<Family> {
             histogram(&mut duration, labels, &reading.duration);
         }
     }
-    vec![requests, errors, duration, cold, billed, inflight, limit]
+    vec![
+        requests, errors, duration, cold, billed, inflight, limit, outbound, events,
+    ]
 }
 
 fn family(name: &'static str, help: &'static str, kind: Kind) -> Family {

@@ -266,3 +266,85 @@ async fn prometheus_reads_each_functions_request_rate_and_p99() {
     assert!(p99s.1 > 0.1, "slow p99 {}", p99s.1);
     assert!(p99s.0 < p99s.1, "{p99s:?}");
 }
+
+/// The value of the series `name` once it exists: a labelled counter
+/// appears with its first count.
+async fn appearing(server: &Server, name: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = server.metrics_text().await;
+        if let Some(value) = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        {
+            return value.trim().parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "{name} never appeared:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The shop's functions, counted as `/metrics` names them.
+fn shop(function: &str, labels: &str) -> String {
+    format!("{{namespace=\"default\",app=\"shop\",function=\"{function}\",{labels}}}")
+}
+
+#[tokio::test]
+async fn outbound_calls_and_event_outcomes_are_counted_per_function() {
+    example_guest("shop_checkout");
+    let server = Server::start_with(&["--retry-base", "10ms"]);
+    server.deploy(&repo_root().join("examples/shop"));
+    let put = server
+        .http
+        .put(server.url("/shop/inventory/mug-stratus"))
+        .body("10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let response = server
+        .http
+        .post(server.url("/shop/checkout"))
+        .header("content-type", "application/json")
+        .body(r#"{"order":"m-1","items":[{"sku":"mug-stratus","quantity":1}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    // The order is handled once by its consumer.
+    let handled = format!(
+        "stratus_function_events_total{}",
+        shop("orders", "outcome=\"handled\"")
+    );
+    assert_eq!(appearing(&server, &handled).await, 1);
+    // checkout priced (pricing.svc), reserved (inventory.svc) and
+    // published (queue.svc); pricing, called by it, asked catalog and
+    // inventory.
+    let outbound = |function, trigger| {
+        format!(
+            "stratus_function_outbound_requests_total{}",
+            shop(function, &format!("trigger=\"{trigger}\""))
+        )
+    };
+    assert_eq!(server.metric(&outbound("checkout", "http")).await, 3);
+    assert_eq!(server.metric(&outbound("pricing", "service")).await, 2);
+    let text = server.metrics_text().await;
+    assert!(
+        !text.contains(&outbound("catalog", "service")),
+        "catalog calls nothing: no series\n{text}"
+    );
+
+    // An order event the consumer refuses (422) is retried, then dead.
+    let (status, _) = publish(&server, "shop", "orders", &[("ce-id", "bad-1")], "not json").await;
+    assert_eq!(status, 202);
+    let outcome = |o: &str| {
+        format!(
+            "stratus_function_events_total{}",
+            shop("orders", &format!("outcome=\"{o}\""))
+        )
+    };
+    assert_eq!(appearing(&server, &outcome("dead")).await, 1);
+    assert_eq!(server.metric(&outcome("retried")).await, 2);
+    assert_eq!(server.metric(&outcome("handled")).await, 1);
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use stratus_invoke::{Invoker, LiveFunction, new_invocation_id};
+use stratus_invoke::{EventOutcome, Invoker, LiveFunction, new_invocation_id};
 use stratus_runtime::ResponseBody;
 use stratus_storage::{Delivery, EventQueue, NewEvent, QueueError, Settled, Trigger};
 use tokio::sync::{Notify, Semaphore};
@@ -315,6 +315,12 @@ impl Dispatcher {
                 }
             }
         };
+        let outcome_kind = match &outcome {
+            Attempt::Handled(_) => Kind::Handled,
+            Attempt::Failed(_) => Kind::Failed,
+            Attempt::Busy => Kind::Busy,
+            Attempt::Rejected(_) => Kind::Rejected,
+        };
         let settled = match outcome {
             Attempt::Handled(result) => {
                 let done = self.queue.succeed(d.seq, Some(result)).await;
@@ -338,6 +344,17 @@ impl Dispatcher {
             }
         };
         let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
+        let outcome = match (&outcome_kind, &settled) {
+            (_, Err(_)) => None,
+            (_, Ok(Some(Settled::Dead))) | (Kind::Rejected, Ok(_)) => Some(EventOutcome::Dead),
+            (_, Ok(Some(Settled::Retry(_)))) => Some(EventOutcome::Retried),
+            (Kind::Handled, Ok(None)) => Some(EventOutcome::Handled),
+            (Kind::Busy, Ok(None)) => Some(EventOutcome::Busy),
+            (Kind::Failed, Ok(None)) => None,
+        };
+        if let Some(outcome) = outcome {
+            self.count_for_function(&d.queue, outcome);
+        }
         match settled {
             Ok(Some(Settled::Dead)) => {
                 count(&self.stats.dead);
@@ -351,6 +368,16 @@ impl Dispatcher {
             }
             Ok(None) => {}
             Err(e) => tracing::error!(event = %d.id, "cannot settle the event: {e}"),
+        }
+    }
+
+    /// Counts a settled delivery in the series of the function that
+    /// consumes `queue`, if it is still live.
+    fn count_for_function(&self, queue: &str, outcome: EventOutcome) {
+        if let Some((app, name)) = queue_function(queue)
+            && let Some(function) = self.invoker.live().function(app, name)
+        {
+            function.series.count_event(outcome);
         }
     }
 
@@ -400,6 +427,14 @@ impl Dispatcher {
             Attempt::Failed(format!("invocation {id} answered {status}: {snippet}"))
         }
     }
+}
+
+/// Which [`Attempt`] it was, once its payload has been handed on.
+enum Kind {
+    Handled,
+    Failed,
+    Busy,
+    Rejected,
 }
 
 /// How one delivery went.

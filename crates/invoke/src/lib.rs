@@ -29,8 +29,8 @@ pub use invoker::{INVOCATION_ID_HEADER, Invoker, new_invocation_id, with_id};
 pub use live::{LiveFunction, LiveSet, RouteConflict};
 pub use routes::RouteTable;
 pub use series::{
-    DURATION_BUCKETS, Ending, FunctionSeries, Histogram, HistogramReading, PhaseSeries,
-    TriggerReading,
+    DURATION_BUCKETS, Ending, EventOutcome, FunctionSeries, Histogram, HistogramReading,
+    PhaseSeries, TriggerReading,
 };
 pub use stratus_runtime::{SharedWarnLimit, WarnLimit};
 pub use tenancy::{Guard, Tenancy};

@@ -138,5 +138,6 @@ fn ending(trigger: Trigger, reading: &Reading) -> Ending {
         cold: reading.cold,
         wall: reading.wall,
         mib_ms: billed_mib(reading.peak_memory) * billed_ms(reading.wall),
+        outbound_requests: reading.outbound_requests,
     }
 }

@@ -17,10 +17,44 @@ use stratus_storage::Trigger;
 /// each scrape (`stratus-bench scrape`).
 pub const DURATION_BUCKETS: [f64; 8] = [0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
 
-/// A function's series, one set per trigger.
+/// A function's series, one set per trigger, and how the events delivered
+/// to it were settled.
 #[derive(Debug, Default)]
 pub struct FunctionSeries {
     by_trigger: [TriggerSeries; Trigger::ALL.len()],
+    events: [AtomicU64; EventOutcome::ALL.len()],
+}
+
+/// How the delivery of an event to a function was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// The function answered 2xx: the event is done.
+    Handled,
+    /// It failed, and the event waits for another attempt.
+    Retried,
+    /// It failed its last attempt, or could never be delivered: a dead
+    /// letter.
+    Dead,
+    /// The function was at capacity: put back, no attempt used.
+    Busy,
+}
+
+impl EventOutcome {
+    pub const ALL: [EventOutcome; 4] = [
+        EventOutcome::Handled,
+        EventOutcome::Retried,
+        EventOutcome::Dead,
+        EventOutcome::Busy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventOutcome::Handled => "handled",
+            EventOutcome::Retried => "retried",
+            EventOutcome::Dead => "dead",
+            EventOutcome::Busy => "busy",
+        }
+    }
 }
 
 /// What one trigger of one function did.
@@ -33,6 +67,8 @@ pub struct TriggerSeries {
     cold_starts: AtomicU64,
     /// Billed MiB × milliseconds, as the ledger bills them.
     mib_ms: AtomicU64,
+    /// Outbound HTTP requests and `.svc` calls made.
+    outbound: AtomicU64,
     duration: Histogram,
 }
 
@@ -122,6 +158,7 @@ pub struct Ending {
     pub cold: bool,
     pub wall: Duration,
     pub mib_ms: u64,
+    pub outbound_requests: u32,
 }
 
 impl FunctionSeries {
@@ -139,7 +176,28 @@ impl FunctionSeries {
             series.cold_starts.fetch_add(1, Ordering::Relaxed);
         }
         series.mib_ms.fetch_add(ending.mib_ms, Ordering::Relaxed);
+        series
+            .outbound
+            .fetch_add(u64::from(ending.outbound_requests), Ordering::Relaxed);
         series.duration.observe(ending.wall);
+    }
+
+    /// Counts an event delivery settled as `outcome`.
+    pub fn count_event(&self, outcome: EventOutcome) {
+        let index = EventOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or_default();
+        self.events[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Event deliveries by how they were settled.
+    pub fn events(&self) -> [(EventOutcome, u64); EventOutcome::ALL.len()] {
+        let mut read = EventOutcome::ALL.map(|o| (o, 0));
+        for ((_, n), counter) in read.iter_mut().zip(&self.events) {
+            *n = counter.load(Ordering::Relaxed);
+        }
+        read
     }
 
     /// A reading of each trigger that has been invoked.
@@ -155,6 +213,7 @@ impl FunctionSeries {
                     errors: load(&s.errors),
                     cold_starts: load(&s.cold_starts),
                     gb_seconds: load(&s.mib_ms) as f64 / 1024.0 / 1000.0,
+                    outbound_requests: load(&s.outbound),
                     duration: s.duration.read(),
                 }
             })
@@ -172,6 +231,7 @@ pub struct TriggerReading {
     pub errors: u64,
     pub cold_starts: u64,
     pub gb_seconds: f64,
+    pub outbound_requests: u64,
     /// Invocations by duration.
     pub duration: HistogramReading,
 }
@@ -188,6 +248,7 @@ mod tests {
             cold: false,
             wall: Duration::from_millis(ms),
             mib_ms: 2 * ms,
+            outbound_requests: 1,
         }
     }
 
@@ -211,5 +272,13 @@ mod tests {
         assert!((http.gb_seconds - 2.0 * 20_043.0 / 1024.0 / 1000.0).abs() < 1e-12);
         assert_eq!(read[1].trigger, Trigger::Event);
         assert_eq!(read[1].duration.buckets[0], 1, "5 ms is at most 0.005 s");
+        assert_eq!((http.outbound_requests, read[1].outbound_requests), (3, 1));
+        series.count_event(EventOutcome::Retried);
+        series.count_event(EventOutcome::Handled);
+        series.count_event(EventOutcome::Retried);
+        assert_eq!(
+            series.events().map(|(o, n)| (o.as_str(), n)),
+            [("handled", 1), ("retried", 2), ("dead", 0), ("busy", 0)]
+        );
     }
 }
