@@ -5,9 +5,12 @@
 //! `docs/metrics.md` maps them to OpenTelemetry's FaaS conventions.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use stratus_events::queue_function;
 use stratus_invoke::{DURATION_BUCKETS, HistogramReading, LiveFunction};
 use stratus_manifest::split_key;
+use stratus_storage::Backlog;
 
 use crate::exposition::{Family, Kind, Number, Sample, float};
 
@@ -128,6 +131,51 @@ pub(crate) fn families(functions: &[Arc<LiveFunction>]) -> Vec<Family> {
     vec![
         requests, errors, duration, cold, billed, inflight, limit, outbound, events,
     ]
+}
+
+/// Each function queue's backlog: what waits, since when, and its dead
+/// letters — only for queues that hold some (a function whose events are
+/// all handled has none of these series; read an absent one as 0).
+pub(crate) fn queue_families(backlog: &[Backlog], now: SystemTime) -> Vec<Family> {
+    let mut waiting = family(
+        "function_queue_waiting_events",
+        "Events for the function not yet handled: queued, waiting for a retry, or being delivered",
+        Kind::Gauge,
+    );
+    let mut age = family(
+        "function_queue_oldest_event_age_seconds",
+        "How long the oldest event waiting for the function has waited",
+        Kind::Gauge,
+    );
+    let mut dead = family(
+        "function_dead_letters",
+        "Dead letters of the function: events whose last attempt failed, until redriven or pruned",
+        Kind::Gauge,
+    );
+    for queue in backlog {
+        let Some((key, function)) = queue_function(&queue.queue) else {
+            continue;
+        };
+        let (namespace, app) = split_key(key);
+        let labels = || {
+            vec![
+                ("namespace", namespace.to_owned()),
+                ("app", app.to_owned()),
+                ("function", function.to_owned()),
+            ]
+        };
+        let count = |n: u64| Number::Int(i64::try_from(n).unwrap_or(i64::MAX));
+        waiting
+            .samples
+            .push(Sample::new(labels(), count(queue.waiting)));
+        dead.samples.push(Sample::new(labels(), count(queue.dead)));
+        if let Some(oldest) = queue.oldest {
+            let waited = now.duration_since(oldest).unwrap_or_default();
+            age.samples
+                .push(Sample::new(labels(), Number::Float(waited.as_secs_f64())));
+        }
+    }
+    vec![waiting, age, dead]
 }
 
 fn family(name: &'static str, help: &'static str, kind: Kind) -> Family {

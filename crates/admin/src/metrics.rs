@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{FromRef, State};
 use axum::response::{IntoResponse, Response};
@@ -46,13 +47,25 @@ impl FromRef<AdminState> for MetricsState {
 pub async fn scrape(State(state): State<MetricsState>, headers: HeaderMap) -> Response {
     let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(accept);
-    let text = render(format, "stratus", &families(&state));
+    let backlog = state.dispatcher.backlog(BACKLOG_WAIT).await;
+    let mut families = families(&state);
+    if let Some(backlog) = backlog {
+        families.extend(crate::function_metrics::queue_families(
+            &backlog,
+            SystemTime::now(),
+        ));
+    }
+    let text = render(format, "stratus", &families);
     (
         [(CONTENT_TYPE, format.content_type()), (VARY, "Accept")],
         text,
     )
         .into_response()
 }
+
+/// How long a scrape waits for the queues' backlog (in a cluster, a few
+/// JetStream requests) before it answers without it.
+const BACKLOG_WAIT: Duration = Duration::from_secs(2);
 
 fn families(state: &MetricsState) -> Vec<Family> {
     let stats = state.node.stats();

@@ -267,17 +267,18 @@ async fn prometheus_reads_each_functions_request_rate_and_p99() {
     assert!(p99s.0 < p99s.1, "{p99s:?}");
 }
 
-/// The value of the series `name` once it exists: a labelled counter
-/// appears with its first count.
+/// The value of the series `name` once it exists and is at least 1: a
+/// labelled counter appears with its first count.
 async fn appearing(server: &Server, name: &str) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let text = server.metrics_text().await;
-        if let Some(value) = text
+        let value = text
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        {
-            return value.trim().parse().unwrap();
+            .map(|v| v.trim().parse::<u64>().unwrap());
+        if let Some(value) = value.filter(|v| *v > 0) {
+            return value;
         }
         assert!(Instant::now() < deadline, "{name} never appeared:\n{text}");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -347,4 +348,52 @@ async fn outbound_calls_and_event_outcomes_are_counted_per_function() {
     assert_eq!(appearing(&server, &outcome("dead")).await, 1);
     assert_eq!(server.metric(&outcome("retried")).await, 2);
     assert_eq!(server.metric(&outcome("handled")).await, 1);
+}
+
+#[tokio::test]
+async fn a_functions_queue_shows_what_waits_since_when_and_its_dead_letters() {
+    let server = Server::start_with(&["--retry-base", "10ms"]);
+    let app = testbed_app("slowq", "slowq", &[], "max_concurrency = 1");
+    server.deploy(app.path());
+    // One event runs for 3 s; the second waits behind it (the function
+    // takes one at a time).
+    submit(&server, "slowq", "/sleep?ms=3000", "").await;
+    server.wait_in_flight("slowq", 1).await;
+    submit(&server, "slowq", "/sleep?ms=10", "").await;
+    let labels = "{namespace=\"default\",app=\"slowq\",function=\"slowq\"}";
+    let waiting = format!("stratus_function_queue_waiting_events{labels}");
+    let age = format!("stratus_function_queue_oldest_event_age_seconds{labels}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Both wait (one being delivered counts), and the oldest ages.
+    let aged = loop {
+        let text = server.metrics_text().await;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .map(|v| v.trim().parse::<f64>().unwrap())
+        };
+        if let (Some(2.0), Some(seconds)) = (value(&waiting), value(&age))
+            && seconds >= 1.0
+        {
+            break seconds;
+        }
+        let shown: Vec<&str> = text.lines().filter(|l| l.contains("slowq")).collect();
+        assert!(
+            Instant::now() < deadline,
+            "no aging backlog of 2:\n{}",
+            shown.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(aged < 10.0, "{aged}");
+    // Once both are handled the queue has no backlog: no series.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server.metrics_text().await.contains(&waiting) {
+        assert!(Instant::now() < deadline, "the backlog never emptied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A dead letter stays counted until it is redriven.
+    submit(&server, "slowq", "/status?code=500", "").await;
+    let dead = format!("stratus_function_dead_letters{labels}");
+    assert_eq!(appearing(&server, &dead).await, 1);
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use stratus_invoke::{EventOutcome, Invoker, LiveFunction, new_invocation_id};
 use stratus_runtime::ResponseBody;
-use stratus_storage::{Delivery, EventQueue, NewEvent, QueueError, Settled, Trigger};
+use stratus_storage::{Backlog, Delivery, EventQueue, NewEvent, QueueError, Settled, Trigger};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::cloudevent::{check_size, request_for};
@@ -127,6 +127,24 @@ impl Dispatcher {
 
     pub fn stats(&self) -> &DispatchStats {
         &self.stats
+    }
+
+    /// Each function's queue that holds events waiting or dead (see
+    /// [`EventQueue::backlog`]), or `None` when the queue does not answer
+    /// within `within`: a scrape of `/metrics` must not hang on a broker
+    /// that went away.
+    pub async fn backlog(&self, within: Duration) -> Option<Vec<Backlog>> {
+        match tokio::time::timeout(within, self.queue.backlog()).await {
+            Ok(Ok(backlog)) => Some(backlog),
+            Ok(Err(e)) => {
+                tracing::warn!("cannot read the queues' backlog: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("the queues' backlog took longer than {within:?}: left out");
+                None
+            }
+        }
     }
 
     pub fn queue(&self) -> &Arc<dyn EventQueue> {

@@ -228,6 +228,21 @@ impl JetStream {
         stream: &str,
         filter: &str,
     ) -> Result<Vec<String>, JetStreamError> {
+        Ok(self
+            .subject_counts(stream, filter)
+            .await?
+            .into_iter()
+            .map(|(subject, _)| subject)
+            .collect())
+    }
+
+    /// The subjects of `stream` matching `filter` that hold messages, with
+    /// how many each holds.
+    pub async fn subject_counts(
+        &self,
+        stream: &str,
+        filter: &str,
+    ) -> Result<Vec<(String, u64)>, JetStreamError> {
         let subject = format!("$JS.API.STREAM.INFO.{stream}");
         let mut found = Vec::new();
         // The server answers at most a page of subjects at a time.
@@ -238,9 +253,14 @@ impl JetStream {
                     &json!({ "subjects_filter": filter, "offset": found.len() }),
                 )
                 .await?;
-            let page: Vec<String> = info["state"]["subjects"]
+            let page: Vec<(String, u64)> = info["state"]["subjects"]
                 .as_object()
-                .map(|subjects| subjects.keys().cloned().collect())
+                .map(|subjects| {
+                    subjects
+                        .iter()
+                        .map(|(s, n)| (s.clone(), n.as_u64().unwrap_or(0)))
+                        .collect()
+                })
                 .unwrap_or_default();
             let total = info["total"].as_u64().unwrap_or(0) as usize;
             let empty = page.is_empty();

@@ -22,15 +22,15 @@ mod prune;
 mod record;
 mod store;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde_json::json;
 use stratus_storage::{
-    Delivery, EventQueue, EventState, EventStatus, NewEvent, QueueError, QueueFuture, RetryPolicy,
-    Settled,
+    Backlog, Delivery, EventQueue, EventState, EventStatus, NewEvent, QueueError, QueueFuture,
+    RetryPolicy, Settled,
 };
 
 use crate::api::{JetStream, JetStreamError};
@@ -161,6 +161,47 @@ impl Inner {
         format!("{}.dead.{queue_token}", self.name)
     }
 
+    /// Each queue's messages, waiting (on its subject: settled ones are
+    /// deleted) and dead (moved to its dead subject), from the stream's
+    /// per-subject counts; the oldest waiting one's time from the first
+    /// message on its subject.
+    async fn backlog(&self) -> Result<Vec<Backlog>, JetStreamError> {
+        let mut queues: BTreeMap<String, Backlog> = BTreeMap::new();
+        for (kind, prefix) in [(Held::Waiting, "q"), (Held::Dead, "dead")] {
+            let filter = format!("{}.{prefix}.>", self.name);
+            let counts = self.js.subject_counts(&self.stream, &filter).await?;
+            for (subject, n) in counts {
+                let Some(queue) = subject
+                    .rsplit('.')
+                    .next()
+                    .and_then(|t| hex::decode(t).ok())
+                    .and_then(|b| String::from_utf8(b).ok())
+                else {
+                    continue;
+                };
+                let entry = queues.entry(queue.clone()).or_insert(Backlog {
+                    queue,
+                    waiting: 0,
+                    oldest: None,
+                    dead: 0,
+                });
+                match kind {
+                    Held::Dead => entry.dead = n,
+                    Held::Waiting => {
+                        entry.waiting = n;
+                        entry.oldest = self
+                            .js
+                            .next_message(&self.stream, &subject, 0)
+                            .await?
+                            .and_then(|m| record::Body::decode(&m.payload))
+                            .map(|body| record::time(body.time));
+                    }
+                }
+            }
+        }
+        Ok(queues.into_values().collect())
+    }
+
     /// Every record of `queue`, by seq.
     async fn records(&self, queue: &str) -> Result<Vec<Record>, JetStreamError> {
         let mut records: Vec<Record> = self
@@ -186,6 +227,12 @@ impl Inner {
             .and_then(|entry| Record::decode(&entry.value))
             .map(|r| r.status()))
     }
+}
+
+/// Where a queue's messages are counted from.
+enum Held {
+    Waiting,
+    Dead,
 }
 
 fn backend(e: JetStreamError) -> QueueError {
@@ -301,6 +348,11 @@ impl EventQueue for JetStreamQueue {
                 .map(Record::status)
                 .collect())
         })
+    }
+
+    fn backlog(&self) -> QueueFuture<Vec<Backlog>> {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.backlog().await.map_err(backend) })
     }
 
     fn dead_letters(&self, queue: &str, limit: usize) -> QueueFuture<Vec<EventStatus>> {

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use stratus_storage::{
-    Delivery, EventQueue, EventStatus, NewEvent, QueueError, QueueFuture, Settled,
+    Backlog, Delivery, EventQueue, EventStatus, NewEvent, QueueError, QueueFuture, Settled,
 };
 
 use crate::api::JetStreamError;
@@ -180,6 +180,10 @@ impl EventQueue for SharedTicks {
 
     fn dead_letters(&self, queue: &str, limit: usize) -> QueueFuture<Vec<EventStatus>> {
         self.inner.dead_letters(queue, limit)
+    }
+
+    fn backlog(&self) -> QueueFuture<Vec<Backlog>> {
+        self.inner.backlog()
     }
 }
 

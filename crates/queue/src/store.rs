@@ -8,7 +8,7 @@ use stratus_sqlite::from_unix_micros;
 
 use crate::error::DB;
 use stratus_sqlite::{During, SqliteError};
-use stratus_storage::{Delivery, EventState, EventStatus, NewEvent, RetryPolicy, Settled};
+use stratus_storage::{Backlog, Delivery, EventState, EventStatus, NewEvent, RetryPolicy, Settled};
 
 /// What a statement of this module answers: SQLite's error names the
 /// database and what the node was doing, shown as it is.
@@ -358,6 +358,32 @@ pub(crate) fn status(conn: &Connection, id: &str) -> Result<Option<EventStatus>>
 }
 
 /// The dead events of a queue, oldest first.
+/// Every queue with events waiting or dead. Reads only those rows, through
+/// the index on `state` (settled events, kept a while, are not scanned).
+pub(crate) fn backlog(conn: &Connection) -> Result<Vec<Backlog>> {
+    const ACTION: &str = "reading the queues' backlog";
+    conn.prepare_cached(
+        "SELECT queue,
+                SUM(state IN ('queued', 'running')),
+                MIN(CASE WHEN state IN ('queued', 'running') THEN created_us END),
+                SUM(state = 'dead')
+         FROM event WHERE state IN ('queued', 'running', 'dead')
+         GROUP BY queue ORDER BY queue",
+    )
+    .during(DB, ACTION)?
+    .query_map([], |row| {
+        Ok(Backlog {
+            queue: row.get(0)?,
+            waiting: row.get::<_, i64>(1)?.max(0) as u64,
+            oldest: row.get::<_, Option<i64>>(2)?.map(from_unix_micros),
+            dead: row.get::<_, i64>(3)?.max(0) as u64,
+        })
+    })
+    .during(DB, ACTION)?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .during(DB, ACTION)
+}
+
 pub(crate) fn dead(conn: &Connection, queue: &str, limit: usize) -> Result<Vec<EventStatus>> {
     conn.prepare_cached(&format!(
         "SELECT {STATUS_COLUMNS} FROM event WHERE queue = ?1 AND state = 'dead'

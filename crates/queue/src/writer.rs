@@ -10,7 +10,8 @@ use stratus_sqlite::{
     Batcher, During, SqliteError, WriterConfig, from_unix_micros, spawn_writer, unix_micros,
 };
 use stratus_storage::{
-    Delivery, EventQueue, EventStatus, NewEvent, QueueError, QueueFuture, RetryPolicy, Settled,
+    Backlog, Delivery, EventQueue, EventStatus, NewEvent, QueueError, QueueFuture, RetryPolicy,
+    Settled,
 };
 use tokio::sync::oneshot;
 
@@ -265,6 +266,10 @@ impl EventQueue for SqliteQueue {
     fn dead_letters(&self, queue: &str, limit: usize) -> QueueFuture<Vec<EventStatus>> {
         let queue = queue.to_owned();
         self.read(move |conn| store::dead(conn, &queue, limit))
+    }
+
+    fn backlog(&self) -> QueueFuture<Vec<Backlog>> {
+        self.read(store::backlog)
     }
 }
 

@@ -44,8 +44,8 @@ pub use namespaces::{
 };
 pub use nodes::{NodeDirectory, NodeRecord, NodesError, NodesFuture};
 pub use queue::{
-    Delivery, EventQueue, EventState, EventStatus, NewEvent, QueueError, QueueFuture, RetryPolicy,
-    Settled,
+    Backlog, Delivery, EventQueue, EventState, EventStatus, NewEvent, QueueError, QueueFuture,
+    RetryPolicy, Settled,
 };
 pub use secrets::{SealedSecret, SecretBackend, SecretBackendError, SecretInfo, SecretSource};
 pub use tokens::{Role, TokenFuture, TokenRecord, TokenStore, TokenStoreError};

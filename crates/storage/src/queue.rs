@@ -322,6 +322,24 @@ pub trait EventQueue: Send + Sync + 'static {
 
     /// A queue's dead letters, oldest first, at most `limit`.
     fn dead_letters(&self, queue: &str, limit: usize) -> QueueFuture<Vec<EventStatus>>;
+
+    /// Every queue holding events not yet handled or dead, by name: what
+    /// waits (queued or being delivered), since when, and its dead
+    /// letters. For `/metrics`: a queue that grows, or whose oldest event
+    /// ages, has consumers that do not keep up.
+    fn backlog(&self) -> QueueFuture<Vec<Backlog>>;
+}
+
+/// What one queue holds that is not done: see [`EventQueue::backlog`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    pub queue: String,
+    /// Events queued, waiting for a retry or being delivered.
+    pub waiting: u64,
+    /// When the oldest of them was accepted (`ce-time`).
+    pub oldest: Option<SystemTime>,
+    /// Dead letters, until redriven or pruned.
+    pub dead: u64,
 }
 
 #[cfg(test)]

@@ -557,6 +557,56 @@ pub async fn the_trace_context_is_kept_through_retries_and_redrive(open: &Open) 
     assert_eq!(context(&redriven), expected);
 }
 
+/// `backlog` names each queue with events waiting or dead, how many, and
+/// since when the oldest waits; what was handled is not counted.
+pub async fn the_backlog_counts_what_waits_and_what_is_dead(open: &Open) {
+    let (q, _guard) = open(no_backoff()).await;
+    assert_eq!(q.backlog().await.unwrap(), Vec::new(), "nothing yet");
+    // Stored times may be rounded to the millisecond or the second.
+    let before = SystemTime::now() - Duration::from_secs(1);
+    for id in ["a1", "a2", "a3"] {
+        q.enqueue(event("alpha", id, 1)).await.unwrap();
+    }
+    q.enqueue(event("beta", "b1", 1)).await.unwrap();
+    let leased = lease(&q, Some("alpha"), 2).await;
+    assert_eq!(ids(&leased), ["a1", "a2"]);
+    q.succeed(leased[0].seq, None).await.unwrap();
+    assert_eq!(
+        q.fail(leased[1].seq, "500".into()).await.unwrap(),
+        Settled::Dead
+    );
+
+    let backlog = q.backlog().await.unwrap();
+    let shown: Vec<(&str, u64, u64)> = backlog
+        .iter()
+        .map(|b| (b.queue.as_str(), b.waiting, b.dead))
+        .collect();
+    assert_eq!(shown, [("alpha", 1, 1), ("beta", 1, 0)]);
+    for b in &backlog {
+        let oldest = b.oldest.expect("a waiting event has a time");
+        assert!(oldest >= before && oldest <= SystemTime::now(), "{b:?}");
+    }
+
+    // A leased event still waits; once all are done only the dead remain.
+    let rest = lease(&q, None, 10).await;
+    assert_eq!(rest.len(), 2);
+    let backlog = q.backlog().await.unwrap();
+    assert_eq!(
+        backlog.iter().map(|b| b.waiting).sum::<u64>(),
+        2,
+        "being delivered is waiting: {backlog:?}"
+    );
+    for d in rest {
+        q.succeed(d.seq, None).await.unwrap();
+    }
+    let backlog = q.backlog().await.unwrap();
+    let shown: Vec<(&str, u64, Option<SystemTime>, u64)> = backlog
+        .iter()
+        .map(|b| (b.queue.as_str(), b.waiting, b.oldest, b.dead))
+        .collect();
+    assert_eq!(shown, [("alpha", 0, None, 1)]);
+}
+
 /// One `#[tokio::test]` per check of the event-queue conformance suite,
 /// each opening its queue with `$open` (a
 /// [`conformance::queue::Open`](crate::conformance::queue::Open)).
@@ -581,6 +631,7 @@ macro_rules! queue_conformance {
             a_buried_event_is_a_dead_letter_that_redrive_delivers,
             burying_a_duplicate_leaves_the_stored_event_alone,
             the_trace_context_is_kept_through_retries_and_redrive,
+            the_backlog_counts_what_waits_and_what_is_dead,
         );
     };
     (@checks $open:expr; $($check:ident,)*) => {
