@@ -121,7 +121,7 @@ impl Histogram {
 
 /// The node's invocations by phase: the time each waited for a slot, took
 /// to instantiate, and ran until it answered. Per node rather than per
-/// function: three more histograms a function would triple the largest
+/// function: three more histograms for each function would triple the largest
 /// part of a scrape with a thousand functions (each invocation's own
 /// phases are in its trace and its `server-timing` header).
 #[derive(Debug, Default)]
