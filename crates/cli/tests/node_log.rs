@@ -49,3 +49,41 @@ async fn a_json_log_names_the_invocation_on_its_lines() {
     }
     assert_eq!(about_it, 1, "{log}");
 }
+
+#[tokio::test]
+async fn a_traced_invocations_lines_carry_its_trace_id() {
+    // Traced to a collector that is not there: exports fail, quietly.
+    let server = Server::start_with(&[
+        "--log-format",
+        "json",
+        "--otlp-endpoint",
+        "http://127.0.0.1:9",
+    ]);
+    server.deploy(testbed_app("shop", "cart", &["/cart/..."], "").path());
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = server
+        .http
+        .get(server.url("/cart/panic"))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    assert!(
+        server.logs("invocation failed").await,
+        "{}",
+        server.node_log()
+    );
+    let log = server.node_log();
+    let failed: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("invocation failed"))
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{log}");
+    assert_eq!(failed[0]["span"]["trace_id"], trace, "{log}");
+}

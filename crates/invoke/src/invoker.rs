@@ -168,7 +168,8 @@ impl Invoker {
     /// failures are answered as [`PlatformError`]s. The caller adds the
     /// invocation id header ([`with_id`]). Whatever the node logs while it
     /// runs is in the span `invocation`, so every such line carries the
-    /// invocation's id, app and function (`--log-format json`).
+    /// invocation's id, app and function (`--log-format json`), and its
+    /// trace id when it is traced.
     pub async fn invoke<B>(
         &self,
         function: &LiveFunction,
@@ -188,6 +189,9 @@ impl Invoker {
             app = %function.app,
             function = %function.name,
             trigger = trigger.as_str(),
+            // Set when the invocation is traced, so a log line leads to
+            // its trace.
+            trace_id = tracing::field::Empty,
         );
         self.run(function, request, id, trigger, body_length, caller)
             .instrument(span)
@@ -218,6 +222,7 @@ impl Invoker {
         let trace = self.tracer.as_ref().map(|tracer| {
             let begun = tracer.begin(request.headers(), trigger == Trigger::Event);
             begun.trace.inject(request.headers_mut());
+            tracing::Span::current().record("trace_id", begun.trace.trace_id());
             let shape = TraceShape::of(function, id, trigger, &request);
             Traced {
                 tracer: tracer.clone(),
