@@ -109,7 +109,7 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug + 'static {
     /// Removes a token; whether there was one.
     fn revoke(&self, id: &str) -> TokenFuture<bool>;
 
-    /// Notes that the token was used at `at` (Unix milliseconds); nothing
-    /// when it is gone. The caller decides how often to note it.
+    /// Notes that the token was used at `at` (Unix milliseconds), unless a
+    /// later use is noted already; nothing when it is gone. The caller decides how often to note it.
     fn touch(&self, id: &str, at: i64) -> TokenFuture<()>;
 }

@@ -124,7 +124,10 @@ impl TokenStore for SqliteTokens {
         self.run(move |db| {
             db.conn()
                 .execute(
-                    "UPDATE token SET last_used_at = ?2 WHERE id = ?1",
+                    // Two nodes' (or requests') touches may land out of
+                    // order: the last use never moves back.
+                    "UPDATE token SET last_used_at = ?2
+                     WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
                     params![id, at],
                 )
                 .map_err(failed)?;

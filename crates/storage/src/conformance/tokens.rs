@@ -99,6 +99,8 @@ pub async fn a_touch_notes_the_last_use(open: &Open) {
     store.create(token.clone()).await.unwrap();
     store.touch(&token.id, 5_000).await.unwrap();
     store.touch(&token.id, 9_000).await.unwrap();
+    // A touch that arrives late (an earlier use) never moves it back.
+    store.touch(&token.id, 7_000).await.unwrap();
     let read = store.get(&token.id).await.unwrap().unwrap();
     assert_eq!(read.last_used_at, Some(9_000));
     assert_eq!(
