@@ -88,9 +88,16 @@ impl NamespaceStore for JetStreamNamespaces {
         Box::pin(async move {
             let mut all = Vec::new();
             for entry in kv.entries(PREFIX).await.map_err(failed)? {
-                let stored: Stored = serde_json::from_slice(&entry.value)
-                    .map_err(|e| NamespaceStoreError::Backend(format!("corrupt quotas: {e}")))?;
-                all.push((stored.namespace, stored.quotas));
+                // One record this release cannot read (damaged, or written
+                // by a newer one) must not stop every node applying the
+                // others' quotas: it is left out, and said.
+                match serde_json::from_slice::<Stored>(&entry.value) {
+                    Ok(stored) => all.push((stored.namespace, stored.quotas)),
+                    Err(e) => tracing::warn!(
+                        key = %entry.key,
+                        "namespace quotas left out: the record cannot be read: {e}"
+                    ),
+                }
             }
             all.sort_by(|a, b| a.0.cmp(&b.0));
             Ok(all)

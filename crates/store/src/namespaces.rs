@@ -81,7 +81,15 @@ impl NamespaceStore for SqliteNamespaces {
             let mut all = Vec::new();
             for row in rows {
                 let (namespace, text) = row.map_err(failed)?;
-                all.push((namespace, serde_json::from_str(&text).map_err(failed)?));
+                // One record this release cannot read (written by a newer
+                // one) must not stop the node applying the others.
+                match serde_json::from_str(&text) {
+                    Ok(quotas) => all.push((namespace, quotas)),
+                    Err(e) => tracing::warn!(
+                        namespace = %namespace,
+                        "namespace quotas left out: the record cannot be read: {e}"
+                    ),
+                }
             }
             Ok(all)
         })

@@ -348,3 +348,34 @@ async fn the_audit_log_ages_out_entries_past_retention() {
     let actions: Vec<&str> = kept.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["new"]);
 }
+
+#[tokio::test]
+async fn a_quotas_record_that_cannot_be_read_leaves_the_others_applied() {
+    use stratus_storage::{NamespaceStore, Quotas};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteAppStore::open(dir.path()).unwrap();
+    let namespaces = store.namespaces();
+    let quotas = Quotas {
+        max_apps: Some(3),
+        ..Default::default()
+    };
+    namespaces
+        .set_quotas("team-a", quotas.clone())
+        .await
+        .unwrap();
+    namespaces
+        .set_quotas("team-b", Quotas::default())
+        .await
+        .unwrap();
+    rusqlite::Connection::open(dir.path().join("stratus.db"))
+        .unwrap()
+        .execute(
+            "UPDATE namespace_quota SET quotas = '{not json' WHERE namespace = 'team-b'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(
+        namespaces.all().await.unwrap(),
+        vec![("team-a".to_owned(), quotas)]
+    );
+}
