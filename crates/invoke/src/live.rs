@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use stratus_manifest::{Namespace, Route, TriggerSpec};
+use stratus_manifest::{Namespace, Route, TriggerSpec, split_key};
 use stratus_runtime::Function;
 
 use crate::routes::RouteTable;
@@ -151,9 +151,12 @@ impl LiveSet {
 
     /// The function serving a request for `path` on `host` (as
     /// [`stratus_manifest::request_host`] gives it), by the most specific
-    /// route: the host's own first, then the longest path.
+    /// route: the host's own first, then the longest path — for a host a
+    /// namespace's routes name, only that namespace's.
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<LiveFunction>> {
-        self.routes.lookup(host, path)
+        self.routes.lookup(host, path, |a, b| {
+            split_key(&a.app).0 == split_key(&b.app).0
+        })
     }
 
     /// The live function `name` of `app`, if any.

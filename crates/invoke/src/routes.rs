@@ -62,9 +62,9 @@ impl<T> PathTable<T> {
     }
 
     /// An exact route for the path itself, else the longest prefix route
-    /// covering it.
-    fn lookup(&self, path: &str) -> Option<&T> {
-        if let Some(hit) = self.exact.get(path) {
+    /// covering it, among the targets `keep` accepts.
+    fn lookup(&self, path: &str, keep: impl Fn(&T) -> bool) -> Option<&T> {
+        if let Some(hit) = self.exact.get(path).filter(|t| keep(t)) {
             return Some(hit);
         }
         if self.prefix.is_empty() {
@@ -73,7 +73,7 @@ impl<T> PathTable<T> {
         // "/a/b/c" tries "/a/b/c", "/a/b", "/a", then "" (the catch-all).
         let mut candidate = path.strip_suffix('/').unwrap_or(path);
         loop {
-            if let Some(hit) = self.prefix.get(candidate) {
+            if let Some(hit) = self.prefix.get(candidate).filter(|t| keep(t)) {
                 return Some(hit);
             }
             match candidate.rfind('/') {
@@ -111,14 +111,24 @@ impl<T> RouteTable<T> {
 
     /// The most specific match for a request for `path` on `host` (as
     /// [`stratus_manifest::request_host`] gives it): the host's own routes
-    /// first, then the routes of every host.
-    pub fn lookup(&self, host: Option<&str>, path: &str) -> Option<&T> {
-        if let Some(own) = host.and_then(|h| self.hosts.get(h))
-            && let Some(hit) = own.lookup(path)
-        {
+    /// first, then the routes of every host — of those, for a host that
+    /// routes name, only targets `same_tenant` as the host's own. A custom
+    /// domain is its tenant's: another tenant's catch-all must not answer
+    /// (and see the cookies of) requests to it.
+    pub fn lookup(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        same_tenant: impl Fn(&T, &T) -> bool,
+    ) -> Option<&T> {
+        let Some(own) = host.and_then(|h| self.hosts.get(h)) else {
+            return self.any.lookup(path, |_| true);
+        };
+        if let Some(hit) = own.lookup(path, |_| true) {
             return Some(hit);
         }
-        self.any.lookup(path)
+        let owner = own.exact.values().chain(own.prefix.values()).next()?;
+        self.any.lookup(path, |t| same_tenant(owner, t))
     }
 
     /// Whether any route names a host: if none does, the request's host
@@ -155,10 +165,34 @@ mod tests {
         t
     }
 
+    /// Every target one tenant's.
+    fn one<T>(_: &T, _: &T) -> bool {
+        true
+    }
+
+    #[test]
+    fn a_host_a_tenant_holds_falls_back_only_to_its_routes() {
+        let mut t = RouteTable::default();
+        for (route, target) in [
+            ("api.test/orders/...", "a:orders"),
+            ("/x/...", "a:x"),
+            ("/...", "b:catch-all"),
+        ] {
+            t.insert(&Route::parse(route).unwrap(), target);
+        }
+        let same = |a: &&str, b: &&str| a[..1] == b[..1];
+        let at = |h, p| t.lookup(h, p, same).copied();
+        assert_eq!(at(Some("api.test"), "/orders/1"), Some("a:orders"));
+        assert_eq!(at(Some("api.test"), "/x/y"), Some("a:x"));
+        assert_eq!(at(Some("api.test"), "/z"), None, "not b's catch-all");
+        assert_eq!(at(Some("www.test"), "/z"), Some("b:catch-all"));
+        assert_eq!(at(None, "/x/y"), Some("a:x"));
+    }
+
     #[test]
     fn longest_match_wins_and_exact_beats_prefix() {
         let t = table(&["/...", "/a/...", "/a/b/...", "/a/b", "/x"]);
-        let at = |p| t.lookup(None, p).map(String::as_str);
+        let at = |p| t.lookup(None, p, one).map(String::as_str);
         assert_eq!(at("/a/b"), Some("/a/b"));
         assert_eq!(at("/a/b/"), Some("/a/b/..."));
         assert_eq!(at("/a/b/c/d"), Some("/a/b/..."));
@@ -172,23 +206,23 @@ mod tests {
     #[test]
     fn without_a_catch_all_unknown_paths_miss() {
         let t = table(&["/a/...", "/exact"]);
-        assert_eq!(t.lookup(None, "/b"), None);
-        assert_eq!(t.lookup(None, "/exact/more"), None);
-        assert_eq!(t.lookup(None, "/ab"), None);
-        assert_eq!(t.lookup(None, "/a"), Some(&"/a/...".to_string()));
+        assert_eq!(t.lookup(None, "/b", one), None);
+        assert_eq!(t.lookup(None, "/exact/more", one), None);
+        assert_eq!(t.lookup(None, "/ab", one), None);
+        assert_eq!(t.lookup(None, "/a", one), Some(&"/a/...".to_string()));
     }
 
     #[test]
     fn a_hosts_own_routes_come_first_then_every_hosts() {
         let t = table(&["/...", "/a/b/...", "api.test/...", "api.test/a/x"]);
-        let at = |h, p| t.lookup(h, p).map(String::as_str);
+        let at = |h, p| t.lookup(h, p, one).map(String::as_str);
         assert_eq!(at(Some("api.test"), "/a/b/c"), Some("api.test/..."));
         assert_eq!(at(Some("api.test"), "/a/x"), Some("api.test/a/x"));
         assert_eq!(at(Some("www.test"), "/a/b/c"), Some("/a/b/..."));
         assert_eq!(at(None, "/a/x"), Some("/..."));
         let only = table(&["api.test/orders/..."]);
-        assert_eq!(only.lookup(Some("api.test"), "/other"), None);
-        assert_eq!(only.lookup(Some("www.test"), "/orders"), None);
+        assert_eq!(only.lookup(Some("api.test"), "/other", one), None);
+        assert_eq!(only.lookup(Some("www.test"), "/orders", one), None);
         assert!(only.has_hosts() && !t.is_empty());
     }
 
@@ -253,7 +287,7 @@ mod tests {
                         .filter(|(route, _)| route.matches(host.as_deref(), path))
                         .max_by_key(|(route, _)| route.specificity())
                         .map(|(_, owner)| owner);
-                    prop_assert_eq!(table.lookup(host.as_deref(), path), scanned, "{}", path);
+                    prop_assert_eq!(table.lookup(host.as_deref(), path, one), scanned, "{}", path);
                 }
             }
         }

@@ -476,4 +476,19 @@ async fn a_host_belongs_to_one_namespace_and_its_routes_come_first() {
     // And the neighbour without a host keeps answering.
     let (status, _) = get_on(&node, "other.test", "/orders/keys?bucket=default").await;
     assert_eq!(status, StatusCode::OK);
+
+    // Another namespace's catch-all without a host serves every host but
+    // the ones a namespace holds: it never sees a request (or the cookies)
+    // meant for team-a's domain.
+    let (status, body) = admin(&node, deploy(TEAM_B, &routed("everything", "\"/...\""))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = get_on(&node, "other.test", "/elsewhere/keys?bucket=default").await;
+    assert_eq!(status, StatusCode::OK, "the catch-all serves other hosts");
+    for path in ["/elsewhere/keys?bucket=default", "/"] {
+        let (status, body) = get_on(&node, "shop.test", path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    // team-a's own routes on its host still answer.
+    let (status, _) = get_on(&node, "shop.test", "/billing/keys?bucket=default").await;
+    assert_eq!(status, StatusCode::OK);
 }
