@@ -206,6 +206,14 @@ async fn jetstream_acknowledges_after_a_2xx_and_dead_letters_after_the_last_atte
         assert!(Instant::now() < deadline, "not all acknowledged: {info:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The function's event series count what the stream settled, as for
+    // the node's own queue.
+    for (outcome, n) in [("handled", 2), ("retried", 2), ("dead", 1)] {
+        let series = format!(
+            "stratus_function_events_total{{namespace=\"default\",app=\"jsapp\",function=\"worker\",outcome=\"{outcome}\"}}"
+        );
+        assert_eq!(server.metric(&series).await, n, "{outcome}");
+    }
     js.delete_stream(&stream).await;
 }
 

@@ -333,65 +333,57 @@ impl Dispatcher {
                 }
             }
         };
-        let outcome_kind = match &outcome {
-            Attempt::Handled(_) => Kind::Handled,
-            Attempt::Failed(_) => Kind::Failed,
-            Attempt::Busy => Kind::Busy,
-            Attempt::Rejected(_) => Kind::Rejected,
-        };
-        let settled = match outcome {
-            Attempt::Handled(result) => {
-                let done = self.queue.succeed(d.seq, Some(result)).await;
-                if done.is_ok() {
-                    self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
-                }
-                done.map(|()| None)
-            }
-            Attempt::Failed(error) => self.queue.fail(d.seq, error).await.map(Some),
-            Attempt::Busy => {
-                self.stats.busy.fetch_add(1, Ordering::Relaxed);
-                self.queue.release(d.seq, BUSY_DELAY).await.map(|()| None)
-            }
-            Attempt::Rejected(error) => {
-                let done = self.queue.reject(d.seq, error.clone()).await;
-                if done.is_ok() {
-                    self.stats.dead.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(event = %d.id, queue = %d.queue, "event is dead at once: {error}");
-                }
-                done.map(|()| None)
-            }
-        };
         let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
-        let outcome = match (&outcome_kind, &settled) {
-            (_, Err(_)) => None,
-            (_, Ok(Some(Settled::Dead))) | (Kind::Rejected, Ok(_)) => Some(EventOutcome::Dead),
-            (_, Ok(Some(Settled::Retry(_)))) => Some(EventOutcome::Retried),
-            (Kind::Handled, Ok(None)) => Some(EventOutcome::Handled),
-            (Kind::Busy, Ok(None)) => Some(EventOutcome::Busy),
-            (Kind::Failed, Ok(None)) => None,
-        };
-        if let Some(outcome) = outcome {
-            self.count_for_function(&d.queue, outcome);
-        }
-        match settled {
-            Ok(Some(Settled::Dead)) => {
+        // Settled as the attempt went; the node's counters and the
+        // function's follow what the queue did with it.
+        let settled = match outcome {
+            Attempt::Handled(result) => self.queue.succeed(d.seq, Some(result)).await.map(|()| {
+                count(&self.stats.succeeded);
+                EventOutcome::Handled
+            }),
+            Attempt::Failed(error) => {
+                self.queue
+                    .fail(d.seq, error)
+                    .await
+                    .map(|settled| match settled {
+                        Settled::Dead => {
+                            count(&self.stats.dead);
+                            tracing::warn!(
+                                event = %d.id, queue = %d.queue, attempts = d.attempt,
+                                "event is dead after its last attempt failed"
+                            );
+                            EventOutcome::Dead
+                        }
+                        Settled::Retry(_) => {
+                            count(&self.stats.retried);
+                            EventOutcome::Retried
+                        }
+                    })
+            }
+            Attempt::Busy => {
+                count(&self.stats.busy);
+                self.queue
+                    .release(d.seq, BUSY_DELAY)
+                    .await
+                    .map(|()| EventOutcome::Busy)
+            }
+            Attempt::Rejected(error) => self.queue.reject(d.seq, error.clone()).await.map(|()| {
                 count(&self.stats.dead);
-                tracing::warn!(
-                    event = %d.id, queue = %d.queue, attempts = d.attempt,
-                    "event is dead after its last attempt failed"
-                );
-            }
-            Ok(Some(Settled::Retry(_))) => {
-                count(&self.stats.retried);
-            }
-            Ok(None) => {}
+                tracing::warn!(event = %d.id, queue = %d.queue, "event is dead at once: {error}");
+                EventOutcome::Dead
+            }),
+        };
+        match settled {
+            Ok(outcome) => self.count_settled(&d.queue, outcome),
             Err(e) => tracing::error!(event = %d.id, "cannot settle the event: {e}"),
         }
     }
 
     /// Counts a settled delivery in the series of the function that
-    /// consumes `queue`, if it is still live.
-    fn count_for_function(&self, queue: &str, outcome: EventOutcome) {
+    /// consumes `queue`, if it is still live: by [`Dispatcher::deliver`]
+    /// for the node's queue, and by a trigger whose broker settles what it
+    /// delivered with [`Dispatcher::attempt`].
+    pub fn count_settled(&self, queue: &str, outcome: EventOutcome) {
         if let Some((app, name)) = queue_function(queue)
             && let Some(function) = self.invoker.live().function(app, name)
         {
@@ -445,14 +437,6 @@ impl Dispatcher {
             Attempt::Failed(format!("invocation {id} answered {status}: {snippet}"))
         }
     }
-}
-
-/// Which [`Attempt`] it was, once its payload has been handed on.
-enum Kind {
-    Handled,
-    Failed,
-    Busy,
-    Rejected,
 }
 
 /// How one delivery went.

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use stratus_events::Attempt;
+use stratus_invoke::EventOutcome;
 use stratus_storage::{Delivery, EventQueue, NewEvent};
 use tokio::sync::Semaphore;
 
@@ -322,7 +323,17 @@ async fn deliver_jetstream(
     };
     let event = task.new_event(event, max_attempts);
     let delivery = Delivery::unqueued(event.clone(), delivered, SystemTime::now());
-    let settled = match task.ctx.dispatcher.attempt(&delivery).await {
+    let attempt = task.ctx.dispatcher.attempt(&delivery).await;
+    // The stream settles it, as the node's queue would have: the function's
+    // event series count it the same way.
+    let outcome = match &attempt {
+        Attempt::Handled(_) => EventOutcome::Handled,
+        Attempt::Busy => EventOutcome::Busy,
+        Attempt::Failed(_) if delivered < max_attempts => EventOutcome::Retried,
+        Attempt::Failed(_) | Attempt::Rejected(_) => EventOutcome::Dead,
+    };
+    task.ctx.dispatcher.count_settled(&delivery.queue, outcome);
+    let settled = match attempt {
         Attempt::Handled(_) => js.ack(client).await,
         Attempt::Busy => {
             shed.add(sequence);
