@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use stratus_control::Upload;
 use stratus_manifest::Manifest;
-use stratus_node::{Cluster, KeyValueStore, Metering, NodeConfig, Stratus};
+use stratus_node::{Cluster, KeyValueStore, Metering, NodeConfig, Stratus, TracingConfig};
 use stratus_storage::{PriceSheet, Retention, RetryPolicy, Sampling};
 
 use crate::args::{KeyValueKind, NodeOpts, ServerArgs, UpArgs};
@@ -79,10 +79,9 @@ fn node_config(opts: &NodeOpts, persistent: bool) -> anyhow::Result<NodeConfig> 
             max_keys: opts.keyvalue_max_keys_per_app,
         },
         outbound_allow_private: opts.outbound_allow_private,
-        tracing: stratus_telemetry::TracingConfig {
+        tracing: TracingConfig {
             endpoint: opts.otlp_endpoint.clone(),
             sample_ratio: opts.trace_sample_ratio,
-            instance: None,
         },
         audit_retention: opts.audit_retention,
         persistent,

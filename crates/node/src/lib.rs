@@ -25,3 +25,4 @@ pub use config::{
 pub use error::NodeError;
 pub use serve::bind;
 pub use stratus_gateway::TlsFiles;
+pub use stratus_telemetry::TracingConfig;

@@ -29,8 +29,6 @@ pub struct TracingConfig {
     /// followed. Without it, `OTEL_TRACES_SAMPLER` (and `_ARG`) decide, by
     /// default every trace.
     pub sample_ratio: Option<f64>,
-    /// `service.instance.id`: which node made the spans.
-    pub instance: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +98,7 @@ impl Tracer {
         // spans, `OTEL_BSP_MAX_QUEUE_SIZE`) and drops the newest when a
         // collector is slow or gone, so invocations never wait on it.
         let mut processor = BatchSpanProcessor::builder(exporter.build()?).build();
-        processor.set_resource(&resource(config.instance.as_deref()));
+        processor.set_resource(&resource());
         Ok(Some(Tracer {
             processor,
             sampler,
@@ -219,19 +217,18 @@ fn check_protocol() -> Result<(), TelemetryError> {
 }
 
 /// `service.name` is `stratus` unless `OTEL_SERVICE_NAME` (or
-/// `OTEL_RESOURCE_ATTRIBUTES`) says otherwise.
-fn resource(instance: Option<&str>) -> Resource {
+/// `OTEL_RESOURCE_ATTRIBUTES`, which also names a node's
+/// `service.instance.id`) says otherwise.
+fn resource() -> Resource {
     let mut builder = Resource::builder();
     let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.is_empty())
         || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
     if !named {
         builder = builder.with_service_name("stratus");
     }
-    builder = builder.with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
-    if let Some(instance) = instance {
-        builder = builder.with_attribute(KeyValue::new("service.instance.id", instance.to_owned()));
-    }
-    builder.build()
+    builder
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 #[cfg(test)]
