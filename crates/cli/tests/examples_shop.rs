@@ -15,18 +15,6 @@ async fn deployed_shop() -> Server {
     server
 }
 
-async fn set_stock(server: &Server, sku: &str, stock: u64) {
-    let response = server
-        .http
-        .put(server.url(&format!("/shop/inventory/{sku}")))
-        .body(stock.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(json(response).await, json!({ "sku": sku, "stock": stock }));
-}
-
 async fn stock(server: &Server, sku: &str) -> u64 {
     let response = server.get(&format!("/shop/inventory/{sku}")).await;
     assert_eq!(response.status(), 200);

@@ -295,14 +295,7 @@ async fn outbound_calls_and_event_outcomes_are_counted_per_function() {
     example_guest("shop_checkout");
     let server = Server::start_with(&["--retry-base", "10ms"]);
     server.deploy(&repo_root().join("examples/shop"));
-    let put = server
-        .http
-        .put(server.url("/shop/inventory/mug-stratus"))
-        .body("10")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    set_stock(&server, "mug-stratus", 10).await;
     let response = server
         .http
         .post(server.url("/shop/checkout"))

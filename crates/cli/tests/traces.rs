@@ -60,14 +60,7 @@ fn children<'a>(spans: &'a [Span], parent: &Span) -> Vec<&'a Span> {
 async fn a_checkout_is_one_trace_across_functions_and_its_event() {
     let receiver = Receiver::start().await;
     let server = traced_shop(&receiver).await;
-    let put = server
-        .http
-        .put(server.url("/shop/inventory/mug-stratus"))
-        .body("10")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    set_stock(&server, "mug-stratus", 10).await;
 
     let response = server
         .http

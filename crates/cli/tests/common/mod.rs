@@ -888,3 +888,19 @@ pub fn http_client() -> reqwest::Client {
     tls_provider();
     reqwest::Client::new()
 }
+
+/// Sets `examples/shop`'s stock of `sku` through its inventory route.
+pub async fn set_stock(server: &Server, sku: &str, stock: u64) {
+    let response = server
+        .http
+        .put(server.url(&format!("/shop/inventory/{sku}")))
+        .body(stock.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        json(response).await,
+        serde_json::json!({ "sku": sku, "stock": stock })
+    );
+}
