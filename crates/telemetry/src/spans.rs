@@ -89,12 +89,15 @@ pub(crate) fn spans(
         Trigger::Event => SpanKind::Consumer,
         _ => SpanKind::Server,
     };
-    let failed = invocation.error.is_some() || invocation.status.is_some_and(|s| s >= 500);
-    let status = match (&invocation.error, invocation.status) {
-        (Some(code), _) => Status::error(code.clone()),
-        (None, Some(s)) if s >= 500 => Status::error(format!("status {s}")),
-        _ => Status::Unset,
-    };
+    // A failure is the platform's code, else a 5xx answer: it is both the
+    // span's error status and its `error.type`.
+    let error_type = invocation.error.clone().or_else(|| {
+        invocation
+            .status
+            .filter(|s| *s >= 500)
+            .map(|s| s.to_string())
+    });
+    let status = error_type.clone().map_or(Status::Unset, Status::error);
     let resource_id = format!(
         "stratus:{}/{}/{}",
         invocation.namespace, invocation.app, invocation.function
@@ -118,14 +121,8 @@ pub(crate) fn spans(
             i64::from(status),
         ));
     }
-    if failed {
-        let kind = invocation
-            .error
-            .clone()
-            .or(invocation.status.map(|s| s.to_string()));
-        if let Some(kind) = kind {
-            attributes.push(KeyValue::new("error.type", kind));
-        }
+    if let Some(kind) = error_type {
+        attributes.push(KeyValue::new("error.type", kind));
     }
     let name = format!("{}/{}", invocation.app, invocation.function);
     out.push(span(
