@@ -24,6 +24,10 @@ export STRATUS_TEST_NATS_SERVER
 # live node.
 STRATUS_TEST_SCHEMATHESIS="${STRATUS_TEST_SCHEMATHESIS:-$(bash scripts/schemathesis.sh)}"
 export STRATUS_TEST_SCHEMATHESIS
+# The console test drives Debian's Chromium with playwright-core (pinned in
+# console/package.json).
+STRATUS_TEST_CHROMIUM="${STRATUS_TEST_CHROMIUM:-$(bash scripts/browser.sh)}"
+export STRATUS_TEST_CHROMIUM
 # The metrics test has promtool (Debian's prometheus package) read /metrics;
 # without it that check is skipped, except in CI.
 if ! command -v promtool >/dev/null; then

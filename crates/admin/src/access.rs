@@ -13,12 +13,16 @@ pub struct Access {
     /// The node's endpoint, not a namespace's: a namespace's token may not
     /// call it whatever its role (what it shows spans namespaces).
     pub node_wide: bool,
+    /// About the token itself (`/v1/whoami`): any valid token may call it,
+    /// whatever namespace the path names, since it shows only the token.
+    pub own: bool,
 }
 
 const fn namespaced(role: Role) -> Access {
     Access {
         role,
         node_wide: false,
+        own: false,
     }
 }
 
@@ -27,6 +31,7 @@ const fn namespaced(role: Role) -> Access {
 pub const UNLISTED: Access = Access {
     role: Role::Admin,
     node_wide: true,
+    own: false,
 };
 
 /// The access `method` on the route `route` (as routed: `/v1/apps/{app}`)
@@ -44,6 +49,12 @@ pub fn access(method: &Method, route: &str) -> Access {
         "/v1/nodes" | "/v1/namespaces" if get => Access {
             role: Viewer,
             node_wide: true,
+            own: false,
+        },
+        "/v1/whoami" if get => Access {
+            role: Viewer,
+            node_wide: false,
+            own: true,
         },
         "/v1/apps"
         | "/v1/apps/{app}"
@@ -54,6 +65,9 @@ pub fn access(method: &Method, route: &str) -> Access {
         | "/v1/functions/{function}/logs"
         | "/v1/functions/{function}/events"
         | "/v1/functions/{function}/dead-letters"
+        | "/v1/functions/{function}/series"
+        | "/v1/functions/{function}/invocations"
+        | "/v1/queues"
         | "/v1/invocations/{id}"
         | "/v1/events/{id}"
         | "/v1/usage"
@@ -85,6 +99,7 @@ pub fn access(method: &Method, route: &str) -> Access {
         "/v1/quotas" if put => Access {
             role: Admin,
             node_wide: true,
+            own: false,
         },
         "/v1/tokens/{id}" if delete => namespaced(Admin),
         _ => UNLISTED,

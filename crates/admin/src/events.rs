@@ -21,7 +21,9 @@ use crate::AdminState;
 use crate::audit::AuditNote;
 use crate::common::{limit, named_app, resolve};
 use crate::error::ApiError;
-use crate::model::{DeadLetters, ErrorBody, EventInfo, EventList, Published, Redriven};
+use crate::model::{
+    DeadLetters, ErrorBody, EventInfo, EventList, Published, QueueInfo, QueueList, Redriven,
+};
 
 /// What the events area needs: the control plane (to name functions) and
 /// the dispatcher (the queue and its delivery loop).
@@ -48,7 +50,69 @@ pub(crate) fn router() -> Router<AdminState> {
         .route("/functions/{function}/events", get(function_events))
         .route("/functions/{function}/dead-letters", get(dead_letters))
         .route("/functions/{function}/dead-letters/redrive", post(redrive))
+        .route("/queues", get(queues))
 }
+
+/// Each function's queue: the live functions that consume events, and any
+/// function whose queue still holds some — what waits, since when, and
+/// its dead letters.
+#[utoipa::path(get, tag = "ledger", path = "/v1/queues",
+    responses((status = 200, body = QueueList), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn queues(
+    State(state): State<EventsState>,
+    Extension(namespace): Extension<Namespace>,
+) -> Result<Json<QueueList>, ApiError> {
+    let Some(backlog) = state.dispatcher.backlog(BACKLOG_WAIT).await else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_unavailable",
+            format!(
+                "the event queue did not answer within {}s; see /readyz",
+                BACKLOG_WAIT.as_secs()
+            ),
+        ));
+    };
+    let now = std::time::SystemTime::now();
+    let mut queues: std::collections::BTreeMap<(String, String), QueueInfo> = Default::default();
+    for function in state.node.live_functions(None) {
+        let consumed: Vec<String> = function
+            .triggers
+            .iter()
+            .filter_map(|t| match t {
+                stratus_manifest::TriggerSpec::Queue { queue, .. } => Some(queue.clone()),
+                _ => None,
+            })
+            .collect();
+        if consumed.is_empty() || !namespace.owns(&function.app) {
+            continue;
+        }
+        let key = (function.app.clone(), function.name.clone());
+        queues.insert(key, QueueInfo::new(&function.app, &function.name, consumed));
+    }
+    for queue in &backlog {
+        let Some((app, function)) = stratus_events::queue_function(&queue.queue) else {
+            continue;
+        };
+        if !namespace.owns(app) {
+            continue;
+        }
+        let info = queues
+            .entry((app.to_owned(), function.to_owned()))
+            .or_insert_with(|| QueueInfo::new(app, function, Vec::new()));
+        info.waiting = queue.waiting;
+        info.dead_letters = queue.dead;
+        info.oldest_event_age_seconds = queue
+            .oldest
+            .map(|t| now.duration_since(t).unwrap_or_default().as_secs_f64());
+    }
+    Ok(Json(QueueList {
+        queues: queues.into_values().collect(),
+    }))
+}
+
+/// How long `/v1/queues` waits for the queue's backlog.
+const BACKLOG_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A queued event (an async invocation): its state, attempts, last error
 /// and, once handled, the function's answer.

@@ -116,6 +116,8 @@ pub fn router(state: AdminState) -> Router {
         .merge(health::router())
         .route("/metrics", get(metrics::scrape))
         .route("/v1/openapi.json", get(openapi::serve))
+        // The console's files: public, the API it calls is not.
+        .merge(stratus_console::router())
         .nest("/v1", v1)
         .fallback(not_found)
         .with_state(state);

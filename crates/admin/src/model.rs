@@ -45,6 +45,12 @@ pub struct FunctionInfo {
     pub timeout_ms: u64,
     pub max_body_bytes: u64,
     pub max_concurrency: u32,
+    /// The function's manifest table as deployed, defaults applied: its
+    /// limits and capabilities (outbound allow-list, key-value buckets,
+    /// config, the names of the secrets it reads, triggers), for reading a
+    /// version and comparing two.
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
 }
 
 /// One version of an app.
@@ -232,6 +238,7 @@ impl From<&FunctionRecord> for FunctionInfo {
             timeout_ms: spec.as_ref().map_or(0, |s| s.timeout.as_millis() as u64),
             max_body_bytes: spec.as_ref().map_or(0, |s| s.max_body.0),
             max_concurrency: spec.as_ref().map_or(0, |s| s.max_concurrency),
+            spec: r.spec.clone(),
         }
     }
 }
@@ -396,6 +403,25 @@ pub struct LogLines {
 /// One invocation as metered, with its log.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InvocationDetail {
+    #[serde(flatten)]
+    pub invocation: InvocationSummary,
+    pub logs: Vec<LogLineInfo>,
+    /// The invocations it called through `http://<function>.svc/`, by
+    /// start (each one's own calls are on its own page): with `caller`,
+    /// the tree of calls it belongs to.
+    pub calls: Vec<InvocationSummary>,
+}
+
+/// A function's invocations, newest first
+/// (`GET /v1/functions/{function}/invocations`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InvocationList {
+    pub invocations: Vec<InvocationSummary>,
+}
+
+/// One invocation as metered.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InvocationSummary {
     pub id: String,
     pub app: String,
     pub function: String,
@@ -426,12 +452,25 @@ pub struct InvocationDetail {
     pub outbound_bytes: u64,
     /// Time spent waiting for their answers.
     pub outbound_ms: f64,
-    pub logs: Vec<LogLineInfo>,
 }
 
 impl InvocationDetail {
-    pub fn new(r: &stratus_storage::InvocationRecord, logs: &[stratus_storage::LogLine]) -> Self {
+    pub fn new(
+        r: &stratus_storage::InvocationRecord,
+        logs: &[stratus_storage::LogLine],
+        calls: &[stratus_storage::InvocationRecord],
+    ) -> Self {
         InvocationDetail {
+            invocation: InvocationSummary::from(r),
+            logs: logs.iter().map(LogLineInfo::from).collect(),
+            calls: calls.iter().map(InvocationSummary::from).collect(),
+        }
+    }
+}
+
+impl From<&stratus_storage::InvocationRecord> for InvocationSummary {
+    fn from(r: &stratus_storage::InvocationRecord) -> Self {
+        InvocationSummary {
             id: r.id.clone(),
             app: r.app.clone(),
             function: r.function.clone(),
@@ -453,7 +492,6 @@ impl InvocationDetail {
             outbound_requests: r.outbound.requests,
             outbound_bytes: r.outbound.bytes,
             outbound_ms: r.outbound.time.as_secs_f64() * 1000.0,
-            logs: logs.iter().map(LogLineInfo::from).collect(),
         }
     }
 }
@@ -523,6 +561,43 @@ pub struct EventList {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetters {
     pub events: Vec<EventInfo>,
+}
+
+/// The functions' queues (`GET /v1/queues`), by app and function.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueList {
+    pub queues: Vec<QueueInfo>,
+}
+
+/// One function's queue: its async invocations and the events of the
+/// named queues it consumes.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueInfo {
+    pub app: String,
+    pub function: String,
+    /// The app's named queues it consumes (manifest `triggers`).
+    pub queues: Vec<String>,
+    /// Events not yet handled: queued, waiting for a retry, or being
+    /// delivered.
+    pub waiting: u64,
+    /// How long the oldest of them has waited; null when none waits.
+    pub oldest_event_age_seconds: Option<f64>,
+    /// Dead letters, until redriven or pruned.
+    pub dead_letters: u64,
+}
+
+impl QueueInfo {
+    /// An empty queue of the function `name` of the app keyed `app`.
+    pub fn new(app: &str, name: &str, queues: Vec<String>) -> Self {
+        QueueInfo {
+            app: stratus_manifest::split_key(app).1.to_owned(),
+            function: name.to_owned(),
+            queues,
+            waiting: 0,
+            oldest_event_age_seconds: None,
+            dead_letters: 0,
+        }
+    }
 }
 
 /// How many dead letters were put back in line.
@@ -640,6 +715,37 @@ pub struct FunctionStatus {
     pub last_error: Option<LastErrorInfo>,
 }
 
+/// A live function's last hour (`GET /v1/functions/{function}/series`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FunctionTimeline {
+    pub app: String,
+    pub function: String,
+    /// Each point's length: 60.
+    pub step_seconds: u64,
+    /// Sixty, oldest first; the last is the current step, still filling.
+    pub points: Vec<TimelinePoint>,
+}
+
+/// One step of a function's timeline.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TimelinePoint {
+    /// The step's start, RFC 3339, UTC.
+    pub at: String,
+    /// Invocations that ended in it.
+    pub requests: u32,
+    pub errors: u32,
+    pub cold_starts: u32,
+    /// Median and 99th percentile duration in milliseconds, read off a
+    /// histogram whose buckets are each √2 wider than the last (so within
+    /// 19 % of the truth); null without requests.
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// The most invocations running at once as one ended.
+    pub in_flight: u32,
+    /// The function's `max_concurrency`.
+    pub capacity: u32,
+}
+
 /// An event source of a function.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FunctionTrigger {
@@ -721,6 +827,17 @@ impl From<stratus_storage::TokenRecord> for TokenInfo {
             last_used_at: r.last_used_at,
         }
     }
+}
+
+/// The token a request was made with, as the console shows it on sign-in.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// The token's name; `node` for the node's own token.
+    pub name: String,
+    /// `viewer`, `invoker`, `deployer` or `admin`.
+    pub role: String,
+    /// The namespace it acts in; null when it acts in every namespace.
+    pub namespace: Option<String>,
 }
 
 /// A token just made: the only answer that holds its secret.

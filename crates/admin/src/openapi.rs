@@ -4,7 +4,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::invocations::{functions, logs};
+use crate::invocations::{functions, logs, series};
 use crate::{
     apps, audit, events, health, invocations, metrics, model, namespaces, nodes, quotas, secrets,
     tokens, usage,
@@ -21,8 +21,8 @@ use crate::{
         apps::activate_version, apps::rollback, invocations::invoke,
         usage::usage, logs::logs, logs::invocation, events::event, events::dead_letters, events::function_events,
         events::redrive, events::publish, secrets::list, secrets::set, secrets::delete,
-        functions::list, metrics::scrape, nodes::list, nodes::rollout, namespaces::list,
-        tokens::create, tokens::list, tokens::revoke, audit::list, quotas::show, quotas::set,
+        functions::list, series::series, logs::invocations, events::queues, metrics::scrape, nodes::list, nodes::rollout, namespaces::list,
+        tokens::create, tokens::list, tokens::revoke, tokens::whoami, audit::list, quotas::show, quotas::set,
     ),
     components(schemas(
         model::AppSummary, model::AppDetail, model::FunctionInfo, model::VersionSummary,
@@ -33,7 +33,7 @@ use crate::{
         model::DeadLetters, model::Redriven, model::Published, model::SecretSummary, model::KeyValueHealth, model::DiskHealth,
         model::FunctionStatus, model::FunctionTrigger, model::LastErrorInfo, model::NodeInfo, model::Rollout, model::RolloutNode,
         model::NamespaceSummary, model::CreateToken, model::TokenInfo, model::TokenCreated,
-        model::AuditRecord, model::QuotasView,
+        model::AuditRecord, model::QuotasView, model::WhoAmI, model::FunctionTimeline, model::TimelinePoint, model::InvocationSummary, model::InvocationList, model::QueueList, model::QueueInfo,
     )),
     modifiers(&BearerAuth),
 )]

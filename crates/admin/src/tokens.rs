@@ -18,7 +18,7 @@ use crate::audit::AuditNote;
 use crate::auth::{Principal, TOKEN_PREFIX, hash};
 use crate::common::{json_object, parse_span};
 use crate::error::ApiError;
-use crate::model::{CreateToken, ErrorBody, TokenCreated, TokenInfo};
+use crate::model::{CreateToken, ErrorBody, TokenCreated, TokenInfo, WhoAmI};
 
 /// A token's lifetime: 1 to 9999 seconds, minutes, hours or days (a span,
 /// [`parse_span`], without a leading zero): long enough for any pipeline,
@@ -51,6 +51,32 @@ pub(crate) fn router() -> Router<AdminState> {
     Router::new()
         .route("/tokens", get(list).post(create))
         .route("/tokens/{id}", delete(revoke))
+        .route("/whoami", get(whoami))
+}
+
+/// The token the request was made with: its name, role and namespace (any
+/// valid token may ask, whatever namespace the path names).
+#[utoipa::path(get, tag = "tokens", path = "/v1/whoami",
+    responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn whoami(Extension(principal): Extension<Principal>) -> Json<WhoAmI> {
+    Json(match principal {
+        Principal::Node => WhoAmI {
+            name: "node".to_owned(),
+            role: Role::Admin.to_string(),
+            namespace: None,
+        },
+        Principal::Token {
+            name,
+            namespace,
+            role,
+            ..
+        } => WhoAmI {
+            name,
+            role: role.to_string(),
+            namespace: namespace.map(|n| n.to_string()),
+        },
+    })
 }
 
 /// The scope a request names: the node (`node_wide`) or its namespace,

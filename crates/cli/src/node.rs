@@ -285,6 +285,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     let admin = running.admin_url.clone();
     println!("\n  admin:   {admin}");
+    println!("  console: {admin}/ui/ (sign in with the token below)");
     // Kept until the node stops, then removed.
     let _published = match up_token::publish(&admin, running.admin_port, &token) {
         Ok(published) => {

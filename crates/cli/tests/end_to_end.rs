@@ -22,6 +22,7 @@ mod authoring;
 mod bad_input;
 mod capabilities;
 mod cluster;
+mod console;
 mod containment_brokers;
 mod containment_connections;
 mod containment_deploy;

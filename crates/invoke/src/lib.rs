@@ -20,6 +20,7 @@ mod metering;
 mod routes;
 mod series;
 mod tenancy;
+pub mod timeline;
 mod traces;
 
 pub use admission::{Admission, Admitted, Shed};

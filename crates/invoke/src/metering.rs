@@ -47,9 +47,14 @@ fn record_on_done(
     trace: Option<Traced>,
 ) -> Arc<Meter> {
     let series = function.series.clone();
+    let (slots, max_concurrency) = (function.slots.clone(), function.max_concurrency);
+    let in_flight = move || {
+        let available = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
+        max_concurrency.saturating_sub(available).max(1)
+    };
     let Some(recorder) = recorder.cloned() else {
         return Meter::new(move |mut reading: Reading| {
-            series.count(ending(trigger, &reading));
+            series.count(ending(trigger, &reading, in_flight()));
             if let Some(trace) = trace {
                 trace.end(&mut reading);
             }
@@ -64,7 +69,7 @@ fn record_on_done(
     );
     let caller = caller.map(|c| c.id.clone());
     Meter::new(move |mut reading: Reading| {
-        series.count(ending(trigger, &reading));
+        series.count(ending(trigger, &reading, in_flight()));
         if let Some(trace) = trace {
             trace.end(&mut reading);
         }
@@ -130,8 +135,9 @@ fn record_on_done(
 }
 
 /// How the invocation `reading` tells of ended, for its function's series.
-fn ending(trigger: Trigger, reading: &Reading) -> Ending {
+fn ending(trigger: Trigger, reading: &Reading, in_flight: u32) -> Ending {
     Ending {
+        in_flight,
         trigger,
         status: reading.status,
         failed: reading.failure.is_some() || reading.error.is_some(),

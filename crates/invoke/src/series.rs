@@ -23,6 +23,8 @@ pub const DURATION_BUCKETS: [f64; 8] = [0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 1
 pub struct FunctionSeries {
     by_trigger: [TriggerSeries; Trigger::ALL.len()],
     events: [AtomicU64; EventOutcome::ALL.len()],
+    /// The last hour minute by minute, for the console.
+    pub timeline: crate::timeline::Timeline,
 }
 
 /// How the delivery of an event to a function was settled; in the order
@@ -160,6 +162,9 @@ pub struct Ending {
     pub wall: Duration,
     pub mib_ms: u64,
     pub outbound_requests: u32,
+    /// Invocations of the function running as this one ended (itself
+    /// included).
+    pub in_flight: u32,
 }
 
 impl FunctionSeries {
@@ -181,6 +186,13 @@ impl FunctionSeries {
             .outbound
             .fetch_add(u64::from(ending.outbound_requests), Ordering::Relaxed);
         series.duration.observe(ending.wall);
+        self.timeline.mark(crate::timeline::Mark {
+            at: std::time::SystemTime::now(),
+            failed: ending.failed,
+            cold: ending.cold,
+            wall: ending.wall,
+            in_flight: ending.in_flight,
+        });
     }
 
     /// Counts an event delivery settled as `outcome`.
@@ -246,6 +258,7 @@ mod tests {
             wall: Duration::from_millis(ms),
             mib_ms: 2 * ms,
             outbound_requests: 1,
+            in_flight: 1,
         }
     }
 

@@ -26,12 +26,12 @@ mod wire;
 mod writer;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 use stratus_storage::{
-    FlushFuture, InvocationRecord, LedgerError, LedgerFuture, LedgerStats, LedgerStore, LogFeed,
-    LogLine, LogQuery, PriceSheet, Retention, UsageQuery, UsageReport,
+    FlushFuture, InvocationQuery, InvocationRecord, LedgerError, LedgerFuture, LedgerStats,
+    LedgerStore, LogFeed, LogLine, LogQuery, PriceSheet, Retention, UsageQuery, UsageReport,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -226,6 +226,21 @@ impl LedgerStore for JetStreamLedger {
     fn logs(&self, query: LogQuery) -> LedgerFuture<Vec<LogLine>> {
         let inner = self.inner.clone();
         Box::pin(async move { inner.logs(&query).await })
+    }
+
+    fn invocations(&self, query: InvocationQuery) -> LedgerFuture<Vec<InvocationRecord>> {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.invocations(&query).await })
+    }
+
+    fn calls(
+        &self,
+        caller: String,
+        from: SystemTime,
+        until: SystemTime,
+    ) -> LedgerFuture<Vec<InvocationRecord>> {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.calls(&caller, from, until).await })
     }
 
     fn usage(&self, query: UsageQuery) -> LedgerFuture<UsageReport> {

@@ -1,16 +1,20 @@
 //! Reading invocation logs back: `stratus logs` and the admin API.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use stratus_sqlite::{During, SqliteError};
-use stratus_storage::{InvocationRecord, LogLine, LogQuery, LogStream};
+use stratus_storage::{InvocationQuery, InvocationRecord, LogLine, LogQuery, LogStream, MAX_CALLS};
 
 use crate::batch;
 use crate::error::DB;
 use crate::keys::{from_unix_micros, id_key, time_key, unix_micros};
 use crate::store::Reader;
 use crate::usage::function_names;
+
+/// How many records one listing of invocations unpacks at most: a
+/// function that ran rarely among busy ones is looked for this far back.
+const MAX_SCANNED: usize = 1_000_000;
 
 /// Longer than any invocation may run (the largest `timeout` is 15 min).
 const LONGEST_INVOCATION: Duration = Duration::from_secs(20 * 60);
@@ -99,5 +103,104 @@ impl Reader {
             }
         }
         Ok(None)
+    }
+
+    /// A function's records as `query` asks, newest first: batches are
+    /// read newest first, and once `limit` records are found, until one
+    /// holds nothing that started after the oldest of them.
+    pub(crate) fn invocations(
+        &self,
+        query: &InvocationQuery,
+    ) -> Result<Vec<InvocationRecord>, SqliteError> {
+        const ACTION: &str = "listing invocations";
+        let conn = self.conn();
+        let function_id: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM function_key WHERE app = ?1 AND function = ?2",
+                params![query.app, query.function],
+                |row| row.get(0),
+            )
+            .optional()
+            .during(DB, ACTION)?;
+        let Some(function_id) = function_id else {
+            return Ok(Vec::new());
+        };
+        let since = time_key(query.since.unwrap_or(UNIX_EPOCH));
+        let until = query.until.map_or_else(|| vec![0xff; 16], time_key);
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT records FROM invocation_batch
+                 WHERE max_id >= ?1 AND min_id < ?2 ORDER BY seq DESC",
+            )
+            .during(DB, ACTION)?;
+        let mut rows = statement.query(params![since, until]).during(DB, ACTION)?;
+        let (mut found, mut scanned) = (Vec::<InvocationRecord>::new(), 0);
+        while let Some(row) = rows.next().during(DB, ACTION)? {
+            let bytes: Vec<u8> = row.get(0).during(DB, ACTION)?;
+            let records = batch::unpack(&bytes).unwrap_or_default();
+            scanned += records.len();
+            let newest = records.iter().map(|p| p.record.started_at).max();
+            if found.len() >= query.limit
+                && let Some(newest) = newest
+                && found.iter().all(|r| r.started_at > newest)
+            {
+                break;
+            }
+            found.extend(
+                records
+                    .into_iter()
+                    .filter(|p| p.function_id == function_id && query.wants(&p.record))
+                    .map(|p| InvocationRecord {
+                        app: query.app.clone(),
+                        function: query.function.clone(),
+                        ..p.record
+                    }),
+            );
+            if scanned >= MAX_SCANNED {
+                break;
+            }
+        }
+        found.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        found.truncate(query.limit);
+        Ok(found)
+    }
+
+    /// The records whose caller is `caller`, among those that started
+    /// within `from..=until`, by start.
+    pub(crate) fn calls(
+        &self,
+        caller: &str,
+        from: SystemTime,
+        until: SystemTime,
+    ) -> Result<Vec<InvocationRecord>, SqliteError> {
+        const ACTION: &str = "reading an invocation's calls";
+        let conn = self.conn();
+        let names = function_names(&conn)?;
+        let (from_key, until_key) = (time_key(from), time_key(until + Duration::from_millis(1)));
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT records FROM invocation_batch
+                 WHERE max_id >= ?1 AND min_id < ?2 ORDER BY seq",
+            )
+            .during(DB, ACTION)?;
+        let mut rows = statement
+            .query(params![from_key, until_key])
+            .during(DB, ACTION)?;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next().during(DB, ACTION)? {
+            let bytes: Vec<u8> = row.get(0).during(DB, ACTION)?;
+            for p in batch::unpack(&bytes).unwrap_or_default() {
+                if p.record.caller.as_deref() == Some(caller) && found.len() < MAX_CALLS {
+                    let (app, function) = names.get(&p.function_id).cloned().unwrap_or_default();
+                    found.push(InvocationRecord {
+                        app,
+                        function,
+                        ..p.record
+                    });
+                }
+            }
+        }
+        found.sort_by_key(|r| r.started_at);
+        Ok(found)
     }
 }

@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rusqlite::Connection;
 use stratus_sqlite::{SqliteError, WriterConfig, spawn_writer};
 use stratus_storage::{
-    FlushFuture, InvocationRecord, LedgerError, LedgerFuture, LedgerStats, LedgerStore, LogLine,
-    LogQuery, PriceSheet, Retention, UsageQuery, UsageReport,
+    FlushFuture, InvocationQuery, InvocationRecord, LedgerError, LedgerFuture, LedgerStats,
+    LedgerStore, LogLine, LogQuery, PriceSheet, Retention, UsageQuery, UsageReport,
 };
 use tokio::sync::oneshot;
 
@@ -145,6 +145,19 @@ impl LedgerStore for SqliteLedger {
 
     fn logs(&self, query: LogQuery) -> LedgerFuture<Vec<LogLine>> {
         self.read(move |reader| reader.logs(&query))
+    }
+
+    fn invocations(&self, query: InvocationQuery) -> LedgerFuture<Vec<InvocationRecord>> {
+        self.read(move |reader| reader.invocations(&query))
+    }
+
+    fn calls(
+        &self,
+        caller: String,
+        from: SystemTime,
+        until: SystemTime,
+    ) -> LedgerFuture<Vec<InvocationRecord>> {
+        self.read(move |reader| reader.calls(&caller, from, until))
     }
 
     fn usage(&self, query: UsageQuery) -> LedgerFuture<UsageReport> {

@@ -26,6 +26,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/functions/bed/invocations"),
     ("GET", "/v1/functions/bed/logs"),
     ("GET", "/v1/invocations/some-id"),
+    ("GET", "/v1/functions/bed/invocations"),
+    ("GET", "/v1/functions/bed/series"),
     // events and queues
     ("GET", "/v1/events/some-id"),
     ("POST", "/v1/apps/shop/queues/orders/events"),
@@ -33,6 +35,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/functions/bed/events"),
     ("GET", "/v1/functions/bed/dead-letters"),
     ("POST", "/v1/functions/bed/dead-letters/redrive"),
+    ("GET", "/v1/queues"),
     // secrets
     ("GET", "/v1/apps/shop/secrets"),
     ("PUT", "/v1/apps/shop/secrets/stripe"),
@@ -45,6 +48,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/tokens"),
     ("POST", "/v1/tokens"),
     ("DELETE", "/v1/tokens/some-id"),
+    ("GET", "/v1/whoami"),
     // the audit log, quotas
     ("GET", "/v1/audit"),
     ("GET", "/v1/quotas"),

@@ -14,7 +14,7 @@ mod usage;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use last_errors::LastError;
 pub use log_budget::DEFAULT_LOG_BYTES_PER_APP_DAY;
@@ -24,8 +24,8 @@ pub use record::{
 pub use recorder::{DEFAULT_FOLLOWER_STALL, Ledger, LedgerStats, LiveLog, LogFeed, Recorder};
 pub use sampling::Sampling;
 pub use usage::{
-    DEFAULT_LEDGER_MAX_BYTES, LogQuery, PriceSheet, Retention, UsageQuery, UsageReport, UsageRow,
-    UsageSums,
+    DEFAULT_LEDGER_MAX_BYTES, InvocationQuery, LogQuery, PriceSheet, Retention, StatusFilter,
+    UsageQuery, UsageReport, UsageRow, UsageSums,
 };
 
 /// Why the ledger could not be opened or read.
@@ -91,6 +91,10 @@ pub type FlushFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
 /// [`logs`]: LedgerStore::logs
 /// [`usage`]: LedgerStore::usage
 /// [`flush`]: LedgerStore::flush
+/// The most calls [`LedgerStore::calls`] answers: one invocation may make
+/// at most this many outbound requests by default.
+pub const MAX_CALLS: usize = 1000;
+
 pub trait LedgerStore: Send + Sync + 'static {
     /// A short name for logs, e.g. `sqlite`.
     fn kind(&self) -> &'static str;
@@ -122,6 +126,24 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// `since`, of one invocation when asked: the newest `limit` of them,
     /// oldest first.
     fn logs(&self, query: LogQuery) -> LedgerFuture<Vec<LogLine>>;
+
+    /// The records of `query.function` of `query.app` that `query`
+    /// [wants](InvocationQuery::wants), newest first, at most `limit`.
+    /// Sampled-out invocations are not among them. A backend may bound
+    /// how far back it looks for them (JetStream reads its stream in
+    /// widening windows, as for `logs`).
+    fn invocations(&self, query: InvocationQuery) -> LedgerFuture<Vec<InvocationRecord>>;
+
+    /// The invocations `caller` made through `.svc` calls — the records
+    /// whose `caller` it is — of any app, by start; only those that
+    /// started within `from..until` (the caller's own run) are looked for,
+    /// at most [`MAX_CALLS`].
+    fn calls(
+        &self,
+        caller: String,
+        from: SystemTime,
+        until: SystemTime,
+    ) -> LedgerFuture<Vec<InvocationRecord>>;
 
     /// Usage per function of invocations that started at or after `since`
     /// (of one app when asked), priced with the price sheet the backend was

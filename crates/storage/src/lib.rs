@@ -33,10 +33,10 @@ pub use audit::{AuditEntry, AuditError, AuditFuture, AuditLog, AuditQuery};
 pub use keyvalue::{BucketId, KeyValueBackend, KeyValueError, KeyValueFuture, Pairs, Quota, Usage};
 pub use ledger::{
     DEFAULT_FOLLOWER_STALL, DEFAULT_LEDGER_MAX_BYTES, DEFAULT_LOG_BYTES_PER_APP_DAY, FlushFuture,
-    InvocationRecord, LastError, Ledger, LedgerError, LedgerFuture, LedgerStats, LedgerStore,
-    LiveLog, LogFeed, LogLine, LogQuery, LogStream, Outbound, PriceSheet, Recorder, Retention,
-    Sampling, Trigger, UsageQuery, UsageReport, UsageRow, UsageSums, billed_mib, billed_ms,
-    format_time,
+    InvocationQuery, InvocationRecord, LastError, Ledger, LedgerError, LedgerFuture, LedgerStats,
+    LedgerStore, LiveLog, LogFeed, LogLine, LogQuery, LogStream, MAX_CALLS, Outbound, PriceSheet,
+    Recorder, Retention, Sampling, StatusFilter, Trigger, UsageQuery, UsageReport, UsageRow,
+    UsageSums, billed_mib, billed_ms, format_time,
 };
 pub use namespaces::{
     BUDGET_WARNING, Budget, BudgetPeriod, BudgetStatus, BudgetUnit, NamespaceFuture,

@@ -13,12 +13,20 @@ use futures_util::stream::{self, Stream, StreamExt};
 use http::StatusCode;
 use serde::Deserialize;
 use stratus_manifest::Namespace;
-use stratus_storage::{LiveLog, LogFeed, LogLine, LogQuery};
+use stratus_storage::{
+    InvocationQuery, LiveLog, LogFeed, LogLine, LogQuery, StatusFilter, Trigger,
+};
 
 use super::InvocationsState;
 use crate::common::{MAX_LIMIT, invocation_id, limit, metered, parse_since, resolve};
 use crate::error::ApiError;
-use crate::model::{ErrorBody, InvocationDetail, LogLineInfo, LogLines};
+use crate::model::{
+    ErrorBody, InvocationDetail, InvocationList, InvocationSummary, LogLineInfo, LogLines,
+};
+
+/// Past the end of an invocation, how long a call it made may seem to
+/// have started (the two times are taken at different moments).
+const CALL_SLACK: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct LogParams {
@@ -121,11 +129,19 @@ pub async fn invocation(
                     app: record.app.clone(),
                     function: record.function.clone(),
                     since: None,
-                    invocation: Some(id),
+                    invocation: Some(id.clone()),
                     limit: MAX_LIMIT,
                 })
                 .await?;
-            Ok(Json(InvocationDetail::new(&record, &logs)))
+            let mut calls = ledger
+                .calls(
+                    id,
+                    record.started_at,
+                    record.started_at + record.wall + CALL_SLACK,
+                )
+                .await?;
+            calls.retain(|call| namespace.owns(&call.app));
+            Ok(Json(InvocationDetail::new(&record, &logs, &calls)))
         }
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -135,4 +151,84 @@ pub async fn invocation(
             ),
         )),
     }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct InvocationParams {
+    /// Only invocations that started at or after: a duration back from
+    /// now ("1h") or an RFC 3339 time.
+    since: Option<String>,
+    /// Only invocations that started before: an RFC 3339 time or a
+    /// duration back from now.
+    until: Option<String>,
+    /// `ok`, `error` (a trap, a timeout, a limit, a refusal or a 5xx), or
+    /// one status code.
+    #[param(pattern = "^(ok|error|[1-5][0-9][0-9])$")]
+    status: Option<String>,
+    /// `http`, `api`, `event` or `service`.
+    #[param(pattern = "^(http|api|event|service)$")]
+    trigger: Option<String>,
+    /// Only invocations that took at least this many milliseconds.
+    min_duration_ms: Option<u64>,
+    /// The newest this many (default 100, at most 10000).
+    limit: Option<usize>,
+}
+
+/// A function's recorded invocations, newest first, filtered by time,
+/// outcome, trigger and duration. Sampled-out invocations (`--sample`)
+/// are counted in usage but not listed.
+#[utoipa::path(get, tag = "ledger", path = "/v1/functions/{function}/invocations",
+    operation_id = "list_invocations",
+    params(("function" = String, Path), InvocationParams),
+    responses((status = 200, body = InvocationList), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn invocations(
+    State(state): State<InvocationsState>,
+    Extension(namespace): Extension<Namespace>,
+    Path(function): Path<String>,
+    Query(params): Query<InvocationParams>,
+) -> Result<Json<InvocationList>, ApiError> {
+    let ledger = metered(&state.ledger)?;
+    let (app, name) = resolve(&state.node, &namespace, &function)?;
+    let status = match params.status.as_deref() {
+        None => None,
+        Some("ok") => Some(StatusFilter::Ok),
+        Some("error") => Some(StatusFilter::Error),
+        Some(text) => match text.parse::<u16>() {
+            Ok(code @ 100..=599) if text.len() == 3 => Some(StatusFilter::Code(code)),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "status {text:?} is not ok, error or a status code (100 to 599)"
+                )));
+            }
+        },
+    };
+    let trigger = match params.trigger.as_deref() {
+        None => None,
+        Some(text) => Some(
+            Trigger::ALL
+                .into_iter()
+                .find(|t| t.as_str() == text)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "trigger {text:?} is not http, api, event or service"
+                    ))
+                })?,
+        ),
+    };
+    let query = InvocationQuery {
+        app,
+        function: name,
+        since: parse_since(params.since.as_deref())?,
+        until: parse_since(params.until.as_deref())?,
+        status,
+        trigger,
+        min_duration: params.min_duration_ms.map(Duration::from_millis),
+        limit: limit(params.limit)?,
+    };
+    let records = ledger.invocations(query).await?;
+    Ok(Json(InvocationList {
+        invocations: records.iter().map(InvocationSummary::from).collect(),
+    }))
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod functions;
 pub(crate) mod logs;
+pub(crate) mod series;
 
 use std::sync::Arc;
 
@@ -51,7 +52,11 @@ impl FromRef<AdminState> for InvocationsState {
 pub(crate) fn router() -> Router<AdminState> {
     Router::new()
         .route("/functions", get(functions::list))
-        .route("/functions/{function}/invocations", post(invoke))
+        .route(
+            "/functions/{function}/invocations",
+            post(invoke).get(logs::invocations),
+        )
+        .route("/functions/{function}/series", get(series::series))
         .route("/functions/{function}/logs", get(logs::logs))
         .route("/invocations/{id}", get(logs::invocation))
 }

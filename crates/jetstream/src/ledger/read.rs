@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use stratus_storage::{
-    InvocationRecord, LedgerError, LiveLog, LogFeed, LogLine, LogQuery, UsageQuery, UsageReport,
-    UsageSums,
+    InvocationQuery, InvocationRecord, LedgerError, LiveLog, LogFeed, LogLine, LogQuery, MAX_CALLS,
+    UsageQuery, UsageReport, UsageSums,
 };
 use tokio::sync::mpsc;
 
@@ -250,6 +250,80 @@ impl Inner {
             }
         }
         Ok(Vec::new())
+    }
+
+    /// A function's records as `query` asks, newest first, read as
+    /// [`logs`](Self::logs) reads lines: the newest window first, a wider
+    /// one when it holds too few.
+    pub(super) async fn invocations(
+        &self,
+        query: &InvocationQuery,
+    ) -> Result<Vec<InvocationRecord>, LedgerError> {
+        let since = query.since.unwrap_or(UNIX_EPOCH);
+        let now = SystemTime::now();
+        let windows = LOG_WINDOWS.iter().map(|w| now.checked_sub(*w));
+        for from in windows.chain([None]) {
+            let from = from.unwrap_or(UNIX_EPOCH).max(since);
+            // Stored oldest first: the last `limit` found are the newest.
+            let mut found = VecDeque::with_capacity(query.limit.min(4096));
+            self.scan(Some(&query.app), from, |batch, _| {
+                for entry in batch
+                    .entries
+                    .iter()
+                    .filter(|e| e.function == query.function)
+                {
+                    if let Some(record) = &entry.record {
+                        let record = record.to_record(&batch.app, entry);
+                        if query.wants(&record) {
+                            if found.len() == query.limit {
+                                found.pop_front();
+                            }
+                            found.push_back(record);
+                        }
+                    }
+                }
+                Flow::Go
+            })
+            .await?;
+            if found.len() >= query.limit || from == since || from == UNIX_EPOCH {
+                let mut found = Vec::from(found);
+                found.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+                return Ok(found);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// The records whose caller is `caller` among those that started
+    /// within `from..=until`: read from the stream's batches stored from
+    /// `from` until the clock slack past `until` (a call's record is
+    /// stored once it ends, which is before its caller's).
+    pub(super) async fn calls(
+        &self,
+        caller: &str,
+        from: SystemTime,
+        until: SystemTime,
+    ) -> Result<Vec<InvocationRecord>, LedgerError> {
+        let mut found = Vec::new();
+        let start = from.checked_sub(CLOCK_SLACK).unwrap_or(UNIX_EPOCH);
+        self.scan(None, start, |batch, stored| {
+            for entry in &batch.entries {
+                if let Some(record) = &entry.record
+                    && record.caller.as_deref() == Some(caller)
+                    && found.len() < MAX_CALLS
+                {
+                    found.push(record.to_record(&batch.app, entry));
+                }
+            }
+            if stored > until + LOOKUP_WINDOW {
+                Flow::Stop
+            } else {
+                Flow::Go
+            }
+        })
+        .await?;
+        found.sort_by_key(|r: &InvocationRecord| r.started_at);
+        Ok(found)
     }
 
     /// One invocation's lines: in the batch that holds its record and the

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::ledger::{
-    InvocationRecord, Ledger, LedgerStore, LiveLog, LogLine, LogQuery, LogStream, Outbound,
-    PriceSheet, Sampling, Trigger, UsageQuery, UsageReport, UsageRow,
+    InvocationQuery, InvocationRecord, Ledger, LedgerStore, LiveLog, LogLine, LogQuery, LogStream,
+    Outbound, PriceSheet, Sampling, StatusFilter, Trigger, UsageQuery, UsageReport, UsageRow,
 };
 
 /// Opens a fresh backend pricing usage with the sheet, with whatever must
@@ -215,6 +215,162 @@ pub async fn logs_filter_by_invocation_and_since(open: &Open) {
     assert_eq!(store.logs(query.clone()).await.unwrap().len(), 2, "{kind}");
     query.since = Some(later.started_at + Duration::from_secs(1));
     assert!(store.logs(query).await.unwrap().is_empty(), "{kind}");
+}
+
+pub async fn invocations_list_newest_first_filtered(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default()).await;
+    let kind = store.kind();
+    let (shop, blog) = (app("shop"), app("blog"));
+    let hour_ago = now() - Duration::from_secs(3600);
+    let old = record(&shop, "cart", hour_ago);
+    let mut slow = record(&shop, "cart", now());
+    slow.wall = Duration::from_secs(2);
+    // A millisecond apart, so "newest first" has one answer.
+    let mut failed = record(&shop, "cart", slow.started_at + Duration::from_millis(1));
+    failed.status = 500;
+    failed.error = Some("function_trapped".into());
+    let mut teapot = record(&shop, "cart", slow.started_at + Duration::from_millis(2));
+    teapot.status = 418;
+    teapot.trigger = Trigger::Event;
+    for r in [&old, &slow, &failed, &teapot] {
+        store.record(r.clone(), vec![]);
+    }
+    store.record(record(&shop, "pay", now()), vec![]);
+    store.record(record(&blog, "cart", now()), vec![]);
+    assert!(store.flush(FLUSH).await, "{kind}");
+
+    let query = InvocationQuery {
+        app: shop.clone(),
+        function: "cart".into(),
+        since: None,
+        until: None,
+        status: None,
+        trigger: None,
+        min_duration: None,
+        limit: 100,
+    };
+    let ids = |records: Vec<InvocationRecord>| -> Vec<String> {
+        records.into_iter().map(|r| r.id).collect()
+    };
+    let all = store.invocations(query.clone()).await.unwrap();
+    assert_eq!(
+        ids(all.clone()),
+        [
+            teapot.id.as_str(),
+            failed.id.as_str(),
+            slow.id.as_str(),
+            old.id.as_str()
+        ],
+        "{kind}: newest first, only this app's function"
+    );
+    assert_eq!(all[1], failed, "{kind}: every field as recorded");
+    let of = |q: InvocationQuery| store.invocations(q);
+    let newest = of(InvocationQuery {
+        limit: 2,
+        ..query.clone()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        ids(newest),
+        [teapot.id.as_str(), failed.id.as_str()],
+        "{kind}"
+    );
+    let errors = of(InvocationQuery {
+        status: Some(StatusFilter::Error),
+        ..query.clone()
+    });
+    assert_eq!(ids(errors.await.unwrap()), [failed.id.as_str()], "{kind}");
+    let ok = of(InvocationQuery {
+        status: Some(StatusFilter::Ok),
+        ..query.clone()
+    });
+    assert_eq!(
+        ids(ok.await.unwrap()),
+        [teapot.id.as_str(), slow.id.as_str(), old.id.as_str()],
+        "{kind}"
+    );
+    let code = of(InvocationQuery {
+        status: Some(StatusFilter::Code(418)),
+        ..query.clone()
+    });
+    assert_eq!(ids(code.await.unwrap()), [teapot.id.as_str()], "{kind}");
+    let events = of(InvocationQuery {
+        trigger: Some(Trigger::Event),
+        ..query.clone()
+    });
+    assert_eq!(ids(events.await.unwrap()), [teapot.id.as_str()], "{kind}");
+    let long = of(InvocationQuery {
+        min_duration: Some(Duration::from_secs(1)),
+        ..query.clone()
+    });
+    assert_eq!(ids(long.await.unwrap()), [slow.id.as_str()], "{kind}");
+    let recent = of(InvocationQuery {
+        since: Some(slow.started_at),
+        ..query.clone()
+    });
+    assert_eq!(
+        ids(recent.await.unwrap()).len(),
+        3,
+        "{kind}: since is inclusive"
+    );
+    let before = of(InvocationQuery {
+        until: Some(slow.started_at),
+        ..query.clone()
+    });
+    assert_eq!(
+        ids(before.await.unwrap()),
+        [old.id.as_str()],
+        "{kind}: until is exclusive"
+    );
+    let gone = of(InvocationQuery {
+        function: "gone".into(),
+        ..query.clone()
+    });
+    assert!(gone.await.unwrap().is_empty(), "{kind}");
+}
+
+pub async fn an_invocations_calls_are_found_by_their_caller(open: &Open) {
+    let (store, _guard) = open(PriceSheet::default()).await;
+    let kind = store.kind();
+    let (shop, pricing) = (app("shop"), app("pricing"));
+    let mut checkout = record(&shop, "checkout", now());
+    checkout.wall = Duration::from_millis(200);
+    let call = |app: &str, function: &str, after_ms: u64| {
+        let mut r = record(
+            app,
+            function,
+            checkout.started_at + Duration::from_millis(after_ms),
+        );
+        r.trigger = Trigger::Service;
+        r.caller = Some(checkout.id.clone());
+        r.wall = Duration::from_millis(20);
+        r
+    };
+    let (price, stock) = (call(&pricing, "price", 10), call(&shop, "stock", 50));
+    // A call of another invocation, at the same time.
+    let mut other = call(&shop, "stock", 60);
+    other.caller = Some(record(&shop, "checkout", now()).id);
+    for r in [&stock, &other, &price, &checkout] {
+        store.record(r.clone(), vec![]);
+    }
+    assert!(store.flush(FLUSH).await, "{kind}");
+
+    let until = checkout.started_at + checkout.wall;
+    let calls = store
+        .calls(checkout.id.clone(), checkout.started_at, until)
+        .await
+        .unwrap();
+    assert_eq!(
+        calls,
+        [price.clone(), stock.clone()],
+        "{kind}: by start, of any app"
+    );
+    let none = store
+        .calls(price.id.clone(), price.started_at, until)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{kind}");
 }
 
 pub async fn apps_do_not_mix(open: &Open) {
@@ -643,6 +799,8 @@ macro_rules! ledger_conformance {
             a_flush_with_nothing_recorded_answers_at_once,
             logs_come_back_oldest_first_and_limited,
             logs_filter_by_invocation_and_since,
+            invocations_list_newest_first_filtered,
+            an_invocations_calls_are_found_by_their_caller,
             apps_do_not_mix,
             usage_adds_up_what_was_recorded_and_prices_it,
             sampled_invocations_count_in_usage_but_are_not_kept,

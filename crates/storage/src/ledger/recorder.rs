@@ -13,7 +13,7 @@ use super::last_errors::{LastError, LastErrors};
 use super::log_budget::LogBudget;
 use super::record::{InvocationRecord, LogLine};
 use super::sampling::{Sampler, Sampling};
-use super::usage::{LogQuery, UsageQuery, UsageReport};
+use super::usage::{InvocationQuery, LogQuery, UsageQuery, UsageReport};
 use super::{FlushFuture, LedgerFuture, LedgerStore};
 
 /// Counters for `/metrics`: the backend counts what it wrote, batched,
@@ -213,6 +213,21 @@ impl Ledger {
     /// See [`LedgerStore::logs`].
     pub fn logs(&self, query: LogQuery) -> LedgerFuture<Vec<LogLine>> {
         self.store().logs(query)
+    }
+
+    /// See [`LedgerStore::calls`].
+    pub fn calls(
+        &self,
+        caller: String,
+        from: SystemTime,
+        until: SystemTime,
+    ) -> LedgerFuture<Vec<InvocationRecord>> {
+        self.store().calls(caller, from, until)
+    }
+
+    /// See [`LedgerStore::invocations`].
+    pub fn invocations(&self, query: InvocationQuery) -> LedgerFuture<Vec<InvocationRecord>> {
+        self.store().invocations(query)
     }
 
     /// How long a follower of logs may stop reading before it is dropped

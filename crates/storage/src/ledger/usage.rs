@@ -32,6 +32,51 @@ impl LogQuery {
     }
 }
 
+/// Which invocation records to list.
+#[derive(Debug, Clone)]
+pub struct InvocationQuery {
+    pub app: String,
+    pub function: String,
+    /// Only invocations that started at or after this time.
+    pub since: Option<SystemTime>,
+    /// Only invocations that started before this time.
+    pub until: Option<SystemTime>,
+    pub status: Option<StatusFilter>,
+    pub trigger: Option<super::record::Trigger>,
+    /// Only invocations that took at least this long.
+    pub min_duration: Option<Duration>,
+    /// The newest this many.
+    pub limit: usize,
+}
+
+/// How an invocation ended, as a listing filters by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// It answered, and the platform saw no failure.
+    Ok,
+    /// A trap, a timeout, a limit, a refusal, or a 5xx answer.
+    Error,
+    /// Exactly this status.
+    Code(u16),
+}
+
+impl InvocationQuery {
+    /// Whether `record`, of this query's function, is one it asks for.
+    pub fn wants(&self, record: &InvocationRecord) -> bool {
+        let failed = record.error.is_some() || record.status >= 500;
+        self.since.is_none_or(|t| record.started_at >= t)
+            && self.until.is_none_or(|t| record.started_at < t)
+            && self.trigger.is_none_or(|t| t == record.trigger)
+            && self.min_duration.is_none_or(|d| record.wall >= d)
+            && match self.status {
+                None => true,
+                Some(StatusFilter::Ok) => !failed,
+                Some(StatusFilter::Error) => failed,
+                Some(StatusFilter::Code(code)) => record.status == code,
+            }
+    }
+}
+
 /// Which usage to report.
 #[derive(Debug, Clone, Default)]
 pub struct UsageQuery {

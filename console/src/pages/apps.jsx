@@ -1,0 +1,342 @@
+// Apps, and one app: its versions, activation and rollback, each version's
+// manifest and capabilities, and the diff between two versions.
+import { useEffect, useState } from 'preact/hooks';
+import { get, localApp, post, v1 } from '../api.js';
+import { askConfirm, Empty, Messages, PageTitle, TableWrap, useApi } from '../components.jsx';
+import { diffVersions, fmtAgo, fmtBytes, fmtTime, href, jsonText, triggerText } from '../util.js';
+
+export function AppsPage() {
+  const apps = useApi((signal) => get(v1('/apps'), { signal }), [], 5000);
+  const list = apps.data || [];
+  return (
+    <section>
+      <PageTitle>Apps</PageTitle>
+      <Messages error={apps.error} />
+      {apps.loading && !apps.data ? <p>Loading apps…</p> : null}
+      {apps.data && !list.length ? <Empty>No apps are deployed yet. Deploy one with <code>stratus deploy</code>.</Empty> : null}
+      {list.length ? (
+        <TableWrap label="Apps">
+          <table id="apps-table">
+            <thead>
+              <tr>
+                <th scope="col">App</th>
+                <th scope="col">Live version</th>
+                <th scope="col">Versions</th>
+                <th scope="col">Updated</th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((a) => {
+                const name = localApp(a.name);
+                return (
+                  <tr key={a.name} data-app={name}>
+                    <th scope="row">
+                      <a href={href(['apps', name])}>{name}</a>
+                    </th>
+                    <td class="live-version">{a.live_version ?? 'none'}</td>
+                    <td>{a.versions}</td>
+                    <td>
+                      <time dateTime={new Date(a.updated_at).toISOString()} title={fmtTime(a.updated_at)}>
+                        {fmtAgo(a.updated_at)}
+                      </time>
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </TableWrap>
+      ) : null}
+    </section>
+  );
+}
+
+function List({ items, empty = 'none' }) {
+  if (!items || !items.length) return <span class="muted">{empty}</span>;
+  return (
+    <ul class="chips">
+      {items.map((i) => (
+        <li key={i}>
+          <code>{i}</code>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+/** One function of a version: limits and capabilities from its spec. */
+function FunctionSpec({ fn, version }) {
+  const spec = fn.spec || {};
+  const keys = (o) => Object.keys(o || {}).sort();
+  return (
+    <article class="fn-spec" aria-labelledby={`v${version}-${fn.name}`}>
+      <h3 id={`v${version}-${fn.name}`}>{fn.name}</h3>
+      <dl class="pairs">
+        <dt>Routes</dt>
+        <dd>
+          <List items={fn.routes || spec.routes} />
+        </dd>
+        <dt>Triggers</dt>
+        <dd>
+          <List items={(spec.triggers || []).map(triggerText)} />
+        </dd>
+        <dt>Outbound allow-list</dt>
+        <dd>
+          <List items={(spec.allowed_outbound || []).map((r) => (typeof r === 'string' ? r : jsonText(r)))} empty="no outbound HTTP" />
+        </dd>
+        <dt>Key-value buckets</dt>
+        <dd>
+          <List items={spec.keyvalue} />
+        </dd>
+        <dt>Config keys</dt>
+        <dd>
+          <List items={keys(spec.config)} />
+        </dd>
+        <dt>Secrets</dt>
+        <dd>
+          <List items={spec.secrets} />
+        </dd>
+        <dt>Environment</dt>
+        <dd>
+          <List items={keys(spec.env)} />
+        </dd>
+        <dt>Limits</dt>
+        <dd>
+          memory {fmtBytes(fn.memory_bytes ?? spec.memory)}, timeout {fn.timeout_ms ?? spec.timeout_ms} ms, body{' '}
+          {fmtBytes(fn.max_body_bytes ?? spec.max_body)}, concurrency {fn.max_concurrency ?? spec.max_concurrency}
+          {spec.max_outbound_requests !== undefined ? `, outbound requests ${spec.max_outbound_requests}` : ''}
+          {spec.min_warm ? ', kept warm' : ''}
+        </dd>
+        <dt>Component</dt>
+        <dd>
+          <code class="digest">sha256:{fn.component_sha256}</code>
+        </dd>
+      </dl>
+      <details>
+        <summary>Manifest of {fn.name} as stored</summary>
+        <pre class="json">{JSON.stringify(fn.spec ?? null, null, 2)}</pre>
+      </details>
+    </article>
+  );
+}
+
+function Diff({ versions }) {
+  const numbers = versions.map((v) => v.version);
+  const [from, setFrom] = useState(numbers.length > 1 ? numbers[1] : numbers[0]);
+  const [to, setTo] = useState(numbers[0]);
+  useEffect(() => {
+    if (!numbers.includes(Number(from))) setFrom(numbers.length > 1 ? numbers[1] : numbers[0]);
+    if (!numbers.includes(Number(to))) setTo(numbers[0]);
+  }, [numbers.join(',')]);
+  const a = versions.find((v) => v.version === Number(from));
+  const b = versions.find((v) => v.version === Number(to));
+  const diff = a && b ? diffVersions(a.functions, b.functions) : null;
+  const select = (id, label, value, set) => (
+    <div class="field">
+      <label for={id}>{label}</label>
+      <select id={id} value={value} onChange={(e) => set(Number(e.currentTarget.value))}>
+        {numbers.map((n) => (
+          <option key={n} value={n}>
+            Version {n}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+  return (
+    <section class="card">
+      <h2 id="compare-title">Compare versions</h2>
+      <div class="filters">
+        {select('diff-from', 'From version', from, setFrom)}
+        {select('diff-to', 'To version', to, setTo)}
+      </div>
+      <div id="version-diff" aria-live="polite">
+        {!diff ? null : diff.identical ? (
+          <p>
+            Versions {from} and {to} have the same functions and manifests.
+          </p>
+        ) : (
+          <div>
+            {diff.added.length ? (
+              <div>
+                Functions added: <List items={diff.added} />
+              </div>
+            ) : null}
+            {diff.removed.length ? (
+              <div>
+                Functions removed: <List items={diff.removed} />
+              </div>
+            ) : null}
+            {diff.changed.map((c) => (
+              <div key={c.name}>
+                <h3>{c.name}</h3>
+                <TableWrap label={`Changes to ${c.name}`}>
+                  <table class="diff">
+                    <thead>
+                      <tr>
+                        <th scope="col">Key</th>
+                        <th scope="col">Change</th>
+                        <th scope="col">Version {from}</th>
+                        <th scope="col">Version {to}</th>
+                      </tr>
+                    </thead>
+                    <tbody>
+                      {c.changes.map((ch) => (
+                        <tr key={ch.key} class={`diff-${ch.kind}`}>
+                          <th scope="row">
+                            <code>{ch.key}</code>
+                          </th>
+                          <td>{ch.kind}</td>
+                          <td>
+                            <code class="wrap">{jsonText(ch.from)}</code>
+                          </td>
+                          <td>
+                            <code class="wrap">{jsonText(ch.to)}</code>
+                          </td>
+                        </tr>
+                      ))}
+                    </tbody>
+                  </table>
+                </TableWrap>
+              </div>
+            ))}
+          </div>
+        )}
+      </div>
+    </section>
+  );
+}
+
+export function AppPage({ app }) {
+  const detail = useApi((signal) => get(v1(`/apps/${encodeURIComponent(app)}`), { signal }), [app], 10000);
+  const versions = useApi((signal) => get(v1(`/apps/${encodeURIComponent(app)}/versions`), { signal }), [app], 10000);
+  const [status, setStatus] = useState('');
+  const [actionError, setActionError] = useState('');
+  const [busy, setBusy] = useState(false);
+  const d = detail.data;
+  const list = versions.data || [];
+  const live = d ? d.live_version : null;
+  const earlier = list.some((v) => live !== null && v.version < live);
+
+  const act = async (confirmation, path, done) => {
+    if (!(await askConfirm(confirmation))) return;
+    setBusy(true);
+    setActionError('');
+    setStatus('');
+    try {
+      const r = await post(v1(path));
+      setStatus(done(r));
+      detail.reload();
+      versions.reload();
+    } catch (e) {
+      setActionError(e.message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const rollback = () =>
+    act(
+      {
+        title: `Roll back ${app}?`,
+        message: `The version before ${live} becomes live for ${app}; requests in flight finish on version ${live}.`,
+        confirmLabel: 'Roll back',
+        danger: true,
+      },
+      `/apps/${encodeURIComponent(app)}/rollback`,
+      (r) => `Rolled back: ${app} is live at version ${r.live_version}.`,
+    );
+  const activate = (n) =>
+    act(
+      {
+        title: `Activate version ${n}?`,
+        message: `Version ${n} of ${app} becomes live at once, replacing version ${live ?? 'none'}.`,
+        confirmLabel: `Activate version ${n}`,
+      },
+      `/apps/${encodeURIComponent(app)}/versions/${n}/activate`,
+      (r) => `${app} is live at version ${r.live_version}.`,
+    );
+
+  return (
+    <section>
+      <p class="crumbs">
+        <a href="#/apps">Apps</a> / {app}
+      </p>
+      <PageTitle>App {app}</PageTitle>
+      <Messages error={actionError || detail.error || versions.error} info={status} id="app-status" />
+      {d ? (
+        <div class="card">
+          <dl class="pairs summary">
+            <dt>Live version</dt>
+            <dd id="live-version">{live ?? 'none'}</dd>
+            <dt>Versions</dt>
+            <dd>{d.versions}</dd>
+            <dt>Updated</dt>
+            <dd>{fmtTime(d.updated_at)}</dd>
+            <dt>Namespace</dt>
+            <dd>{d.namespace}</dd>
+          </dl>
+          <div class="actions">
+            <button type="button" class="danger" onClick={rollback} disabled={busy || !earlier}>
+              Roll back
+            </button>
+            <a href={href(['functions'])}>Live functions</a>
+          </div>
+        </div>
+      ) : detail.loading ? (
+        <p>Loading…</p>
+      ) : null}
+      {list.length ? (
+        <section>
+          <h2 id="versions-title">Versions</h2>
+          <TableWrap label="Versions">
+            <table id="versions-table">
+              <thead>
+                <tr>
+                  <th scope="col">Version</th>
+                  <th scope="col">Created</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Functions</th>
+                  <th scope="col">Action</th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((v) => (
+                  <tr key={v.version} data-version={v.version} class={v.live ? 'is-live' : ''}>
+                    <th scope="row">{v.version}</th>
+                    <td>{fmtTime(v.created_at)}</td>
+                    <td>{v.live ? <span class="badge badge-ok">Live</span> : <span class="muted">inactive</span>}</td>
+                    <td>{v.functions.map((f) => f.name).join(', ')}</td>
+                    <td>
+                      {v.live ? null : (
+                        <button type="button" disabled={busy} onClick={() => activate(v.version)}>
+                          Activate<span class="visually-hidden"> version {v.version}</span>
+                        </button>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableWrap>
+        </section>
+      ) : null}
+      {list.length > 1 ? <Diff versions={list} /> : null}
+      {list.length ? (
+        <section>
+          <h2 id="manifests-title">Manifests and capabilities</h2>
+          {list.map((v) => (
+            <details key={v.version} open={v.live} class="version-detail">
+              <summary>
+                Version {v.version}
+                {v.live ? ' (live)' : ''}: {v.functions.length} function{v.functions.length === 1 ? '' : 's'}
+              </summary>
+              {v.functions.map((f) => (
+                <FunctionSpec key={f.name} fn={f} version={v.version} />
+              ))}
+            </details>
+          ))}
+        </section>
+      ) : null}
+    </section>
+  );
+}
