@@ -204,8 +204,9 @@ export function TimeChart({ id, title, x, series, summary, summaryData, unit, sp
           stroke: cssVar(`--chart-${i + 1}`, '#1d4ed8'),
           width: 2,
           spanGaps: false,
-          // Few points (a node that started lately): show them as dots.
-          points: { show: (u) => u.data[0].length <= 20, size: 5 },
+          // Few values (p50 and p99 exist only for minutes with requests):
+          // show them as dots, or a lone minute would draw nothing.
+          points: { show: (u, si) => u.data[si].filter((v) => v != null).length <= 20, size: 5 },
         })),
       ],
     };

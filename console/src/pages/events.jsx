@@ -61,7 +61,7 @@ export function EventsPage({ query }) {
     run(
       { title: 'Replay this event?', message: `A copy of event ${id} is queued for ${fn} again.`, confirmLabel: 'Replay' },
       async () => {
-        const r = await post(v1(`/events/${encodeURIComponent(id)}/replay`));
+        const r = await post(v1(`${fnPath}/events/${encodeURIComponent(id)}/replay`));
         return `Replayed event ${id} as ${r.id} (${r.state})`;
       },
     );

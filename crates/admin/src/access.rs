@@ -86,6 +86,7 @@ pub fn access(method: &Method, route: &str) -> Access {
         | "/v1/apps/{app}/versions/{version}/activate"
         | "/v1/apps/{app}/rollback"
         | "/v1/functions/{function}/dead-letters/redrive"
+        | "/v1/functions/{function}/events/{id}/replay"
             if post =>
         {
             namespaced(Deployer)

@@ -169,15 +169,18 @@ pub(crate) fn grammar(path: &str, location: &str, name: &str) -> Option<Value> {
         ("path", "version") => json!({"type": "integer", "minimum": 0, "maximum": u32::MAX}),
         ("path", "id") if path.starts_with("/v1/tokens/") => pattern(TOKEN_ID_PATTERN),
         // A CloudEvent's id is its publisher's: any text.
-        ("path", "id") if path.starts_with("/v1/events/") => {
+        ("path", "id") if path.starts_with("/v1/events/") || path.ends_with("/replay") => {
             json!({"type": "string", "minLength": 1})
         }
         ("path", "id") | ("query", "invocation") => pattern(ID_PATTERN),
-        ("query", "since") => json!({"anyOf": [
+        ("query", "since" | "until") => json!({"anyOf": [
             {"type": "string", "pattern": SPAN_PATTERN},
             {"type": "string", "format": "date-time"},
         ]}),
         ("query", "limit") => json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+        ("query", "min_duration_ms") => {
+            json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})
+        }
         ("query", "mode") => json!({"type": "string", "enum": ["sync", "async"]}),
         ("query", "method") => json!({"type": "string", "enum": INVOKE_METHODS}),
         ("query", "path") => pattern(PATH_PATTERN),

@@ -22,7 +22,8 @@ use crate::audit::AuditNote;
 use crate::common::{limit, named_app, resolve};
 use crate::error::ApiError;
 use crate::model::{
-    DeadLetters, ErrorBody, EventInfo, EventList, Published, QueueInfo, QueueList, Redriven,
+    AsyncAccepted, DeadLetters, ErrorBody, EventInfo, EventList, Published, QueueInfo, QueueList,
+    Redriven,
 };
 
 /// What the events area needs: the control plane (to name functions) and
@@ -51,6 +52,7 @@ pub(crate) fn router() -> Router<AdminState> {
         .route("/functions/{function}/dead-letters", get(dead_letters))
         .route("/functions/{function}/dead-letters/redrive", post(redrive))
         .route("/queues", get(queues))
+        .route("/functions/{function}/events/{id}/replay", post(replay))
 }
 
 /// Each function's queue: the live functions that consume events, and any
@@ -243,6 +245,43 @@ pub async fn redrive(
         node_wide: false,
     };
     Ok((Extension(note), Json(Redriven { redriven })))
+}
+
+/// Publishes a copy of one of a function's events (waiting, dead, or —
+/// with the SQLite queue — handled and not yet pruned) to it again, under a
+/// new id with fresh attempts: to try a fixed function on an event it
+/// handled wrongly. Answers 202 with the copy's id once it is durable.
+#[utoipa::path(post, tag = "ledger", path = "/v1/functions/{function}/events/{id}/replay",
+    params(("function" = String, Path), ("id" = String, Path)),
+    responses((status = 202, body = AsyncAccepted), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn replay(
+    State(state): State<EventsState>,
+    Extension(namespace): Extension<Namespace>,
+    Path((function, id)): Path<(String, String)>,
+) -> Result<(StatusCode, Extension<AuditNote>, Json<AsyncAccepted>), ApiError> {
+    let (app, name) = resolve(&state.node, &namespace, &function)?;
+    let Some(copy) = state.dispatcher.replay(&app, &name, &id).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "event_not_found",
+            format!(
+                "function \"{function}\" has no event \"{id}\" whose body is kept: it never came, was pruned, or was handled (a JetStream queue keeps only waiting and dead events)"
+            ),
+        ));
+    };
+    let note = AuditNote {
+        target: Some(format!("{app}/{name}")),
+        detail: format!("replayed {id} as {copy}"),
+        node_wide: false,
+    };
+    let status_url = crate::namespaces::v1_path(&namespace, &format!("/events/{copy}"));
+    let accepted = AsyncAccepted {
+        id: copy,
+        state: "queued".into(),
+        status_url,
+    };
+    Ok((StatusCode::ACCEPTED, Extension(note), Json(accepted)))
 }
 
 /// Publishes an event to the named queue `queue` of app `app`: every

@@ -21,7 +21,7 @@ use crate::{
         apps::activate_version, apps::rollback, invocations::invoke,
         usage::usage, logs::logs, logs::invocation, events::event, events::dead_letters, events::function_events,
         events::redrive, events::publish, secrets::list, secrets::set, secrets::delete,
-        functions::list, series::series, logs::invocations, events::queues, metrics::scrape, nodes::list, nodes::rollout, namespaces::list,
+        functions::list, series::series, logs::invocations, events::queues, events::replay, metrics::scrape, nodes::list, nodes::rollout, namespaces::list,
         tokens::create, tokens::list, tokens::revoke, tokens::whoami, audit::list, quotas::show, quotas::set,
     ),
     components(schemas(

@@ -3,7 +3,8 @@
 //! admin API calls these rather than reaching into the queue, so which
 //! queue holds a function's events stays this crate's business.
 
-use stratus_storage::{EventStatus, QueueError, QueueFuture};
+use stratus_invoke::new_invocation_id;
+use stratus_storage::{EventStatus, NewEvent, QueueError, QueueFuture};
 
 use crate::dispatcher::{Dispatcher, async_queue};
 
@@ -45,5 +46,34 @@ impl Dispatcher {
         let redriven = self.queue.redrive(&async_queue(app, function), id).await?;
         self.wake();
         Ok(redriven)
+    }
+
+    /// Publishes a copy of a function's event `id` to the function again,
+    /// under a new id with fresh attempts (an operator trying a fixed
+    /// function on an event it handled, or one redrive would not retry
+    /// as it is). The copy is the operator's: it starts a trace of its
+    /// own rather than continuing the original publisher's. Answers the
+    /// copy's id, or `None` when the queue no longer holds the event's
+    /// body.
+    pub async fn replay(
+        &self,
+        app: &str,
+        function: &str,
+        id: &str,
+    ) -> Result<Option<String>, QueueError> {
+        let queue = async_queue(app, function);
+        let Some(original) = self.queue.published(&queue, id).await? else {
+            return Ok(None);
+        };
+        let copy = NewEvent {
+            id: new_invocation_id(),
+            traceparent: None,
+            tracestate: None,
+            ..original
+        };
+        let new_id = copy.id.clone();
+        self.queue.enqueue(copy).await?;
+        self.wake();
+        Ok(Some(new_id))
     }
 }

@@ -215,6 +215,28 @@ impl Inner {
         Ok(records)
     }
 
+    /// The newest event `id` of `queue`, read from its message: on the
+    /// queue's subject while it waits, on the dead subject once dead; a
+    /// handled event's message is gone.
+    async fn published(&self, queue: &str, id: &str) -> Result<Option<NewEvent>, JetStreamError> {
+        let records = self.records(queue).await?;
+        let Some(record) = records.into_iter().rev().find(|r| r.id == id) else {
+            return Ok(None);
+        };
+        let queue_token = token(queue);
+        let subject = match record.state() {
+            EventState::Dead => self.dead_subject(&queue_token),
+            _ => self.queue_subject(&queue_token),
+        };
+        Ok(self
+            .js
+            .next_message(&self.stream, &subject, record.msg_seq)
+            .await?
+            .filter(|message| message.sequence == record.msg_seq)
+            .and_then(|message| record::Body::decode(&message.payload))
+            .map(record::Body::into_event))
+    }
+
     async fn status_of(&self, id: &str) -> Result<Option<EventStatus>, JetStreamError> {
         let Some(pointer) = self.status.entry(&id_key(id)).await? else {
             return Ok(None);
@@ -330,6 +352,11 @@ impl EventQueue for JetStreamQueue {
     fn redrive(&self, queue: &str, id: Option<&str>) -> QueueFuture<usize> {
         let (inner, queue, id) = (self.inner.clone(), queue.to_owned(), id.map(str::to_owned));
         Box::pin(async move { inner.redrive(&queue, id.as_deref()).await.map_err(backend) })
+    }
+
+    fn published(&self, queue: &str, id: &str) -> QueueFuture<Option<NewEvent>> {
+        let (inner, queue, id) = (self.inner.clone(), queue.to_owned(), id.to_owned());
+        Box::pin(async move { inner.published(&queue, &id).await.map_err(backend) })
     }
 
     fn status(&self, id: &str) -> QueueFuture<Option<EventStatus>> {

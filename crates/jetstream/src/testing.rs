@@ -13,6 +13,21 @@ pub(crate) fn bucket_name(what: &str) -> String {
     format!("test_{what}_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// Keeps one stream on the server for good. Debian's nats-server (2.9)
+/// removes the account's store directory when its last stream is deleted,
+/// and a stream created at that moment fails ("could not create storage
+/// directory", API error 10049): with tests creating and deleting streams
+/// in parallel, one that never goes keeps the directory.
+pub(crate) async fn anchor(js: &JetStream) {
+    let config = serde_json::json!({
+        "name": "stratus_test_anchor",
+        "subjects": ["stratus_test_anchor"],
+        "storage": "file",
+        "max_msgs": 1,
+    });
+    js.ensure_stream(config).await.unwrap();
+}
+
 /// A connection and the streams to delete when it is dropped.
 pub(crate) struct Scratch {
     js: JetStream,
@@ -24,8 +39,10 @@ impl Scratch {
         let client = async_nats::connect(NATS)
             .await
             .unwrap_or_else(|e| panic!("NATS at {NATS} (run scripts/brokers.sh): {e}"));
+        let js = JetStream::new(client);
+        anchor(&js).await;
         Scratch {
-            js: JetStream::new(client),
+            js,
             streams: Vec::new(),
         }
     }

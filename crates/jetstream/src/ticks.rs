@@ -137,6 +137,10 @@ impl EventQueue for SharedTicks {
         self.inner.bury(event, attempts, error)
     }
 
+    fn published(&self, queue: &str, id: &str) -> QueueFuture<Option<NewEvent>> {
+        self.inner.published(queue, id)
+    }
+
     fn lease(
         &self,
         queue: Option<&str>,

@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/functions/bed/dead-letters"),
     ("POST", "/v1/functions/bed/dead-letters/redrive"),
     ("GET", "/v1/queues"),
+    ("POST", "/v1/functions/bed/events/some-id/replay"),
     // secrets
     ("GET", "/v1/apps/shop/secrets"),
     ("PUT", "/v1/apps/shop/secrets/stripe"),

@@ -293,6 +293,35 @@ async fn a_namespace_sees_only_its_own_functions_hours_invocations_and_queues() 
     assert_eq!(list[0]["queues"], serde_json::json!(["orders"]), "{queues}");
     assert_eq!(list[0]["waiting"], 0, "{queues}");
 
+    // The dead letter replayed: a copy under a new id, delivered (and
+    // refused, and dead) again; the original stays as it was.
+    let dead_id = body["id"].as_str().unwrap().to_owned();
+    let replay = format!("/v1/functions/shop%2Fbed/events/{dead_id}/replay");
+    let (status, copy) = call(&node, TOKEN, Method::POST, &replay, "").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{copy}");
+    let copy_id = copy["id"].as_str().unwrap().to_owned();
+    assert_ne!(copy_id, dead_id);
+    assert_eq!(
+        copy["status_url"],
+        format!("/v1/events/{copy_id}"),
+        "{copy}"
+    );
+    read_until(&node, &format!("/v1/events/{copy_id}"), |e| {
+        e["state"] == "dead"
+    })
+    .await;
+    read_until(&node, "/v1/queues", |b| b["queues"][0]["dead_letters"] == 2).await;
+    let (status, body) = call(
+        &node,
+        TOKEN,
+        Method::POST,
+        "/v1/functions/shop%2Fbed/events/nope/replay",
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "event_not_found", "{body}");
+
     let team = token(&node, Some("team-a"), "viewer").await;
     let (status, theirs) = call(
         &node,
@@ -328,6 +357,24 @@ async fn a_namespace_sees_only_its_own_functions_hours_invocations_and_queues() 
         assert!(nothing, "{path}: {status} {body}");
         assert!(!body.to_string().contains("orders"), "{path}: {body}");
     }
+    // Nor can it replay default's event, by either path.
+    for path in [
+        format!("/v1/functions/shop%2Fbed/events/{dead_id}/replay"),
+        format!("/v1/namespaces/team-a/functions/shop%2Fbed/events/{dead_id}/replay"),
+    ] {
+        let admin = token(&node, Some("team-a"), "admin").await;
+        let (status, body) = call(&node, &admin, Method::POST, &path, "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    let (status, _) = call(
+        &node,
+        &team,
+        Method::POST,
+        "/v1/namespaces/team-a/functions/bed/events/x/replay",
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a viewer does not replay");
     assert_eq!(get(&node, "/a-mine/echo").await.0, StatusCode::OK);
     delivering.abort();
 }

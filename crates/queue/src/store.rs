@@ -357,7 +357,36 @@ pub(crate) fn status(conn: &Connection, id: &str) -> Result<Option<EventStatus>>
     .during(DB, "reading an event")
 }
 
-/// The dead events of a queue, oldest first.
+/// The newest event `id` of `queue`, as it was published.
+pub(crate) fn published(conn: &Connection, queue: &str, id: &str) -> Result<Option<NewEvent>> {
+    const ACTION: &str = "reading an event to replay";
+    conn.prepare_cached(
+        "SELECT origin, source, kind, subject, path, content_type, data, traceparent,
+                tracestate, max_attempts
+         FROM event WHERE queue = ?1 AND id = ?2 ORDER BY seq DESC LIMIT 1",
+    )
+    .during(DB, ACTION)?
+    .query_row(params![queue, id], |row| {
+        let origin: String = row.get(0)?;
+        Ok(NewEvent {
+            queue: queue.to_owned(),
+            origin: (!origin.is_empty()).then_some(origin),
+            id: id.to_owned(),
+            source: row.get(1)?,
+            kind: row.get(2)?,
+            subject: row.get(3)?,
+            path: row.get(4)?,
+            content_type: row.get(5)?,
+            data: row.get(6)?,
+            traceparent: row.get(7)?,
+            tracestate: row.get(8)?,
+            max_attempts: row.get(9)?,
+        })
+    })
+    .optional()
+    .during(DB, ACTION)
+}
+
 /// Every queue with events waiting or dead. Reads only those rows, through
 /// the index on `state` (settled events, kept a while, are not scanned).
 pub(crate) fn backlog(conn: &Connection) -> Result<Vec<Backlog>> {

@@ -258,6 +258,11 @@ impl EventQueue for SqliteQueue {
         self.read(move |conn| store::status(conn, &id))
     }
 
+    fn published(&self, queue: &str, id: &str) -> QueueFuture<Option<NewEvent>> {
+        let (queue, id) = (queue.to_owned(), id.to_owned());
+        self.read(move |conn| store::published(conn, &queue, &id))
+    }
+
     fn recent(&self, queue: &str, limit: usize) -> QueueFuture<Vec<EventStatus>> {
         let queue = queue.to_owned();
         self.read(move |conn| store::recent(conn, &queue, limit))

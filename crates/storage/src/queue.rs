@@ -317,6 +317,12 @@ pub trait EventQueue: Send + Sync + 'static {
     /// The newest event with this id, in any queue and state.
     fn status(&self, id: &str) -> QueueFuture<Option<EventStatus>>;
 
+    /// The newest event `id` of `queue` as it was published, for a replay
+    /// (published again under a new id): `None` when the queue does not
+    /// hold its body — never stored, pruned, or (JetStream, which keeps
+    /// the bodies of waiting and dead events only) handled.
+    fn published(&self, queue: &str, id: &str) -> QueueFuture<Option<NewEvent>>;
+
     /// A queue's newest `limit` events in any state, newest first.
     fn recent(&self, queue: &str, limit: usize) -> QueueFuture<Vec<EventStatus>>;
 

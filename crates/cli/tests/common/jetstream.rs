@@ -24,9 +24,25 @@ pub struct ConsumerProgress {
 
 impl JetStream {
     pub async fn connect() -> JetStream {
-        JetStream {
+        let js = JetStream {
             client: async_nats::connect(NATS).await.unwrap(),
+        };
+        // One stream kept for good: Debian's nats-server (2.9) removes the
+        // account's store directory with its last stream, and a stream
+        // created at that moment fails (API error 10049).
+        let anchor = json!({
+            "name": "stratus_test_anchor",
+            "subjects": ["stratus_test_anchor"],
+            "storage": "file",
+            "max_msgs": 1,
+        });
+        let created = js
+            .api("$JS.API.STREAM.CREATE.stratus_test_anchor".into(), anchor)
+            .await;
+        if let Err(e) = created {
+            assert!(e.contains("10058"), "{e}");
         }
+        js
     }
 
     /// Sends an API request; the answer, or its error as text.

@@ -133,6 +133,24 @@ impl Body {
         }
     }
 
+    /// The event as it was published.
+    pub(crate) fn into_event(self) -> NewEvent {
+        NewEvent {
+            queue: self.queue,
+            origin: self.origin,
+            id: self.id,
+            source: self.source,
+            kind: self.kind,
+            subject: self.subject,
+            path: self.path,
+            content_type: self.content_type,
+            data: self.data,
+            traceparent: self.traceparent,
+            tracestate: self.tracestate,
+            max_attempts: self.max_attempts,
+        }
+    }
+
     pub(crate) fn encode(&self) -> Bytes {
         Bytes::from(serde_json::to_vec(self).unwrap_or_default())
     }

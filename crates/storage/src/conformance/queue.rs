@@ -607,6 +607,32 @@ pub async fn the_backlog_counts_what_waits_and_what_is_dead(open: &Open) {
     assert_eq!(shown, [("alpha", 0, None, 1)]);
 }
 
+pub async fn a_waiting_or_dead_event_reads_back_as_published(open: &Open) {
+    let (q, _guard) = open(no_backoff()).await;
+    let mut sent = event("jobs", "j1", 1);
+    sent.origin = Some("shop".into());
+    sent.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
+    q.enqueue(sent.clone()).await.unwrap();
+    q.enqueue(event("jobs", "j2", 1)).await.unwrap();
+    // Waiting: as published (at least one attempt, as stored).
+    assert_eq!(q.published("jobs", "j1").await.unwrap(), Some(sent.clone()));
+
+    let leased = lease(&q, Some("jobs"), 10).await;
+    let first = leased.iter().find(|d| d.id == "j1").unwrap();
+    assert_eq!(
+        q.fail(first.seq, "refused".into()).await.unwrap(),
+        Settled::Dead
+    );
+    // Dead: still as published.
+    assert_eq!(q.published("jobs", "j1").await.unwrap(), Some(sent));
+    assert_eq!(
+        q.published("jobs", "j2").await.unwrap().map(|e| e.id),
+        Some("j2".into())
+    );
+    assert_eq!(q.published("jobs", "nope").await.unwrap(), None);
+    assert_eq!(q.published("other", "j1").await.unwrap(), None, "by queue");
+}
+
 /// One `#[tokio::test]` per check of the event-queue conformance suite,
 /// each opening its queue with `$open` (a
 /// [`conformance::queue::Open`](crate::conformance::queue::Open)).
@@ -632,6 +658,7 @@ macro_rules! queue_conformance {
             burying_a_duplicate_leaves_the_stored_event_alone,
             the_trace_context_is_kept_through_retries_and_redrive,
             the_backlog_counts_what_waits_and_what_is_dead,
+            a_waiting_or_dead_event_reads_back_as_published,
         );
     };
     (@checks $open:expr; $($check:ident,)*) => {
