@@ -160,7 +160,7 @@ impl Reader {
                 break;
             }
         }
-        found.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        found.sort_by_key(|r| std::cmp::Reverse(r.started_at));
         found.truncate(query.limit);
         Ok(found)
     }

@@ -287,7 +287,7 @@ impl Inner {
             .await?;
             if found.len() >= query.limit || from == since || from == UNIX_EPOCH {
                 let mut found = Vec::from(found);
-                found.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+                found.sort_by_key(|r| std::cmp::Reverse(r.started_at));
                 return Ok(found);
             }
         }
