@@ -197,6 +197,22 @@ async fn bad_trace_contexts_start_new_traces_and_a_lost_collector_loses_no_reque
         assert_ne!(span.trace_id, "0".repeat(32));
     }
 
+    // A failed invocation's span says so: error status, the platform's
+    // error code as `error.type`.
+    server.deploy(testbed_app("bed", "bed", &["/bed/..."], "").path());
+    let response = server.get("/bed/panic").await;
+    assert_eq!(response.status(), 502);
+    let id = invocation_id(&response);
+    let spans = receiver
+        .wait_for(Duration::from_secs(20), |spans| {
+            spans.iter().any(|s| s.attr("faas.invocation_id") == id)
+        })
+        .await;
+    let failed = one(&spans, "bed", |s| s.attr("faas.invocation_id") == id);
+    assert_eq!(failed.status, 2, "{failed:#?}");
+    assert_eq!(failed.attr("error.type"), "function_trapped", "{failed:#?}");
+    assert_eq!(failed.attr("http.response.status_code"), "502");
+
     // The collector goes away: requests go on being answered, the node
     // neither waits on it nor fails.
     receiver.stop();
