@@ -142,6 +142,12 @@ pub enum Command {
     Usage(Remote<UsageArgs>),
     /// A function's dead letters: list them, or redrive them.
     Dlq(Remote<DlqArgs>),
+    /// List a function's recorded invocations, newest first, by outcome,
+    /// trigger, time and duration.
+    Invocations(Remote<InvocationsArgs>),
+    /// Queue a copy of one of a function's events for it again, under a
+    /// new id (to try a fixed function on an event it handled wrongly).
+    Replay(Remote<ReplayArgs>),
     /// An app's secrets: set one (value on stdin), list names, remove one.
     Secrets(Remote<SecretsArgs>),
     /// API tokens scoped to a namespace and a role: create, list, revoke.
@@ -324,6 +330,40 @@ pub struct DlqListArgs {
     /// How to print it: an aligned table, or JSON for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct InvocationsArgs {
+    /// Function name, or APP/NAME.
+    pub function: String,
+    /// `ok`, `error` (a trap, a timeout, a limit, a refusal or a 5xx), or a
+    /// status code.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// `http`, `api`, `event` or `service`.
+    #[arg(long)]
+    pub trigger: Option<String>,
+    /// Only invocations newer than this: a duration ("10m", "2h") or an
+    /// RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only invocations that took at least this many milliseconds.
+    #[arg(long)]
+    pub min_duration_ms: Option<u64>,
+    /// The newest this many.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// How to print it: an aligned table, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Function name, or APP/NAME.
+    pub function: String,
+    /// The event's id (`stratus dlq ls`, or the id a publish answered).
+    pub id: String,
 }
 
 #[derive(Debug, Args)]

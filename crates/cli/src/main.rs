@@ -94,6 +94,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dlq(Remote { client, args }) => {
             commands::dlq::run(&remote(client), args.command).await
         }
+        Command::Invocations(Remote { client, args }) => {
+            commands::invocations::list(&remote(client), args).await
+        }
+        Command::Replay(Remote { client, args }) => {
+            commands::invocations::replay(&remote(client), args).await
+        }
         Command::Secrets(Remote { client, args }) => {
             commands::secrets::run(&remote(client), args.command).await
         }

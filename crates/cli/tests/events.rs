@@ -191,6 +191,54 @@ async fn dead_letters_are_listed_and_redriven_through_the_cli() {
         "{}",
         stderr(&out)
     );
+
+    // Replayed, a copy under a new id dies the same way; the attempts
+    // show in the invocations, each a trap.
+    let out = server.cli(&["replay", "dlqfn", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    let copy = said
+        .trim()
+        .strip_prefix(&format!("replayed {id} as "))
+        .and_then(|rest| rest.strip_suffix(" (queued)"))
+        .unwrap_or_else(|| panic!("{said}"))
+        .to_owned();
+    assert_eq!(settled(&server, &copy).await["state"], "dead");
+    let out = server.cli(&["replay", "dlqfn", "nope"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no event \"nope\""),
+        "{}",
+        stderr(&out)
+    );
+
+    let listed = |args: &[&str]| {
+        let mut all = vec!["invocations", "dlqfn", "--format", "json"];
+        all.extend_from_slice(args);
+        let out = server.cli(&all);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        list["invocations"].as_array().unwrap().clone()
+    };
+    // 2 attempts, 2 after the redrive, 2 of the copy: all traps, by event.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while listed(&["--status", "error"]).len() < 6 {
+        assert!(Instant::now() < deadline, "{:?}", listed(&[]));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let traps = listed(&["--status", "error", "--trigger", "event"]);
+    assert_eq!(traps.len(), 6);
+    assert!(traps.iter().all(|i| i["error"] == "function_trapped"));
+    assert!(listed(&["--status", "ok"]).is_empty());
+    let table = stdout(&server.cli(&["invocations", "dlqfn", "--limit", "2"]));
+    assert_eq!(table.lines().count(), 3, "a header and two rows: {table}");
+    let out = server.cli(&["invocations", "dlqfn", "--status", "bad"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not ok, error or a status code"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]

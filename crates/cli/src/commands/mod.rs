@@ -4,6 +4,7 @@ pub mod apps;
 pub mod audit;
 pub mod deploy;
 pub mod dlq;
+pub mod invocations;
 pub mod invoke;
 pub mod logs;
 pub mod new;
