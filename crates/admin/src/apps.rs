@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Extension, FromRef, Path, Request, State};
+use axum::extract::{Extension, FromRef, Path, Query, Request, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
-use stratus_control::Node;
+use serde::Deserialize;
+use stratus_control::{DeployPolicy, Node};
 use stratus_manifest::Namespace;
 
 use crate::AdminState;
@@ -52,24 +53,38 @@ pub(crate) fn router() -> Router<AdminState> {
 }
 
 /// Creates and activates a new version of the app named in the manifest.
-#[utoipa::path(post, tag = "handlers", path = "/v1/apps",
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DeployParams {
+    /// Refuse the version (409 `capabilities_gained`, nothing stored) if
+    /// it gains any capability over the live one: a new import, outbound
+    /// host, key-value bucket, secret, config key, trigger, route, function
+    /// or a larger limit.
+    #[serde(default)]
+    require_no_new_capabilities: bool,
+}
+
+#[utoipa::path(post, tag = "handlers", path = "/v1/apps", params(DeployParams),
     request_body(content = crate::model::DeployForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, body = DeployResponse),
-        (status = 409, description = "a route is served by another app", body = ErrorBody),
+        (status = 409, description = "a route is served by another app, or the version gains capabilities and the deploy asked for none", body = ErrorBody),
         (status = 413, description = "the upload, or its manifest (256 KiB at most), is too large", body = ErrorBody),
         (status = 422, description = "invalid manifest or component", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn deploy(
     State(state): State<AppsState>,
     Extension(namespace): Extension<Namespace>,
+    Query(params): Query<DeployParams>,
     request: Request,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<DeployResponse>), ApiError> {
     let started = Instant::now();
     let mut upload = read_upload(deploy_form(request).await?, state.max_upload).await?;
     upload.namespace = namespace;
     let receive_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let report = state.node.deploy(upload).await?;
+    let policy = DeployPolicy {
+        require_no_new_capabilities: params.require_no_new_capabilities,
+    };
+    let report = state.node.deploy_with(upload, policy).await?;
     let digests: Vec<String> = report
         .functions
         .iter()

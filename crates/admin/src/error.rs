@@ -77,6 +77,9 @@ impl From<ControlError> for ApiError {
             ControlError::Limit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "over_limit"),
             ControlError::Quota { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "over_quota"),
             ControlError::RouteConflict(_) => (StatusCode::CONFLICT, "route_conflict"),
+            ControlError::CapabilitiesGained { .. } => {
+                (StatusCode::CONFLICT, "capabilities_gained")
+            }
             ControlError::AmbiguousFunction { .. } => (StatusCode::CONFLICT, "ambiguous_function"),
             ControlError::AppNotFound(_) => (StatusCode::NOT_FOUND, "app_not_found"),
             ControlError::VersionNotFound { .. } => (StatusCode::NOT_FOUND, "version_not_found"),

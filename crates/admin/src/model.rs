@@ -73,6 +73,10 @@ pub struct DeployResponse {
     pub version: u32,
     pub functions: Vec<DeployedFunction>,
     pub timings: DeployTimings,
+    /// What this version may do that the version live before it could not
+    /// (for an app's first version, everything it may do).
+    #[serde(default)]
+    pub gained: stratus_control::gains::Gains,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -279,6 +283,7 @@ impl From<stratus_control::DeployReport> for DeployResponse {
                 compile_ms: r.timings.compile_ms,
                 commit_ms: r.timings.commit_ms,
             },
+            gained: r.gained,
         }
     }
 }

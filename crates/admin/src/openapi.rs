@@ -33,7 +33,7 @@ use crate::{
         model::DeadLetters, model::Redriven, model::Published, model::SecretSummary, model::KeyValueHealth, model::DiskHealth,
         model::FunctionStatus, model::FunctionTrigger, model::LastErrorInfo, model::NodeInfo, model::Rollout, model::RolloutNode,
         model::NamespaceSummary, model::CreateToken, model::TokenInfo, model::TokenCreated,
-        model::AuditRecord, model::QuotasView, model::WhoAmI, model::FunctionTimeline, model::TimelinePoint, model::InvocationSummary, model::InvocationList, model::QueueList, model::QueueInfo,
+        model::AuditRecord, model::QuotasView, model::WhoAmI, stratus_control::gains::Gains, stratus_control::gains::FunctionGains, model::FunctionTimeline, model::TimelinePoint, model::InvocationSummary, model::InvocationList, model::QueueList, model::QueueInfo,
     )),
     modifiers(&BearerAuth),
 )]

@@ -733,6 +733,12 @@ pub struct DeployArgs {
     /// How long --wait waits, e.g. "2m".
     #[arg(long, default_value = "60s", value_parser = duration, requires = "wait")]
     pub wait_timeout: Duration,
+    /// Refuse the deploy (nothing is stored or activated) if the new
+    /// version gains any capability over the live one: a new import,
+    /// outbound host, key-value bucket, secret, config key, trigger, route,
+    /// function or a larger limit. For CI pipelines.
+    #[arg(long)]
+    pub require_no_new_capabilities: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -390,3 +390,55 @@ async fn an_app_that_cannot_load_is_reported_and_the_others_serve() {
     assert_eq!(second.get("/hello").await.status(), 200);
     assert_eq!(second.get("/cart/env?name=WHO").await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_deploy_prints_its_capability_gains_and_a_strict_one_fails_on_any() {
+    let server = Server::start();
+    let first = server.deploy(versioned("1").path());
+    assert!(
+        first.contains("Capabilities gained over the live version:"),
+        "{first}"
+    );
+    assert!(first.contains("cart: a new function"), "{first}");
+
+    // Same reach: the guard lets it through.
+    let same = versioned("2");
+    let out = server.cli(&[
+        "deploy",
+        same.path().to_str().unwrap(),
+        "--require-no-new-capabilities",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Capabilities: nothing gained"),
+        "{}",
+        stdout(&out)
+    );
+
+    // More reach: the guard fails the pipeline, naming each gain, and the
+    // live version keeps serving.
+    let wider = testbed_app(
+        "shop",
+        "cart",
+        &["/cart/...", "/admin/..."],
+        "env = { WHO = \"v3\" }\nallowed_outbound = [\"https://payments.example.com\"]",
+    );
+    let out = server.cli(&[
+        "deploy",
+        wider.path().to_str().unwrap(),
+        "--require-no-new-capabilities",
+    ]);
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(
+        said.contains("capabilities_gained") || said.contains("gains capabilities"),
+        "{said}"
+    );
+    assert!(
+        said.contains("cart: outbound https://payments.example.com"),
+        "{said}"
+    );
+    assert!(said.contains("cart: route /admin/..."), "{said}");
+    let (status, who) = server.send("GET", "/cart/env?name=WHO", b"").await;
+    assert_eq!((status, who.as_str()), (200, "v2"));
+}

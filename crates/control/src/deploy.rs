@@ -16,6 +16,7 @@ use stratus_runtime::{
 use tokio::sync::Semaphore;
 
 use crate::error::ControlError;
+use crate::gains::{Capabilities, Gains, gains};
 use crate::node::Node;
 use crate::stored::FunctionUpload;
 
@@ -30,6 +31,15 @@ pub struct Upload {
     pub components: BTreeMap<String, Bytes>,
 }
 
+/// What a deploy must hold to go ahead.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeployPolicy {
+    /// Refuse the version if it gains any capability over the live one
+    /// (see [`crate::gains`]): a pipeline's guard against a change that
+    /// widens what a function may reach without anyone deciding it.
+    pub require_no_new_capabilities: bool,
+}
+
 /// The outcome of a deploy, for the CLI to print and CI to parse.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeployReport {
@@ -39,6 +49,8 @@ pub struct DeployReport {
     pub version: u32,
     pub functions: Vec<DeployedFunction>,
     pub timings: DeployTimings,
+    /// What the version may do that the version live before it could not.
+    pub gained: Gains,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +111,16 @@ impl Node {
     /// Nothing is stored and nothing changes in serving unless every step
     /// succeeds.
     pub async fn deploy(&self, upload: Upload) -> Result<DeployReport, ControlError> {
+        self.deploy_with(upload, DeployPolicy::default()).await
+    }
+
+    /// [`deploy`](Self::deploy), refused before anything is stored when
+    /// the version breaks `policy`.
+    pub async fn deploy_with(
+        &self,
+        upload: Upload,
+        policy: DeployPolicy,
+    ) -> Result<DeployReport, ControlError> {
         // Parsing and checking are linear in a manifest of at most
         // MAX_MANIFEST_SIZE, yet still CPU work that a client decides on:
         // like compiling, it runs on the blocking pool, not on the async
@@ -174,6 +196,23 @@ impl Node {
         let commit_started = Instant::now();
         self.check_quotas(&upload.namespace, &app, &manifest)
             .await?;
+        // Under the lock: against the version live when this one goes live.
+        let live = self.live_capabilities(&app).await?;
+        let old: Vec<Capabilities<'_>> = live
+            .iter()
+            .map(|(spec, imports)| Capabilities { spec, imports })
+            .collect();
+        let new: Vec<Capabilities<'_>> = prepared
+            .iter()
+            .map(|(p, _)| Capabilities {
+                spec: &p.spec,
+                imports: p.component.imports(),
+            })
+            .collect();
+        let gained = gains(&old, &new);
+        if policy.require_no_new_capabilities && !gained.is_empty() {
+            return Err(ControlError::CapabilitiesGained { app, gains: gained });
+        }
         // The version number and the components' files are only known
         // after the commit, so build the live set with placeholders first
         // purely to detect route conflicts before anything is written (this
@@ -247,7 +286,46 @@ impl Node {
                 compile_ms: ms(compile),
                 commit_ms: ms(commit_started.elapsed()),
             },
+            gained,
         })
+    }
+
+    /// The live version's functions of `app` (none for a new app): each
+    /// one's manifest table and its component's imports, read from the
+    /// compile cache (the component was compiled when it was deployed).
+    async fn live_capabilities(
+        &self,
+        app: &str,
+    ) -> Result<Vec<(FunctionSpec, Vec<String>)>, ControlError> {
+        let versions = match self.versions(app).await {
+            Ok(versions) => versions,
+            Err(ControlError::AppNotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let Some(live) = versions.into_iter().find(|v| v.live) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(live.functions.len());
+        for record in live.functions {
+            // Stored by this node from a validated manifest; one that no
+            // longer reads is compared as a new function.
+            let Ok(spec) = serde_json::from_value::<FunctionSpec>(record.spec) else {
+                continue;
+            };
+            let bytes = self.artifacts.read(&record.component_sha256).await?;
+            let runtime = self.runtime.clone();
+            let sha = record.component_sha256.clone();
+            let imports = tokio::task::spawn_blocking(move || {
+                runtime
+                    .prepare(&sha, &bytes)
+                    .map(|(component, _)| component.imports().to_vec())
+            })
+            .await
+            .map_err(ControlError::internal)?
+            .unwrap_or_default();
+            out.push((spec, imports));
+        }
+        Ok(out)
     }
 
     /// Builds the live form of one function of one version, whose

@@ -30,6 +30,13 @@ pub enum ControlError {
         quota: String,
         message: String,
     },
+    /// The deploy asked for no new capabilities, and the version gains
+    /// some over the live one.
+    #[error("the new version of app \"{app}\" gains capabilities over the live one, and the deploy asked for none (require_no_new_capabilities):\n  {}", gains.lines().join("\n  "))]
+    CapabilitiesGained {
+        app: String,
+        gains: crate::gains::Gains,
+    },
     /// A route is already served by another app.
     #[error("{0}")]
     RouteConflict(stratus_invoke::RouteConflict),

@@ -14,12 +14,13 @@
 mod deploy;
 mod error;
 mod follow;
+pub mod gains;
 mod node;
 mod quotas;
 mod serving;
 mod stored;
 
-pub use deploy::{DeployReport, DeployTimings, DeployedFunction, Upload};
+pub use deploy::{DeployPolicy, DeployReport, DeployTimings, DeployedFunction, Upload};
 pub use error::ControlError;
 pub use follow::Followed;
 pub use node::{CapabilityBackends, Node, NodeStats};

@@ -43,6 +43,12 @@ impl PreparedComponent {
         &self.sha256
     }
 
+    /// Every import of the component, as it names them
+    /// (`wasi:http/outgoing-handler@0.2.3`).
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+
     /// Refuses the component for a function with `grants` if it imports a
     /// capability the function was not granted.
     pub fn check_grants(&self, grants: &Grants) -> Result<(), ValidationError> {

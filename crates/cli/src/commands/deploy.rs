@@ -44,9 +44,11 @@ pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode
         form = form.part("component", part);
     }
     let started = Instant::now();
-    let response = client
-        .send(client.request(Method::POST, "/v1/apps").multipart(form))
-        .await;
+    let mut request = client.request(Method::POST, "/v1/apps").multipart(form);
+    if args.require_no_new_capabilities {
+        request = request.query(&[("require_no_new_capabilities", "true")]);
+    }
+    let response = client.send(request).await;
     drop(progress);
     let response = response?;
     let total_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -96,6 +98,7 @@ pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode
         })
         .collect::<Vec<_>>();
     output::table(&["FUNCTION", "ROUTES", "SHA256", "SIZE", "CODE"], &rows);
+    print_gains(&report);
     if let Some((nodes, took)) = rolled_out {
         println!(
             "Version {} serves on {nodes} node{} ({:.0} ms after the deploy)",
@@ -105,6 +108,19 @@ pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the version gained over the one live before, one line each.
+fn print_gains(report: &DeployResponse) {
+    let lines = report.gained.lines();
+    if lines.is_empty() {
+        println!("Capabilities: nothing gained over the live version");
+        return;
+    }
+    println!("Capabilities gained over the live version:");
+    for line in lines {
+        println!("  {line}");
+    }
 }
 
 /// Waits until every node serves the deployed version: how many nodes and
