@@ -710,6 +710,11 @@ pub struct UpArgs {
     /// Skip the manifests' build commands.
     #[arg(long)]
     pub no_build: bool,
+    /// Rebuild and redeploy an app when a file in its directory changes
+    /// (build output aside); a failed build or deploy keeps the last good
+    /// version serving.
+    #[arg(long, conflicts_with = "no_build")]
+    pub watch: bool,
     #[command(flatten)]
     pub node: NodeOpts,
 }

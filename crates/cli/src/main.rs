@@ -9,6 +9,7 @@ mod node;
 mod output;
 mod tls;
 mod up_token;
+mod watch;
 
 use std::process::ExitCode;
 

@@ -302,6 +302,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     };
     println!("  export STRATUS_SERVER={admin} STRATUS_TOKEN={token}");
+    if args.watch {
+        for dir in &args.dirs {
+            println!("Watching {} for changes.", dir.display());
+            tokio::spawn(crate::watch::watch(
+                running.node.control().clone(),
+                dir.clone(),
+            ));
+        }
+    }
     println!("Press Ctrl-C to stop.");
     running.serve().await
 }

@@ -367,3 +367,97 @@ async fn js_counter_increments_atomically_and_reads_config() {
     let (status, body) = server.send("DELETE", "/js/count/alice", b"").await;
     assert_eq!(status, 405, "{body}");
 }
+
+/// `stratus up --watch` on a new Rust function: an edit of its source is
+/// rebuilt and served without a restart; a broken edit fails to build,
+/// says so, and the last good version keeps answering.
+#[tokio::test]
+async fn up_watch_rebuilds_an_edit_and_keeps_serving_through_a_broken_one() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let _cores = busy().await;
+    let (tmp, dir) = new_function("rust", "greet");
+    let mut up = Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["up", "--watch", "greet"])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .current_dir(tmp.path())
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .env("XDG_RUNTIME_DIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let said = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = BufReader::new(up.stdout.take().unwrap());
+    std::thread::spawn({
+        let said = said.clone();
+        move || {
+            for line in reader.lines().map_while(Result::ok) {
+                said.lock().unwrap().push(line);
+            }
+        }
+    });
+    let waited = |what: &str, done: &dyn Fn(&[String]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            if done(&said.lock().unwrap()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {:#?}",
+                said.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    waited("up starts", &|lines| {
+        lines.iter().any(|l| l.starts_with("Press Ctrl-C"))
+    });
+    let url = said
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://") && w.ends_with("/greet"))
+                .map(str::to_owned)
+        })
+        .expect("up printed the route's URL");
+    let http = http_client();
+    let answer = || async { http.get(&url).send().await.unwrap().text().await.unwrap() };
+    assert!(answer().await.starts_with("Hello from greet!"));
+
+    // An edit is rebuilt and served.
+    let source = dir.join("src/lib.rs");
+    let text = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, text.replace("Hello from", "Howdy from")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !answer().await.starts_with("Howdy from greet!") {
+        assert!(Instant::now() < deadline, "{:#?}", said.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    waited("version 2 reported", &|lines| {
+        lines
+            .iter()
+            .any(|l| l.contains("[watch] app greet version 2 is live"))
+    });
+
+    // A broken edit: the build fails, is reported, and version 2 serves on.
+    std::fs::write(&source, "this is not Rust").unwrap();
+    waited("the failed build reported", &|lines| {
+        lines.iter().any(|l| l.contains("[watch] build failed"))
+    });
+    assert!(answer().await.starts_with("Howdy from greet!"));
+
+    Command::new("kill")
+        .args(["-INT", &up.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(up.wait().unwrap().success());
+}
