@@ -8,13 +8,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::Full;
+use http::{Method, StatusCode};
 use stratus_control::Upload;
 use stratus_manifest::Namespace;
 use stratus_node::Stratus;
 
-use crate::common::{TOKEN, admin, get, manifest, node, testbed};
+use crate::common::{TOKEN, admin_call, get, manifest, node, testbed};
 
 async fn deploy(node: &Stratus, namespace: &str, app: &str, route: &str, extra: &str) {
     let upload = Upload {
@@ -32,14 +31,8 @@ async fn call(
     path: &str,
     body: &str,
 ) -> (StatusCode, serde_json::Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap();
-    admin(node, request).await
+    let body = Bytes::from(body.to_owned());
+    admin_call(node, token, method, path, "application/json", body).await
 }
 
 async fn read(node: &Stratus, path: &str) -> (StatusCode, serde_json::Value) {
