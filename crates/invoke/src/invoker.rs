@@ -193,9 +193,16 @@ impl Invoker {
             // its trace.
             trace_id = tracing::field::Empty,
         );
-        self.run(function, request, id, trigger, body_length, caller)
+        let mut response = self
+            .run(function, request, id, trigger, body_length, caller)
             .instrument(span)
-            .await
+            .await;
+        // Which version answered: during a rollout or after a rollback, a
+        // client (or a test) tells the versions apart by it.
+        response
+            .headers_mut()
+            .insert(VERSION, HeaderValue::from(function.version));
+        response
     }
 
     async fn run<B>(
@@ -314,6 +321,8 @@ fn add_receipt(headers: &mut http::HeaderMap, queued: Duration, info: &Invocatio
 const BILLED_HEADER: HeaderName = HeaderName::from_static("x-stratus-billed");
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 const INVOCATION_ID: HeaderName = HeaderName::from_static(INVOCATION_ID_HEADER);
+/// The response header naming the version of the app that answered.
+const VERSION: HeaderName = HeaderName::from_static("x-stratus-version");
 
 /// Adds the invocation id header to an answer.
 pub fn with_id(
