@@ -118,6 +118,15 @@ impl Tenancy {
         let Ok(mut guards) = self.guards.write() else {
             return;
         };
+        // Again under the lock: two nodes' watchers applying the same
+        // change at once must not make two guards, or invocations admitted
+        // under each would run twice the namespace's concurrency.
+        if guards
+            .get(namespace)
+            .is_some_and(|guard| guard.quotas == *quotas)
+        {
+            return;
+        }
         let limited = quotas.max_concurrency.is_some()
             || quotas.requests_per_second.is_some()
             || quotas.budget.is_some();
