@@ -118,9 +118,9 @@ impl Tenancy {
         let Ok(mut guards) = self.guards.write() else {
             return;
         };
-        // Again under the lock: two nodes' watchers applying the same
-        // change at once must not make two guards, or invocations admitted
-        // under each would run twice the namespace's concurrency.
+        // Again under the lock: the API and the quota follower applying
+        // the same change at once must not make two guards, or invocations
+        // admitted under each would run twice the namespace's concurrency.
         if guards
             .get(namespace)
             .is_some_and(|guard| guard.quotas == *quotas)
