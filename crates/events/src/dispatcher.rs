@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -99,7 +99,15 @@ pub struct Dispatcher {
     config: DispatchConfig,
     wake: Notify,
     in_flight: Arc<Semaphore>,
+    /// The last backlog read and when: see [`Dispatcher::backlog`].
+    backlog: std::sync::Mutex<Option<(Instant, Vec<Backlog>)>>,
 }
+
+/// How long a backlog read is answered again. Every scrape of `/metrics`
+/// and every console tab's poll of `/v1/queues` asks for it, and with
+/// JetStream it costs a request per queue: readers close together share
+/// one read.
+const BACKLOG_FRESH: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -122,6 +130,7 @@ impl Dispatcher {
             config,
             wake: Notify::new(),
             stats: DispatchStats::default(),
+            backlog: std::sync::Mutex::new(None),
         })
     }
 
@@ -130,12 +139,25 @@ impl Dispatcher {
     }
 
     /// Each function's queue that holds events waiting or dead (see
-    /// [`EventQueue::backlog`]), or `None` when the queue does not answer
-    /// within `within`: a scrape of `/metrics` must not hang on a broker
-    /// that went away.
+    /// [`EventQueue::backlog`]), at most [`BACKLOG_FRESH`] old, or `None`
+    /// when the queue does not answer within `within`: a scrape of
+    /// `/metrics` must not hang on a broker that went away.
     pub async fn backlog(&self, within: Duration) -> Option<Vec<Backlog>> {
+        let cached = |slot: &Option<(Instant, Vec<Backlog>)>| {
+            slot.as_ref()
+                .filter(|(read, _)| read.elapsed() < BACKLOG_FRESH)
+                .map(|(_, backlog)| backlog.clone())
+        };
+        if let Some(backlog) = self.backlog.lock().ok().and_then(|slot| cached(&slot)) {
+            return Some(backlog);
+        }
         match tokio::time::timeout(within, self.queue.backlog()).await {
-            Ok(Ok(backlog)) => Some(backlog),
+            Ok(Ok(backlog)) => {
+                if let Ok(mut slot) = self.backlog.lock() {
+                    *slot = Some((Instant::now(), backlog.clone()));
+                }
+                Some(backlog)
+            }
             Ok(Err(e)) => {
                 tracing::warn!("cannot read the queues' backlog: {e}");
                 None
@@ -464,4 +486,69 @@ async fn read_bounded(mut body: ResponseBody) -> Result<Vec<u8>, stratus_runtime
         }
     }
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use stratus_invoke::Admission;
+    use stratus_queue::SqliteQueue;
+    use stratus_storage::RetryPolicy;
+
+    use super::*;
+
+    fn event(id: &str) -> NewEvent {
+        NewEvent {
+            queue: async_queue("app", "f"),
+            origin: None,
+            id: id.into(),
+            source: "/tests".into(),
+            kind: "test".into(),
+            subject: None,
+            path: "/".into(),
+            content_type: None,
+            data: Vec::new(),
+            traceparent: None,
+            tracestate: None,
+            max_attempts: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn backlog_reads_close_together_share_one_read() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join(SqliteQueue::FILE);
+        let queue = SqliteQueue::open(&path, RetryPolicy::default(), Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let queue: Arc<dyn EventQueue> = Arc::new(queue);
+        let invoker = Invoker::new(
+            Admission::new(4, 64 << 20, Duration::from_secs(1)),
+            None,
+            None,
+        );
+        let dispatcher = Dispatcher::new(queue.clone(), invoker, DispatchConfig::default());
+        let waiting = |backlog: Option<Vec<Backlog>>| backlog.map(|b| b[0].waiting);
+
+        queue
+            .enqueue(event("one"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            waiting(dispatcher.backlog(Duration::from_secs(2)).await),
+            Some(1)
+        );
+        queue
+            .enqueue(event("two"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            waiting(dispatcher.backlog(Duration::from_secs(2)).await),
+            Some(1),
+            "a read within the second is the same read"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while waiting(dispatcher.backlog(Duration::from_secs(2)).await) != Some(2) {
+            assert!(Instant::now() < deadline, "the second event never showed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
