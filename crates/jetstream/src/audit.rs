@@ -101,51 +101,23 @@ impl AuditLog for JetStreamAudit {
     fn list(&self, query: AuditQuery) -> AuditFuture<Vec<AuditEntry>> {
         let this = self.clone();
         Box::pin(async move {
-            let filter = match &query.namespace {
-                Some(namespace) => format!("{}{}", this.prefix, token(namespace.as_deref())),
-                None => format!("{}>", this.prefix),
-            };
-            let from = query
-                .since
-                .map(|ms| UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
-                .map_or(UNIX_EPOCH, |t| {
-                    t.checked_sub(CLOCK_SLACK).unwrap_or(UNIX_EPOCH)
-                });
-            let began = SystemTime::now();
+            let since = query.since.map_or(UNIX_EPOCH, |ms| {
+                UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+            });
+            let now = SystemTime::now();
+            // The newest entries are wanted: read the last hour first, and
+            // further back only while that holds fewer than the limit,
+            // rather than the whole stream from its start every time.
+            let windows = WINDOWS.iter().map(|w| now.checked_sub(*w));
             let read = async {
-                let mut watch = Watch::start(
-                    this.js.clone(),
-                    this.stream.clone(),
-                    filter,
-                    this.prefix.clone(),
-                    Start::Time(from),
-                )
-                .await
-                .map_err(failed)?;
-                let mut newest = VecDeque::with_capacity(query.limit.min(10_000));
-                while let Some(change) = watch.next_until_current().await.map_err(failed)? {
-                    let Some(value) = change.value else { continue };
-                    let entry: AuditEntry = match serde_json::from_slice(&value) {
-                        Ok(entry) => entry,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "skipping a damaged audit entry");
-                            continue;
-                        }
-                    };
-                    if query.matches(&entry) {
-                        if newest.len() == query.limit {
-                            newest.pop_front();
-                        }
-                        if query.limit > 0 {
-                            newest.push_back(entry);
-                        }
-                    }
-                    // Under steady appends the consumer may never be current.
-                    if watch.last_stored() > began + CLOCK_SLACK {
-                        break;
+                for from in windows.chain([None]) {
+                    let from = from.unwrap_or(UNIX_EPOCH).max(since);
+                    let newest = this.read_from(&query, from).await?;
+                    if newest.len() >= query.limit || from == since {
+                        return Ok(newest);
                     }
                 }
-                Ok(newest.into_iter().collect())
+                Ok(Vec::new())
             };
             tokio::time::timeout(READ_LIMIT, read)
                 .await
@@ -156,6 +128,70 @@ impl AuditLog for JetStreamAudit {
                     )))
                 })
         })
+    }
+}
+
+/// How far back a listing looks first, then next, before the whole stream.
+const WINDOWS: [Duration; 3] = [
+    Duration::from_secs(3600),
+    Duration::from_secs(24 * 3600),
+    Duration::from_secs(7 * 24 * 3600),
+];
+
+/// Entries stored this long after a read began end it: under steady
+/// appends the consumer may never be current, and those are newer than
+/// the read anyway.
+const STORED_AFTER: Duration = Duration::from_secs(2);
+
+impl JetStreamAudit {
+    /// The newest `query.limit` entries `query` matches among those whose
+    /// time is at or after `from` (read from `CLOCK_SLACK` before it: an
+    /// entry's time is its node's clock, its place in the stream the
+    /// server's), oldest first.
+    async fn read_from(
+        &self,
+        query: &AuditQuery,
+        from: SystemTime,
+    ) -> Result<Vec<AuditEntry>, AuditError> {
+        let filter = match &query.namespace {
+            Some(namespace) => format!("{}{}", self.prefix, token(namespace.as_deref())),
+            None => format!("{}>", self.prefix),
+        };
+        let start = from.checked_sub(CLOCK_SLACK).unwrap_or(UNIX_EPOCH);
+        let began = SystemTime::now();
+        let mut watch = Watch::start(
+            self.js.clone(),
+            self.stream.clone(),
+            filter,
+            self.prefix.clone(),
+            Start::Time(start),
+        )
+        .await
+        .map_err(failed)?;
+        let mut newest = VecDeque::with_capacity(query.limit.min(10_000));
+        while let Some(change) = watch.next_until_current().await.map_err(failed)? {
+            let Some(value) = change.value else { continue };
+            let entry: AuditEntry = match serde_json::from_slice(&value) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a damaged audit entry");
+                    continue;
+                }
+            };
+            let at = UNIX_EPOCH + Duration::from_millis(entry.time.max(0) as u64);
+            if query.matches(&entry) && at >= from {
+                if newest.len() == query.limit {
+                    newest.pop_front();
+                }
+                if query.limit > 0 {
+                    newest.push_back(entry);
+                }
+            }
+            if watch.last_stored() > began + STORED_AFTER {
+                break;
+            }
+        }
+        Ok(newest.into_iter().collect())
     }
 }
 
