@@ -166,21 +166,12 @@ fn an_unreachable_server() {
 fn a_busy_port_is_named() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let tmp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(["server", "--admin-listen", "127.0.0.1:0", "--listen", &addr])
-        .arg("--data-dir")
-        .arg(tmp.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = server_refuses(&["--listen", &addr], &[]);
     assert!(err.contains(&addr) && err.contains("--listen"), "{err}");
 }
 
 #[test]
 fn a_bad_broker_address_stops_the_node_naming_the_flag() {
-    let tmp = tempfile::tempdir().unwrap();
     for (flag, value, expected) in [
         (
             "--mqtt-url",
@@ -193,28 +184,13 @@ fn a_bad_broker_address_stops_the_node_naming_the_flag() {
             "--nats-url \"nats://host:port\": NATS server URL is invalid",
         ),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
-            .args([
-                "server",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args([flag, value])
-            .arg("--data-dir")
-            .arg(tmp.path())
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{flag} {value}");
-        let err = stderr(&out);
+        let err = server_refuses(&[flag, value], &[]);
         assert!(err.contains(expected), "{err}");
     }
 }
 
 #[test]
 fn bad_key_value_and_secrets_settings_stop_the_node_saying_why() {
-    let tmp = tempfile::tempdir().unwrap();
     for (args, key, expected) in [
         (
             &["--keyvalue-url", "redis://cache:6379"][..],
@@ -232,26 +208,8 @@ fn bad_key_value_and_secrets_settings_stop_the_node_saying_why() {
             "the secrets key in $STRATUS_SECRETS_KEY is not valid: 5 bytes instead of 32",
         ),
     ] {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
-        command
-            .args([
-                "server",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(args)
-            .arg("--data-dir")
-            .arg(tmp.path())
-            .env_remove("STRATUS_KEYVALUE_URL")
-            .env_remove("STRATUS_SECRETS_KEY");
-        if let Some(key) = key {
-            command.env("STRATUS_SECRETS_KEY", key);
-        }
-        let out = command.output().unwrap();
-        assert!(!out.status.success(), "{args:?}");
-        let err = stderr(&out);
+        let env = [("STRATUS_KEYVALUE_URL", None), ("STRATUS_SECRETS_KEY", key)];
+        let err = server_refuses(args, &env);
         assert!(err.contains(expected), "{err}");
     }
 }

@@ -595,30 +595,17 @@ async fn a_secret_set_through_one_node_reaches_the_function_on_another() {
 #[tokio::test]
 async fn a_cluster_node_without_the_shared_secrets_key_refuses_to_start() {
     let cluster = Cluster::new();
-    let data = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args([
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .args([
+    let error = server_refuses(
+        &[
             "--admin-token",
             TOKEN,
             "--cluster",
             NATS,
             "--cluster-name",
             &cluster.name,
-        ])
-        .arg("--data-dir")
-        .arg(data.path().join("data"))
-        .env_remove("STRATUS_SECRETS_KEY")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let error = stderr(&out);
+        ],
+        &[("STRATUS_SECRETS_KEY", None)],
+    );
     assert!(
         error
             .contains("STRATUS_SECRETS_KEY is not set: the nodes of a cluster share their secrets"),

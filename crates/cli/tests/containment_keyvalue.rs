@@ -213,16 +213,6 @@ async fn the_quota_contains_a_runaway_app_on_redis() {
 
 #[tokio::test]
 async fn a_quota_flag_without_a_unit_is_refused_naming_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .arg("server")
-        .arg("--data-dir")
-        .arg(tmp.path())
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-        .args(["--keyvalue-max-bytes-per-app", "1000"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = server_refuses(&["--keyvalue-max-bytes-per-app", "1000"], &[]);
     assert!(err.contains("--keyvalue-max-bytes-per-app"), "{err}");
 }

@@ -258,23 +258,8 @@ async fn an_unusable_tracing_setting_stops_the_node_with_its_reason() {
             "OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc\": Stratus exports traces over OTLP/HTTP with protobuf only",
         ),
     ] {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
-        let data = tempfile::tempdir().unwrap();
-        command
-            .args([
-                "server",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(&flags)
-            .envs(env.iter().copied());
-        let out = command.output().unwrap();
-        assert!(!out.status.success(), "{flags:?} {env:?}");
-        let error = stderr(&out);
+        let env: Vec<(&str, Option<&str>)> = env.iter().map(|(k, v)| (*k, Some(*v))).collect();
+        let error = server_refuses(&flags, &env);
         assert!(error.contains(says), "{flags:?} {env:?}: {error}");
     }
 }

@@ -904,3 +904,46 @@ pub async fn set_stock(server: &Server, sku: &str, stock: u64) {
         serde_json::json!({ "sku": sku, "stock": stock })
     );
 }
+
+/// Starts `stratus server` on loopback ports (unless `args` names them)
+/// and a fresh data directory with `args` and `env` (`None` removes a variable), expecting it to
+/// refuse to start: answers what it wrote to stderr. A node that starts
+/// anyway is killed after 60 s and fails the test, rather than hanging it.
+pub fn server_refuses(args: &[&str], env: &[(&str, Option<&str>)]) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stratus"));
+    command.arg("server");
+    for flag in ["--listen", "--admin-listen"] {
+        if !args.contains(&flag) {
+            command.args([flag, "127.0.0.1:0"]);
+        }
+    }
+    command
+        .arg("--data-dir")
+        .arg(data.path().join("data"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node started with {args:?} {env:?}; it should have refused");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut error = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut error).unwrap();
+    assert!(!status.success(), "{args:?} {env:?}: {error}");
+    error
+}
