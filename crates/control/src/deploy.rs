@@ -1,6 +1,6 @@
 //! Turning an upload (manifest + component bytes) into a new live version.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -197,7 +197,11 @@ impl Node {
         self.check_quotas(&upload.namespace, &app, &manifest)
             .await?;
         // Under the lock: against the version live when this one goes live.
-        let live = self.live_capabilities(&app).await?;
+        let known: HashMap<&str, &[String]> = prepared
+            .iter()
+            .map(|(p, _)| (p.component.sha256(), p.component.imports()))
+            .collect();
+        let live = self.live_capabilities(&app, &known).await?;
         let old: Vec<Capabilities<'_>> = live
             .iter()
             .map(|(spec, imports)| Capabilities { spec, imports })
@@ -291,11 +295,14 @@ impl Node {
     }
 
     /// The live version's functions of `app` (none for a new app): each
-    /// one's manifest table and its component's imports, read from the
-    /// compile cache (the component was compiled when it was deployed).
+    /// one's manifest table and its component's imports — taken from
+    /// `known` (the new version's components, by digest) when the code did
+    /// not change, which is the common redeploy, else read from the compile
+    /// cache (the component was compiled when it was deployed).
     async fn live_capabilities(
         &self,
         app: &str,
+        known: &HashMap<&str, &[String]>,
     ) -> Result<Vec<(FunctionSpec, Vec<String>)>, ControlError> {
         let versions = match self.versions(app).await {
             Ok(versions) => versions,
@@ -312,6 +319,10 @@ impl Node {
             let Ok(spec) = serde_json::from_value::<FunctionSpec>(record.spec) else {
                 continue;
             };
+            if let Some(imports) = known.get(record.component_sha256.as_str()) {
+                out.push((spec, imports.to_vec()));
+                continue;
+            }
             let bytes = self.artifacts.read(&record.component_sha256).await?;
             let runtime = self.runtime.clone();
             let sha = record.component_sha256.clone();

@@ -110,48 +110,46 @@ fn function_gains(old: Option<&Capabilities<'_>>, new: &Capabilities<'_>) -> Fun
     let (o, n) = (old.map(|c| c.spec), new.spec);
     let mut limits = Vec::new();
     if let Some(o) = o {
-        let mut raised = |name: &str, before: u128, after: u128, unit: &str| {
+        let ms = |d: std::time::Duration| d.as_millis();
+        for (name, before, after, unit) in [
+            ("memory", o.memory.0.into(), n.memory.0.into(), " bytes"),
+            ("timeout", ms(o.timeout), ms(n.timeout), " ms"),
+            (
+                "max_body",
+                o.max_body.0.into(),
+                n.max_body.0.into(),
+                " bytes",
+            ),
+            (
+                "max_concurrency",
+                o.max_concurrency.into(),
+                n.max_concurrency.into(),
+                "",
+            ),
+            (
+                "max_outbound_requests",
+                o.max_outbound_requests.into(),
+                n.max_outbound_requests.into(),
+                "",
+            ),
+            (
+                "max_outbound_bytes",
+                o.max_outbound_bytes.0.into(),
+                n.max_outbound_bytes.0.into(),
+                " bytes",
+            ),
+            (
+                "outbound_timeout",
+                ms(o.outbound_timeout),
+                ms(n.outbound_timeout),
+                " ms",
+            ),
+        ] {
+            let (before, after): (u128, u128) = (before, after);
             if after > before {
                 limits.push(format!("{name}: {before}{unit} -> {after}{unit}"));
             }
-        };
-        raised("memory", o.memory.0.into(), n.memory.0.into(), " bytes");
-        raised(
-            "timeout",
-            o.timeout.as_millis(),
-            n.timeout.as_millis(),
-            " ms",
-        );
-        raised(
-            "max_body",
-            o.max_body.0.into(),
-            n.max_body.0.into(),
-            " bytes",
-        );
-        raised(
-            "max_concurrency",
-            o.max_concurrency.into(),
-            n.max_concurrency.into(),
-            "",
-        );
-        raised(
-            "max_outbound_requests",
-            o.max_outbound_requests.into(),
-            n.max_outbound_requests.into(),
-            "",
-        );
-        raised(
-            "max_outbound_bytes",
-            o.max_outbound_bytes.0.into(),
-            n.max_outbound_bytes.0.into(),
-            " bytes",
-        );
-        raised(
-            "outbound_timeout",
-            o.outbound_timeout.as_millis(),
-            n.outbound_timeout.as_millis(),
-            " ms",
-        );
+        }
     }
     FunctionGains {
         function: n.name.clone(),

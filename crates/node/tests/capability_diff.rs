@@ -8,7 +8,7 @@ use http::{Request, StatusCode, header};
 use http_body_util::Full;
 use stratus_node::Stratus;
 
-use crate::common::{TOKEN, admin, capabilities, get, manifest, node, testbed};
+use crate::common::{TOKEN, admin, capabilities, deploy_request, get, manifest, node, testbed};
 
 /// `POST /v1/apps` (with `query`) of the manifest and its one component.
 async fn deploy(
@@ -17,24 +17,8 @@ async fn deploy(
     component: (&str, Bytes),
     query: &str,
 ) -> (StatusCode, serde_json::Value) {
-    let boundary = "gains-boundary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\r\n{manifest}\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"{}\"\r\n\r\n",
-        component.0
-    )
-    .into_bytes();
-    body.extend_from_slice(&component.1);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let request = Request::post(format!("/v1/apps{query}"))
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    admin(node, request).await
+    let path = format!("/v1/apps{query}");
+    admin(node, deploy_request(&path, TOKEN, manifest, component)).await
 }
 
 const STRICT: &str = "?require_no_new_capabilities=true";

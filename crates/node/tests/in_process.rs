@@ -3,37 +3,14 @@
 //! socket or a process. What only a process shows (signals, restarts, the
 //! CLI) stays in the binary's end-to-end tests.
 
-use crate::common::{TOKEN, admin, get, manifest, node, testbed};
+use crate::common::{self, TOKEN, admin, get, manifest, node, testbed};
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 
 /// `POST /v1/apps` with a manifest and the testbed component.
 fn deploy_request(manifest: &str, token: &str) -> Request<Full<Bytes>> {
-    let boundary = "in-process-boundary";
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\r\n{manifest}\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"testbed.wasm\"\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(&testbed());
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    Request::post("/v1/apps")
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(Full::new(Bytes::from(body)))
-        .unwrap()
+    common::deploy_request("/v1/apps", token, manifest, ("testbed.wasm", testbed()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 //! another namespace serves is refused without naming its app; and the
 //! default namespace is what `/v1/…` was before namespaces existed.
 
-use crate::common::{TOKEN, admin, capabilities, node};
+use crate::common::{self, TOKEN, admin, capabilities, node};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -22,21 +22,8 @@ fn manifest(app: &str, route: &str) -> String {
 
 /// `POST {prefix}/apps` with `manifest` and the capabilities component.
 fn deploy(prefix: &str, manifest: &str) -> Request<Full<Bytes>> {
-    let boundary = "namespaces-boundary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\r\n{manifest}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"capabilities.wasm\"\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(&capabilities());
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    Request::post(format!("{prefix}/apps"))
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(Full::new(Bytes::from(body)))
-        .unwrap()
+    let component = ("capabilities.wasm", capabilities());
+    common::deploy_request(&format!("{prefix}/apps"), TOKEN, manifest, component)
 }
 
 /// The apps of `namespace`'s usage report (`prefix` its API path).

@@ -54,6 +54,11 @@ pub type LedgerFuture<T> = Pin<Box<dyn Future<Output = Result<T, LedgerError>> +
 /// What [`LedgerStore::flush`] resolves to: whether everything was written.
 pub type FlushFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
 
+/// The most calls [`LedgerStore::calls`] answers: a bound on the answer,
+/// well above the outbound requests most invocations may make (50 by
+/// default, `max_outbound_requests`).
+pub const MAX_CALLS: usize = 1000;
+
 /// Where a node keeps its invocation records, their log lines and the
 /// usage they add up to.
 ///
@@ -91,10 +96,6 @@ pub type FlushFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
 /// [`logs`]: LedgerStore::logs
 /// [`usage`]: LedgerStore::usage
 /// [`flush`]: LedgerStore::flush
-/// The most calls [`LedgerStore::calls`] answers: one invocation may make
-/// at most this many outbound requests by default.
-pub const MAX_CALLS: usize = 1000;
-
 pub trait LedgerStore: Send + Sync + 'static {
     /// A short name for logs, e.g. `sqlite`.
     fn kind(&self) -> &'static str;

@@ -83,6 +83,32 @@ pub fn manifest(app: &str, route: &str, extra: &str) -> String {
     )
 }
 
+/// `POST {path}` (an apps endpoint, with any query) of a deploy form:
+/// `manifest` and one component, named as the manifest names it.
+pub fn deploy_request(
+    path: &str,
+    token: &str,
+    manifest: &str,
+    (file, bytes): (&str, Bytes),
+) -> Request<Full<Bytes>> {
+    let boundary = "test-deploy-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\r\n{manifest}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"component\"; filename=\"{file}\"\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Request::post(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
 /// An admin API request with `token`: the status, and the body as JSON
 /// (`Null` when it is not).
 pub async fn admin_call(
