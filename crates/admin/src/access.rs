@@ -60,6 +60,7 @@ pub fn access(method: &Method, route: &str) -> Access {
         | "/v1/apps/{app}"
         | "/v1/apps/{app}/versions"
         | "/v1/apps/{app}/rollout"
+        | "/v1/apps/{app}/traffic"
         | "/v1/apps/{app}/secrets"
         | "/v1/functions"
         | "/v1/functions/{function}/logs"
@@ -92,6 +93,7 @@ pub fn access(method: &Method, route: &str) -> Access {
             namespaced(Deployer)
         }
         "/v1/apps/{app}" if delete => namespaced(Deployer),
+        "/v1/apps/{app}/traffic" if put => namespaced(Deployer),
         "/v1/apps/{app}/secrets/{name}" if put || delete => namespaced(Deployer),
         "/v1/tokens" if get || post => namespaced(Admin),
         "/v1/audit" if get => namespaced(Admin),

@@ -15,19 +15,21 @@ use stratus_manifest::Namespace;
 
 use crate::AdminState;
 use crate::audit::AuditNote;
+use crate::auth::Principal;
 use crate::common::app_key;
 use crate::error::ApiError;
 use crate::model::{
     ActivateResponse, AppDetail, AppSummary, DeployResponse, ErrorBody, FunctionInfo,
     VersionSummary,
 };
+use crate::traffic::{CanaryFields, parse_steps};
 use crate::upload::{deploy_form, read_upload};
 
 /// What the apps area needs: the control plane, and how large an upload it
 /// takes.
 #[derive(Debug, Clone)]
 pub struct AppsState {
-    node: Arc<Node>,
+    pub(crate) node: Arc<Node>,
     max_upload: usize,
 }
 
@@ -61,6 +63,27 @@ pub struct DeployParams {
     /// or a larger limit.
     #[serde(default)]
     require_no_new_capabilities: bool,
+    /// Serve the version as a canary with this share of the app's
+    /// requests (1 to 99 percent) beside the live version, which stays
+    /// live; it is judged against it and rolled back on a breach.
+    canary: Option<u8>,
+    /// The canary's later shares, comma-separated ("50,100"): one per
+    /// interval without a breach; 100 promotes it.
+    steps: Option<String>,
+    /// Seconds per step (default 60).
+    interval_secs: Option<u64>,
+    /// Keep a client on one version by this request header's value.
+    sticky_header: Option<String>,
+    /// Or by this cookie's.
+    sticky_cookie: Option<String>,
+    /// Percentage points of errors the canary may have above the stable
+    /// version (default 2).
+    max_error_rate_increase: Option<f64>,
+    /// How many times the stable version's p99 the canary's may be
+    /// (default 1.5).
+    max_p99_ratio: Option<f64>,
+    /// Requests per step before the canary is judged (default 20).
+    min_requests: Option<u64>,
 }
 
 #[utoipa::path(post, tag = "handlers", path = "/v1/apps", params(DeployParams),
@@ -74,6 +97,7 @@ pub struct DeployParams {
 pub async fn deploy(
     State(state): State<AppsState>,
     Extension(namespace): Extension<Namespace>,
+    Extension(principal): Extension<Principal>,
     Query(params): Query<DeployParams>,
     request: Request,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<DeployResponse>), ApiError> {
@@ -81,8 +105,25 @@ pub async fn deploy(
     let mut upload = read_upload(deploy_form(request).await?, state.max_upload).await?;
     upload.namespace = namespace;
     let receive_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let canary = match params.canary {
+        Some(percent) => Some(
+            CanaryFields {
+                steps: parse_steps(params.steps.as_deref())?,
+                interval_secs: params.interval_secs,
+                sticky_header: params.sticky_header,
+                sticky_cookie: params.sticky_cookie,
+                max_error_rate_increase: params.max_error_rate_increase,
+                max_p99_ratio: params.max_p99_ratio,
+                min_requests: params.min_requests,
+            }
+            .plan(percent)?,
+        ),
+        None => None,
+    };
     let policy = DeployPolicy {
         require_no_new_capabilities: params.require_no_new_capabilities,
+        canary,
+        by: principal.name().to_owned(),
     };
     let report = state.node.deploy_with(upload, policy).await?;
     let digests: Vec<String> = report

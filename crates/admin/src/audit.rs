@@ -58,6 +58,7 @@ fn action(method: &Method, route: &str) -> Option<&'static str> {
         ("POST", "/v1/apps") => "deploy",
         ("POST", "/v1/apps/{app}/versions/{version}/activate") => "activate",
         ("POST", "/v1/apps/{app}/rollback") => "rollback",
+        ("PUT", "/v1/apps/{app}/traffic") => "traffic.set",
         ("DELETE", "/v1/apps/{app}") => "delete",
         ("PUT", "/v1/apps/{app}/secrets/{name}") => "secret.set",
         ("DELETE", "/v1/apps/{app}/secrets/{name}") => "secret.remove",

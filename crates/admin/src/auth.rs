@@ -68,6 +68,14 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// Its name, as the history of what it did shows it.
+    pub fn name(&self) -> &str {
+        match self {
+            Principal::Node => "node token",
+            Principal::Token { name, .. } => name,
+        }
+    }
+
     /// Whether it acts on every namespace with `role` or more.
     pub fn node_wide(&self, role: Role) -> bool {
         match self {

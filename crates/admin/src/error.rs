@@ -85,6 +85,7 @@ impl From<ControlError> for ApiError {
             ControlError::VersionNotFound { .. } => (StatusCode::NOT_FOUND, "version_not_found"),
             ControlError::FunctionNotFound(_) => (StatusCode::NOT_FOUND, "function_not_found"),
             ControlError::NoEarlierVersion(_) => (StatusCode::CONFLICT, "no_earlier_version"),
+            ControlError::Traffic(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_traffic"),
             ControlError::Apps(AppStoreError::Conflict(_)) => {
                 (StatusCode::CONFLICT, "concurrent_change")
             }

@@ -38,6 +38,7 @@ mod quotas;
 mod rejections;
 mod secrets;
 mod tokens;
+mod traffic;
 mod upload;
 #[cfg(test)]
 mod upload_props;
@@ -93,6 +94,7 @@ pub struct AdminState {
 pub fn router(state: AdminState) -> Router {
     let v1 = Router::new()
         .merge(apps::router())
+        .merge(traffic::router())
         .merge(invocations::router())
         .merge(events::router())
         .merge(secrets::router())

@@ -25,6 +25,16 @@ pub struct AppSummary {
     /// Unix time in milliseconds.
     pub created_at: i64,
     pub updated_at: i64,
+    /// The version serving a share of its requests beside the live one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryShare>,
+}
+
+/// A canary's version and its share of the app's requests.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct CanaryShare {
+    pub version: u32,
+    pub percent: u8,
 }
 
 /// An app with the functions of its live version.
@@ -77,6 +87,10 @@ pub struct DeployResponse {
     /// (for an app's first version, everything it may do).
     #[serde(default)]
     pub gained: stratus_control::gains::Gains,
+    /// Set when the version was deployed as a canary: its share of the
+    /// app's requests (it is not the live version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_percent: Option<u8>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -221,6 +235,10 @@ impl From<AppRecord> for AppSummary {
             versions: r.versions,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            canary: r.traffic.canary.map(|c| CanaryShare {
+                version: c.version,
+                percent: c.percent,
+            }),
         }
     }
 }
@@ -284,6 +302,7 @@ impl From<stratus_control::DeployReport> for DeployResponse {
                 commit_ms: r.timings.commit_ms,
             },
             gained: r.gained,
+            canary_percent: r.canary_percent,
         }
     }
 }

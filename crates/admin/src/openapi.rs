@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use crate::invocations::{functions, logs, series};
 use crate::{
     apps, audit, events, health, invocations, metrics, model, namespaces, nodes, quotas, secrets,
-    tokens, usage,
+    tokens, traffic, usage,
 };
 
 // Each path keeps the tag it had before the API was split by area (the
@@ -18,7 +18,7 @@ use crate::{
     paths(
         health::healthz, health::readyz, apps::deploy, apps::list_apps,
         apps::show_app, apps::delete_app, apps::list_versions,
-        apps::activate_version, apps::rollback, invocations::invoke,
+        apps::activate_version, apps::rollback, traffic::show, traffic::set, invocations::invoke,
         usage::usage, logs::logs, logs::invocation, events::event, events::dead_letters, events::function_events,
         events::redrive, events::publish, secrets::list, secrets::set, secrets::delete,
         functions::list, series::series, logs::invocations, events::queues, events::replay, metrics::scrape, nodes::list, nodes::rollout, namespaces::list,
@@ -34,6 +34,10 @@ use crate::{
         model::FunctionStatus, model::FunctionTrigger, model::LastErrorInfo, model::NodeInfo, model::Rollout, model::RolloutNode,
         model::NamespaceSummary, model::CreateToken, model::TokenInfo, model::TokenCreated,
         model::AuditRecord, model::QuotasView, model::WhoAmI, stratus_control::gains::Gains, stratus_control::gains::FunctionGains, model::FunctionTimeline, model::TimelinePoint, model::InvocationSummary, model::InvocationList, model::QueueList, model::QueueInfo,
+        model::CanaryShare, traffic::TrafficBody, traffic::SplitEntry, stratus_control::TrafficReport,
+        stratus_control::canary::TrafficWindow, stratus_control::canary::VersionWindow,
+        stratus_storage::Canary, stratus_storage::Sticky, stratus_storage::RolloutPolicy,
+        stratus_storage::RolloutEvent, stratus_storage::RolloutAction,
     )),
     modifiers(&BearerAuth),
 )]

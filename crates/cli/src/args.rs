@@ -132,6 +132,8 @@ pub enum Command {
     Versions(Remote<VersionsArgs>),
     /// Activate an earlier version of an app atomically.
     Rollback(Remote<RollbackArgs>),
+    /// Show or set how an app's requests split between versions (canary releases).
+    Traffic(Remote<TrafficArgs>),
     /// Delete an app and all its versions.
     Delete(Remote<DeleteArgs>),
     /// Call a function directly and print its response.
@@ -744,6 +746,58 @@ pub struct DeployArgs {
     /// function or a larger limit. For CI pipelines.
     #[arg(long)]
     pub require_no_new_capabilities: bool,
+    /// Serve the new version as a canary with this share of requests
+    /// (percent) beside the live version, which stays live. The node
+    /// judges it against the live version and rolls it back on a breach.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub canary: Option<u8>,
+    #[command(flatten)]
+    pub rollout: CanaryOpts,
+}
+
+/// How a canary runs (with `deploy --canary` or `traffic`).
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+pub struct CanaryOpts {
+    /// The shares the canary moves to, one per --interval without a
+    /// breach, e.g. "50,100"; 100 promotes it to the live version.
+    #[arg(long, value_delimiter = ',')]
+    pub steps: Vec<u8>,
+    /// How long each step lasts, e.g. "1m" (default 1m).
+    #[arg(long, value_parser = duration)]
+    pub interval: Option<Duration>,
+    /// Keep each client on one version by this request header's value.
+    #[arg(long, conflicts_with = "sticky_cookie")]
+    pub sticky_header: Option<String>,
+    /// Keep each client on one version by this cookie's value.
+    #[arg(long)]
+    pub sticky_cookie: Option<String>,
+    /// Roll back when the canary's error rate exceeds the live version's
+    /// by more than this many percentage points (default 2).
+    #[arg(long)]
+    pub max_error_rate_increase: Option<f64>,
+    /// Roll back when the canary's p99 exceeds this many times the live
+    /// version's (default 1.5).
+    #[arg(long)]
+    pub max_p99_ratio: Option<f64>,
+    /// Requests the canary serves in a step before it is judged
+    /// (default 20).
+    #[arg(long)]
+    pub min_requests: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrafficArgs {
+    /// The app's name.
+    pub app: String,
+    /// The split to serve, e.g. `v7=90 v8=10` (the live version, or else
+    /// the larger share, stays stable; the other is its canary), or
+    /// `v8=100` to serve one version alone. Without it: show the split.
+    pub split: Vec<String>,
+    #[command(flatten)]
+    pub rollout: CanaryOpts,
+    /// How to print it: text, or JSON for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -82,6 +82,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(Remote { client, args }) => {
             commands::apps::rollback(&remote(client), args).await
         }
+        Command::Traffic(Remote { client, args }) => {
+            commands::traffic::run(&remote(client), args).await
+        }
         Command::Delete(Remote { client, args }) => {
             commands::apps::delete(&remote(client), args).await
         }

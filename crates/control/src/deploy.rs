@@ -31,13 +31,18 @@ pub struct Upload {
     pub components: BTreeMap<String, Bytes>,
 }
 
-/// What a deploy must hold to go ahead.
-#[derive(Debug, Clone, Copy, Default)]
+/// What a deploy must hold to go ahead, and how it goes live.
+#[derive(Debug, Clone, Default)]
 pub struct DeployPolicy {
     /// Refuse the version if it gains any capability over the live one
     /// (see [`crate::gains`]): a pipeline's guard against a change that
     /// widens what a function may reach without anyone deciding it.
     pub require_no_new_capabilities: bool,
+    /// Serve the version as a canary beside the live one rather than
+    /// making it live (see [`crate::canary`]).
+    pub canary: Option<crate::CanaryPlan>,
+    /// Who deploys (a token's name), for the rollout history.
+    pub by: String,
 }
 
 /// The outcome of a deploy, for the CLI to print and CI to parse.
@@ -51,6 +56,9 @@ pub struct DeployReport {
     pub timings: DeployTimings,
     /// What the version may do that the version live before it could not.
     pub gained: Gains,
+    /// Its share of requests when it was deployed as a canary (it is then
+    /// not the live version).
+    pub canary_percent: Option<u8>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +133,9 @@ impl Node {
         // MAX_MANIFEST_SIZE, yet still CPU work that a client decides on:
         // like compiling, it runs on the blocking pool, not on the async
         // workers that serve requests.
+        if let Some(plan) = &policy.canary {
+            plan.check()?;
+        }
         let upload = Arc::new(upload);
         let max_memory = self.runtime.config().max_memory;
         let checked = upload.clone();
@@ -217,13 +228,36 @@ impl Node {
         if policy.require_no_new_capabilities && !gained.is_empty() {
             return Err(ControlError::CapabilitiesGained { app, gains: gained });
         }
+        // A canary is judged against the live version: there must be one.
+        let record = match &policy.canary {
+            Some(_) => match self.app(&app).await {
+                Ok(record) if record.live_version.is_some() => Some(record),
+                Ok(_) | Err(ControlError::AppNotFound(_)) => {
+                    return Err(ControlError::Traffic(format!(
+                        "app \"{app}\" has no live version to run a canary beside; deploy it without a canary first"
+                    )));
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
         // The version number and the components' files are only known
         // after the commit, so build the live set with placeholders first
         // purely to detect route conflicts before anything is written (this
         // set never serves).
         let probe: Vec<_> = prepared
             .iter()
-            .map(|(p, _)| self.live_function(&app, 0, &p.spec, p.component.clone(), PathBuf::new()))
+            .map(|(p, _)| {
+                let outcomes = Arc::default();
+                self.live_function(
+                    &app,
+                    0,
+                    &p.spec,
+                    p.component.clone(),
+                    PathBuf::new(),
+                    &outcomes,
+                )
+            })
             .collect();
         self.invoker
             .live()
@@ -246,7 +280,13 @@ impl Node {
         }
         let sizes: Vec<u64> = uploads.iter().map(|u| u.bytes.len() as u64).collect();
         let stored = self
-            .store_version(&serialized, &app, &upload.manifest, uploads)
+            .store_version(
+                &serialized,
+                &app,
+                &upload.manifest,
+                uploads,
+                policy.canary.is_none(),
+            )
             .await?;
         let version = stored.number;
         let report_functions = prepared
@@ -263,22 +303,35 @@ impl Node {
             })
             .collect();
 
+        let outcomes = self.outcomes_for(&app, version);
         let live: Vec<_> = prepared
             .into_iter()
             .zip(stored.sources)
-            .map(|((p, _), source)| self.live_function(&app, version, &p.spec, p.component, source))
+            .map(|((p, _), source)| {
+                self.live_function(&app, version, &p.spec, p.component, source, &outcomes)
+            })
             .collect();
-        let set = self
-            .invoker
-            .live()
-            .with_app(&app, live)
-            .map_err(ControlError::RouteConflict)?;
-        self.invoker.activate(set);
+        match (&policy.canary, record) {
+            (Some(plan), Some(record)) => {
+                let canary = plan.canary(version);
+                self.start_canary(&app, &record, live, canary, &policy.by)
+                    .await?;
+                tracing::info!(app = %app, version, percent = plan.percent, "deployed as a canary");
+            }
+            _ => {
+                let set = self
+                    .invoker
+                    .live()
+                    .with_app(&app, live)
+                    .map_err(ControlError::RouteConflict)?;
+                self.invoker.activate(set);
+                tracing::info!(app = %app, version, "deployed and activated");
+            }
+        }
         fresh.keep();
         self.stats
             .deploys
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(app = %app, version, "deployed and activated");
 
         Ok(DeployReport {
             app,
@@ -291,6 +344,7 @@ impl Node {
                 commit_ms: ms(commit_started.elapsed()),
             },
             gained,
+            canary_percent: policy.canary.as_ref().map(|c| c.percent),
         })
     }
 
@@ -349,6 +403,7 @@ impl Node {
         spec: &FunctionSpec,
         component: Arc<PreparedComponent>,
         source: PathBuf,
+        outcomes: &Arc<stratus_invoke::VersionOutcomes>,
     ) -> Arc<LiveFunction> {
         let limits = FunctionLimits {
             memory: spec.memory.0,
@@ -383,13 +438,14 @@ impl Node {
             slots,
             max_concurrency: spec.max_concurrency,
             series,
+            outcomes: outcomes.clone(),
             triggers: spec.triggers.clone(),
             spin: spec.spin.clone(),
             function: Function::new(
                 self.runtime.clone(),
                 component.clone(),
                 FunctionOptions {
-                    identity: FunctionIdentity::new(app, spec.name.as_str()),
+                    identity: FunctionIdentity::new(app, spec.name.as_str()).with_version(version),
                     allowed_outbound: spec.allowed_outbound.clone(),
                     grants: self.grants(app, spec),
                     limits,

@@ -44,6 +44,9 @@ pub enum ControlError {
     AppNotFound(String),
     #[error("app \"{app}\" has no version {version}")]
     VersionNotFound { app: String, version: u32 },
+    /// A traffic split or canary plan that cannot be served as asked.
+    #[error("{0}")]
+    Traffic(String),
     #[error("app \"{0}\" has no earlier version to roll back to")]
     NoEarlierVersion(String),
     #[error("function \"{0}\" is not live in any app")]

@@ -37,6 +37,7 @@ impl Node {
             .map(|followed| followed.get(app).copied())
             .unwrap_or_default();
         let recreated = known.is_some() && known != created_at;
+        let canary = record.as_ref().and_then(|r| r.traffic.canary.clone());
         let live = record.and_then(|r| r.live_version);
         let outcome = match live {
             Some(version) if serving == Some(version) && !recreated => Followed::InStep,
@@ -59,6 +60,11 @@ impl Node {
                 Followed::Stopped
             }
         };
+        // The split too, whoever set it: a canary started, stepped,
+        // promoted or rolled back by another node.
+        if outcome != Followed::Stopped {
+            self.follow_canary(app, canary.as_ref()).await?;
+        }
         if let Ok(mut followed) = self.followed.lock() {
             match created_at {
                 Some(created_at) => followed.insert(app.to_owned(), created_at),

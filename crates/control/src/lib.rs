@@ -11,6 +11,7 @@
 //! The app store and the artifact store (`stratus-storage`'s traits) know
 //! nothing of each other; `stored.rs` keeps them in step.
 
+pub mod canary;
 mod deploy;
 mod error;
 mod follow;
@@ -20,6 +21,7 @@ mod quotas;
 mod serving;
 mod stored;
 
+pub use canary::{CanaryPlan, SplitRequest, TrafficReport, Verdict};
 pub use deploy::{DeployPolicy, DeployReport, DeployTimings, DeployedFunction, Upload};
 pub use error::ControlError;
 pub use follow::Followed;

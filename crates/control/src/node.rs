@@ -51,6 +51,12 @@ pub struct Node {
     pub(crate) followed: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// Namespaces' quotas, checked at deploy (`quotas.rs`); none: no quotas.
     pub(crate) namespaces: Option<Arc<dyn stratus_storage::NamespaceStore>>,
+    /// Where each canary's current step began on this node (`canary.rs`).
+    pub(crate) canary_steps:
+        std::sync::Mutex<std::collections::HashMap<String, crate::canary::StepStart>>,
+    /// Where the node's own decisions (a canary rolled back or promoted)
+    /// are recorded beside the API's changes; none: only in the log.
+    pub(crate) audit: Option<Arc<dyn stratus_storage::AuditLog>>,
 }
 
 /// The node-wide services behind the capabilities functions are granted:
@@ -102,6 +108,8 @@ impl Node {
             backends: CapabilityBackends::default(),
             followed: std::sync::Mutex::default(),
             namespaces: None,
+            canary_steps: std::sync::Mutex::default(),
+            audit: None,
         }
     }
 
@@ -109,6 +117,12 @@ impl Node {
     /// apps are loaded, so every function sees them.
     pub fn with_backends(mut self, backends: CapabilityBackends) -> Node {
         self.backends = backends;
+        self
+    }
+
+    /// Records the node's own decisions in `audit`.
+    pub fn with_audit(mut self, audit: Arc<dyn stratus_storage::AuditLog>) -> Node {
+        self.audit = Some(audit);
         self
     }
 
@@ -160,6 +174,14 @@ impl Node {
                 Err(e) => self.report_problem(&app, &e.to_string()),
             }
         }
+        // Then the canaries beside them.
+        for app in self.apps.list_apps().await? {
+            if let Some(canary) = &app.traffic.canary
+                && let Err(e) = self.follow_canary(&app.name, Some(canary)).await
+            {
+                self.report_problem(&app.name, &format!("its canary is not serving: {e}"));
+            }
+        }
         self.ready.store(true, Ordering::Relaxed);
         Ok(loaded)
     }
@@ -189,7 +211,7 @@ impl Node {
                 ticks.tick().await;
                 let Some(node) = node.upgrade() else { break };
                 let live = node.invoker.live();
-                for f in live.functions() {
+                for f in live.functions().chain(live.canary_functions()) {
                     if f.function.evict_if_idle(ttl) {
                         tracing::debug!(app = %f.app, function = %f.name, "idle: compiled code dropped");
                     }
@@ -228,10 +250,31 @@ impl Node {
             .live()
             .with_app(app, functions)
             .map_err(ControlError::RouteConflict)?;
-        self.apps
-            .set_live(app, target)
-            .await
-            .map_err(|e| not_found(e, app))?;
+        // A canary ends with a choice made by hand; its history says so.
+        let record = self.app(app).await?;
+        match record.traffic.canary.clone() {
+            Some(canary) => {
+                let mut traffic = record.traffic;
+                traffic.canary = None;
+                let action = if canary.version == target {
+                    stratus_storage::RolloutAction::Promoted
+                } else {
+                    stratus_storage::RolloutAction::Ended
+                };
+                traffic.record(stratus_storage::RolloutEvent {
+                    at: stratus_storage::now_ms(),
+                    action,
+                    stable: record.live_version.unwrap_or_default(),
+                    canary: canary.version,
+                    percent: 0,
+                    by: String::new(),
+                    reason: format!("version {target} activated by hand"),
+                });
+                self.apps.set_traffic(app, Some(target), traffic).await
+            }
+            None => self.apps.set_live(app, target).await,
+        }
+        .map_err(|e| not_found(e, app))?;
         self.invoker.activate(set);
         self.stats.activations.fetch_add(1, Ordering::Relaxed);
         tracing::info!(app, version = target, "activated");
@@ -368,11 +411,12 @@ impl Node {
         })
         .await??;
         self.count_compiles(prepared.iter().map(|(_, _, cached)| *cached));
+        let outcomes = self.outcomes_for(app, version);
         Ok(prepared
             .into_iter()
             .zip(sources)
             .map(|((spec, component, _), source)| {
-                self.live_function(app, version, &spec, component, source)
+                self.live_function(app, version, &spec, component, source, &outcomes)
             })
             .collect())
     }

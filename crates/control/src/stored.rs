@@ -35,7 +35,7 @@ pub(crate) struct StoredVersion {
 
 impl Node {
     /// Stores the components of a new version of `app`, checks that each is
-    /// stored, then records the version as live. The caller holds the
+    /// stored, then records the version (as live, with `activate`). The caller holds the
     /// deploy lock (`_serialized`), so nothing removes a component between
     /// the check and the record. On failure the components this call
     /// stored are removed again.
@@ -45,10 +45,11 @@ impl Node {
         app: &str,
         manifest: &str,
         functions: Vec<FunctionUpload>,
+        activate: bool,
     ) -> Result<StoredVersion, ControlError> {
         let mut blobs = Vec::with_capacity(functions.len());
         let stored = self
-            .put_and_record(app, manifest, functions, &mut blobs)
+            .put_and_record(app, manifest, functions, activate, &mut blobs)
             .await;
         if stored.is_err() {
             let created: Vec<&str> = blobs
@@ -71,6 +72,7 @@ impl Node {
         app: &str,
         manifest: &str,
         functions: Vec<FunctionUpload>,
+        activate: bool,
         blobs: &mut Vec<BlobRef>,
     ) -> Result<(u32, Vec<PathBuf>), ControlError> {
         let mut new_functions = Vec::with_capacity(functions.len());
@@ -98,7 +100,7 @@ impl Node {
         }
         let record = self
             .apps
-            .create_version(app, manifest, new_functions, true)
+            .create_version(app, manifest, new_functions, activate)
             .await?;
         Ok((record.number, sources))
     }

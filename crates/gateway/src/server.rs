@@ -100,10 +100,15 @@ impl Gateway {
         } else {
             None
         };
-        let Some(function) = live.route(host.as_deref(), request.uri().path()).cloned() else {
-            let error = PlatformError::no_route(request.uri().path());
+        let path = request.uri().path();
+        let Some(function) = live.route(host.as_deref(), path) else {
+            let error = PlatformError::no_route(path);
             return with_id(error.into_response(&id), &id);
         };
+        // During a canary, its share of the app's requests go to it.
+        let function = live
+            .split(function, host.as_deref(), path, request.headers())
+            .clone();
         // The namespace's request rate, at the gateway (its budget and its
         // concurrency are the invoker's, for every trigger).
         let namespace = split_key(&function.app).0;

@@ -126,7 +126,10 @@ async fn call(
         .to_ascii_lowercase();
     let app = &caller.function.app;
     let live = invoker.live();
-    let Some(function) = live.function(app, &name).cloned() else {
+    let Some(function) = live
+        .function_in(app, &name, caller.function.version)
+        .cloned()
+    else {
         return refuse(PlatformError::new(
             StatusCode::NOT_FOUND,
             "no_function",

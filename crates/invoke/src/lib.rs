@@ -13,6 +13,7 @@
 
 mod admission;
 mod calls;
+mod canary;
 mod error;
 mod invoker;
 mod live;
@@ -25,6 +26,7 @@ mod traces;
 
 pub use admission::{Admission, Admitted, Shed};
 pub use calls::{DEFAULT_MAX_CALLS_PER_TREE, FunctionCalls, MAX_CALL_DEPTH};
+pub use canary::{CanaryRoute, Outcomes, VersionOutcomes};
 pub use error::{ErrorBody, ErrorDetail, PlatformError, full_body};
 pub use invoker::{INVOCATION_ID_HEADER, Invoker, new_invocation_id, with_id};
 pub use live::{LiveFunction, LiveSet, RouteConflict};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use stratus_manifest::{Namespace, Route, TriggerSpec, split_key};
 use stratus_runtime::Function;
 
+use crate::canary::CanaryRoute;
 use crate::routes::RouteTable;
 
 /// One function of an app's live version, with what routing needs.
@@ -25,6 +26,10 @@ pub struct LiveFunction {
     /// What its invocations did, for `/metrics`; shared by successive
     /// versions too, so a deploy does not reset a counter.
     pub series: Arc<crate::FunctionSeries>,
+    /// What this version of the app answered (requests, failures,
+    /// durations), shared by the version's functions: what a canary is
+    /// judged on against the stable version.
+    pub outcomes: Arc<crate::VersionOutcomes>,
     /// Event sources it consumes (manifest `triggers`).
     pub triggers: Vec<TriggerSpec>,
     /// Set for a function deployed from a `spin.toml`: the gateway gives
@@ -48,6 +53,10 @@ pub struct LiveSet {
     by_name: HashMap<String, Vec<Arc<LiveFunction>>>,
     /// app name -> live version
     apps: HashMap<String, u32>,
+    /// app name -> the canary serving a share of its requests. Its
+    /// functions are not among `functions()`: events, triggers, metrics
+    /// and lookups by name see the stable version only.
+    canaries: HashMap<String, Arc<CanaryRoute>>,
 }
 
 /// Two functions of different apps claiming the same route.
@@ -141,7 +150,73 @@ impl LiveSet {
         functions: impl IntoIterator<Item = Arc<LiveFunction>>,
     ) -> Result<LiveSet, RouteConflict> {
         let others = self.functions().filter(|f| f.app != app).cloned();
-        LiveSet::build(others.chain(functions))
+        let mut set = LiveSet::build(others.chain(functions))?;
+        set.canaries = self.canaries.clone();
+        set.canaries.remove(app);
+        Ok(set)
+    }
+
+    /// The same set with `canary` serving a share of `app`'s requests (or
+    /// none). Fails when one of the canary's routes is another app's: it
+    /// will serve every route of its version once promoted.
+    pub fn with_canary(
+        &self,
+        app: &str,
+        canary: Option<CanaryRoute>,
+    ) -> Result<LiveSet, RouteConflict> {
+        let mut set = self.clone();
+        match canary {
+            Some(canary) => {
+                self.with_app(app, canary.functions().iter().cloned())?;
+                set.canaries.insert(app.to_owned(), Arc::new(canary));
+            }
+            None => {
+                set.canaries.remove(app);
+            }
+        }
+        Ok(set)
+    }
+
+    /// The canary of `app`, if one runs.
+    pub fn canary(&self, app: &str) -> Option<&Arc<CanaryRoute>> {
+        self.canaries.get(app)
+    }
+
+    /// Every canary, by app.
+    pub fn canaries(&self) -> impl Iterator<Item = (&String, &Arc<CanaryRoute>)> {
+        self.canaries.iter()
+    }
+
+    /// Every canary's functions (not among [`functions`](Self::functions)).
+    pub fn canary_functions(&self) -> impl Iterator<Item = &Arc<LiveFunction>> {
+        self.canaries.values().flat_map(|c| c.functions().iter())
+    }
+
+    /// Which version serves a request that routed to `function`: its
+    /// app's canary takes its share (where the canary's version routes
+    /// the path too), the stable version the rest.
+    pub fn split<'a>(
+        &'a self,
+        function: &'a Arc<LiveFunction>,
+        host: Option<&str>,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> &'a Arc<LiveFunction> {
+        match self.canaries.get(&function.app) {
+            Some(canary) if canary.takes(headers) => canary.route(host, path).unwrap_or(function),
+            _ => function,
+        }
+    }
+
+    /// The function `name` of `app` in `version` when that is the app's
+    /// canary and has it, else the live one: a call made by a canary's
+    /// function stays in the canary.
+    pub fn function_in(&self, app: &str, name: &str, version: u32) -> Option<&Arc<LiveFunction>> {
+        self.canaries
+            .get(app)
+            .filter(|c| c.version == version)
+            .and_then(|c| c.function(name))
+            .or_else(|| self.function(app, name))
     }
 
     /// Every live function.

@@ -8,9 +8,10 @@ use stratus_storage::{
     InvocationRecord, LogLine, LogStream, Outbound, Recorder, Trigger, billed_mib, billed_ms,
 };
 
+use crate::canary::VersionOutcomes;
 use crate::error::invoke_error_code;
 use crate::live::LiveFunction;
-use crate::series::Ending;
+use crate::series::{Ending, FunctionSeries};
 use crate::traces::Traced;
 
 /// A meter that, when the invocation ends, counts it in its function's
@@ -47,6 +48,7 @@ fn record_on_done(
     trace: Option<Traced>,
 ) -> Arc<Meter> {
     let series = function.series.clone();
+    let outcomes = function.outcomes.clone();
     let (slots, max_concurrency) = (function.slots.clone(), function.max_concurrency);
     let in_flight = move || {
         let available = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
@@ -54,7 +56,7 @@ fn record_on_done(
     };
     let Some(recorder) = recorder.cloned() else {
         return Meter::new(move |mut reading: Reading| {
-            series.count(ending(trigger, &reading, in_flight()));
+            count(&series, &outcomes, ending(trigger, &reading, in_flight()));
             if let Some(trace) = trace {
                 trace.end(&mut reading);
             }
@@ -69,7 +71,7 @@ fn record_on_done(
     );
     let caller = caller.map(|c| c.id.clone());
     Meter::new(move |mut reading: Reading| {
-        series.count(ending(trigger, &reading, in_flight()));
+        count(&series, &outcomes, ending(trigger, &reading, in_flight()));
         if let Some(trace) = trace {
             trace.end(&mut reading);
         }
@@ -132,6 +134,16 @@ fn record_on_done(
         };
         recorder.record(record, logs);
     })
+}
+
+/// Counts an ended invocation in its function's series and, unless it
+/// was an event's (which only the stable version takes), in its version's
+/// outcomes.
+fn count(series: &FunctionSeries, outcomes: &VersionOutcomes, ending: Ending) {
+    if ending.trigger != Trigger::Event {
+        outcomes.count(ending.failed || ending.status >= 500, ending.wall);
+    }
+    series.count(ending);
 }
 
 /// How the invocation `reading` tells of ended, for its function's series.

@@ -23,6 +23,8 @@ pub const SLOTS: usize = 60;
 /// quantile read as its bucket's middle is within 19 % of the truth); one
 /// more holds the rest.
 const BUCKETS: usize = 32;
+/// The counters a duration histogram of these buckets needs.
+pub(crate) const DURATION_SLOTS: usize = BUCKETS + 1;
 const FIRST_BOUND_MS: f64 = 0.25;
 /// A slot being cleared for a new minute.
 const CLEARING: u64 = u64::MAX;
@@ -89,7 +91,7 @@ fn minute_of(at: SystemTime) -> u64 {
         .map_or(0, |d| d.as_secs() / STEP.as_secs())
 }
 
-fn bucket_of(wall: Duration) -> usize {
+pub(crate) fn bucket_of(wall: Duration) -> usize {
     let ms = wall.as_secs_f64() * 1000.0;
     if ms <= FIRST_BOUND_MS {
         return 0;
@@ -206,7 +208,7 @@ fn empty(minute: u64) -> Point {
 /// The middle (on the log scale the buckets follow) of the bucket the `q`
 /// quantile falls in: within a factor of 2^¼ (19 %) of the truth. The
 /// last bucket, unbounded, answers its lower bound.
-fn quantile(durations: &[u32], q: f64) -> Option<f64> {
+pub(crate) fn quantile(durations: &[u32], q: f64) -> Option<f64> {
     let total: u64 = durations.iter().map(|&n| u64::from(n)).sum();
     if total == 0 {
         return None;

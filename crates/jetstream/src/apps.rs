@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use stratus_storage::{
     AppFuture, AppRecord, AppStore, AppStoreError, FunctionRecord, LiveFunctionRecord, NewFunction,
-    VersionRecord, now_ms,
+    Traffic, VersionRecord, now_ms,
 };
 
 use crate::api::JetStreamError;
@@ -37,6 +37,9 @@ struct Head {
     last: u32,
     /// Oldest first.
     versions: Vec<VersionEntry>,
+    /// Absent in heads written before canaries.
+    #[serde(default)]
+    traffic: Traffic,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +85,7 @@ impl Head {
             versions: self.versions.len() as u32,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            traffic: self.traffic.clone(),
         }
     }
 
@@ -232,6 +236,7 @@ impl JetStreamApps {
                     live: None,
                     last: 0,
                     versions: Vec::new(),
+                    traffic: Traffic::default(),
                 },
                 None,
             ),
@@ -267,6 +272,7 @@ impl JetStreamApps {
         head.updated_at = now;
         if activate {
             head.live = Some(number);
+            head.traffic.canary = None;
         }
         head.versions.push(VersionEntry {
             number,
@@ -349,6 +355,26 @@ impl AppStore for JetStreamApps {
             let (mut head, revision) = store.existing(&app).await?;
             head.version(number)?;
             head.live = Some(number);
+            head.traffic.canary = None;
+            head.updated_at = now_ms();
+            store.commit(&head, Some(revision)).await
+        })
+    }
+
+    fn set_traffic(&self, app: &str, live: Option<u32>, traffic: Traffic) -> AppFuture<()> {
+        let (store, app) = (self.clone(), app.to_owned());
+        Box::pin(async move {
+            let (mut head, revision) = store.existing(&app).await?;
+            for number in live
+                .iter()
+                .chain(traffic.canary.as_ref().map(|c| &c.version))
+            {
+                head.version(*number)?;
+            }
+            if live.is_some() {
+                head.live = live;
+            }
+            head.traffic = traffic;
             head.updated_at = now_ms();
             store.commit(&head, Some(revision)).await
         })

@@ -230,7 +230,8 @@ impl Stratus {
         let control = Arc::new(
             Node::new(apps, artifacts, Arc::new(runtime), invoker)
                 .with_backends(backends)
-                .with_namespaces(namespaces),
+                .with_namespaces(namespaces)
+                .with_audit(audit.clone()),
         );
         match &shared {
             Some(shared) => {
@@ -247,6 +248,8 @@ impl Stratus {
         if !config.idle_ttl.is_zero() {
             control.spawn_evictor(config.idle_ttl);
         }
+        // Canaries are judged each second; a step lasts at least that.
+        control.spawn_canary_judge(std::time::Duration::from_secs(1));
         let presence = Presence::new(control.clone());
         let registry = shared.as_ref().map(|shared| shared.nodes.clone());
         let nodes: Arc<dyn NodeDirectory> = match &registry {

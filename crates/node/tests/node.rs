@@ -10,6 +10,7 @@ mod common;
 
 mod admin_areas;
 mod audit;
+mod canary;
 mod capability_diff;
 mod console_api;
 mod control_plane;

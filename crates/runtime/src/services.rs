@@ -50,6 +50,9 @@ pub type ServiceFuture = Pin<Box<dyn Future<Output = http::Response<Bytes>> + Se
 pub struct FunctionIdentity {
     pub app: String,
     pub function: String,
+    /// The app's version the function belongs to (0: not said), so a call
+    /// from a canary's function stays in the canary.
+    pub version: u32,
 }
 
 impl FunctionIdentity {
@@ -57,7 +60,14 @@ impl FunctionIdentity {
         FunctionIdentity {
             app: app.into(),
             function: function.into(),
+            version: 0,
         }
+    }
+
+    /// The same function, of `version` of its app.
+    pub fn with_version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
     }
 }
 

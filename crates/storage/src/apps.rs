@@ -50,6 +50,8 @@ pub struct AppRecord {
     pub versions: u32,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Its canary, if one runs, and its rollouts' history.
+    pub traffic: crate::Traffic,
 }
 
 /// One version of an app with its functions (ordered by name).
@@ -163,8 +165,17 @@ pub trait AppStore: Send + Sync + 'static {
         activate: bool,
     ) -> AppFuture<VersionRecord>;
 
-    /// Makes an existing version the live one (deploy or rollback).
+    /// Makes an existing version the live one (deploy or rollback). Like
+    /// `create_version` with `activate`, it ends the app's canary (the
+    /// version it was judged against changed), keeping the history.
     fn set_live(&self, app: &str, number: u32) -> AppFuture<()>;
+
+    /// Replaces the app's traffic (its canary and history) and, with
+    /// `live`, makes that version live, in one atomic step: a canary's
+    /// promotion moves the live pointer and ends the canary at once. A
+    /// `live` or canary version the app does not have is
+    /// [`AppStoreError::VersionNotFound`], with nothing written.
+    fn set_traffic(&self, app: &str, live: Option<u32>, traffic: crate::Traffic) -> AppFuture<()>;
 
     /// Deletes an app with all its versions, in one atomic step, and returns
     /// the component hashes it used that no remaining version of any app

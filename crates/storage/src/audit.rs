@@ -24,7 +24,8 @@ pub struct AuditEntry {
     pub source: String,
     /// What was attempted: `deploy`, `activate`, `rollback`, `delete`,
     /// `secret.set`, `secret.remove`, `token.create`, `token.revoke`,
-    /// `redrive`, `quota.set`.
+    /// `redrive`, `quota.set`, `traffic.set`; the node's own decisions on a
+    /// canary: `canary.rolled_back`, `canary.stepped`, `canary.promoted`.
     pub action: String,
     /// What it was done to: an app, `app/secret`, a function, a token id.
     pub target: String,

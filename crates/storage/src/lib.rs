@@ -21,6 +21,7 @@ mod nodes;
 mod queue;
 mod secrets;
 mod tokens;
+mod traffic;
 
 pub use apps::{
     AppFuture, AppRecord, AppStore, AppStoreError, FunctionRecord, LiveFunctionRecord, NewFunction,
@@ -49,3 +50,6 @@ pub use queue::{
 };
 pub use secrets::{SealedSecret, SecretBackend, SecretBackendError, SecretInfo, SecretSource};
 pub use tokens::{Role, TokenFuture, TokenRecord, TokenStore, TokenStoreError};
+pub use traffic::{
+    Canary, MAX_ROLLOUT_HISTORY, RolloutAction, RolloutEvent, RolloutPolicy, Sticky, Traffic,
+};

@@ -8,11 +8,29 @@
 use std::collections::HashSet;
 
 use rusqlite::params;
-use stratus_storage::{AppStoreError, FunctionRecord, NewFunction, VersionRecord};
+use stratus_storage::{AppStoreError, FunctionRecord, NewFunction, Traffic, VersionRecord};
 
 use crate::db::{Db, now_ms};
 use crate::error::Sql;
-use crate::records::{find_app, version_not_found};
+use crate::records::{find_app, traffic_from_text, version_not_found};
+
+/// Ends the app's canary, keeping its history: the live version it was
+/// judged against has changed.
+fn end_canary(tx: &rusqlite::Transaction<'_>, app_id: i64) -> rusqlite::Result<()> {
+    let text: String = tx.query_row("SELECT traffic FROM app WHERE id = ?1", [app_id], |r| {
+        r.get(0)
+    })?;
+    let mut traffic = traffic_from_text(0, &text)?;
+    if traffic.canary.take().is_some() {
+        let text = serde_json::to_string(&traffic)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        tx.execute(
+            "UPDATE app SET traffic = ?2 WHERE id = ?1",
+            params![app_id, text],
+        )?;
+    }
+    Ok(())
+}
 
 impl Db {
     /// Records a new version of `app` (creating the app if needed) in one
@@ -87,6 +105,9 @@ impl Db {
             params![app_id, now, activate, number],
         )
         .sql(action)?;
+        if activate {
+            end_canary(&tx, app_id).sql(action)?;
+        }
         tx.commit().sql(action)?;
         tracing::info!(app, version = number, activate, "created app version");
 
@@ -129,8 +150,46 @@ impl Db {
             params![app_id, number, now_ms()],
         )
         .sql(action)?;
+        end_canary(&tx, app_id).sql(action)?;
         tx.commit().sql(action)?;
         tracing::info!(app, version = number, "set live version");
+        Ok(())
+    }
+
+    /// Replaces the app's traffic and, with `live`, its live version.
+    pub(crate) fn set_traffic(
+        &self,
+        app: &str,
+        live: Option<u32>,
+        traffic: &Traffic,
+    ) -> Result<(), AppStoreError> {
+        let mut conn = self.conn();
+        let action = || format!("setting the traffic of app \"{app}\"");
+        let tx = conn.transaction().sql(action)?;
+        let (app_id, current) = find_app(&tx, app)?;
+        for number in live
+            .iter()
+            .chain(traffic.canary.as_ref().map(|c| &c.version))
+        {
+            let exists: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM version WHERE app_id = ?1 AND number = ?2)",
+                    params![app_id, number],
+                    |r| r.get(0),
+                )
+                .sql(action)?;
+            if !exists {
+                return Err(version_not_found(app, *number));
+            }
+        }
+        let text = serde_json::to_string(traffic).map_err(AppStoreError::backend)?;
+        tx.execute(
+            "UPDATE app SET live_version = ?2, traffic = ?3, updated_at = ?4 WHERE id = ?1",
+            params![app_id, live.or(current), text, now_ms()],
+        )
+        .sql(action)?;
+        tx.commit().sql(action)?;
+        tracing::info!(app, live, canary = ?traffic.canary.as_ref().map(|c| (c.version, c.percent)), "set traffic");
         Ok(())
     }
 

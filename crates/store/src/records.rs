@@ -1,12 +1,13 @@
 //! Row helpers shared by the store's reads and writes.
 
 use rusqlite::{Connection, OptionalExtension};
-use stratus_storage::{AppRecord, AppStoreError, FunctionRecord};
+use stratus_storage::{AppRecord, AppStoreError, FunctionRecord, Traffic};
 
 use crate::error::{CorruptSpec, Sql};
 
 pub(crate) const APP_SELECT: &str = "SELECT a.name, a.live_version,
-        (SELECT COUNT(*) FROM version v WHERE v.app_id = a.id), a.created_at, a.updated_at
+        (SELECT COUNT(*) FROM version v WHERE v.app_id = a.id), a.created_at, a.updated_at,
+        a.traffic
      FROM app a";
 
 pub(crate) fn app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppRecord> {
@@ -16,6 +17,14 @@ pub(crate) fn app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppRecord>
         versions: r.get(2)?,
         created_at: r.get(3)?,
         updated_at: r.get(4)?,
+        traffic: traffic_from_text(5, &r.get::<_, String>(5)?)?,
+    })
+}
+
+/// An app's stored traffic JSON, or the column's conversion error.
+pub(crate) fn traffic_from_text(column: usize, text: &str) -> rusqlite::Result<Traffic> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 

@@ -76,6 +76,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     ",
+    // Version 4: each app's traffic (`stratus_storage::Traffic`, JSON): its
+    // canary, if one runs, and its rollouts' history.
+    "
+    ALTER TABLE app ADD COLUMN traffic TEXT NOT NULL DEFAULT '{}';
+    ",
 ];
 
 /// The schema version this build writes and understands.

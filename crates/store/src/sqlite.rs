@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use stratus_storage::{
-    AppFuture, AppRecord, AppStore, AppStoreError, LiveFunctionRecord, NewFunction, VersionRecord,
+    AppFuture, AppRecord, AppStore, AppStoreError, LiveFunctionRecord, NewFunction, Traffic,
+    VersionRecord,
 };
 
 use crate::DB_FILE;
@@ -91,6 +92,11 @@ impl AppStore for SqliteAppStore {
     fn set_live(&self, app: &str, number: u32) -> AppFuture<()> {
         let app = app.to_owned();
         self.run(move |db| db.set_live(&app, number))
+    }
+
+    fn set_traffic(&self, app: &str, live: Option<u32>, traffic: Traffic) -> AppFuture<()> {
+        let app = app.to_owned();
+        self.run(move |db| db.set_traffic(&app, live, &traffic))
     }
 
     fn delete_app(&self, app: &str) -> AppFuture<Vec<String>> {

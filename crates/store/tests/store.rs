@@ -59,8 +59,8 @@ async fn reopen_keeps_data_and_schema_is_the_latest() {
     let version: u32 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
-    assert_eq!(stratus_store::schema::SCHEMA_VERSION, 3);
+    assert_eq!(version, 4);
+    assert_eq!(stratus_store::schema::SCHEMA_VERSION, 4);
     let mode: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
@@ -81,7 +81,7 @@ fn opening_a_newer_schema_is_refused() {
         err,
         OpenError::Sqlite(stratus_sqlite::SqliteError::SchemaTooNew {
             found: 9,
-            supported: 3,
+            supported: 4,
             ..
         })
     ));
@@ -288,7 +288,7 @@ async fn a_schema_1_database_migrates_keeping_its_apps() {
         // Back to what schema 1 wrote.
         let conn = rusqlite::Connection::open(dir.path().join("stratus.db")).unwrap();
         conn.execute_batch(
-            "DROP TABLE token; DROP TABLE audit; DROP TABLE namespace_quota; PRAGMA user_version = 1;",
+            "DROP TABLE token; DROP TABLE audit; DROP TABLE namespace_quota; ALTER TABLE app DROP COLUMN traffic; PRAGMA user_version = 1;",
         )
             .unwrap();
     }

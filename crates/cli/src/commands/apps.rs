@@ -15,13 +15,15 @@ pub async fn list(opts: &ClientOpts, args: ListArgs) -> anyhow::Result<ExitCode>
     output::print(
         args.format,
         &apps,
-        &["APP", "LIVE", "VERSIONS", "UPDATED (UTC)"],
+        &["APP", "LIVE", "CANARY", "VERSIONS", "UPDATED (UTC)"],
         || {
             apps.iter()
                 .map(|a| {
                     vec![
                         a.name.clone(),
                         a.live_version.map_or("-".into(), |v| v.to_string()),
+                        a.canary
+                            .map_or("-".into(), |c| format!("v{} {}%", c.version, c.percent)),
                         a.versions.to_string(),
                         output::timestamp(a.updated_at),
                     ]

@@ -15,13 +15,18 @@ use reqwest::multipart::{Form, Part};
 use stratus_admin::model::{DeployResponse, Rollout};
 use stratus_manifest::Manifest;
 
-use crate::args::{ClientOpts, DeployArgs, Format};
+use crate::args::{CanaryOpts, ClientOpts, DeployArgs, Format};
 use crate::client::{Client, read_json};
 use crate::node::{manifest_path, read_components};
 use crate::output;
 
 pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(opts)?;
+    if args.canary.is_none() && args.rollout != CanaryOpts::default() {
+        anyhow::bail!(
+            "--steps, --interval, --sticky-* and the limits describe a canary: add --canary PERCENT"
+        );
+    }
     let path = args.file.unwrap_or_else(|| manifest_path(&args.dir));
     let loaded = Manifest::load(&path)?;
     let upload = read_components(&loaded)?;
@@ -48,6 +53,10 @@ pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode
     if args.require_no_new_capabilities {
         request = request.query(&[("require_no_new_capabilities", "true")]);
     }
+    if let Some(percent) = args.canary {
+        request = request.query(&[("canary", percent.to_string())]);
+        request = request.query(&crate::commands::traffic::canary_query(&args.rollout));
+    }
     let response = client.send(request).await;
     drop(progress);
     let response = response?;
@@ -69,6 +78,12 @@ pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode
         report.version,
         output::bytes(size as u64)
     );
+    if let Some(percent) = report.canary_percent {
+        println!(
+            "  a canary: {percent}% of requests; the live version serves the rest (`stratus traffic {}` shows how it does)",
+            report.name
+        );
+    }
     // Upload time is what the node spent receiving; the rest of the round
     // trip not accounted for by the node's phases is network and client.
     println!(

@@ -13,4 +13,5 @@ pub mod quotas;
 pub mod secrets;
 pub mod status;
 pub mod tokens;
+pub mod traffic;
 pub mod usage;

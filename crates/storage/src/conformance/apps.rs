@@ -515,6 +515,119 @@ pub async fn racing_writers_never_share_a_number_and_losers_write_nothing(open: 
     }
 }
 
+/// A canary with its policy and history is kept as written; a version the
+/// app lacks is refused with nothing written; moving the live pointer any
+/// way ends the canary and keeps the history; a promotion moves it and
+/// ends the canary in one write.
+pub async fn traffic_is_kept_and_a_new_live_version_ends_the_canary(open: &Open) {
+    use crate::traffic::{Canary, RolloutAction, RolloutEvent, RolloutPolicy, Sticky, Traffic};
+    let (store, _guard) = open().await;
+    let shop = prefix("traffic");
+    for activate in [true, false, false] {
+        store
+            .create_version(&shop, "m", vec![func("hello", "c1")], activate)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.app(&shop).await.unwrap().unwrap().traffic,
+        Traffic::default()
+    );
+    let canary = |version| Canary {
+        version,
+        percent: 10,
+        steps: vec![50, 100],
+        interval_ms: 60_000,
+        since: 1_700_000_000_000,
+        sticky: Some(Sticky::Header("x-user".into())),
+        policy: RolloutPolicy::default(),
+    };
+    let mut traffic = Traffic {
+        canary: Some(canary(2)),
+        ..Traffic::default()
+    };
+    traffic.record(RolloutEvent {
+        at: 1_700_000_000_000,
+        action: RolloutAction::Started,
+        stable: 1,
+        canary: 2,
+        percent: 10,
+        by: "ci".into(),
+        reason: "deployed with --canary 10".into(),
+    });
+    store
+        .set_traffic(&shop, None, traffic.clone())
+        .await
+        .unwrap();
+    let app = store.app(&shop).await.unwrap().unwrap();
+    assert_eq!((app.live_version, &app.traffic), (Some(1), &traffic));
+
+    // Unknown versions, as the canary or as the live one: nothing written.
+    let mut wrong = traffic.clone();
+    wrong.canary = Some(canary(9));
+    let err = store.set_traffic(&shop, None, wrong).await.unwrap_err();
+    assert!(
+        matches!(err, AppStoreError::VersionNotFound { number: 9, .. }),
+        "{err:?}"
+    );
+    let err = store
+        .set_traffic(&shop, Some(7), Traffic::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AppStoreError::VersionNotFound { number: 7, .. }),
+        "{err:?}"
+    );
+    let err = store
+        .set_traffic(&prefix("traffic-none"), None, Traffic::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AppStoreError::AppNotFound(_)), "{err:?}");
+    assert_eq!(store.app(&shop).await.unwrap().unwrap().traffic, traffic);
+
+    // A rollback by hand ends it; the history stays.
+    store.set_live(&shop, 1).await.unwrap();
+    let app = store.app(&shop).await.unwrap().unwrap();
+    assert_eq!(app.traffic.canary, None);
+    assert_eq!(app.traffic.history, traffic.history);
+
+    // So does a deploy that activates, but not one that does not.
+    store
+        .set_traffic(&shop, None, traffic.clone())
+        .await
+        .unwrap();
+    store
+        .create_version(&shop, "m", vec![func("hello", "c1")], false)
+        .await
+        .unwrap();
+    assert_eq!(store.app(&shop).await.unwrap().unwrap().traffic, traffic);
+    store
+        .create_version(&shop, "m", vec![func("hello", "c1")], true)
+        .await
+        .unwrap();
+    let app = store.app(&shop).await.unwrap().unwrap();
+    assert_eq!((app.live_version, app.traffic.canary), (Some(5), None));
+
+    // A promotion: the live pointer and the traffic in one write.
+    let mut promoted = traffic.clone();
+    promoted.canary = None;
+    store
+        .set_traffic(&shop, Some(3), promoted.clone())
+        .await
+        .unwrap();
+    let app = store.app(&shop).await.unwrap().unwrap();
+    assert_eq!((app.live_version, &app.traffic), (Some(3), &promoted));
+    let live: Vec<u32> = store
+        .live_functions()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.app == shop)
+        .map(|f| f.version)
+        .collect();
+    assert_eq!(live, [3]);
+}
+
 /// Expands to one `#[tokio::test]` per check of the app store suite,
 /// opening each backend with `$open` (a
 /// [`conformance::apps::Open`](crate::conformance::apps::Open)).
@@ -560,6 +673,10 @@ macro_rules! apps_conformance {
         #[tokio::test]
         async fn live_functions_are_those_of_live_versions_only() {
             $crate::conformance::apps::live_functions_are_those_of_live_versions_only(&$open).await;
+        }
+        #[tokio::test]
+        async fn traffic_is_kept_and_a_new_live_version_ends_the_canary() {
+            $crate::conformance::apps::traffic_is_kept_and_a_new_live_version_ends_the_canary(&$open).await;
         }
         #[tokio::test]
         async fn delete_removes_every_version_and_returns_the_unshared_components() {

@@ -20,7 +20,7 @@
 //! | `connect?to=HOST:PORT` | opens a TCP connection: 200 `denied: …` or `connected` |
 //! | `fetch?to=HOST:PORT` | outbound HTTP GET: 200 `denied: <error code>` or `reached: <status>` |
 //! | `publish?queue=Q&id=ID` | `POST http://queue.svc/Q` with this request's body and content type (and `ce-id: ID` when given): answers the status and body it got back, or 502 with the error code |
-//! | anything else | 200 `testbed` |
+//! | anything else | 200 `testbed`; with the env var `FAIL_PERCENT=N`, N % of them answer 500 at random |
 //!
 //! A missing or malformed query parameter answers 400.
 
@@ -176,12 +176,24 @@ impl Guest for Testbed {
                     send_text(response_out, 500, "failing slowly as the data asks")
                 } else if body.starts_with(b"fail") {
                     send_text(response_out, 500, "failing as the data asks")
+                } else if flaky() {
+                    send_text(response_out, 500, "failing as FAIL_PERCENT asks")
                 } else {
                     send_text(response_out, 200, "testbed")
                 }
             }
         }
     }
+}
+
+/// Whether this request fails, at the rate the env var `FAIL_PERCENT`
+/// (0 to 100) sets: a version that fails some of its requests.
+fn flaky() -> bool {
+    let percent = std::env::var("FAIL_PERCENT")
+        .ok()
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0);
+    percent > 0 && wasip2::random::random::get_random_u64() % 100 < percent
 }
 
 /// An outbound `GET http://<to>/` through `wasi:http/outgoing-handler`.
