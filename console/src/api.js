@@ -131,6 +131,7 @@ export async function request(path, opts = {}) {
 
 export const get = (path, opts) => request(path, opts);
 export const post = (path, opts = {}) => request(path, { ...opts, method: 'POST' });
+export const put = (path, opts = {}) => request(path, { ...opts, method: 'PUT' });
 
 export function isAbort(e) {
   return e && (e.name === 'AbortError' || e.code === 20);

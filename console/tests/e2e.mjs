@@ -81,11 +81,12 @@ triggers = [{ queue = "jobs", max_attempts = 1 }]
 `;
 }
 
-async function deploy(version) {
+/** Deploys `version`'s manifest; `query` (e.g. `?canary=50`) is appended. */
+async function deploy(version, query = '') {
   const form = new FormData();
   form.append('manifest', manifest(version));
   form.append('component', new Blob([wasm], { type: 'application/wasm' }), 'testbed.wasm');
-  return api('/v1/apps', { method: 'POST', body: form, expect: [201] });
+  return api(`/v1/apps${query}`, { method: 'POST', body: form, expect: [201] });
 }
 
 /** `count` GETs of `path` on the gateway, `concurrency` at a time. */
@@ -183,6 +184,7 @@ async function run(name, fn) {
 
 let v1 = 0;
 let v2 = 0;
+let v3 = 0;
 let failedInvocation = '';
 let deadEvent = '';
 
@@ -317,7 +319,61 @@ try {
     await waitText('#app-status', new RegExp(`live at version ${v1}`));
   });
 
-  await run('7. every page: screenshot and axe (no serious or critical violation)', async () => {
+  await run('7. a canary: deployed at 50 %, shown, stopped with confirmation (Escape cancels first)', async () => {
+    const third = await deploy(3, '?canary=50');
+    v3 = third.version;
+    if (third.canary_percent !== 50) throw new Error(`the canary deploy answered canary_percent ${third.canary_percent}`);
+    // The Apps list polls: the canary shows without a reload.
+    await go('#/apps');
+    await waitText(`#apps-table tr[data-app="${APP}"] .canary`, new RegExp(`^\\s*v${v3} · 50%\\s*$`));
+    await waitText(`#apps-table tr[data-app="${APP}"] .live-version`, new RegExp(`^\\s*${v1}\\s*$`));
+    await go(`#/apps/${APP}`);
+    await page.locator('#traffic-title').waitFor();
+    await waitText('#traffic-canary', new RegExp(`version ${v3} · 50%`));
+    await waitText('#traffic-live', new RegExp(`^\\s*${v1}\\s*$`));
+    await page.locator('#traffic-window').waitFor();
+    await waitText('#history-table tbody tr:first-child', /started/);
+    await waitText(`#versions-table tr[data-version="${v3}"]`, /Canary 50%/);
+    // The app page with a canary running: axe, a screenshot, and at phone
+    // size no horizontal overflow.
+    await shot('app-canary');
+    const minor = await axeCheck('app-canary');
+    console.log(`    app-canary: ${OUT}/app-canary.png, axe clean${minor ? ` (${minor} minor/moderate)` : ''}`);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot('phone-app-canary');
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    if (width > 390) throw new Error(`phone-app-canary: the page is ${width} px wide at a 390 px viewport`);
+
+    const ended = () => page.locator('#history-table tr[data-action="ended"]').count();
+    const endedBefore = await ended();
+    const button = page.locator('main').getByRole('button', { name: 'Stop canary' });
+    await button.click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    const focusInside = await page.evaluate(() => !!document.activeElement?.closest('dialog[open]'));
+    if (!focusInside) throw new Error('focus did not move into the confirmation dialog');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    const still = (await page.locator('#traffic-canary').textContent()).trim();
+    if (!still.includes(`version ${v3} · 50%`)) throw new Error(`Escape did not cancel: the canary shows "${still}"`);
+    const report = await api(`/v1/apps/${APP}/traffic`);
+    if (!report.canary || report.canary.version !== v3) throw new Error(`Escape did not cancel: the node reports ${JSON.stringify(report.canary)}`);
+    await button.click();
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Stop canary' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    await waitText('#app-status', new RegExp(`serves version ${v1} alone`));
+    await waitText('#traffic-canary', /^\s*none/);
+    await page.waitForFunction((n) => document.querySelectorAll('#history-table tr[data-action="ended"]').length === n + 1, endedBefore);
+    await waitText('#history-table tbody tr:first-child', /ended/);
+    if (await page.locator('main').getByRole('button', { name: 'Stop canary' }).count()) throw new Error('"Stop canary" is still offered');
+    await waitText('#live-version', new RegExp(`^\\s*${v1}\\s*$`));
+    await go('#/apps');
+    await waitText(`#apps-table tr[data-app="${APP}"] .canary`, /^\s*–\s*none\s*$/);
+  });
+
+  await run('8. every page: screenshot and axe (no serious or critical violation)', async () => {
     const ready = {
       apps: ['#/apps', '#apps-table'],
       app: [`#/apps/${APP}`, '#versions-table'],
@@ -332,7 +388,7 @@ try {
     };
     if (!failedInvocation) delete ready.invocation;
     for (const [name, [hash, selector]] of Object.entries(ready)) {
-      step = `7. page ${name}`;
+      step = `8. page ${name}`;
       await go(hash);
       await page.locator(selector).first().waitFor();
       if (name === 'logs') {
@@ -366,13 +422,14 @@ try {
     }
   });
 
-  await run('8. phone size: no horizontal overflow, navigation reachable', async () => {
+  await run('9. phone size: no horizontal overflow, navigation reachable', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const [name, hash, selector] of [
       ['phone-apps', '#/apps', '#apps-table'],
+      ['phone-app', `#/apps/${APP}`, '#history-table'],
       ['phone-function', `#/functions/${APP}/web`, '#chart-requests canvas'],
     ]) {
-      step = `8. ${name}`;
+      step = `9. ${name}`;
       await go(hash);
       await page.locator(selector).first().waitFor();
       // Charts take the width they are given (uPlot setSize on resize).
@@ -396,7 +453,7 @@ try {
     await page.setViewportSize({ width: 1280, height: 900 });
   });
 
-  await run('9. keyboard: skip link, navigation, Enter on Functions', async () => {
+  await run('10. keyboard: skip link, navigation, Enter on Functions', async () => {
     await go('#/apps');
     await page.reload();
     await page.locator('#apps-table').waitFor();
@@ -426,7 +483,7 @@ try {
     await waitText('main h1', /^Functions$/);
   });
 
-  await run('10. no console errors or page errors', async () => {
+  await run('11. no console errors or page errors', async () => {
     if (consoleErrors.length) throw new Error(`the browser reported errors:\n  ${consoleErrors.join('\n  ')}`);
   });
 

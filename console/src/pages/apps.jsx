@@ -1,9 +1,15 @@
-// Apps, and one app: its versions, activation and rollback, each version's
+// Apps, and one app: its traffic (a canary beside the live version, its
+// rollout history), its versions, activation and rollback, each version's
 // manifest and capabilities, and the diff between two versions.
 import { useEffect, useState } from 'preact/hooks';
-import { get, localApp, post, v1 } from '../api.js';
+import { get, localApp, post, put, v1 } from '../api.js';
 import { askConfirm, Empty, Messages, PageTitle, TableWrap, useApi } from '../components.jsx';
-import { diffVersions, fmtAgo, fmtBytes, fmtTime, href, jsonText, triggerText } from '../util.js';
+import { diffVersions, fmtAgo, fmtBytes, fmtMs, fmtNum, fmtSeconds, fmtTime, href, jsonText, triggerText } from '../util.js';
+
+/** A canary as `v3 · 50%`. */
+function canaryText(c) {
+  return `v${c.version} · ${c.percent}%`;
+}
 
 export function AppsPage() {
   const apps = useApi((signal) => get(v1('/apps'), { signal }), [], 5000);
@@ -21,6 +27,7 @@ export function AppsPage() {
               <tr>
                 <th scope="col">App</th>
                 <th scope="col">Live version</th>
+                <th scope="col">Canary</th>
                 <th scope="col">Versions</th>
                 <th scope="col">Updated</th>
               </tr>
@@ -34,6 +41,16 @@ export function AppsPage() {
                       <a href={href(['apps', name])}>{name}</a>
                     </th>
                     <td class="live-version">{a.live_version ?? 'none'}</td>
+                    <td class="canary">
+                      {a.canary ? (
+                        canaryText(a.canary)
+                      ) : (
+                        <>
+                          <span aria-hidden="true">–</span>
+                          <span class="visually-hidden">none</span>
+                        </>
+                      )}
+                    </td>
                     <td>{a.versions}</td>
                     <td>
                       <time dateTime={new Date(a.updated_at).toISOString()} title={fmtTime(a.updated_at)}>
@@ -207,9 +224,188 @@ function Diff({ versions }) {
   );
 }
 
+const ACTIONS = {
+  started: ['started', 'badge-idle'],
+  stepped: ['stepped', 'badge-idle'],
+  promoted: ['promoted', 'badge-ok'],
+  rolled_back: ['rolled back', 'badge-error'],
+  ended: ['ended', 'badge-idle'],
+};
+
+function stickyText(sticky) {
+  if (!sticky) return 'no: each request is split on its own';
+  if (sticky.header) return `by the request header ${sticky.header}`;
+  if (sticky.cookie) return `by the cookie ${sticky.cookie}`;
+  return jsonText(sticky);
+}
+
+/** This step's measures of both sides of the split, as a table. */
+function TrafficWindow({ measures: w, canary }) {
+  if (!w) return <Empty>No measures of this step yet.</Empty>;
+  const rows = [
+    ['Stable', w.stable],
+    ['Canary', w.canary],
+  ];
+  const min = canary.policy ? canary.policy.min_requests : null;
+  return (
+    <>
+      <TableWrap label="This step's measures">
+        <table id="traffic-window">
+          <thead>
+            <tr>
+              <th scope="col">Side</th>
+              <th scope="col">Version</th>
+              <th scope="col">Requests</th>
+              <th scope="col">Errors</th>
+              <th scope="col">Error rate</th>
+              <th scope="col">p99</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map(([side, m]) => (
+              <tr key={side} data-side={side.toLowerCase()}>
+                <th scope="row">{side}</th>
+                <td>{m.version}</td>
+                <td class="num">{fmtNum(m.requests)}</td>
+                <td class="num">{fmtNum(m.errors)}</td>
+                <td class="num">{fmtNum(m.error_percent, 1)} %</td>
+                <td class="num">{fmtMs(m.p99_ms)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableWrap>
+      {min !== null ? (
+        <p class="muted" id="traffic-window-summary">
+          The canary is judged once it has served {fmtNum(min)} requests in a step: {fmtNum(w.canary.requests)} so far in this one.
+        </p>
+      ) : null}
+    </>
+  );
+}
+
+/** The app's split: its live version and its canary, with the controls. */
+function Traffic({ report, busy, onPromote, onStop }) {
+  const c = report.canary;
+  const p = c && c.policy;
+  return (
+    <section class="card" id="traffic" aria-labelledby="traffic-title">
+      <h2 id="traffic-title">Traffic</h2>
+      <dl class="pairs">
+        <dt>Live version</dt>
+        <dd id="traffic-live">{report.live_version ?? 'none'}</dd>
+        <dt>Canary</dt>
+        <dd id="traffic-canary">
+          {c ? (
+            <>
+              version {c.version} · <strong>{c.percent}%</strong> of requests
+              <span class="muted"> (the live version serves {100 - c.percent}%)</span>
+            </>
+          ) : (
+            'none: the live version serves every request'
+          )}
+        </dd>
+        {c ? (
+          <>
+            <dt>Next steps</dt>
+            <dd>
+              {c.steps && c.steps.length
+                ? `${c.steps.map((s) => `${s}%`).join(' → ')}${c.steps.includes(100) ? ' (100% promotes it)' : ''}`
+                : `none: it stays at ${c.percent}% until the split is changed`}
+            </dd>
+            <dt>Step interval</dt>
+            <dd>{fmtSeconds(c.interval_ms / 1000)}</dd>
+            <dt>This step began</dt>
+            <dd>
+              <time dateTime={new Date(c.since).toISOString()} title={fmtTime(c.since)}>
+                {fmtAgo(c.since)}
+              </time>
+            </dd>
+            <dt>Sticky</dt>
+            <dd>{stickyText(c.sticky)}</dd>
+            <dt>Rollback policy</dt>
+            <dd>
+              {p
+                ? `rolled back when its error rate is more than ${fmtNum(p.max_error_rate_increase, 2)} percentage points above the stable version's, or its p99 more than ${fmtNum(p.max_p99_ratio, 2)} times the stable version's; judged after ${fmtNum(p.min_requests)} requests in a step`
+                : '—'}
+            </dd>
+          </>
+        ) : null}
+      </dl>
+      {c ? (
+        <>
+          <h3 id="traffic-window-title">This step</h3>
+          <TrafficWindow measures={report.window} canary={c} />
+          <div class="actions">
+            <button type="button" class="primary" onClick={onPromote} disabled={busy}>
+              Promote canary
+            </button>
+            <button type="button" class="danger" onClick={onStop} disabled={busy}>
+              Stop canary
+            </button>
+          </div>
+        </>
+      ) : null}
+    </section>
+  );
+}
+
+/** What happened to the app's traffic, newest first. */
+function RolloutHistory({ history }) {
+  const rows = [...(history || [])].reverse();
+  return (
+    <section aria-labelledby="history-title">
+      <h2 id="history-title">Rollout history</h2>
+      {rows.length ? (
+        <>
+          <p class="muted">Newest first.</p>
+          <TableWrap label="Rollout history, newest first">
+            <table id="history-table">
+              <thead>
+                <tr>
+                  <th scope="col">Time</th>
+                  <th scope="col">Action</th>
+                  <th scope="col">Stable</th>
+                  <th scope="col">Canary</th>
+                  <th scope="col">Share</th>
+                  <th scope="col">By</th>
+                  <th scope="col">Reason</th>
+                </tr>
+              </thead>
+              <tbody>
+                {rows.map((e, i) => {
+                  const [label, badge] = ACTIONS[e.action] || [String(e.action), 'badge-idle'];
+                  return (
+                    <tr key={`${e.at}-${e.action}-${i}`} data-action={e.action}>
+                      <th scope="row">
+                        <time dateTime={new Date(e.at).toISOString()}>{fmtTime(e.at)}</time>
+                      </th>
+                      <td>
+                        <span class={`badge ${badge}`}>{label}</span>
+                      </td>
+                      <td>{e.stable}</td>
+                      <td>{e.canary}</td>
+                      <td class="num">{e.percent}%</td>
+                      <td class="wrap">{e.by}</td>
+                      <td class="wrap">{e.reason}</td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </TableWrap>
+        </>
+      ) : (
+        <Empty>No canary has run for this app yet.</Empty>
+      )}
+    </section>
+  );
+}
+
 export function AppPage({ app }) {
   const detail = useApi((signal) => get(v1(`/apps/${encodeURIComponent(app)}`), { signal }), [app], 10000);
   const versions = useApi((signal) => get(v1(`/apps/${encodeURIComponent(app)}/versions`), { signal }), [app], 10000);
+  const traffic = useApi((signal) => get(v1(`/apps/${encodeURIComponent(app)}/traffic`), { signal }), [app], 10000);
   const [status, setStatus] = useState('');
   const [actionError, setActionError] = useState('');
   const [busy, setBusy] = useState(false);
@@ -217,17 +413,22 @@ export function AppPage({ app }) {
   const list = versions.data || [];
   const live = d ? d.live_version : null;
   const earlier = list.some((v) => live !== null && v.version < live);
+  const t = traffic.data;
+  const canary = t ? t.canary : d ? d.canary : null;
 
-  const act = async (confirmation, path, done) => {
+  // `send` makes the change once confirmed; then every part of the page
+  // is read again.
+  const act = async (confirmation, send, done) => {
     if (!(await askConfirm(confirmation))) return;
     setBusy(true);
     setActionError('');
     setStatus('');
     try {
-      const r = await post(v1(path));
+      const r = await send();
       setStatus(done(r));
       detail.reload();
       versions.reload();
+      traffic.reload();
     } catch (e) {
       setActionError(e.message);
     } finally {
@@ -242,7 +443,7 @@ export function AppPage({ app }) {
         confirmLabel: 'Roll back',
         danger: true,
       },
-      `/apps/${encodeURIComponent(app)}/rollback`,
+      () => post(v1(`/apps/${encodeURIComponent(app)}/rollback`)),
       (r) => `Rolled back: ${app} is live at version ${r.live_version}.`,
     );
   const activate = (n) =>
@@ -252,8 +453,35 @@ export function AppPage({ app }) {
         message: `Version ${n} of ${app} becomes live at once, replacing version ${live ?? 'none'}.`,
         confirmLabel: `Activate version ${n}`,
       },
-      `/apps/${encodeURIComponent(app)}/versions/${n}/activate`,
+      () => post(v1(`/apps/${encodeURIComponent(app)}/versions/${n}/activate`)),
       (r) => `${app} is live at version ${r.live_version}.`,
+    );
+  // One version at 100 % ends the canary: the canary itself (promoted) or
+  // the live one (ended).
+  const split = (version) => () =>
+    put(v1(`/apps/${encodeURIComponent(app)}/traffic`), { json: { split: [{ version, percent: 100 }] } });
+  const promote = () =>
+    canary &&
+    act(
+      {
+        title: `Promote version ${canary.version}?`,
+        message: `Version ${canary.version} of ${app} becomes live and serves every request, replacing version ${live ?? 'none'}; the canary ends.`,
+        confirmLabel: 'Promote canary',
+      },
+      split(canary.version),
+      (r) => `Promoted: ${app} is live at version ${r.live_version}.`,
+    );
+  const stop = () =>
+    canary &&
+    act(
+      {
+        title: `Stop the canary of ${app}?`,
+        message: `Version ${canary.version} stops serving its ${canary.percent}% of requests; version ${live ?? 'none'} serves them all.`,
+        confirmLabel: 'Stop canary',
+        danger: true,
+      },
+      split(live),
+      (r) => `Canary stopped: ${app} serves version ${r.live_version} alone.`,
     );
 
   return (
@@ -262,7 +490,7 @@ export function AppPage({ app }) {
         <a href="#/apps">Apps</a> / {app}
       </p>
       <PageTitle>App {app}</PageTitle>
-      <Messages error={actionError || detail.error || versions.error} info={status} id="app-status" />
+      <Messages error={actionError || detail.error || versions.error || traffic.error} info={status} id="app-status" />
       {d ? (
         <div class="card">
           <dl class="pairs summary">
@@ -285,6 +513,14 @@ export function AppPage({ app }) {
       ) : detail.loading ? (
         <p>Loading…</p>
       ) : null}
+      {t ? (
+        <>
+          <Traffic report={t} busy={busy} onPromote={promote} onStop={stop} />
+          <RolloutHistory history={t.history} />
+        </>
+      ) : traffic.loading ? (
+        <p>Loading traffic…</p>
+      ) : null}
       {list.length ? (
         <section>
           <h2 id="versions-title">Versions</h2>
@@ -304,7 +540,15 @@ export function AppPage({ app }) {
                   <tr key={v.version} data-version={v.version} class={v.live ? 'is-live' : ''}>
                     <th scope="row">{v.version}</th>
                     <td>{fmtTime(v.created_at)}</td>
-                    <td>{v.live ? <span class="badge badge-ok">Live</span> : <span class="muted">inactive</span>}</td>
+                    <td>
+                      {v.live ? (
+                        <span class="badge badge-ok">Live</span>
+                      ) : canary && canary.version === v.version ? (
+                        <span class="badge badge-warn">Canary {canary.percent}%</span>
+                      ) : (
+                        <span class="muted">inactive</span>
+                      )}
+                    </td>
                     <td>{v.functions.map((f) => f.name).join(', ')}</td>
                     <td>
                       {v.live ? null : (

@@ -66,6 +66,7 @@ pub struct DeployParams {
     /// Serve the version as a canary with this share of the app's
     /// requests (1 to 99 percent) beside the live version, which stays
     /// live; it is judged against it and rolled back on a breach.
+    #[param(minimum = 1, maximum = 99)]
     canary: Option<u8>,
     /// The canary's later shares, comma-separated ("50,100"): one per
     /// interval without a breach; 100 promotes it.

@@ -18,6 +18,7 @@ use stratus_storage::Role;
 use crate::access::access;
 use crate::common::{MAX_LIMIT, SPAN_PATTERN};
 use crate::tokens::LIFETIME_PATTERN;
+use crate::traffic::STEPS_PATTERN;
 
 /// An app's, namespace's or function's name ([`stratus_manifest::NAME_RULE`]).
 pub(crate) const NAME_PATTERN: &str = "^[a-z][a-z0-9-]{0,62}$";
@@ -84,6 +85,11 @@ fn bodies(doc: &mut Value) {
         (
             "/components/schemas/CreateToken/properties/expires/pattern",
             json!(LIFETIME_PATTERN),
+        ),
+        // A canary's steps are shares in percent.
+        (
+            "/components/schemas/TrafficBody/properties/steps/items",
+            json!({"type": "integer", "minimum": 1, "maximum": 100}),
         ),
         // A form of exactly these parts.
         (
@@ -177,6 +183,7 @@ pub(crate) fn grammar(path: &str, location: &str, name: &str) -> Option<Value> {
             {"type": "string", "pattern": SPAN_PATTERN},
             {"type": "string", "format": "date-time"},
         ]}),
+        ("query", "steps") => pattern(STEPS_PATTERN),
         ("query", "limit") => json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
         ("query", "min_duration_ms") => {
             json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})

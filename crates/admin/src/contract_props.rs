@@ -15,6 +15,7 @@ use crate::contract::{
     FUNCTION_PATTERN, ID_PATTERN, NAME_PATTERN, PATH_PATTERN, QUEUE_PATTERN, SECRET_NAME_PATTERN,
 };
 use crate::tokens::{LIFETIME_PATTERN, lifetime};
+use crate::traffic::STEPS_PATTERN;
 
 /// What a grammar is called, its pattern, and the node's check.
 type Grammar = (&'static str, &'static str, fn(&str) -> bool);
@@ -37,6 +38,7 @@ fn grammars() -> Vec<Grammar> {
         ),
         ("span", SPAN_PATTERN, |s| parse_span(s).is_some()),
         ("lifetime", LIFETIME_PATTERN, |s| lifetime(s).is_some()),
+        ("steps", STEPS_PATTERN, crate::traffic::valid_steps),
         ("path", PATH_PATTERN, crate::invocations::valid_path),
         (
             "invocation id",

@@ -259,6 +259,24 @@ fn families(state: &MetricsState) -> Vec<Family> {
         "Live functions whose compiled code is in memory",
         count(live.resident),
     ));
+    let mut canaries = Family {
+        name: "canary_share_percent",
+        help: "Each running canary's share of its app's requests, by its version (absent when the app has none)",
+        kind: Kind::Gauge,
+        samples: Vec::new(),
+    };
+    for (app, version, percent) in state.node.canaries() {
+        let (namespace, name) = stratus_manifest::split_key(&app);
+        canaries.samples.push(crate::exposition::Sample::new(
+            vec![
+                ("namespace", namespace.to_owned()),
+                ("app", name.to_owned()),
+                ("version", version.to_string()),
+            ],
+            crate::exposition::Number::Int(i64::from(percent)),
+        ));
+    }
+    families.push(canaries);
     // The scaling signal: in flight against capacity, per node.
     let admission = state.node.invoker().admission();
     families.push(Family::gauge(

@@ -16,7 +16,7 @@ use crate::AdminState;
 use crate::apps::AppsState;
 use crate::audit::AuditNote;
 use crate::auth::Principal;
-use crate::common::app_key;
+use crate::common::{app_key, json_object};
 use crate::error::ApiError;
 use crate::model::ErrorBody;
 
@@ -72,27 +72,38 @@ impl CanaryFields {
     }
 }
 
-/// Reads a deploy query's `steps`: shares separated by commas ("50,100").
+/// A deploy query's `steps`: shares in percent (0 to 100, written
+/// plainly), separated by commas.
+pub(crate) const STEPS_PATTERN: &str = "^(100|[1-9]?[0-9])(,(100|[1-9]?[0-9]))*$";
+
+/// Whether `steps` is what [`STEPS_PATTERN`] says.
+pub(crate) fn valid_steps(steps: &str) -> bool {
+    steps.split(',').all(|s| {
+        s.parse::<u8>()
+            .is_ok_and(|n| n <= 100 && s == n.to_string())
+    })
+}
+
+/// Reads a deploy query's `steps` ("50,100"); whether they make a plan
+/// is the control plane's to say.
 pub(crate) fn parse_steps(steps: Option<&str>) -> Result<Vec<u8>, ApiError> {
-    let Some(steps) = steps.filter(|s| !s.is_empty()) else {
+    let Some(steps) = steps else {
         return Ok(Vec::new());
     };
-    steps
-        .split(',')
-        .map(|s| {
-            s.trim().parse::<u8>().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "steps: {s:?} is not a share in percent (steps are like \"50,100\")"
-                ))
-            })
-        })
-        .collect()
+    if !valid_steps(steps) {
+        return Err(ApiError::bad_request(format!(
+            "steps: {steps:?} is not shares in percent separated by commas, like \"50,100\""
+        )));
+    }
+    Ok(steps.split(',').filter_map(|s| s.parse().ok()).collect())
 }
 
 /// One version's share of an app's requests.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SplitEntry {
+    #[schema(minimum = 1)]
     pub version: u32,
+    #[schema(minimum = 0, maximum = 100)]
     pub percent: u8,
 }
 
@@ -102,6 +113,7 @@ pub struct SplitEntry {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrafficBody {
+    #[schema(min_items = 1, max_items = 2)]
     pub split: Vec<SplitEntry>,
     /// Shares the canary moves to, one per interval without a breach;
     /// 100 promotes it. None: it stays at its share.
@@ -125,7 +137,8 @@ pub struct TrafficBody {
 
 /// The app's split, its canary with this node's measure of the current
 /// step, and its rollouts' history.
-#[utoipa::path(get, tag = "handlers", path = "/v1/apps/{app}/traffic", params(("app" = String, Path)),
+#[utoipa::path(get, tag = "handlers", path = "/v1/apps/{app}/traffic", operation_id = "show_traffic",
+    params(("app" = String, Path)),
     responses((status = 200, body = TrafficReport), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn show(
@@ -139,9 +152,11 @@ pub async fn show(
 
 /// Sets the split between versions: makes one version live alone, or
 /// starts or changes a canary beside the live one.
-#[utoipa::path(put, tag = "handlers", path = "/v1/apps/{app}/traffic", params(("app" = String, Path)),
+#[utoipa::path(put, tag = "handlers", path = "/v1/apps/{app}/traffic", operation_id = "set_traffic",
+    params(("app" = String, Path)),
     request_body = TrafficBody,
-    responses((status = 200, body = TrafficReport), (status = 404, body = ErrorBody),
+    responses((status = 200, body = TrafficReport), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn set(
@@ -149,9 +164,10 @@ pub async fn set(
     Extension(namespace): Extension<Namespace>,
     Extension(principal): Extension<Principal>,
     Path(app): Path<String>,
-    Json(body): Json<TrafficBody>,
+    body: axum::body::Bytes,
 ) -> Result<(Extension<AuditNote>, Json<TrafficReport>), ApiError> {
     let app = app_key(&namespace, &app)?;
+    let body: TrafficBody = json_object(&body, "a traffic split")?;
     let split: Vec<(u32, u8)> = body.split.iter().map(|e| (e.version, e.percent)).collect();
     let fields = CanaryFields {
         steps: body.steps,

@@ -946,3 +946,62 @@ async fn a_token_made_through_one_node_works_on_every_node_until_revoked() {
         );
     }
 }
+
+/// How long until every one of 20 requests to `path` on `node` is
+/// answered 200 by `version`; or, with `some`, until one of them is.
+async fn answered_by(node: &Server, path: &str, version: &str, some: bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        let mut hits = 0;
+        for user in 0..20 {
+            let response = node
+                .http
+                .get(format!("{}{path}", node.gateway))
+                .header("x-user", format!("user-{user}"))
+                .send()
+                .await
+                .unwrap();
+            let answered = response
+                .headers()
+                .get("x-stratus-version")
+                .is_some_and(|v| v == version);
+            if response.status() == 200 && answered {
+                hits += 1;
+            }
+        }
+        if (some && hits > 0) || hits == 20 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{path} on {} is answered by v{version} {hits} times in 20",
+            node.gateway
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_canary_started_through_one_node_splits_traffic_on_every_node() {
+    let cluster = Cluster::new();
+    let (one, two) = (cluster.node(), cluster.node());
+    one.deploy(shop("v1").path());
+    answered_by(&two, "/shop/x", "1", false).await;
+    let out = one.cli(&[
+        "deploy",
+        shop("v2").path().to_str().unwrap(),
+        "--canary",
+        "50",
+        "--sticky-header",
+        "x-user",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The other node serves the split too (the same users on each side).
+    answered_by(&two, "/shop/x", "2", true).await;
+    let shown = stdout(&two.cli(&["traffic", "shop"]));
+    assert!(shown.contains("canary v2 at 50%"), "{shown}");
+    // Promoted through the other node: the first serves v2 alone.
+    let out = two.cli(&["traffic", "shop", "v2=100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    answered_by(&one, "/shop/x", "2", false).await;
+}

@@ -447,3 +447,93 @@ async fn a_deploy_prints_its_capability_gains_and_a_strict_one_fails_on_any() {
     );
     assert_eq!(response.text().await.unwrap(), "v2");
 }
+
+/// The canary loop through the CLI: `deploy --canary` serves a failing
+/// version beside the live one, `stratus traffic` shows it, the node rolls
+/// it back by itself and `traffic` says why; `traffic APP vN=100` promotes
+/// by hand.
+#[tokio::test]
+async fn a_failing_canary_is_rolled_back_and_the_cli_shows_why() {
+    let server = Server::start();
+    server.deploy(versioned("1").path());
+    let failing = testbed_app(
+        "shop",
+        "cart",
+        &["/cart/..."],
+        "env = { WHO = \"v2\", FAIL_PERCENT = \"50\" }",
+    );
+    let out = server.cli(&[
+        "deploy",
+        failing.path().to_str().unwrap(),
+        "--canary",
+        "40",
+        "--steps",
+        "100",
+        "--interval",
+        "1h",
+        "--min-requests",
+        "20",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("a canary: 40% of requests"),
+        "{}",
+        stdout(&out)
+    );
+    let shown = stdout(&server.cli(&["traffic", "shop"]));
+    assert!(
+        shown.contains("shop: v1 live, canary v2 at 40% (then 100% every 3600 s)"),
+        "{shown}"
+    );
+    let apps = stdout(&server.cli(&["apps"]));
+    assert!(apps.contains("v2 40%"), "{apps}");
+
+    // Traffic until the node rolls it back; the stable version never fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        for _ in 0..20 {
+            let response = server.get("/cart/x").await;
+            if response.headers()["x-stratus-version"] == "1" {
+                assert_eq!(response.status(), 200);
+            }
+        }
+        let shown = stdout(&server.cli(&["traffic", "shop"]));
+        if shown.contains("no canary") {
+            assert!(shown.contains("rolled_back"), "{shown}");
+            assert!(shown.contains("error rate"), "{shown}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never rolled back: {shown}"
+        );
+    }
+    // The version history says why v2 stopped serving.
+    let versions = stdout(&server.cli(&["versions", "shop"]));
+    assert!(versions.contains("rolled_back: error rate"), "{versions}");
+    // A split by hand, then v2 alone: promoted.
+    let out = server.cli(&[
+        "traffic",
+        "shop",
+        "v1=80",
+        "v2=20",
+        "--sticky-cookie",
+        "uid",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("sticky by cookie uid"),
+        "{}",
+        stdout(&out)
+    );
+    let out = server.cli(&["traffic", "shop", "v2=100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("shop: v2 live, no canary"),
+        "{}",
+        stdout(&out)
+    );
+    let bad = server.cli(&["traffic", "shop", "v1=70", "v2=20"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("add up to 100"), "{}", stderr(&bad));
+}

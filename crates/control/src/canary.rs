@@ -317,6 +317,17 @@ impl Node {
         ))
     }
 
+    /// Serves `set`, the window of `app`'s canary (if it has one) starting
+    /// now: measured from when the step began serving, not from whenever
+    /// it is first looked at.
+    fn serve_split(&self, app: &str, set: stratus_invoke::LiveSet) {
+        self.invoker.activate(set);
+        let canary = self.invoker.live().canary(app).map(|c| c.plan.clone());
+        if let Some(canary) = canary {
+            self.window(app, &canary);
+        }
+    }
+
     /// Sets a split by hand: one version at 100 makes it live alone (ending
     /// any canary); two versions make the live one (or else the larger
     /// share) stable and the other its canary at its share.
@@ -407,7 +418,7 @@ impl Node {
             .set_traffic(app, live, traffic)
             .await
             .map_err(|e| not_found(e, app))?;
-        self.invoker.activate(set);
+        self.serve_split(app, set);
         drop(serialized);
         tracing::info!(app, stable, canary = ?canary, "traffic split set");
         self.traffic(app).await
@@ -456,7 +467,7 @@ impl Node {
             .set_traffic(app, None, traffic)
             .await
             .map_err(|e| not_found(e, app))?;
-        self.invoker.activate(set);
+        self.serve_split(app, set);
         Ok(())
     }
 
@@ -520,7 +531,7 @@ impl Node {
             .live()
             .with_canary(app, route)
             .map_err(ControlError::RouteConflict)?;
-        self.invoker.activate(set);
+        self.serve_split(app, set);
         Ok(())
     }
 
@@ -607,7 +618,7 @@ impl Node {
             .set_traffic(app, new_live, traffic)
             .await
             .map_err(|e| not_found(e, app))?;
-        self.invoker.activate(set);
+        self.serve_split(app, set);
         tracing::info!(
             app,
             canary = judged.version,

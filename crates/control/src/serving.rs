@@ -45,6 +45,17 @@ impl Node {
         functions
     }
 
+    /// Each running canary: its app, version and share of requests.
+    pub fn canaries(&self) -> Vec<(String, u32, u8)> {
+        let live = self.invoker.live();
+        let mut canaries: Vec<_> = live
+            .canaries()
+            .map(|(app, c)| (app.clone(), c.version, c.plan.percent))
+            .collect();
+        canaries.sort();
+        canaries
+    }
+
     pub fn live_counts(&self) -> LiveCounts {
         let live = self.invoker.live();
         LiveCounts {

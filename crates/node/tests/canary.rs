@@ -77,6 +77,16 @@ async fn set_traffic(
     .await
 }
 
+async fn node_metrics(node: &Stratus) -> String {
+    use tower::ServiceExt;
+    let request = Request::get("/metrics")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = node.admin().oneshot(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
 async fn neighbour_answers(node: &Stratus) {
     let (status, body) = get(node, "/neighbour/x").await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "testbed"));
@@ -97,6 +107,13 @@ async fn a_canary_failing_30_percent_is_rolled_back_and_no_stable_request_fails(
     assert_eq!(
         (v2["version"].as_u64(), v2["canary_percent"].as_u64()),
         (Some(2), Some(30))
+    );
+    let metrics = node_metrics(&node).await;
+    assert!(
+        metrics.contains(
+            "stratus_canary_share_percent{namespace=\"default\",app=\"shop\",version=\"2\"} 30"
+        ),
+        "{metrics}"
     );
     let (_, app) = admin_call(&node, TOKEN, Method::GET, "/v1/apps/shop", "", Bytes::new()).await;
     assert_eq!(app["live_version"], 1, "{app}");
@@ -154,6 +171,11 @@ async fn a_canary_failing_30_percent_is_rolled_back_and_no_stable_request_fails(
         "{last}"
     );
 
+    assert!(
+        !node_metrics(&node)
+            .await
+            .contains("stratus_canary_share_percent")
+    );
     // Only the stable version answers now, and the decision is audited.
     for _ in 0..30 {
         assert_eq!(call(&node, "/shop/x", &[]).await, (StatusCode::OK, 1));

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use reqwest::Method;
 use stratus_admin::model::{ActivateResponse, AppSummary, VersionSummary};
 
-use crate::args::{ClientOpts, DeleteArgs, ListArgs, RollbackArgs, VersionsArgs};
+use stratus_control::TrafficReport;
+
+use crate::args::{ClientOpts, DeleteArgs, Format, ListArgs, RollbackArgs, VersionsArgs};
 use crate::client::{Client, read_json};
 use crate::output;
 
@@ -39,23 +41,52 @@ pub async fn versions(opts: &ClientOpts, args: VersionsArgs) -> anyhow::Result<E
     let client = Client::new(opts)?;
     let path = format!("/v1/apps/{}/versions", segment(&args.app));
     let versions: Vec<VersionSummary> = client.get_json(&path).await?;
+    // The rollouts say why a version serves a share, or stopped.
+    let traffic: Option<TrafficReport> = match (args.format, versions.is_empty()) {
+        (Format::Table, false) => Some(
+            client
+                .get_json(&format!("/v1/apps/{}/traffic", segment(&args.app)))
+                .await?,
+        ),
+        _ => None,
+    };
+    let serves = |version: u32, live: bool| match traffic.as_ref().and_then(|t| t.canary.as_ref()) {
+        _ if live => "*".to_owned(),
+        Some(c) if c.version == version => format!("canary {}%", c.percent),
+        _ => String::new(),
+    };
+    let last_rollout = |version: u32| {
+        traffic
+            .as_ref()
+            .and_then(|t| t.history.iter().rev().find(|e| e.canary == version))
+            .map_or_else(String::new, |e| {
+                format!("{}: {}", e.action.as_str(), e.reason)
+            })
+    };
     output::print(
         args.format,
         &versions,
-        &["VERSION", "LIVE", "CREATED (UTC)", "FUNCTIONS"],
+        &[
+            "VERSION",
+            "LIVE",
+            "CREATED (UTC)",
+            "FUNCTIONS",
+            "LAST ROLLOUT",
+        ],
         || {
             versions
                 .iter()
                 .map(|v| {
                     vec![
                         v.version.to_string(),
-                        if v.live { "*" } else { "" }.to_string(),
+                        serves(v.version, v.live),
                         output::timestamp(v.created_at),
                         v.functions
                             .iter()
                             .map(|f| f.name.as_str())
                             .collect::<Vec<_>>()
                             .join(", "),
+                        last_rollout(v.version),
                     ]
                 })
                 .collect()
