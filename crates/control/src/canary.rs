@@ -295,19 +295,16 @@ impl Node {
         let tried = serving.functions().first()?.clone();
         let (stable_now, tried_now) = (stable.outcomes.read(), tried.outcomes.read());
         let mut starts = self.canary_steps.lock().ok()?;
-        let start = starts.entry(app.to_owned()).or_insert_with(|| StepStart {
+        let begun = || StepStart {
             canary: canary.version,
             since: canary.since,
             stable: stable_now.clone(),
             canary_read: tried_now.clone(),
-        });
+        };
+        let start = starts.entry(app.to_owned()).or_insert_with(begun);
+        // Another canary, or another step of it: a new window.
         if start.canary != canary.version || start.since != canary.since {
-            *start = StepStart {
-                canary: canary.version,
-                since: canary.since,
-                stable: stable_now.clone(),
-                canary_read: tried_now.clone(),
-            };
+            *start = begun();
         }
         Some((
             stable_now.since(&start.stable),

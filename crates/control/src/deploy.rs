@@ -129,13 +129,14 @@ impl Node {
         upload: Upload,
         policy: DeployPolicy,
     ) -> Result<DeployReport, ControlError> {
+        // A plan that cannot run is refused before anything is compiled.
+        if let Some(plan) = &policy.canary {
+            plan.check()?;
+        }
         // Parsing and checking are linear in a manifest of at most
         // MAX_MANIFEST_SIZE, yet still CPU work that a client decides on:
         // like compiling, it runs on the blocking pool, not on the async
         // workers that serve requests.
-        if let Some(plan) = &policy.canary {
-            plan.check()?;
-        }
         let upload = Arc::new(upload);
         let max_memory = self.runtime.config().max_memory;
         let checked = upload.clone();

@@ -396,7 +396,7 @@ async fn bad_splits_and_canaries_are_refused_with_nothing_changed() {
         ),
         (
             serde_json::json!([{"version": 2, "percent": 300}]),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::BAD_REQUEST,
             "a share past a byte",
         ),
     ] {
