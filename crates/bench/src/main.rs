@@ -57,6 +57,14 @@ struct Args {
     /// the default variant, to compare two builds in one run.
     #[arg(long)]
     baseline: Option<std::path::PathBuf>,
+    /// Measure this component instead of the hello example (it must
+    /// export `wasi:http/incoming-handler` and import nothing `wasmtime
+    /// serve` lacks), e.g. a Python or JavaScript function.
+    #[arg(long)]
+    component: Option<std::path::PathBuf>,
+    /// The memory cap of the function under load (with --component).
+    #[arg(long, default_value = "16MiB", requires = "component")]
+    memory: String,
     #[command(subcommand)]
     mode: Option<Mode>,
 }
@@ -144,6 +152,10 @@ fn main() -> anyhow::Result<()> {
     // workspace's Cargo.toml): ring, installed before any client.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
+    if let Some(component) = &args.component {
+        targets::set_component(component.clone(), args.memory.clone())?;
+        println!("component under load: {}", component.display());
+    }
     match args.mode {
         Some(Mode::RawHyper) => return raw::serve(),
         Some(Mode::Capabilities) => return capabilities_tables(&args),

@@ -43,7 +43,32 @@ pub fn test_component(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The component under load and its memory cap, when not the hello
+/// example (`--component`, `--memory`): set once, before any target starts.
+static UNDER_TEST: std::sync::OnceLock<(PathBuf, String)> = std::sync::OnceLock::new();
+
+/// Measures `component` with `memory` (e.g. "64MiB") instead of hello.
+pub fn set_component(component: PathBuf, memory: String) -> anyhow::Result<()> {
+    if !component.exists() {
+        bail!("{} is missing", component.display());
+    }
+    UNDER_TEST
+        .set((component, memory))
+        .map_err(|_| anyhow::anyhow!("the component under test is set once"))
+}
+
+/// The memory cap of the function under load.
+pub fn function_memory() -> String {
+    UNDER_TEST
+        .get()
+        .map_or_else(|| "16MiB".to_owned(), |(_, memory)| memory.clone())
+}
+
+/// The component under load: the hello example unless `--component`.
 pub fn hello_component() -> anyhow::Result<PathBuf> {
+    if let Some((component, _)) = UNDER_TEST.get() {
+        return Ok(component.clone());
+    }
     let path = repo_root().join("examples/target/wasm32-wasip2/release/hello.wasm");
     if !path.exists() {
         bail!(
@@ -179,8 +204,9 @@ impl StratusNode {
         std::fs::write(
             app.join("stratus.toml"),
             format!(
-                "[app]\nname = \"hello\"\n\n[[function]]\nname = \"hello\"\ncomponent = \"{}\"\nroutes = [\"/hello\"]\nmemory = \"16MiB\"\nreuse = {}\n{function_toml}\n",
+                "[app]\nname = \"hello\"\n\n[[function]]\nname = \"hello\"\ncomponent = \"{}\"\nroutes = [\"/hello\"]\nmemory = \"{}\"\nreuse = {}\n{function_toml}\n",
                 hello_component()?.display(),
+                function_memory(),
                 variant.reuse
             ),
         )?;
@@ -372,8 +398,11 @@ pub fn measure_instantiate(n: u32) -> anyhow::Result<Instantiation> {
     let cache = tempfile::tempdir()?;
     let runtime = Arc::new(Runtime::new(RuntimeConfig::new(cache.path()))?);
     let (component, _) = runtime.prepare("bench", &bytes)?;
+    let memory: stratus_manifest::ByteSize = function_memory()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--memory: {e}"))?;
     let limits = FunctionLimits {
-        memory: 16 << 20,
+        memory: memory.0,
         timeout: std::time::Duration::from_secs(5),
         outbound: Default::default(),
     };
