@@ -653,15 +653,8 @@ impl Node {
 
     /// Judges every canary each `period` until the node is dropped.
     pub fn spawn_canary_judge(self: &Arc<Self>, period: Duration) {
-        let node = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(period);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let Some(node) = node.upgrade() else { break };
-                node.judge_canaries().await;
-            }
+        self.spawn_every(period, |node| async move {
+            node.judge_canaries().await;
         });
     }
 }

@@ -202,20 +202,33 @@ impl Node {
     /// compiled code of functions idle for `ttl`. Runs until the node is
     /// dropped.
     pub fn spawn_evictor(self: &Arc<Self>, ttl: Duration) {
-        let node = Arc::downgrade(self);
         let period = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
+        self.spawn_every(period, move |node| async move {
+            let live = node.invoker.live();
+            for f in live.functions().chain(live.canary_functions()) {
+                if f.function.evict_if_idle(ttl) {
+                    tracing::debug!(app = %f.app, function = %f.name, "idle: compiled code dropped");
+                }
+            }
+        });
+    }
+
+    /// Runs `round` every `period` (a late round delays the next rather
+    /// than bunching them) until the node is dropped: the task holds the
+    /// node only while a round runs.
+    pub(crate) fn spawn_every<R, F>(self: &Arc<Self>, period: Duration, round: R)
+    where
+        R: Fn(Arc<Node>) -> F + Send + 'static,
+        F: std::future::Future<Output = ()> + Send,
+    {
+        let node = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
                 let Some(node) = node.upgrade() else { break };
-                let live = node.invoker.live();
-                for f in live.functions().chain(live.canary_functions()) {
-                    if f.function.evict_if_idle(ttl) {
-                        tracing::debug!(app = %f.app, function = %f.name, "idle: compiled code dropped");
-                    }
-                }
+                round(node).await;
             }
         });
     }

@@ -14,6 +14,19 @@ use crate::db::{Db, now_ms};
 use crate::error::Sql;
 use crate::records::{find_app, traffic_from_text, version_not_found};
 
+/// Whether the app (by row id) has version `number`.
+fn version_exists(
+    tx: &rusqlite::Transaction<'_>,
+    app_id: i64,
+    number: u32,
+) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM version WHERE app_id = ?1 AND number = ?2)",
+        params![app_id, number],
+        |r| r.get(0),
+    )
+}
+
 /// Ends the app's canary, keeping its history: the live version it was
 /// judged against has changed.
 fn end_canary(tx: &rusqlite::Transaction<'_>, app_id: i64) -> rusqlite::Result<()> {
@@ -135,14 +148,7 @@ impl Db {
         let action = || format!("making version {number} of app \"{app}\" live");
         let tx = conn.transaction().sql(action)?;
         let (app_id, _) = find_app(&tx, app)?;
-        let exists: bool = tx
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM version WHERE app_id = ?1 AND number = ?2)",
-                params![app_id, number],
-                |r| r.get(0),
-            )
-            .sql(action)?;
-        if !exists {
+        if !version_exists(&tx, app_id, number).sql(action)? {
             return Err(version_not_found(app, number));
         }
         tx.execute(
@@ -171,14 +177,7 @@ impl Db {
             .iter()
             .chain(traffic.canary.as_ref().map(|c| &c.version))
         {
-            let exists: bool = tx
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM version WHERE app_id = ?1 AND number = ?2)",
-                    params![app_id, number],
-                    |r| r.get(0),
-                )
-                .sql(action)?;
-            if !exists {
+            if !version_exists(&tx, app_id, *number).sql(action)? {
                 return Err(version_not_found(app, *number));
             }
         }
