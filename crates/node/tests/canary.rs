@@ -77,6 +77,19 @@ async fn set_traffic(
     .await
 }
 
+/// Waits until the node serves no canary: the store says a decision a
+/// moment before the live set serves it.
+async fn canary_gone(node: &Stratus) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node_metrics(node)
+        .await
+        .contains("stratus_canary_share_percent")
+    {
+        assert!(Instant::now() < deadline, "the canary still serves");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn node_metrics(node: &Stratus) -> String {
     use tower::ServiceExt;
     let request = Request::get("/metrics")
@@ -234,6 +247,7 @@ async fn a_healthy_canary_steps_up_and_is_promoted_with_every_request_answered()
         assert!(Instant::now() < deadline, "never promoted: {report}");
     }
     assert!(seen[1] > 0 && seen[2] > 0, "{seen:?}");
+    canary_gone(&node).await;
     for _ in 0..20 {
         assert_eq!(call(&node, "/shop/x", &[]).await, (StatusCode::OK, 2));
     }
@@ -476,4 +490,63 @@ async fn token(node: &Stratus, namespace: Option<&str>, role: &str) -> String {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
     made["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_delivered_by_the_stable_version_while_a_canary_runs() {
+    let (node, _dir) = node().await;
+    let consumer = "triggers = [{ queue = \"jobs\" }]";
+    deploy(&node, "shop", consumer, "").await;
+    deploy(
+        &node,
+        "shop",
+        &format!("{consumer}\nenv = {{ WHO = \"v2\" }}"),
+        "?canary=99",
+    )
+    .await;
+    // The canary takes nearly every request...
+    let mut answered = [0; 3];
+    for _ in 0..20 {
+        let (status, version) = call(&node, "/shop/x", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        answered[version as usize] += 1;
+    }
+    assert!(answered[2] >= 15, "{answered:?}");
+    // ...and no event.
+    let delivering = node.dispatcher().spawn();
+    for n in 0..10 {
+        let (status, body) = admin_call(
+            &node,
+            TOKEN,
+            Method::POST,
+            "/v1/apps/shop/queues/jobs/events",
+            "application/json",
+            format!("{{\"n\": {n}}}"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let path = "/v1/functions/bed/invocations?trigger=event&limit=100";
+        let (status, list) = admin_call(&node, TOKEN, Method::GET, path, "", Bytes::new()).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let versions: Vec<u64> = list["invocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["version"].as_u64().unwrap())
+            .collect();
+        if versions.len() == 10 {
+            assert!(versions.iter().all(|v| *v == 1), "{versions:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of 10 events recorded",
+            versions.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    delivering.abort();
 }
