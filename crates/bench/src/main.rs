@@ -24,6 +24,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+/// The rows the summary compares.
+const FRESH: &str = "Stratus gateway, hello, fresh instance per request (default)";
+const UNMETERED: &str = "Stratus gateway, hello, fresh instance, `--no-metering`";
+const REUSED: &str = "Stratus gateway, hello, `reuse = 128`";
+const RAW: &str = "raw hyper hello world (ceiling)";
+const WASMTIME_FRESH: &str = "wasmtime serve -Scli (fresh instance per request)";
+const WASMTIME_REUSED: &str = "wasmtime serve -Scli --max-instance-reuse-count=128";
+
 /// The row of the `--baseline` build.
 const BASELINE: &str = "baseline build, hello, fresh instance per request (default)";
 
@@ -259,7 +267,7 @@ fn main() -> anyhow::Result<()> {
 
     let variants = [
         (
-            "Stratus gateway, hello, fresh instance per request (default)",
+            FRESH,
             targets::Variant {
                 reuse: 1,
                 metering: true,
@@ -268,7 +276,7 @@ fn main() -> anyhow::Result<()> {
             },
         ),
         (
-            "Stratus gateway, hello, fresh instance, `--no-metering`",
+            UNMETERED,
             targets::Variant {
                 reuse: 1,
                 metering: false,
@@ -295,7 +303,7 @@ fn main() -> anyhow::Result<()> {
             },
         ),
         (
-            "Stratus gateway, hello, `reuse = 128`",
+            REUSED,
             targets::Variant {
                 reuse: 128,
                 metering: true,
@@ -314,19 +322,9 @@ fn main() -> anyhow::Result<()> {
         targets.push((name, node.url.clone(), Box::new(node)));
     }
     let raw = targets::RawHyper::start()?;
-    targets.push((
-        "raw hyper hello world (ceiling)",
-        raw.url.clone(),
-        Box::new(raw),
-    ));
+    targets.push((RAW, raw.url.clone(), Box::new(raw)));
     if let Some(bin) = &args.wasmtime {
-        for (name, reuse) in [
-            ("wasmtime serve -Scli (fresh instance per request)", None),
-            (
-                "wasmtime serve -Scli --max-instance-reuse-count=128",
-                Some(128),
-            ),
-        ] {
+        for (name, reuse) in [(WASMTIME_FRESH, None), (WASMTIME_REUSED, Some(128))] {
             let peer = targets::WasmtimeServe::start(bin, reuse)?;
             targets.push((name, peer.url.clone(), Box::new(peer)));
         }
@@ -407,19 +405,25 @@ fn main() -> anyhow::Result<()> {
             r.errors
         );
     }
-    let rps = |i: usize| rows.get(i).map_or(0.0, |(_, r)| r.rps);
+    // By name: rows were added over time, and a position names another.
+    let rps = |name: &str| {
+        rows.iter()
+            .find(|(row, _)| *row == name)
+            .map_or(0.0, |(_, r)| r.rps)
+    };
     let ratio = |a: f64, b: f64| a / b.max(1.0);
+    let (fresh, unmetered, reused, raw) = (rps(FRESH), rps(UNMETERED), rps(REUSED), rps(RAW));
     println!(
         "\nFresh instance: {:.0}% of raw hyper. With metering and logs: {:.1}% of the throughput without. `reuse = 128`: {:.0}% of raw hyper.",
-        100.0 * ratio(rps(0), rps(3)),
-        100.0 * ratio(rps(0), rps(1)),
-        100.0 * ratio(rps(2), rps(3)),
+        100.0 * ratio(fresh, raw),
+        100.0 * ratio(fresh, unmetered),
+        100.0 * ratio(reused, raw),
     );
     if args.wasmtime.is_some() {
         println!(
             "Against `wasmtime serve`: fresh {:.2}×, reuse {:.2}×.",
-            ratio(rps(0), rps(4)),
-            ratio(rps(2), rps(5))
+            ratio(fresh, rps(WASMTIME_FRESH)),
+            ratio(reused, rps(WASMTIME_REUSED))
         );
     }
     if let Some((_, baseline)) = rows.iter().find(|(name, _)| *name == BASELINE) {
