@@ -429,7 +429,7 @@ fn main() -> anyhow::Result<()> {
     if let Some((_, baseline)) = rows.iter().find(|(name, _)| *name == BASELINE) {
         println!(
             "This build against the baseline build: {:+.1}% requests/s.",
-            100.0 * (ratio(rps(0), baseline.rps) - 1.0)
+            100.0 * (ratio(fresh, baseline.rps) - 1.0)
         );
     }
     println!("\n| one connection, one request at a time | requests/s | p50 | p99 |");
