@@ -671,12 +671,16 @@ mod tests {
         o.read()
     }
 
+    /// A canary whose step began at a fixed time, so that `since + 60 s`
+    /// is the end of every step alike.
     fn canary(steps: Vec<u8>) -> Canary {
-        CanaryPlan {
+        let mut canary = CanaryPlan {
             steps,
             ..CanaryPlan::default()
         }
-        .canary(2)
+        .canary(2);
+        canary.since = 1_700_000_000_000;
+        canary
     }
 
     #[test]
