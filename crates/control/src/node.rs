@@ -301,12 +301,17 @@ impl Node {
         app: &str,
         functions: Vec<Arc<LiveFunction>>,
     ) -> Result<(), ControlError> {
+        let stopped = functions.is_empty();
         let set = self
             .invoker
             .live()
             .with_app(app, functions)
             .map_err(ControlError::RouteConflict)?;
         self.invoker.activate(set);
+        // An app that stops serving leaves no canary window behind.
+        if stopped && let Ok(mut starts) = self.canary_steps.lock() {
+            starts.remove(app);
+        }
         Ok(())
     }
 
