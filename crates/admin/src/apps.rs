@@ -2,6 +2,7 @@
 //! back. Everything here is an operation of the control plane
 //! ([`Node`]); the handlers translate HTTP to it and its errors back.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use stratus_control::{DeployPolicy, Node};
 use stratus_manifest::Namespace;
+use stratus_runtime::Tier;
 
 use crate::AdminState;
 use crate::audit::AuditNote;
@@ -150,12 +152,34 @@ pub async fn list_apps(
     Extension(namespace): Extension<Namespace>,
 ) -> Result<Json<Vec<AppSummary>>, ApiError> {
     let apps = state.node.apps().await?;
+    let tiers = app_tiers(&state.node);
     Ok(Json(
         apps.into_iter()
             .filter(|a| namespace.owns(&a.name))
-            .map(AppSummary::from)
+            .map(|a| {
+                let tier = tiers.get(&a.name).map(|t| t.name().to_owned());
+                AppSummary {
+                    tier,
+                    ..AppSummary::from(a)
+                }
+            })
             .collect(),
     ))
+}
+
+/// Each app's code tier on this node: the lower of its resident live
+/// functions' (baseline while any waits for its optimized code).
+fn app_tiers(node: &Node) -> HashMap<String, Tier> {
+    let mut tiers = HashMap::new();
+    for function in node.live_functions(None) {
+        if let Some(tier) = function.function.tier() {
+            tiers
+                .entry(function.app.clone())
+                .and_modify(|t: &mut Tier| *t = (*t).min(tier))
+                .or_insert(tier);
+        }
+    }
+    tiers
 }
 
 /// Shows an app with the functions and routes of its live version.
@@ -180,8 +204,14 @@ pub async fn show_app(
             .unwrap_or_default(),
         None => Vec::new(),
     };
+    let tier = app_tiers(&state.node)
+        .get(&record.name)
+        .map(|t| t.name().to_owned());
     Ok(Json(AppDetail {
-        app: record.into(),
+        app: AppSummary {
+            tier,
+            ..record.into()
+        },
         functions,
     }))
 }

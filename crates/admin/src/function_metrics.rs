@@ -64,6 +64,11 @@ pub(crate) fn families(functions: &[Arc<LiveFunction>]) -> Vec<Family> {
         "Event deliveries to the function, by how they were settled: handled, retried, dead (a dead letter), busy (put back at capacity)",
         Kind::Counter,
     );
+    let mut tier = family(
+        "function_tier",
+        "1 for the compiler of the code the function serves with: baseline (Winch) until its optimized code (Cranelift) is compiled in the background; absent when scaled to zero",
+        Kind::Gauge,
+    );
     for function in functions {
         let (namespace, app) = split_key(&function.app);
         let labels = || {
@@ -73,6 +78,11 @@ pub(crate) fn families(functions: &[Arc<LiveFunction>]) -> Vec<Family> {
                 ("function", function.name.clone()),
             ]
         };
+        if let Some(code) = function.function.tier() {
+            let mut labels = labels();
+            labels.push(("tier", code.name().to_owned()));
+            tier.samples.push(Sample::new(labels, Number::Int(1)));
+        }
         inflight.samples.push(Sample::new(
             labels(),
             Number::Int(i64::from(function.in_flight())),
@@ -129,7 +139,7 @@ pub(crate) fn families(functions: &[Arc<LiveFunction>]) -> Vec<Family> {
         }
     }
     vec![
-        requests, errors, duration, cold, billed, inflight, limit, outbound, events,
+        requests, errors, duration, cold, billed, inflight, limit, outbound, events, tier,
     ]
 }
 

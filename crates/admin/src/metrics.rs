@@ -119,6 +119,27 @@ fn families(state: &MetricsState) -> Vec<Family> {
     for (name, help, value) in counters {
         counter(name, help, read(value));
     }
+    let tiers = state.node.tier_stats();
+    let counters: [(&str, &str, &AtomicU64); 3] = [
+        (
+            "baseline_compiles",
+            "Components compiled with the baseline compiler (Winch) to serve at once",
+            &tiers.baseline_compiles,
+        ),
+        (
+            "tier_ups",
+            "Components whose optimized code (Cranelift) replaced their baseline code",
+            &tiers.tier_ups,
+        ),
+        (
+            "tier_up_failures",
+            "Optimized compiles in the background that failed (the component keeps its baseline code)",
+            &tiers.tier_up_failures,
+        ),
+    ];
+    for (name, help, value) in counters {
+        counter(name, help, read(value));
+    }
     let capabilities = state.node.capability_stats();
     let counters: [(&str, &str, &AtomicU64); 9] = [
         (
@@ -258,6 +279,16 @@ fn families(state: &MetricsState) -> Vec<Family> {
         "resident_functions",
         "Live functions whose compiled code is in memory",
         count(live.resident),
+    ));
+    families.push(Family::gauge(
+        "baseline_functions",
+        "Live functions serving baseline code (Winch) while their optimized code compiles",
+        count(live.baseline),
+    ));
+    families.push(Family::gauge(
+        "tier_up_queue",
+        "Optimized compiles queued or running in the background",
+        i64::try_from(read(&tiers.queued)).unwrap_or(i64::MAX),
     ));
     let mut canaries = Family {
         name: "canary_share_percent",

@@ -28,6 +28,11 @@ pub struct AppSummary {
     /// The version serving a share of its requests beside the live one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryShare>,
+    /// The code its live functions serve with on this node: `baseline`
+    /// while any of them waits for its optimized code, `optimized` once
+    /// all have it; absent when none is in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
 }
 
 /// A canary's version and its share of the app's requests.
@@ -103,6 +108,9 @@ pub struct DeployedFunction {
     pub stored_new: bool,
     /// True when no compilation was needed (cached native code).
     pub compiled_from_cache: bool,
+    /// `baseline` (Winch code, served while the optimized code compiles in
+    /// the background) or `optimized` (Cranelift code).
+    pub tier: String,
 }
 
 /// Milliseconds spent in each phase of a deploy on the node.
@@ -239,6 +247,7 @@ impl From<AppRecord> for AppSummary {
                 version: c.version,
                 percent: c.percent,
             }),
+            tier: None,
         }
     }
 }
@@ -293,6 +302,7 @@ impl From<stratus_control::DeployReport> for DeployResponse {
                     routes: f.routes,
                     stored_new: f.stored_new,
                     compiled_from_cache: f.compiled_from_cache,
+                    tier: f.tier.to_owned(),
                 })
                 .collect(),
             timings: DeployTimings {
@@ -724,6 +734,10 @@ pub struct FunctionStatus {
     /// `resident` (compiled code in memory) or `scaled_to_zero` (the next
     /// request loads it: a cold start).
     pub state: String,
+    /// The code in memory: `baseline` (Winch, while the optimized code
+    /// compiles in the background) or `optimized` (Cranelift); absent when
+    /// scaled to zero.
+    pub tier: Option<String>,
     /// Never scaled to zero (manifest `min_warm`).
     pub min_warm: bool,
     /// Seconds since a request last began (or the code was loaded).

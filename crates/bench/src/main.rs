@@ -13,6 +13,7 @@ mod cluster;
 mod cluster_events;
 mod density;
 mod events;
+mod first_answer;
 mod load;
 mod nats;
 mod raw;
@@ -93,6 +94,10 @@ enum Mode {
         #[arg(long, default_value = "api")]
         via: String,
     },
+    /// Deploy → first 200 of hello and the Python and JavaScript examples
+    /// on a fresh node, tiered and not, and req/s once optimized code
+    /// serves (`--rounds` nodes each; `--duration` seconds of load).
+    FirstAnswer,
     /// Key-value gets and sets from inside a function (SQLite and Redis),
     /// and what a `.svc` call between functions adds.
     Capabilities,
@@ -167,6 +172,15 @@ fn main() -> anyhow::Result<()> {
     match args.mode {
         Some(Mode::RawHyper) => return raw::serve(),
         Some(Mode::Capabilities) => return capabilities_tables(&args),
+        Some(Mode::FirstAnswer) => {
+            let spec = load::LoadSpec {
+                duration: Duration::from_secs(args.duration),
+                warmup: Duration::from_secs(args.warmup),
+                connections: args.connections,
+                threads: args.threads,
+            };
+            return first_answer::table(args.rounds, &spec);
+        }
         Some(Mode::Cluster {
             deploys,
             nats_server,

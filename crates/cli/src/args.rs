@@ -462,6 +462,12 @@ pub struct NodeOpts {
     /// e.g. "128MiB".
     #[arg(long, default_value = "128MiB", value_parser = bytes)]
     pub compile_max_code: u64,
+    /// Compile every new component with Cranelift before it serves. By
+    /// default it serves at once on code from the faster baseline compiler
+    /// (Winch) and switches to Cranelift's code when that is compiled in the
+    /// background.
+    #[arg(long)]
+    pub no_tiered_compilation: bool,
     /// Largest deploy upload accepted, e.g. "64MiB".
     #[arg(long, default_value = "64MiB", value_parser = bytes)]
     pub max_upload: u64,

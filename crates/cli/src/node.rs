@@ -59,6 +59,7 @@ fn node_config(opts: &NodeOpts, persistent: bool) -> anyhow::Result<NodeConfig> 
             max_functions: opts.compile_max_functions,
             max_code_bytes: opts.compile_max_code,
             timeout: opts.compile_timeout,
+            tiered: !opts.no_tiered_compilation,
         },
         memory_budget: opts.memory_budget,
         idle_ttl: opts.idle_ttl,

@@ -368,6 +368,62 @@ async fn js_counter_increments_atomically_and_reads_config() {
     assert_eq!(status, 405, "{body}");
 }
 
+/// A componentize-js guest cannot serve a second request on one instance
+/// (StarlingMonkey returns from its second `handle` without answering).
+/// With `reuse`, that request must fail at once, not wait for the
+/// function's timeout, and the function then gets a fresh instance per
+/// request: every later request is answered.
+#[tokio::test]
+async fn js_under_reuse_never_holds_a_request() {
+    let _cores = busy().await;
+    if !available(Toolchain::Js) {
+        return;
+    }
+    guest_examples();
+    let dir = tempfile::tempdir().unwrap();
+    let example = repo_root().join("examples/js-counter");
+    std::fs::copy(
+        example.join("js_counter.wasm"),
+        dir.path().join("js_counter.wasm"),
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(example.join("stratus.toml")).unwrap();
+    let manifest: String = manifest
+        .lines()
+        .filter(|l| !l.starts_with("build") && !l.starts_with("timeout"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        dir.path().join("stratus.toml"),
+        format!("{manifest}reuse = 8\ntimeout = \"60s\"\n"),
+    )
+    .unwrap();
+    let server = Server::start();
+    server.deploy(dir.path());
+
+    let mut failures = Vec::new();
+    for i in 0..12 {
+        let started = std::time::Instant::now();
+        let (status, body) = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            server.send("GET", "/js/hello", b""),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("request {i} was held (the function's timeout is 60 s)"));
+        if status != 200 {
+            assert_eq!(status, 502, "{body}");
+            assert!(body.contains("reused instance"), "{body}");
+            failures.push((i, started.elapsed()));
+        }
+    }
+    // One at most: the first reuse fails, and reuse is given up.
+    assert!(
+        failures.len() <= 1,
+        "more than one request failed: {failures:?}"
+    );
+    eprintln!("info: failed requests (index, time): {failures:?}");
+}
+
 /// `stratus up --watch` on a new Rust function: an edit of its source is
 /// rebuilt and served without a restart; a broken edit fails to build,
 /// says so, and the last good version keeps answering.

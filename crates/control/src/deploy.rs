@@ -71,6 +71,9 @@ pub struct DeployedFunction {
     pub stored_new: bool,
     /// True when the compiled code came from the cache.
     pub compiled_from_cache: bool,
+    /// The code it serves with now: `baseline` until its optimized code
+    /// is compiled in the background, then `optimized`.
+    pub tier: &'static str,
 }
 
 /// Milliseconds spent in each deploy phase on the node.
@@ -301,6 +304,7 @@ impl Node {
                 routes: p.spec.routes.iter().map(ToString::to_string).collect(),
                 stored_new: blob.created,
                 compiled_from_cache: *cached,
+                tier: p.component.tier().name(),
             })
             .collect();
 

@@ -410,14 +410,7 @@ impl Node {
                             ))
                         })?;
                     let (component, timings) = runtime
-                        .load(&record.component_sha256, || {
-                            std::fs::read(&file).map_err(|e| {
-                                std::io::Error::new(
-                                    e.kind(),
-                                    format!("cannot read {}: {e}", file.display()),
-                                )
-                            })
-                        })
+                        .load(&record.component_sha256, &file)
                         .map_err(|source| ControlError::Component {
                             function: record.name.clone(),
                             component: spec.component.clone(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use stratus_invoke::LiveFunction;
-use stratus_runtime::{CapabilityStats, ResidencyStats, ResponseBody};
+use stratus_runtime::{CapabilityStats, ResidencyStats, ResponseBody, Tier, TierStats};
 use stratus_storage::{LedgerStats, Trigger};
 
 use crate::node::Node;
@@ -21,6 +21,9 @@ pub struct LiveCounts {
     pub functions: usize,
     /// Functions whose compiled code is loaded (not scaled to zero).
     pub resident: usize,
+    /// Resident functions serving baseline code until their optimized
+    /// code is compiled.
+    pub baseline: usize,
 }
 
 impl Node {
@@ -64,6 +67,10 @@ impl Node {
                 .functions()
                 .filter(|f| f.function.is_resident())
                 .count(),
+            baseline: live
+                .functions()
+                .filter(|f| f.function.tier() == Some(Tier::Baseline))
+                .count(),
         }
     }
 
@@ -93,6 +100,11 @@ impl Node {
     /// Cold and warm starts, evictions, reused instances.
     pub fn residency(&self) -> &ResidencyStats {
         self.runtime.residency()
+    }
+
+    /// Baseline compiles and tier-ups, node-wide.
+    pub fn tier_stats(&self) -> &TierStats {
+        self.runtime.tier_stats()
     }
 
     /// What functions did with their capabilities, node-wide.

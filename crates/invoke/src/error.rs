@@ -216,7 +216,7 @@ pub fn invoke_error_code(error: &InvokeError) -> (StatusCode, &'static str) {
         InvokeError::Trap(_) | InvokeError::Exited(_) | InvokeError::MemoryLimit { .. } => {
             (StatusCode::BAD_GATEWAY, "function_trapped")
         }
-        InvokeError::NoResponse | InvokeError::BadResponse(_) => {
+        InvokeError::NoResponse | InvokeError::NotReusable(_) | InvokeError::BadResponse(_) => {
             (StatusCode::BAD_GATEWAY, "bad_response")
         }
         InvokeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),

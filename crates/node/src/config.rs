@@ -169,6 +169,7 @@ impl Default for NodeConfig {
                 max_functions: 100_000,
                 max_code_bytes: 128 << 20,
                 timeout: Duration::from_secs(120),
+                tiered: true,
             },
             memory_budget: None,
             idle_ttl: Duration::from_secs(300),

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use stratus_node::Stratus;
 
 use crate::common::{
-    TOKEN, admin, admin_call, deploy_request, get, manifest, node, node_in, testbed,
+    TOKEN, admin, admin_call, deploy_request, get, manifest, node, node_in, node_metrics, testbed,
 };
 
 /// `POST /v1/apps{query}` of a one-function testbed app.
@@ -88,16 +88,6 @@ async fn canary_gone(node: &Stratus) {
         assert!(Instant::now() < deadline, "the canary still serves");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-async fn node_metrics(node: &Stratus) -> String {
-    use tower::ServiceExt;
-    let request = Request::get("/metrics")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = node.admin().oneshot(request).await.unwrap();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
 }
 
 async fn neighbour_answers(node: &Stratus) {

@@ -18,4 +18,6 @@ mod event_traces;
 mod in_process;
 mod namespaces;
 mod quotas;
+mod reuse;
+mod tiers;
 mod tokens;

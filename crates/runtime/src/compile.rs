@@ -1,29 +1,36 @@
 //! Compiling components once and keeping the native code on disk.
 //!
 //! Compilation is the expensive step (hundreds of milliseconds for a small
-//! component), so it happens at deploy and its result is cached under
+//! component, seconds for a Python or JavaScript one), so it happens at
+//! deploy and its result is cached under
 //! `<cache_dir>/<engine hash>/<component sha256>.cwasm`. The engine hash is
 //! part of the path because an artifact only loads on an engine with the
 //! same version and settings; after an upgrade the old directory is simply
-//! not looked at and components are compiled again.
+//! not looked at and components are compiled again. The two tiers' engines
+//! differ in their settings, so each tier's artifacts have a directory of
+//! their own, and a load takes the optimized one when it is there.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
+use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::capabilities::Grants;
-use crate::engine::Runtime;
+use crate::engine::{Compiler, Runtime};
 use crate::error::{RuntimeError, ValidationError};
 use crate::host::InstanceState;
+use crate::tier::{Job, Source, Tier};
 use crate::validate;
 
 /// A component compiled, checked and pre-instantiated: ready to serve.
 pub struct PreparedComponent {
-    pub(crate) pre: ProxyPre<InstanceState>,
+    /// Swapped once, from baseline to optimized code.
+    code: ArcSwap<Code>,
     sha256: String,
     /// Every import of the component, to check a function's grants against.
     imports: Vec<String>,
@@ -37,7 +44,30 @@ impl std::fmt::Debug for PreparedComponent {
     }
 }
 
+/// Native code of one tier, pre-instantiated: a store for it must be of
+/// the same engine.
+pub(crate) struct Code {
+    pub(crate) pre: ProxyPre<InstanceState>,
+    pub(crate) engine: Engine,
+    pub(crate) tier: Tier,
+}
+
 impl PreparedComponent {
+    /// The code requests instantiate now.
+    pub(crate) fn code(&self) -> Arc<Code> {
+        self.code.load_full()
+    }
+
+    /// Which compiler produced the code it serves with now.
+    pub fn tier(&self) -> Tier {
+        self.code.load().tier
+    }
+
+    /// Replaces the code; requests running keep the code they started on.
+    pub(crate) fn switch(&self, code: Code) {
+        self.code.store(Arc::new(code));
+    }
+
     /// The SHA-256 of the component's bytes (hex).
     pub fn sha256(&self) -> &str {
         &self.sha256
@@ -65,14 +95,18 @@ pub struct CompileTimings {
     pub compile: Duration,
     /// Whether the native code came from the on-disk cache.
     pub from_cache: bool,
+    /// The code it serves with first; baseline code is replaced by
+    /// optimized code once that compiles in the background.
+    pub tier: Tier,
 }
 
 impl CompileTimings {
-    fn shared() -> Self {
+    fn shared(component: &PreparedComponent) -> Self {
         CompileTimings {
             validate: Duration::ZERO,
             compile: Duration::ZERO,
             from_cache: true,
+            tier: component.tier(),
         }
     }
 }
@@ -80,105 +114,168 @@ impl CompileTimings {
 impl Runtime {
     /// Prepares a component from its bytes: validates it, compiles it (or
     /// loads the cached artifact) and pre-instantiates it against the node's
-    /// host interfaces. This is the deploy path.
+    /// host interfaces. This is the deploy path. Without optimized code in
+    /// the cache, a tiered node compiles baseline code and queues the
+    /// optimized compile.
     pub fn prepare(
         &self,
         sha256: &str,
         bytes: &[u8],
     ) -> Result<(Arc<PreparedComponent>, CompileTimings), RuntimeError> {
         if let Some(shared) = self.already_loaded(sha256) {
-            return Ok((shared, CompileTimings::shared()));
+            let timings = CompileTimings::shared(&shared);
+            return Ok((shared, timings));
         }
         let started = Instant::now();
         let bytes = &*crate::adapt::to_component(bytes)?;
         validate::check_limits(bytes, &self.slot_limits())?;
         validate::check_code_size(bytes, &self.config.compile)?;
-        let mut timings = CompileTimings {
-            validate: started.elapsed(),
-            ..CompileTimings::default()
-        };
+        let validated = started.elapsed();
 
-        let artifact = self.artifact_path(sha256);
         let compile_started = Instant::now();
-        let component = match self.load_artifact(&artifact) {
-            Some(component) => {
-                timings.from_cache = true;
-                component
-            }
-            None => self.compile_to(&artifact, bytes)?,
+        let (compiler, component, from_cache) = self.best_code(sha256, bytes)?;
+        let mut timings = CompileTimings {
+            validate: validated,
+            compile: compile_started.elapsed(),
+            from_cache,
+            tier: compiler.tier,
         };
-        timings.compile = compile_started.elapsed();
 
         let check_started = Instant::now();
-        let prepared = self.pre_instantiate(sha256, &component).inspect_err(|_| {
-            // A refused component leaves no compiled code behind.
-            if !timings.from_cache {
-                self.forget(sha256);
-            }
-        })?;
+        let prepared = self
+            .pre_instantiate(compiler, sha256, &component)
+            .inspect_err(|_| {
+                // A refused component leaves no compiled code behind.
+                if !timings.from_cache {
+                    self.forget(sha256);
+                }
+            })?;
         timings.validate += check_started.elapsed();
+        if compiler.tier == Tier::Baseline {
+            self.queue_tier_up(&prepared, Source::Bytes(bytes.to_vec()));
+        }
         Ok((prepared, timings))
     }
 
-    /// Loads a component that was deployed before: from the cache when the
-    /// artifact is there, otherwise by compiling the stored bytes again.
-    /// This is the start-up path; `read_bytes` is only called on a miss.
+    /// The optimized code if the cache has it; otherwise baseline code,
+    /// cached or compiled now; otherwise (not tiered, or a component the
+    /// baseline compiler does not take) optimized code compiled now.
+    fn best_code(
+        &self,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<(&Compiler, Component, bool), RuntimeError> {
+        let optimized = &*self.optimized;
+        if let Some(component) = self.load_artifact(optimized, sha256) {
+            return Ok((optimized, component, true));
+        }
+        if let Some(baseline) = &self.baseline {
+            if let Some(component) = self.load_artifact(baseline, sha256) {
+                return Ok((baseline, component, true));
+            }
+            match self.compile_to(baseline, sha256, bytes) {
+                Ok(component) => {
+                    self.tier_up.count_baseline_compile();
+                    return Ok((baseline, component, false));
+                }
+                // Past the bound with the fast compiler: the slow one
+                // would be too.
+                Err(e @ RuntimeError::Invalid(ValidationError::CompileTimeout(_))) => {
+                    return Err(e);
+                }
+                // Winch refuses some proposals Cranelift takes (tail
+                // calls, relaxed SIMD); an invalid component is refused
+                // by Cranelift in the same words.
+                Err(e) => tracing::debug!(
+                    sha256,
+                    "the baseline compiler refused the component; compiling optimized code: {e}"
+                ),
+            }
+        }
+        let component = self.compile_to(optimized, sha256, bytes)?;
+        Ok((optimized, component, false))
+    }
+
+    /// Loads a component that was deployed before: from the cache when an
+    /// artifact is there (the optimized one first), otherwise by compiling
+    /// the bytes stored in `source` again. This is the start-up path, and
+    /// the path back from scale to zero.
     pub fn load(
         &self,
         sha256: &str,
-        read_bytes: impl FnOnce() -> std::io::Result<Vec<u8>>,
+        source: &Path,
     ) -> Result<(Arc<PreparedComponent>, CompileTimings), RuntimeError> {
         if let Some(shared) = self.already_loaded(sha256) {
-            return Ok((shared, CompileTimings::shared()));
+            let timings = CompileTimings::shared(&shared);
+            return Ok((shared, timings));
         }
-        let artifact = self.artifact_path(sha256);
-        if let Some(component) = self.load_artifact(&artifact) {
+        for compiler in [Some(&*self.optimized), self.baseline.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let Some(component) = self.load_artifact(compiler, sha256) else {
+                continue;
+            };
             let started = Instant::now();
-            let prepared = self.pre_instantiate(sha256, &component)?;
+            let prepared = self.pre_instantiate(compiler, sha256, &component)?;
+            if compiler.tier == Tier::Baseline {
+                self.queue_tier_up(&prepared, Source::File(source.to_path_buf()));
+            }
             let timings = CompileTimings {
                 validate: started.elapsed(),
                 compile: Duration::ZERO,
                 from_cache: true,
+                tier: compiler.tier,
             };
             return Ok((prepared, timings));
         }
-        let bytes = read_bytes().map_err(|source| RuntimeError::Io {
+        let bytes = std::fs::read(source).map_err(|e| RuntimeError::Io {
             action: "read component",
-            path: PathBuf::from(sha256),
-            source,
+            path: source.to_path_buf(),
+            source: e,
         })?;
         self.prepare(sha256, &bytes)
     }
 
-    /// Removes the cached native code of a component that is no longer
-    /// deployed. Best effort: a leftover artifact is only wasted disk.
+    /// Removes the cached native code (of both tiers) of a component that
+    /// is no longer deployed, and cancels its optimized compile. Best
+    /// effort: a leftover artifact is only wasted disk.
     pub fn forget(&self, sha256: &str) {
-        let path = self.artifact_path(sha256);
-        if let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %path.display(), "cannot remove compiled artifact: {e}");
-        }
+        self.tier_up.forget(sha256, || {
+            for compiler in self.compilers() {
+                let path = self.artifact_path(compiler, sha256);
+                if let Err(e) = std::fs::remove_file(&path)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(path = %path.display(), "cannot remove compiled artifact: {e}");
+                }
+            }
+        });
     }
 
-    fn artifact_path(&self, sha256: &str) -> PathBuf {
+    fn queue_tier_up(&self, prepared: &Arc<PreparedComponent>, source: Source) {
+        self.tier_up.submit(Job {
+            sha256: prepared.sha256.clone(),
+            source,
+            artifact: self.artifact_path(&self.optimized, &prepared.sha256),
+            compiler: self.optimized.clone(),
+            target: Arc::downgrade(prepared),
+        });
+    }
+
+    fn artifact_path(&self, compiler: &Compiler, sha256: &str) -> PathBuf {
         self.config
             .cache_dir
-            .join(self.engine_hash())
+            .join(&compiler.hash)
             .join(format!("{sha256}.cwasm"))
     }
 
-    fn load_artifact(&self, path: &Path) -> Option<Component> {
+    fn load_artifact(&self, compiler: &Compiler, sha256: &str) -> Option<Component> {
+        let path = self.artifact_path(compiler, sha256);
         if !path.exists() {
             return None;
         }
-        // SAFETY: the cache directory is private to the node and only ever
-        // holds artifacts this engine configuration wrote (the path contains
-        // the engine hash); wasmtime additionally checks the artifact header
-        // for version and settings compatibility.
-        #[allow(unsafe_code)]
-        let loaded = unsafe { Component::deserialize_file(&self.engine, path) };
-        match loaded {
+        match compiler.deserialize(&path) {
             Ok(component) => Some(component),
             Err(e) => {
                 // A torn or foreign file: compile again rather than fail.
@@ -188,19 +285,22 @@ impl Runtime {
         }
     }
 
-    fn compile_to(&self, artifact: &Path, bytes: &[u8]) -> Result<Component, RuntimeError> {
-        let native = self.compile_bounded(bytes)?;
-        write_atomically(artifact, &native)?;
-        // SAFETY: as in `load_artifact`; this engine wrote the file just now.
-        #[allow(unsafe_code)]
-        let loaded = unsafe { Component::deserialize_file(&self.engine, artifact) };
-        loaded.map_err(|e| {
+    fn compile_to(
+        &self,
+        compiler: &Compiler,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<Component, RuntimeError> {
+        let artifact = self.artifact_path(compiler, sha256);
+        let native = self.compile_bounded(&compiler.engine, bytes)?;
+        write_atomically(&artifact, &native)?;
+        compiler.deserialize(&artifact).map_err(|e| {
             // Not left for the next deploy of the same bytes to trip over.
-            let _ = std::fs::remove_file(artifact);
+            let _ = std::fs::remove_file(&artifact);
             if e.chain().any(|cause| cause.is::<std::io::Error>()) {
                 RuntimeError::Io {
                     action: "load the compiled artifact",
-                    path: artifact.to_path_buf(),
+                    path: artifact.clone(),
                     source: std::io::Error::other(format!("{e:#}")),
                 }
             } else {
@@ -222,10 +322,10 @@ impl Runtime {
     /// at most the compile timeout for it (and as long again for a compile
     /// before it). A compile past the timeout cannot be stopped: it runs to
     /// its end and its result is dropped, never written to the cache.
-    fn compile_bounded(&self, bytes: &[u8]) -> Result<Vec<u8>, RuntimeError> {
+    fn compile_bounded(&self, engine: &Engine, bytes: &[u8]) -> Result<Vec<u8>, RuntimeError> {
         let timeout = self.config.compile.timeout;
         let (tx, rx) = std::sync::mpsc::channel();
-        let (engine, lock) = (self.engine.clone(), self.compiling.clone());
+        let (engine, lock) = (engine.clone(), self.compiling.clone());
         let bytes = bytes.to_vec();
         std::thread::Builder::new()
             .name("stratus-compile".into())
@@ -256,23 +356,19 @@ impl Runtime {
 
     fn pre_instantiate(
         &self,
+        compiler: &Compiler,
         sha256: &str,
         component: &Component,
     ) -> Result<Arc<PreparedComponent>, RuntimeError> {
-        validate::check_world(&self.engine, component)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|e| ValidationError::Link(format!("{e:#}")))?;
-        let pre =
-            ProxyPre::new(instance_pre).map_err(|e| ValidationError::Link(format!("{e:#}")))?;
+        validate::check_world(&compiler.engine, component)?;
+        let code = compiler.code(component)?;
         let imports = component
             .component_type()
-            .imports(&self.engine)
+            .imports(&compiler.engine)
             .map(|(name, _)| name.to_string())
             .collect();
         let prepared = Arc::new(PreparedComponent {
-            pre,
+            code: ArcSwap::from_pointee(code),
             sha256: sha256.to_string(),
             imports,
         });
@@ -295,9 +391,48 @@ impl Runtime {
     }
 }
 
+impl Compiler {
+    fn deserialize(&self, path: &Path) -> wasmtime::Result<Component> {
+        // SAFETY: the cache directory is private to the node and only ever
+        // holds artifacts this engine configuration wrote (the path contains
+        // the engine hash); wasmtime additionally checks the artifact header
+        // for version and settings compatibility.
+        #[allow(unsafe_code)]
+        unsafe {
+            Component::deserialize_file(&self.engine, path)
+        }
+    }
+
+    /// The component's code pre-instantiated against this engine's linker.
+    fn code(&self, component: &Component) -> Result<Code, RuntimeError> {
+        let instance_pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| ValidationError::Link(format!("{e:#}")))?;
+        let pre =
+            ProxyPre::new(instance_pre).map_err(|e| ValidationError::Link(format!("{e:#}")))?;
+        Ok(Code {
+            pre,
+            engine: self.engine.clone(),
+            tier: self.tier,
+        })
+    }
+
+    /// Loads an artifact this compiler wrote and pre-instantiates it (the
+    /// component was checked when its first code was).
+    pub(crate) fn load_code(&self, artifact: &Path) -> Result<Code, RuntimeError> {
+        let component = self.deserialize(artifact).map_err(|e| RuntimeError::Io {
+            action: "load the compiled artifact",
+            path: artifact.to_path_buf(),
+            source: std::io::Error::other(format!("{e:#}")),
+        })?;
+        self.code(&component)
+    }
+}
+
 /// Temp file + rename, so a crash mid-write never leaves a truncated
 /// artifact under the final name.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
     let io = |action, source| RuntimeError::Io {
         action,
         path: path.to_path_buf(),

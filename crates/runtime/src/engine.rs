@@ -1,7 +1,10 @@
-//! The node's single wasmtime engine and the settings it is built from.
+//! The node's wasmtime engines and the settings they are built from.
 //!
-//! One engine serves every function: compiled code, the instance pool and the
-//! epoch counter are shared, which is what makes a per-request instance cheap.
+//! One optimizing engine (Cranelift, with the instance pool) serves every
+//! function once its code is compiled: compiled code, the pool and the
+//! epoch counter are shared, which is what makes a per-request instance
+//! cheap. A second, baseline engine (Winch) serves a new component for the
+//! seconds its optimized code takes to compile ([`crate::tier`]).
 
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -13,7 +16,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Linker;
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy,
+};
 
 /// Bytes of each linear memory and async stack kept mapped between
 /// instances (reset with `memset`, not `madvise`).
@@ -34,6 +39,7 @@ use crate::error::RuntimeError;
 use crate::host::InstanceState;
 use crate::residency::ResidencyStats;
 use crate::services::{InProcessServices, NodeOutbound};
+use crate::tier::{Tier, TierStats, TierUp};
 
 /// Settings that shape the engine. They are fixed for the life of a node;
 /// changing any of them changes [`Runtime::engine_hash`] and therefore the
@@ -79,6 +85,11 @@ pub struct CompileLimits {
     /// component (the compile itself runs to its end in the background,
     /// and its result is thrown away).
     pub timeout: Duration,
+    /// Whether a new component first serves baseline (Winch) code while
+    /// its optimized code compiles in the background
+    /// (`--no-tiered-compilation` turns it off: every deploy then waits
+    /// for Cranelift).
+    pub tiered: bool,
 }
 
 impl Default for CompileLimits {
@@ -87,6 +98,7 @@ impl Default for CompileLimits {
             max_functions: 100_000,
             max_code_bytes: 128 << 20,
             timeout: Duration::from_secs(120),
+            tiered: true,
         }
     }
 }
@@ -106,14 +118,31 @@ impl RuntimeConfig {
     }
 }
 
-/// The wasmtime engine, the linker holding every host interface the node
-/// provides, and the epoch ticker. Cheap to share behind an `Arc`.
-pub struct Runtime {
+/// One engine and its linker, holding every host interface the node
+/// provides. Code, pre-instances and stores of one engine are refused by
+/// the other, so each tier has its own.
+pub(crate) struct Compiler {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<InstanceState>,
+    /// Part of the compile cache's path: artifacts of one engine's
+    /// settings (and so of one tier) never meet the other's.
+    pub(crate) hash: String,
+    pub(crate) tier: Tier,
+}
+
+/// The wasmtime engines, and the epoch ticker. Cheap to share behind an
+/// `Arc`.
+pub struct Runtime {
+    /// Cranelift, with the instance pool: what every function ends on.
+    pub(crate) optimized: Arc<Compiler>,
+    /// Winch, with a pool like the optimized engine's: compiles several
+    /// times faster, runs up to 1.8× slower, which is fine for the seconds
+    /// until the optimized code replaces it. `None` when not tiered.
+    pub(crate) baseline: Option<Compiler>,
     pub(crate) config: RuntimeConfig,
-    engine_hash: String,
     ticker_stop: Arc<AtomicBool>,
+    /// The background compiles that replace baseline code.
+    pub(crate) tier_up: TierUp,
     pub(crate) residency: ResidencyStats,
     /// Instances kept idle for reuse, across all functions.
     pub(crate) idle_instances: AtomicU32,
@@ -134,7 +163,7 @@ impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("config", &self.config)
-            .field("engine_hash", &self.engine_hash)
+            .field("engine_hash", &self.engine_hash())
             .finish_non_exhaustive()
     }
 }
@@ -174,25 +203,35 @@ impl Runtime {
             .epoch_interruption(true)
             .memory_init_cow(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Config(format!("{e:#}")))?;
+        let optimized = Arc::new(Compiler::new(&wasm, Tier::Optimized)?);
+        // The baseline engine has a pool of its own with the same limits:
+        // a component is then refused at deploy by the same slot checks as
+        // its optimized code would be, rather than serving on baseline code
+        // its optimized code can never replace. The pools together reserve
+        // twice the address space (never committed); admission bounds the
+        // instances of both together by one pool's slots.
+        let baseline = if config.compile.tiered {
+            let mut winch = wasm.clone();
+            winch.strategy(Strategy::Winch);
+            Some(Compiler::new(&winch, Tier::Baseline)?)
+        } else {
+            None
+        };
 
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
-            .and_then(|()| crate::capabilities::add_to_linker(&mut linker))
-            .map_err(|e| RuntimeError::Config(format!("linking host interfaces: {e:#}")))?;
-
-        let engine_hash = engine_hash(&engine);
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_epoch_ticker(&engine, config.epoch_tick, ticker_stop.clone())?;
+        let engines = std::iter::once(&*optimized)
+            .chain(&baseline)
+            .map(|c| c.engine.clone());
+        spawn_epoch_ticker(engines, config.epoch_tick, ticker_stop.clone())?;
+        let tier_up = TierUp::start()?;
 
         let outbound = NodeOutbound::new(config.outbound_allow_private);
         Ok(Runtime {
-            engine,
-            linker,
+            optimized,
+            baseline,
             config,
-            engine_hash,
             ticker_stop,
+            tier_up,
             residency: ResidencyStats::default(),
             idle_instances: AtomicU32::new(0),
             loaded: Mutex::default(),
@@ -224,9 +263,22 @@ impl Runtime {
     }
 
     /// A short hex digest of everything that makes a precompiled artifact
-    /// loadable by this engine (wasmtime version, target, settings).
+    /// loadable by the optimizing engine (wasmtime version, target,
+    /// settings).
     pub fn engine_hash(&self) -> &str {
-        &self.engine_hash
+        &self.optimized.hash
+    }
+
+    /// The compilers, baseline first when there is one.
+    pub(crate) fn compilers(&self) -> impl Iterator<Item = &Compiler> {
+        self.baseline
+            .iter()
+            .chain(std::iter::once(&*self.optimized))
+    }
+
+    /// How many baseline compiles and tier-ups there have been.
+    pub fn tier_stats(&self) -> &TierStats {
+        self.tier_up.stats()
     }
 
     /// Cold starts, warm starts and evictions so far.
@@ -278,6 +330,24 @@ impl Runtime {
     }
 }
 
+impl Compiler {
+    fn new(config: &Config, tier: Tier) -> Result<Compiler, RuntimeError> {
+        let engine = Engine::new(config)
+            .map_err(|e| RuntimeError::Config(format!("{} engine: {e:#}", tier.name())))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .and_then(|()| crate::capabilities::add_to_linker(&mut linker))
+            .map_err(|e| RuntimeError::Config(format!("linking host interfaces: {e:#}")))?;
+        Ok(Compiler {
+            hash: engine_hash(&engine),
+            engine,
+            linker,
+            tier,
+        })
+    }
+}
+
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
@@ -305,21 +375,24 @@ fn engine_hash(engine: &Engine) -> String {
 }
 
 /// A plain thread rather than a tokio task: the ticker must keep running even
-/// when every runtime worker is busy executing guest code.
+/// when every runtime worker is busy executing guest code. It ticks every
+/// engine: a guest of either tier must time out and yield alike.
 fn spawn_epoch_ticker(
-    engine: &Engine,
+    engines: impl Iterator<Item = Engine>,
     tick: Duration,
     stop: Arc<AtomicBool>,
 ) -> Result<(), RuntimeError> {
-    let weak = engine.weak();
+    let weak: Vec<_> = engines.map(|engine| engine.weak()).collect();
     std::thread::Builder::new()
         .name("stratus-epoch".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(tick);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
+                for engine in &weak {
+                    match engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
                 }
             }
         })

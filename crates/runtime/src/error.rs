@@ -106,6 +106,16 @@ pub enum InvokeError {
     Timeout(std::time::Duration),
     #[error("the function returned without sending a response")]
     NoResponse,
+    /// A reused instance returned without answering, where its first
+    /// request had answered: the guest's language runtime cannot serve two
+    /// requests on one instance, so its function stops reusing instances.
+    #[error(
+        "the function returned without sending a response on a reused instance (the instance's \
+         request number {0}); its language runtime cannot serve two requests on one instance \
+         (componentize-js cannot), so the node now gives this function a fresh instance per \
+         request: remove `reuse` from its [[function]] entry in stratus.toml"
+    )]
+    NotReusable(u32),
     #[error("the function sent an invalid response: {0}")]
     BadResponse(String),
     #[error("the node has no free instance slot")]

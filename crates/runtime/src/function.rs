@@ -22,14 +22,15 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
 use crate::capabilities::Grants;
-use crate::compile::PreparedComponent;
+use crate::compile::{Code, PreparedComponent};
 use crate::engine::Runtime;
 use crate::error::InvokeError;
-use crate::host::InstanceState;
+use crate::host::{InstanceState, Unfinished};
 use crate::meter::Meter;
 use crate::residency::Resident;
 use crate::reuse::{Idle, IdleInstances};
 use crate::services::{FunctionIdentity, OutboundHooks, OutboundLimits};
+use crate::tier::Tier;
 
 /// The body type of a function's response: streamed from the guest.
 pub type ResponseBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -139,6 +140,11 @@ impl Function {
         self.code.is_resident()
     }
 
+    /// The tier of the code it serves with; `None` when scaled to zero.
+    pub fn tier(&self) -> Option<crate::Tier> {
+        self.code.tier()
+    }
+
     /// Whether the function never scales to zero (manifest `min_warm`).
     pub fn keeps_warm(&self) -> bool {
         self.code.keeps_warm()
@@ -183,7 +189,13 @@ impl Function {
     {
         let started = Instant::now();
         let deadline = started + self.limits.timeout;
-        let (mut store, instance) = match self.idle.take() {
+        // An instance of baseline code is not reused once the optimized
+        // code has replaced it.
+        let idle = self
+            .idle
+            .take()
+            .filter(|idle| idle.tier == Tier::Optimized || self.code.tier() == Some(idle.tier));
+        let (mut store, instance, tier) = match idle {
             Some(idle) => {
                 self.code.touch_warm(&self.runtime);
                 self.runtime
@@ -191,14 +203,23 @@ impl Function {
                     .reused
                     .fetch_add(1, Ordering::Relaxed);
                 meter.set_reused();
-                (idle.store, Instance::Reused(idle.proxy, idle.served))
+                (
+                    idle.store,
+                    Instance::Reused(idle.proxy, idle.served),
+                    idle.tier,
+                )
             }
             None => {
                 let (component, cold) = self.code.get(&self.runtime).await?;
                 if cold {
                     meter.set_cold();
                 }
-                (self.new_store(), Instance::Fresh(component.pre.clone()))
+                let code = component.code();
+                (
+                    self.new_store(&code),
+                    Instance::Fresh(code.pre.clone()),
+                    code.tier,
+                )
             }
         };
         store.data_mut().begin(deadline, meter.clone());
@@ -216,12 +237,14 @@ impl Function {
         let task = tokio::spawn(run_guest(GuestRun {
             store,
             instance,
+            tier,
             req,
             out,
             deadline,
             limits: self.limits,
             meter: meter.clone(),
             idle: self.idle.clone(),
+            identity: self.identity.clone(),
             instantiated: instantiated_tx,
             permits: Box::new(permits),
         }));
@@ -256,20 +279,21 @@ impl Function {
     /// measured by the benchmark program.
     pub async fn probe_instantiate(&self) -> Result<Duration, InvokeError> {
         let started = Instant::now();
-        let mut store = self.new_store();
+        let (component, _) = self.code.get(&self.runtime).await?;
+        let code = component.code();
+        let mut store = self.new_store(&code);
         store
             .data_mut()
             .begin(started + self.limits.timeout, Meter::unread());
-        let (component, _) = self.code.get(&self.runtime).await?;
-        component
-            .pre
+        code.pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| classify_trap(e, false, self.limits))?;
         Ok(started.elapsed())
     }
 
-    fn new_store(&self) -> Store<InstanceState> {
+    /// A store for `code`: of its engine, which refuses any other's.
+    fn new_store(&self, code: &Code) -> Store<InstanceState> {
         let hooks = OutboundHooks::new(
             self.identity.clone(),
             self.runtime.services(),
@@ -285,7 +309,7 @@ impl Function {
             &self.grants,
             &self.runtime.capability_stats,
         );
-        let mut store = Store::new(&self.runtime.engine, state);
+        let mut store = Store::new(&code.engine, state);
         store.limiter(|state| &mut state.limits);
         // Every epoch tick the guest yields to other tasks, and once the
         // invocation's deadline has passed the next tick traps it: a
@@ -316,12 +340,14 @@ enum Instance {
 struct GuestRun {
     store: Store<InstanceState>,
     instance: Instance,
+    tier: Tier,
     req: Resource<HostIncomingRequest>,
     out: Resource<HostResponseOutparam>,
     deadline: Instant,
     limits: FunctionLimits,
     meter: Arc<Meter>,
     idle: Arc<IdleInstances>,
+    identity: Arc<FunctionIdentity>,
     instantiated: tokio::sync::oneshot::Sender<Instant>,
     /// Whatever the caller holds while the guest runs (its admission),
     /// released with the task.
@@ -335,12 +361,14 @@ async fn run_guest(run: GuestRun) -> Result<(), InvokeError> {
     let GuestRun {
         mut store,
         instance,
+        tier,
         req,
         out,
         deadline,
         limits,
         meter,
         idle,
+        identity,
         instantiated,
         permits,
     } = run;
@@ -381,6 +409,12 @@ async fn run_guest(run: GuestRun) -> Result<(), InvokeError> {
             Err(_elapsed) => (Err(InvokeError::Timeout(limits.timeout)), 0),
         }
     };
+    // Only an instance that might be kept needs the look at what its
+    // handler left; any other is dropped below, which ends what it left.
+    let result = match result {
+        Ok(proxy) if idle.enabled() => keepable(&mut store, proxy, served, &idle, &identity),
+        other => other,
+    };
     let output = store.data().output.take_lines();
     store.data_mut().sample_host_memory();
     store.data_mut().end();
@@ -393,6 +427,7 @@ async fn run_guest(run: GuestRun) -> Result<(), InvokeError> {
                     store,
                     proxy,
                     served: served + 1,
+                    tier,
                 });
             } else {
                 drop(store);
@@ -408,6 +443,38 @@ async fn run_guest(run: GuestRun) -> Result<(), InvokeError> {
     // admission that counted them is released.
     drop(permits);
     outcome
+}
+
+/// The instance if its handler finished its request, so it may serve the
+/// next; otherwise why not, and it is dropped (which answers its waiting
+/// client). A reused instance that did not answer means the guest cannot
+/// serve two requests on one instance: the function gives up reuse.
+fn keepable(
+    store: &mut Store<InstanceState>,
+    proxy: Proxy,
+    served: u32,
+    idle: &IdleInstances,
+    identity: &FunctionIdentity,
+) -> Result<Proxy, InvokeError> {
+    match store.data_mut().unfinished_request() {
+        None => Ok(proxy),
+        Some(Unfinished::Response) if served > 0 => {
+            if idle.give_up() {
+                tracing::warn!(
+                    app = %identity.app,
+                    function = %identity.function,
+                    version = identity.version,
+                    "a reused instance returned without answering its request; this function \
+                     now gets a fresh instance per request (its `reuse` is ignored)"
+                );
+            }
+            Err(InvokeError::NotReusable(served + 1))
+        }
+        Some(Unfinished::Response) => Err(InvokeError::NoResponse),
+        Some(Unfinished::Body) => Err(InvokeError::BadResponse(
+            "it returned before finishing a body it was writing, so the body was cut short".into(),
+        )),
+    }
 }
 
 /// The guest dropped its response outparam without using it: find out

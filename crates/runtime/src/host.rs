@@ -39,6 +39,17 @@ pub fn max_host_resources(memory_cap: u64) -> usize {
     usize::try_from(budget / FIELDS_LIMIT as u64).unwrap_or(usize::MAX)
 }
 
+/// What a handler that returned left undone (see
+/// [`InstanceState::unfinished_request`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unfinished {
+    /// It never set its response.
+    Response,
+    /// It set its response but left a body (the response's, or an
+    /// outbound request's) unfinished.
+    Body,
+}
+
 pub struct InstanceState {
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
@@ -116,6 +127,27 @@ impl InstanceState {
             }
         }
         meter.host_memory_at(bytes);
+    }
+
+    /// What the guest left of its request when its handler returned, if it
+    /// left a client waiting. In WASI 0.2 a guest runs only inside
+    /// `handle`, so a response outparam or an outgoing body still in the
+    /// table then will never be set or finished: the client waits on it
+    /// until the instance is dropped. A fresh instance is dropped at once;
+    /// a reusable one must be too, not kept idle with the client hanging.
+    pub(crate) fn unfinished_request(&mut self) -> Option<Unfinished> {
+        use wasmtime_wasi_http::p2::body::HostOutgoingBody;
+        use wasmtime_wasi_http::p2::types::HostResponseOutparam;
+        let mut unfinished = None;
+        for entry in self.table.iter_mut() {
+            if entry.is::<HostResponseOutparam>() {
+                return Some(Unfinished::Response);
+            }
+            if entry.is::<HostOutgoingBody>() {
+                unfinished = Some(Unfinished::Body);
+            }
+        }
+        unfinished
     }
 
     /// Detaches the invocation's meter, so a reused instance does not keep

@@ -34,6 +34,7 @@ mod meter;
 mod residency;
 mod reuse;
 mod services;
+mod tier;
 mod traced;
 mod validate;
 mod warn_limit;
@@ -56,6 +57,7 @@ pub use services::{
     FunctionIdentity, InProcessServices, OutboundLimits, SERVICE_BODY_LIMIT, ServiceCaller,
     ServiceFuture,
 };
+pub use tier::{Tier, TierStats};
 
 pub use validate::PROVIDED_INTERFACES;
 pub use warn_limit::{SharedWarnLimit, WarnLimit};

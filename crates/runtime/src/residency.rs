@@ -69,6 +69,11 @@ impl Resident {
         self.code.load().is_some()
     }
 
+    /// The tier of the code in memory; `None` when scaled to zero.
+    pub(crate) fn tier(&self) -> Option<crate::Tier> {
+        self.code.load().as_ref().map(|code| code.tier())
+    }
+
     pub(crate) fn keeps_warm(&self) -> bool {
         self.keep_warm
     }
@@ -100,12 +105,10 @@ impl Resident {
         }
         let (runtime_ref, sha256, source) =
             (runtime.clone(), self.sha256.clone(), self.source.clone());
-        let loaded = tokio::task::spawn_blocking(move || {
-            runtime_ref.load(&sha256, || std::fs::read(&source))
-        })
-        .await
-        .map_err(|e| InvokeError::Internal(format!("reloading the function's code: {e}")))?
-        .map_err(|e| InvokeError::Internal(format!("reloading the function's code: {e}")))?;
+        let loaded = tokio::task::spawn_blocking(move || runtime_ref.load(&sha256, &source))
+            .await
+            .map_err(|e| InvokeError::Internal(format!("reloading the function's code: {e}")))?
+            .map_err(|e| InvokeError::Internal(format!("reloading the function's code: {e}")))?;
         let code = loaded.0;
         self.code.store(Some(code.clone()));
         runtime

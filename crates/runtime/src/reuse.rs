@@ -12,8 +12,15 @@
 //! a reserve the gateway's admission does not hand out (a tenth of the
 //! pool): an idle instance can never make a new request fail for want of a
 //! slot.
+//!
+//! Not every guest can serve a second request on one instance: a
+//! componentize-js (StarlingMonkey) guest returns from its second `handle`
+//! without answering. An instance that returns with its request unfinished
+//! is dropped, so its client is answered at once instead of waiting on an
+//! idle instance; if that instance had served before, the function stops
+//! reusing instances, since the next reuse would fail the same way.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use wasmtime::Store;
@@ -28,6 +35,8 @@ pub(crate) struct Idle {
     pub(crate) proxy: Proxy,
     /// Requests it has served.
     pub(crate) served: u32,
+    /// The code it runs, so baseline code is not reused after a tier-up.
+    pub(crate) tier: crate::Tier,
 }
 
 /// The idle instances of one function.
@@ -36,6 +45,8 @@ pub(crate) struct IdleInstances {
     idle: Mutex<Vec<Idle>>,
     /// `reuse = N`: the most requests one instance serves.
     pub(crate) max_uses: u32,
+    /// Set once a reused instance failed to answer (see the module's doc).
+    given_up: AtomicBool,
 }
 
 impl IdleInstances {
@@ -44,11 +55,20 @@ impl IdleInstances {
             runtime,
             idle: Mutex::new(Vec::new()),
             max_uses,
+            given_up: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn enabled(&self) -> bool {
-        self.max_uses > 1
+        self.max_uses > 1 && !self.given_up.load(Ordering::Relaxed)
+    }
+
+    /// Stops reusing instances of this function and drops the idle ones;
+    /// true the first time, so the caller says so once.
+    pub(crate) fn give_up(&self) -> bool {
+        let first = !self.given_up.swap(true, Ordering::Relaxed);
+        self.clear();
+        first
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Idle>> {
@@ -66,7 +86,7 @@ impl IdleInstances {
     /// Keeps an instance that finished a request cleanly for the next one,
     /// unless it has served its N requests or the reserve is full.
     pub(crate) fn put(&self, idle: Idle) {
-        if idle.served >= self.max_uses || !self.runtime.reserve_idle_slot() {
+        if idle.served >= self.max_uses || !self.enabled() || !self.runtime.reserve_idle_slot() {
             return;
         }
         self.lock().push(idle);

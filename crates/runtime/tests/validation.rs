@@ -249,3 +249,35 @@ fn concurrent_deploys_of_one_new_component_do_not_race_and_a_refusal_leaves_noth
     }
     assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
 }
+
+/// Winch, the baseline compiler, refuses tail calls, which Cranelift
+/// compiles: such a component is compiled by Cranelift at deploy, and
+/// judged on what it is (here: not an HTTP handler), not on the baseline
+/// compiler's refusal.
+#[test]
+fn a_component_the_baseline_compiler_refuses_is_compiled_optimized() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path());
+    let wasm = wat::parse_str(
+        r#"(component (core module
+            (func $f (result i32) i32.const 1)
+            (func (export "g") (result i32) return_call $f)))"#,
+    )
+    .unwrap();
+    let err = rt.prepare("tail", &wasm).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::Invalid(ValidationError::NoHttpHandler { .. })
+        ),
+        "{err:?}"
+    );
+    let stats = rt.tier_stats();
+    assert_eq!(
+        stats
+            .baseline_compiles
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
+}

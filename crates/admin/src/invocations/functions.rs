@@ -78,6 +78,7 @@ pub async fn list(
                     "scaled_to_zero"
                 }
                 .into(),
+                tier: f.function.tier().map(|tier| tier.name().to_owned()),
                 min_warm: f.function.keeps_warm(),
                 idle_seconds: f.function.idle_for().as_secs(),
                 in_flight: f.in_flight(),

@@ -17,7 +17,7 @@ pub async fn list(opts: &ClientOpts, args: ListArgs) -> anyhow::Result<ExitCode>
     output::print(
         args.format,
         &apps,
-        &["APP", "LIVE", "CANARY", "VERSIONS", "UPDATED (UTC)"],
+        &["APP", "LIVE", "CANARY", "CODE", "VERSIONS", "UPDATED (UTC)"],
         || {
             apps.iter()
                 .map(|a| {
@@ -26,6 +26,7 @@ pub async fn list(opts: &ClientOpts, args: ListArgs) -> anyhow::Result<ExitCode>
                         a.live_version.map_or("-".into(), |v| v.to_string()),
                         a.canary
                             .map_or("-".into(), |c| format!("v{} {}%", c.version, c.percent)),
+                        a.tier.clone().unwrap_or_else(|| "-".into()),
                         a.versions.to_string(),
                         output::timestamp(a.updated_at),
                     ]

@@ -103,12 +103,15 @@ pub async fn run(opts: &ClientOpts, args: DeployArgs) -> anyhow::Result<ExitCode
                 },
                 f.sha256.chars().take(12).collect(),
                 output::bytes(f.size),
-                if f.compiled_from_cache {
-                    "cached"
-                } else {
-                    "compiled"
-                }
-                .to_string(),
+                format!(
+                    "{}, {}",
+                    f.tier,
+                    if f.compiled_from_cache {
+                        "cached"
+                    } else {
+                        "compiled"
+                    }
+                ),
             ]
         })
         .collect::<Vec<_>>();

@@ -65,9 +65,10 @@ fn row(f: &FunctionStatus) -> Vec<String> {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let tier = f.tier.as_deref().unwrap_or("-");
     let state = match (f.state.as_str(), f.min_warm) {
-        ("resident", true) => "resident (min_warm)".to_string(),
-        ("resident", false) => format!("resident, idle {}", idle(f.idle_seconds)),
+        ("resident", true) => format!("resident {tier} (min_warm)"),
+        ("resident", false) => format!("resident {tier}, idle {}", idle(f.idle_seconds)),
         ("scaled_to_zero", _) => "scaled to zero".to_string(),
         (other, _) => other.to_string(),
     };

@@ -141,3 +141,14 @@ pub async fn admin(
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&bytes).unwrap_or_default())
 }
+
+/// The node's `/metrics` (the Prometheus text format).
+pub async fn node_metrics(node: &Stratus) -> String {
+    use tower::ServiceExt;
+    let request = Request::get("/metrics")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = node.admin().oneshot(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}

@@ -89,6 +89,29 @@ impl Guest for Testbed {
                 }
                 None => send_text(response_out, 400, "alloc needs ?mb=N"),
             },
+            "once" => {
+                // Answers an instance's first request only; later ones
+                // return with the outparam neither set nor dropped, as a
+                // componentize-js guest does on its second request.
+                let served = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if served == 1 {
+                    send_text(response_out, 200, "first");
+                } else {
+                    std::mem::forget(response_out);
+                }
+            }
+            "unfinished" => {
+                // Sends headers and part of a body, then returns with the
+                // body neither finished nor dropped.
+                let response = OutgoingResponse::new(Fields::new());
+                let out_body = response.body().expect("body is taken only once");
+                ResponseOutparam::set(response_out, Ok(response));
+                let mut out = out_body.write().expect("stream is taken only once");
+                out.write_all(b"partial").expect("write response body");
+                out.flush().expect("flush response body");
+                std::mem::forget(out);
+                std::mem::forget(out_body);
+            }
             "noresponse" => {
                 // Dropping the outparam without setting it: a malformed answer.
                 drop(response_out);
