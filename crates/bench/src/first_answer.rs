@@ -62,8 +62,11 @@ fn subjects() -> anyhow::Result<Vec<Subject>> {
 
 /// Measures every subject, tiered and not, `rounds` times each on a fresh
 /// node, and prints the table (medians).
-pub fn table(rounds: usize, spec: &LoadSpec) -> anyhow::Result<()> {
-    let subjects = subjects()?;
+pub fn table(rounds: usize, spec: &LoadSpec, only: Option<&str>) -> anyhow::Result<()> {
+    let subjects: Vec<_> = subjects()?
+        .into_iter()
+        .filter(|s| only.is_none_or(|only| s.name.contains(only)))
+        .collect();
     println!(
         "| component | size | tiered: deploy → first 200 | tiered: optimized code serving after | tiered: req/s after tier-up | not tiered: deploy → first 200 | not tiered: req/s |"
     );

@@ -97,7 +97,11 @@ enum Mode {
     /// Deploy → first 200 of hello and the Python and JavaScript examples
     /// on a fresh node, tiered and not, and req/s once optimized code
     /// serves (`--rounds` nodes each; `--duration` seconds of load).
-    FirstAnswer,
+    FirstAnswer {
+        /// Only the components whose name contains this (e.g. `python`).
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Key-value gets and sets from inside a function (SQLite and Redis),
     /// and what a `.svc` call between functions adds.
     Capabilities,
@@ -172,14 +176,14 @@ fn main() -> anyhow::Result<()> {
     match args.mode {
         Some(Mode::RawHyper) => return raw::serve(),
         Some(Mode::Capabilities) => return capabilities_tables(&args),
-        Some(Mode::FirstAnswer) => {
+        Some(Mode::FirstAnswer { only }) => {
             let spec = load::LoadSpec {
                 duration: Duration::from_secs(args.duration),
                 warmup: Duration::from_secs(args.warmup),
                 connections: args.connections,
                 threads: args.threads,
             };
-            return first_answer::table(args.rounds, &spec);
+            return first_answer::table(args.rounds, &spec, only.as_deref());
         }
         Some(Mode::Cluster {
             deploys,

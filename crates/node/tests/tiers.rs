@@ -80,7 +80,7 @@ async fn a_new_component_serves_on_baseline_code_and_switches_with_no_request_fa
             let mut failures = Vec::new();
             let mut i = 0_u32;
             while !done.load(Ordering::Relaxed) {
-                let path = if i % 4 == 0 {
+                let path = if i.is_multiple_of(4) {
                     "/tiered/sleep?ms=20"
                 } else {
                     "/tiered/echo"
