@@ -159,7 +159,8 @@ fn measure(subject: &Subject, tiered: bool, spec: &LoadSpec) -> anyhow::Result<F
     }
     let deploy_to_200 = started.elapsed();
     let tier_up = if tiered {
-        Some(wait_for_tier_up(&client, &node, started)?)
+        node.wait_until_optimized()?;
+        Some(started.elapsed())
     } else {
         None
     };
@@ -169,32 +170,4 @@ fn measure(subject: &Subject, tiered: bool, spec: &LoadSpec) -> anyhow::Result<F
         tier_up,
         rps,
     })
-}
-
-/// Until `/metrics` says the optimized code replaced the baseline code (or
-/// that it served optimized code from the start): time since `started`.
-fn wait_for_tier_up(
-    client: &reqwest::blocking::Client,
-    node: &StratusNode,
-    started: Instant,
-) -> anyhow::Result<Duration> {
-    loop {
-        let metrics = client
-            .get(format!("{}/metrics", node.admin))
-            .bearer_auth("bench")
-            .send()
-            .and_then(reqwest::blocking::Response::text)
-            .context("reading /metrics")?;
-        let baseline = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("stratus_baseline_functions "))
-            .and_then(|v| v.trim().parse::<f64>().ok());
-        if baseline == Some(0.0) {
-            return Ok(started.elapsed());
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("the optimized code never replaced the baseline code");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

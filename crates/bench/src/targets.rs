@@ -249,7 +249,37 @@ impl StratusNode {
             bail!("deploying the hello example failed");
         }
         node.url = format!("{}/hello", node.url);
+        node.wait_until_optimized()?;
         Ok(node)
+    }
+
+    /// Waits until no live function serves baseline code: a component new
+    /// to the node first serves on Winch's code while Cranelift's compiles
+    /// in the background, and the rows measure the code it then keeps. A
+    /// node without the metric (a build before tiers) has nothing to wait
+    /// for.
+    pub fn wait_until_optimized(&self) -> anyhow::Result<std::time::Duration> {
+        let started = Instant::now();
+        let client = reqwest::blocking::Client::new();
+        loop {
+            let metrics = client
+                .get(format!("{}/metrics", self.admin))
+                .bearer_auth("bench")
+                .send()
+                .and_then(reqwest::blocking::Response::text)
+                .context("reading /metrics")?;
+            let baseline = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("stratus_baseline_functions "))
+                .and_then(|v| v.trim().parse::<f64>().ok());
+            if baseline.is_none_or(|n| n == 0.0) {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > std::time::Duration::from_secs(600) {
+                bail!("the optimized code never replaced the baseline code");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Deploys the app described by `manifest` (written to a directory of
@@ -268,6 +298,7 @@ impl StratusNode {
         if !status.success() {
             bail!("deploying {name} failed");
         }
+        self.wait_until_optimized()?;
         Ok(())
     }
 
