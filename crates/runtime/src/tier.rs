@@ -14,8 +14,10 @@
 //! runs on the global pool, and never takes more than one core from the
 //! requests being served. A component undeployed (its artifacts forgotten)
 //! before its turn, or while it compiles, is not compiled, or its result is
-//! not written; one scaled to zero meanwhile is still compiled and cached,
-//! and its next load finds the optimized code.
+//! not written. One scaled to zero before its turn is skipped (its next
+//! load finds only baseline code and queues it again); one scaled to zero
+//! while it compiles is still cached, and its next load finds the
+//! optimized code.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
