@@ -133,7 +133,7 @@ fn families(state: &MetricsState) -> Vec<Family> {
         ),
         (
             "tier_up_failures",
-            "Optimized compiles in the background that failed (the component keeps its baseline code)",
+            "Optimized compiles in the background that failed or could not be queued (the component keeps its baseline code)",
             &tiers.tier_up_failures,
         ),
     ];
@@ -288,7 +288,7 @@ fn families(state: &MetricsState) -> Vec<Family> {
     families.push(Family::gauge(
         "tier_up_queue",
         "Optimized compiles queued or running in the background",
-        i64::try_from(read(&tiers.queued)).unwrap_or(i64::MAX),
+        count(state.node.tier_up_waiting()),
     ));
     let mut canaries = Family {
         name: "canary_share_percent",

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use rand::Rng;
 
 use crate::targets::{StratusNode, hello_component};
@@ -81,26 +81,9 @@ pub fn deploy_hello_apps(
         let manifest = format!(
             "[app]\nname = \"d{i}\"\n\n[[function]]\nname = \"d{i}\"\ncomponent = \"hello.wasm\"\nroutes = [\"/d{i}\"]\nmemory = \"16MiB\"\n"
         );
-        let form = reqwest::blocking::multipart::Form::new()
-            .part(
-                "manifest",
-                reqwest::blocking::multipart::Part::text(manifest).file_name("stratus.toml"),
-            )
-            .part(
-                "component",
-                reqwest::blocking::multipart::Part::bytes(component.clone())
-                    .file_name("hello.wasm"),
-            );
         let t = Instant::now();
-        let response = client
-            .post(format!("{}/v1/apps", node.admin))
-            .bearer_auth("bench")
-            .multipart(form)
-            .send()
-            .context("deploying")?;
-        if !response.status().is_success() {
-            bail!("deploy {i} failed: {}", response.text().unwrap_or_default());
-        }
+        node.post_app(client, manifest, "hello.wasm", component.clone())
+            .with_context(|| format!("deploy {i}"))?;
         deploys.push(t.elapsed());
         if (i + 1) % 1000 == 0 {
             eprintln!("  {} functions deployed", i + 1);

@@ -124,30 +124,10 @@ fn measure(subject: &Subject, tiered: bool, spec: &LoadSpec) -> anyhow::Result<F
         subject.route, subject.keys
     );
     let component = std::fs::read(&subject.component)?;
-    let form = reqwest::blocking::multipart::Form::new()
-        .part(
-            "manifest",
-            reqwest::blocking::multipart::Part::text(manifest).file_name("stratus.toml"),
-        )
-        .part(
-            "component",
-            reqwest::blocking::multipart::Part::bytes(component).file_name("subject.wasm"),
-        );
     let url = format!("{}{}", node.url, subject.route);
     let started = Instant::now();
-    let response = client
-        .post(format!("{}/v1/apps", node.admin))
-        .bearer_auth("bench")
-        .multipart(form)
-        .send()
-        .context("deploying")?;
-    if !response.status().is_success() {
-        bail!(
-            "deploying {} failed: {}",
-            subject.name,
-            response.text().unwrap_or_default()
-        );
-    }
+    node.post_app(&client, manifest, "subject.wasm", component)
+        .with_context(|| format!("deploying {}", subject.name))?;
     loop {
         if client.get(&url).send().is_ok_and(|r| r.status() == 200) {
             break;

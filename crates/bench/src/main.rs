@@ -164,6 +164,18 @@ enum Mode {
     },
 }
 
+impl Args {
+    /// The closed-loop load the flags describe.
+    fn load_spec(&self) -> load::LoadSpec {
+        load::LoadSpec {
+            duration: Duration::from_secs(self.duration),
+            warmup: Duration::from_secs(self.warmup),
+            connections: self.connections,
+            threads: self.threads,
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     // reqwest is built without a TLS provider of its own (see the
     // workspace's Cargo.toml): ring, installed before any client.
@@ -173,16 +185,11 @@ fn main() -> anyhow::Result<()> {
         targets::set_component(component.clone(), args.memory.clone())?;
         println!("component under load: {}", component.display());
     }
+    let spec = args.load_spec();
     match args.mode {
         Some(Mode::RawHyper) => return raw::serve(),
         Some(Mode::Capabilities) => return capabilities_tables(&args),
         Some(Mode::FirstAnswer { only }) => {
-            let spec = load::LoadSpec {
-                duration: Duration::from_secs(args.duration),
-                warmup: Duration::from_secs(args.warmup),
-                connections: args.connections,
-                threads: args.threads,
-            };
             return first_answer::table(args.rounds, &spec, only.as_deref());
         }
         Some(Mode::Cluster {
@@ -192,12 +199,7 @@ fn main() -> anyhow::Result<()> {
             return cluster::run(&cluster::Settings {
                 nats_server,
                 deploys,
-                load: load::LoadSpec {
-                    duration: Duration::from_secs(args.duration),
-                    warmup: Duration::from_secs(args.warmup),
-                    connections: args.connections,
-                    threads: args.threads,
-                },
+                load: spec.clone(),
                 rounds: args.rounds,
             });
         }
@@ -258,12 +260,6 @@ fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Mode::Load { url }) => {
-            let spec = load::LoadSpec {
-                duration: Duration::from_secs(args.duration),
-                warmup: Duration::from_secs(args.warmup),
-                connections: args.connections,
-                threads: args.threads,
-            };
             let r = load::run(&url, &spec)?;
             println!(
                 "| {url} | {:.0} | {} | {} | {} |",
@@ -276,12 +272,7 @@ fn main() -> anyhow::Result<()> {
         }
         None => {}
     }
-    let load = load::LoadSpec {
-        duration: Duration::from_secs(args.duration),
-        warmup: Duration::from_secs(args.warmup),
-        connections: args.connections,
-        threads: args.threads,
-    };
+    let load = spec;
 
     let variants = [
         (
@@ -542,12 +533,7 @@ fn scrape_table(functions: usize, scrapes: usize) -> anyhow::Result<()> {
 
 /// `stratus-bench capabilities`: two Markdown tables.
 fn capabilities_tables(args: &Args) -> anyhow::Result<()> {
-    let loaded = load::LoadSpec {
-        duration: Duration::from_secs(args.duration),
-        warmup: Duration::from_secs(args.warmup),
-        connections: args.connections,
-        threads: args.threads,
-    };
+    let loaded = args.load_spec();
     println!(
         "| backend | set, in one invocation | get, in one invocation | requests/s, one set each (p50) | requests/s, one get each (p50) |"
     );

@@ -302,6 +302,34 @@ impl StratusNode {
         Ok(())
     }
 
+    /// `POST /v1/apps` of `manifest` with one component, named `file` as
+    /// the manifest names it; fails on any answer but success.
+    pub fn post_app(
+        &self,
+        client: &reqwest::blocking::Client,
+        manifest: String,
+        file: &str,
+        component: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        use reqwest::blocking::multipart::{Form, Part};
+        let form = Form::new()
+            .part("manifest", Part::text(manifest).file_name("stratus.toml"))
+            .part(
+                "component",
+                Part::bytes(component).file_name(file.to_owned()),
+            );
+        let response = client
+            .post(format!("{}/v1/apps", self.admin))
+            .bearer_auth("bench")
+            .multipart(form)
+            .send()
+            .context("deploying")?;
+        if !response.status().is_success() {
+            bail!("the deploy failed: {}", response.text().unwrap_or_default());
+        }
+        Ok(())
+    }
+
     /// The node's data directory.
     pub fn data_dir(&self) -> &Path {
         self._data.path()

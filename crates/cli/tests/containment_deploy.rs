@@ -278,13 +278,13 @@ async fn a_large_compile_leaves_a_neighbour_answering_and_a_refusal_leaves_no_co
         message.contains("does not export `wasi:http/incoming-handler"),
         "{message}"
     );
-    // No artifact of it (nor a temp file) is left; the neighbour's stay
-    // (its optimized code may have been added since, beside its baseline
-    // code: same component, the other tier's directory).
+    // No artifact of it (nor a temp file) is left: every file left is the
+    // neighbour's (named after its component, whichever tier or its
+    // spool, which may come and go meanwhile).
     let names = |files: Vec<std::path::PathBuf>| {
         let mut names: Vec<_> = files
             .iter()
-            .filter_map(|f| f.file_name())
+            .filter_map(|f| f.file_stem())
             .map(|n| n.to_owned())
             .collect();
         names.sort();

@@ -107,6 +107,11 @@ impl Node {
         self.runtime.tier_stats()
     }
 
+    /// Optimized compiles queued or running in the background.
+    pub fn tier_up_waiting(&self) -> usize {
+        self.runtime.tier_up_waiting()
+    }
+
     /// What functions did with their capabilities, node-wide.
     pub fn capability_stats(&self) -> &CapabilityStats {
         self.runtime.capability_stats()

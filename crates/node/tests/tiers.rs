@@ -29,12 +29,25 @@ async fn deploy(node: &Stratus, app: &str) -> serde_json::Value {
     body
 }
 
+/// `GET {path}` of the admin API, which must answer 200.
+async fn admin_get(node: &Stratus, path: &str) -> serde_json::Value {
+    let (status, body) = admin_call(node, TOKEN, Method::GET, path, "", Bytes::new()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
 /// The tier `GET /v1/functions` gives the app's function.
 async fn tier(node: &Stratus, app: &str) -> serde_json::Value {
-    let path = format!("/v1/functions?app={app}");
-    let (status, body) = admin_call(node, TOKEN, Method::GET, &path, "", Bytes::new()).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body[0]["tier"].clone()
+    admin_get(node, &format!("/v1/functions?app={app}")).await[0]["tier"].clone()
+}
+
+/// Until no optimized compile is queued or running.
+async fn queue_idle(node: &Stratus) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while metric(&node_metrics(node).await, "stratus_tier_up_queue") > 0.0 {
+        assert!(Instant::now() < deadline, "the tier-up queue never emptied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn metric(metrics: &str, name: &str) -> f64 {
@@ -125,10 +138,11 @@ async fn a_new_component_serves_on_baseline_code_and_switches_with_no_request_fa
         ),
         "{metrics}"
     );
-    let (status, apps) = admin_call(&node, TOKEN, Method::GET, "/v1/apps", "", Bytes::new()).await;
-    assert_eq!(status, StatusCode::OK);
+    let apps = admin_get(&node, "/v1/apps").await;
     assert_eq!(apps[0]["tier"], "optimized", "{apps}");
-    // Both tiers' code is cached, each under its engine's directory.
+    // Both tiers' code is cached, each under its engine's directory, and
+    // the bytes spooled for the compile went with its job.
+    queue_idle(&node).await;
     assert_eq!(
         artifacts(dir.path()).len(),
         2,
@@ -187,11 +201,7 @@ async fn a_deploy_deleted_before_its_tier_up_leaves_no_code_and_a_neighbour_answ
 
     // Whatever the queue was doing, once it is idle only the neighbour's
     // code is left.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while metric(&node_metrics(&node).await, "stratus_tier_up_queue") > 0.0 {
-        assert!(Instant::now() < deadline, "the tier-up queue never emptied");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    queue_idle(&node).await;
     let left = artifacts(dir.path());
     let sha = report_sha(&node, "neighbour").await;
     assert!(
@@ -203,10 +213,7 @@ async fn a_deploy_deleted_before_its_tier_up_leaves_no_code_and_a_neighbour_answ
 }
 
 async fn report_sha(node: &Stratus, app: &str) -> String {
-    let path = format!("/v1/apps/{app}");
-    let (status, body) = admin_call(node, TOKEN, Method::GET, &path, "", Bytes::new()).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["functions"][0]["component_sha256"]
+    admin_get(node, &format!("/v1/apps/{app}")).await["functions"][0]["component_sha256"]
         .as_str()
         .unwrap()
         .to_owned()

@@ -24,7 +24,7 @@ use crate::capabilities::Grants;
 use crate::engine::{Compiler, Runtime};
 use crate::error::{RuntimeError, ValidationError};
 use crate::host::InstanceState;
-use crate::tier::{Job, Source, Tier};
+use crate::tier::{Job, Tier};
 use crate::validate;
 
 /// A component compiled, checked and pre-instantiated: ready to serve.
@@ -95,18 +95,14 @@ pub struct CompileTimings {
     pub compile: Duration,
     /// Whether the native code came from the on-disk cache.
     pub from_cache: bool,
-    /// The code it serves with first; baseline code is replaced by
-    /// optimized code once that compiles in the background.
-    pub tier: Tier,
 }
 
 impl CompileTimings {
-    fn shared(component: &PreparedComponent) -> Self {
+    fn shared() -> Self {
         CompileTimings {
             validate: Duration::ZERO,
             compile: Duration::ZERO,
             from_cache: true,
-            tier: component.tier(),
         }
     }
 }
@@ -123,8 +119,7 @@ impl Runtime {
         bytes: &[u8],
     ) -> Result<(Arc<PreparedComponent>, CompileTimings), RuntimeError> {
         if let Some(shared) = self.already_loaded(sha256) {
-            let timings = CompileTimings::shared(&shared);
-            return Ok((shared, timings));
+            return Ok((shared, CompileTimings::shared()));
         }
         let started = Instant::now();
         let bytes = &*crate::adapt::to_component(bytes)?;
@@ -138,7 +133,6 @@ impl Runtime {
             validate: validated,
             compile: compile_started.elapsed(),
             from_cache,
-            tier: compiler.tier,
         };
 
         let check_started = Instant::now();
@@ -152,7 +146,7 @@ impl Runtime {
             })?;
         timings.validate += check_started.elapsed();
         if compiler.tier == Tier::Baseline {
-            self.queue_tier_up(&prepared, Source::Bytes(bytes.to_vec()));
+            self.spool_and_queue_tier_up(&prepared, bytes);
         }
         Ok((prepared, timings))
     }
@@ -206,8 +200,7 @@ impl Runtime {
         source: &Path,
     ) -> Result<(Arc<PreparedComponent>, CompileTimings), RuntimeError> {
         if let Some(shared) = self.already_loaded(sha256) {
-            let timings = CompileTimings::shared(&shared);
-            return Ok((shared, timings));
+            return Ok((shared, CompileTimings::shared()));
         }
         for compiler in [Some(&*self.optimized), self.baseline.as_ref()]
             .into_iter()
@@ -219,13 +212,12 @@ impl Runtime {
             let started = Instant::now();
             let prepared = self.pre_instantiate(compiler, sha256, &component)?;
             if compiler.tier == Tier::Baseline {
-                self.queue_tier_up(&prepared, Source::File(source.to_path_buf()));
+                self.queue_tier_up(&prepared, source.to_path_buf(), false);
             }
             let timings = CompileTimings {
                 validate: started.elapsed(),
                 compile: Duration::ZERO,
                 from_cache: true,
-                tier: compiler.tier,
             };
             return Ok((prepared, timings));
         }
@@ -242,8 +234,8 @@ impl Runtime {
     /// effort: a leftover artifact is only wasted disk.
     pub fn forget(&self, sha256: &str) {
         self.tier_up.forget(sha256, || {
-            for compiler in self.compilers() {
-                let path = self.artifact_path(compiler, sha256);
+            let artifacts = self.compilers().map(|c| self.artifact_path(c, sha256));
+            for path in artifacts.chain([self.spool_path(sha256)]) {
                 if let Err(e) = std::fs::remove_file(&path)
                     && e.kind() != std::io::ErrorKind::NotFound
                 {
@@ -253,14 +245,45 @@ impl Runtime {
         });
     }
 
-    fn queue_tier_up(&self, prepared: &Arc<PreparedComponent>, source: Source) {
+    /// Compiles queued or running in the background, of components still
+    /// deployed.
+    pub fn tier_up_waiting(&self) -> usize {
+        self.tier_up.waiting()
+    }
+
+    /// Queues the optimized compile of a component deployed from `bytes`,
+    /// which are spooled next to the cache first: the queue holds paths,
+    /// not megabytes. A spool that cannot be written leaves the component
+    /// on its baseline code (a disk that cannot take it could not take the
+    /// optimized artifact either).
+    fn spool_and_queue_tier_up(&self, prepared: &Arc<PreparedComponent>, bytes: &[u8]) {
+        let spool = self.spool_path(&prepared.sha256);
+        match write_atomically(&spool, bytes) {
+            Ok(()) => self.queue_tier_up(prepared, spool, true),
+            Err(e) => {
+                self.tier_up.count_failure();
+                tracing::warn!(sha256 = %prepared.sha256, "the component keeps its baseline code: {e}");
+            }
+        }
+    }
+
+    fn queue_tier_up(&self, prepared: &Arc<PreparedComponent>, source: PathBuf, spooled: bool) {
         self.tier_up.submit(Job {
             sha256: prepared.sha256.clone(),
             source,
+            spooled,
             artifact: self.artifact_path(&self.optimized, &prepared.sha256),
             compiler: self.optimized.clone(),
             target: Arc::downgrade(prepared),
         });
+    }
+
+    /// Where a deploy leaves a component's bytes for its optimized compile.
+    fn spool_path(&self, sha256: &str) -> PathBuf {
+        self.config
+            .cache_dir
+            .join(&self.optimized.hash)
+            .join(format!("{sha256}.wasm"))
     }
 
     fn artifact_path(&self, compiler: &Compiler, sha256: &str) -> PathBuf {

@@ -19,7 +19,7 @@
 //! while it compiles is still cached, and its next load finds the
 //! optimized code.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -30,12 +30,11 @@ use crate::engine::Compiler;
 use crate::error::RuntimeError;
 
 /// Which compiler produced the code a function runs.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tier {
     /// Winch: compiled fast, served while the optimized code compiles.
     Baseline,
     /// Cranelift: what every function ends on.
-    #[default]
     Optimized,
 }
 
@@ -62,25 +61,20 @@ pub struct TierStats {
     pub baseline_compiles: AtomicU64,
     /// Components whose optimized code replaced their baseline code.
     pub tier_ups: AtomicU64,
-    /// Optimized compiles that failed (the component keeps its baseline
-    /// code until it is loaded again).
+    /// Optimized compiles that failed, or could not be queued (the
+    /// component keeps its baseline code until it is loaded again).
     pub tier_up_failures: AtomicU64,
-    /// Optimized compiles queued and not yet done.
-    pub queued: AtomicU64,
-}
-
-/// Where a queued compile finds the component's bytes.
-pub(crate) enum Source {
-    /// In memory, from a deploy.
-    Bytes(Vec<u8>),
-    /// In the artifact store, from a load after a restart or scale to zero.
-    File(PathBuf),
 }
 
 /// One optimized compile to do.
 pub(crate) struct Job {
     pub(crate) sha256: String,
-    pub(crate) source: Source,
+    /// The component's bytes: the artifact store's copy (after a restart
+    /// or scale to zero), or a copy the deploy spooled next to the cache,
+    /// so a queue of large components holds no bytes in memory.
+    pub(crate) source: PathBuf,
+    /// Whether `source` is a spool copy, removed once the job is done.
+    pub(crate) spooled: bool,
     /// Where the optimized artifact goes.
     pub(crate) artifact: PathBuf,
     pub(crate) compiler: Arc<Compiler>,
@@ -88,20 +82,27 @@ pub(crate) struct Job {
     pub(crate) target: Weak<PreparedComponent>,
 }
 
+/// Components with a compile queued or running, each with the number of
+/// the job that owns it: a component forgotten and deployed again while its
+/// first job waits gets a new job, and the first one, finding another
+/// number, neither writes nor removes anything.
+type Pending = Mutex<HashMap<String, u64>>;
+
 /// The background compile queue.
 pub(crate) struct TierUp {
-    queue: std::sync::mpsc::Sender<Job>,
-    /// Components with a compile queued or running. `forget` removes one,
-    /// which cancels it; held while an artifact is written, so a forgotten
-    /// component's artifact is never written after it was removed.
-    pending: Arc<Mutex<HashSet<String>>>,
+    queue: std::sync::mpsc::Sender<(u64, Job)>,
+    /// `forget` removes a component, which cancels its job; held while an
+    /// artifact is written, so a forgotten component's artifact is never
+    /// written after it was removed.
+    pending: Arc<Pending>,
+    jobs: AtomicU64,
     stats: Arc<TierStats>,
 }
 
 impl TierUp {
     pub(crate) fn start() -> Result<TierUp, RuntimeError> {
-        let (queue, jobs) = std::sync::mpsc::channel::<Job>();
-        let pending: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let (queue, jobs) = std::sync::mpsc::channel::<(u64, Job)>();
+        let pending: Arc<Pending> = Arc::default();
         let stats: Arc<TierStats> = Arc::default();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
@@ -113,15 +114,15 @@ impl TierUp {
             .name("stratus-tier-up".into())
             .spawn(move || {
                 // Ends when the runtime, and with it the sender, is dropped.
-                for job in jobs {
-                    pool.install(|| run(job, &worker_pending, &worker_stats));
-                    worker_stats.queued.fetch_sub(1, Ordering::Relaxed);
+                for (number, job) in jobs {
+                    pool.install(|| run(number, job, &worker_pending, &worker_stats));
                 }
             })
             .map_err(|e| RuntimeError::Config(format!("cannot start the tier-up thread: {e}")))?;
         Ok(TierUp {
             queue,
             pending,
+            jobs: AtomicU64::new(0),
             stats,
         })
     }
@@ -130,25 +131,37 @@ impl TierUp {
         &self.stats
     }
 
+    /// Compiles queued or running, of components still deployed.
+    pub(crate) fn waiting(&self) -> usize {
+        lock(&self.pending).len()
+    }
+
     pub(crate) fn count_baseline_compile(&self) {
         self.stats.baseline_compiles.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn count_failure(&self) {
+        self.stats.tier_up_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Queues the optimized compile of a component, unless one is queued.
     pub(crate) fn submit(&self, job: Job) {
-        if !lock(&self.pending).insert(job.sha256.clone()) {
-            return;
+        let number = self.jobs.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut pending = lock(&self.pending);
+            if pending.contains_key(&job.sha256) {
+                return;
+            }
+            pending.insert(job.sha256.clone(), number);
         }
         let sha256 = job.sha256.clone();
-        self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        if self.queue.send(job).is_err() {
-            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+        if self.queue.send((number, job)).is_err() {
             lock(&self.pending).remove(&sha256);
         }
     }
 
     /// Cancels a component's queued or running compile, and runs `remove`
-    /// (which deletes its artifacts) while no compile can write one.
+    /// (which deletes its artifacts and spool) while no compile can write.
     pub(crate) fn forget(&self, sha256: &str, remove: impl FnOnce()) {
         let mut pending = lock(&self.pending);
         pending.remove(sha256);
@@ -156,16 +169,28 @@ impl TierUp {
     }
 }
 
-fn lock(pending: &Mutex<HashSet<String>>) -> MutexGuard<'_, HashSet<String>> {
-    // Only set inserts, removals and one file write happen under the lock.
+fn lock(pending: &Pending) -> MutexGuard<'_, HashMap<String, u64>> {
+    // Only map lookups, inserts, removals and one file write happen under
+    // the lock.
     pending.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn run(job: Job, pending: &Mutex<HashSet<String>>, stats: &TierStats) {
+fn run(number: u64, job: Job, pending: &Pending, stats: &TierStats) {
     let sha256 = job.sha256.clone();
+    let (spool, spooled) = (job.source.clone(), job.spooled);
     let started = Instant::now();
-    let outcome = compile(job, pending);
-    lock(pending).remove(&sha256);
+    let outcome = compile(number, job, pending);
+    {
+        // Done with it, unless a newer job owns the component (and the
+        // spool, written again under the same name).
+        let mut pending = lock(pending);
+        if pending.get(&sha256) == Some(&number) {
+            pending.remove(&sha256);
+            if spooled {
+                let _ = std::fs::remove_file(&spool);
+            }
+        }
+    }
     match outcome {
         Ok(Some(switched)) => {
             if switched {
@@ -188,24 +213,19 @@ fn run(job: Job, pending: &Mutex<HashSet<String>>, stats: &TierStats) {
 
 /// Compiles, writes and loads the optimized code, and switches the
 /// component to it if it is still in memory. `None` when cancelled.
-fn compile(job: Job, pending: &Mutex<HashSet<String>>) -> Result<Option<bool>, RuntimeError> {
-    let still_wanted = || lock(pending).contains(&job.sha256);
+fn compile(number: u64, job: Job, pending: &Pending) -> Result<Option<bool>, RuntimeError> {
+    let owned = |pending: &HashMap<String, u64>| pending.get(&job.sha256) == Some(&number);
     // Neither deployed any more nor in memory: nothing would use the code
     // soon, and its next load queues it again.
-    if !still_wanted() || job.target.strong_count() == 0 {
+    if !owned(&lock(pending)) || job.target.strong_count() == 0 {
         return Ok(None);
     }
-    let bytes = match job.source {
-        Source::Bytes(bytes) => bytes,
-        Source::File(path) => {
-            let bytes = std::fs::read(&path).map_err(|source| RuntimeError::Io {
-                action: "read component",
-                path,
-                source,
-            })?;
-            crate::adapt::to_component(&bytes)?.into_owned()
-        }
-    };
+    let bytes = std::fs::read(&job.source).map_err(|source| RuntimeError::Io {
+        action: "read component",
+        path: job.source.clone(),
+        source,
+    })?;
+    let bytes = crate::adapt::to_component(&bytes)?;
     let native = job
         .compiler
         .engine
@@ -214,7 +234,7 @@ fn compile(job: Job, pending: &Mutex<HashSet<String>>) -> Result<Option<bool>, R
     drop(bytes);
     {
         let pending = lock(pending);
-        if !pending.contains(&job.sha256) {
+        if !owned(&pending) {
             return Ok(None);
         }
         crate::compile::write_atomically(&job.artifact, &native)?;
