@@ -72,6 +72,7 @@ pub fn access(method: &Method, route: &str) -> Access {
         | "/v1/invocations/{id}"
         | "/v1/events/{id}"
         | "/v1/usage"
+        | "/v1/deploys"
             if get =>
         {
             namespaced(Viewer)

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
 use serde::Deserialize;
-use stratus_control::{DeployPolicy, Node};
+use stratus_control::{DeployInProgress, DeployPolicy, Node};
 use stratus_manifest::Namespace;
 use stratus_runtime::Tier;
 
@@ -54,6 +54,7 @@ pub(crate) fn router() -> Router<AdminState> {
             post(activate_version),
         )
         .route("/apps/{app}/rollback", post(rollback))
+        .route("/deploys", get(deploys_in_progress))
 }
 
 /// Creates and activates a new version of the app named in the manifest.
@@ -142,6 +143,19 @@ pub async fn deploy(
     let mut response = DeployResponse::from(report);
     response.timings.receive_ms = receive_ms;
     Ok((StatusCode::CREATED, Extension(note), Json(response)))
+}
+
+/// Deploys being compiled or committed now, function by function: what a
+/// client waiting on its deploy shows meanwhile. A deploy leaves the list
+/// when its own answer is sent.
+#[utoipa::path(get, tag = "handlers", path = "/v1/deploys",
+    responses((status = 200, body = [DeployInProgress])),
+    security(("bearer" = [])))]
+pub async fn deploys_in_progress(
+    State(state): State<AppsState>,
+    Extension(namespace): Extension<Namespace>,
+) -> Json<Vec<DeployInProgress>> {
+    Json(state.node.deploys_in_progress(|app| namespace.owns(app)))
 }
 
 /// Lists apps.

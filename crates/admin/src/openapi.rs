@@ -16,7 +16,7 @@ use crate::{
 #[openapi(
     info(title = "Stratus admin API", description = "Deploy, version and invoke functions on a Stratus node."),
     paths(
-        health::healthz, health::readyz, apps::deploy, apps::list_apps,
+        health::healthz, health::readyz, apps::deploy, apps::deploys_in_progress, apps::list_apps,
         apps::show_app, apps::delete_app, apps::list_versions,
         apps::activate_version, apps::rollback, traffic::show, traffic::set, invocations::invoke,
         usage::usage, logs::logs, logs::invocation, events::event, events::dead_letters, events::function_events,
@@ -38,6 +38,7 @@ use crate::{
         stratus_control::canary::TrafficWindow, stratus_control::canary::VersionWindow,
         stratus_storage::Canary, stratus_storage::Sticky, stratus_storage::RolloutPolicy,
         stratus_storage::RolloutEvent, stratus_storage::RolloutAction,
+        stratus_control::DeployInProgress, stratus_control::FunctionProgress,
     )),
     modifiers(&BearerAuth),
 )]

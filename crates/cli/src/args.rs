@@ -468,6 +468,12 @@ pub struct NodeOpts {
     /// background.
     #[arg(long)]
     pub no_tiered_compilation: bool,
+    /// Threads a deploy's compile runs on (default: every core). They run
+    /// below the priority of the requests being served (on Linux), so a
+    /// deploy takes only the cores requests leave idle; set fewer to keep
+    /// cores free of compiles altogether.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub compile_threads: Option<u16>,
     /// Largest deploy upload accepted, e.g. "64MiB".
     #[arg(long, default_value = "64MiB", value_parser = bytes)]
     pub max_upload: u64,

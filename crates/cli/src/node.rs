@@ -60,6 +60,10 @@ fn node_config(opts: &NodeOpts, persistent: bool) -> anyhow::Result<NodeConfig> 
             max_code_bytes: opts.compile_max_code,
             timeout: opts.compile_timeout,
             tiered: !opts.no_tiered_compilation,
+            threads: opts.compile_threads.map_or_else(
+                || stratus_runtime::CompileLimits::default().threads,
+                usize::from,
+            ),
         },
         memory_budget: opts.memory_budget,
         idle_ttl: opts.idle_ttl,

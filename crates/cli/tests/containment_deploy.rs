@@ -181,6 +181,24 @@ async fn too_many_routes_are_refused_naming_the_limit_and_nothing_is_stored() {
     assert_eq!(server.get("/many/r0").await.status(), 404);
 }
 
+/// A token of `role` in `namespace`, made with the CLI.
+fn namespace_token(server: &Server, namespace: &str, role: &str) -> String {
+    let out = server.cli(&[
+        "tokens",
+        "create",
+        "-n",
+        namespace,
+        "--role",
+        role,
+        "--name",
+        "probe",
+        "--expires",
+        "1d",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
 /// A component of one core module with `n` small functions. It compiles
 /// (the work grows with `n`), then is refused for not being an HTTP handler.
 fn many_functions(n: usize) -> Vec<u8> {
@@ -249,12 +267,54 @@ async fn a_large_compile_leaves_a_neighbour_answering_and_a_refusal_leaves_no_co
             latencies
         })
     };
+    // Meanwhile the deploy is shown in progress, function by function, to
+    // its namespace only: another team's viewer sees nothing of it.
+    let other_team = namespace_token(&server, "team-a", "viewer");
+    let watcher = {
+        let (server, done) = (server.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut seen, mut leaked) = (None, Vec::new());
+            while !done.load(Ordering::Relaxed) {
+                let (_, deploys) = server.admin_get("/v1/deploys").await;
+                let compiling = deploys
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|d| d["app"] == "big" && d["functions"][0]["state"] == "compiling");
+                if let Some(deploy) = compiling {
+                    seen.get_or_insert(deploy.clone());
+                }
+                let theirs = server
+                    .http
+                    .get(server.admin_url("/v1/namespaces/team-a/deploys"))
+                    .bearer_auth(&other_team)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(theirs.status(), 200);
+                leaked.extend(json(theirs).await.as_array().cloned().unwrap_or_default());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (seen, leaked)
+        })
+    };
     asked_rx.await.unwrap();
     let started = Instant::now();
     let (status, error) = post_component(&server, component).await;
     let took = started.elapsed();
     done.store(true, Ordering::Relaxed);
     let latencies = neighbour.await.unwrap();
+    let (seen, leaked) = watcher.await.unwrap();
+    let seen = seen.expect("the deploy was never shown compiling in /v1/deploys");
+    assert_eq!(seen["functions"][0]["name"], "f", "{seen}");
+    assert!(seen["functions"][0]["size"].as_u64().unwrap() > 0, "{seen}");
+    assert!(leaked.is_empty(), "another namespace saw {leaked:?}");
+    let (_, after) = server.admin_get("/v1/deploys").await;
+    assert_eq!(
+        after,
+        serde_json::json!([]),
+        "an answered deploy is no longer shown"
+    );
 
     let slowest = latencies.iter().max().copied().unwrap_or_default();
     eprintln!(

@@ -293,13 +293,12 @@ fn a_deploy_says_what_it_is_doing_on_a_terminal_only() {
     let server = Server::start();
     let app = testbed_app("slow", "slow", &["/slow"], "");
     // On a terminal (util-linux's `script` runs it on a pseudo-terminal).
-    let shown = on_a_terminal(&server, app.path());
+    let (ok, shown) = on_a_terminal(&server, app.path());
+    assert!(ok, "{shown}");
     assert!(shown.contains(&format!("to {}", server.admin)), "{shown}");
     assert!(shown.contains("uploading"), "{shown}");
-    assert!(
-        shown.contains("the node is validating and compiling"),
-        "{shown}"
-    );
+    assert!(shown.contains(" [░░░"), "a bar: {shown}");
+    assert!(shown.contains("✓ uploaded"), "{shown}");
     assert!(shown.contains("Deployed slow version 1"), "{shown}");
     // Into a pipe: the report alone, stderr empty.
     let out = server.cli(&["deploy", app.path().to_str().unwrap()]);
@@ -308,7 +307,27 @@ fn a_deploy_says_what_it_is_doing_on_a_terminal_only() {
     assert!(stdout(&out).starts_with("Deployed slow version 2"));
 }
 
-fn on_a_terminal(server: &Server, app: &Path) -> String {
+#[test]
+fn a_deploy_on_a_terminal_shows_a_spinner_on_the_function_compiling() {
+    let server = Server::start();
+    // One core module of 50,000 small functions: seconds to compile, then
+    // refused for not being an HTTP handler.
+    let body = "(func (param i32) (result i32) local.get 0 i32.const 7 i32.mul)";
+    let component =
+        wat::parse_str(format!("(component (core module {}))", body.repeat(50_000))).unwrap();
+    let app = AppDir::new(
+        "[app]\nname = \"big\"\n\n[[function]]\nname = \"crunch\"\ncomponent = \"c.wasm\"\nroutes = [\"/big\"]\n",
+    );
+    app.write("c.wasm", &component);
+    let (ok, shown) = on_a_terminal(&server, app.path());
+    assert!(!ok, "the component is refused: {shown}");
+    assert!(shown.contains("crunch  compiling"), "{shown}");
+    assert!(shown.contains("does not export"), "{shown}");
+}
+
+/// Runs `stratus deploy` on a pseudo-terminal: whether it succeeded, and
+/// all it printed.
+fn on_a_terminal(server: &Server, app: &Path) -> (bool, String) {
     let command = format!("{} deploy {}", env!("CARGO_BIN_EXE_stratus"), app.display());
     let out = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
@@ -317,6 +336,8 @@ fn on_a_terminal(server: &Server, app: &Path) -> String {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    stdout(&out)
+    (
+        out.status.success(),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    )
 }

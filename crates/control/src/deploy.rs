@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use crate::error::ControlError;
 use crate::gains::{Capabilities, Gains, gains};
 use crate::node::Node;
+use crate::progress::DeployInProgress;
 use crate::stored::FunctionUpload;
 
 /// What a client sends to deploy: the manifest text and the bytes of each
@@ -118,6 +119,12 @@ pub(crate) struct Prepared {
 }
 
 impl Node {
+    /// The deploys being compiled or committed whose app `visible` lets
+    /// through (a namespace's own), oldest first.
+    pub fn deploys_in_progress(&self, visible: impl Fn(&str) -> bool) -> Vec<DeployInProgress> {
+        self.deploys.list(visible)
+    }
+
     /// Validates, compiles, stores and activates a new version of an app.
     /// Nothing is stored and nothing changes in serving unless every step
     /// succeeds.
@@ -156,6 +163,19 @@ impl Node {
             .app_key(&manifest.app.name)
             .map_err(|e| ControlError::Upload(e.to_string()))?;
 
+        // Shown in `GET /v1/deploys` until this returns, whichever way.
+        let shown = self.deploys.start(
+            &app,
+            manifest.functions.iter().map(|spec| {
+                let size = upload
+                    .components
+                    .get(&spec.component)
+                    .map_or(0, |b| b.len());
+                (spec.name.clone(), size as u64)
+            }),
+        );
+        let shown = Arc::new(shown);
+        let progress = shown.clone();
         // Compiling is CPU-bound work of up to seconds: keep it off the
         // async workers that serve requests.
         let runtime = self.runtime.clone();
@@ -170,7 +190,7 @@ impl Node {
             let mut out = Vec::new();
             let mut validate = Duration::ZERO;
             let mut compile = Duration::ZERO;
-            for (spec, grants) in functions.into_iter().zip(grants) {
+            for (index, (spec, grants)) in functions.into_iter().zip(grants).enumerate() {
                 let bytes = uploaded.components.get(&spec.component).ok_or_else(|| {
                     ControlError::Upload(format!(
                         "component \"{}\" was not uploaded",
@@ -178,6 +198,7 @@ impl Node {
                     ))
                 })?;
                 let sha256 = stratus_storage::sha256_hex(bytes);
+                progress.compiling(index);
                 let (component, timings) =
                     runtime
                         .prepare(&sha256, bytes)
@@ -195,6 +216,7 @@ impl Node {
                     })?;
                 validate += timings.validate;
                 compile += timings.compile;
+                progress.ready(index, component.tier(), timings.from_cache);
                 if !timings.from_cache {
                     fresh.shas.push(sha256);
                 }

@@ -17,6 +17,7 @@ mod error;
 mod follow;
 pub mod gains;
 mod node;
+mod progress;
 mod quotas;
 mod serving;
 mod stored;
@@ -26,4 +27,5 @@ pub use deploy::{DeployPolicy, DeployReport, DeployTimings, DeployedFunction, Up
 pub use error::ControlError;
 pub use follow::Followed;
 pub use node::{CapabilityBackends, Node, NodeStats};
+pub use progress::{DeployInProgress, FunctionProgress};
 pub use serving::LiveCounts;

@@ -57,6 +57,8 @@ pub struct Node {
     /// Where the node's own decisions (a canary rolled back or promoted)
     /// are recorded beside the API's changes; none: only in the log.
     pub(crate) audit: Option<Arc<dyn stratus_storage::AuditLog>>,
+    /// Deploys being compiled or committed, for clients waiting on them.
+    pub(crate) deploys: Arc<crate::progress::InProgress>,
 }
 
 /// The node-wide services behind the capabilities functions are granted:
@@ -110,6 +112,7 @@ impl Node {
             namespaces: None,
             canary_steps: std::sync::Mutex::default(),
             audit: None,
+            deploys: Arc::default(),
         }
     }
 

@@ -165,12 +165,7 @@ impl Default for NodeConfig {
             read_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(300),
             write_timeout: Duration::from_secs(30),
-            compile: CompileLimits {
-                max_functions: 100_000,
-                max_code_bytes: 128 << 20,
-                timeout: Duration::from_secs(120),
-                tiered: true,
-            },
+            compile: CompileLimits::default(),
             memory_budget: None,
             idle_ttl: Duration::from_secs(300),
             metering: Some(Metering {

@@ -21,6 +21,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/apps/shop/versions"),
     ("POST", "/v1/apps/shop/versions/1/activate"),
     ("POST", "/v1/apps/shop/rollback"),
+    ("GET", "/v1/deploys"),
     ("GET", "/v1/apps/shop/traffic"),
     ("PUT", "/v1/apps/shop/traffic"),
     // invocations and logs

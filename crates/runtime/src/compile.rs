@@ -341,14 +341,18 @@ impl Runtime {
         self.compiling.try_lock().is_err()
     }
 
-    /// Compiles on a thread of its own, one component at a time, and waits
+    /// Compiles on the deploy pool, one component at a time, and waits
     /// at most the compile timeout for it (and as long again for a compile
     /// before it). A compile past the timeout cannot be stopped: it runs to
     /// its end and its result is dropped, never written to the cache.
     fn compile_bounded(&self, engine: &Engine, bytes: &[u8]) -> Result<Vec<u8>, RuntimeError> {
         let timeout = self.config.compile.timeout;
         let (tx, rx) = std::sync::mpsc::channel();
-        let (engine, lock) = (engine.clone(), self.compiling.clone());
+        let (engine, lock, pool) = (
+            engine.clone(),
+            self.compiling.clone(),
+            self.compile_pool.clone(),
+        );
         let bytes = bytes.to_vec();
         std::thread::Builder::new()
             .name("stratus-compile".into())
@@ -357,7 +361,8 @@ impl Runtime {
                 if tx.send(None).is_err() {
                     return; // the deploy gave up waiting
                 }
-                let _ = tx.send(Some(engine.precompile_component(&bytes)));
+                let native = pool.install(|| engine.precompile_component(&bytes));
+                let _ = tx.send(Some(native));
             })
             .map_err(|source| RuntimeError::Io {
                 action: "start a compiler thread for",

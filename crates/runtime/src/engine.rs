@@ -35,6 +35,7 @@ const MEMORIES_PER_MODULE: u32 = 1;
 
 use crate::capabilities::CapabilityStats;
 use crate::compile::PreparedComponent;
+use crate::compile_threads::{self, Priority};
 use crate::error::RuntimeError;
 use crate::host::InstanceState;
 use crate::residency::ResidencyStats;
@@ -73,8 +74,9 @@ pub struct RuntimeConfig {
 /// grow with the code it is given (a component of 400,000 functions took
 /// 40 s and 1.7 GB), and a compile cannot be interrupted once started, so
 /// the code is measured before compiling; the timeout bounds what the
-/// measure misses, and one compile at a time on all but one core keeps
-/// deploys from starving the requests being served.
+/// measure misses, and one compile at a time, on threads below the
+/// requests' priority, keeps deploys from starving the requests being
+/// served.
 #[derive(Debug, Clone, Copy)]
 pub struct CompileLimits {
     /// Functions in all of a component's core modules together.
@@ -90,6 +92,10 @@ pub struct CompileLimits {
     /// (`--no-tiered-compilation` turns it off: every deploy then waits
     /// for Cranelift).
     pub tiered: bool,
+    /// Threads a deploy's compile runs on (`--compile-threads`; every core
+    /// by default: they run below the requests' priority, see
+    /// `compile_threads.rs`).
+    pub threads: usize,
 }
 
 impl Default for CompileLimits {
@@ -99,6 +105,7 @@ impl Default for CompileLimits {
             max_code_bytes: 128 << 20,
             timeout: Duration::from_secs(120),
             tiered: true,
+            threads: crate::compile_threads::all_cores(),
         }
     }
 }
@@ -150,6 +157,8 @@ pub struct Runtime {
     pub(crate) loaded: Mutex<HashMap<String, Weak<PreparedComponent>>>,
     /// Held while compiling: one component at a time.
     pub(crate) compiling: Arc<Mutex<()>>,
+    /// The threads a deploy's compile runs on.
+    pub(crate) compile_pool: Arc<rayon::ThreadPool>,
     /// The node's side of outbound HTTP: the `*.svc` services functions may
     /// call and the address policy. Services
     /// are added after construction: what serves them (the event
@@ -197,7 +206,6 @@ impl Runtime {
             // syscall for many slots rather than one per request.
             .decommit_batch_size(DECOMMIT_BATCH);
 
-        leave_a_core_for_serving();
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
@@ -224,6 +232,11 @@ impl Runtime {
             .map(|c| c.engine.clone());
         spawn_epoch_ticker(engines, config.epoch_tick, ticker_stop.clone())?;
         let tier_up = TierUp::start()?;
+        let compile_pool = Arc::new(compile_threads::pool(
+            "stratus-compile",
+            config.compile.threads,
+            Priority::Deploy,
+        )?);
 
         let outbound = NodeOutbound::new(config.outbound_allow_private);
         Ok(Runtime {
@@ -236,6 +249,7 @@ impl Runtime {
             idle_instances: AtomicU32::new(0),
             loaded: Mutex::default(),
             compiling: Arc::default(),
+            compile_pool,
             services: ArcSwap::from_pointee(outbound),
             capability_stats: Arc::default(),
         })
@@ -398,16 +412,4 @@ fn spawn_epoch_ticker(
         })
         .map(|_| ())
         .map_err(|e| RuntimeError::Config(format!("cannot start the epoch thread: {e}")))
-}
-
-/// Wasmtime compiles a component's functions in parallel on rayon's global
-/// pool, which by default takes every core; on a small node a deploy would
-/// then stall the requests being served. One core is left to them (the
-/// pool can only be sized once per process; a later call changes nothing).
-fn leave_a_core_for_serving() {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(cores.saturating_sub(1).max(1))
-        .thread_name(|i| format!("stratus-compile-{i}"))
-        .build_global();
 }

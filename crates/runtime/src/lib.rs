@@ -25,6 +25,7 @@ mod adapt;
 pub mod capabilities;
 mod capture;
 mod compile;
+mod compile_threads;
 mod egress;
 mod engine;
 mod error;

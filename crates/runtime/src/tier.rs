@@ -10,9 +10,10 @@
 //! the new code, and no request waits for the switch.
 //!
 //! The queue is one thread compiling on a rayon pool of its own (one
-//! thread), so a tier-up never holds up a deploy's baseline compile, which
-//! runs on the global pool, and never takes more than one core from the
-//! requests being served. A component undeployed (its artifacts forgotten)
+//! thread, at the lowest priority: see `compile_threads.rs`), so a tier-up
+//! never holds up a deploy's baseline compile, which runs on the deploy
+//! pool, and never takes more than one core, and only a core the requests
+//! being served leave idle. A component undeployed (its artifacts forgotten)
 //! before its turn, or while it compiles, is not compiled, or its result is
 //! not written. One scaled to zero before its turn is skipped (its next
 //! load finds only baseline code and queues it again); one scaled to zero
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
 use crate::compile::PreparedComponent;
+use crate::compile_threads::{self, Priority};
 use crate::engine::Compiler;
 use crate::error::RuntimeError;
 
@@ -104,11 +106,7 @@ impl TierUp {
         let (queue, jobs) = std::sync::mpsc::channel::<(u64, Job)>();
         let pending: Arc<Pending> = Arc::default();
         let stats: Arc<TierStats> = Arc::default();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .thread_name(|_| "stratus-tier-up-compile".into())
-            .build()
-            .map_err(|e| RuntimeError::Config(format!("cannot start the tier-up pool: {e}")))?;
+        let pool = compile_threads::pool("stratus-tier-up", 1, Priority::Background)?;
         let (worker_pending, worker_stats) = (pending.clone(), stats.clone());
         std::thread::Builder::new()
             .name("stratus-tier-up".into())
