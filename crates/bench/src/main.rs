@@ -74,6 +74,10 @@ struct Args {
     /// The memory cap of the function under load (with --component).
     #[arg(long, default_value = "16MiB", requires = "component")]
     memory: String,
+    /// A flag for every Stratus node the bench starts, after its own
+    /// (repeatable), e.g. `--node-arg=--keep-resident=32MiB`.
+    #[arg(long, allow_hyphen_values = true)]
+    node_arg: Vec<String>,
     #[command(subcommand)]
     mode: Option<Mode>,
 }
@@ -184,6 +188,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(component) = &args.component {
         targets::set_component(component.clone(), args.memory.clone())?;
         println!("component under load: {}", component.display());
+    }
+    if !args.node_arg.is_empty() {
+        println!("every node also gets: {}", args.node_arg.join(" "));
+        targets::StratusNode::set_node_args(args.node_arg.clone());
     }
     let spec = args.load_spec();
     match args.mode {

@@ -126,6 +126,10 @@ pub struct Variant {
     pub traced: bool,
 }
 
+/// Flags given to every `stratus server` the bench starts, after its own:
+/// one setting compared across runs (e.g. `--keep-resident=32MiB`).
+static NODE_ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
 impl StratusNode {
     /// Starts a node with `extra` flags, no app deployed.
     pub fn start_empty(extra: &[&str]) -> anyhow::Result<StratusNode> {
@@ -134,6 +138,12 @@ impl StratusNode {
 
     /// As [`StratusNode::start_empty`], running the server binary `bin`
     /// (another build, to compare two in one run).
+    /// Sets the flags every node started from now on gets after its own
+    /// (`--node-arg`); the first call wins.
+    pub fn set_node_args(args: Vec<String>) {
+        let _ = NODE_ARGS.set(args);
+    }
+
     pub fn start_empty_binary(bin: &Path, extra: &[&str]) -> anyhow::Result<StratusNode> {
         Self::start_empty_env(bin, extra, &[])
     }
@@ -153,6 +163,7 @@ impl StratusNode {
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .args(["--admin-token", "bench"])
             .args(extra)
+            .args(NODE_ARGS.get().into_iter().flatten())
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
