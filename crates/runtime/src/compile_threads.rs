@@ -13,8 +13,9 @@
 //! waits for comes before a background compile no one does.
 //!
 //! Only Linux keeps a priority per thread (`setpriority` on "this
-//! process" changes the calling thread there); elsewhere the threads keep the process's priority, and a node that must
-//! keep a core for requests there sets `--compile-threads`.
+//! process" changes the calling thread there); elsewhere the threads keep
+//! the process's priority, and a node that must keep a core for requests
+//! there sets `--compile-threads`.
 
 use crate::error::RuntimeError;
 
@@ -53,7 +54,7 @@ pub(crate) fn pool(
 }
 
 /// Every core: the default number of a deploy's compile threads.
-pub fn all_cores() -> usize {
+pub(crate) fn all_cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 

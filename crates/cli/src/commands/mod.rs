@@ -3,6 +3,7 @@
 pub mod apps;
 pub mod audit;
 pub mod deploy;
+mod deploy_progress;
 pub mod dlq;
 pub mod invocations;
 pub mod invoke;
