@@ -310,11 +310,13 @@ fn a_deploy_says_what_it_is_doing_on_a_terminal_only() {
 #[test]
 fn a_deploy_on_a_terminal_shows_a_spinner_on_the_function_compiling() {
     let server = Server::start();
-    // One core module of 50,000 small functions: seconds to compile, then
-    // refused for not being an HTTP handler.
+    // One core module of 80,000 small functions (under the default limit
+    // of 100,000): most of a second to compile on two cores, several
+    // spinner frames and looks at the node, then refused for not being an
+    // HTTP handler.
     let body = "(func (param i32) (result i32) local.get 0 i32.const 7 i32.mul)";
     let component =
-        wat::parse_str(format!("(component (core module {}))", body.repeat(50_000))).unwrap();
+        wat::parse_str(format!("(component (core module {}))", body.repeat(80_000))).unwrap();
     let app = AppDir::new(
         "[app]\nname = \"big\"\n\n[[function]]\nname = \"crunch\"\ncomponent = \"c.wasm\"\nroutes = [\"/big\"]\n",
     );
