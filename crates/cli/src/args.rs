@@ -403,6 +403,14 @@ pub struct NodeOpts {
     /// Gateway address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Share the gateway's port with other `stratus server` processes
+    /// started with this flag (SO_REUSEPORT): the kernel spreads the
+    /// connections among them. With `--cluster`, one node per core on one
+    /// machine (e.g. each under `taskset -c N`) serves functions that write
+    /// much memory per instance (Python, JavaScript) several times faster
+    /// than one node on every core.
+    #[arg(long)]
+    pub reuse_port: bool,
     /// Admin API address.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub admin_listen: SocketAddr,

@@ -45,6 +45,7 @@ fn node_config(opts: &NodeOpts, persistent: bool) -> anyhow::Result<NodeConfig> 
     });
     let config = NodeConfig {
         listen: opts.listen,
+        reuse_port: opts.reuse_port,
         admin_listen: opts.admin_listen,
         tls: tls_files(&opts.tls_cert, &opts.tls_key),
         admin_tls: tls_files(&opts.admin_tls_cert, &opts.admin_tls_key),
@@ -116,7 +117,10 @@ struct Bound {
 /// taken is reported before anything is opened or compiled.
 async fn start(config: NodeConfig, data_dir: &Path, token: &str) -> anyhow::Result<Bound> {
     let (listen, admin_listen) = (config.listen, config.admin_listen);
-    let gateway = stratus_node::bind(listen, "--listen").await?;
+    let gateway = match config.reuse_port {
+        true => stratus_node::bind_shared(listen, "--listen").await?,
+        false => stratus_node::bind(listen, "--listen").await?,
+    };
     let admin = stratus_node::bind(admin_listen, "--admin-listen").await?;
     let url = |tls: bool, addr: std::net::SocketAddr| {
         format!("{}://{addr}", if tls { "https" } else { "http" })

@@ -234,6 +234,73 @@ async fn a_deploy_through_one_node_is_served_by_every_node() {
     }
 }
 
+/// Requests the node answered, summed over its functions.
+async fn answered(node: &Server) -> u64 {
+    node.metrics_text()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("stratus_function_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn two_nodes_with_reuse_port_share_one_gateway_port_and_both_serve_it() {
+    let _cores = timed().await;
+    let cluster = Cluster::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let shared = ["--listen", listen.as_str(), "--reuse-port"];
+    let one = cluster.node_with(&shared);
+    let two = cluster.node_with(&shared);
+    assert_eq!(one.gateway, two.gateway, "both bound the one port");
+    // Without the flag the port is taken, named in the error.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args([
+            "server",
+            "--listen",
+            listen.as_str(),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--admin-token", TOKEN, "--data-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&listen), "{}", stderr(&out));
+
+    one.deploy(shop("v1").path());
+    nodes(&one, 2).await;
+    serves(&one, "/shop/echo", "v1").await;
+    // The kernel spreads new connections over both processes: each
+    // request on a connection of its own, until both nodes answered some.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for _ in 0..16 {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let response = client.get(one.url("/shop/echo")).send().await.unwrap();
+            // Each node serves the app once it has followed the deploy.
+            assert!([200, 404].contains(&response.status().as_u16()));
+        }
+        let (a, b) = (answered(&one).await, answered(&two).await);
+        if a > 0 && b > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only one node answered: {a} and {b}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn of_deploys_racing_through_two_nodes_each_is_acknowledged_or_refused_409() {
     let cluster = Cluster::new();

@@ -17,6 +17,9 @@ use stratus_storage::{PriceSheet, Retention, RetryPolicy, Sampling};
 pub struct NodeConfig {
     /// `--listen`: the gateway.
     pub listen: SocketAddr,
+    /// `--reuse-port`: share the gateway's port with other processes that
+    /// bind it so (a node per core on one machine).
+    pub reuse_port: bool,
     /// `--admin-listen`: the admin API.
     pub admin_listen: SocketAddr,
     /// `--tls-cert`, `--tls-key`: serve the gateway over TLS (HTTP/2 by
@@ -155,6 +158,7 @@ impl Default for NodeConfig {
         let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
         NodeConfig {
             listen: loopback(8080),
+            reuse_port: false,
             admin_listen: loopback(8081),
             tls: None,
             admin_tls: None,

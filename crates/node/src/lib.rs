@@ -23,6 +23,6 @@ pub use config::{
     Cluster, ConfigError, KeyValueStore, MAX_LOG_PER_INVOCATION, Metering, NodeConfig,
 };
 pub use error::NodeError;
-pub use serve::bind;
+pub use serve::{bind, bind_shared};
 pub use stratus_gateway::TlsFiles;
 pub use stratus_telemetry::TracingConfig;

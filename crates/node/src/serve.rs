@@ -25,6 +25,26 @@ pub async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, N
         .map_err(|source| NodeError::Bind { addr, flag, source })
 }
 
+/// Listens on `addr` with `SO_REUSEPORT`, so several processes, each
+/// binding it so, share the port and the kernel spreads the connections
+/// among them. It is how one machine runs a node per core (each node's
+/// guests then fault and flush only their own core's address space; see
+/// `docs/benchmarks.md`). Unix only; elsewhere a plain bind.
+pub async fn bind_shared(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, NodeError> {
+    let error = |source| NodeError::Bind { addr, flag, source };
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(error)?;
+    // As `TcpListener::bind` does: a restarted node rebinds at once.
+    socket.set_reuseaddr(true).map_err(error)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true).map_err(error)?;
+    socket.bind(addr).map_err(error)?;
+    socket.listen(1024).map_err(error)
+}
+
 impl Stratus {
     /// Serves the gateway on `gateway` and the admin API on `admin`, and
     /// delivers events and runs triggers, until `shutdown` resolves. Then

@@ -182,7 +182,12 @@ impl Server {
             .arg("server")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
+            .args(["--admin-listen", "127.0.0.1:0"])
             .args(["--admin-token", TOKEN])
             .args(if extra.contains(&"--max-instances") {
                 &[][..]
