@@ -678,6 +678,7 @@ async fn a_cluster_node_without_the_shared_secrets_key_refuses_to_start() {
             .contains("STRATUS_SECRETS_KEY is not set: the nodes of a cluster share their secrets"),
         "{error}"
     );
+    assert_eq!(error.matches("is not set").count(), 1, "said once: {error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

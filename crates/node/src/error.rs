@@ -8,11 +8,13 @@ use crate::config::ConfigError;
 pub enum NodeError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// One of the node's stores or its runtime could not be opened.
-    #[error("cannot open the {what}: {source}")]
+    /// One of the node's stores or its runtime could not be opened. The
+    /// cause is in the message and not also the error's source, which a
+    /// report of the chain (`{:#}`) would print a second time.
+    #[error("cannot open the {what}: {cause}")]
     Open {
         what: &'static str,
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The cluster's NATS servers or its buckets could not be reached.
     #[error("cluster: {0}")]
@@ -47,7 +49,7 @@ impl NodeError {
     ) -> NodeError {
         NodeError::Open {
             what,
-            source: Box::new(source),
+            cause: Box::new(source),
         }
     }
 }
