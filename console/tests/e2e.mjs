@@ -396,7 +396,9 @@ try {
         await waitText('#logs-state', /Following/);
         const marker = `e2e-${Date.now()}`;
         const r = await fetch(`${GATEWAY}/${APP}/print?text=${marker}`);
-        await r.arrayBuffer();
+        const printed = await r.text();
+        // A line that was never printed is not the live tail's fault.
+        if (r.status !== 200) throw new Error(`print answered ${r.status}: ${printed}`);
         await waitText('#log-lines', new RegExp(marker), 60_000);
         // The stream filter hides stdout lines when stderr is chosen.
         await page.getByLabel('Stream').selectOption('stderr');

@@ -37,10 +37,14 @@ pub async fn bind_shared(addr: SocketAddr, flag: &'static str) -> Result<TcpList
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
     }
     .map_err(error)?;
-    // As `TcpListener::bind` does: a restarted node rebinds at once.
-    socket.set_reuseaddr(true).map_err(error)?;
+    // As `TcpListener::bind` does on Unix: a restarted node rebinds at
+    // once. (On Windows the same option lets another process take a port
+    // in use.)
     #[cfg(unix)]
-    socket.set_reuseport(true).map_err(error)?;
+    {
+        socket.set_reuseaddr(true).map_err(error)?;
+        socket.set_reuseport(true).map_err(error)?;
+    }
     socket.bind(addr).map_err(error)?;
     socket.listen(1024).map_err(error)
 }
