@@ -38,7 +38,7 @@ use crate::{
         stratus_control::canary::TrafficWindow, stratus_control::canary::VersionWindow,
         stratus_storage::Canary, stratus_storage::Sticky, stratus_storage::RolloutPolicy,
         stratus_storage::RolloutEvent, stratus_storage::RolloutAction,
-        stratus_control::DeployInProgress, stratus_control::FunctionProgress,
+        stratus_control::DeployInProgress, stratus_control::FunctionProgress, stratus_control::CompileState,
     )),
     modifiers(&BearerAuth),
 )]

@@ -27,5 +27,5 @@ pub use deploy::{DeployPolicy, DeployReport, DeployTimings, DeployedFunction, Up
 pub use error::ControlError;
 pub use follow::Followed;
 pub use node::{CapabilityBackends, Node, NodeStats};
-pub use progress::{DeployInProgress, FunctionProgress};
+pub use progress::{CompileState, DeployInProgress, FunctionProgress};
 pub use serving::LiveCounts;

@@ -32,8 +32,7 @@ pub struct FunctionProgress {
     pub name: String,
     /// Its component's size in bytes.
     pub size: u64,
-    /// `waiting` (for the functions before it), `compiling` or `ready`.
-    pub state: String,
+    pub state: CompileState,
     /// Milliseconds compiling so far, or in all once ready.
     pub compile_ms: u64,
     /// Once ready: the tier of its code (`baseline` or `optimized`).
@@ -42,6 +41,17 @@ pub struct FunctionProgress {
     /// Once ready: whether the code came from the cache.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_cache: Option<bool>,
+}
+
+/// Where a function's compile is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum CompileState {
+    /// Behind the functions before it (one compiles at a time).
+    Waiting,
+    Compiling,
+    Ready,
 }
 
 /// The node's deploys in progress, by a number of their own.
@@ -72,7 +82,7 @@ impl InProgress {
                 let progress = FunctionProgress {
                     name,
                     size,
-                    state: "waiting".into(),
+                    state: CompileState::Waiting,
                     compile_ms: 0,
                     tier: None,
                     from_cache: None,
@@ -133,14 +143,14 @@ pub(crate) struct Shown {
 impl Shown {
     pub(crate) fn compiling(&self, index: usize) {
         self.update(index, |progress, since| {
-            progress.state = "compiling".into();
+            progress.state = CompileState::Compiling;
             *since = Some(Instant::now());
         });
     }
 
     pub(crate) fn ready(&self, index: usize, tier: Tier, from_cache: bool) {
         self.update(index, |progress, since| {
-            progress.state = "ready".into();
+            progress.state = CompileState::Ready;
             progress.compile_ms = since.take().map_or(0, |since| millis(&since));
             progress.tier = Some(tier.name().into());
             progress.from_cache = Some(from_cache);
@@ -184,14 +194,14 @@ mod tests {
         shown.compiling(0);
         let list = all.list(|app| !app.contains('/'));
         assert_eq!(list.len(), 1, "the other namespace's deploy is hidden");
-        let states: Vec<_> = list[0].functions.iter().map(|f| f.state.as_str()).collect();
-        assert_eq!(states, ["compiling", "waiting"]);
+        let states: Vec<_> = list[0].functions.iter().map(|f| f.state).collect();
+        assert_eq!(states, [CompileState::Compiling, CompileState::Waiting]);
         shown.ready(0, Tier::Baseline, false);
         shown.compiling(1);
         let list = all.list(|app| app == "shop");
-        assert_eq!(list[0].functions[0].state, "ready");
+        assert_eq!(list[0].functions[0].state, CompileState::Ready);
         assert_eq!(list[0].functions[0].tier.as_deref(), Some("baseline"));
-        assert_eq!(list[0].functions[1].state, "compiling");
+        assert_eq!(list[0].functions[1].state, CompileState::Compiling);
         drop(shown);
         assert!(all.list(|app| app == "shop").is_empty());
         assert_eq!(all.list(|_| true).len(), 1);

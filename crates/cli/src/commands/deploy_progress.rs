@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::Method;
-use stratus_control::{DeployInProgress, FunctionProgress};
+use stratus_control::{CompileState, DeployInProgress, FunctionProgress};
 
 use crate::client::{Client, read_json};
 use crate::output;
@@ -75,7 +75,10 @@ impl Shown {
             );
         };
         let functions = self.functions.as_deref().unwrap_or_default();
-        if let Some(f) = functions.iter().find(|f| f.state == "compiling") {
+        if let Some(f) = functions
+            .iter()
+            .find(|f| f.state == CompileState::Compiling)
+        {
             return format!(
                 "{spinner} {}  compiling {} ({:.1} s)",
                 output::escape_line(&f.name),
@@ -83,7 +86,7 @@ impl Shown {
                 (f.compile_ms as f64 / 1000.0) + self.polled.elapsed().as_secs_f64()
             );
         }
-        if !functions.is_empty() && functions.iter().all(|f| f.state == "ready") {
+        if !functions.is_empty() && functions.iter().all(|f| f.state == CompileState::Ready) {
             return format!("{spinner} activating the new version…");
         }
         format!(
@@ -99,7 +102,7 @@ impl Shown {
             return Vec::new();
         };
         let mut lines = Vec::new();
-        for f in functions.iter().filter(|f| f.state == "ready") {
+        for f in functions.iter().filter(|f| f.state == CompileState::Ready) {
             if !self.printed.insert(f.name.clone()) {
                 continue;
             }
